@@ -1,0 +1,126 @@
+//! ACME identifiers (RFC 8555 §9.7.7, RFC 8738) as they cross process boundaries.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The type of an ACME identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum IdentifierKind {
+    /// A DNS name, possibly a wildcard (`*.example.org`).
+    Dns,
+    /// An IP address literal (RFC 8738).
+    Ip,
+}
+
+impl IdentifierKind {
+    /// The ACME JSON spelling (`"dns"`, `"ip"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dns => "dns",
+            Self::Ip => "ip",
+        }
+    }
+
+    /// Parses the ACME JSON spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "dns" => Some(Self::Dns),
+            "ip" => Some(Self::Ip),
+            _ => None,
+        }
+    }
+}
+
+/// One identifier: a type and a normalised value (lower-case DNS name without a
+/// trailing dot, or an IP address in its canonical text form).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Identifier {
+    /// `dns` or `ip`.
+    pub kind: IdentifierKind,
+    /// The normalised value.
+    pub value: String,
+}
+
+impl Identifier {
+    /// A DNS identifier, normalised to lower case without a trailing dot.
+    pub fn dns(name: &str) -> Self {
+        Self {
+            kind: IdentifierKind::Dns,
+            value: name.trim_end_matches('.').to_ascii_lowercase(),
+        }
+    }
+
+    /// An IP identifier in canonical text form.
+    pub fn ip(addr: IpAddr) -> Self {
+        Self {
+            kind: IdentifierKind::Ip,
+            value: addr.to_string(),
+        }
+    }
+
+    /// True for `*.`-prefixed DNS identifiers.
+    pub fn is_wildcard(&self) -> bool {
+        self.kind == IdentifierKind::Dns && self.value.starts_with("*.")
+    }
+
+    /// The DNS name without its wildcard label (RFC 8555 §7.1.3).
+    pub fn base_name(&self) -> &str {
+        self.value.strip_prefix("*.").unwrap_or(&self.value)
+    }
+}
+
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.value)
+    }
+}
+
+/// Whether `name` is a syntactically valid DNS name for a certificate: LDH
+/// labels of 1–63 octets, at least two labels, at most 253 octets, a leading
+/// `*.` allowed only as the whole first label.
+pub fn is_valid_dns_name(name: &str) -> bool {
+    let base = name.strip_prefix("*.").unwrap_or(name);
+    if base.is_empty() || name.len() > 253 {
+        return false;
+    }
+    let labels: Vec<&str> = base.split('.').collect();
+    if labels.len() < 2 {
+        return false;
+    }
+    labels.iter().all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    }) && labels
+        .last()
+        .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_name_rules() {
+        for ok in ["example.org", "a-b.example.org", "*.example.org", "xn--bcher-kva.example"] {
+            assert!(is_valid_dns_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "localhost", "*.org.*", "a..b", "-a.example", "a-.example", "ex ample.org",
+            "*example.org", "a.*.example.org", "1.2.3.4", "under_score.example",
+        ] {
+            assert!(!is_valid_dns_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn normalises_dns() {
+        assert_eq!(Identifier::dns("WWW.Example.ORG.").value, "www.example.org");
+        assert!(Identifier::dns("*.example.org").is_wildcard());
+        assert_eq!(Identifier::dns("*.example.org").base_name(), "example.org");
+    }
+}

@@ -1,0 +1,27 @@
+//! The IPC contract between `acme-frontend`, `ca-signer` and `validator-worker`.
+//!
+//! * [`signer`] and [`validator`] hold the two tarpc services and their types.
+//! * [`transport`] is the Unix-socket transport: bind with safe permissions,
+//!   `SO_PEERCRED` allow-list, protocol-version preamble, bincode frames with a
+//!   length cap.
+//! * [`deadline`] builds tarpc contexts with an explicit deadline.
+//! * [`csr`] parses and verifies PKCS#10 requests; the frontend checks a CSR
+//!   before it calls the signer, and the signer checks it again because it trusts
+//!   no caller.
+//!
+//! bincode is positional: append fields and variants at the end, never reorder,
+//! and bump [`PROTOCOL_VERSION`] on any change of a wire type.
+
+pub mod csr;
+pub mod deadline;
+pub mod identifier;
+pub mod peer;
+pub mod signer;
+pub mod transport;
+pub mod validator;
+
+pub use identifier::{Identifier, IdentifierKind};
+
+/// Version of the wire types in this crate. Both ends send it in the connection
+/// preamble and refuse to talk to a different version.
+pub const PROTOCOL_VERSION: u16 = 1;

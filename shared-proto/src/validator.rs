@@ -1,0 +1,140 @@
+//! `ValidatorRpc`: what `acme-frontend` may ask of `validator-worker`.
+//!
+//! The request carries everything the probe needs; the answer is a record of
+//! what was checked or a problem with an ACME error kind. Nothing in it only
+//! works locally, so the same service can later be reached over TCP from
+//! remote perspectives.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Identifier;
+
+/// The validator's RPC surface.
+#[tarpc::service]
+pub trait ValidatorRpc {
+    /// Probes one challenge and reports the result.
+    async fn validate_challenge(request: ValidateRequest) -> Result<ValidationRecord, ValidationProblem>;
+}
+
+/// ACME challenge types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChallengeType {
+    /// RFC 8555 §8.3.
+    Http01,
+    /// RFC 8555 §8.4.
+    Dns01,
+    /// RFC 8737.
+    TlsAlpn01,
+}
+
+impl ChallengeType {
+    /// The ACME spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http01 => "http-01",
+            Self::Dns01 => "dns-01",
+            Self::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+
+    /// Parses the ACME spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http-01" => Some(Self::Http01),
+            "dns-01" => Some(Self::Dns01),
+            "tls-alpn-01" => Some(Self::TlsAlpn01),
+            _ => None,
+        }
+    }
+}
+
+/// One challenge to probe.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ValidateRequest {
+    /// The identifier being validated.
+    pub identifier: Identifier,
+    /// Which challenge.
+    pub challenge_type: ChallengeType,
+    /// The challenge token.
+    pub token: String,
+    /// `token || '.' || base64url(thumbprint)` (RFC 8555 §8.1).
+    pub key_authorization: String,
+    /// The requesting account's URL.
+    pub account_uri: String,
+    /// When the authorization expires (Unix seconds).
+    pub authz_expires: i64,
+}
+
+/// What a successful probe saw (RFC 8555 §8.3 `validationRecord`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationRecord {
+    /// The URL fetched, for http-01.
+    pub url: Option<String>,
+    /// The host name probed.
+    pub hostname: String,
+    /// The port probed, for http-01 and tls-alpn-01.
+    pub port: Option<u16>,
+    /// The addresses the name resolved to.
+    pub addresses_resolved: Vec<IpAddr>,
+    /// The address that answered.
+    pub address_used: Option<IpAddr>,
+    /// When the probe finished (Unix seconds).
+    pub validated_at: i64,
+}
+
+/// ACME error kinds a probe can end in (RFC 8555 §6.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProblemKind {
+    /// Could not connect to the applicant.
+    Connection,
+    /// DNS lookup failed.
+    Dns,
+    /// The applicant answered, but not with the expected content.
+    IncorrectResponse,
+    /// TLS handshake or certificate problem (tls-alpn-01).
+    Tls,
+    /// The identifier may not be validated by this CA (reserved address,
+    /// policy).
+    RejectedIdentifier,
+    /// The request to the validator itself was malformed.
+    Malformed,
+    /// The validator failed internally.
+    ServerInternal,
+}
+
+impl ProblemKind {
+    /// The RFC 8555 error type name (without the `urn:ietf:params:acme:error:` prefix).
+    pub fn acme_type(self) -> &'static str {
+        match self {
+            Self::Connection => "connection",
+            Self::Dns => "dns",
+            Self::IncorrectResponse => "incorrectResponse",
+            Self::Tls => "tls",
+            Self::RejectedIdentifier => "rejectedIdentifier",
+            Self::Malformed => "malformed",
+            Self::ServerInternal => "serverInternal",
+        }
+    }
+}
+
+/// A failed probe: an ACME error kind and a detail for the subscriber.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}: {detail}", kind.acme_type())]
+pub struct ValidationProblem {
+    /// The ACME error kind.
+    pub kind: ProblemKind,
+    /// A human-readable explanation naming the host, port or record involved.
+    pub detail: String,
+}
+
+impl ValidationProblem {
+    /// A problem of `kind` with `detail`.
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
