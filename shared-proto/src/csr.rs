@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use const_oid::ObjectIdentifier;
-use const_oid::db::rfc5280::{ID_CE_BASIC_CONSTRAINTS, ID_CE_SUBJECT_ALT_NAME};
 use const_oid::db::rfc4519::CN;
+use const_oid::db::rfc5280::{ID_CE_BASIC_CONSTRAINTS, ID_CE_SUBJECT_ALT_NAME};
 use der::{Decode, Encode};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, SubjectAltName};
@@ -118,8 +118,15 @@ impl ParsedCsr {
             return Err(CsrError::RequestsCa);
         }
         let wanted: BTreeSet<Identifier> = order.iter().cloned().collect();
-        let extra: Vec<String> = self.identifiers.difference(&wanted).map(|i| i.to_string()).collect();
-        let missing: Vec<String> = wanted.difference(&self.identifiers).map(|i| i.to_string()).collect();
+        let extra: Vec<String> = self
+            .identifiers
+            .difference(&wanted)
+            .map(|i| i.to_string())
+            .collect();
+        let missing: Vec<String> = wanted
+            .difference(&self.identifiers)
+            .map(|i| i.to_string())
+            .collect();
         if extra.is_empty() && missing.is_empty() {
             return Ok(());
         }
@@ -136,7 +143,9 @@ impl ParsedCsr {
 
 fn verify_signature(der: &[u8]) -> Result<(), CsrError> {
     let req = openssl::x509::X509Req::from_der(der).map_err(|e| CsrError::Parse(e.to_string()))?;
-    let key = req.public_key().map_err(|e| CsrError::Parse(format!("public key: {e}")))?;
+    let key = req
+        .public_key()
+        .map_err(|e| CsrError::Parse(format!("public key: {e}")))?;
     match req.verify(&key) {
         Ok(true) => Ok(()),
         _ => Err(CsrError::Signature),
@@ -144,7 +153,7 @@ fn verify_signature(der: &[u8]) -> Result<(), CsrError> {
 }
 
 fn decode_directory_string(any: &der::Any) -> Option<String> {
-    use der::asn1::{PrintableStringRef, Utf8StringRef, Ia5StringRef};
+    use der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
     if let Ok(s) = any.decode_as::<Utf8StringRef<'_>>() {
         return Some(s.as_str().to_owned());
     }
@@ -181,7 +190,11 @@ fn general_name_to_identifier(name: &GeneralName) -> Result<Identifier, CsrError
                     a.copy_from_slice(bytes);
                     IpAddr::from(a)
                 }
-                n => return Err(CsrError::UnsupportedName(format!("iPAddress of {n} octets"))),
+                n => {
+                    return Err(CsrError::UnsupportedName(format!(
+                        "iPAddress of {n} octets"
+                    )));
+                }
             };
             Ok(Identifier::ip(ip))
         }
@@ -200,7 +213,9 @@ mod tests {
                 .expect("params");
         params.distinguished_name = rcgen::DistinguishedName::new();
         if let Some(cn) = cn {
-            params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
         }
         if ca {
             params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -210,7 +225,11 @@ mod tests {
 
     #[test]
     fn parses_names_and_cn() {
-        let der = csr(&["a.example.org", "B.example.org", "192.0.2.1"], Some("a.example.org"), false);
+        let der = csr(
+            &["a.example.org", "B.example.org", "192.0.2.1"],
+            Some("a.example.org"),
+            false,
+        );
         let parsed = ParsedCsr::parse_and_verify(&der).expect("parse");
         let ids = [
             Identifier::dns("a.example.org"),
@@ -225,7 +244,9 @@ mod tests {
     fn extra_and_missing_names_are_refused() {
         let der = csr(&["a.example.org", "evil.example.org"], None, false);
         let parsed = ParsedCsr::parse_and_verify(&der).expect("parse");
-        let err = parsed.check_against(&[Identifier::dns("a.example.org")]).unwrap_err();
+        let err = parsed
+            .check_against(&[Identifier::dns("a.example.org")])
+            .unwrap_err();
         assert!(matches!(err, CsrError::NameMismatch(ref m) if m.contains("evil.example.org")));
         let err = parsed
             .check_against(&[
@@ -241,7 +262,11 @@ mod tests {
     fn cn_outside_sans_is_a_mismatch() {
         let der = csr(&["a.example.org"], Some("other.example.org"), false);
         let parsed = ParsedCsr::parse_and_verify(&der).expect("parse");
-        assert!(parsed.check_against(&[Identifier::dns("a.example.org")]).is_err());
+        assert!(
+            parsed
+                .check_against(&[Identifier::dns("a.example.org")])
+                .is_err()
+        );
     }
 
     #[test]
@@ -265,6 +290,9 @@ mod tests {
 
     #[test]
     fn garbage_is_a_parse_error() {
-        assert!(matches!(ParsedCsr::parse_and_verify(b"\x30\x03abc"), Err(CsrError::Parse(_))));
+        assert!(matches!(
+            ParsedCsr::parse_and_verify(b"\x30\x03abc"),
+            Err(CsrError::Parse(_))
+        ));
     }
 }

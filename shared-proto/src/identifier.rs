@@ -106,12 +106,26 @@ mod tests {
 
     #[test]
     fn dns_name_rules() {
-        for ok in ["example.org", "a-b.example.org", "*.example.org", "xn--bcher-kva.example"] {
+        for ok in [
+            "example.org",
+            "a-b.example.org",
+            "*.example.org",
+            "xn--bcher-kva.example",
+        ] {
             assert!(is_valid_dns_name(ok), "{ok}");
         }
         for bad in [
-            "", "localhost", "*.org.*", "a..b", "-a.example", "a-.example", "ex ample.org",
-            "*example.org", "a.*.example.org", "1.2.3.4", "under_score.example",
+            "",
+            "localhost",
+            "*.org.*",
+            "a..b",
+            "-a.example",
+            "a-.example",
+            "ex ample.org",
+            "*example.org",
+            "a.*.example.org",
+            "1.2.3.4",
+            "under_score.example",
         ] {
             assert!(!is_valid_dns_name(bad), "{bad}");
         }

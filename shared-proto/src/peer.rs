@@ -57,7 +57,11 @@ mod tests {
 
     #[test]
     fn empty_list_permits_nobody() {
-        let peer = PeerCred { uid: 0, gid: 0, pid: None };
+        let peer = PeerCred {
+            uid: 0,
+            gid: 0,
+            pid: None,
+        };
         assert!(!AllowList::default().permits(&peer));
         assert!(AllowList::new([0]).permits(&peer));
         assert!(!AllowList::new([1000]).permits(&peer));

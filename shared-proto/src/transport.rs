@@ -196,7 +196,10 @@ mod tests {
         assert!(matches!(connect(&path).await, Err(TransportError::Refused)));
         let results = server.await.expect("join");
         assert_eq!(results[0].as_ref().ok(), Some(&me));
-        assert!(matches!(results[1], Err(TransportError::PeerNotAllowed { .. })));
+        assert!(matches!(
+            results[1],
+            Err(TransportError::PeerNotAllowed { .. })
+        ));
     }
 
     #[tokio::test]

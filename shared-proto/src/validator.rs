@@ -15,7 +15,9 @@ use crate::Identifier;
 #[tarpc::service]
 pub trait ValidatorRpc {
     /// Probes one challenge and reports the result.
-    async fn validate_challenge(request: ValidateRequest) -> Result<ValidationRecord, ValidationProblem>;
+    async fn validate_challenge(
+        request: ValidateRequest,
+    ) -> Result<ValidationRecord, ValidationProblem>;
 }
 
 /// ACME challenge types.
