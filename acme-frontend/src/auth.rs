@@ -1,0 +1,187 @@
+//! Authentication of ACME POSTs (RFC 8555 §6.2–§6.5): content type, flattened
+//! JWS, algorithm, URL, nonce, and the key (`jwk` or `kid` → account).
+
+use akamu_jose::{Alg, FlattenedJws, Jwk, ProtectedHeader};
+use openssl::pkey::{PKey, Public};
+
+use crate::App;
+use crate::error::Error;
+use crate::protocol::AccountStatus;
+use crate::store::{self, models::AccountRow};
+
+/// Which key reference an endpoint requires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRef {
+    /// `jwk` (new-account; later key-change inner JWS and revocation by
+    /// certificate key).
+    Jwk,
+    /// `kid`: an existing account.
+    Kid,
+}
+
+/// Who signed a request.
+pub enum Requester {
+    /// A bare key.
+    Key {
+        /// The key.
+        jwk: Jwk,
+    },
+    /// An account, valid at the time of the request.
+    Account(AccountRow),
+}
+
+/// A request that passed every check.
+pub struct Authenticated {
+    /// The decoded payload (empty for POST-as-GET).
+    pub payload: Vec<u8>,
+    /// The protected header.
+    pub header: ProtectedHeader,
+    /// The signer.
+    pub requester: Requester,
+}
+
+impl Authenticated {
+    /// The account, for `kid` requests.
+    pub fn account(&self) -> Result<&AccountRow, Error> {
+        match &self.requester {
+            Requester::Account(a) => Ok(a),
+            Requester::Key { .. } => Err(Error::Malformed("this request needs a kid".into())),
+        }
+    }
+
+    /// Checks that this is a POST-as-GET (empty payload, RFC 8555 §6.3).
+    pub fn require_post_as_get(&self) -> Result<(), Error> {
+        if self.payload.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Malformed(
+                "POST-as-GET requests must have an empty payload".into(),
+            ))
+        }
+    }
+
+    /// Parses the payload as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_slice(&self.payload)
+            .map_err(|e| Error::Malformed(format!("invalid request payload: {e}")))
+    }
+}
+
+/// The media type RFC 8555 §6.2 requires.
+pub const JOSE_JSON: &str = "application/jose+json";
+
+/// Authenticates a POST to `url` with `body`.
+pub async fn authenticate(
+    app: &App,
+    url: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    key_ref: KeyRef,
+) -> Result<Authenticated, Error> {
+    let media = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase());
+    if media.as_deref() != Some(JOSE_JSON) {
+        return Err(Error::UnsupportedMediaType(format!(
+            "Content-Type must be {JOSE_JSON}"
+        )));
+    }
+    let jws = FlattenedJws::parse(body)
+        .map_err(|e| Error::Malformed(format!("request is not a flattened JWS: {e}")))?;
+    let header = jws.header()?;
+    if header.crit.is_some() {
+        return Err(Error::Malformed(
+            "unsupported critical JWS header extensions".into(),
+        ));
+    }
+    let alg = Alg::parse(&header.alg).ok_or_else(|| {
+        Error::BadSignatureAlgorithm(format!("JWS algorithm {:?} is not supported", header.alg))
+    })?;
+    match header.url.as_deref() {
+        None => return Err(Error::Malformed("JWS header has no url".into())),
+        Some(u) if u != url => {
+            return Err(Error::Unauthorized(format!(
+                "JWS url {u:?} does not match the request URL {url:?}"
+            )));
+        }
+        Some(_) => {}
+    }
+    let (public, requester) = match (&header.jwk, &header.kid, key_ref) {
+        (Some(_), Some(_), _) => {
+            return Err(Error::Malformed("JWS header has both jwk and kid".into()));
+        }
+        (None, None, _) => {
+            return Err(Error::Malformed(
+                "JWS header has neither jwk nor kid".into(),
+            ));
+        }
+        (Some(_), None, KeyRef::Kid) => {
+            return Err(Error::Malformed(
+                "this request must be signed with kid, not jwk".into(),
+            ));
+        }
+        (None, Some(_), KeyRef::Jwk) => {
+            return Err(Error::Malformed(
+                "this request must be signed with jwk, not kid".into(),
+            ));
+        }
+        (Some(jwk), None, KeyRef::Jwk) => {
+            let jwk = Jwk::from_json(jwk)?;
+            let public = key_for(&jwk, alg)?;
+            (public, Requester::Key { jwk })
+        }
+        (None, Some(kid), KeyRef::Kid) => {
+            let account = account_for_kid(app, kid).await?;
+            let jwk: Jwk = serde_json::from_str(&account.jwk)
+                .map_err(|e| Error::Internal(format!("stored JWK: {e}")))?;
+            let public = key_for(&jwk, alg)?;
+            (public, Requester::Account(account))
+        }
+    };
+    jws.verify(alg, &public)?;
+    let nonce = header
+        .nonce
+        .as_deref()
+        .ok_or_else(|| Error::BadNonce("JWS header has no nonce".into()))?;
+    if !app.nonces.consume(nonce, crate::now()) {
+        return Err(Error::BadNonce(
+            "nonce is unknown, expired or already used".into(),
+        ));
+    }
+    let payload = jws.payload_bytes()?;
+    Ok(Authenticated {
+        payload,
+        header,
+        requester,
+    })
+}
+
+fn key_for(jwk: &Jwk, alg: Alg) -> Result<PKey<Public>, Error> {
+    jwk.check_alg(alg)?;
+    Ok(jwk.to_public_key()?)
+}
+
+async fn account_for_kid(app: &App, kid: &str) -> Result<AccountRow, Error> {
+    let prefix = app.urls.account_prefix();
+    let Some(id) = kid
+        .strip_prefix(&prefix)
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    else {
+        return Err(Error::AccountDoesNotExist(format!(
+            "{kid:?} is not an account URL of this server"
+        )));
+    };
+    let id = id.to_owned();
+    let account = app
+        .store
+        .run(move |c| store::accounts::by_id(c, &id))
+        .await?
+        .ok_or_else(|| Error::AccountDoesNotExist(format!("no account {kid}")))?;
+    match AccountStatus::parse(&account.status) {
+        Some(AccountStatus::Valid) => Ok(account),
+        _ => Err(Error::Unauthorized(format!(
+            "account is {}",
+            account.status
+        ))),
+    }
+}

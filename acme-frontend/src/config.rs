@@ -1,0 +1,453 @@
+//! The frontend's configuration (TOML, strict: unknown keys are errors).
+//!
+//! Key names follow the Akāmu reference (`[ca]`, `[server]`, …) so its users
+//! can bring their files. Every field has a documented default; the same
+//! defaults appear in `docs/src/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The embedded default configuration (a CA on loopback).
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/default.toml");
+
+/// Top-level configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP(S) server binds. Default `127.0.0.1:14000`.
+    #[serde(default = "default_listen_addr")]
+    pub listen_addr: SocketAddr,
+    /// Public base URL in every URL we hand out; no trailing slash.
+    /// Default `https://localhost:14000`.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Directory for sockets and default file locations. Default `akamu-data`.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// `[database]`.
+    #[serde(default)]
+    pub database: Database,
+    /// `[ca]`: passed to the signer by the launcher.
+    #[serde(default)]
+    pub ca: Ca,
+    /// `[tls]`: HTTPS for ACME clients.
+    #[serde(default)]
+    pub tls: Tls,
+    /// `[server]`: protocol and validation settings.
+    #[serde(default)]
+    pub server: Server,
+    /// `[signer]`: how to reach `ca-signer`.
+    #[serde(default)]
+    pub signer: SignerLink,
+    /// `[validator]`: how to reach `validator-worker`.
+    #[serde(default)]
+    pub validator: ValidatorLink,
+    /// `[launcher]`: whether this process starts the other two.
+    #[serde(default)]
+    pub launcher: Launcher,
+}
+
+/// `[database]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// SQLite file. Default `<state_dir>/akamu.db`.
+    pub path: Option<PathBuf>,
+}
+
+/// `[ca]`: the issuing CA, owned by `ca-signer`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ca {
+    /// CA private key PEM. Default `<state_dir>/ca.key.pem`.
+    pub key_file: Option<PathBuf>,
+    /// CA certificate PEM. Default `<state_dir>/ca.cert.pem`.
+    pub cert_file: Option<PathBuf>,
+    /// Key type generated on first run. Default `ec:P-256`.
+    #[serde(default = "default_key_type")]
+    pub key_type: String,
+    /// Hash for signatures. Default `sha256`.
+    #[serde(default = "default_hash_alg")]
+    pub hash_alg: String,
+    /// Leaf validity in days. Default 90.
+    #[serde(default = "default_validity_days")]
+    pub validity_days: u32,
+    /// Generated root's validity in years. Default 10.
+    #[serde(default = "default_ca_validity_years")]
+    pub ca_validity_years: u32,
+    /// Generated root's CN. Default `Akāmu CA`.
+    #[serde(default = "default_common_name")]
+    pub common_name: String,
+    /// Generated root's O. Default `Akāmu`.
+    #[serde(default = "default_organization")]
+    pub organization: String,
+    /// CRL distribution point put in leaves. Default none.
+    pub crl_url: Option<String>,
+    /// OCSP responder URL put in leaves. Default none.
+    pub ocsp_url: Option<String>,
+}
+
+impl Default for Ca {
+    fn default() -> Self {
+        Self {
+            key_file: None,
+            cert_file: None,
+            key_type: default_key_type(),
+            hash_alg: default_hash_alg(),
+            validity_days: default_validity_days(),
+            ca_validity_years: default_ca_validity_years(),
+            common_name: default_common_name(),
+            organization: default_organization(),
+            crl_url: None,
+            ocsp_url: None,
+        }
+    }
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Serve HTTPS. Default false (plain HTTP behind a proxy); the embedded
+    /// default turns it on.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Certificate chain PEM. Default `<state_dir>/server.crt`.
+    pub cert_file: Option<PathBuf>,
+    /// Private key PEM. Default `<state_dir>/server.key`.
+    pub key_file: Option<PathBuf>,
+    /// Name the launcher asks the signer to certify (with `127.0.0.1`) when
+    /// the files are missing. Default `localhost`.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            cert_file: None,
+            key_file: None,
+            server_name: default_server_name(),
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Port the validator fetches http-01 tokens from. Default 80.
+    #[serde(default = "default_http_port")]
+    pub http_validation_port: u16,
+    /// Port the validator connects to for tls-alpn-01. Default 443.
+    #[serde(default = "default_tls_alpn_port")]
+    pub tls_alpn_validation_port: u16,
+    /// DNS resolver for every validator lookup (`ip:port`). Default: system.
+    pub dns_resolver_addr: Option<SocketAddr>,
+    /// Let the validator probe loopback/private addresses. Default false.
+    #[serde(default)]
+    pub allow_private_targets: bool,
+    /// Largest accepted request body. Default 65536.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Order lifetime in seconds. Default 86400.
+    #[serde(default = "default_expiry_secs")]
+    pub order_expiry_secs: i64,
+    /// Authorization lifetime in seconds. Default 86400.
+    #[serde(default = "default_expiry_secs")]
+    pub authz_expiry_secs: i64,
+    /// Terms of service URL for the directory. Default none.
+    pub terms_of_service_url: Option<String>,
+    /// Operator website for the directory. Default none.
+    pub website_url: Option<String>,
+    /// CAA identities for the directory. Default none.
+    #[serde(default)]
+    pub caa_identities: Vec<String>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            http_validation_port: default_http_port(),
+            tls_alpn_validation_port: default_tls_alpn_port(),
+            dns_resolver_addr: None,
+            allow_private_targets: false,
+            max_body_bytes: default_max_body_bytes(),
+            order_expiry_secs: default_expiry_secs(),
+            authz_expiry_secs: default_expiry_secs(),
+            terms_of_service_url: None,
+            website_url: None,
+            caa_identities: Vec::new(),
+        }
+    }
+}
+
+/// `[signer]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerLink {
+    /// The signer's socket. Default `<state_dir>/signer.sock`.
+    pub socket_path: Option<PathBuf>,
+}
+
+/// `[validator]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorLink {
+    /// The validator's socket. Default `<state_dir>/validator.sock`.
+    pub socket_path: Option<PathBuf>,
+}
+
+/// `[launcher]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Launcher {
+    /// Start `ca-signer` and `validator-worker` as children and restart them
+    /// when they exit. Default true; production runs them as their own
+    /// services and sets this to false.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Directory holding the two binaries. Default: next to this executable.
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl Default for Launcher {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bin_dir: None,
+        }
+    }
+}
+
+fn default_listen_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 14000))
+}
+fn default_base_url() -> String {
+    "https://localhost:14000".into()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("akamu-data")
+}
+fn default_key_type() -> String {
+    "ec:P-256".into()
+}
+fn default_hash_alg() -> String {
+    "sha256".into()
+}
+fn default_validity_days() -> u32 {
+    90
+}
+fn default_ca_validity_years() -> u32 {
+    10
+}
+fn default_common_name() -> String {
+    "Akāmu CA".into()
+}
+fn default_organization() -> String {
+    "Akāmu".into()
+}
+fn default_server_name() -> String {
+    "localhost".into()
+}
+fn default_http_port() -> u16 {
+    80
+}
+fn default_tls_alpn_port() -> u16 {
+    443
+}
+fn default_max_body_bytes() -> usize {
+    65536
+}
+fn default_expiry_secs() -> i64 {
+    86400
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has unknown keys.
+    #[error("parsing {origin}: {source}")]
+    Parse {
+        /// The file name or `embedded default`.
+        origin: String,
+        /// The parser's message.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                Self::parse(&text, &p.display().to_string())
+            }
+            None => Self::parse(EMBEDDED_DEFAULT, "embedded default"),
+        }
+    }
+
+    /// Parses and checks a TOML document.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.base_url.ends_with('/') {
+            return Err(ConfigError::Invalid(
+                "base_url must not end with '/'".into(),
+            ));
+        }
+        if !(self.base_url.starts_with("https://") || self.base_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(
+                "base_url must be an http(s) URL".into(),
+            ));
+        }
+        if self.ca.validity_days == 0 {
+            return Err(ConfigError::Invalid(
+                "[ca] validity_days must be at least 1".into(),
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "[server] max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.server.order_expiry_secs < 60 || self.server.authz_expiry_secs < 60 {
+            return Err(ConfigError::Invalid(
+                "expiry must be at least 60 seconds".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn in_state(&self, explicit: &Option<PathBuf>, name: &str) -> PathBuf {
+        explicit
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join(name))
+    }
+
+    /// The SQLite file.
+    pub fn database_path(&self) -> PathBuf {
+        self.in_state(&self.database.path, "akamu.db")
+    }
+    /// The CA key file.
+    pub fn ca_key_file(&self) -> PathBuf {
+        self.in_state(&self.ca.key_file, "ca.key.pem")
+    }
+    /// The CA certificate file.
+    pub fn ca_cert_file(&self) -> PathBuf {
+        self.in_state(&self.ca.cert_file, "ca.cert.pem")
+    }
+    /// The HTTPS certificate chain.
+    pub fn tls_cert_file(&self) -> PathBuf {
+        self.in_state(&self.tls.cert_file, "server.crt")
+    }
+    /// The HTTPS key.
+    pub fn tls_key_file(&self) -> PathBuf {
+        self.in_state(&self.tls.key_file, "server.key")
+    }
+    /// The signer's socket.
+    pub fn signer_socket(&self) -> PathBuf {
+        self.in_state(&self.signer.socket_path, "signer.sock")
+    }
+    /// The validator's socket.
+    pub fn validator_socket(&self) -> PathBuf {
+        self.in_state(&self.validator.socket_path, "validator.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::load(None).expect("default");
+        assert!(c.tls.enabled);
+        assert_eq!(c.listen_addr.port(), 14000);
+        assert_eq!(c.database_path(), PathBuf::from("akamu-data/akamu.db"));
+        assert!(c.server.allow_private_targets);
+    }
+
+    #[test]
+    fn contract_example_parses_with_defaults() {
+        let c = Config::parse(
+            r#"
+listen_addr = "127.0.0.1:14000"
+base_url    = "https://localhost:14000"
+state_dir   = "akamu-data"
+[database]
+path = "akamu-data/akamu.db"
+[ca]
+key_file      = "akamu-data/ca.key.pem"
+cert_file     = "akamu-data/ca.cert.pem"
+validity_days = 90
+[tls]
+enabled     = true
+cert_file   = "akamu-data/server.crt"
+key_file    = "akamu-data/server.key"
+server_name = "localhost"
+[server]
+http_validation_port     = 80
+tls_alpn_validation_port = 443
+dns_resolver_addr        = "127.0.0.1:8053"
+allow_private_targets    = false
+"#,
+            "test",
+        )
+        .expect("parses");
+        assert_eq!(c.server.max_body_bytes, 65536);
+        assert_eq!(
+            c.server.dns_resolver_addr,
+            Some("127.0.0.1:8053".parse().expect("addr"))
+        );
+        assert_eq!(c.signer_socket(), PathBuf::from("akamu-data/signer.sock"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(matches!(
+            Config::parse("listen_adr = \"x\"", "t"),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            Config::parse("[ca]\nvalidity = 3", "t"),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            Config::parse("base_url = \"https://x/\"", "t"),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            Config::parse("[ca]\nvalidity_days = 0", "t"),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+}

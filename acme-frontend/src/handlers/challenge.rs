@@ -1,0 +1,88 @@
+//! RFC 8555 §7.5.1: responding to a challenge. `{}` starts validation in
+//! the background and returns `processing` at once; an empty payload reads
+//! the challenge.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde_json::Value;
+
+use super::views;
+use crate::auth::{KeyRef, authenticate};
+use crate::error::Error;
+use crate::http::{Reply, Request};
+use crate::store;
+use crate::{App, jobs, now};
+
+/// `POST /acme/chall/{authz}/{type}`.
+pub async fn post(
+    app: &Arc<App>,
+    req: &Request,
+    authz_id: &str,
+    kind: &str,
+) -> Result<Reply, Error> {
+    let auth = authenticate(
+        app,
+        &req.url,
+        req.content_type.as_deref(),
+        &req.body,
+        KeyRef::Kid,
+    )
+    .await?;
+    let account_id = auth.account()?.id.clone();
+    let respond = !auth.payload.is_empty();
+    if respond && !auth.json::<Value>()?.is_object() {
+        return Err(Error::Malformed(
+            "a challenge response must be a JSON object".into(),
+        ));
+    }
+    let aid = authz_id.to_owned();
+    let authz = app
+        .store
+        .run(move |c| store::authzs::by_id(c, &aid))
+        .await?
+        .ok_or(Error::NotFound)?;
+    if authz.account_id != account_id {
+        return Err(Error::Unauthorized(
+            "this challenge belongs to another account".into(),
+        ));
+    }
+    let challenge_id = format!("{authz_id}/{kind}");
+    let (authz, challenge) = if respond {
+        let (aid, cid, t) = (authz_id.to_owned(), challenge_id.clone(), now());
+        let started = app
+            .store
+            .run(move |c| store::authzs::start_challenge(c, &aid, &cid, t))
+            .await?
+            .ok_or(Error::NotFound)?;
+        if started.dispatch {
+            jobs::dispatch_probe(
+                app.clone(),
+                started.challenge.clone(),
+                started.authz.clone(),
+            );
+        }
+        (started.authz, started.challenge)
+    } else {
+        let aid = authz_id.to_owned();
+        let (authz, challenges) = app
+            .store
+            .run(move |c| store::authzs::with_challenges(c, &aid))
+            .await?
+            .ok_or(Error::NotFound)?;
+        let challenge = challenges
+            .into_iter()
+            .find(|c| c.id == challenge_id)
+            .ok_or(Error::NotFound)?;
+        (authz, challenge)
+    };
+    let mut reply = Reply::json(
+        StatusCode::OK,
+        &views::challenge(&app.urls, &authz, &challenge),
+    )
+    .link(&app.urls.authz(&authz.id), "up");
+    if challenge.status == "processing" {
+        reply = reply.retry_after(1);
+    }
+    Ok(reply)
+}

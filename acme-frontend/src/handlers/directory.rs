@@ -1,0 +1,35 @@
+//! RFC 8555 §7.1.1: the directory.
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::App;
+use crate::error::Error;
+use crate::http::Reply;
+
+/// `GET /acme/directory`.
+pub fn get(app: &App) -> Result<Reply, Error> {
+    let u = &app.urls;
+    let s = &app.config.server;
+    let mut meta = serde_json::Map::new();
+    if let Some(tos) = &s.terms_of_service_url {
+        meta.insert("termsOfService".into(), tos.clone().into());
+    }
+    if let Some(web) = &s.website_url {
+        meta.insert("website".into(), web.clone().into());
+    }
+    if !s.caa_identities.is_empty() {
+        meta.insert("caaIdentities".into(), s.caa_identities.clone().into());
+    }
+    Ok(Reply::json(
+        StatusCode::OK,
+        &json!({
+            "newNonce": u.absolute("/acme/new-nonce"),
+            "newAccount": u.absolute("/acme/new-account"),
+            "newOrder": u.absolute("/acme/new-order"),
+            "revokeCert": u.absolute("/acme/revoke-cert"),
+            "keyChange": u.absolute("/acme/key-change"),
+            "meta": meta,
+        }),
+    ))
+}

@@ -1,0 +1,86 @@
+//! RFC 8555 §7.4: finalizing an order with a CSR.
+//!
+//! The CSR is checked here (so a mistake is a `badCSR` and the order stays
+//! `ready`), the order moves to `processing` with the CSR stored, and the
+//! signer is asked at once. If the signer is unavailable the order stays
+//! `processing` and `jobs` retries; clients poll.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+use shared_proto::csr::ParsedCsr;
+
+use super::views;
+use crate::auth::{KeyRef, authenticate};
+use crate::error::Error;
+use crate::http::{Reply, Request};
+use crate::protocol::order::{authz_status, check_finalizable, order_status};
+use crate::store::{self, authzs::parse_authz, authzs::parse_order};
+use crate::{App, jobs, now};
+
+#[derive(Deserialize)]
+struct Payload {
+    csr: String,
+}
+
+/// `POST /acme/order/{id}/finalize`.
+pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Error> {
+    let auth = authenticate(
+        app,
+        &req.url,
+        req.content_type.as_deref(),
+        &req.body,
+        KeyRef::Kid,
+    )
+    .await?;
+    let account_id = auth.account()?.id.clone();
+    let payload: Payload = auth.json()?;
+    let oid = id.to_owned();
+    let (order, authzs) = app
+        .store
+        .run(move |c| store::orders::with_authzs(c, &oid))
+        .await?
+        .ok_or(Error::NotFound)?;
+    if order.account_id != account_id {
+        return Err(Error::Unauthorized(
+            "this order belongs to another account".into(),
+        ));
+    }
+    let t = now();
+    let statuses = authzs
+        .iter()
+        .map(|a| Ok(authz_status(parse_authz(&a.status)?, a.expires, t)))
+        .collect::<Result<Vec<_>, Error>>()?;
+    check_finalizable(order_status(
+        parse_order(&order.status)?,
+        order.expires,
+        &statuses,
+        t,
+    ))?;
+
+    let csr = akamu_jose::b64_decode(&payload.csr)
+        .map_err(|_| Error::BadCsr("csr is not base64url".into()))?;
+    let parsed = ParsedCsr::parse_and_verify(&csr).map_err(|e| Error::BadCsr(e.to_string()))?;
+    let identifiers = views::stored_identifiers(&order)?;
+    parsed
+        .check_against(&identifiers)
+        .map_err(|e| Error::BadCsr(e.to_string()))?;
+
+    let oid = id.to_owned();
+    let csr_stored = csr.clone();
+    let began = app
+        .store
+        .run(move |c| store::orders::begin_processing(c, &oid, &csr_stored, t))
+        .await?;
+    if !began {
+        return Err(Error::OrderNotReady(
+            "the order is already being finalized".into(),
+        ));
+    }
+    let mut processing = order;
+    processing.status = "processing".into();
+    processing.csr = Some(csr);
+    jobs::issue(app, processing).await?;
+    super::order::reply(app, id, &account_id, StatusCode::OK).await
+}

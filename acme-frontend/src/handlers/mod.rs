@@ -1,0 +1,14 @@
+//! One module per RFC 8555 resource. A handler parses, authenticates, calls
+//! `protocol`, calls `store`, and builds the reply.
+
+pub mod account;
+pub mod authz;
+pub mod certificate;
+pub mod challenge;
+pub mod directory;
+pub mod finalize;
+pub mod new_account;
+pub mod new_nonce;
+pub mod new_order;
+pub mod order;
+pub mod views;

@@ -1,0 +1,52 @@
+//! Path → handler table. Paths are the Akāmu reference's.
+
+use std::sync::Arc;
+
+use http::Method;
+
+use super::{Reply, Request};
+use crate::App;
+use crate::error::Error;
+use crate::handlers;
+
+/// Dispatches one request.
+pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
+    let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+    let m = &req.method;
+    match (m, segments.as_slice()) {
+        (&Method::GET, ["acme", "directory"]) => handlers::directory::get(app),
+        (&Method::GET | &Method::HEAD, ["acme", "new-nonce"]) => Ok(handlers::new_nonce::get(m)),
+        (&Method::POST, ["acme", "new-account"]) => handlers::new_account::post(app, &req).await,
+        (&Method::POST, ["acme", "account", id]) => handlers::account::post(app, &req, id).await,
+        (&Method::POST, ["acme", "orders", id]) => handlers::account::orders(app, &req, id).await,
+        (&Method::POST, ["acme", "new-order"]) => handlers::new_order::post(app, &req).await,
+        (&Method::POST, ["acme", "order", id]) => handlers::order::post(app, &req, id).await,
+        (&Method::POST, ["acme", "order", id, "finalize"]) => {
+            handlers::finalize::post(app, &req, id).await
+        }
+        (&Method::POST, ["acme", "authz", id]) => handlers::authz::post(app, &req, id).await,
+        (&Method::POST, ["acme", "chall", authz, kind]) => {
+            handlers::challenge::post(app, &req, authz, kind).await
+        }
+        (&Method::GET, ["acme", "cert", id]) => handlers::certificate::get(app, id).await,
+        (&Method::POST, ["acme", "cert", id]) => handlers::certificate::post(app, &req, id).await,
+        (
+            _,
+            [
+                "acme",
+                "directory" | "new-nonce" | "new-account" | "account" | "orders" | "new-order"
+                | "order" | "authz" | "chall" | "cert",
+                ..,
+            ],
+        ) => {
+            if matches!(segments.as_slice(), ["acme", "directory" | "new-nonce"])
+                || segments.len() >= 3
+            {
+                Err(Error::MethodNotAllowed)
+            } else {
+                Err(Error::NotFound)
+            }
+        }
+        _ => Err(Error::NotFound),
+    }
+}

@@ -1,0 +1,241 @@
+//! Background work: challenge probes, issuance retries, and recovery of
+//! work a crash or a dead peer left `processing`.
+//!
+//! **Invariant:** nothing stays `processing` forever. A probe whose
+//! validator died is retried by the RPC layer and, failing that, recorded as
+//! invalid with `serverInternal`; a challenge or order found `processing`
+//! with no work in flight (after a restart) is picked up again; an order that
+//! cannot be issued before it expires becomes invalid.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use shared_proto::signer::{IssueRequest, SignerError};
+use shared_proto::validator::{ChallengeType, ValidateRequest};
+use shared_proto::{Identifier, IdentifierKind};
+
+use crate::error::{Error, Problem};
+use crate::handlers::views;
+use crate::store::authzs::Outcome;
+use crate::store::models::{AuthzRow, CertRow, ChallengeRow, OrderRow};
+use crate::{App, now, random_id, store};
+
+/// How often the recovery sweep runs.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+/// Work younger than this is assumed to be in flight elsewhere in this process.
+const GRACE_SECS: i64 = 5;
+
+/// Starts probing a challenge in the background (once per challenge).
+pub fn dispatch_probe(app: Arc<App>, challenge: ChallengeRow, authz: AuthzRow) {
+    {
+        let Ok(mut set) = app.probes_in_flight.lock() else {
+            return;
+        };
+        if !set.insert(challenge.id.clone()) {
+            return;
+        }
+    }
+    tokio::spawn(async move {
+        let id = challenge.id.clone();
+        run_probe(&app, challenge, authz).await;
+        if let Ok(mut set) = app.probes_in_flight.lock() {
+            set.remove(&id);
+        }
+    });
+}
+
+fn problem_json(p: &Problem) -> String {
+    serde_json::to_string(p).unwrap_or_default()
+}
+
+async fn run_probe(app: &App, challenge: ChallengeRow, authz: AuthzRow) {
+    let outcome = match probe(app, &challenge, &authz).await {
+        Ok(o) => o,
+        Err(e) => Outcome::Invalid(problem_json(&Problem::from(&e))),
+    };
+    let valid = matches!(outcome, Outcome::Valid(_));
+    let cid = challenge.id.clone();
+    let result = app
+        .store
+        .run(move |c| store::authzs::record_validation(c, &cid, outcome, now()))
+        .await;
+    match result {
+        Ok(()) => {
+            tracing::info!(target: "frontend", challenge = %challenge.id, valid, "validation recorded")
+        }
+        Err(e) => {
+            tracing::error!(target: "frontend", challenge = %challenge.id, error = %e, "could not record validation; the sweep will retry")
+        }
+    }
+}
+
+async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<Outcome, Error> {
+    let account_id = authz.account_id.clone();
+    let account = app
+        .store
+        .run(move |c| store::accounts::by_id(c, &account_id))
+        .await?
+        .ok_or_else(|| Error::Internal("authorization without account".into()))?;
+    let kind = IdentifierKind::parse(&authz.identifier_type)
+        .ok_or_else(|| Error::Internal("bad stored identifier type".into()))?;
+    let value = if authz.wildcard {
+        format!("*.{}", authz.identifier_value)
+    } else {
+        authz.identifier_value.clone()
+    };
+    let challenge_type = ChallengeType::parse(&challenge.kind)
+        .ok_or_else(|| Error::Internal("bad stored challenge type".into()))?;
+    let request = ValidateRequest {
+        identifier: Identifier { kind, value },
+        challenge_type,
+        token: authz.token.clone(),
+        key_authorization: format!("{}.{}", authz.token, account.jwk_thumbprint),
+        account_uri: app.urls.account(&account.id),
+        authz_expires: authz.expires,
+    };
+    Ok(match app.peers.validate(request).await {
+        Ok(Ok(record)) => Outcome::Valid(
+            json!({
+                "url": record.url,
+                "hostname": record.hostname,
+                "port": record.port.map(|p| p.to_string()),
+                "addressesResolved": record.addresses_resolved,
+                "addressUsed": record.address_used,
+            })
+            .to_string(),
+        ),
+        Ok(Err(p)) => Outcome::Invalid(problem_json(&Problem::acme(
+            p.kind.acme_type(),
+            http::StatusCode::BAD_REQUEST,
+            p.detail,
+        ))),
+        Err(e) => Outcome::Invalid(problem_json(&Problem::acme(
+            "serverInternal",
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("validation could not be performed: {e}"),
+        ))),
+    })
+}
+
+/// Asks the signer for the certificate of a `processing` order and records
+/// it. A refusal makes the order invalid and is returned; an unavailable
+/// signer leaves the order `processing` for the sweep.
+pub async fn issue(app: &Arc<App>, order: OrderRow) -> Result<(), Error> {
+    {
+        let Ok(mut set) = app.issuance_in_flight.lock() else {
+            return Err(Error::Internal("issuance lock poisoned".into()));
+        };
+        if !set.insert(order.id.clone()) {
+            return Ok(());
+        }
+    }
+    let result = issue_inner(app, &order).await;
+    if let Ok(mut set) = app.issuance_in_flight.lock() {
+        set.remove(&order.id);
+    }
+    result
+}
+
+async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
+    let Some(csr) = order.csr.clone() else {
+        return Err(Error::Internal(format!(
+            "order {} is processing without a CSR",
+            order.id
+        )));
+    };
+    let request = IssueRequest {
+        csr_der: csr,
+        identifiers: views::stored_identifiers(order)?,
+        not_before: order.not_before,
+        not_after: order.not_after,
+        account_uri: app.urls.account(&order.account_id),
+        order_id: order.id.clone(),
+    };
+    let refusal = match app.peers.issue(request).await {
+        Ok(Ok(cert)) => {
+            let t = now();
+            let row = CertRow {
+                id: random_id(12),
+                order_id: order.id.clone(),
+                account_id: order.account_id.clone(),
+                serial_number: cert.serial_hex.clone(),
+                status: "valid".into(),
+                der: cert.der,
+                pem: cert.chain_pem,
+                not_before: cert.not_before,
+                not_after: cert.not_after,
+                revoked_at: None,
+                revocation_reason: None,
+                created: t,
+            };
+            app.store
+                .run(move |c| store::orders::complete_issuance(c, row, t))
+                .await?;
+            tracing::info!(target: "frontend", order = %order.id, serial = %cert.serial_hex, "certificate issued");
+            return Ok(());
+        }
+        Ok(Err(SignerError::BadCsr(d))) => Error::BadCsr(d),
+        Ok(Err(SignerError::BadPublicKey(d))) => Error::BadPublicKey(d),
+        Ok(Err(SignerError::PolicyRefused(d))) => {
+            Error::BadCsr(format!("refused by the CA's issuance policy: {d}"))
+        }
+        Ok(Err(SignerError::Internal)) => {
+            tracing::warn!(target: "frontend", order = %order.id, "signer failed internally; will retry");
+            return Ok(());
+        }
+        Err(e) => {
+            tracing::warn!(target: "frontend", order = %order.id, error = %e, "signer unavailable; will retry");
+            return Ok(());
+        }
+    };
+    let problem = problem_json(&Problem::from(&refusal));
+    let oid = order.id.clone();
+    app.store
+        .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
+        .await?;
+    Err(refusal)
+}
+
+/// Runs the recovery sweep forever.
+pub async fn sweep_forever(app: Arc<App>) {
+    loop {
+        if let Err(e) = sweep(&app).await {
+            tracing::warn!(target: "frontend", error = %e, "recovery sweep failed");
+        }
+        tokio::time::sleep(SWEEP_EVERY).await;
+    }
+}
+
+async fn sweep(app: &Arc<App>) -> Result<(), Error> {
+    let t = now();
+    let probes = app.store.run(store::authzs::processing).await?;
+    for p in probes {
+        if p.challenge.updated <= t - GRACE_SECS {
+            dispatch_probe(app.clone(), p.challenge, p.authz);
+        }
+    }
+    let orders = app.store.run(store::orders::processing).await?;
+    for order in orders {
+        if order.updated > t - GRACE_SECS {
+            continue;
+        }
+        if t >= order.expires {
+            let problem = problem_json(&Problem::acme(
+                "serverInternal",
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "the certificate could not be issued before the order expired",
+            ));
+            let oid = order.id.clone();
+            app.store
+                .run(move |c| store::orders::fail_processing(c, &oid, &problem, t))
+                .await?;
+            continue;
+        }
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = issue(&app, order).await;
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! Running the frontend, and in development the whole CA: the launcher
+//! writes the signer's and the validator's configs into `state_dir`, starts
+//! both binaries (found next to this one), waits for their `READY` lines,
+//! restarts them when they exit, and stops them on shutdown.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::{App, http, jobs};
+
+/// How long a child may take to print `READY`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs the frontend (and, if `[launcher] enabled`, its two peers) until
+/// SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), Error> {
+    create_private_dir(&config.state_dir)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut children = Vec::new();
+    if config.launcher.enabled {
+        let bin_dir = match &config.launcher.bin_dir {
+            Some(d) => d.clone(),
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .ok_or_else(|| Error::Internal("cannot locate this executable".into()))?,
+        };
+        let uid = nix::unistd::geteuid().as_raw();
+        let signer_cfg = config.state_dir.join("signer.toml");
+        write_file(&signer_cfg, &signer_config(&config, uid))?;
+        let validator_cfg = config.state_dir.join("validator.toml");
+        write_file(&validator_cfg, &validator_config(&config, uid))?;
+        for (name, bin, cfg) in [
+            ("signer", bin_dir.join("ca-signer"), signer_cfg),
+            ("validator", bin_dir.join("validator-worker"), validator_cfg),
+        ] {
+            if !bin.exists() {
+                return Err(Error::Internal(format!(
+                    "{} not found (build the workspace binaries first)",
+                    bin.display()
+                )));
+            }
+            children.push(Supervised::start(name, bin, cfg, stop_rx.clone()).await?);
+        }
+    }
+
+    let tls = if config.tls.enabled {
+        Some(http::server::tls_acceptor(
+            &config.tls_cert_file(),
+            &config.tls_key_file(),
+        )?)
+    } else {
+        None
+    };
+    let listener = TcpListener::bind(config.listen_addr)
+        .await
+        .map_err(|e| Error::Internal(format!("binding {}: {e}", config.listen_addr)))?;
+    let app = App::new(config)?;
+    tokio::spawn(jobs::sweep_forever(app.clone()));
+    announce(&app, &children);
+
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(target: "frontend", error = %e, "cannot watch SIGTERM");
+                    std::future::pending::<()>().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!(target: "frontend", "shutting down");
+    };
+    http::server::serve(app, listener, tls, shutdown).await;
+    let _ = stop_tx.send(true);
+    for child in children {
+        child.stopped().await;
+    }
+    Ok(())
+}
+
+fn announce(app: &App, children: &[Supervised]) {
+    let pid_of = |name: &str| {
+        children
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.pid.load(Ordering::SeqCst))
+    };
+    let c = &app.config;
+    let ca_cert = absolute(&c.ca_cert_file());
+    let directory = app.urls.directory();
+    let ready = json!({
+        "directory": directory,
+        "ca_cert": ca_cert,
+        "frontend_pid": std::process::id(),
+        "signer_pid": pid_of("signer"),
+        "validator_pid": pid_of("validator"),
+    });
+    let state = c.state_dir.display();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "READY {ready}");
+    let _ = writeln!(
+        out,
+        "\nAkāmu is running: frontend pid {}, signer pid {}, validator pid {}.\n\
+         \n  Directory:      {directory}\n  CA certificate: {}\n\
+         \nGet a certificate with certbot (no root needed):\n\
+         \n  REQUESTS_CA_BUNDLE={} certbot certonly --standalone --http-01-port {} \\\n    \
+         --server {directory} -d demo.localhost \\\n    \
+         --agree-tos --register-unsafely-without-email --non-interactive \\\n    \
+         --config-dir {state}/certbot/config --work-dir {state}/certbot/work --logs-dir {state}/certbot/logs\n\
+         \nStop with Ctrl-C.",
+        std::process::id(),
+        pid_of("signer").map_or("-".into(), |p| p.to_string()),
+        pid_of("validator").map_or("-".into(), |p| p.to_string()),
+        ca_cert.display(),
+        ca_cert.display(),
+        c.server.http_validation_port,
+    );
+    let _ = out.flush();
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text)
+        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+fn toml_path(p: &Path) -> String {
+    toml_str(&p.to_string_lossy())
+}
+
+/// The signer's configuration, derived from the launcher's.
+pub fn signer_config(c: &Config, uid: u32) -> String {
+    let mut s = format!(
+        "socket_path = {}\nallowed_uids = [{uid}]\n\n[ca]\nkey_file = {}\ncert_file = {}\n\
+         key_type = {}\nhash_alg = {}\nvalidity_days = {}\nca_validity_years = {}\n\
+         common_name = {}\norganization = {}\n",
+        toml_path(&c.signer_socket()),
+        toml_path(&c.ca_key_file()),
+        toml_path(&c.ca_cert_file()),
+        toml_str(&c.ca.key_type),
+        toml_str(&c.ca.hash_alg),
+        c.ca.validity_days,
+        c.ca.ca_validity_years,
+        toml_str(&c.ca.common_name),
+        toml_str(&c.ca.organization),
+    );
+    if let Some(u) = &c.ca.crl_url {
+        s.push_str(&format!("crl_url = {}\n", toml_str(u)));
+    }
+    if let Some(u) = &c.ca.ocsp_url {
+        s.push_str(&format!("ocsp_url = {}\n", toml_str(u)));
+    }
+    if c.tls.enabled {
+        let mut names = vec![toml_str(&c.tls.server_name)];
+        if c.tls.server_name != "127.0.0.1" {
+            names.push(toml_str("127.0.0.1"));
+        }
+        s.push_str(&format!(
+            "\n[server_certificate]\nnames = [{}]\ncert_file = {}\nkey_file = {}\n",
+            names.join(", "),
+            toml_path(&c.tls_cert_file()),
+            toml_path(&c.tls_key_file()),
+        ));
+    }
+    s
+}
+
+/// The validator's configuration, derived from the launcher's.
+pub fn validator_config(c: &Config, uid: u32) -> String {
+    let s = &c.server;
+    let mut out = format!(
+        "socket_path = {}\nallowed_uids = [{uid}]\nhttp_validation_port = {}\n\
+         tls_alpn_validation_port = {}\nallow_private_targets = {}\n",
+        toml_path(&c.validator_socket()),
+        s.http_validation_port,
+        s.tls_alpn_validation_port,
+        s.allow_private_targets,
+    );
+    if let Some(addr) = s.dns_resolver_addr {
+        out.push_str(&format!(
+            "dns_resolver_addr = {}\n",
+            toml_str(&addr.to_string())
+        ));
+    }
+    out
+}
+
+/// A child process kept alive by a supervisor task.
+struct Supervised {
+    name: &'static str,
+    pid: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Supervised {
+    /// Starts the child and waits for its first `READY`.
+    async fn start(
+        name: &'static str,
+        bin: PathBuf,
+        config: PathBuf,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Self, Error> {
+        let pid = Arc::new(AtomicU32::new(0));
+        let (ready_tx, mut ready_rx) = watch::channel(false);
+        let task = tokio::spawn(supervise(name, bin, config, pid.clone(), ready_tx, stop));
+        let waited = tokio::time::timeout(READY_TIMEOUT, async {
+            while !*ready_rx.borrow() {
+                if ready_rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        match waited {
+            Ok(true) => Ok(Self { name, pid, task }),
+            _ => Err(Error::Internal(format!("{name} did not become ready"))),
+        }
+    }
+
+    /// Waits until the supervisor has stopped the child.
+    async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+async fn supervise(
+    name: &'static str,
+    bin: PathBuf,
+    config: PathBuf,
+    pid: Arc<AtomicU32>,
+    ready: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let started = tokio::time::Instant::now();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        set_parent_death_signal(&mut cmd);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(target: "frontend", child = name, error = %e, "cannot start");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let child_pid = child.id().unwrap_or(0);
+        pid.store(child_pid, Ordering::SeqCst);
+        if let Some(stdout) = child.stdout.take() {
+            let ready = ready.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.starts_with("READY ") {
+                        let _ = ready.send(true);
+                        tracing::info!(target: "frontend", child = name, pid = child_pid, "ready");
+                    } else {
+                        eprintln!("[{name}] {line}");
+                    }
+                }
+            });
+        }
+        tokio::select! {
+            status = child.wait() => {
+                let ran = started.elapsed();
+                if ran > Duration::from_secs(30) {
+                    backoff = Duration::from_millis(100);
+                }
+                tracing::warn!(target: "frontend", child = name, pid = child_pid, ?status, "exited; restarting in {backoff:?}");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            _ = stop.changed() => {
+                terminate(&mut child, child_pid).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn terminate(child: &mut tokio::process::Child, pid: u32) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if let Ok(raw) = i32::try_from(pid) {
+        let _ = kill(Pid::from_raw(raw), Signal::SIGTERM);
+    }
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+/// Children die with the launcher even if it is killed with SIGKILL.
+#[allow(unsafe_code)]
+fn set_parent_death_signal(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // prctl(PR_SET_PDEATHSIG), which is async-signal-safe and touches no
+    // memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                .map_err(std::io::Error::from)
+        });
+    }
+}

@@ -1,0 +1,82 @@
+//! `acme-frontend`: the ACME server (RFC 8555) of Akāmu.
+//!
+//! It accepts ACME over HTTP(S), verifies JWS, keeps protocol state in SQLite
+//! and calls `validator-worker` and `ca-signer` over Unix sockets. It holds no
+//! CA key and opens no connection to applicant hosts. In development it is
+//! also the launcher that starts the other two processes.
+//!
+//! Request path: `http::server` → `http::router` → `handlers::*` (parse →
+//! `auth` → `protocol` → `store` → respond) → `error` maps failures to
+//! problem documents in one place.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod jobs;
+pub mod launcher;
+pub mod nonces;
+pub mod protocol;
+pub mod rpc;
+pub mod store;
+pub mod urls;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+pub use config::Config;
+
+/// Everything a request handler needs, shared by all connections.
+pub struct App {
+    /// The configuration.
+    pub config: Config,
+    /// The database.
+    pub store: store::Store,
+    /// Issued, unused nonces.
+    pub nonces: nonces::NonceBook,
+    /// The signer and the validator.
+    pub peers: rpc::Peers,
+    /// URL construction.
+    pub urls: urls::Urls,
+    /// Challenges whose probe is running in this process.
+    pub probes_in_flight: Mutex<HashSet<String>>,
+    /// Orders whose issuance is running in this process.
+    pub issuance_in_flight: Mutex<HashSet<String>>,
+}
+
+impl App {
+    /// Builds the shared state: opens the database and prepares the links.
+    pub fn new(config: Config) -> Result<Arc<Self>, error::Error> {
+        let store = store::Store::open(&config.database_path())?;
+        let peers = rpc::Peers::new(config.signer_socket(), config.validator_socket());
+        let urls = urls::Urls::new(&config.base_url);
+        Ok(Arc::new(Self {
+            config,
+            store,
+            nonces: nonces::NonceBook::default(),
+            peers,
+            urls,
+            probes_in_flight: Mutex::new(HashSet::new()),
+            issuance_in_flight: Mutex::new(HashSet::new()),
+        }))
+    }
+}
+
+/// The current time in Unix seconds. The protocol core never calls this; it
+/// takes `now` as an argument.
+#[allow(clippy::disallowed_methods)]
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Random base64url id of `bytes` random bytes.
+pub fn random_id(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut raw);
+    akamu_jose::b64(&raw)
+}

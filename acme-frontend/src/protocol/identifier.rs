@@ -1,0 +1,134 @@
+//! Identifiers in new-order requests (RFC 8555 §7.1.3, §7.4; RFC 8738).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use shared_proto::identifier::is_valid_dns_name;
+use shared_proto::validator::ChallengeType;
+use shared_proto::{Identifier, IdentifierKind};
+
+use crate::error::Error;
+
+/// Most identifiers one order may carry.
+pub const MAX_IDENTIFIERS: usize = 100;
+
+/// An identifier as it appears in a request body.
+#[derive(Clone, Debug, Deserialize)]
+pub struct WireIdentifier {
+    /// `dns` or `ip`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The name or address.
+    pub value: String,
+}
+
+/// Checks and normalises one identifier.
+pub fn parse(wire: &WireIdentifier) -> Result<Identifier, Error> {
+    match IdentifierKind::parse(&wire.kind) {
+        Some(IdentifierKind::Dns) => {
+            let id = Identifier::dns(&wire.value);
+            if !is_valid_dns_name(&id.value) {
+                return Err(Error::RejectedIdentifier(format!(
+                    "{:?} is not a valid DNS name for a certificate",
+                    wire.value
+                )));
+            }
+            Ok(id)
+        }
+        Some(IdentifierKind::Ip) => {
+            let ip: IpAddr = wire
+                .value
+                .parse()
+                .map_err(|_| Error::Malformed(format!("{:?} is not an IP address", wire.value)))?;
+            Ok(Identifier::ip(ip))
+        }
+        None => Err(Error::UnsupportedIdentifier(format!(
+            "identifier type {:?} is not supported (dns, ip)",
+            wire.kind
+        ))),
+    }
+}
+
+/// Checks and normalises the identifiers of a new order: at least one, at
+/// most [`MAX_IDENTIFIERS`], duplicates removed, sorted.
+pub fn parse_all(wire: &[WireIdentifier]) -> Result<Vec<Identifier>, Error> {
+    if wire.is_empty() {
+        return Err(Error::Malformed(
+            "an order needs at least one identifier".into(),
+        ));
+    }
+    if wire.len() > MAX_IDENTIFIERS {
+        return Err(Error::RejectedIdentifier(format!(
+            "at most {MAX_IDENTIFIERS} identifiers per order"
+        )));
+    }
+    let set: BTreeSet<Identifier> = wire.iter().map(parse).collect::<Result<_, _>>()?;
+    Ok(set.into_iter().collect())
+}
+
+/// The challenge types offered for an identifier: wildcards only dns-01
+/// (RFC 8555 §7.1.3), IP addresses never dns-01 (RFC 8738 §7).
+pub fn offered_challenges(id: &Identifier) -> &'static [ChallengeType] {
+    match id.kind {
+        IdentifierKind::Ip => &[ChallengeType::Http01, ChallengeType::TlsAlpn01],
+        IdentifierKind::Dns if id.is_wildcard() => &[ChallengeType::Dns01],
+        IdentifierKind::Dns => &[
+            ChallengeType::Http01,
+            ChallengeType::Dns01,
+            ChallengeType::TlsAlpn01,
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(kind: &str, value: &str) -> WireIdentifier {
+        WireIdentifier {
+            kind: kind.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn normalises_and_dedups() {
+        let ids = parse_all(&[
+            w("dns", "B.example.org"),
+            w("dns", "b.example.org."),
+            w("ip", "192.0.2.1"),
+        ])
+        .expect("ok");
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0], Identifier::dns("b.example.org"));
+    }
+
+    #[test]
+    fn refusals_have_the_right_type() {
+        assert!(matches!(
+            parse(&w("email", "a@b.c")),
+            Err(Error::UnsupportedIdentifier(_))
+        ));
+        assert!(matches!(
+            parse(&w("dns", "bad_name.example")),
+            Err(Error::RejectedIdentifier(_))
+        ));
+        assert!(matches!(
+            parse(&w("ip", "300.1.1.1")),
+            Err(Error::Malformed(_))
+        ));
+        assert!(matches!(parse_all(&[]), Err(Error::Malformed(_))));
+    }
+
+    #[test]
+    fn challenge_offers() {
+        assert_eq!(
+            offered_challenges(&Identifier::dns("*.example.org")),
+            &[ChallengeType::Dns01]
+        );
+        let ip = Identifier::ip("192.0.2.1".parse().expect("ip"));
+        assert!(!offered_challenges(&ip).contains(&ChallengeType::Dns01));
+        assert_eq!(offered_challenges(&Identifier::dns("example.org")).len(), 3);
+    }
+}

@@ -1,0 +1,77 @@
+//! The ACME protocol core: statuses, transitions, identifier and contact rules,
+//! CSR-versus-order checks. Plain functions over plain data; time comes in as
+//! an argument.
+//!
+//! **Invariant:** nothing in this module imports tokio, hyper or diesel.
+
+pub mod contact;
+pub mod identifier;
+pub mod order;
+
+use std::fmt;
+
+macro_rules! status_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $(
+                #[doc = concat!("`", $text, "`")]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            /// The RFC 8555 spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text,)+ }
+            }
+
+            /// Parses the RFC 8555 spelling.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+status_enum!(
+    /// Account status (RFC 8555 §7.1.6).
+    AccountStatus { Valid => "valid", Deactivated => "deactivated", Revoked => "revoked" }
+);
+status_enum!(
+    /// Order status (RFC 8555 §7.1.6).
+    OrderStatus {
+        Pending => "pending",
+        Ready => "ready",
+        Processing => "processing",
+        Valid => "valid",
+        Invalid => "invalid",
+    }
+);
+status_enum!(
+    /// Authorization status (RFC 8555 §7.1.6).
+    AuthzStatus {
+        Pending => "pending",
+        Valid => "valid",
+        Invalid => "invalid",
+        Deactivated => "deactivated",
+        Expired => "expired",
+        Revoked => "revoked",
+    }
+);
+status_enum!(
+    /// Challenge status (RFC 8555 §7.1.6).
+    ChallengeStatus {
+        Pending => "pending",
+        Processing => "processing",
+        Valid => "valid",
+        Invalid => "invalid",
+    }
+);

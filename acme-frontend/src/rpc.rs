@@ -1,0 +1,164 @@
+//! Clients for `ca-signer` and `validator-worker`: one connection each,
+//! reconnected with backoff when the peer restarts; every call has a deadline.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shared_proto::deadline::{self, context_with};
+use shared_proto::signer::{IssueRequest, IssuedCertificate, SignerError, SignerRpcClient};
+use shared_proto::transport::{self, TransportError};
+use shared_proto::validator::{
+    ValidateRequest, ValidationProblem, ValidationRecord, ValidatorRpcClient,
+};
+use tarpc::client::RpcError;
+use tokio::net::UnixStream;
+use tokio::sync::Mutex;
+
+/// A reconnecting link to one peer.
+struct Link<C> {
+    name: &'static str,
+    path: PathBuf,
+    client: Mutex<Option<C>>,
+    make: fn(UnixStream) -> C,
+}
+
+impl<C: Clone> Link<C> {
+    async fn get(&self) -> Result<C, TransportError> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let stream = transport::connect(&self.path).await?;
+        let client = (self.make)(stream);
+        *slot = Some(client.clone());
+        tracing::debug!(target: "frontend", peer = self.name, "connected");
+        Ok(client)
+    }
+
+    async fn reset(&self) {
+        *self.client.lock().await = None;
+    }
+}
+
+/// Why a call did not produce an answer from the peer's service.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The peer could not be reached within the retry budget.
+    #[error("{peer} unavailable: {detail}")]
+    Unavailable {
+        /// `signer` or `validator`.
+        peer: &'static str,
+        /// What went wrong last.
+        detail: String,
+    },
+}
+
+/// Both peers.
+pub struct Peers {
+    signer: Link<SignerRpcClient>,
+    validator: Link<ValidatorRpcClient>,
+}
+
+/// How long a call keeps retrying a peer that is down (the launcher restarts
+/// crashed children within about a second).
+const RETRY_BUDGET: Duration = Duration::from_secs(15);
+
+impl Peers {
+    /// Links to the two sockets; nothing connects until the first call.
+    pub fn new(signer_socket: PathBuf, validator_socket: PathBuf) -> Self {
+        Self {
+            signer: Link {
+                name: "signer",
+                path: signer_socket,
+                client: Mutex::new(None),
+                make: |s| SignerRpcClient::new(Default::default(), transport::framed(s)).spawn(),
+            },
+            validator: Link {
+                name: "validator",
+                path: validator_socket,
+                client: Mutex::new(None),
+                make: |s| ValidatorRpcClient::new(Default::default(), transport::framed(s)).spawn(),
+            },
+        }
+    }
+
+    /// Asks the signer for a certificate.
+    pub async fn issue(
+        &self,
+        request: IssueRequest,
+    ) -> Result<Result<IssuedCertificate, SignerError>, CallError> {
+        retry(&self.signer, |c| {
+            let request = request.clone();
+            async move {
+                c.issue_certificate(context_with(deadline::SIGNER_CALL), request)
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// The CA chain served after each leaf.
+    pub async fn ca_chain(&self) -> Result<Result<String, SignerError>, CallError> {
+        let r = retry(&self.signer, |c| async move {
+            c.ca_chain(context_with(deadline::SIGNER_CALL)).await
+        })
+        .await?;
+        Ok(r.map(|chain| chain.pem))
+    }
+
+    /// Asks the validator to probe a challenge.
+    pub async fn validate(
+        &self,
+        request: ValidateRequest,
+    ) -> Result<Result<ValidationRecord, ValidationProblem>, CallError> {
+        retry(&self.validator, |c| {
+            let request = request.clone();
+            async move {
+                c.validate_challenge(context_with(deadline::VALIDATOR_CALL), request)
+                    .await
+            }
+        })
+        .await
+    }
+}
+
+/// Calls `f` on the link's client; on transport failures resets the link and
+/// retries with backoff until [`RETRY_BUDGET`] is spent. A deadline exceeded
+/// by the peer itself is not retried.
+async fn retry<C, T, F, Fut>(link: &Link<C>, f: F) -> Result<T, CallError>
+where
+    C: Clone,
+    F: Fn(C) -> Fut,
+    Fut: std::future::Future<Output = Result<T, RpcError>>,
+{
+    let start = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let detail = match link.get().await {
+            Ok(client) => match f(client).await {
+                Ok(v) => return Ok(v),
+                Err(RpcError::DeadlineExceeded) => {
+                    return Err(CallError::Unavailable {
+                        peer: link.name,
+                        detail: "call exceeded its deadline".into(),
+                    });
+                }
+                Err(e) => {
+                    link.reset().await;
+                    e.to_string()
+                }
+            },
+            Err(e) => e.to_string(),
+        };
+        if start.elapsed() + backoff > RETRY_BUDGET {
+            tracing::warn!(target: "frontend", peer = link.name, %detail, "giving up on peer");
+            return Err(CallError::Unavailable {
+                peer: link.name,
+                detail,
+            });
+        }
+        tracing::debug!(target: "frontend", peer = link.name, %detail, "retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}

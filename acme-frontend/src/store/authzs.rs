@@ -1,0 +1,225 @@
+//! Authorizations and challenges, and the validation cascade.
+
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use super::models::{AuthzRow, ChallengeRow};
+use super::schema::{authorizations, challenges, order_authorizations, orders};
+use super::write_tx;
+use crate::error::Error;
+use crate::protocol::order::{ChallengeTrigger, after_validation, authz_status, trigger_challenge};
+use crate::protocol::{AuthzStatus, ChallengeStatus, OrderStatus};
+
+/// The authorization with this id.
+pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<AuthzRow>, Error> {
+    Ok(authorizations::table
+        .find(id)
+        .select(AuthzRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// An authorization's challenges, in a stable order.
+pub fn challenges_of(
+    conn: &mut SqliteConnection,
+    authz_id: &str,
+) -> Result<Vec<ChallengeRow>, Error> {
+    Ok(challenges::table
+        .filter(challenges::authz_id.eq(authz_id))
+        .order(challenges::created.asc())
+        .then_order_by(challenges::id.asc())
+        .select(ChallengeRow::as_select())
+        .load(conn)?)
+}
+
+/// An authorization with its challenges.
+pub fn with_challenges(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<(AuthzRow, Vec<ChallengeRow>)>, Error> {
+    let Some(authz) = by_id(conn, id)? else {
+        return Ok(None);
+    };
+    let challenges = challenges_of(conn, id)?;
+    Ok(Some((authz, challenges)))
+}
+
+/// Result of a challenge response.
+pub struct Started {
+    /// Whether validation must be dispatched now.
+    pub dispatch: bool,
+    /// The authorization after the change.
+    pub authz: AuthzRow,
+    /// The challenge after the change.
+    pub challenge: ChallengeRow,
+}
+
+/// Applies a `{}` POST to a challenge (RFC 8555 §7.5.1) in one transaction.
+pub fn start_challenge(
+    conn: &mut SqliteConnection,
+    authz_id: &str,
+    challenge_id: &str,
+    now: i64,
+) -> Result<Option<Started>, Error> {
+    write_tx(conn, |conn| {
+        let Some(authz) = by_id(conn, authz_id)? else {
+            return Ok(None);
+        };
+        let Some(mut challenge) = challenges::table
+            .find(challenge_id)
+            .select(ChallengeRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let authz_now = authz_status(parse_authz(&authz.status)?, authz.expires, now);
+        let chall_now = parse_chall(&challenge.status)?;
+        let dispatch = trigger_challenge(chall_now, authz_now)? == ChallengeTrigger::Start;
+        if dispatch {
+            diesel::update(challenges::table.find(challenge_id))
+                .set((
+                    challenges::status.eq(ChallengeStatus::Processing.as_str()),
+                    challenges::updated.eq(now),
+                ))
+                .execute(conn)?;
+            challenge.status = ChallengeStatus::Processing.as_str().into();
+            challenge.updated = now;
+        }
+        Ok(Some(Started {
+            dispatch,
+            authz,
+            challenge,
+        }))
+    })
+}
+
+/// A finished probe.
+pub enum Outcome {
+    /// Valid, with the validation record JSON.
+    Valid(String),
+    /// Invalid, with the problem JSON.
+    Invalid(String),
+}
+
+/// Records a probe's result and cascades challenge → authorization → orders
+/// in one transaction. A challenge no longer `processing` is left alone.
+pub fn record_validation(
+    conn: &mut SqliteConnection,
+    challenge_id: &str,
+    outcome: Outcome,
+    now: i64,
+) -> Result<(), Error> {
+    write_tx(conn, |conn| {
+        let Some(challenge) = challenges::table
+            .find(challenge_id)
+            .select(ChallengeRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(());
+        };
+        if parse_chall(&challenge.status)? != ChallengeStatus::Processing {
+            return Ok(());
+        }
+        let ok = matches!(outcome, Outcome::Valid(_));
+        let (chall_status, authz_new) = after_validation(ok);
+        let (record, error) = match &outcome {
+            Outcome::Valid(r) => (Some(r.as_str()), None),
+            Outcome::Invalid(p) => (None, Some(p.as_str())),
+        };
+        diesel::update(challenges::table.find(challenge_id))
+            .set((
+                challenges::status.eq(chall_status.as_str()),
+                challenges::validated.eq(ok.then_some(now)),
+                challenges::error.eq(error),
+                challenges::validation_record.eq(record),
+                challenges::updated.eq(now),
+            ))
+            .execute(conn)?;
+        let authz_id = challenge.authz_id.clone();
+        diesel::update(
+            authorizations::table
+                .find(&authz_id)
+                .filter(authorizations::status.eq(AuthzStatus::Pending.as_str())),
+        )
+        .set((
+            authorizations::status.eq(authz_new.as_str()),
+            authorizations::error.eq(error),
+            authorizations::updated.eq(now),
+        ))
+        .execute(conn)?;
+
+        let order_ids: Vec<String> = order_authorizations::table
+            .filter(order_authorizations::authz_id.eq(&authz_id))
+            .select(order_authorizations::order_id)
+            .load(conn)?;
+        for order_id in order_ids {
+            let pending = orders::table
+                .find(&order_id)
+                .filter(orders::status.eq(OrderStatus::Pending.as_str()));
+            if !ok {
+                diesel::update(pending)
+                    .set((
+                        orders::status.eq(OrderStatus::Invalid.as_str()),
+                        orders::error.eq(error),
+                        orders::updated.eq(now),
+                    ))
+                    .execute(conn)?;
+                continue;
+            }
+            let statuses: Vec<String> = order_authorizations::table
+                .inner_join(authorizations::table)
+                .filter(order_authorizations::order_id.eq(&order_id))
+                .select(authorizations::status)
+                .load(conn)?;
+            if statuses.iter().all(|s| s == AuthzStatus::Valid.as_str()) {
+                diesel::update(pending)
+                    .set((
+                        orders::status.eq(OrderStatus::Ready.as_str()),
+                        orders::updated.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A challenge waiting for a probe, with what the probe needs.
+pub struct PendingProbe {
+    /// The challenge.
+    pub challenge: ChallengeRow,
+    /// Its authorization.
+    pub authz: AuthzRow,
+}
+
+/// Challenges left in `processing` (the probe's result never arrived: a
+/// crash or a restart).
+pub fn processing(conn: &mut SqliteConnection) -> Result<Vec<PendingProbe>, Error> {
+    let rows: Vec<(ChallengeRow, AuthzRow)> = challenges::table
+        .inner_join(authorizations::table)
+        .filter(challenges::status.eq(ChallengeStatus::Processing.as_str()))
+        .select((ChallengeRow::as_select(), AuthzRow::as_select()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(challenge, authz)| PendingProbe { challenge, authz })
+        .collect())
+}
+
+/// Parses a stored authorization status.
+pub fn parse_authz(s: &str) -> Result<AuthzStatus, Error> {
+    AuthzStatus::parse(s).ok_or_else(|| Error::Internal(format!("bad stored authz status {s:?}")))
+}
+
+/// Parses a stored challenge status.
+pub fn parse_chall(s: &str) -> Result<ChallengeStatus, Error> {
+    ChallengeStatus::parse(s)
+        .ok_or_else(|| Error::Internal(format!("bad stored challenge status {s:?}")))
+}
+
+/// Parses a stored order status.
+pub fn parse_order(s: &str) -> Result<OrderStatus, Error> {
+    OrderStatus::parse(s).ok_or_else(|| Error::Internal(format!("bad stored order status {s:?}")))
+}

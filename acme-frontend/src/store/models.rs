@@ -1,0 +1,157 @@
+//! Row types: plain data moved between the store and the handlers.
+
+use diesel::prelude::*;
+
+use super::schema::*;
+
+/// `accounts` row.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = accounts)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct AccountRow {
+    /// Account id (the last segment of its URL).
+    pub id: String,
+    /// `valid` or `deactivated`.
+    pub status: String,
+    /// JSON array of contact URIs.
+    pub contact: String,
+    /// Canonical public JWK JSON.
+    pub jwk: String,
+    /// RFC 7638 thumbprint.
+    pub jwk_thumbprint: String,
+    /// Whether the ToS were agreed to.
+    pub tos_agreed: bool,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// Updated, Unix seconds.
+    pub updated: i64,
+}
+
+/// `orders` row.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = orders)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct OrderRow {
+    /// Order id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// Stored status (see `protocol::order::order_status`).
+    pub status: String,
+    /// Expiry, Unix seconds.
+    pub expires: i64,
+    /// JSON `[{type,value}]`.
+    pub identifiers: String,
+    /// Requested notBefore.
+    pub not_before: Option<i64>,
+    /// Requested notAfter.
+    pub not_after: Option<i64>,
+    /// Problem JSON when invalid.
+    pub error: Option<String>,
+    /// The CSR while the order is processing.
+    pub csr: Option<Vec<u8>>,
+    /// The issued certificate.
+    pub certificate_id: Option<String>,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// Updated, Unix seconds.
+    pub updated: i64,
+}
+
+/// `authorizations` row.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = authorizations)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct AuthzRow {
+    /// Authorization id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// Stored status.
+    pub status: String,
+    /// `dns` or `ip`.
+    pub identifier_type: String,
+    /// The identifier without a wildcard label.
+    pub identifier_value: String,
+    /// Whether the order asked for `*.` + value.
+    pub wildcard: bool,
+    /// The token shared by the authorization's challenges.
+    pub token: String,
+    /// Expiry, Unix seconds.
+    pub expires: i64,
+    /// Problem JSON when invalid.
+    pub error: Option<String>,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// Updated, Unix seconds.
+    pub updated: i64,
+}
+
+/// `order_authorizations` row.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = order_authorizations)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct OrderAuthzRow {
+    /// Order.
+    pub order_id: String,
+    /// Authorization.
+    pub authz_id: String,
+    /// Position in the order's list.
+    pub position: i32,
+}
+
+/// `challenges` row.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = challenges)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct ChallengeRow {
+    /// `<authz id>/<type>`.
+    pub id: String,
+    /// Parent authorization.
+    pub authz_id: String,
+    /// `http-01`, `dns-01`, `tls-alpn-01`.
+    pub kind: String,
+    /// Stored status.
+    pub status: String,
+    /// When it became valid.
+    pub validated: Option<i64>,
+    /// Problem JSON when invalid.
+    pub error: Option<String>,
+    /// Validation record JSON.
+    pub validation_record: Option<String>,
+    /// Created, Unix seconds.
+    pub created: i64,
+    /// Updated, Unix seconds.
+    pub updated: i64,
+}
+
+/// `certificates` row.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = certificates)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct CertRow {
+    /// Certificate id (URL segment).
+    pub id: String,
+    /// The order it was issued for.
+    pub order_id: String,
+    /// Owner.
+    pub account_id: String,
+    /// Lower-case hex serial.
+    pub serial_number: String,
+    /// `valid` or `revoked`.
+    pub status: String,
+    /// Leaf DER.
+    pub der: Vec<u8>,
+    /// Served PEM chain.
+    pub pem: String,
+    /// notBefore, Unix seconds.
+    pub not_before: i64,
+    /// notAfter, Unix seconds.
+    pub not_after: i64,
+    /// Revocation time.
+    pub revoked_at: Option<i64>,
+    /// CRL reason code.
+    pub revocation_reason: Option<i32>,
+    /// Created, Unix seconds.
+    pub created: i64,
+}

@@ -1,0 +1,182 @@
+//! Orders, with their authorizations and challenges at creation.
+
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use super::models::{AuthzRow, CertRow, ChallengeRow, OrderAuthzRow, OrderRow};
+use super::schema::{authorizations, certificates, challenges, order_authorizations, orders};
+use super::write_tx;
+use crate::error::Error;
+use crate::protocol::OrderStatus;
+
+/// A new order and everything created with it.
+pub struct NewOrder {
+    /// The order.
+    pub order: OrderRow,
+    /// Its new authorizations.
+    pub authzs: Vec<AuthzRow>,
+    /// Their challenges.
+    pub challenges: Vec<ChallengeRow>,
+}
+
+/// Inserts an order, its authorizations, links and challenges in one
+/// transaction.
+pub fn insert(conn: &mut SqliteConnection, new: NewOrder) -> Result<(), Error> {
+    write_tx(conn, |conn| {
+        diesel::insert_into(orders::table)
+            .values(&new.order)
+            .execute(conn)?;
+        diesel::insert_into(authorizations::table)
+            .values(&new.authzs)
+            .execute(conn)?;
+        let links: Vec<OrderAuthzRow> = new
+            .authzs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| OrderAuthzRow {
+                order_id: new.order.id.clone(),
+                authz_id: a.id.clone(),
+                position: i as i32,
+            })
+            .collect();
+        diesel::insert_into(order_authorizations::table)
+            .values(&links)
+            .execute(conn)?;
+        diesel::insert_into(challenges::table)
+            .values(&new.challenges)
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// The order with this id.
+pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<OrderRow>, Error> {
+    Ok(orders::table
+        .find(id)
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The order's authorizations in order.
+pub fn authzs_of(conn: &mut SqliteConnection, order_id: &str) -> Result<Vec<AuthzRow>, Error> {
+    Ok(order_authorizations::table
+        .inner_join(authorizations::table)
+        .filter(order_authorizations::order_id.eq(order_id))
+        .order(order_authorizations::position.asc())
+        .select(AuthzRow::as_select())
+        .load(conn)?)
+}
+
+/// An order with its authorizations.
+pub fn with_authzs(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<(OrderRow, Vec<AuthzRow>)>, Error> {
+    let Some(order) = by_id(conn, id)? else {
+        return Ok(None);
+    };
+    let authzs = authzs_of(conn, id)?;
+    Ok(Some((order, authzs)))
+}
+
+/// Ids of an account's orders, newest first, at most `limit` from `offset`.
+pub fn ids_for_account(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<String>, Error> {
+    Ok(orders::table
+        .filter(orders::account_id.eq(account_id))
+        .order((orders::created.desc(), orders::id.asc()))
+        .offset(offset)
+        .limit(limit)
+        .select(orders::id)
+        .load(conn)?)
+}
+
+/// Moves a `ready` order to `processing` and stores its CSR. Returns false
+/// if the order was not `ready` (a concurrent finalize won).
+pub fn begin_processing(
+    conn: &mut SqliteConnection,
+    id: &str,
+    csr: &[u8],
+    now: i64,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        orders::table
+            .find(id)
+            .filter(orders::status.eq(OrderStatus::Ready.as_str())),
+    )
+    .set((
+        orders::status.eq(OrderStatus::Processing.as_str()),
+        orders::csr.eq(Some(csr)),
+        orders::updated.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Records an issued certificate and moves its order to `valid`, in one
+/// transaction. This commit happens before the certificate is served.
+pub fn complete_issuance(
+    conn: &mut SqliteConnection,
+    cert: CertRow,
+    now: i64,
+) -> Result<(), Error> {
+    write_tx(conn, |conn| {
+        let n = diesel::update(
+            orders::table
+                .find(&cert.order_id)
+                .filter(orders::status.eq(OrderStatus::Processing.as_str())),
+        )
+        .set((
+            orders::status.eq(OrderStatus::Valid.as_str()),
+            orders::certificate_id.eq(Some(&cert.id)),
+            orders::csr.eq(None::<Vec<u8>>),
+            orders::updated.eq(now),
+        ))
+        .execute(conn)?;
+        if n != 1 {
+            return Err(Error::Internal(format!(
+                "order {} left processing before its certificate was stored",
+                cert.order_id
+            )));
+        }
+        diesel::insert_into(certificates::table)
+            .values(&cert)
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Marks a processing order invalid with a problem document.
+pub fn fail_processing(
+    conn: &mut SqliteConnection,
+    id: &str,
+    problem_json: &str,
+    now: i64,
+) -> Result<(), Error> {
+    diesel::update(
+        orders::table
+            .find(id)
+            .filter(orders::status.eq(OrderStatus::Processing.as_str())),
+    )
+    .set((
+        orders::status.eq(OrderStatus::Invalid.as_str()),
+        orders::error.eq(Some(problem_json)),
+        orders::csr.eq(None::<Vec<u8>>),
+        orders::updated.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Orders left in `processing` (by a crash or an unavailable signer).
+pub fn processing(conn: &mut SqliteConnection) -> Result<Vec<OrderRow>, Error> {
+    Ok(orders::table
+        .filter(orders::status.eq(OrderStatus::Processing.as_str()))
+        .select(OrderRow::as_select())
+        .load(conn)?)
+}

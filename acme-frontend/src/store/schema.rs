@@ -1,0 +1,104 @@
+//! diesel table definitions mirroring `migrations/`.
+#![allow(missing_docs)]
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        status -> Text,
+        contact -> Text,
+        jwk -> Text,
+        jwk_thumbprint -> Text,
+        tos_agreed -> Bool,
+        created -> BigInt,
+        updated -> BigInt,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Text,
+        account_id -> Text,
+        status -> Text,
+        expires -> BigInt,
+        identifiers -> Text,
+        not_before -> Nullable<BigInt>,
+        not_after -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        csr -> Nullable<Binary>,
+        certificate_id -> Nullable<Text>,
+        created -> BigInt,
+        updated -> BigInt,
+    }
+}
+
+diesel::table! {
+    authorizations (id) {
+        id -> Text,
+        account_id -> Text,
+        status -> Text,
+        identifier_type -> Text,
+        identifier_value -> Text,
+        wildcard -> Bool,
+        token -> Text,
+        expires -> BigInt,
+        error -> Nullable<Text>,
+        created -> BigInt,
+        updated -> BigInt,
+    }
+}
+
+diesel::table! {
+    order_authorizations (order_id, authz_id) {
+        order_id -> Text,
+        authz_id -> Text,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    challenges (id) {
+        id -> Text,
+        authz_id -> Text,
+        #[sql_name = "type"]
+        kind -> Text,
+        status -> Text,
+        validated -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        validation_record -> Nullable<Text>,
+        created -> BigInt,
+        updated -> BigInt,
+    }
+}
+
+diesel::table! {
+    certificates (id) {
+        id -> Text,
+        order_id -> Text,
+        account_id -> Text,
+        serial_number -> Text,
+        status -> Text,
+        der -> Binary,
+        pem -> Text,
+        not_before -> BigInt,
+        not_after -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        revocation_reason -> Nullable<Integer>,
+        created -> BigInt,
+    }
+}
+
+diesel::joinable!(orders -> accounts (account_id));
+diesel::joinable!(authorizations -> accounts (account_id));
+diesel::joinable!(order_authorizations -> orders (order_id));
+diesel::joinable!(order_authorizations -> authorizations (authz_id));
+diesel::joinable!(challenges -> authorizations (authz_id));
+diesel::joinable!(certificates -> orders (order_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    orders,
+    authorizations,
+    order_authorizations,
+    challenges,
+    certificates,
+);
