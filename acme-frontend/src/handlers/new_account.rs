@@ -54,13 +54,13 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
             "no account exists for this key".into(),
         ));
     }
-    if let Some(tos) = &app.config.server.terms_of_service_url {
-        if !payload.terms_of_service_agreed {
-            return Err(Error::UserActionRequired {
-                detail: "you must agree to the terms of service (termsOfServiceAgreed)".into(),
-                instance: tos.clone(),
-            });
-        }
+    if let Some(tos) = &app.config.server.terms_of_service_url
+        && !payload.terms_of_service_agreed
+    {
+        return Err(Error::UserActionRequired {
+            detail: "you must agree to the terms of service (termsOfServiceAgreed)".into(),
+            instance: tos.clone(),
+        });
     }
     contact::validate(&payload.contact)?;
     let t = now();

@@ -48,12 +48,12 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let identifiers = parse_all(&payload.identifiers)?;
     let not_before = parse_time("notBefore", &payload.not_before)?;
     let not_after = parse_time("notAfter", &payload.not_after)?;
-    if let (Some(nb), Some(na)) = (not_before, not_after) {
-        if na <= nb {
-            return Err(Error::Malformed(
-                "notAfter must be later than notBefore".into(),
-            ));
-        }
+    if let (Some(nb), Some(na)) = (not_before, not_after)
+        && na <= nb
+    {
+        return Err(Error::Malformed(
+            "notAfter must be later than notBefore".into(),
+        ));
     }
 
     let t = now();
