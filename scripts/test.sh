@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need on a Debian
+# machine (build headers, certbot, lego), builds every binary, runs every test.
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+for pkg in pkg-config libssl-dev certbot lego openssl; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+    echo "installing: ${need_pkgs[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# The e2e tests start the real binaries from target/debug.
+cargo build --workspace --bins
+cargo test --workspace "$@"
