@@ -7,13 +7,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The embedded default configuration (a CA on loopback).
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/default.toml");
 
 /// Top-level configuration.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP(S) server binds. Default `127.0.0.1:14000`.
@@ -50,7 +50,7 @@ pub struct Config {
 }
 
 /// `[database]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     /// SQLite file. Default `<state_dir>/akamu.db`.
@@ -58,7 +58,7 @@ pub struct Database {
 }
 
 /// `[ca]`: the issuing CA, owned by `ca-signer`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ca {
     /// CA private key PEM. Default `<state_dir>/ca.key.pem`.
@@ -107,7 +107,7 @@ impl Default for Ca {
 }
 
 /// `[tls]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// Serve HTTPS. Default false (plain HTTP behind a proxy); the embedded
@@ -136,7 +136,7 @@ impl Default for Tls {
 }
 
 /// `[server]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     /// Port the validator fetches http-01 tokens from. Default 80.
@@ -186,7 +186,7 @@ impl Default for Server {
 }
 
 /// `[signer]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignerLink {
     /// The signer's socket. Default `<state_dir>/signer.sock`.
@@ -194,7 +194,7 @@ pub struct SignerLink {
 }
 
 /// `[validator]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValidatorLink {
     /// The validator's socket. Default `<state_dir>/validator.sock`.
@@ -202,7 +202,7 @@ pub struct ValidatorLink {
 }
 
 /// `[launcher]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Launcher {
     /// Start `ca-signer` and `validator-worker` as children and restart them
@@ -429,6 +429,43 @@ allow_private_targets    = false
             Some("127.0.0.1:8053".parse().expect("addr"))
         );
         assert_eq!(c.signer_socket(), PathBuf::from("akamu-data/signer.sock"));
+    }
+
+    /// `docs/src/configuration.md` lists exactly the keys the code accepts.
+    #[test]
+    fn doc_lists_every_key() {
+        use std::collections::BTreeSet;
+        let doc = include_str!("../../docs/src/configuration.md");
+        let mut documented = BTreeSet::new();
+        let mut section = String::new();
+        for line in doc.lines() {
+            if let Some(h) = line.strip_prefix("## ") {
+                section = h
+                    .trim_matches(|c| c == '`' || c == '[' || c == ']')
+                    .to_string();
+                if section == "Top level" {
+                    section.clear();
+                }
+            } else if let Some(rest) = line.strip_prefix("| `") {
+                let key = rest.split('`').next().unwrap_or_default();
+                documented.insert(if section.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{section}.{key}")
+                });
+            }
+        }
+        let value = serde_json::to_value(Config::parse("", "t").expect("defaults")).expect("json");
+        let mut actual = BTreeSet::new();
+        for (k, v) in value.as_object().expect("object") {
+            match v.as_object() {
+                Some(table) => actual.extend(table.keys().map(|f| format!("{k}.{f}"))),
+                None => {
+                    actual.insert(k.clone());
+                }
+            }
+        }
+        assert_eq!(documented, actual);
     }
 
     #[test]
