@@ -1,1 +1,53 @@
-fn main() {}
+//! The `ca-signer` binary: arguments, logging, configuration, then
+//! [`ca_signer::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Akāmu's signer: holds the CA key and signs certificates for the frontend.
+#[derive(Debug, Parser)]
+#[command(name = "ca-signer", version)]
+struct Args {
+    /// Path of the TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let config = match ca_signer::Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(target: "signer", error = %e, "cannot load configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(target: "signer", error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ca_signer::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(target: "signer", error = %e, "signer failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -128,15 +128,17 @@ pub async fn accept_handshake(
 ) -> Result<PeerCred, TransportError> {
     let peer = peer_cred(stream)?;
     tokio::time::timeout(deadline::CONNECT, async {
+        // Read the client's preamble first, even from a peer we will refuse:
+        // answering before the client has written would make its write fail
+        // with EPIPE and hide the reason. Eight bytes under a deadline.
+        let mut hello = [0u8; 8];
+        stream.read_exact(&mut hello).await?;
         if !allow.permits(&peer) {
-            // Tell the peer why, then hang up; nothing else is read from it.
             let _ = stream
                 .write_all(&preamble(PROTOCOL_VERSION, Some(STATUS_REFUSED)))
                 .await;
             return Err(TransportError::PeerNotAllowed { uid: peer.uid });
         }
-        let mut hello = [0u8; 8];
-        stream.read_exact(&mut hello).await?;
         let theirs = parse_preamble(&hello)?;
         if theirs != PROTOCOL_VERSION {
             stream

@@ -1,0 +1,384 @@
+//! The CA: load its key and certificate, or create them on first run.
+//!
+//! Rules (reference, "CA certificate profile"): both files present → load
+//! them and check that they belong together; neither → generate a key of
+//! `key_type` and a self-signed root; exactly one → refuse to start.
+
+use std::path::Path;
+
+use der::{Decode, Encode};
+use openssl::x509::X509;
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
+
+use crate::config;
+use crate::error::Error;
+use crate::files::{self, CERT_MODE, KEY_MODE};
+use crate::keys::KeyBackend;
+use crate::keys::file::FileKey;
+use crate::tbs::{self, IssuerInfo};
+
+/// Seconds in a Julian year, as the reference computes CA validity.
+const SECS_PER_YEAR: i64 = 31_557_600;
+
+/// The issuing CA: its key and certificate.
+pub struct Ca {
+    key: Box<dyn KeyBackend>,
+    cert_der: Vec<u8>,
+    cert_pem: String,
+    issuer: IssuerInfo,
+    not_after: i64,
+}
+
+/// What [`load_or_create`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Both files existed and were loaded.
+    Loaded,
+    /// Neither existed: a new key and root were generated and written.
+    Created,
+}
+
+/// Loads the CA from `config`'s files or creates it (see the module docs).
+/// `now` is the current time in Unix seconds, used for a new root's validity.
+pub fn load_or_create(config: &config::Ca, now: i64) -> Result<(Ca, Origin), Error> {
+    let key_exists = exists(&config.key_file)?;
+    let cert_exists = exists(&config.cert_file)?;
+    match (key_exists, cert_exists) {
+        (true, true) => {
+            let ca = load(config)?;
+            tracing::info!(
+                target: "signer",
+                key = %config.key_file.display(),
+                cert = %config.cert_file.display(),
+                "loaded CA"
+            );
+            Ok((ca, Origin::Loaded))
+        }
+        (false, false) => {
+            let ca = create(config, now)?;
+            tracing::info!(
+                target: "signer",
+                key = %config.key_file.display(),
+                cert = %config.cert_file.display(),
+                key_type = %config.key_type,
+                "generated a new CA key and self-signed certificate"
+            );
+            Ok((ca, Origin::Created))
+        }
+        (true, false) => Err(Error::CaIncomplete {
+            present: config.key_file.clone(),
+            missing: config.cert_file.clone(),
+        }),
+        (false, true) => Err(Error::CaIncomplete {
+            present: config.cert_file.clone(),
+            missing: config.key_file.clone(),
+        }),
+    }
+}
+
+impl Ca {
+    /// Wraps a key and its certificate (DER), checking that they belong
+    /// together and that the certificate is a CA certificate.
+    pub fn new(key: Box<dyn KeyBackend>, cert_der: Vec<u8>) -> Result<Self, Error> {
+        let cert = Certificate::from_der(&cert_der)?;
+        let tbs = cert.tbs_certificate();
+        if tbs.subject_public_key_info().to_der()? != key.public_key_der() {
+            return Err(Error::Lint("CA certificate and key differ"));
+        }
+        let extensions = tbs.extensions().map(Vec::as_slice).unwrap_or_default();
+        let is_ca = tbs::find::<BasicConstraints>(extensions)?.is_some_and(|(_, bc)| bc.ca);
+        if !is_ca {
+            return Err(Error::UnsupportedCaKey(
+                "the CA certificate does not have basicConstraints cA=TRUE".to_owned(),
+            ));
+        }
+        let key_id = match tbs::find::<SubjectKeyIdentifier>(extensions)? {
+            Some((_, ski)) => ski.0.as_bytes().to_vec(),
+            None => tbs::key_id(tbs.subject_public_key_info()),
+        };
+        let not_after = i64::try_from(tbs.validity().not_after.to_unix_duration().as_secs())
+            .map_err(|_| Error::Lint("CA notAfter out of range"))?;
+        let issuer = IssuerInfo {
+            name: tbs.subject().clone(),
+            spki_der: key.public_key_der().to_vec(),
+            key_id,
+            algorithm: key.signature_algorithm(),
+        };
+        let cert_pem = pem(&cert_der)?;
+        Ok(Self {
+            key,
+            cert_der,
+            cert_pem,
+            issuer,
+            not_after,
+        })
+    }
+
+    /// The CA key.
+    pub fn key(&self) -> &dyn KeyBackend {
+        self.key.as_ref()
+    }
+
+    /// What leaves need to know about their issuer.
+    pub fn issuer(&self) -> &IssuerInfo {
+        &self.issuer
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The CA certificate's `notAfter`, Unix seconds.
+    pub fn not_after(&self) -> i64 {
+        self.not_after
+    }
+}
+
+fn load(config: &config::Ca) -> Result<Ca, Error> {
+    let key = FileKey::load(&config.key_file, config.hash_alg)?;
+    let pem = std::fs::read(&config.cert_file).map_err(|source| Error::Read {
+        path: config.cert_file.clone(),
+        source,
+    })?;
+    let cert = X509::from_pem(&pem).map_err(|source| Error::Parse {
+        path: config.cert_file.clone(),
+        source,
+    })?;
+    if !cert.public_key()?.public_eq(key.pkey()) {
+        return Err(Error::CaKeyMismatch {
+            key: config.key_file.clone(),
+            cert: config.cert_file.clone(),
+        });
+    }
+    Ca::new(Box::new(key), cert.to_der()?)
+}
+
+fn create(config: &config::Ca, now: i64) -> Result<Ca, Error> {
+    let key = FileKey::generate(config.key_type, config.hash_alg)?;
+    let not_after = now.saturating_add(i64::from(config.ca_validity_years) * SECS_PER_YEAR);
+    let tbs = tbs::build_root(
+        &config.common_name,
+        &config.organization,
+        &key,
+        1,
+        now,
+        not_after,
+    )?;
+    let cert = tbs.sign(&key)?;
+    // Key first: a crash between the two writes leaves a key without a
+    // certificate, which the next start refuses loudly instead of silently
+    // replacing.
+    files::write_atomic(&config.key_file, &key.to_pkcs8_pem()?, KEY_MODE)?;
+    files::write_atomic(&config.cert_file, pem(&cert.der)?.as_bytes(), CERT_MODE)?;
+    Ca::new(Box::new(key), cert.der)
+}
+
+/// PEM of a DER certificate.
+pub fn pem(der: &[u8]) -> Result<String, Error> {
+    let pem = X509::from_der(der)?.to_pem()?;
+    // openssl's PEM writer produces ASCII.
+    Ok(String::from_utf8_lossy(&pem).into_owned())
+}
+
+fn exists(path: &Path) -> Result<bool, Error> {
+    path.try_exists().map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use openssl::nid::Nid;
+    use openssl::stack::Stack;
+    use openssl::x509::store::X509StoreBuilder;
+    use openssl::x509::{X509StoreContext, X509VerifyResult};
+
+    use super::*;
+    use crate::config::{HashAlg, KeyType};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn ca_config(dir: &Path, key_type: KeyType) -> config::Ca {
+        config::Ca {
+            key_file: dir.join("ca/ca.key.pem"),
+            cert_file: dir.join("ca/ca.cert.pem"),
+            key_type,
+            hash_alg: HashAlg::Sha256,
+            validity_days: 90,
+            ca_validity_years: 10,
+            common_name: "Akāmu Test CA".to_owned(),
+            organization: "Akāmu".to_owned(),
+            crl_url: None,
+            ocsp_url: None,
+        }
+    }
+
+    fn self_verifies(cert: &X509) -> bool {
+        let mut store = X509StoreBuilder::new().expect("store");
+        store.add_cert(cert.clone()).expect("add");
+        // The fixed NOW is in the future; check at that time.
+        let mut param = openssl::x509::verify::X509VerifyParam::new().expect("param");
+        param.set_time(NOW + 60);
+        store.set_param(&param).expect("set param");
+        let store = store.build();
+        let mut ctx = X509StoreContext::new().expect("ctx");
+        let chain = Stack::new().expect("stack");
+        ctx.init(&store, cert, &chain, |c| {
+            let ok = c.verify_cert()?;
+            assert_eq!(c.error(), X509VerifyResult::OK, "{}", c.error());
+            Ok(ok)
+        })
+        .expect("verify")
+    }
+
+    #[test]
+    fn creates_then_loads_the_same_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = ca_config(dir.path(), KeyType::EcP256);
+        let (created, origin) = load_or_create(&cfg, NOW).expect("create");
+        assert_eq!(origin, Origin::Created);
+
+        let key_mode = std::fs::metadata(&cfg.key_file)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        let cert_mode = std::fs::metadata(&cfg.cert_file)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!((key_mode, cert_mode), (0o600, 0o644));
+
+        let cert = X509::from_pem(&std::fs::read(&cfg.cert_file).expect("read")).expect("pem");
+        assert!(
+            cert.verify(&cert.public_key().expect("pk"))
+                .expect("verify"),
+            "self-signed"
+        );
+        assert!(self_verifies(&cert));
+        assert_eq!(
+            cert.serial_number()
+                .to_bn()
+                .expect("bn")
+                .to_dec_str()
+                .expect("dec")
+                .to_string(),
+            "1"
+        );
+        let cn = cert
+            .subject_name()
+            .entries_by_nid(Nid::COMMONNAME)
+            .next()
+            .expect("cn");
+        assert_eq!(cn.data().to_string().expect("utf8"), "Akāmu Test CA");
+        let o = cert
+            .subject_name()
+            .entries_by_nid(Nid::ORGANIZATIONNAME)
+            .next()
+            .expect("o");
+        assert_eq!(o.data().to_string().expect("utf8"), "Akāmu");
+        let ski = cert.subject_key_id().expect("ski").as_slice().to_vec();
+        assert_eq!(
+            cert.authority_key_id().expect("aki").as_slice(),
+            ski.as_slice()
+        );
+        let bits = cert
+            .public_key()
+            .expect("pk")
+            .public_key_to_der()
+            .expect("der");
+        let spki = spki::SubjectPublicKeyInfoOwned::from_der(&bits).expect("spki");
+        assert_eq!(ski, tbs::key_id(&spki));
+        assert_eq!(ski, created.issuer().key_id);
+
+        let text = String::from_utf8(cert.to_text().expect("text")).expect("utf8");
+        assert!(
+            text.contains("X509v3 Basic Constraints: critical\n                CA:TRUE"),
+            "{text}"
+        );
+        assert!(
+            text.contains("X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign"),
+            "{text}"
+        );
+        let validity = cert.not_before().diff(cert.not_after()).expect("diff");
+        assert_eq!(
+            i64::from(validity.days) * 86_400 + i64::from(validity.secs),
+            10 * SECS_PER_YEAR
+        );
+
+        let (loaded, origin) = load_or_create(&cfg, NOW + 5).expect("load");
+        assert_eq!(origin, Origin::Loaded);
+        assert_eq!(loaded.cert_der(), created.cert_der());
+        assert_eq!(
+            loaded.key().public_key_der(),
+            created.key().public_key_der()
+        );
+        assert_eq!(loaded.issuer().key_id, created.issuer().key_id);
+        assert_eq!(loaded.not_after(), NOW + 10 * SECS_PER_YEAR);
+    }
+
+    #[test]
+    fn exactly_one_file_is_refused_naming_the_missing_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = ca_config(dir.path(), KeyType::EcP256);
+        load_or_create(&cfg, NOW).expect("create");
+
+        let cert = std::fs::read(&cfg.cert_file).expect("read");
+        std::fs::remove_file(&cfg.cert_file).expect("rm");
+        let err = load_or_create(&cfg, NOW).err().expect("must refuse");
+        let msg = err.to_string();
+        assert!(matches!(err, Error::CaIncomplete { .. }), "{msg}");
+        assert!(
+            msg.contains(&format!("{} is missing", cfg.cert_file.display())),
+            "{msg}"
+        );
+
+        std::fs::write(&cfg.cert_file, cert).expect("restore");
+        std::fs::remove_file(&cfg.key_file).expect("rm");
+        let msg = load_or_create(&cfg, NOW)
+            .err()
+            .expect("must refuse")
+            .to_string();
+        assert!(
+            msg.contains(&format!("{} is missing", cfg.key_file.display())),
+            "{msg}"
+        );
+        // Nothing was generated behind our back.
+        assert!(!cfg.key_file.exists());
+    }
+
+    #[test]
+    fn mismatched_key_and_cert_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = ca_config(&dir.path().join("a"), KeyType::EcP256);
+        let b = ca_config(&dir.path().join("b"), KeyType::EcP256);
+        load_or_create(&a, NOW).expect("a");
+        load_or_create(&b, NOW).expect("b");
+        std::fs::copy(&b.key_file, &a.key_file).expect("swap key");
+        let err = load_or_create(&a, NOW).err().expect("must refuse");
+        assert!(matches!(err, Error::CaKeyMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn garbage_key_file_is_a_parse_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = ca_config(dir.path(), KeyType::EcP256);
+        load_or_create(&cfg, NOW).expect("create");
+        std::fs::write(&cfg.key_file, b"not a key").expect("write");
+        assert!(matches!(
+            load_or_create(&cfg, NOW),
+            Err(Error::Parse { .. })
+        ));
+    }
+}

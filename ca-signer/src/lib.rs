@@ -1,0 +1,73 @@
+//! `ca-signer`: Akāmu's signer. It holds the CA key, builds every
+//! certificate from its own profile and signs it; it trusts no caller.
+//!
+//! Issuance is three steps, each consuming the previous one's output:
+//! [`policy::check`] turns an untrusted request into a [`policy::Checked`],
+//! [`tbs::build_leaf`] turns that into a [`tbs::LintedTbs`], and
+//! [`tbs::LintedTbs::sign`] consumes it with a [`keys::KeyBackend`].
+//!
+//! Entry points: [`run`] (the binary), [`server::Server`] (tests and
+//! embedding), [`service::SignerService`] (the tarpc handler).
+
+pub mod ca;
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod keys;
+pub mod policy;
+pub mod server;
+pub mod server_cert;
+pub mod service;
+pub mod tbs;
+
+use std::io::Write;
+
+pub use config::Config;
+pub use error::Error;
+
+/// Starts the signer and serves until SIGTERM or SIGINT, then removes the
+/// socket and returns `Ok(())`.
+///
+/// Once the socket is listening it prints exactly one line to stdout:
+/// `READY {"service":"signer","socket":"<path>","pid":<pid>}`.
+pub async fn run(config: Config) -> Result<(), Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Runtime)?;
+    let server = server::Server::start(&config)?;
+    print_ready(server.socket_path())?;
+    server
+        .serve_until(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!(target: "signer", "SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!(target: "signer", "SIGINT: shutting down"),
+            }
+        })
+        .await
+}
+
+/// The READY line for a socket path.
+pub fn ready_line(socket: &std::path::Path) -> String {
+    let json = serde_json::json!({
+        "service": "signer",
+        "socket": socket.to_string_lossy(),
+        "pid": std::process::id(),
+    });
+    format!("READY {json}")
+}
+
+fn print_ready(socket: &std::path::Path) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", ready_line(socket)).map_err(Error::Runtime)?;
+    out.flush().map_err(Error::Runtime)
+}
+
+/// The current time in Unix seconds: the only place the signer reads the
+/// clock. Everything below takes `now` as a parameter.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

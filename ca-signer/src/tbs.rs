@@ -1,0 +1,527 @@
+//! Building TBS certificates: the second of three steps (policy → tbs → sign).
+//!
+//! [`build_leaf`] turns a [`Checked`] request into a [`LintedTbs`] with
+//! x509-cert's `CertificateBuilder` and our own [`BuilderProfile`]; the TBS is
+//! decoded again and linted against what was checked before anything is
+//! signed. [`LintedTbs::sign`] consumes the value, so each checked request is
+//! signed at most once and exactly as built.
+//!
+//! Randomness (the serial) and time (from the `Checked`) are inputs.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use const_oid::db::rfc4519::{CN, O};
+use const_oid::db::rfc5280::{ID_AD_OCSP, ID_KP_SERVER_AUTH};
+use const_oid::{AssociatedOid, ObjectIdentifier};
+use der::asn1::{BitString, GeneralizedTime, Ia5String, OctetString, Utf8StringRef};
+use der::{Any, Decode, Encode};
+use openssl::pkey::PKey;
+use rand::RngCore;
+use shared_proto::{Identifier, IdentifierKind};
+use signature::Keypair;
+use spki::{
+    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey,
+    SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef,
+};
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::certificate::{TbsCertificate, Version};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+    SubjectKeyIdentifier,
+};
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use crate::error::Error;
+use crate::keys::{KeyBackend, SignatureAlgorithm};
+use crate::policy::Checked;
+
+/// Length of a leaf serial number in bytes.
+pub const SERIAL_BYTES: usize = 16;
+
+/// What a TBS needs to know about its issuer.
+#[derive(Clone, Debug)]
+pub struct IssuerInfo {
+    /// The issuer's subject, copied into each certificate's issuer field.
+    pub name: Name,
+    /// The issuer's SubjectPublicKeyInfo, DER.
+    pub spki_der: Vec<u8>,
+    /// The issuer's key identifier (its SKI), used as each leaf's AKI.
+    pub key_id: Vec<u8>,
+    /// The algorithm the issuer key signs with.
+    pub algorithm: SignatureAlgorithm,
+}
+
+/// URLs a leaf points to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeafUrls {
+    /// CRL distribution point.
+    pub crl: Option<String>,
+    /// OCSP responder (AIA).
+    pub ocsp: Option<String>,
+}
+
+/// A built and linted TBS certificate, ready to be signed once.
+pub struct LintedTbs {
+    builder: CertificateBuilder<FixedProfile>,
+    issuer: IssuerAdapter,
+    tbs_der: Vec<u8>,
+    serial_hex: String,
+    not_before: i64,
+    not_after: i64,
+}
+
+/// A signed certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCertificate {
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// Serial, lower-case hex without leading zero bytes.
+    pub serial_hex: String,
+    /// `notBefore`, Unix seconds.
+    pub not_before: i64,
+    /// `notAfter`, Unix seconds.
+    pub not_after: i64,
+}
+
+/// Builds the TBS of a leaf for a checked request.
+pub fn build_leaf(
+    checked: Checked,
+    issuer: &IssuerInfo,
+    urls: &LeafUrls,
+    rng: &mut dyn RngCore,
+) -> Result<LintedTbs, Error> {
+    let serial = random_serial(rng)?;
+    let subject = match &checked.common_name {
+        Some(cn) => name(&[(CN, cn)])?,
+        None => Name::default(),
+    };
+    let spki = SubjectPublicKeyInfoOwned::from_der(&checked.spki_der)?;
+
+    let mut usages = KeyUsages::DigitalSignature.into();
+    if checked.rsa_subscriber {
+        usages |= KeyUsages::KeyEncipherment;
+    }
+    let sans: Vec<GeneralName> = checked
+        .sans
+        .iter()
+        .map(general_name)
+        .collect::<Result<_, _>>()?;
+    let mut extensions = vec![
+        ext(
+            &BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            },
+            true,
+        )?,
+        ext(&KeyUsage(usages), true)?,
+        ext(&ExtendedKeyUsage(vec![ID_KP_SERVER_AUTH]), false)?,
+        ext(
+            &SubjectKeyIdentifier(OctetString::new(key_id(&spki))?),
+            false,
+        )?,
+        ext(&authority_key_id(&issuer.key_id)?, false)?,
+        // RFC 5280 §4.2.1.6: critical when the subject is empty.
+        ext(&SubjectAltName(sans), checked.common_name.is_none())?,
+    ];
+    if let Some(url) = &urls.crl {
+        let dp = DistributionPoint {
+            distribution_point: Some(DistributionPointName::FullName(vec![uri(url)?])),
+            reasons: None,
+            crl_issuer: None,
+        };
+        extensions.push(ext(&CrlDistributionPoints(vec![dp]), false)?);
+    }
+    if let Some(url) = &urls.ocsp {
+        let ad = AccessDescription {
+            access_method: ID_AD_OCSP,
+            access_location: uri(url)?,
+        };
+        extensions.push(ext(&AuthorityInfoAccessSyntax(vec![ad]), false)?);
+    }
+
+    let profile = FixedProfile {
+        subject,
+        issuer: issuer.name.clone(),
+        extensions,
+    };
+    let expect = Expectations {
+        ca: false,
+        sans: Some(checked.sans.iter().cloned().collect()),
+        spki_der: checked.spki_der.clone(),
+    };
+    LintedTbs::new(
+        profile,
+        serial,
+        checked.not_before,
+        checked.not_after,
+        spki,
+        issuer,
+        &expect,
+    )
+}
+
+/// Builds the TBS of a self-signed root for `key`: BasicConstraints critical
+/// cA=TRUE, KeyUsage critical keyCertSign+cRLSign, SKI and an AKI with the
+/// same key id.
+pub fn build_root(
+    common_name: &str,
+    organization: &str,
+    key: &dyn KeyBackend,
+    serial: u64,
+    not_before: i64,
+    not_after: i64,
+) -> Result<LintedTbs, Error> {
+    let subject = name(&[(CN, common_name), (O, organization)])?;
+    let spki = SubjectPublicKeyInfoOwned::from_der(key.public_key_der())?;
+    let id = key_id(&spki);
+    let extensions = vec![
+        ext(
+            &BasicConstraints {
+                ca: true,
+                path_len_constraint: None,
+            },
+            true,
+        )?,
+        ext(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign), true)?,
+        ext(&SubjectKeyIdentifier(OctetString::new(id.clone())?), false)?,
+        ext(&authority_key_id(&id)?, false)?,
+    ];
+    let issuer = IssuerInfo {
+        name: subject.clone(),
+        spki_der: key.public_key_der().to_vec(),
+        key_id: id,
+        algorithm: key.signature_algorithm(),
+    };
+    let profile = FixedProfile {
+        subject: subject.clone(),
+        issuer: subject,
+        extensions,
+    };
+    let expect = Expectations {
+        ca: true,
+        sans: None,
+        spki_der: key.public_key_der().to_vec(),
+    };
+    LintedTbs::new(
+        profile,
+        SerialNumber::from(serial),
+        not_before,
+        not_after,
+        spki,
+        &issuer,
+        &expect,
+    )
+}
+
+impl LintedTbs {
+    fn new(
+        profile: FixedProfile,
+        serial: SerialNumber,
+        not_before: i64,
+        not_after: i64,
+        spki: SubjectPublicKeyInfoOwned,
+        issuer: &IssuerInfo,
+        expect: &Expectations,
+    ) -> Result<Self, Error> {
+        let serial_hex = hex::encode(serial.as_bytes());
+        let validity = Validity::new(time(not_before)?, time(not_after)?);
+        let adapter = IssuerAdapter {
+            spki_der: issuer.spki_der.clone(),
+            algorithm: issuer.algorithm.algorithm_identifier(),
+        };
+        let mut builder = CertificateBuilder::new(profile, serial, validity, spki)?;
+        let tbs_der = builder.finalize(&adapter)?;
+        lint(&tbs_der, expect, &adapter.algorithm)?;
+        Ok(Self {
+            builder,
+            issuer: adapter,
+            tbs_der,
+            serial_hex,
+            not_before,
+            not_after,
+        })
+    }
+
+    /// The DER TBSCertificate that [`LintedTbs::sign`] will sign.
+    pub fn tbs_der(&self) -> &[u8] {
+        &self.tbs_der
+    }
+
+    /// Signs the TBS with `key`, which must be the issuer key it was built
+    /// for, and checks the signature before returning the certificate.
+    pub fn sign(self, key: &dyn KeyBackend) -> Result<SignedCertificate, Error> {
+        if key.public_key_der() != self.issuer.spki_der.as_slice()
+            || key.signature_algorithm().algorithm_identifier() != self.issuer.algorithm
+        {
+            return Err(Error::WrongSigningKey);
+        }
+        let signature = key.sign(&self.tbs_der)?;
+        let cert = self
+            .builder
+            .assemble(BitString::from_bytes(&signature)?, &self.issuer)?;
+        let der = cert.to_der()?;
+
+        // A faulty key backend must not hand out a certificate that does not verify.
+        let issuer_key = PKey::public_key_from_der(&self.issuer.spki_der)?;
+        if !openssl::x509::X509::from_der(&der)?.verify(&issuer_key)? {
+            return Err(Error::SignatureCheck);
+        }
+        Ok(SignedCertificate {
+            der,
+            serial_hex: self.serial_hex,
+            not_before: self.not_before,
+            not_after: self.not_after,
+        })
+    }
+}
+
+/// The key identifier of a public key: SHA-1 of the subjectPublicKey bits
+/// (RFC 5280 §4.2.1.2, method 1).
+pub fn key_id(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
+    openssl::sha::sha1(spki.subject_public_key.raw_bytes()).to_vec()
+}
+
+/// A 16-byte positive serial: the top bit cleared (positive) and the next one
+/// set (so the DER INTEGER is always 16 bytes, never zero); 126 random bits.
+pub fn random_serial(rng: &mut dyn RngCore) -> Result<SerialNumber, Error> {
+    let mut bytes = [0u8; SERIAL_BYTES];
+    rng.fill_bytes(&mut bytes);
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    Ok(SerialNumber::new(&bytes)?)
+}
+
+/// A Name of one single-valued RDN per attribute, in the given order, each a
+/// UTF8String.
+pub fn name(attributes: &[(ObjectIdentifier, &str)]) -> Result<Name, Error> {
+    let mut rdns = RdnSequence::default();
+    for (oid, value) in attributes {
+        let atv = AttributeTypeAndValue {
+            oid: *oid,
+            value: Any::encode_from(&Utf8StringRef::new(value)?)?,
+        };
+        rdns.push(RelativeDistinguishedName::try_from(vec![atv])?);
+    }
+    Ok(Name::hazmat_from_rdn_sequence(rdns))
+}
+
+/// What the lint expects of a TBS.
+struct Expectations {
+    ca: bool,
+    sans: Option<BTreeSet<Identifier>>,
+    spki_der: Vec<u8>,
+}
+
+/// Decodes the TBS we just encoded and checks it against the profile. A
+/// failure is a bug in this crate, never the caller's fault.
+fn lint(
+    tbs_der: &[u8],
+    expect: &Expectations,
+    algorithm: &AlgorithmIdentifierOwned,
+) -> Result<(), Error> {
+    let tbs = TbsCertificate::from_der(tbs_der)?;
+    if tbs.version() != Version::V3 {
+        return Err(Error::Lint("not a v3 certificate"));
+    }
+    let serial = tbs.serial_number().as_bytes();
+    if serial.is_empty()
+        || serial.len() > 20
+        || serial[0] & 0x80 != 0
+        || serial.iter().all(|b| *b == 0)
+    {
+        return Err(Error::Lint(
+            "serial is not a positive integer of at most 20 octets",
+        ));
+    }
+    if tbs.signature() != algorithm {
+        return Err(Error::Lint(
+            "signature algorithm differs from the issuer key's",
+        ));
+    }
+    let validity = tbs.validity();
+    if validity.not_before.to_unix_duration() >= validity.not_after.to_unix_duration() {
+        return Err(Error::Lint("empty validity"));
+    }
+    if tbs.subject_public_key_info().to_der()? != expect.spki_der {
+        return Err(Error::Lint("subject key differs from the checked key"));
+    }
+    let extensions = tbs.extensions().ok_or(Error::Lint("no extensions"))?;
+    let mut seen = BTreeSet::new();
+    for e in extensions {
+        if !seen.insert(e.extn_id) {
+            return Err(Error::Lint("duplicate extension"));
+        }
+    }
+    let bc = find::<BasicConstraints>(extensions)?.ok_or(Error::Lint("no basicConstraints"))?;
+    if !bc.0 || bc.1.ca != expect.ca {
+        return Err(Error::Lint("basicConstraints not critical or cA wrong"));
+    }
+    let (ku_critical, ku) = find::<KeyUsage>(extensions)?.ok_or(Error::Lint("no keyUsage"))?;
+    if !ku_critical || ku.key_cert_sign() != expect.ca {
+        return Err(Error::Lint("keyUsage not critical or keyCertSign wrong"));
+    }
+    if find::<SubjectKeyIdentifier>(extensions)?.is_none()
+        || find::<AuthorityKeyIdentifier>(extensions)?.is_none()
+    {
+        return Err(Error::Lint("missing key identifiers"));
+    }
+    if let Some(want) = &expect.sans {
+        let eku =
+            find::<ExtendedKeyUsage>(extensions)?.ok_or(Error::Lint("no extendedKeyUsage"))?;
+        if eku.1.0 != [ID_KP_SERVER_AUTH] {
+            return Err(Error::Lint("extendedKeyUsage is not exactly serverAuth"));
+        }
+        let (_, san) =
+            find::<SubjectAltName>(extensions)?.ok_or(Error::Lint("no subjectAltName"))?;
+        let got: BTreeSet<Identifier> = san
+            .0
+            .iter()
+            .map(identifier_of)
+            .collect::<Option<_>>()
+            .ok_or(Error::Lint("unexpected subjectAltName entry"))?;
+        if &got != want || got.len() != san.0.len() {
+            return Err(Error::Lint(
+                "subjectAltName differs from the checked identifiers",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn find<'a, T: Decode<'a, Error = der::Error> + AssociatedOid>(
+    extensions: &'a [Extension],
+) -> Result<Option<(bool, T)>, Error> {
+    match extensions.iter().find(|e| e.extn_id == T::OID) {
+        Some(e) => Ok(Some((e.critical, T::from_der(e.extn_value.as_bytes())?))),
+        None => Ok(None),
+    }
+}
+
+fn identifier_of(name: &GeneralName) -> Option<Identifier> {
+    match name {
+        GeneralName::DnsName(d) => Some(Identifier::dns(d.as_str())),
+        GeneralName::IpAddress(o) => match o.as_bytes().len() {
+            4 => <[u8; 4]>::try_from(o.as_bytes())
+                .ok()
+                .map(|a| Identifier::ip(IpAddr::from(a))),
+            16 => <[u8; 16]>::try_from(o.as_bytes())
+                .ok()
+                .map(|a| Identifier::ip(IpAddr::from(a))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn general_name(id: &Identifier) -> Result<GeneralName, Error> {
+    Ok(match id.kind {
+        IdentifierKind::Dns => GeneralName::DnsName(Ia5String::new(&id.value)?),
+        IdentifierKind::Ip => {
+            let ip: IpAddr = id
+                .value
+                .parse()
+                .map_err(|_| Error::Lint("IP identifier does not parse"))?;
+            let octets = match ip {
+                IpAddr::V4(v4) => v4.octets().to_vec(),
+                IpAddr::V6(v6) => v6.octets().to_vec(),
+            };
+            GeneralName::IpAddress(OctetString::new(octets)?)
+        }
+    })
+}
+
+fn uri(url: &str) -> Result<GeneralName, Error> {
+    Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(url)?))
+}
+
+fn authority_key_id(id: &[u8]) -> Result<AuthorityKeyIdentifier, Error> {
+    Ok(AuthorityKeyIdentifier {
+        key_identifier: Some(OctetString::new(id)?),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    })
+}
+
+fn ext<T: Encode + AssociatedOid>(value: &T, critical: bool) -> Result<Extension, Error> {
+    Ok(Extension {
+        extn_id: T::OID,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
+}
+
+fn time(unix: i64) -> Result<Time, Error> {
+    let secs = u64::try_from(unix).map_err(|_| Error::Lint("time before 1970"))?;
+    // CertificateBuilder::new turns this into UTCTime up to 2049 (RFC 5280 §4.1.2.5).
+    Ok(Time::GeneralTime(GeneralizedTime::from_unix_duration(
+        Duration::from_secs(secs),
+    )?))
+}
+
+/// Our [`BuilderProfile`]: subject, issuer and extensions fixed in advance.
+struct FixedProfile {
+    subject: Name,
+    issuer: Name,
+    extensions: Vec<Extension>,
+}
+
+impl BuilderProfile for FixedProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        _spk: SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        Ok(self.extensions.clone())
+    }
+}
+
+/// Presents the issuer's public key and algorithm to x509-cert's builder,
+/// which wants a `Keypair`; the private key stays behind [`KeyBackend`].
+#[derive(Clone)]
+struct IssuerAdapter {
+    spki_der: Vec<u8>,
+    algorithm: AlgorithmIdentifierOwned,
+}
+
+/// The issuer's public key as the builder sees it.
+#[derive(Clone)]
+struct IssuerPublicKey(Vec<u8>);
+
+impl Keypair for IssuerAdapter {
+    type VerifyingKey = IssuerPublicKey;
+
+    fn verifying_key(&self) -> IssuerPublicKey {
+        IssuerPublicKey(self.spki_der.clone())
+    }
+}
+
+impl DynSignatureAlgorithmIdentifier for IssuerAdapter {
+    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+        Ok(self.algorithm.clone())
+    }
+}
+
+impl EncodePublicKey for IssuerPublicKey {
+    fn to_public_key_der(&self) -> spki::Result<der::Document> {
+        Ok(der::Document::try_from(self.0.as_slice())?)
+    }
+}
