@@ -1,1 +1,52 @@
-fn main() {}
+//! `validator-worker`: `--config FILE`, logs to stderr filtered by `RUST_LOG`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use validator_worker::{Config, run};
+
+/// Akāmu challenge validator.
+#[derive(Debug, Parser)]
+#[command(name = "validator-worker", version, about)]
+struct Args {
+    /// Path to the TOML configuration.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the tokio runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "validator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The validator's TOML configuration.
+//!
+//! Every field is documented and has a named `default_*()` function where a
+//! default exists; unknown keys are refused (`deny_unknown_fields`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// Settings of one `validator-worker` process.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Path of the Unix socket the validator listens on (required).
+    pub socket_path: PathBuf,
+    /// Permission bits of the socket file (default `0o600`).
+    #[serde(default = "default_socket_mode")]
+    pub socket_mode: u32,
+    /// Uids allowed to connect (`SO_PEERCRED`); must not be empty.
+    pub allowed_uids: Vec<u32>,
+    /// Port probed for http-01 (default 80; tests use another).
+    #[serde(default = "default_http_validation_port")]
+    pub http_validation_port: u16,
+    /// Port probed for tls-alpn-01 (default 443; tests use another).
+    #[serde(default = "default_tls_alpn_validation_port")]
+    pub tls_alpn_validation_port: u16,
+    /// Nameserver used for every lookup (A/AAAA, TXT) instead of the system
+    /// configuration, for example `"127.0.0.1:8053"`.
+    #[serde(default)]
+    pub dns_resolver_addr: Option<SocketAddr>,
+    /// Allow probing loopback, private, link-local and other reserved
+    /// addresses, and resolve `localhost`/`*.localhost` to loopback (RFC 6761
+    /// §6.3). Only for development and tests.
+    #[serde(default = "default_allow_private_targets")]
+    pub allow_private_targets: bool,
+    /// Deadline for one TCP connect, in milliseconds (default 5000).
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Deadline for one whole probe including redirects, in milliseconds
+    /// (default 20000).
+    #[serde(default = "default_probe_timeout_ms")]
+    pub probe_timeout_ms: u64,
+}
+
+/// Default for [`Config::socket_mode`].
+pub fn default_socket_mode() -> u32 {
+    0o600
+}
+
+/// Default for [`Config::http_validation_port`].
+pub fn default_http_validation_port() -> u16 {
+    80
+}
+
+/// Default for [`Config::tls_alpn_validation_port`].
+pub fn default_tls_alpn_validation_port() -> u16 {
+    443
+}
+
+/// Default for [`Config::allow_private_targets`].
+pub fn default_allow_private_targets() -> bool {
+    false
+}
+
+/// Default for [`Config::connect_timeout_ms`].
+pub fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+
+/// Default for [`Config::probe_timeout_ms`].
+pub fn default_probe_timeout_ms() -> u64 {
+    20_000
+}
+
+impl Config {
+    /// A configuration with defaults for everything but the socket and the
+    /// allow-list.
+    pub fn new(socket_path: impl Into<PathBuf>, allowed_uids: Vec<u32>) -> Self {
+        Self {
+            socket_path: socket_path.into(),
+            socket_mode: default_socket_mode(),
+            allowed_uids,
+            http_validation_port: default_http_validation_port(),
+            tls_alpn_validation_port: default_tls_alpn_validation_port(),
+            dns_resolver_addr: None,
+            allow_private_targets: default_allow_private_targets(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+            probe_timeout_ms: default_probe_timeout_ms(),
+        }
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            Error::ParseConfig { source, .. } => Error::ParseConfig {
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let config: Self = toml::from_str(text).map_err(|source| Error::ParseConfig {
+            path: PathBuf::new(),
+            source: Box::new(source),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values serde cannot check.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.allowed_uids.is_empty() {
+            return Err(Error::InvalidConfig(
+                "allowed_uids must name at least one uid",
+            ));
+        }
+        if self.socket_path.as_os_str().is_empty() {
+            return Err(Error::InvalidConfig("socket_path must not be empty"));
+        }
+        if self.socket_mode > 0o777 {
+            return Err(Error::InvalidConfig("socket_mode must be at most 0o777"));
+        }
+        if self.http_validation_port == 0 || self.tls_alpn_validation_port == 0 {
+            return Err(Error::InvalidConfig("validation ports must not be 0"));
+        }
+        if self.connect_timeout_ms == 0 || self.probe_timeout_ms == 0 {
+            return Err(Error::InvalidConfig("timeouts must be positive"));
+        }
+        Ok(())
+    }
+
+    /// [`Config::connect_timeout_ms`] as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// [`Config::probe_timeout_ms`] as a duration.
+    pub fn probe_timeout(&self) -> Duration {
+        Duration::from_millis(self.probe_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_example_parses() {
+        let c = Config::parse(
+            r#"
+            socket_path              = "akamu-data/validator.sock"
+            socket_mode              = 0o660
+            allowed_uids             = [1000]
+            http_validation_port     = 5002
+            tls_alpn_validation_port = 5001
+            dns_resolver_addr        = "127.0.0.1:8053"
+            allow_private_targets    = true
+            connect_timeout_ms       = 1000
+            probe_timeout_ms         = 3000
+            "#,
+        )
+        .expect("parse");
+        assert_eq!(c.socket_mode, 0o660);
+        assert_eq!(c.http_validation_port, 5002);
+        assert_eq!(
+            c.dns_resolver_addr,
+            Some("127.0.0.1:8053".parse().expect("addr"))
+        );
+        assert!(c.allow_private_targets);
+    }
+
+    #[test]
+    fn defaults_match_new() {
+        let c = Config::parse("socket_path = \"v.sock\"\nallowed_uids = [7]\n").expect("parse");
+        assert_eq!(c, Config::new("v.sock", vec![7]));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_empty_allow_list() {
+        assert!(Config::parse("socket_path = \"v\"\nallowed_uids = [1]\nbogus = 1\n").is_err());
+        assert!(Config::parse("socket_path = \"v\"\nallowed_uids = []\n").is_err());
+        assert!(Config::parse("allowed_uids = [1]\n").is_err());
+    }
+}

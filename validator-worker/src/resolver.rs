@@ -1,0 +1,234 @@
+//! DNS lookups for validation (hickory-resolver 0.26).
+//!
+//! With `dns_resolver_addr` every lookup goes to that one nameserver (UDP,
+//! falling back to TCP); otherwise the system configuration is used. Answers
+//! are never cached: each probe builds a fresh resolver with a zero-sized
+//! cache, so a validation always sees what the nameserver says now. The hosts
+//! file is never consulted.
+//!
+//! Only `localhost` and `*.localhost` are answered locally (127.0.0.1 and ::1,
+//! RFC 6761 §6.3), and only when private targets are allowed: that is how the
+//! development launcher validates `*.localhost` names without a DNS server.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::{Resolver, TokioResolver};
+
+use crate::error::{DnsError, ProbeError};
+
+/// Builds fresh, cache-less resolvers for each probe.
+#[derive(Clone, Debug)]
+pub struct DnsResolver {
+    config: ResolverConfig,
+    opts: ResolverOpts,
+    localhost: bool,
+}
+
+impl DnsResolver {
+    /// A resolver that asks only `nameserver` (UDP and TCP) when given, and the
+    /// system's nameservers otherwise. `allow_localhost` enables the RFC 6761
+    /// answers for `localhost` names. `timeout` bounds each query attempt.
+    pub fn new(nameserver: Option<SocketAddr>, allow_localhost: bool, timeout: Duration) -> Self {
+        let (config, mut opts) = match nameserver {
+            Some(addr) => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                (
+                    ResolverConfig::from_name_servers(vec![ns]),
+                    ResolverOpts::default(),
+                )
+            }
+            None => match hickory_resolver::system_conf::read_system_conf() {
+                Ok(conf) => conf,
+                Err(e) => {
+                    // Start anyway (the development launcher validates
+                    // `*.localhost` without DNS); every real lookup will end
+                    // in a `dns` problem, and this says why.
+                    tracing::warn!(error = %e, "cannot read the system DNS configuration; \
+                        set dns_resolver_addr");
+                    (
+                        ResolverConfig::from_name_servers(Vec::new()),
+                        ResolverOpts::default(),
+                    )
+                }
+            },
+        };
+        opts.cache_size = 0;
+        opts.positive_max_ttl = Some(Duration::ZERO);
+        opts.negative_max_ttl = Some(Duration::ZERO);
+        opts.use_hosts_file = ResolveHosts::Never;
+        opts.timeout = timeout;
+        opts.attempts = 2;
+        opts.try_tcp_on_error = true;
+        Self {
+            config,
+            opts,
+            localhost: allow_localhost,
+        }
+    }
+
+    fn build(&self) -> Result<TokioResolver, ProbeError> {
+        let mut builder =
+            Resolver::builder_with_config(self.config.clone(), TokioRuntimeProvider::default());
+        *builder.options_mut() = self.opts.clone();
+        builder
+            .build()
+            .map_err(|_| ProbeError::Internal("cannot build the DNS resolver"))
+    }
+
+    /// The A and AAAA addresses of `host` (IPv6 first). Fails with a `dns`
+    /// problem when the name does not exist or has neither record type.
+    pub async fn lookup_ip(&self, host: &str) -> Result<Vec<IpAddr>, ProbeError> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if self.localhost && is_localhost(&host) {
+            return Ok(vec![
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ]);
+        }
+        let name = fqdn(&host)?;
+        let resolver = self.build()?;
+        let (v6, v4) = tokio::join!(
+            resolver.lookup(name.clone(), RecordType::AAAA),
+            resolver.lookup(name, RecordType::A),
+        );
+        let mut addrs = Vec::new();
+        let mut errors = Vec::new();
+        for (result, rtype) in [(v6, "AAAA"), (v4, "A")] {
+            match result {
+                Ok(lookup) => addrs.extend(lookup.answers().iter().filter_map(|r| match &r.data {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                    _ => None,
+                })),
+                Err(e) => errors.push((e, rtype)),
+            }
+        }
+        if !addrs.is_empty() {
+            return Ok(addrs);
+        }
+        // Report the most telling failure: a missing name, then a real error,
+        // then "no records of either type".
+        if errors.iter().any(|(e, _)| e.is_nx_domain()) {
+            return Err(DnsError::NxDomain {
+                name: host,
+                rtype: "A/AAAA",
+            }
+            .into());
+        }
+        if let Some((e, rtype)) = errors.into_iter().find(|(e, _)| !e.is_no_records_found()) {
+            return Err(map_error(&host, rtype, &e).into());
+        }
+        Err(DnsError::NoRecords {
+            name: host,
+            rtype: "A/AAAA",
+        }
+        .into())
+    }
+
+    /// The TXT records at `name`, each with its character-strings joined.
+    pub async fn lookup_txt(&self, name: &str) -> Result<Vec<Vec<u8>>, ProbeError> {
+        let name_str = name.trim_end_matches('.').to_ascii_lowercase();
+        let fq = fqdn(&name_str)?;
+        let resolver = self.build()?;
+        let lookup = resolver
+            .lookup(fq, RecordType::TXT)
+            .await
+            .map_err(|e| map_error(&name_str, "TXT", &e))?;
+        let records: Vec<Vec<u8>> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(txt) => Some(txt.txt_data.iter().flatten().copied().collect()),
+                _ => None,
+            })
+            .collect();
+        if records.is_empty() {
+            return Err(DnsError::NoRecords {
+                name: name_str,
+                rtype: "TXT",
+            }
+            .into());
+        }
+        Ok(records)
+    }
+}
+
+/// RFC 6761 §6.3: `localhost` and names below it are loopback.
+fn is_localhost(host: &str) -> bool {
+    host == "localhost" || host.ends_with(".localhost")
+}
+
+fn fqdn(host: &str) -> Result<Name, ProbeError> {
+    Name::from_ascii(format!("{host}.")).map_err(|_| {
+        DnsError::BadName {
+            name: host.to_owned(),
+        }
+        .into()
+    })
+}
+
+fn map_error(name: &str, rtype: &'static str, e: &NetError) -> DnsError {
+    let name = name.to_owned();
+    if e.is_nx_domain() {
+        DnsError::NxDomain { name, rtype }
+    } else if e.is_no_records_found() {
+        DnsError::NoRecords { name, rtype }
+    } else if matches!(e, NetError::Timeout) {
+        DnsError::Timeout { name, rtype }
+    } else {
+        DnsError::Failure {
+            name,
+            rtype,
+            cause: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address_policy::AddressPolicy;
+
+    #[test]
+    fn localhost_names() {
+        assert!(is_localhost("localhost"));
+        assert!(is_localhost("a.b.localhost"));
+        assert!(!is_localhost("notlocalhost"));
+        assert!(!is_localhost("localhost.example"));
+    }
+
+    #[tokio::test]
+    async fn localhost_only_when_private_targets_allowed() {
+        // A nameserver on a loopback port nobody listens on: the localhost
+        // answer must come without any query.
+        let ns: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let lax = DnsResolver::new(Some(ns), true, Duration::from_millis(200));
+        let addrs = lax.lookup_ip("app.localhost").await.expect("loopback");
+        assert!(addrs.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert!(addrs.contains(&IpAddr::V6(Ipv6Addr::LOCALHOST)));
+
+        // Without private targets the validator adds nothing, but hickory
+        // itself answers localhost names with loopback (RFC 6761), which the
+        // address policy then refuses.
+        let strict = DnsResolver::new(Some(ns), false, Duration::from_millis(200));
+        if let Ok(addrs) = strict.lookup_ip("app.localhost").await {
+            assert!(addrs.iter().all(|a| a.is_loopback()), "{addrs:?}");
+            assert!(
+                AddressPolicy::new(false)
+                    .filter("app.localhost", &addrs)
+                    .is_err()
+            );
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `impl ValidatorRpc`: checks the request, dispatches by challenge type, races
+//! the probe against the probe deadline and logs the outcome.
+
+use std::sync::Arc;
+
+use shared_proto::validator::{
+    ChallengeType, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorRpc,
+};
+use tarpc::context;
+
+use crate::error::{ProbeError, RequestError};
+use crate::probe::Prober;
+use crate::{dns01, http01, tls_alpn01};
+
+/// Shortest token accepted (RFC 8555 §8.1: at least 128 bits of entropy,
+/// which is 22 base64url characters).
+pub const MIN_TOKEN_LEN: usize = 22;
+/// Longest token or key authorization accepted.
+pub const MAX_FIELD_LEN: usize = 512;
+
+/// The validator service; cheap to clone (one per request).
+#[derive(Clone, Debug)]
+pub struct ValidatorService {
+    prober: Arc<Prober>,
+}
+
+impl ValidatorService {
+    /// A service probing with `prober`.
+    pub fn new(prober: Arc<Prober>) -> Self {
+        Self { prober }
+    }
+
+    /// Validates one challenge: request checks, the probe, the deadline.
+    pub async fn validate(
+        &self,
+        request: &ValidateRequest,
+    ) -> Result<ValidationRecord, ValidationProblem> {
+        let result = match check_request(request) {
+            Ok(()) => self.probe(request).await,
+            Err(e) => Err(e.into()),
+        };
+        match &result {
+            Ok(_) => tracing::info!(
+                identifier = %request.identifier,
+                challenge = request.challenge_type.as_str(),
+                result = "valid",
+                "probe finished"
+            ),
+            Err(e) => tracing::info!(
+                identifier = %request.identifier,
+                challenge = request.challenge_type.as_str(),
+                result = e.kind().acme_type(),
+                detail = %e,
+                "probe finished"
+            ),
+        }
+        result.map_err(ValidationProblem::from)
+    }
+
+    async fn probe(&self, request: &ValidateRequest) -> Result<ValidationRecord, ProbeError> {
+        let prober = &*self.prober;
+        let id = &request.identifier;
+        let key_auth = request.key_authorization.as_str();
+        let probe = async {
+            match request.challenge_type {
+                ChallengeType::Http01 => {
+                    http01::validate(prober, id, &request.token, key_auth).await
+                }
+                ChallengeType::Dns01 => dns01::validate(prober, id, key_auth).await,
+                ChallengeType::TlsAlpn01 => tls_alpn01::validate(prober, id, key_auth).await,
+            }
+        };
+        match tokio::time::timeout(prober.config.probe_timeout(), probe).await {
+            Ok(result) => result,
+            Err(_) => Err(ProbeError::Timeout {
+                challenge: request.challenge_type,
+                identifier: id.to_string(),
+                after_ms: prober.config.probe_timeout_ms,
+            }),
+        }
+    }
+}
+
+impl ValidatorRpc for ValidatorService {
+    async fn validate_challenge(
+        self,
+        _: context::Context,
+        request: ValidateRequest,
+    ) -> Result<ValidationRecord, ValidationProblem> {
+        self.validate(&request).await
+    }
+}
+
+fn is_base64url(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// RFC 8555 §8.1 shape checks on the token and the key authorization.
+pub fn check_request(request: &ValidateRequest) -> Result<(), RequestError> {
+    let token = request.token.as_str();
+    if token.len() < MIN_TOKEN_LEN || token.len() > MAX_FIELD_LEN || !is_base64url(token) {
+        return Err(RequestError::BadToken);
+    }
+    let key_auth = request.key_authorization.as_str();
+    let thumbprint = key_auth
+        .strip_prefix(token)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .ok_or(RequestError::BadKeyAuthorization)?;
+    if thumbprint.is_empty() || key_auth.len() > MAX_FIELD_LEN || !is_base64url(thumbprint) {
+        return Err(RequestError::BadKeyAuthorization);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use shared_proto::Identifier;
+
+    use super::*;
+
+    fn request(token: &str, key_auth: &str) -> ValidateRequest {
+        ValidateRequest {
+            identifier: Identifier::dns("a.example"),
+            challenge_type: ChallengeType::Http01,
+            token: token.into(),
+            key_authorization: key_auth.into(),
+            account_uri: "https://ca.example/acct/1".into(),
+            authz_expires: 0,
+        }
+    }
+
+    #[test]
+    fn request_checks() {
+        let t = "abcdefghijklmnopqrstuv";
+        assert!(check_request(&request(t, &format!("{t}.thumb-_1"))).is_ok());
+        for (token, ka) in [
+            ("short", "short.x".to_owned()),
+            (
+                "abcdefghijklmnopqrstu/",
+                "abcdefghijklmnopqrstu/.x".to_owned(),
+            ),
+            (
+                "abcdefghijklmnopqrstu=",
+                "abcdefghijklmnopqrstu=.x".to_owned(),
+            ),
+        ] {
+            assert!(
+                matches!(
+                    check_request(&request(token, &ka)),
+                    Err(RequestError::BadToken)
+                ),
+                "{token}"
+            );
+        }
+        for ka in [
+            t.to_owned(),
+            format!("{t}."),
+            format!("{t}x.thumb"),
+            format!("other.{t}"),
+            format!("{t}.th umb"),
+            format!("{t}.thumb\r\nX: y"),
+        ] {
+            assert!(
+                matches!(
+                    check_request(&request(t, &ka)),
+                    Err(RequestError::BadKeyAuthorization)
+                ),
+                "{ka:?}"
+            );
+        }
+    }
+}

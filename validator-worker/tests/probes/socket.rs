@@ -1,0 +1,114 @@
+//! The real binary on a real Unix socket, driven by a tarpc client.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use http::StatusCode;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use shared_proto::Identifier;
+use shared_proto::transport::{connect, framed};
+use shared_proto::validator::{ChallengeType, ProblemKind, ValidatorRpcClient};
+use tarpc::context;
+
+use crate::support::{HttpServer, KEY_AUTH, challenge_path, lo4, request, respond};
+
+/// Kills the child on drop so a failing test leaves nothing behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn validates_http01_over_the_socket_and_exits_on_sigterm() {
+    let server = HttpServer::start(|path: &str| {
+        if path == challenge_path() {
+            respond(StatusCode::OK, KEY_AUTH)
+        } else {
+            respond(StatusCode::NOT_FOUND, "")
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("run").join("validator.sock");
+    let config = dir.path().join("validator.toml");
+    let uid = nix::unistd::geteuid().as_raw();
+    std::fs::write(
+        &config,
+        format!(
+            "socket_path = {:?}\nallowed_uids = [{uid}]\nhttp_validation_port = {}\n\
+             dns_resolver_addr = \"127.0.0.1:9\"\nallow_private_targets = true\n",
+            socket.display().to_string(),
+            server.port()
+        ),
+    )
+    .expect("write config");
+
+    let child = Command::new(env!("CARGO_BIN_EXE_validator-worker"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn validator-worker");
+    let mut child = Proc(child);
+    let stdout = child.0.stdout.take().expect("stdout");
+    let pid = child.0.id();
+
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read READY");
+        line
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        line.trim_end(),
+        format!(
+            r#"READY {{"service":"validator","socket":"{}","pid":{pid}}}"#,
+            socket.display()
+        )
+    );
+
+    let stream = connect(&socket).await.expect("connect");
+    let client = ValidatorRpcClient::new(Default::default(), framed(stream)).spawn();
+    let record = client
+        .validate_challenge(
+            context::current(),
+            request(Identifier::ip(lo4()), ChallengeType::Http01),
+        )
+        .await
+        .expect("rpc")
+        .expect("valid");
+    assert_eq!(record.address_used, Some(lo4()));
+    assert_eq!(server.seen().len(), 1);
+
+    // A malformed request comes back as a problem, not an RPC error.
+    let mut bad = request(Identifier::ip(lo4()), ChallengeType::Http01);
+    bad.token = "short".into();
+    let problem = client
+        .validate_challenge(context::current(), bad)
+        .await
+        .expect("rpc")
+        .expect_err("malformed");
+    assert_eq!(problem.kind, ProblemKind::Malformed);
+
+    let raw_pid = i32::try_from(pid).expect("pid fits");
+    kill(Pid::from_raw(raw_pid), Signal::SIGTERM).expect("SIGTERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.0.wait().expect("wait");
+        drop(child);
+        status
+    })
+    .await
+    .expect("join");
+    assert!(status.success(), "exit status {status}");
+    assert!(!socket.exists(), "socket removed on SIGTERM");
+}
