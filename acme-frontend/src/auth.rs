@@ -17,6 +17,8 @@ pub enum KeyRef {
     Jwk,
     /// `kid`: an existing account.
     Kid,
+    /// Either (revocation: by the account or by the certificate's key).
+    Either,
 }
 
 /// Who signed a request.
@@ -125,12 +127,12 @@ pub async fn authenticate(
                 "this request must be signed with jwk, not kid".into(),
             ));
         }
-        (Some(jwk), None, KeyRef::Jwk) => {
+        (Some(jwk), None, KeyRef::Jwk | KeyRef::Either) => {
             let jwk = Jwk::from_json(jwk)?;
             let public = key_for(&jwk, alg)?;
             (public, Requester::Key { jwk })
         }
-        (None, Some(kid), KeyRef::Kid) => {
+        (None, Some(kid), KeyRef::Kid | KeyRef::Either) => {
             let account = account_for_kid(app, kid).await?;
             let jwk: Jwk = serde_json::from_str(&account.jwk)
                 .map_err(|e| Error::Internal(format!("stored JWK: {e}")))?;

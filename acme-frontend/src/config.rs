@@ -166,6 +166,13 @@ pub struct Server {
     /// CAA identities for the directory. Default none.
     #[serde(default)]
     pub caa_identities: Vec<String>,
+    /// Require External Account Binding on new accounts. Default false.
+    #[serde(default)]
+    pub external_account_required: bool,
+    /// EAB keys: key id → base64url HMAC key (at least 16 bytes). Seeded
+    /// into the database at start with insert-or-ignore. Default none.
+    #[serde(default)]
+    pub eab_keys: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Server {
@@ -181,6 +188,8 @@ impl Default for Server {
             terms_of_service_url: None,
             website_url: None,
             caa_identities: Vec::new(),
+            external_account_required: false,
+            eab_keys: Default::default(),
         }
     }
 }
@@ -339,6 +348,24 @@ impl Config {
                 "[server] max_body_bytes must be at least 1024".into(),
             ));
         }
+        for (kid, key) in &self.server.eab_keys {
+            match akamu_jose::b64_decode(key) {
+                Ok(k) if k.len() >= 16 => {}
+                Ok(_) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "[server.eab_keys] {kid:?}: key must be at least 16 bytes"
+                    )));
+                }
+                Err(_) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "[server.eab_keys] {kid:?}: key is not base64url without padding"
+                    )));
+                }
+            }
+        }
+        if self.server.external_account_required && self.server.eab_keys.is_empty() {
+            tracing::warn!(target: "frontend", "external_account_required is set but [server.eab_keys] is empty");
+        }
         if self.server.order_expiry_secs < 60 || self.server.authz_expiry_secs < 60 {
             return Err(ConfigError::Invalid(
                 "expiry must be at least 60 seconds".into(),
@@ -351,6 +378,15 @@ impl Config {
         explicit
             .clone()
             .unwrap_or_else(|| self.state_dir.join(name))
+    }
+
+    /// The EAB keys, decoded (validated by [`Config::parse`]).
+    pub fn eab_keys(&self) -> Vec<(String, Vec<u8>)> {
+        self.server
+            .eab_keys
+            .iter()
+            .filter_map(|(k, v)| akamu_jose::b64_decode(v).ok().map(|key| (k.clone(), key)))
+            .collect()
     }
 
     /// The SQLite file.

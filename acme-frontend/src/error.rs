@@ -66,6 +66,24 @@ pub enum Error {
     /// Body larger than `max_body_bytes`.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The revocation reason code is not allowed (RFC 8555 §7.6).
+    #[error("{0}")]
+    BadRevocationReason(String),
+    /// The certificate is already revoked.
+    #[error("{0}")]
+    AlreadyRevoked(String),
+    /// This server requires External Account Binding (RFC 8555 §7.3.4).
+    #[error("{0}")]
+    ExternalAccountRequired(String),
+    /// The resource conflicts with an existing one, found at `location`
+    /// (RFC 8555 §7.3.5: the new key belongs to another account).
+    #[error("{detail}")]
+    Conflict {
+        /// Explanation.
+        detail: String,
+        /// The conflicting resource.
+        location: String,
+    },
     /// A server-side failure; the string is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -96,6 +114,9 @@ pub struct Problem {
     /// For `badSignatureAlgorithm`: what we accept (RFC 8555 §6.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub algorithms: Option<Vec<String>>,
+    /// Sent as the `Location` header, not in the body (409 conflicts).
+    #[serde(skip)]
+    pub location: Option<String>,
 }
 
 /// The ACME error namespace.
@@ -110,6 +131,7 @@ impl Problem {
             status: status.as_u16(),
             instance: None,
             algorithms: None,
+            location: None,
         }
     }
 
@@ -153,6 +175,17 @@ impl From<&Error> for Problem {
                 Problem::acme("malformed", S::UNSUPPORTED_MEDIA_TYPE, d)
             }
             Error::PayloadTooLarge(_) => Problem::acme("malformed", S::PAYLOAD_TOO_LARGE, d),
+            Error::BadRevocationReason(_) => {
+                Problem::acme("badRevocationReason", S::BAD_REQUEST, d)
+            }
+            Error::AlreadyRevoked(_) => Problem::acme("alreadyRevoked", S::BAD_REQUEST, d),
+            Error::ExternalAccountRequired(_) => {
+                Problem::acme("externalAccountRequired", S::FORBIDDEN, d)
+            }
+            Error::Conflict { location, .. } => Problem {
+                location: Some(location.clone()),
+                ..Problem::acme("malformed", S::CONFLICT, d)
+            },
             Error::Internal(detail) => {
                 tracing::error!(target: "frontend", %detail, "internal error");
                 Problem::acme(

@@ -1,4 +1,5 @@
-//! RFC 8555 §7.5: reading an authorization (POST-as-GET).
+//! RFC 8555 §7.5: reading an authorization (POST-as-GET) and deactivating
+//! it (§7.5.2).
 
 use std::sync::Arc;
 
@@ -11,6 +12,11 @@ use crate::http::{Reply, Request};
 use crate::store;
 use crate::{App, now};
 
+#[derive(serde::Deserialize)]
+struct Update {
+    status: Option<String>,
+}
+
 /// `POST /acme/authz/{id}`.
 pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Error> {
     let auth = authenticate(
@@ -21,8 +27,48 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
         KeyRef::Kid,
     )
     .await?;
-    auth.require_post_as_get()?;
     let account_id = auth.account()?.id.clone();
+    let deactivate = if auth.payload.is_empty() {
+        false
+    } else {
+        let update: Update = auth.json()?;
+        match update.status.as_deref() {
+            Some("deactivated") => true,
+            Some(other) => {
+                return Err(Error::Malformed(format!(
+                    "an authorization's status can only be set to deactivated, not {other:?}"
+                )));
+            }
+            None => false,
+        }
+    };
+    if deactivate {
+        let aid = id.to_owned();
+        let owner = app
+            .store
+            .run(move |c| store::authzs::by_id(c, &aid))
+            .await?;
+        match owner {
+            Some(a) if a.account_id == account_id => {}
+            Some(_) => {
+                return Err(Error::Unauthorized(
+                    "this authorization belongs to another account".into(),
+                ));
+            }
+            None => return Err(Error::NotFound),
+        }
+        let (aid, t) = (id.to_owned(), now());
+        if !app
+            .store
+            .run(move |c| store::authzs::deactivate(c, &aid, t))
+            .await?
+        {
+            return Err(Error::Malformed(
+                "only pending or valid authorizations can be deactivated".into(),
+            ));
+        }
+        tracing::info!(target: "frontend", authz = %id, "authorization deactivated");
+    }
     let aid = id.to_owned();
     let (authz, challenges) = app
         .store

@@ -21,12 +21,16 @@ pub fn get(app: &App) -> Result<Reply, Error> {
     if !s.caa_identities.is_empty() {
         meta.insert("caaIdentities".into(), s.caa_identities.clone().into());
     }
+    if s.external_account_required {
+        meta.insert("externalAccountRequired".into(), true.into());
+    }
     Ok(Reply::json(
         StatusCode::OK,
         &json!({
             "newNonce": u.absolute("/acme/new-nonce"),
             "newAccount": u.absolute("/acme/new-account"),
             "newOrder": u.absolute("/acme/new-order"),
+            "newAuthz": u.absolute("/acme/new-authz"),
             "revokeCert": u.absolute("/acme/revoke-cert"),
             "keyChange": u.absolute("/acme/key-change"),
             "meta": meta,

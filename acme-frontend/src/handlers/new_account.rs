@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use akamu_jose::{FlattenedJws, Jwk};
 use http::StatusCode;
 use serde::Deserialize;
 
@@ -22,6 +23,7 @@ struct Payload {
     terms_of_service_agreed: bool,
     #[serde(default)]
     only_return_existing: bool,
+    external_account_binding: Option<serde_json::Value>,
 }
 
 /// `POST /acme/new-account`.
@@ -63,6 +65,15 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         });
     }
     contact::validate(&payload.contact)?;
+    let eab_kid = match &payload.external_account_binding {
+        Some(eab) => Some(verify_eab(app, eab, jwk, &req.url).await?),
+        None if app.config.server.external_account_required => {
+            return Err(Error::ExternalAccountRequired(
+                "this server requires externalAccountBinding on new accounts".into(),
+            ));
+        }
+        None => None,
+    };
     let t = now();
     let row = AccountRow {
         id: random_id(12),
@@ -75,10 +86,18 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         created: t,
         updated: t,
     };
-    let (account, created) = app
-        .store
-        .run(move |c| store::accounts::insert_or_existing(c, row))
-        .await?;
+    let (account, created) = match eab_kid {
+        Some(kid) => {
+            app.store
+                .run(move |c| store::eab::create_account_with_key(c, row, &kid))
+                .await?
+        }
+        None => {
+            app.store
+                .run(move |c| store::accounts::insert_or_existing(c, row))
+                .await?
+        }
+    };
     if !created {
         return existing_reply(app, &account);
     }
@@ -87,6 +106,63 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         Reply::json(StatusCode::CREATED, &views::account(&app.urls, &account))
             .location(&app.urls.account(&account.id)),
     )
+}
+
+/// Checks an External Account Binding (RFC 8555 §7.3.4) and returns its
+/// key id; the key is consumed when the account is created.
+async fn verify_eab(
+    app: &App,
+    eab: &serde_json::Value,
+    jwk: &Jwk,
+    url: &str,
+) -> Result<String, Error> {
+    let jws: FlattenedJws = serde_json::from_value(eab.clone()).map_err(|e| {
+        Error::Malformed(format!(
+            "externalAccountBinding is not a flattened JWS: {e}"
+        ))
+    })?;
+    let header = jws.header()?;
+    if !matches!(header.alg.as_str(), "HS256" | "HS384" | "HS512") {
+        return Err(Error::Malformed(format!(
+            "externalAccountBinding must use HS256, HS384 or HS512, not {:?}",
+            header.alg
+        )));
+    }
+    if header.nonce.is_some() || header.jwk.is_some() {
+        return Err(Error::Malformed(
+            "externalAccountBinding must not carry a nonce or a jwk".into(),
+        ));
+    }
+    if header.url.as_deref() != Some(url) {
+        return Err(Error::Malformed(
+            "externalAccountBinding url must be the new-account URL".into(),
+        ));
+    }
+    let kid = header
+        .kid
+        .ok_or_else(|| Error::Malformed("externalAccountBinding has no kid".into()))?;
+    let bound: serde_json::Value = serde_json::from_slice(&jws.payload_bytes()?)
+        .map_err(|e| Error::Malformed(format!("externalAccountBinding payload: {e}")))?;
+    let bound = Jwk::from_json(&bound)?;
+    if bound.thumbprint() != jwk.thumbprint() {
+        return Err(Error::Malformed(
+            "externalAccountBinding payload is not the account key".into(),
+        ));
+    }
+    let k = kid.clone();
+    let key = app
+        .store
+        .run(move |c| store::eab::unused_key(c, &k))
+        .await?
+        .ok_or_else(|| {
+            Error::Unauthorized(format!(
+                "external account key {kid:?} is unknown or already used"
+            ))
+        })?;
+    let mac = akamu_jose::b64_decode(&jws.signature)?;
+    akamu_jose::hmac_verify(&header.alg, &key, &jws.signing_input(), &mac)
+        .map_err(|_| Error::Unauthorized("externalAccountBinding MAC does not verify".into()))?;
+    Ok(kid)
 }
 
 fn existing_reply(app: &App, account: &AccountRow) -> Result<Reply, Error> {

@@ -1,9 +1,12 @@
-//! RFC 8555 §7.4: new orders, with one fresh authorization per identifier.
+//! RFC 8555 §7.4: new orders. Valid authorizations of the same account for
+//! the same identifier are reused; the rest are created with their
+//! challenges.
 
 use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Deserialize;
+use shared_proto::Identifier;
 
 use super::views;
 use crate::auth::{KeyRef, authenticate};
@@ -23,6 +26,9 @@ struct Payload {
     not_after: Option<String>,
 }
 
+/// Clock skew allowed on a requested notBefore in the past, in seconds.
+pub const NOT_BEFORE_GRACE_SECS: i64 = 300;
+
 fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, Error> {
     v.as_deref()
         .map(|s| {
@@ -31,6 +37,79 @@ fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, Error> {
                 .map_err(|_| Error::Malformed(format!("{field} is not an RFC 3339 date-time")))
         })
         .transpose()
+}
+
+/// Checks a requested validity window (RFC 8555 §7.1.3) against the CA's
+/// `validity_days`.
+pub fn check_window(
+    not_before: Option<i64>,
+    not_after: Option<i64>,
+    now: i64,
+    validity_days: u32,
+) -> Result<(), Error> {
+    let max = i64::from(validity_days) * 86400;
+    if let Some(nb) = not_before {
+        if nb < now - NOT_BEFORE_GRACE_SECS {
+            return Err(Error::Malformed("notBefore is in the past".into()));
+        }
+        if nb > now + max {
+            return Err(Error::Malformed(
+                "notBefore is too far in the future".into(),
+            ));
+        }
+    }
+    if let Some(na) = not_after {
+        let start = not_before.unwrap_or(now);
+        if na <= start {
+            return Err(Error::Malformed(
+                "notAfter must be later than notBefore and now".into(),
+            ));
+        }
+        if na - start > max {
+            return Err(Error::Malformed(format!(
+                "the requested validity exceeds this CA's maximum of {validity_days} days"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A fresh pending authorization for `id` with the challenges it offers.
+pub fn new_authz(
+    id: &Identifier,
+    account_id: &str,
+    now: i64,
+    lifetime: i64,
+) -> (AuthzRow, Vec<ChallengeRow>) {
+    let authz_id = random_id(12);
+    let challenges = offered_challenges(id)
+        .iter()
+        .map(|kind| ChallengeRow {
+            id: format!("{authz_id}/{}", kind.as_str()),
+            authz_id: authz_id.clone(),
+            kind: kind.as_str().into(),
+            status: ChallengeStatus::Pending.as_str().into(),
+            validated: None,
+            error: None,
+            validation_record: None,
+            created: now,
+            updated: now,
+        })
+        .collect();
+    let authz = AuthzRow {
+        id: authz_id,
+        account_id: account_id.to_owned(),
+        status: AuthzStatus::Pending.as_str().into(),
+        identifier_type: id.kind.as_str().into(),
+        identifier_value: id.base_name().into(),
+        wildcard: id.is_wildcard(),
+        token: random_id(32),
+        expires: now + lifetime,
+        error: None,
+        created: now,
+        updated: now,
+    };
+    (authz, challenges)
 }
 
 /// `POST /acme/new-order`.
@@ -48,71 +127,86 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let identifiers = parse_all(&payload.identifiers)?;
     let not_before = parse_time("notBefore", &payload.not_before)?;
     let not_after = parse_time("notAfter", &payload.not_after)?;
-    if let (Some(nb), Some(na)) = (not_before, not_after)
-        && na <= nb
-    {
-        return Err(Error::Malformed(
-            "notAfter must be later than notBefore".into(),
-        ));
-    }
-
     let t = now();
-    let s = &app.config.server;
+    check_window(not_before, not_after, t, app.config.ca.validity_days)?;
+
+    let lifetime = app.config.server.authz_expiry_secs;
+    let order_expires = t + app.config.server.order_expiry_secs;
     let order_id = random_id(12);
-    let mut authzs = Vec::with_capacity(identifiers.len());
-    let mut challenges = Vec::new();
-    for id in &identifiers {
-        let authz_id = random_id(12);
-        for kind in offered_challenges(id) {
-            challenges.push(ChallengeRow {
-                id: format!("{authz_id}/{}", kind.as_str()),
-                authz_id: authz_id.clone(),
-                kind: kind.as_str().into(),
-                status: ChallengeStatus::Pending.as_str().into(),
-                validated: None,
+    let aid = account.id.clone();
+    let ids = identifiers.clone();
+    let oid = order_id.clone();
+    let order_identifiers = views::identifiers_json(&identifiers).to_string();
+    let (order, authzs) = app
+        .store
+        .run(move |c| {
+            let mut authzs = Vec::with_capacity(ids.len());
+            let mut new_authzs = Vec::new();
+            let mut challenges = Vec::new();
+            for id in &ids {
+                match store::authzs::reusable(c, &aid, id, t)? {
+                    Some(existing) => authzs.push(existing),
+                    None => {
+                        let (authz, chall) = new_authz(id, &aid, t, lifetime);
+                        authzs.push(authz.clone());
+                        new_authzs.push(authz);
+                        challenges.extend(chall);
+                    }
+                }
+            }
+            let all_valid = authzs
+                .iter()
+                .all(|a| a.status == AuthzStatus::Valid.as_str());
+            let order = OrderRow {
+                id: oid,
+                account_id: aid,
+                status: if all_valid {
+                    OrderStatus::Ready
+                } else {
+                    OrderStatus::Pending
+                }
+                .as_str()
+                .into(),
+                expires: order_expires,
+                identifiers: order_identifiers,
+                not_before,
+                not_after,
                 error: None,
-                validation_record: None,
+                csr: None,
+                certificate_id: None,
                 created: t,
                 updated: t,
-            });
-        }
-        authzs.push(AuthzRow {
-            id: authz_id,
-            account_id: account.id.clone(),
-            status: AuthzStatus::Pending.as_str().into(),
-            identifier_type: id.kind.as_str().into(),
-            identifier_value: id.base_name().into(),
-            wildcard: id.is_wildcard(),
-            token: random_id(32),
-            expires: t + s.authz_expiry_secs,
-            error: None,
-            created: t,
-            updated: t,
-        });
-    }
-    let order = OrderRow {
-        id: order_id.clone(),
-        account_id: account.id.clone(),
-        status: OrderStatus::Pending.as_str().into(),
-        expires: t + s.order_expiry_secs,
-        identifiers: views::identifiers_json(&identifiers).to_string(),
-        not_before,
-        not_after,
-        error: None,
-        csr: None,
-        certificate_id: None,
-        created: t,
-        updated: t,
-    };
-    let body = views::order(&app.urls, &order, &authzs, t)?;
-    let new = NewOrder {
-        order,
-        authzs,
-        challenges,
-    };
-    app.store
-        .run(move |c| store::orders::insert(c, new))
+            };
+            store::orders::insert(
+                c,
+                NewOrder {
+                    order: order.clone(),
+                    authz_ids: authzs.iter().map(|a| a.id.clone()).collect(),
+                    new_authzs,
+                    challenges,
+                },
+            )?;
+            Ok((order, authzs))
+        })
         .await?;
+    let body = views::order(&app.urls, &order, &authzs, t)?;
     tracing::info!(target: "frontend", order = %order_id, account = %account.id, n = identifiers.len(), "order created");
     Ok(Reply::json(StatusCode::CREATED, &body).location(&app.urls.order(&order_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_window() {
+        let now = 1_000_000;
+        assert!(check_window(None, None, now, 90).is_ok());
+        assert!(check_window(Some(now), Some(now + 90 * 86400), now, 90).is_ok());
+        assert!(check_window(Some(now - 100), None, now, 90).is_ok());
+        assert!(check_window(Some(now - 1000), None, now, 90).is_err());
+        assert!(check_window(None, Some(now + 91 * 86400), now, 90).is_err());
+        assert!(check_window(Some(now + 10), Some(now + 5), now, 90).is_err());
+        assert!(check_window(None, Some(now - 1), now, 90).is_err());
+    }
 }

@@ -109,9 +109,13 @@ pub fn finish(
                 tracing::debug!(target: "frontend", kind = %problem.kind, detail = %problem.detail, "request refused");
             }
             let body = serde_json::to_vec(&problem).unwrap_or_default();
-            Reply::empty(problem.status_code())
+            let reply = Reply::empty(problem.status_code())
                 .body(Bytes::from(body))
-                .header(CONTENT_TYPE, "application/problem+json")
+                .header(CONTENT_TYPE, "application/problem+json");
+            match &problem.location {
+                Some(l) => reply.location(l),
+                None => reply,
+            }
         }
     };
     reply = reply

@@ -20,6 +20,9 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
         (&Method::POST, ["acme", "account", id]) => handlers::account::post(app, &req, id).await,
         (&Method::POST, ["acme", "orders", id]) => handlers::account::orders(app, &req, id).await,
         (&Method::POST, ["acme", "new-order"]) => handlers::new_order::post(app, &req).await,
+        (&Method::POST, ["acme", "new-authz"]) => handlers::new_authz::post(app, &req).await,
+        (&Method::POST, ["acme", "revoke-cert"]) => handlers::revoke_cert::post(app, &req).await,
+        (&Method::POST, ["acme", "key-change"]) => handlers::key_change::post(app, &req).await,
         (&Method::POST, ["acme", "order", id]) => handlers::order::post(app, &req, id).await,
         (&Method::POST, ["acme", "order", id, "finalize"]) => {
             handlers::finalize::post(app, &req, id).await

@@ -71,3 +71,46 @@ pub fn set_status(
         .execute(conn)?;
     Ok(())
 }
+
+/// Result of a key rollover.
+pub enum KeySwap {
+    /// The account, now with the new key.
+    Done(AccountRow),
+    /// Another account (this id) already has the new key.
+    KeyInUse(String),
+    /// The account's key is no longer `old_thumbprint`.
+    Stale,
+}
+
+/// Replaces an account's key atomically, if it still has `old_thumbprint`
+/// and no account has the new key (RFC 8555 §7.3.5).
+pub fn swap_key(
+    conn: &mut SqliteConnection,
+    id: &str,
+    old_thumbprint: &str,
+    jwk: &str,
+    thumbprint: &str,
+    now: i64,
+) -> Result<KeySwap, Error> {
+    super::write_tx(conn, |conn| {
+        if let Some(other) = by_thumbprint(conn, thumbprint)? {
+            return Ok(KeySwap::KeyInUse(other.id));
+        }
+        let n = diesel::update(
+            dsl::accounts
+                .find(id)
+                .filter(dsl::jwk_thumbprint.eq(old_thumbprint)),
+        )
+        .set((
+            dsl::jwk.eq(jwk),
+            dsl::jwk_thumbprint.eq(thumbprint),
+            dsl::updated.eq(now),
+        ))
+        .execute(conn)?;
+        if n != 1 {
+            return Ok(KeySwap::Stale);
+        }
+        let row = by_id(conn, id)?.ok_or_else(|| Error::Internal("account vanished".into()))?;
+        Ok(KeySwap::Done(row))
+    })
+}

@@ -44,6 +44,24 @@ pub fn with_challenges(
     Ok(Some((authz, challenges)))
 }
 
+/// Inserts a stand-alone authorization (pre-authorization, RFC 8555
+/// §7.4.1) with its challenges in one transaction.
+pub fn insert(
+    conn: &mut SqliteConnection,
+    authz: AuthzRow,
+    challenges: Vec<ChallengeRow>,
+) -> Result<(), Error> {
+    write_tx(conn, |conn| {
+        diesel::insert_into(authorizations::table)
+            .values(&authz)
+            .execute(conn)?;
+        diesel::insert_into(challenges::table)
+            .values(&challenges)
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
 /// Result of a challenge response.
 pub struct Started {
     /// Whether validation must be dispatched now.
@@ -222,4 +240,46 @@ pub fn parse_chall(s: &str) -> Result<ChallengeStatus, Error> {
 /// Parses a stored order status.
 pub fn parse_order(s: &str) -> Result<OrderStatus, Error> {
     OrderStatus::parse(s).ok_or_else(|| Error::Internal(format!("bad stored order status {s:?}")))
+}
+
+/// The newest valid authorization of `account_id` for an identifier that is
+/// still valid at `valid_until`, for reuse (RFC 8555 §7.4) and revocation by
+/// a non-owner (§7.6).
+pub fn reusable(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    identifier: &shared_proto::Identifier,
+    valid_until: i64,
+) -> Result<Option<AuthzRow>, Error> {
+    Ok(authorizations::table
+        .filter(authorizations::account_id.eq(account_id))
+        .filter(authorizations::identifier_type.eq(identifier.kind.as_str()))
+        .filter(authorizations::identifier_value.eq(identifier.base_name()))
+        .filter(authorizations::wildcard.eq(identifier.is_wildcard()))
+        .filter(authorizations::status.eq(AuthzStatus::Valid.as_str()))
+        .filter(authorizations::expires.gt(valid_until))
+        .order(authorizations::expires.desc())
+        .select(AuthzRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Deactivates a pending or valid, unexpired authorization (RFC 8555
+/// §7.5.2); false if it was in another state.
+pub fn deactivate(conn: &mut SqliteConnection, id: &str, now: i64) -> Result<bool, Error> {
+    let n = diesel::update(
+        authorizations::table
+            .find(id)
+            .filter(
+                authorizations::status
+                    .eq_any([AuthzStatus::Pending.as_str(), AuthzStatus::Valid.as_str()]),
+            )
+            .filter(authorizations::expires.gt(now)),
+    )
+    .set((
+        authorizations::status.eq(AuthzStatus::Deactivated.as_str()),
+        authorizations::updated.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
 }

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod authzs;
 pub mod certificates;
+pub mod eab;
 pub mod models;
 pub mod orders;
 pub mod schema;
@@ -56,6 +57,18 @@ impl Store {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// Runs `f` on the calling thread (start-up work outside the runtime).
+    pub fn run_blocking<R>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| Error::Internal("database lock poisoned".into()))?;
+        f(&mut guard)
     }
 
     /// Runs `f` with the connection on a blocking thread.

@@ -13,8 +13,10 @@ use crate::protocol::OrderStatus;
 pub struct NewOrder {
     /// The order.
     pub order: OrderRow,
-    /// Its new authorizations.
-    pub authzs: Vec<AuthzRow>,
+    /// All its authorizations in order, reused or new.
+    pub authz_ids: Vec<String>,
+    /// The authorizations created for it.
+    pub new_authzs: Vec<AuthzRow>,
     /// Their challenges.
     pub challenges: Vec<ChallengeRow>,
 }
@@ -27,15 +29,15 @@ pub fn insert(conn: &mut SqliteConnection, new: NewOrder) -> Result<(), Error> {
             .values(&new.order)
             .execute(conn)?;
         diesel::insert_into(authorizations::table)
-            .values(&new.authzs)
+            .values(&new.new_authzs)
             .execute(conn)?;
         let links: Vec<OrderAuthzRow> = new
-            .authzs
+            .authz_ids
             .iter()
             .enumerate()
             .map(|(i, a)| OrderAuthzRow {
                 order_id: new.order.id.clone(),
-                authz_id: a.id.clone(),
+                authz_id: a.clone(),
                 position: i as i32,
             })
             .collect();

@@ -102,3 +102,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     challenges,
     certificates,
 );
+
+diesel::table! {
+    eab_keys (kid) {
+        kid -> Text,
+        hmac_key -> Binary,
+        account_id -> Nullable<Text>,
+        created -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(eab_keys, accounts);

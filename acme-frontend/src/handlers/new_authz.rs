@@ -1,0 +1,47 @@
+//! RFC 8555 §7.4.1: pre-authorization.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+
+use super::{new_order::new_authz, views};
+use crate::auth::{KeyRef, authenticate};
+use crate::error::Error;
+use crate::http::{Reply, Request};
+use crate::protocol::identifier::{WireIdentifier, parse};
+use crate::{App, now, store};
+
+#[derive(Deserialize)]
+struct Payload {
+    identifier: WireIdentifier,
+}
+
+/// `POST /acme/new-authz`.
+pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
+    let auth = authenticate(
+        app,
+        &req.url,
+        req.content_type.as_deref(),
+        &req.body,
+        KeyRef::Kid,
+    )
+    .await?;
+    let account = auth.account()?.clone();
+    let payload: Payload = auth.json()?;
+    let id = parse(&payload.identifier)?;
+    if id.is_wildcard() {
+        return Err(Error::Malformed(
+            "pre-authorization cannot be used for wildcard names (RFC 8555 §7.4.1)".into(),
+        ));
+    }
+    let t = now();
+    let (authz, challenges) = new_authz(&id, &account.id, t, app.config.server.authz_expiry_secs);
+    let body = views::authz(&app.urls, &authz, &challenges, t)?;
+    let authz_id = authz.id.clone();
+    app.store
+        .run(move |c| store::authzs::insert(c, authz, challenges))
+        .await?;
+    tracing::info!(target: "frontend", authz = %authz_id, account = %account.id, "pre-authorization created");
+    Ok(Reply::json(StatusCode::CREATED, &body).location(&app.urls.authz(&authz_id)))
+}

@@ -1,0 +1,149 @@
+//! RFC 8555 §7.6: certificate revocation, by the owning account, by an
+//! account authorized for every name in the certificate, or by the
+//! certificate's own key.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::StatusCode;
+use openssl::x509::X509;
+use serde::Deserialize;
+use shared_proto::Identifier;
+
+use crate::auth::{KeyRef, Requester, authenticate};
+use crate::error::Error;
+use crate::http::{Reply, Request};
+use crate::store;
+use crate::{App, now};
+
+#[derive(Deserialize)]
+struct Payload {
+    certificate: String,
+    reason: Option<i64>,
+}
+
+/// CRL reason codes a subscriber may use (RFC 5280 §5.3.1; 7 is unused).
+pub fn check_reason(reason: Option<i64>) -> Result<i32, Error> {
+    match reason.unwrap_or(0) {
+        r @ (0..=6 | 8..=10) => Ok(r as i32),
+        r => Err(Error::BadRevocationReason(format!(
+            "reason code {r} is not allowed (0-6, 8-10)"
+        ))),
+    }
+}
+
+/// The DNS and IP names of a certificate.
+fn names(cert: &X509) -> Vec<Identifier> {
+    let mut out = Vec::new();
+    if let Some(sans) = cert.subject_alt_names() {
+        for gn in sans.iter() {
+            if let Some(d) = gn.dnsname() {
+                out.push(Identifier::dns(d));
+            } else if let Some(ip) = gn.ipaddress() {
+                let addr = match ip.len() {
+                    4 => <[u8; 4]>::try_from(ip).ok().map(IpAddr::from),
+                    16 => <[u8; 16]>::try_from(ip).ok().map(IpAddr::from),
+                    _ => None,
+                };
+                out.extend(addr.map(Identifier::ip));
+            }
+        }
+    }
+    out
+}
+
+/// `POST /acme/revoke-cert`.
+pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
+    let auth = authenticate(
+        app,
+        &req.url,
+        req.content_type.as_deref(),
+        &req.body,
+        KeyRef::Either,
+    )
+    .await?;
+    let payload: Payload = auth.json()?;
+    let reason = check_reason(payload.reason)?;
+    let der = akamu_jose::b64_decode(&payload.certificate)
+        .map_err(|_| Error::Malformed("certificate is not base64url".into()))?;
+    let x509 = X509::from_der(&der)
+        .map_err(|_| Error::Malformed("certificate is not a DER X.509 certificate".into()))?;
+    let serial = x509
+        .serial_number()
+        .to_bn()
+        .map_err(|e| Error::Internal(format!("serial: {e}")))?
+        .to_hex_str()
+        .map_err(|e| Error::Internal(format!("serial: {e}")))?
+        .to_ascii_lowercase();
+    let s = serial.clone();
+    let row = app
+        .store
+        .run(move |c| store::certificates::by_serial(c, &s))
+        .await?
+        .filter(|r| r.der == der)
+        .ok_or_else(|| Error::Malformed("this certificate was not issued by this CA".into()))?;
+
+    match &auth.requester {
+        Requester::Key { jwk } => {
+            let key = jwk.to_public_key()?;
+            let cert_key = x509
+                .public_key()
+                .map_err(|e| Error::Internal(format!("certificate key: {e}")))?;
+            if !key.public_eq(&cert_key) {
+                return Err(Error::Unauthorized(
+                    "the JWS key is not the certificate's key".into(),
+                ));
+            }
+        }
+        Requester::Account(account) if account.id == row.account_id => {}
+        Requester::Account(account) => {
+            let (aid, ids, t) = (account.id.clone(), names(&x509), now());
+            let covered = app
+                .store
+                .run(move |c| {
+                    for id in &ids {
+                        if store::authzs::reusable(c, &aid, id, t)?.is_none() {
+                            return Ok(false);
+                        }
+                    }
+                    Ok(!ids.is_empty())
+                })
+                .await?;
+            if !covered {
+                return Err(Error::Unauthorized(
+                    "the account neither owns this certificate nor holds valid authorizations for all its names".into(),
+                ));
+            }
+        }
+    }
+    let (id, t) = (row.id.clone(), now());
+    let revoked = app
+        .store
+        .run(move |c| store::certificates::revoke(c, &id, reason, t))
+        .await?;
+    if !revoked {
+        return Err(Error::AlreadyRevoked(
+            "the certificate is already revoked".into(),
+        ));
+    }
+    tracing::info!(target: "frontend", %serial, reason, "certificate revoked");
+    Ok(Reply::empty(StatusCode::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes() {
+        for ok in [None, Some(0), Some(1), Some(6), Some(8), Some(10)] {
+            assert!(check_reason(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [Some(7), Some(11), Some(-1)] {
+            assert!(
+                matches!(check_reason(bad), Err(Error::BadRevocationReason(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
