@@ -1,1 +1,1 @@
-//! e2e
+//! End-to-end test package: the tests live in `e2e/` (one test binary, `e2e`).

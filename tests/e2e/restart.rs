@@ -1,0 +1,240 @@
+//! Crash safety of the process split (DESIGN.md "IPC", "Running it"): the
+//! dev launcher restarts a `ca-signer` or `validator-worker` that dies, the
+//! frontend reconnects, and a call in flight when a peer dies leaves the
+//! order retryable, never stuck in `processing`.
+
+use std::time::Duration;
+
+use instant_acme::{AuthorizationStatus, ChallengeStatus, ChallengeType, Order, OrderStatus};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::issuance::start_ca;
+use crate::support::certs::{dns_sans, verify_chain};
+use crate::support::client::{
+    acme_account, answer_http01, csr, download, issue_http01, new_order, wait_ready,
+};
+use crate::support::dns::DnsServer;
+use crate::support::http01::Http01Server;
+use crate::support::procs::Ca;
+
+/// How long the launcher may take to notice a death and restart the child.
+const RESTART_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a challenge or order may take to leave `processing`.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+const SIGNER: &str = "ca-signer";
+const VALIDATOR: &str = "validator-work";
+
+fn kill9(pid: i32) {
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap_or_else(|e| panic!("kill -9 {pid}: {e}"));
+}
+
+/// Kills the child `prefix` (pid `old`) with SIGKILL and waits for the
+/// launcher to start a new one that serves its socket. Returns the new pid.
+async fn kill_and_wait_restart(ca: &Ca, prefix: &str, old: i32) -> i32 {
+    kill9(old);
+    let new = ca.wait_restarted(prefix, old, RESTART_TIMEOUT).await;
+    ca.wait_listening(new, RESTART_TIMEOUT).await;
+    new
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validator_killed_is_restarted_and_next_order_completes() {
+    let dns = DnsServer::start().await;
+    let ca = start_ca(&dns).await;
+    let http = Http01Server::start(ca.http_validation_port()).await;
+    let account = acme_account(&ca).await;
+
+    let old = ca.ready().validator_pid;
+    assert_eq!(
+        ca.validator_pid(),
+        Some(old),
+        "READY validator_pid is the running child"
+    );
+    let new = kill_and_wait_restart(&ca, VALIDATOR, old).await;
+    assert_ne!(new, old);
+
+    let names = ["after-validator-restart.example.org"];
+    let issued = issue_http01(&account, &http, &names).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leaf = verify_chain(dir.path(), ca.ca_cert(), &issued.chain_pem);
+    assert_eq!(dns_sans(&leaf), vec![names[0]]);
+    assert_eq!(
+        ca.validator_pid(),
+        Some(new),
+        "the restarted validator did the work"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_killed_before_finalize_still_issues() {
+    let dns = DnsServer::start().await;
+    let ca = start_ca(&dns).await;
+    let http = Http01Server::start(ca.http_validation_port()).await;
+    let account = acme_account(&ca).await;
+
+    let names = ["after-signer-restart.example.org"];
+    let mut order = new_order(&account, &names).await;
+    answer_http01(&mut order, &http).await;
+    wait_ready(&mut order).await;
+
+    // Kill the signer between challenge-valid and finalize, and finalize at
+    // once, while the launcher is still restarting it.
+    let old = ca.ready().signer_pid;
+    assert_eq!(
+        ca.signer_pid(),
+        Some(old),
+        "READY signer_pid is the running child"
+    );
+    kill9(old);
+    let chain = finalize_with_retries(&mut order, &names).await;
+    let new = ca.wait_restarted(SIGNER, old, RESTART_TIMEOUT).await;
+    assert_ne!(new, old);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leaf = verify_chain(dir.path(), ca.ca_cert(), &chain);
+    assert_eq!(dns_sans(&leaf), vec![names[0]]);
+
+    // And the restarted signer keeps serving new orders.
+    let issued = issue_http01(&account, &http, &["again.example.org"]).await;
+    verify_chain(dir.path(), ca.ca_cert(), &issued.chain_pem);
+}
+
+/// A finalize racing with the signer's death: whichever wins, the order
+/// must not stay `processing` nor turn `invalid`; a retrying client gets
+/// its certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_killed_during_finalize_leaves_order_retryable() {
+    let dns = DnsServer::start().await;
+    let ca = start_ca(&dns).await;
+    let http = Http01Server::start(ca.http_validation_port()).await;
+    let account = acme_account(&ca).await;
+
+    let names = ["racing-finalize.example.org"];
+    let mut order = new_order(&account, &names).await;
+    answer_http01(&mut order, &http).await;
+    wait_ready(&mut order).await;
+
+    let old = ca.signer_pid().expect("a signer is running");
+    let (der, _key) = csr(&names);
+    let (first, ()) = tokio::join!(order.finalize_csr(&der), async { kill9(old) });
+    eprintln!("[e2e] finalize racing the signer's death: {first:?}");
+    let chain = finalize_with_retries(&mut order, &names).await;
+    ca.wait_restarted(SIGNER, old, RESTART_TIMEOUT).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leaf = verify_chain(dir.path(), ca.ca_cert(), &chain);
+    assert_eq!(dns_sans(&leaf), vec![names[0]]);
+}
+
+/// Finalizes `order`, as a careful client would: while the order is
+/// `ready` (again), (re)send finalize; while `processing`, poll; give up
+/// only if the order turns `invalid` or nothing settles in time.
+async fn finalize_with_retries(order: &mut Order, names: &[&str]) -> String {
+    let (csr_der, _key) = csr(names);
+    let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+    let mut errors = Vec::new();
+    let url = order.url().to_owned();
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order {url} did not become valid within {SETTLE_TIMEOUT:?}; finalize errors: {errors:#?}; last state: {:?}",
+            order.state()
+        );
+        let status = match order.refresh().await {
+            Ok(state) => state.status,
+            Err(e) => {
+                errors.push(format!("refresh: {e}"));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        match status {
+            OrderStatus::Ready => {
+                if let Err(e) = order.finalize_csr(&csr_der).await {
+                    errors.push(format!("finalize: {e}"));
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            OrderStatus::Processing => tokio::time::sleep(Duration::from_millis(250)).await,
+            OrderStatus::Valid => {
+                eprintln!("[e2e] order {url} valid; errors on the way: {errors:?}");
+                return download(order).await;
+            }
+            OrderStatus::Invalid | OrderStatus::Pending => panic!(
+                "killing the signer left order {url} {status:?} (not retryable); finalize errors: {errors:#?}; state: {:?}",
+                order.state()
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validator_killed_mid_validation_leaves_no_challenge_processing() {
+    let dns = DnsServer::start().await;
+    let ca = start_ca(&dns).await;
+    let http = Http01Server::start(ca.http_validation_port()).await;
+    let account = acme_account(&ca).await;
+
+    // The token server stalls, so the validator is busy with our challenge
+    // when it dies.
+    http.set_delay(Duration::from_secs(120));
+    let mut order = new_order(&account, &["stalled.example.org"]).await;
+    answer_http01(&mut order, &http).await;
+    http.wait_hits(1, Duration::from_secs(30)).await;
+    let old = ca.validator_pid().expect("a validator is running");
+    kill9(old);
+    // Whatever the frontend does next (retry or fail), it may now succeed.
+    http.set_delay(Duration::ZERO);
+    ca.wait_restarted(VALIDATOR, old, RESTART_TIMEOUT).await;
+
+    let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+    let (authz_status, challenge_status, error) = loop {
+        let mut authzs = order.authorizations();
+        let mut authz = authzs.next().await.expect("one").expect("authorization");
+        let state = authz.refresh().await.expect("refresh authorization");
+        let challenge = state
+            .challenges
+            .iter()
+            .find(|c| c.r#type == ChallengeType::Http01)
+            .expect("http-01 challenge");
+        if matches!(
+            challenge.status,
+            ChallengeStatus::Valid | ChallengeStatus::Invalid
+        ) {
+            break (state.status, challenge.status, challenge.error.clone());
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the challenge is still {:?} {SETTLE_TIMEOUT:?} after the validator died: stuck",
+            challenge.status
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("[e2e] challenge after the validator died: {challenge_status:?} {error:?}");
+    match challenge_status {
+        ChallengeStatus::Valid => {
+            assert_eq!(authz_status, AuthorizationStatus::Valid);
+            // The order completes too.
+            wait_ready(&mut order).await;
+        }
+        _ => {
+            assert_eq!(authz_status, AuthorizationStatus::Invalid);
+            let problem = error.expect("an invalid challenge carries an error");
+            assert!(
+                problem
+                    .r#type
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("urn:ietf:params:acme:error:")),
+                "challenge error has an ACME type: {problem:?}"
+            );
+            let state = order.refresh().await.expect("refresh order");
+            assert_eq!(
+                state.status,
+                OrderStatus::Invalid,
+                "order follows its authorization"
+            );
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! Clients of the CA under test.
+//!
+//! - [`acme_account`] and the order helpers drive `instant-acme`, a
+//!   third-party RFC 8555 client, through an HTTPS client that trusts only the
+//!   CA certificate from the READY line.
+//! - [`RawClient`] sends hand-built requests (any content type, any body) for
+//!   the bad-input tests, and [`JwsAccount`] signs them with `akamu-jose`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use akamu_jose::{Alg, SigningKey};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{
+    Account, AuthorizationStatus, BodyWrapper, ChallengeType, Identifier, NewAccount, NewOrder,
+    Order, OrderStatus, RetryPolicy,
+};
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde_json::{Value, json};
+
+use super::http01::Http01Server;
+use super::procs::Ca;
+
+/// `application/problem+json`, the only acceptable error body (RFC 8555 §6.7).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+/// `application/jose+json`, the content type of every ACME POST (§6.2).
+pub const JOSE_JSON: &str = "application/jose+json";
+
+/// How long order polling waits before giving up.
+const POLL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A rustls client config that trusts only the certificates in `ca_cert`,
+/// with the ring provider chosen explicitly (CRATE-NOTES: rustls / hyper).
+pub fn tls_config(ca_cert: &Path) -> rustls::ClientConfig {
+    let mut roots = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca_cert)
+        .unwrap_or_else(|e| panic!("read CA cert {}: {e}", ca_cert.display()));
+    for cert in certs {
+        let cert = cert.unwrap_or_else(|e| panic!("parse CA cert {}: {e}", ca_cert.display()));
+        roots.add(cert).expect("CA cert usable as a trust anchor");
+    }
+    assert!(!roots.is_empty(), "no certificate in {}", ca_cert.display());
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+fn https_connector(ca_cert: &Path) -> HttpsConnector<HttpConnector> {
+    HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(ca_cert))
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .build()
+}
+
+/// Creates a new ACME account (fresh P-256 key, ToS agreed) with instant-acme.
+pub async fn acme_account(ca: &Ca) -> Account {
+    let http: HyperClient<_, BodyWrapper<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(https_connector(ca.ca_cert()));
+    let (account, _credentials) = Account::builder_with_http(Box::new(http))
+        .create(
+            &NewAccount {
+                contact: &[],
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            ca.directory().to_owned(),
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("instant-acme could not create an account: {e}"));
+    account
+}
+
+/// What a completed order gives the applicant.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The order URL.
+    pub order_url: String,
+    /// The downloaded chain, PEM, leaf first.
+    pub chain_pem: String,
+    /// The leaf's private key, PEM.
+    pub key_pem: String,
+    /// The certificate URL from the valid order.
+    pub cert_url: String,
+}
+
+/// Places a new order for DNS `names`.
+pub async fn new_order(account: &Account, names: &[&str]) -> Order {
+    let identifiers: Vec<Identifier> = names
+        .iter()
+        .map(|n| Identifier::Dns((*n).to_owned()))
+        .collect();
+    account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .unwrap_or_else(|e| panic!("new-order for {names:?} failed: {e}"))
+}
+
+/// Publishes the http-01 key authorization of every pending authorization on
+/// `http` and tells the CA the challenges are ready. Returns the challenge URLs.
+pub async fn answer_http01(order: &mut Order, http: &Http01Server) -> Vec<String> {
+    let mut urls = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.unwrap_or_else(|e| panic!("fetch authorization: {e}"));
+        match authz.status {
+            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid => continue,
+            other => panic!(
+                "authorization {} is {other:?}, expected pending",
+                authz.url()
+            ),
+        }
+        let mut challenge = authz
+            .challenge(ChallengeType::Http01)
+            .expect("the CA offers http-01");
+        http.set(&challenge.token, challenge.key_authorization().as_str());
+        urls.push(challenge.url.clone());
+        challenge
+            .set_ready()
+            .await
+            .unwrap_or_else(|e| panic!("respond to challenge: {e}"));
+    }
+    urls
+}
+
+/// Polls until the order is `ready` (panics on `invalid` or a timeout).
+pub async fn wait_ready(order: &mut Order) {
+    let policy = RetryPolicy::new()
+        .initial_delay(Duration::from_millis(200))
+        .backoff(1.5)
+        .timeout(POLL_TIMEOUT);
+    let status = order
+        .poll_ready(&policy)
+        .await
+        .unwrap_or_else(|e| panic!("order {} never became ready: {e}", order.url()));
+    let url = order.url().to_owned();
+    assert_eq!(
+        status,
+        OrderStatus::Ready,
+        "order {url} state: {:?}",
+        order.state()
+    );
+}
+
+/// A P-256 key and a CSR naming exactly `names` (no subject), as DER.
+pub fn csr(names: &[&str]) -> (Vec<u8>, String) {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let mut params = rcgen::CertificateParams::new(names).expect("valid SANs");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let key = rcgen::KeyPair::generate().expect("generate P-256 key");
+    let csr = params.serialize_request(&key).expect("serialize CSR");
+    (csr.der().to_vec(), key.serialize_pem())
+}
+
+/// Finalizes with a fresh CSR for `names` and polls until the chain can be
+/// downloaded.
+pub async fn finalize_and_download(order: &mut Order, names: &[&str]) -> Issued {
+    let (csr_der, key_pem) = csr(names);
+    order
+        .finalize_csr(&csr_der)
+        .await
+        .unwrap_or_else(|e| panic!("finalize {} failed: {e}", order.url()));
+    let chain_pem = download(order).await;
+    let cert_url = order
+        .state()
+        .certificate
+        .clone()
+        .expect("a valid order has a certificate URL");
+    Issued {
+        order_url: order.url().to_owned(),
+        chain_pem,
+        key_pem,
+        cert_url,
+    }
+}
+
+/// Polls a finalized order until `valid` and downloads the chain.
+pub async fn download(order: &mut Order) -> String {
+    let policy = RetryPolicy::new()
+        .initial_delay(Duration::from_millis(200))
+        .backoff(1.5)
+        .timeout(POLL_TIMEOUT);
+    order
+        .poll_certificate(&policy)
+        .await
+        .unwrap_or_else(|e| panic!("certificate for {} never arrived: {e}", order.url()))
+}
+
+/// The whole http-01 flow: order → challenges → ready → finalize → download.
+pub async fn issue_http01(account: &Account, http: &Http01Server, names: &[&str]) -> Issued {
+    let mut order = new_order(account, names).await;
+    assert_eq!(
+        order.state().status,
+        OrderStatus::Pending,
+        "a new order starts pending"
+    );
+    answer_http01(&mut order, http).await;
+    wait_ready(&mut order).await;
+    finalize_and_download(&mut order, names).await
+}
+
+/// One HTTP response, fully read.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+impl RawResponse {
+    /// The `Content-Type` header, or "" when absent.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The `Replay-Nonce` header, if any.
+    pub fn nonce(&self) -> Option<String> {
+        self.headers
+            .get("replay-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// The `Location` header, if any.
+    pub fn location(&self) -> Option<String> {
+        self.headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// The body as JSON (panics with the body text if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}); status {}: {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Asserts an RFC 7807 problem: not a 500, a 4xx status, content type
+    /// `application/problem+json`, and a `type` that is one of `types`
+    /// (short names like `"malformed"`, prefixed here with
+    /// `urn:ietf:params:acme:error:`; an empty list accepts any ACME error
+    /// type). Returns the problem document.
+    pub fn assert_problem(&self, what: &str, types: &[&str]) -> Value {
+        let text = String::from_utf8_lossy(&self.body);
+        assert_ne!(
+            self.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{what}: the server answered 500: {text}"
+        );
+        assert!(
+            self.status.is_client_error(),
+            "{what}: expected a 4xx status, got {}: {text}",
+            self.status
+        );
+        assert!(
+            self.content_type().starts_with(PROBLEM_JSON),
+            "{what}: expected Content-Type {PROBLEM_JSON}, got {:?} (status {}): {text}",
+            self.content_type(),
+            self.status
+        );
+        let problem = self.json();
+        eprintln!("[e2e] {what}: {} {problem}", self.status);
+        let ty = problem["type"].as_str().unwrap_or_default();
+        let wanted: Vec<String> = types
+            .iter()
+            .map(|t| format!("urn:ietf:params:acme:error:{t}"))
+            .collect();
+        assert!(
+            ty.starts_with("urn:ietf:params:acme:error:")
+                && (wanted.is_empty() || wanted.iter().any(|w| w == ty)),
+            "{what}: problem type {ty:?} is not one of {wanted:?}; status {}; document: {problem}",
+            self.status
+        );
+        if let Some(status) = problem.get("status").and_then(Value::as_u64) {
+            assert_eq!(
+                status,
+                u64::from(self.status.as_u16()),
+                "{what}: problem `status` differs from the HTTP status: {problem}"
+            );
+        }
+        problem
+    }
+}
+
+/// A plain HTTPS client trusting only the CA, for hand-built requests.
+#[derive(Clone)]
+pub struct RawClient {
+    client: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    directory: Value,
+}
+
+impl RawClient {
+    /// Connects to `ca` and fetches its directory.
+    pub async fn new(ca: &Ca) -> RawClient {
+        let client =
+            HyperClient::builder(TokioExecutor::new()).build(https_connector(ca.ca_cert()));
+        let mut raw = RawClient {
+            client,
+            directory: Value::Null,
+        };
+        let rsp = raw.get(ca.directory()).await;
+        assert_eq!(rsp.status, StatusCode::OK, "GET directory: {rsp:?}");
+        raw.directory = rsp.json();
+        raw
+    }
+
+    /// A URL from the directory (`"newNonce"`, `"newAccount"`, …).
+    pub fn url(&self, resource: &str) -> String {
+        self.directory[resource]
+            .as_str()
+            .unwrap_or_else(|| panic!("directory has no {resource}: {}", self.directory))
+            .to_owned()
+    }
+
+    /// Sends one request.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> RawResponse {
+        let mut req = Request::builder().method(method).uri(url);
+        if let Some(ct) = content_type {
+            req = req.header(http::header::CONTENT_TYPE, ct);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .expect("valid request");
+        let rsp = self
+            .client
+            .request(req)
+            .await
+            .unwrap_or_else(|e| panic!("request to {url} failed: {e:?}"));
+        let (parts, body) = rsp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("read body from {url}: {e}"))
+            .to_bytes();
+        RawResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// GET `url`.
+    pub async fn get(&self, url: &str) -> RawResponse {
+        self.send(Method::GET, url, None, Vec::new()).await
+    }
+
+    /// A fresh nonce from newNonce (HEAD).
+    pub async fn nonce(&self) -> String {
+        let rsp = self
+            .send(Method::HEAD, &self.url("newNonce"), None, Vec::new())
+            .await;
+        assert!(rsp.status.is_success(), "HEAD newNonce: {rsp:?}");
+        rsp.nonce().expect("newNonce returns a Replay-Nonce")
+    }
+
+    /// POST a body with `application/jose+json`.
+    pub async fn post_jose(&self, url: &str, body: &Value) -> RawResponse {
+        self.send(
+            Method::POST,
+            url,
+            Some(JOSE_JSON),
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+}
+
+/// An ACME account driven by hand: our own key, our own JWS.
+pub struct JwsAccount {
+    /// The account key.
+    pub key: SigningKey,
+    /// The account URL (`kid`).
+    pub kid: String,
+}
+
+impl JwsAccount {
+    /// Registers a fresh ES256 account through newAccount with a `jwk` header.
+    pub async fn create(raw: &RawClient) -> JwsAccount {
+        let key = SigningKey::generate(Alg::Es256).expect("generate ES256 key");
+        let url = raw.url("newAccount");
+        let body = sign_with_jwk(
+            &key,
+            &raw.nonce().await,
+            &url,
+            &json!({"termsOfServiceAgreed": true}),
+        );
+        let rsp = raw.post_jose(&url, &body).await;
+        assert_eq!(
+            rsp.status,
+            StatusCode::CREATED,
+            "newAccount: {} {}",
+            rsp.status,
+            String::from_utf8_lossy(&rsp.body)
+        );
+        let kid = rsp.location().expect("newAccount returns Location");
+        JwsAccount { key, kid }
+    }
+
+    /// A flattened JWS with `kid`, `nonce` and `url`, over `payload`
+    /// (`None` = POST-as-GET, empty payload).
+    pub fn sign(&self, nonce: &str, url: &str, payload: Option<&Value>) -> Value {
+        let payload = payload
+            .map(|p| p.to_string().into_bytes())
+            .unwrap_or_default();
+        self.key
+            .sign_flattened(
+                json!({"kid": self.kid, "nonce": nonce, "url": url}),
+                &payload,
+            )
+            .expect("sign JWS")
+    }
+}
+
+/// A flattened JWS with an embedded `jwk` (newAccount, revoke by cert key).
+pub fn sign_with_jwk(key: &SigningKey, nonce: &str, url: &str, payload: &Value) -> Value {
+    let jwk = key.public_jwk().expect("public JWK").to_json();
+    key.sign_flattened(
+        json!({"jwk": jwk, "nonce": nonce, "url": url}),
+        payload.to_string().as_bytes(),
+    )
+    .expect("sign JWS")
+}

@@ -1,0 +1,17 @@
+//! Test harness shared by every e2e test.
+
+// Each test uses a different part of the harness.
+#![allow(dead_code)]
+
+/// Judging certificates: `openssl verify` and SANs.
+pub mod certs;
+/// instant-acme and raw HTTPS clients trusting the test CA.
+pub mod client;
+/// A real DNS server (hickory-server) for the validator's lookups.
+pub mod dns;
+/// The applicant's http-01 token server.
+pub mod http01;
+/// `/proc` queries: children, states, listening sockets.
+pub mod pids;
+/// Spawning the CA and waiting for its READY line.
+pub mod procs;
