@@ -33,23 +33,26 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
         }
         (&Method::GET, ["acme", "cert", id]) => handlers::certificate::get(app, id).await,
         (&Method::POST, ["acme", "cert", id]) => handlers::certificate::post(app, &req, id).await,
-        (
-            _,
-            [
-                "acme",
-                "directory" | "new-nonce" | "new-account" | "account" | "orders" | "new-order"
-                | "order" | "authz" | "chall" | "cert",
-                ..,
-            ],
-        ) => {
-            if matches!(segments.as_slice(), ["acme", "directory" | "new-nonce"])
-                || segments.len() >= 3
-            {
-                Err(Error::MethodNotAllowed)
-            } else {
-                Err(Error::NotFound)
-            }
-        }
+        (_, path) if is_resource(path) => Err(Error::MethodNotAllowed),
         _ => Err(Error::NotFound),
     }
+}
+
+/// Whether `path` names a resource of this server (with any method).
+fn is_resource(path: &[&str]) -> bool {
+    matches!(
+        path,
+        [
+            "acme",
+            "directory"
+                | "new-nonce"
+                | "new-account"
+                | "new-order"
+                | "new-authz"
+                | "revoke-cert"
+                | "key-change"
+        ] | ["acme", "account" | "orders" | "order" | "authz" | "cert", _]
+            | ["acme", "order", _, "finalize"]
+            | ["acme", "chall", _, _]
+    )
 }
