@@ -158,6 +158,20 @@ pub async fn authenticate(
     })
 }
 
+impl crate::http::Request {
+    /// Authenticates this request (see [`authenticate`]).
+    pub async fn authenticate(&self, app: &App, key_ref: KeyRef) -> Result<Authenticated, Error> {
+        authenticate(
+            app,
+            &self.url,
+            self.content_type.as_deref(),
+            &self.body,
+            key_ref,
+        )
+        .await
+    }
+}
+
 fn key_for(jwk: &Jwk, alg: Alg) -> Result<PKey<Public>, Error> {
     jwk.check_alg(alg)?;
     Ok(jwk.to_public_key()?)

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::views;
-use crate::auth::{KeyRef, authenticate};
+use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::protocol::{AccountStatus, contact};
@@ -24,14 +24,7 @@ struct Update {
 
 /// `POST /acme/account/{id}`: POST-as-GET, contact update or deactivation.
 pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Kid,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
     let mut account = auth.account()?.clone();
     if account.id != id {
         return Err(Error::Unauthorized(
@@ -77,14 +70,7 @@ const ORDERS_PAGE: i64 = 100;
 /// `POST /acme/orders/{account}`: the account's newest order URLs (first
 /// page only for now).
 pub async fn orders(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Kid,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
     auth.require_post_as_get()?;
     let account = auth.account()?;
     if account.id != id {

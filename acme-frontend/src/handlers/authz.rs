@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::StatusCode;
 
 use super::views;
-use crate::auth::{KeyRef, authenticate};
+use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::store;
@@ -19,14 +19,7 @@ struct Update {
 
 /// `POST /acme/authz/{id}`.
 pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Kid,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
     let account_id = auth.account()?.id.clone();
     let deactivate = if auth.payload.is_empty() {
         false

@@ -6,7 +6,7 @@ use http::StatusCode;
 use http::header::CONTENT_TYPE;
 
 use crate::App;
-use crate::auth::{KeyRef, authenticate};
+use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::store;
@@ -35,14 +35,7 @@ pub async fn get(app: &Arc<App>, id: &str) -> Result<Reply, Error> {
 
 /// `POST /acme/cert/{id}` (POST-as-GET by the owning account).
 pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Kid,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
     auth.require_post_as_get()?;
     let cert = load(app, id).await?;
     if cert.account_id != auth.account()?.id {

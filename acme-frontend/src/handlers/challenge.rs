@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::views;
-use crate::auth::{KeyRef, authenticate};
+use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::store;
@@ -21,14 +21,7 @@ pub async fn post(
     authz_id: &str,
     kind: &str,
 ) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Kid,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
     let account_id = auth.account()?.id.clone();
     let respond = !auth.payload.is_empty();
     if respond && !auth.json::<Value>()?.is_object() {

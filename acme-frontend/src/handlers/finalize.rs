@@ -12,7 +12,7 @@ use serde::Deserialize;
 use shared_proto::csr::ParsedCsr;
 
 use super::views;
-use crate::auth::{KeyRef, authenticate};
+use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::protocol::order::{authz_status, check_finalizable, order_status};
@@ -26,14 +26,7 @@ struct Payload {
 
 /// `POST /acme/order/{id}/finalize`.
 pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Kid,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
     let account_id = auth.account()?.id.clone();
     let payload: Payload = auth.json()?;
     let oid = id.to_owned();

@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::views;
-use crate::auth::{KeyRef, authenticate};
+use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::{App, now, store};
@@ -22,14 +22,7 @@ struct Inner {
 /// `POST /acme/key-change`: outer JWS by the old key (`kid`), inner JWS by
 /// the new key (`jwk`) over `{account, oldKey}`.
 pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Kid,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
     let account = auth.account()?.clone();
     let inner = FlattenedJws::parse(&auth.payload)
         .map_err(|e| Error::Malformed(format!("key-change payload is not a JWS: {e}")))?;

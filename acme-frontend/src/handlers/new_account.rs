@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::views;
-use crate::auth::{KeyRef, Requester, authenticate};
+use crate::auth::{KeyRef, Requester};
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::protocol::{AccountStatus, contact};
@@ -28,14 +28,7 @@ struct Payload {
 
 /// `POST /acme/new-account`.
 pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Jwk,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Jwk).await?;
     let payload: Payload = auth.json()?;
     let Requester::Key { jwk } = &auth.requester else {
         return Err(Error::Malformed(

@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::{new_order::new_authz, views};
-use crate::auth::{KeyRef, authenticate};
+use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::protocol::identifier::{WireIdentifier, parse};
@@ -19,14 +19,7 @@ struct Payload {
 
 /// `POST /acme/new-authz`.
 pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Kid,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
     let account = auth.account()?.clone();
     let payload: Payload = auth.json()?;
     let id = parse(&payload.identifier)?;

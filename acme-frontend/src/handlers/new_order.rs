@@ -9,7 +9,7 @@ use serde::Deserialize;
 use shared_proto::Identifier;
 
 use super::views;
-use crate::auth::{KeyRef, authenticate};
+use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::protocol::identifier::{WireIdentifier, offered_challenges, parse_all};
@@ -114,14 +114,7 @@ pub fn new_authz(
 
 /// `POST /acme/new-order`.
 pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Kid,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
     let account = auth.account()?.clone();
     let payload: Payload = auth.json()?;
     let identifiers = parse_all(&payload.identifiers)?;

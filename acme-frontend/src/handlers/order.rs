@@ -5,7 +5,7 @@ use std::sync::Arc;
 use http::StatusCode;
 
 use super::views;
-use crate::auth::{KeyRef, authenticate};
+use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::store;
@@ -16,14 +16,7 @@ pub const PROCESSING_RETRY_AFTER: u32 = 1;
 
 /// `POST /acme/order/{id}`.
 pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Kid,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
     auth.require_post_as_get()?;
     let account_id = auth.account()?.id.clone();
     reply(app, id, &account_id, StatusCode::OK).await

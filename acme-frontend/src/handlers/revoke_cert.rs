@@ -10,7 +10,7 @@ use openssl::x509::X509;
 use serde::Deserialize;
 use shared_proto::Identifier;
 
-use crate::auth::{KeyRef, Requester, authenticate};
+use crate::auth::{KeyRef, Requester};
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::store;
@@ -54,14 +54,7 @@ fn names(cert: &X509) -> Vec<Identifier> {
 
 /// `POST /acme/revoke-cert`.
 pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
-    let auth = authenticate(
-        app,
-        &req.url,
-        req.content_type.as_deref(),
-        &req.body,
-        KeyRef::Either,
-    )
-    .await?;
+    let auth = req.authenticate(app, KeyRef::Either).await?;
     let payload: Payload = auth.json()?;
     let reason = check_reason(payload.reason)?;
     let der = akamu_jose::b64_decode(&payload.certificate)
