@@ -65,10 +65,11 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
 }
 
 /// Orders per page of the orders list.
-const ORDERS_PAGE: i64 = 100;
+pub const ORDERS_PAGE: i64 = 100;
 
-/// `POST /acme/orders/{account}`: the account's newest order URLs (first
-/// page only for now).
+/// `POST /acme/orders/{account}[?cursor=N]`: the account's order URLs,
+/// newest first, [`ORDERS_PAGE`] per page, with `Link: rel="next"` to the
+/// following page (RFC 8555 §7.1.2.1).
 pub async fn orders(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Error> {
     let auth = req.authenticate(app, KeyRef::Kid).await?;
     auth.require_post_as_get()?;
@@ -78,12 +79,31 @@ pub async fn orders(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Er
             "the orders list belongs to another account".into(),
         ));
     }
+    let cursor = match req.query.as_deref() {
+        None => 0,
+        Some(q) => q
+            .strip_prefix("cursor=")
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Error::Malformed("the only query parameter is cursor=N".into()))?,
+    };
     let aid = account.id.clone();
     let mut ids = app
         .store
-        .run(move |c| store::orders::ids_for_account(c, &aid, 0, ORDERS_PAGE))
+        .run(move |c| {
+            store::orders::ids_for_account(c, &aid, cursor * ORDERS_PAGE, ORDERS_PAGE + 1)
+        })
         .await?;
+    let more = ids.len() as i64 > ORDERS_PAGE;
     ids.truncate(ORDERS_PAGE as usize);
     let urls: Vec<String> = ids.iter().map(|o| app.urls.order(o)).collect();
-    Ok(Reply::json(StatusCode::OK, &json!({ "orders": urls })))
+    let reply = Reply::json(StatusCode::OK, &json!({ "orders": urls }));
+    Ok(if more {
+        reply.link(
+            &format!("{}?cursor={}", app.urls.orders(id), cursor + 1),
+            "next",
+        )
+    } else {
+        reply
+    })
 }

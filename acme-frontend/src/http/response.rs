@@ -17,8 +17,11 @@ pub struct Request {
     pub method: Method,
     /// The path (no query).
     pub path: String,
-    /// The absolute URL the client addressed (`base_url` + path).
+    /// The absolute URL the client addressed (`base_url` + path + query);
+    /// a JWS `url` must equal it.
     pub url: String,
+    /// The query string, if any.
+    pub query: Option<String>,
     /// The `Content-Type` header.
     pub content_type: Option<String>,
     /// The body.

@@ -131,10 +131,17 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> http::Response<
                 Err(_) => return Err(Error::Malformed("request body timed out".into())),
             };
         let path = parts.uri.path().to_owned();
+        let query = parts.uri.query().map(str::to_owned);
         let request = Request {
             method: parts.method.clone(),
-            url: app.urls.absolute(&path),
+            url: app.urls.absolute(
+                parts
+                    .uri
+                    .path_and_query()
+                    .map_or(path.as_str(), |pq| pq.as_str()),
+            ),
             path,
+            query,
             content_type: parts
                 .headers
                 .get(http::header::CONTENT_TYPE)
