@@ -87,6 +87,8 @@ pub struct Ca {
     pub crl_url: Option<String>,
     /// OCSP responder URL put in leaves. Default none.
     pub ocsp_url: Option<String>,
+    /// Certificates served after the issuing CA (e.g. the root). Default none.
+    pub chain_file: Option<PathBuf>,
 }
 
 impl Default for Ca {
@@ -102,6 +104,7 @@ impl Default for Ca {
             organization: default_organization(),
             crl_url: None,
             ocsp_url: None,
+            chain_file: None,
         }
     }
 }
@@ -200,6 +203,10 @@ impl Default for Server {
 pub struct SignerLink {
     /// The signer's socket. Default `<state_dir>/signer.sock`.
     pub socket_path: Option<PathBuf>,
+    /// `[signer.key]`: the CA key backend (`file` or `pkcs11`), passed to the
+    /// signer verbatim by the launcher, which checks it strictly. Default:
+    /// `[ca] key_file`.
+    pub key: Option<toml::Table>,
 }
 
 /// `[validator]`.

@@ -183,6 +183,17 @@ pub fn signer_config(c: &Config, uid: u32) -> String {
     if let Some(u) = &c.ca.ocsp_url {
         s.push_str(&format!("ocsp_url = {}\n", toml_str(u)));
     }
+    if let Some(p) = &c.ca.chain_file {
+        s.push_str(&format!("chain_file = {}\n", toml_path(p)));
+    }
+    if let Some(key) = &c.signer.key {
+        let mut outer = toml::Table::new();
+        let mut signer = toml::Table::new();
+        signer.insert("key".into(), toml::Value::Table(key.clone()));
+        outer.insert("signer".into(), toml::Value::Table(signer));
+        s.push('\n');
+        s.push_str(&outer.to_string());
+    }
     if c.tls.enabled {
         let mut names = vec![toml_str(&c.tls.server_name)];
         if c.tls.server_name != "127.0.0.1" {

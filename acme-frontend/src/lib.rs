@@ -9,6 +9,7 @@
 //! `auth` → `protocol` → `store` → respond) → `error` maps failures to
 //! problem documents in one place.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
