@@ -16,6 +16,7 @@ pub mod csr;
 pub mod deadline;
 pub mod identifier;
 pub mod peer;
+pub mod privileges;
 pub mod signer;
 pub mod transport;
 pub mod validator;
@@ -24,4 +25,4 @@ pub use identifier::{Identifier, IdentifierKind};
 
 /// Version of the wire types in this crate. Both ends send it in the connection
 /// preamble and refuse to talk to a different version.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;

@@ -16,6 +16,8 @@ pub trait SignerRpc {
     async fn issue_certificate(request: IssueRequest) -> Result<IssuedCertificate, SignerError>;
     /// The certificates served after each leaf (the issuing CA first).
     async fn ca_chain() -> Result<CaChain, SignerError>;
+    /// Signs a fresh CRL listing `request.revoked`, with the next CRL Number.
+    async fn generate_crl(request: CrlRequest) -> Result<SignedCrl, SignerError>;
 }
 
 /// A request to issue one leaf certificate.
@@ -55,6 +57,38 @@ pub struct IssuedCertificate {
 pub struct CaChain {
     /// PEM certificates, the issuing CA first.
     pub pem: String,
+}
+
+/// A request to sign a CRL: the full list of revoked, unexpired certificates.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CrlRequest {
+    /// Every revoked certificate the CRL must list.
+    pub revoked: Vec<RevokedEntry>,
+}
+
+/// One revoked certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedEntry {
+    /// The serial number, lower-case hex without leading zero bytes.
+    pub serial_hex: String,
+    /// When it was revoked, Unix seconds.
+    pub revoked_at: i64,
+    /// RFC 5280 CRLReason code; `None` or `Some(0)` (unspecified) leaves the
+    /// entry without a reasonCode, as the Baseline Requirements ask.
+    pub reason: Option<i32>,
+}
+
+/// A signed CRL.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignedCrl {
+    /// The CRL, DER (serve as `application/pkix-crl`).
+    pub der: Vec<u8>,
+    /// Its CRL Number; strictly greater than every earlier one.
+    pub number: u64,
+    /// `thisUpdate`, Unix seconds.
+    pub this_update: i64,
+    /// `nextUpdate`, Unix seconds.
+    pub next_update: i64,
 }
 
 /// Why the signer refused or failed a request.
