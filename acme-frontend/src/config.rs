@@ -47,6 +47,12 @@ pub struct Config {
     /// `[launcher]`: whether this process starts the other two.
     #[serde(default)]
     pub launcher: Launcher,
+    /// User to switch to when started as root. Default `akamu-frontend`, or
+    /// no switch when the launcher is enabled (development runs everything
+    /// as the invoking user).
+    pub user: Option<String>,
+    /// Group to switch to when started as root. Default: as `user`.
+    pub group: Option<String>,
 }
 
 /// `[database]`.
@@ -394,6 +400,18 @@ impl Config {
             .iter()
             .filter_map(|(k, v)| akamu_jose::b64_decode(v).ok().map(|key| (k.clone(), key)))
             .collect()
+    }
+
+    /// The user and group to become when started as root, if any (see
+    /// [`Config::user`]).
+    pub fn run_as(&self) -> Option<(String, String)> {
+        let user = match (&self.user, self.launcher.enabled) {
+            (Some(u), _) => u.clone(),
+            (None, true) => return None,
+            (None, false) => "akamu-frontend".into(),
+        };
+        let group = self.group.clone().unwrap_or_else(|| user.clone());
+        Some((user, group))
     }
 
     /// The SQLite file.

@@ -67,6 +67,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|e| Error::Internal(format!("binding {}: {e}", config.listen_addr)))?;
+    drop_privileges(&config)?;
     let app = App::new(config)?;
     tokio::spawn(jobs::sweep_forever(app.clone()));
     announce(&app, &children);
@@ -91,6 +92,49 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let _ = stop_tx.send(true);
     for child in children {
         child.stopped().await;
+    }
+    Ok(())
+}
+
+/// After binding: become the configured user with no capabilities and
+/// `no_new_privs` (a low port was bound with CAP_NET_BIND_SERVICE, which is
+/// gone now).
+fn drop_privileges(config: &Config) -> Result<(), Error> {
+    use shared_proto::privileges::{DropPlan, drop_privileges};
+    let plan = match config.run_as() {
+        Some((user, group)) => DropPlan {
+            user,
+            group,
+            keep: Vec::new(),
+        },
+        None => {
+            let uid = nix::unistd::Uid::effective();
+            let gid = nix::unistd::Gid::effective();
+            let user = nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map_or_else(|| uid.to_string(), |u| u.name);
+            let group = nix::unistd::Group::from_gid(gid)
+                .ok()
+                .flatten()
+                .map_or_else(|| gid.to_string(), |g| g.name);
+            DropPlan {
+                user,
+                group,
+                keep: Vec::new(),
+            }
+        }
+    };
+    let who =
+        drop_privileges(&plan).map_err(|e| Error::Internal(format!("dropping privileges: {e}")))?;
+    tracing::info!(target: "frontend", uid = who.uid, gid = who.gid, "privileges dropped");
+    let mut secrets = vec![config.database_path()];
+    if config.tls.enabled {
+        secrets.push(config.tls_key_file());
+    }
+    for secret in secrets.iter().filter(|p| p.exists()) {
+        shared_proto::privileges::check_private_file(secret)
+            .map_err(|e| Error::Internal(format!("refusing to start: {e}")))?;
     }
     Ok(())
 }

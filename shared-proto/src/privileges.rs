@@ -108,7 +108,7 @@ pub fn drop_privileges(drop: &DropPlan) -> Result<Identity, PrivilegeError> {
         nix::unistd::setgroups(&[group.gid]).map_err(nix_sys("setgroups"))?;
         nix::unistd::setgid(group.gid).map_err(nix_sys("setgid"))?;
         nix::unistd::setuid(user.uid).map_err(nix_sys("setuid"))?;
-        if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        if !user.uid.is_root() && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
             return Err(PrivilegeError::StillPrivileged("could regain uid 0".into()));
         }
     }
