@@ -100,31 +100,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
 /// `no_new_privs` (a low port was bound with CAP_NET_BIND_SERVICE, which is
 /// gone now).
 fn drop_privileges(config: &Config) -> Result<(), Error> {
-    use shared_proto::privileges::{DropPlan, drop_privileges};
-    let plan = match config.run_as() {
-        Some((user, group)) => DropPlan {
-            user,
-            group,
-            keep: Vec::new(),
-        },
-        None => {
-            let uid = nix::unistd::Uid::effective();
-            let gid = nix::unistd::Gid::effective();
-            let user = nix::unistd::User::from_uid(uid)
-                .ok()
-                .flatten()
-                .map_or_else(|| uid.to_string(), |u| u.name);
-            let group = nix::unistd::Group::from_gid(gid)
-                .ok()
-                .flatten()
-                .map_or_else(|| gid.to_string(), |g| g.name);
-            DropPlan {
-                user,
-                group,
-                keep: Vec::new(),
-            }
-        }
-    };
+    use shared_proto::privileges::{drop_privileges, plan};
+    let run_as = config.run_as();
+    let plan = plan(
+        run_as.as_ref().map(|(u, _)| u.as_str()),
+        run_as.as_ref().map(|(_, g)| g.as_str()),
+    );
     let who =
         drop_privileges(&plan).map_err(|e| Error::Internal(format!("dropping privileges: {e}")))?;
     tracing::info!(target: "frontend", uid = who.uid, gid = who.gid, "privileges dropped");

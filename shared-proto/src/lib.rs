@@ -18,6 +18,7 @@ pub mod identifier;
 pub mod peer;
 pub mod privileges;
 pub mod signer;
+pub mod statement;
 pub mod transport;
 pub mod validator;
 

@@ -71,6 +71,35 @@ pub struct DropPlan {
     pub keep: Vec<Capability>,
 }
 
+/// The plan for a process configured with an optional `user`/`group`: that
+/// user (and group, defaulting to the user's name), or the current identity
+/// when none is configured (development: no switch, capabilities still
+/// dropped).
+pub fn plan(user: Option<&str>, group: Option<&str>) -> DropPlan {
+    match user {
+        Some(u) => DropPlan {
+            user: u.to_owned(),
+            group: group.unwrap_or(u).to_owned(),
+            keep: Vec::new(),
+        },
+        None => {
+            let uid = Uid::effective();
+            let gid = Gid::effective();
+            DropPlan {
+                user: User::from_uid(uid)
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| uid.to_string(), |u| u.name),
+                group: Group::from_gid(gid)
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| gid.to_string(), |g| g.name),
+                keep: Vec::new(),
+            }
+        }
+    }
+}
+
 /// Who the process is after [`drop_privileges`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Identity {

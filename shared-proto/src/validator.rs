@@ -84,6 +84,9 @@ pub struct ValidationRecord {
     pub address_used: Option<IpAddr>,
     /// When the probe finished (Unix seconds).
     pub validated_at: i64,
+    /// The validator's signed statement of this validation, which the signer
+    /// requires before it issues for the identifier.
+    pub statement: Option<crate::statement::SignedStatement>,
 }
 
 /// ACME error kinds a probe can end in (RFC 8555 §6.7).

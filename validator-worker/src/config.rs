@@ -44,6 +44,18 @@ pub struct Config {
     /// (default 20000).
     #[serde(default = "default_probe_timeout_ms")]
     pub probe_timeout_ms: u64,
+    /// Ed25519 key that signs validation statements for the signer;
+    /// generated (mode 0600, public half at `<file>.pub`) when missing.
+    /// Default: `validator-statement.key` next to the socket.
+    #[serde(default)]
+    pub statement_key_file: Option<PathBuf>,
+    /// User to become when started as root (default: stay, but drop every
+    /// capability and set `no_new_privs`); production uses `akamu-validator`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Group to become when started as root (default: as `user`).
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 /// Default for [`Config::socket_mode`].
@@ -90,7 +102,17 @@ impl Config {
             allow_private_targets: default_allow_private_targets(),
             connect_timeout_ms: default_connect_timeout_ms(),
             probe_timeout_ms: default_probe_timeout_ms(),
+            statement_key_file: None,
+            user: None,
+            group: None,
         }
+    }
+
+    /// Where the statement key lives.
+    pub fn statement_key_path(&self) -> PathBuf {
+        self.statement_key_file
+            .clone()
+            .unwrap_or_else(|| self.socket_path.with_file_name("validator-statement.key"))
     }
 
     /// Reads and validates a TOML file.

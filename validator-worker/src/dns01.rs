@@ -53,6 +53,7 @@ pub async fn validate(
             addresses_resolved: Vec::new(),
             address_used: None,
             validated_at: crate::now_unix(),
+            statement: None,
         });
     }
     Err(ProbeError::TxtMismatch {

@@ -51,6 +51,12 @@ pub enum Error {
         /// The cause.
         source: io::Error,
     },
+    /// The statement key could not be loaded or created.
+    #[error("statement key: {0}")]
+    StatementKey(#[from] shared_proto::statement::StatementError),
+    /// Privileges could not be dropped, or a secret file is too open.
+    #[error("{0}")]
+    Privileges(#[from] shared_proto::privileges::PrivilegeError),
 }
 
 /// Why one probe failed. Each variant maps to exactly one [`ProblemKind`].

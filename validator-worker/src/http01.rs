@@ -127,6 +127,7 @@ pub async fn validate(
             addresses_resolved,
             address_used: Some(address_used),
             validated_at: crate::now_unix(),
+            statement: None,
         });
     }
 }

@@ -38,8 +38,18 @@ pub async fn run(config: Config) -> Result<(), Error> {
     config.validate()?;
     let path = config.socket_path.clone();
     let allow = AllowList::new(config.allowed_uids.iter().copied());
+    let who = shared_proto::privileges::drop_privileges(&shared_proto::privileges::plan(
+        config.user.as_deref(),
+        config.group.as_deref(),
+    ))?;
+    tracing::info!(uid = who.uid, gid = who.gid, "privileges dropped");
+    let key_path = config.statement_key_path();
+    let key = Arc::new(shared_proto::statement::StatementKey::load_or_create(
+        &key_path,
+    )?);
+    shared_proto::privileges::check_private_file(&key_path)?;
     let prober = Arc::new(Prober::new(config.clone())?);
-    let service = ValidatorService::new(prober);
+    let service = ValidatorService::new(prober).with_statement_key(key);
 
     let io = |context| move |source| Error::Io { context, source };
     let mut sigterm = signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use shared_proto::statement::{Statement, StatementKey};
 use shared_proto::validator::{
     ChallengeType, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorRpc,
 };
@@ -19,15 +20,63 @@ pub const MIN_TOKEN_LEN: usize = 22;
 pub const MAX_FIELD_LEN: usize = 512;
 
 /// The validator service; cheap to clone (one per request).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ValidatorService {
     prober: Arc<Prober>,
+    statement_key: Option<Arc<StatementKey>>,
+}
+
+impl std::fmt::Debug for ValidatorService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidatorService")
+            .field("prober", &self.prober)
+            .field("signs_statements", &self.statement_key.is_some())
+            .finish()
+    }
 }
 
 impl ValidatorService {
-    /// A service probing with `prober`.
+    /// A service probing with `prober` that signs no statements.
     pub fn new(prober: Arc<Prober>) -> Self {
-        Self { prober }
+        Self {
+            prober,
+            statement_key: None,
+        }
+    }
+
+    /// Signs a statement with `key` after every successful probe.
+    pub fn with_statement_key(mut self, key: Arc<StatementKey>) -> Self {
+        self.statement_key = Some(key);
+        self
+    }
+
+    fn attach_statement(
+        &self,
+        request: &ValidateRequest,
+        mut record: ValidationRecord,
+    ) -> Result<ValidationRecord, ProbeError> {
+        let Some(key) = &self.statement_key else {
+            return Ok(record);
+        };
+        let mut id = [0u8; 16];
+        openssl::rand::rand_bytes(&mut id).map_err(|e| {
+            tracing::error!(error = %e, "no randomness for a statement id");
+            ProbeError::Internal("cannot sign the validation statement")
+        })?;
+        let statement = Statement {
+            id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            account_uri: request.account_uri.clone(),
+            identifier: request.identifier.clone(),
+            challenge_type: request.challenge_type,
+            validated_at: record.validated_at,
+            expires: request.authz_expires,
+        };
+        let signed = key.sign(statement).map_err(|e| {
+            tracing::error!(error = %e, "statement signing failed");
+            ProbeError::Internal("cannot sign the validation statement")
+        })?;
+        record.statement = Some(signed);
+        Ok(record)
     }
 
     /// Validates one challenge: request checks, the probe, the deadline.
@@ -36,7 +85,10 @@ impl ValidatorService {
         request: &ValidateRequest,
     ) -> Result<ValidationRecord, ValidationProblem> {
         let result = match check_request(request) {
-            Ok(()) => self.probe(request).await,
+            Ok(()) => self
+                .probe(request)
+                .await
+                .and_then(|record| self.attach_statement(request, record)),
             Err(e) => Err(e.into()),
         };
         match &result {

@@ -91,6 +91,7 @@ pub async fn validate(
         addresses_resolved: resolved.all,
         address_used: Some(addr),
         validated_at: crate::now_unix(),
+        statement: None,
     })
 }
 

@@ -90,6 +90,22 @@ async fn validates_http01_over_the_socket_and_exits_on_sigterm() {
     assert_eq!(record.address_used, Some(lo4()));
     assert_eq!(server.seen().len(), 1);
 
+    // The record carries a statement signed by the key the validator
+    // generated next to its socket (mode 0600), which the signer can verify.
+    let key_path = socket.with_file_name("validator-statement.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key_path).expect("statement key").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let verifier = shared_proto::statement::StatementVerifier::from_file(
+        &shared_proto::statement::public_path(&key_path),
+    )
+    .expect("public key");
+    let signed = record.statement.as_ref().expect("statement");
+    let statement = verifier.verify(signed).expect("statement verifies");
+    assert_eq!(statement.identifier, Identifier::ip(lo4()));
+    assert_eq!(statement.challenge_type, ChallengeType::Http01);
+
     // A malformed request comes back as a problem, not an RPC error.
     let mut bad = request(Identifier::ip(lo4()), ChallengeType::Http01);
     bad.token = "short".into();

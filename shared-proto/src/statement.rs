@@ -1,0 +1,290 @@
+//! Validation statements: what the validator signs after a successful probe
+//! and the signer checks before it issues (DESIGN: "a signer that trusts no
+//! caller"). A frontend can carry statements but cannot forge them, so it
+//! cannot obtain a certificate for a name that was never validated.
+//!
+//! The signature is Ed25519 over [`DOMAIN`] followed by the statement's JSON
+//! (serde_json of a struct is deterministic: fields in declaration order).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use openssl::pkey::{Id, PKey, Private, Public};
+use openssl::sign::{Signer, Verifier};
+use serde::{Deserialize, Serialize};
+
+use crate::validator::ChallengeType;
+use crate::{Identifier, IdentifierKind};
+
+/// Domain separation for statement signatures.
+pub const DOMAIN: &[u8] = b"akamu-validation-statement-v1\0";
+
+/// What the validator vouches for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    /// Random id (hex), for the audit trail.
+    pub id: String,
+    /// The account the validation was for.
+    pub account_uri: String,
+    /// The identifier validated (with its `*.` label for wildcard
+    /// authorizations).
+    pub identifier: Identifier,
+    /// How it was validated.
+    pub challenge_type: ChallengeType,
+    /// When (Unix seconds).
+    pub validated_at: i64,
+    /// Until when it may be relied on: the authorization's expiry.
+    pub expires: i64,
+}
+
+/// A statement with the validator's Ed25519 signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedStatement {
+    /// The statement.
+    pub statement: Statement,
+    /// Ed25519 signature over [`DOMAIN`] ‖ JSON(statement).
+    pub signature: Vec<u8>,
+}
+
+/// Why a statement key could not be used or a statement was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StatementError {
+    /// Key file I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The key is not an Ed25519 key or does not parse.
+    #[error("{0}")]
+    Key(String),
+    /// The signature does not verify with the configured validator key.
+    #[error("statement {0} has an invalid signature")]
+    BadSignature(String),
+}
+
+impl Statement {
+    /// The bytes that are signed.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = DOMAIN.to_vec();
+        // Serialising plain strings and integers cannot fail.
+        out.extend(serde_json::to_vec(self).unwrap_or_default());
+        out
+    }
+
+    /// Whether this statement, as of `now`, covers certificate name `san`
+    /// for `account_uri`: same account, same identifier, unexpired; a
+    /// wildcard name needs a dns-01 validation of the wildcard identifier.
+    pub fn covers(&self, san: &Identifier, account_uri: &str, now: i64) -> bool {
+        self.account_uri == account_uri
+            && now < self.expires
+            && self.identifier == *san
+            && (!san.is_wildcard() || self.challenge_type == ChallengeType::Dns01)
+            && (san.kind != IdentifierKind::Ip || self.challenge_type != ChallengeType::Dns01)
+    }
+}
+
+/// The validator's signing key.
+pub struct StatementKey {
+    key: PKey<Private>,
+}
+
+impl StatementKey {
+    /// Loads the key at `path`, or generates one there (mode 0600) with its
+    /// public half at `<path>.pub` when the file does not exist.
+    pub fn load_or_create(path: &Path) -> Result<Self, StatementError> {
+        let io = |source| StatementError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        match std::fs::read(path) {
+            Ok(pem) => {
+                let key = PKey::private_key_from_pem(&pem)
+                    .map_err(|e| StatementError::Key(format!("{}: {e}", path.display())))?;
+                if key.id() != Id::ED25519 {
+                    return Err(StatementError::Key(format!(
+                        "{} is not an Ed25519 key",
+                        path.display()
+                    )));
+                }
+                let me = Self { key };
+                me.write_public(&public_path(path))?;
+                Ok(me)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key =
+                    PKey::generate_ed25519().map_err(|e| StatementError::Key(e.to_string()))?;
+                let pem = key
+                    .private_key_to_pem_pkcs8()
+                    .map_err(|e| StatementError::Key(e.to_string()))?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(io)?;
+                f.write_all(&pem).map_err(io)?;
+                f.sync_all().map_err(io)?;
+                let me = Self { key };
+                me.write_public(&public_path(path))?;
+                Ok(me)
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn write_public(&self, path: &Path) -> Result<(), StatementError> {
+        let pem = self
+            .key
+            .public_key_to_pem()
+            .map_err(|e| StatementError::Key(e.to_string()))?;
+        std::fs::write(path, pem).map_err(|source| StatementError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Signs a statement.
+    pub fn sign(&self, statement: Statement) -> Result<SignedStatement, StatementError> {
+        let mut signer = Signer::new_without_digest(&self.key)
+            .map_err(|e| StatementError::Key(e.to_string()))?;
+        let signature = signer
+            .sign_oneshot_to_vec(&statement.signing_bytes())
+            .map_err(|e| StatementError::Key(e.to_string()))?;
+        Ok(SignedStatement {
+            statement,
+            signature,
+        })
+    }
+}
+
+/// Where the public half of a statement key is written.
+pub fn public_path(key_path: &Path) -> PathBuf {
+    let mut p = key_path.as_os_str().to_owned();
+    p.push(".pub");
+    PathBuf::from(p)
+}
+
+/// The signer's view: the validator's public key.
+pub struct StatementVerifier {
+    key: PKey<Public>,
+}
+
+impl StatementVerifier {
+    /// Loads a PEM public key file.
+    pub fn from_file(path: &Path) -> Result<Self, StatementError> {
+        let pem = std::fs::read(path).map_err(|source| StatementError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let key = PKey::public_key_from_pem(&pem)
+            .map_err(|e| StatementError::Key(format!("{}: {e}", path.display())))?;
+        if key.id() != Id::ED25519 {
+            return Err(StatementError::Key(format!(
+                "{} is not an Ed25519 key",
+                path.display()
+            )));
+        }
+        Ok(Self { key })
+    }
+
+    /// Verifies the signature and returns the statement.
+    pub fn verify<'a>(&self, signed: &'a SignedStatement) -> Result<&'a Statement, StatementError> {
+        let ok = Verifier::new_without_digest(&self.key)
+            .and_then(|mut v| {
+                v.verify_oneshot(&signed.signature, &signed.statement.signing_bytes())
+            })
+            .unwrap_or(false);
+        if ok {
+            Ok(&signed.statement)
+        } else {
+            Err(StatementError::BadSignature(signed.statement.id.clone()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statement(id: Identifier, ct: ChallengeType) -> Statement {
+        Statement {
+            id: "s1".into(),
+            account_uri: "https://ca/acme/account/a".into(),
+            identifier: id,
+            challenge_type: ct,
+            validated_at: 100,
+            expires: 200,
+        }
+    }
+
+    #[test]
+    fn sign_verify_and_tamper() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("statement.key");
+        let key = StatementKey::load_or_create(&path).expect("create");
+        let again = StatementKey::load_or_create(&path).expect("load");
+        let verifier = StatementVerifier::from_file(&public_path(&path)).expect("pub");
+        let signed = key
+            .sign(statement(
+                Identifier::dns("a.example.org"),
+                ChallengeType::Http01,
+            ))
+            .expect("sign");
+        assert!(verifier.verify(&signed).is_ok());
+        let signed2 = again
+            .sign(statement(
+                Identifier::dns("a.example.org"),
+                ChallengeType::Http01,
+            ))
+            .expect("sign");
+        assert!(
+            verifier.verify(&signed2).is_ok(),
+            "reloaded key is the same key"
+        );
+        let mut forged = signed.clone();
+        forged.statement.identifier = Identifier::dns("evil.example.org");
+        assert!(verifier.verify(&forged).is_err());
+        let other = StatementKey::load_or_create(&dir.path().join("other.key")).expect("other");
+        let foreign = other
+            .sign(statement(
+                Identifier::dns("a.example.org"),
+                ChallengeType::Http01,
+            ))
+            .expect("sign");
+        assert!(verifier.verify(&foreign).is_err());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn coverage_rules() {
+        let acct = "https://ca/acme/account/a";
+        let s = statement(Identifier::dns("a.example.org"), ChallengeType::Http01);
+        assert!(s.covers(&Identifier::dns("a.example.org"), acct, 150));
+        assert!(
+            !s.covers(&Identifier::dns("a.example.org"), acct, 200),
+            "expired"
+        );
+        assert!(!s.covers(
+            &Identifier::dns("a.example.org"),
+            "https://ca/acme/account/b",
+            150
+        ));
+        assert!(!s.covers(&Identifier::dns("b.example.org"), acct, 150));
+        let w = statement(Identifier::dns("*.example.org"), ChallengeType::Http01);
+        assert!(
+            !w.covers(&Identifier::dns("*.example.org"), acct, 150),
+            "wildcard needs dns-01"
+        );
+        let w = statement(Identifier::dns("*.example.org"), ChallengeType::Dns01);
+        assert!(w.covers(&Identifier::dns("*.example.org"), acct, 150));
+    }
+}
