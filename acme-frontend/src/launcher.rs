@@ -70,6 +70,9 @@ pub async fn run(config: Config) -> Result<(), Error> {
     drop_privileges(&config)?;
     let app = App::new(config)?;
     tokio::spawn(jobs::sweep_forever(app.clone()));
+    if app.config.ca.crl_url.is_some() {
+        tokio::spawn(crate::crl::refresh_forever(app.clone()));
+    }
     announce(&app, &children);
 
     let shutdown = async {

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod crl;
 pub mod error;
 pub mod handlers;
 pub mod http;
@@ -44,6 +45,10 @@ pub struct App {
     pub probes_in_flight: Mutex<HashSet<String>>,
     /// Orders whose issuance is running in this process.
     pub issuance_in_flight: Mutex<HashSet<String>>,
+    /// The CRL being served.
+    pub crl: crl::CrlCache,
+    /// Woken after each revocation so the CRL follows at once.
+    pub revocations: tokio::sync::Notify,
 }
 
 impl App {
@@ -62,6 +67,8 @@ impl App {
             urls,
             probes_in_flight: Mutex::new(HashSet::new()),
             issuance_in_flight: Mutex::new(HashSet::new()),
+            crl: crl::CrlCache::default(),
+            revocations: tokio::sync::Notify::new(),
         }))
     }
 }

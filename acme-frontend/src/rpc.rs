@@ -106,6 +106,21 @@ impl Peers {
         Ok(r.map(|chain| chain.pem))
     }
 
+    /// Asks the signer to sign a CRL.
+    pub async fn generate_crl(
+        &self,
+        request: shared_proto::signer::CrlRequest,
+    ) -> Result<Result<shared_proto::signer::SignedCrl, SignerError>, CallError> {
+        retry(&self.signer, |c| {
+            let request = request.clone();
+            async move {
+                c.generate_crl(context_with(deadline::SIGNER_CALL), request)
+                    .await
+            }
+        })
+        .await
+    }
+
     /// Asks the validator to probe a challenge.
     pub async fn validate(
         &self,

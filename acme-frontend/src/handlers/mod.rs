@@ -5,6 +5,7 @@ pub mod account;
 pub mod authz;
 pub mod certificate;
 pub mod challenge;
+pub mod crl;
 pub mod directory;
 pub mod finalize;
 pub mod key_change;

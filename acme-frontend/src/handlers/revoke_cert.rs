@@ -120,6 +120,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         ));
     }
     tracing::info!(target: "frontend", %serial, reason, "certificate revoked");
+    app.revocations.notify_one();
     Ok(Reply::empty(StatusCode::OK))
 }
 

@@ -33,9 +33,19 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
         }
         (&Method::GET, ["acme", "cert", id]) => handlers::certificate::get(app, id).await,
         (&Method::POST, ["acme", "cert", id]) => handlers::certificate::post(app, &req, id).await,
+        (&Method::GET | &Method::HEAD, _) if is_crl_path(app, &req.path) => handlers::crl::get(app),
         (_, path) if is_resource(path) => Err(Error::MethodNotAllowed),
         _ => Err(Error::NotFound),
     }
+}
+
+fn is_crl_path(app: &App, path: &str) -> bool {
+    app.config
+        .ca
+        .crl_url
+        .as_deref()
+        .and_then(crate::crl::serving_path)
+        .is_some_and(|p| p == path)
 }
 
 /// Whether `path` names a resource of this server (with any method).

@@ -36,3 +36,31 @@ pub fn revoke(conn: &mut SqliteConnection, id: &str, reason: i32, now: i64) -> R
         .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Every revoked certificate that has not expired as of `now`:
+/// `(serial, revoked_at, reason)`.
+pub fn revoked_unexpired(
+    conn: &mut SqliteConnection,
+    now: i64,
+) -> Result<Vec<(String, i64, Option<i32>)>, Error> {
+    let rows: Vec<(String, Option<i64>, Option<i32>)> = dsl::certificates
+        .filter(dsl::status.eq("revoked"))
+        .filter(dsl::not_after.gt(now))
+        .order(dsl::serial_number.asc())
+        .select((dsl::serial_number, dsl::revoked_at, dsl::revocation_reason))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(s, at, reason)| (s, at.unwrap_or(0), reason))
+        .collect())
+}
+
+/// A cheap fingerprint of the revocation state: `(count, latest revocation)`.
+pub fn revocation_mark(conn: &mut SqliteConnection) -> Result<(i64, i64), Error> {
+    use diesel::dsl::{count_star, max};
+    let (n, latest): (i64, Option<i64>) = dsl::certificates
+        .filter(dsl::status.eq("revoked"))
+        .select((count_star(), max(dsl::revoked_at)))
+        .first(conn)?;
+    Ok((n, latest.unwrap_or(0)))
+}

@@ -1,0 +1,109 @@
+//! CRLs: the frontend keeps the current CRL in memory, asks the signer for a
+//! new one after every revocation (ACME or operator) and before the current
+//! one is half-way to its nextUpdate, and serves it at the path of
+//! `[ca] crl_url` as `application/pkix-crl`.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use shared_proto::signer::{CrlRequest, RevokedEntry, SignedCrl};
+
+use crate::error::Error;
+use crate::{App, now, store};
+
+/// How often the revocation state is checked.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// The CRL being served and the revocation state it reflects.
+#[derive(Default)]
+pub struct CrlCache {
+    current: RwLock<Option<(SignedCrl, (i64, i64))>>,
+}
+
+impl CrlCache {
+    /// The current CRL, DER.
+    pub fn der(&self) -> Option<Vec<u8>> {
+        self.current
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().map(|(crl, _)| crl.der.clone()))
+    }
+
+    fn needs_refresh(&self, mark: (i64, i64), now: i64) -> bool {
+        let Ok(current) = self.current.read() else {
+            return true;
+        };
+        match current.as_ref() {
+            None => true,
+            Some((crl, seen)) => {
+                *seen != mark || now >= crl.this_update + (crl.next_update - crl.this_update) / 2
+            }
+        }
+    }
+}
+
+/// The URL path the CRL is served at, from `[ca] crl_url`.
+pub fn serving_path(crl_url: &str) -> Option<String> {
+    let rest = crl_url.split_once("://")?.1;
+    let path = &rest[rest.find('/')?..];
+    Some(path.split(['?', '#']).next().unwrap_or(path).to_owned())
+}
+
+/// Keeps the CRL fresh forever (only started when `crl_url` is set).
+pub async fn refresh_forever(app: Arc<App>) {
+    loop {
+        if let Err(e) = refresh(&app).await {
+            tracing::warn!(target: "frontend", error = %e, "CRL refresh failed; will retry");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(CHECK_EVERY) => {}
+            () = app.revocations.notified() => {}
+        }
+    }
+}
+
+async fn refresh(app: &App) -> Result<(), Error> {
+    let t = now();
+    let mark = app.store.run(store::certificates::revocation_mark).await?;
+    if !app.crl.needs_refresh(mark, t) {
+        return Ok(());
+    }
+    let revoked = app
+        .store
+        .run(move |c| store::certificates::revoked_unexpired(c, t))
+        .await?
+        .into_iter()
+        .map(|(serial_hex, revoked_at, reason)| RevokedEntry {
+            serial_hex,
+            revoked_at,
+            reason,
+        })
+        .collect();
+    let crl = app
+        .peers
+        .generate_crl(CrlRequest { revoked })
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?
+        .map_err(|e| Error::Internal(format!("signer refused the CRL: {e}")))?;
+    tracing::info!(target: "frontend", number = crl.number, entries = mark.0, "CRL updated");
+    if let Ok(mut current) = app.crl.current.write() {
+        *current = Some((crl, mark));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_of_crl_url() {
+        assert_eq!(
+            serving_path("http://ca.example/crl/ca.crl").as_deref(),
+            Some("/crl/ca.crl")
+        );
+        assert_eq!(serving_path("https://h:8080/x?y=1").as_deref(), Some("/x"));
+        assert_eq!(serving_path("http://h"), None);
+        assert_eq!(serving_path("nonsense"), None);
+    }
+}
