@@ -54,7 +54,7 @@ async fn run_probe(app: &App, challenge: ChallengeRow, authz: AuthzRow) {
         Ok(o) => o,
         Err(e) => Outcome::Invalid(problem_json(&Problem::from(&e))),
     };
-    let valid = matches!(outcome, Outcome::Valid(_));
+    let valid = matches!(outcome, Outcome::Valid(..));
     let cid = challenge.id.clone();
     let result = app
         .store
@@ -104,6 +104,10 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
                 "addressUsed": record.address_used,
             })
             .to_string(),
+            record
+                .statement
+                .as_ref()
+                .and_then(|st| serde_json::to_string(st).ok()),
         ),
         Ok(Err(p)) => Outcome::Invalid(problem_json(&Problem::acme(
             p.kind.acme_type(),

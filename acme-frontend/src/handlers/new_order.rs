@@ -108,6 +108,7 @@ pub fn new_authz(
         error: None,
         created: now,
         updated: now,
+        statement: None,
     };
     (authz, challenges)
 }

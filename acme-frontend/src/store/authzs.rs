@@ -114,8 +114,9 @@ pub fn start_challenge(
 
 /// A finished probe.
 pub enum Outcome {
-    /// Valid, with the validation record JSON.
-    Valid(String),
+    /// Valid, with the validation record JSON and the validator's signed
+    /// statement (JSON).
+    Valid(String, Option<String>),
     /// Invalid, with the problem JSON.
     Invalid(String),
 }
@@ -140,11 +141,11 @@ pub fn record_validation(
         if parse_chall(&challenge.status)? != ChallengeStatus::Processing {
             return Ok(());
         }
-        let ok = matches!(outcome, Outcome::Valid(_));
+        let ok = matches!(outcome, Outcome::Valid(..));
         let (chall_status, authz_new) = after_validation(ok);
-        let (record, error) = match &outcome {
-            Outcome::Valid(r) => (Some(r.as_str()), None),
-            Outcome::Invalid(p) => (None, Some(p.as_str())),
+        let (record, statement, error) = match &outcome {
+            Outcome::Valid(r, s) => (Some(r.as_str()), s.as_deref(), None),
+            Outcome::Invalid(p) => (None, None, Some(p.as_str())),
         };
         diesel::update(challenges::table.find(challenge_id))
             .set((
@@ -164,6 +165,7 @@ pub fn record_validation(
         .set((
             authorizations::status.eq(authz_new.as_str()),
             authorizations::error.eq(error),
+            authorizations::statement.eq(statement),
             authorizations::updated.eq(now),
         ))
         .execute(conn)?;

@@ -85,6 +85,8 @@ pub struct AuthzRow {
     pub created: i64,
     /// Updated, Unix seconds.
     pub updated: i64,
+    /// The validator's signed statement (JSON) once valid.
+    pub statement: Option<String>,
 }
 
 /// `order_authorizations` row.

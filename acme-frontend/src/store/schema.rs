@@ -44,6 +44,7 @@ diesel::table! {
         error -> Nullable<Text>,
         created -> BigInt,
         updated -> BigInt,
+        statement -> Nullable<Text>,
     }
 }
 
