@@ -190,7 +190,7 @@ async fn account_for_kid(app: &App, kid: &str) -> Result<AccountRow, Error> {
     let id = id.to_owned();
     let account = app
         .store
-        .run(move |c| store::accounts::by_id(c, &id))
+        .read(move |c| store::accounts::by_id(c, &id))
         .await?
         .ok_or_else(|| Error::AccountDoesNotExist(format!("no account {kid}")))?;
     match AccountStatus::parse(&account.status) {

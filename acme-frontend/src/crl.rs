@@ -64,13 +64,13 @@ pub async fn refresh_forever(app: Arc<App>) {
 
 async fn refresh(app: &App) -> Result<(), Error> {
     let t = now();
-    let mark = app.store.run(store::certificates::revocation_mark).await?;
+    let mark = app.store.read(store::certificates::revocation_mark).await?;
     if !app.crl.needs_refresh(mark, t) {
         return Ok(());
     }
     let revoked = app
         .store
-        .run(move |c| store::certificates::revoked_unexpired(c, t))
+        .read(move |c| store::certificates::revoked_unexpired(c, t))
         .await?
         .into_iter()
         .map(|(serial_hex, revoked_at, reason)| RevokedEntry {

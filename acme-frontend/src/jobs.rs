@@ -74,7 +74,7 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
     let account_id = authz.account_id.clone();
     let account = app
         .store
-        .run(move |c| store::accounts::by_id(c, &account_id))
+        .read(move |c| store::accounts::by_id(c, &account_id))
         .await?
         .ok_or_else(|| Error::Internal("authorization without account".into()))?;
     let kind = IdentifierKind::parse(&authz.identifier_type)
@@ -213,13 +213,13 @@ pub async fn sweep_forever(app: Arc<App>) {
 
 async fn sweep(app: &Arc<App>) -> Result<(), Error> {
     let t = now();
-    let probes = app.store.run(store::authzs::processing).await?;
+    let probes = app.store.read(store::authzs::processing).await?;
     for p in probes {
         if p.challenge.updated <= t - GRACE_SECS {
             dispatch_probe(app.clone(), p.challenge, p.authz);
         }
     }
-    let orders = app.store.run(store::orders::processing).await?;
+    let orders = app.store.read(store::orders::processing).await?;
     for order in orders {
         if order.updated > t - GRACE_SECS {
             continue;

@@ -90,7 +90,7 @@ pub async fn orders(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Er
     let aid = account.id.clone();
     let mut ids = app
         .store
-        .run(move |c| {
+        .read(move |c| {
             store::orders::ids_for_account(c, &aid, cursor * ORDERS_PAGE, ORDERS_PAGE + 1)
         })
         .await?;

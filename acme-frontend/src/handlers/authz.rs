@@ -39,7 +39,7 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
         let aid = id.to_owned();
         let owner = app
             .store
-            .run(move |c| store::authzs::by_id(c, &aid))
+            .read(move |c| store::authzs::by_id(c, &aid))
             .await?;
         match owner {
             Some(a) if a.account_id == account_id => {}
@@ -65,7 +65,7 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
     let aid = id.to_owned();
     let (authz, challenges) = app
         .store
-        .run(move |c| store::authzs::with_challenges(c, &aid))
+        .read(move |c| store::authzs::with_challenges(c, &aid))
         .await?
         .ok_or(Error::NotFound)?;
     if authz.account_id != account_id {

@@ -17,7 +17,7 @@ pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
 async fn load(app: &App, id: &str) -> Result<store::models::CertRow, Error> {
     let cid = id.to_owned();
     app.store
-        .run(move |c| store::certificates::by_id(c, &cid))
+        .read(move |c| store::certificates::by_id(c, &cid))
         .await?
         .ok_or(Error::NotFound)
 }

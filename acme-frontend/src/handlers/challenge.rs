@@ -32,7 +32,7 @@ pub async fn post(
     let aid = authz_id.to_owned();
     let authz = app
         .store
-        .run(move |c| store::authzs::by_id(c, &aid))
+        .read(move |c| store::authzs::by_id(c, &aid))
         .await?
         .ok_or(Error::NotFound)?;
     if authz.account_id != account_id {
@@ -60,7 +60,7 @@ pub async fn post(
         let aid = authz_id.to_owned();
         let (authz, challenges) = app
             .store
-            .run(move |c| store::authzs::with_challenges(c, &aid))
+            .read(move |c| store::authzs::with_challenges(c, &aid))
             .await?
             .ok_or(Error::NotFound)?;
         let challenge = challenges

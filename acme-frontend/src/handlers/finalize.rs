@@ -32,7 +32,7 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
     let oid = id.to_owned();
     let (order, authzs) = app
         .store
-        .run(move |c| store::orders::with_authzs(c, &oid))
+        .read(move |c| store::orders::with_authzs(c, &oid))
         .await?
         .ok_or(Error::NotFound)?;
     if order.account_id != account_id {

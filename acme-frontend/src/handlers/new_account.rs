@@ -39,7 +39,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let tp = thumbprint.clone();
     let existing = app
         .store
-        .run(move |c| store::accounts::by_thumbprint(c, &tp))
+        .read(move |c| store::accounts::by_thumbprint(c, &tp))
         .await?;
     if let Some(account) = existing {
         return existing_reply(app, &account);
@@ -145,7 +145,7 @@ async fn verify_eab(
     let k = kid.clone();
     let key = app
         .store
-        .run(move |c| store::eab::unused_key(c, &k))
+        .read(move |c| store::eab::unused_key(c, &k))
         .await?
         .ok_or_else(|| {
             Error::Unauthorized(format!(

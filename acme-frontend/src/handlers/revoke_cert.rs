@@ -71,7 +71,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let s = serial.clone();
     let row = app
         .store
-        .run(move |c| store::certificates::by_serial(c, &s))
+        .read(move |c| store::certificates::by_serial(c, &s))
         .await?
         .filter(|r| r.der == der)
         .ok_or_else(|| Error::Malformed("this certificate was not issued by this CA".into()))?;
@@ -93,7 +93,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
             let (aid, ids, t) = (account.id.clone(), names(&x509), now());
             let covered = app
                 .store
-                .run(move |c| {
+                .read(move |c| {
                     for id in &ids {
                         if store::authzs::reusable(c, &aid, id, t)?.is_none() {
                             return Ok(false);

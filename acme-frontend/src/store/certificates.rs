@@ -27,13 +27,18 @@ pub fn by_serial(conn: &mut SqliteConnection, serial: &str) -> Result<Option<Cer
 
 /// Marks a valid certificate revoked; false if it already was.
 pub fn revoke(conn: &mut SqliteConnection, id: &str, reason: i32, now: i64) -> Result<bool, Error> {
-    let n = diesel::update(dsl::certificates.find(id).filter(dsl::status.eq("valid")))
-        .set((
-            dsl::status.eq("revoked"),
-            dsl::revoked_at.eq(Some(now)),
-            dsl::revocation_reason.eq(Some(reason)),
-        ))
-        .execute(conn)?;
+    // A revocation is acknowledged only once it is on disk.
+    let n = super::durable_tx(conn, |conn| {
+        Ok(
+            diesel::update(dsl::certificates.find(id).filter(dsl::status.eq("valid")))
+                .set((
+                    dsl::status.eq("revoked"),
+                    dsl::revoked_at.eq(Some(now)),
+                    dsl::revocation_reason.eq(Some(reason)),
+                ))
+                .execute(conn)?,
+        )
+    })?;
     Ok(n == 1)
 }
 

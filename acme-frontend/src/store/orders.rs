@@ -127,7 +127,7 @@ pub fn complete_issuance(
     cert: CertRow,
     now: i64,
 ) -> Result<(), Error> {
-    write_tx(conn, |conn| {
+    super::durable_tx(conn, |conn| {
         let n = diesel::update(
             orders::table
                 .find(&cert.order_id)
