@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-for pkg in pkg-config libssl-dev certbot lego openssl; do
+for pkg in pkg-config libssl-dev certbot lego openssl systemd selinux-policy-dev selinux-policy-default semodule-utils policycoreutils selinux-utils setools softhsm2 opensc python3-venv; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -15,6 +15,11 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# pkilint (PyPI) judges the certificates and CRLs the signer makes (ca-signer/tests/hsm.rs).
+if [ ! -x .venv/bin/lint_cabf_serverauth_cert ]; then
+    python3 -m venv .venv && .venv/bin/pip install -q pkilint
 fi
 
 # The e2e tests start the real binaries from target/debug.

@@ -1,0 +1,80 @@
+//! The example production configs in `systemd/examples/` parse with the
+//! real config types and agree with the units: the launcher is off, both
+//! ends of each socket name the same path inside the directory tmpfiles.d
+//! makes for it, and each daemon's files sit where its unit lets it write
+//! (or, for keys, where only the signer can read).
+
+use std::path::{Path, PathBuf};
+
+fn example(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../systemd/examples")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+#[test]
+fn examples_parse_and_match_the_units() {
+    let frontend = acme_frontend::config::Config::parse(&example("frontend.toml"), "frontend.toml")
+        .expect("frontend.toml parses");
+    let signer =
+        ca_signer::config::Config::from_toml(&example("signer.toml")).expect("signer.toml parses");
+    let validator = validator_worker::config::Config::parse(&example("validator.toml"))
+        .expect("validator.toml parses");
+
+    assert!(
+        !frontend.launcher.enabled,
+        "production runs without the launcher"
+    );
+    assert_eq!(
+        frontend.run_as(),
+        Some(("akamu-frontend".to_owned(), "akamu-frontend".to_owned()))
+    );
+    assert_eq!(frontend.signer_socket(), signer.socket_path);
+    assert_eq!(frontend.validator_socket(), validator.socket_path);
+    assert_eq!(
+        signer.socket_path,
+        PathBuf::from("/run/akamu/signer/signer.sock")
+    );
+    assert_eq!(
+        validator.socket_path,
+        PathBuf::from("/run/akamu/validator/validator.sock")
+    );
+    // The socket directories are setgid akamu-frontend: group access is the
+    // frontend's, nobody else gets any.
+    assert_eq!(signer.socket_mode, 0o660);
+    assert_eq!(validator.socket_mode, 0o660);
+
+    // StateDirectory=akamu/frontend is the frontend's only writable place.
+    assert_eq!(frontend.state_dir, PathBuf::from("/var/lib/akamu/frontend"));
+    assert!(
+        frontend
+            .database_path()
+            .starts_with("/var/lib/akamu/frontend")
+    );
+    // /etc/akamu/keys is the signer's alone (0700, InaccessiblePaths for the others).
+    let key_file = signer.ca.key_file.clone().expect("key_file is set");
+    assert!(key_file.starts_with("/etc/akamu/keys"));
+    assert!(signer.ca.cert_file.starts_with("/etc/akamu/keys"));
+    // …which the unit mounts read-only: the audit log must be in the
+    // signer's StateDirectory=akamu/signer, where SELinux labels it
+    // akamu_audit_t.
+    assert_eq!(
+        signer.audit_path(),
+        PathBuf::from("/var/lib/akamu/signer/audit.log")
+    );
+    // The statement key outlives a reboot: not next to the socket in /run.
+    assert_eq!(
+        validator.statement_key_path(),
+        PathBuf::from("/var/lib/akamu/validator/statement.key")
+    );
+    assert_eq!(validator.user.as_deref(), Some("akamu-validator"));
+    assert!(!validator.allow_private_targets);
+    assert_eq!(
+        (
+            validator.http_validation_port,
+            validator.tls_alpn_validation_port
+        ),
+        (80, 443)
+    );
+}
