@@ -141,15 +141,22 @@ pub fn drop_privileges(drop: &DropPlan) -> Result<Identity, PrivilegeError> {
             return Err(PrivilegeError::StillPrivileged("could regain uid 0".into()));
         }
     }
+    // Only call capset when something changes: a process that already has
+    // exactly what it keeps (the normal case under systemd) needs no
+    // capset, so the units can forbid that system call.
     let keep_set: caps::CapsHashSet = keep.iter().copied().collect();
-    caps::clear(None, CapSet::Ambient)
-        .map_err(|e| PrivilegeError::StillPrivileged(format!("ambient set: {e}")))?;
-    caps::clear(None, CapSet::Inheritable)
-        .map_err(|e| PrivilegeError::StillPrivileged(format!("inheritable set: {e}")))?;
-    caps::set(None, CapSet::Effective, &keep_set)
-        .map_err(|e| PrivilegeError::StillPrivileged(format!("effective set: {e}")))?;
-    caps::set(None, CapSet::Permitted, &keep_set)
-        .map_err(|e| PrivilegeError::StillPrivileged(format!("permitted set: {e}")))?;
+    for set in [CapSet::Ambient, CapSet::Inheritable] {
+        if !caps::read(None, set).map(|c| c.is_empty()).unwrap_or(false) {
+            caps::clear(None, set)
+                .map_err(|e| PrivilegeError::StillPrivileged(format!("{set:?} set: {e}")))?;
+        }
+    }
+    for set in [CapSet::Effective, CapSet::Permitted] {
+        if caps::read(None, set).ok().as_ref() != Some(&keep_set) {
+            caps::set(None, set, &keep_set)
+                .map_err(|e| PrivilegeError::StillPrivileged(format!("{set:?} set: {e}")))?;
+        }
+    }
     nix::sys::prctl::set_no_new_privs().map_err(nix_sys("PR_SET_NO_NEW_PRIVS"))?;
     verify(&keep)?;
     Ok(Identity {
