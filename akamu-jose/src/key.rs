@@ -30,6 +30,12 @@ impl SigningKey {
         Ok(Self { pkey, alg })
     }
 
+    /// Generates a key of `key_type` (`"ec:P-384".parse()?`, RSA of any
+    /// listed size, Ed25519 or Ed448); the algorithm follows from the key.
+    pub fn generate_key_type(key_type: crate::KeyType) -> Result<Self, JoseError> {
+        Self::from_pkey(key_type.generate()?)
+    }
+
     /// Wraps an existing key; the algorithm is inferred (RSA signs RS256).
     pub fn from_pkey(pkey: PKey<Private>) -> Result<Self, JoseError> {
         let alg = match pkey.id() {

@@ -9,12 +9,14 @@ mod error;
 mod jwk;
 mod jws;
 mod key;
+mod key_type;
 
 pub use alg::Alg;
 pub use error::JoseError;
 pub use jwk::Jwk;
 pub use jws::{FlattenedJws, ProtectedHeader, hmac_sign, hmac_verify, verify_signature};
 pub use key::SigningKey;
+pub use key_type::{KeyType, UnknownKeyType};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

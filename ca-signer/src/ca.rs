@@ -1,8 +1,12 @@
 //! The CA: load its key and certificate, or create them on first run.
 //!
-//! Rules (reference, "CA certificate profile"): both files present → load
-//! them and check that they belong together; neither → generate a key of
-//! `key_type` and a self-signed root; exactly one → refuse to start.
+//! Rules (reference, "CA certificate profile"), file backend: both files
+//! present → load them and check that they belong together; neither →
+//! generate a key of `key_type` and a self-signed root; exactly one → refuse
+//! to start. PKCS#11 backend: the certificate must exist (a ceremony made it);
+//! the signer never generates token keys.
+//!
+//! The served chain is `cert_file` followed by `chain_file` (if any).
 
 use std::path::Path;
 
@@ -11,11 +15,12 @@ use openssl::x509::X509;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
 
-use crate::config;
+use crate::config::{self, KeyConfig};
 use crate::error::Error;
 use crate::files::{self, CERT_MODE, KEY_MODE};
 use crate::keys::KeyBackend;
 use crate::keys::file::FileKey;
+use crate::keys::pkcs11::Pkcs11Key;
 use crate::tbs::{self, IssuerInfo};
 
 /// Seconds in a Julian year, as the reference computes CA validity.
@@ -26,6 +31,7 @@ pub struct Ca {
     key: Box<dyn KeyBackend>,
     cert_der: Vec<u8>,
     cert_pem: String,
+    extra_chain_pem: String,
     issuer: IssuerInfo,
     not_after: i64,
 }
@@ -39,27 +45,74 @@ pub enum Origin {
     Created,
 }
 
-/// Loads the CA from `config`'s files or creates it (see the module docs).
-/// `now` is the current time in Unix seconds, used for a new root's validity.
+/// Loads the CA with the file key `config.key_file` or creates it (see the
+/// module docs). `now` is the current time in Unix seconds, used for a new
+/// root's validity.
 pub fn load_or_create(config: &config::Ca, now: i64) -> Result<(Ca, Origin), Error> {
-    let key_exists = exists(&config.key_file)?;
+    let key_file = config.key_file.clone().ok_or(Error::ConfigValue {
+        field: "ca.key_file",
+        problem: "required unless [signer.key] is set".to_owned(),
+    })?;
+    load_or_create_with(config, &KeyConfig::File { key_file }, now)
+}
+
+/// Loads the CA with the key `key`, or (file backend only) creates it.
+pub fn load_or_create_with(
+    config: &config::Ca,
+    key: &KeyConfig,
+    now: i64,
+) -> Result<(Ca, Origin), Error> {
+    let key_file = match key {
+        KeyConfig::File { key_file } => key_file,
+        KeyConfig::Pkcs11(p11) => {
+            if !exists(&config.cert_file)? {
+                return Err(Error::ConfigValue {
+                    field: "ca.cert_file",
+                    problem: format!(
+                        "{} does not exist; with a PKCS#11 key the certificate comes from \
+                         a ceremony (akamu-cli ceremony …)",
+                        config.cert_file.display()
+                    ),
+                });
+            }
+            let key = Pkcs11Key::open(p11, config.hash_alg)?;
+            let cert = read_cert(&config.cert_file)?;
+            if cert.public_key()?.public_key_to_der()? != key.public_key_der() {
+                return Err(Error::CaKeyMismatch {
+                    key: p11.module.clone(),
+                    cert: config.cert_file.clone(),
+                });
+            }
+            let ca = Ca::new(Box::new(key), cert.to_der()?)?.with_chain_file(config)?;
+            tracing::info!(
+                target: "signer",
+                module = %p11.module.display(),
+                token = ?p11.token_label,
+                key_label = ?p11.key_label,
+                cert = %config.cert_file.display(),
+                "loaded CA with a PKCS#11 key"
+            );
+            return Ok((ca, Origin::Loaded));
+        }
+    };
+    let key_exists = exists(key_file)?;
     let cert_exists = exists(&config.cert_file)?;
     match (key_exists, cert_exists) {
         (true, true) => {
-            let ca = load(config)?;
+            let ca = load(config, key_file)?.with_chain_file(config)?;
             tracing::info!(
                 target: "signer",
-                key = %config.key_file.display(),
+                key = %key_file.display(),
                 cert = %config.cert_file.display(),
                 "loaded CA"
             );
             Ok((ca, Origin::Loaded))
         }
         (false, false) => {
-            let ca = create(config, now)?;
+            let ca = create(config, key_file, now)?.with_chain_file(config)?;
             tracing::info!(
                 target: "signer",
-                key = %config.key_file.display(),
+                key = %key_file.display(),
                 cert = %config.cert_file.display(),
                 key_type = %config.key_type,
                 "generated a new CA key and self-signed certificate"
@@ -67,12 +120,12 @@ pub fn load_or_create(config: &config::Ca, now: i64) -> Result<(Ca, Origin), Err
             Ok((ca, Origin::Created))
         }
         (true, false) => Err(Error::CaIncomplete {
-            present: config.key_file.clone(),
+            present: key_file.clone(),
             missing: config.cert_file.clone(),
         }),
         (false, true) => Err(Error::CaIncomplete {
             present: config.cert_file.clone(),
-            missing: config.key_file.clone(),
+            missing: key_file.clone(),
         }),
     }
 }
@@ -110,9 +163,43 @@ impl Ca {
             key,
             cert_der,
             cert_pem,
+            extra_chain_pem: String::new(),
             issuer,
             not_after,
         })
+    }
+
+    /// Appends the certificates of `config.chain_file` (if set) to the
+    /// served chain.
+    pub fn with_chain_file(mut self, config: &config::Ca) -> Result<Self, Error> {
+        let Some(path) = &config.chain_file else {
+            return Ok(self);
+        };
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let certs = X509::stack_from_pem(&bytes).map_err(|source| Error::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        if certs.is_empty() {
+            return Err(Error::ConfigValue {
+                field: "ca.chain_file",
+                problem: format!("{} holds no certificate", path.display()),
+            });
+        }
+        let mut pem_text = String::new();
+        for c in certs {
+            pem_text.push_str(&pem(&c.to_der()?)?);
+        }
+        self.extra_chain_pem = pem_text;
+        Ok(self)
+    }
+
+    /// The chain served after each leaf: the issuing CA, then `chain_file`.
+    pub fn chain_pem(&self) -> String {
+        format!("{}{}", self.cert_pem, self.extra_chain_pem)
     }
 
     /// The CA key.
@@ -141,26 +228,30 @@ impl Ca {
     }
 }
 
-fn load(config: &config::Ca) -> Result<Ca, Error> {
-    let key = FileKey::load(&config.key_file, config.hash_alg)?;
-    let pem = std::fs::read(&config.cert_file).map_err(|source| Error::Read {
-        path: config.cert_file.clone(),
+fn read_cert(path: &Path) -> Result<X509, Error> {
+    let pem = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
         source,
     })?;
-    let cert = X509::from_pem(&pem).map_err(|source| Error::Parse {
-        path: config.cert_file.clone(),
+    X509::from_pem(&pem).map_err(|source| Error::Parse {
+        path: path.to_owned(),
         source,
-    })?;
+    })
+}
+
+fn load(config: &config::Ca, key_file: &Path) -> Result<Ca, Error> {
+    let key = FileKey::load(key_file, config.hash_alg)?;
+    let cert = read_cert(&config.cert_file)?;
     if !cert.public_key()?.public_eq(key.pkey()) {
         return Err(Error::CaKeyMismatch {
-            key: config.key_file.clone(),
+            key: key_file.to_owned(),
             cert: config.cert_file.clone(),
         });
     }
     Ca::new(Box::new(key), cert.to_der()?)
 }
 
-fn create(config: &config::Ca, now: i64) -> Result<Ca, Error> {
+fn create(config: &config::Ca, key_file: &Path, now: i64) -> Result<Ca, Error> {
     let key = FileKey::generate(config.key_type, config.hash_alg)?;
     let not_after = now.saturating_add(i64::from(config.ca_validity_years) * SECS_PER_YEAR);
     let tbs = tbs::build_root(
@@ -175,7 +266,7 @@ fn create(config: &config::Ca, now: i64) -> Result<Ca, Error> {
     // Key first: a crash between the two writes leaves a key without a
     // certificate, which the next start refuses loudly instead of silently
     // replacing.
-    files::write_atomic(&config.key_file, &key.to_pkcs8_pem()?, KEY_MODE)?;
+    files::write_atomic(key_file, &key.to_pkcs8_pem()?, KEY_MODE)?;
     files::write_atomic(&config.cert_file, pem(&cert.der)?.as_bytes(), CERT_MODE)?;
     Ca::new(Box::new(key), cert.der)
 }
@@ -210,8 +301,10 @@ mod tests {
 
     fn ca_config(dir: &Path, key_type: KeyType) -> config::Ca {
         config::Ca {
-            key_file: dir.join("ca/ca.key.pem"),
+            key_file: Some(dir.join("ca/ca.key.pem")),
             cert_file: dir.join("ca/ca.cert.pem"),
+            chain_file: None,
+            crl_validity_hours: 24,
             key_type,
             hash_alg: HashAlg::Sha256,
             validity_days: 90,
@@ -220,7 +313,12 @@ mod tests {
             organization: "Akāmu".to_owned(),
             crl_url: None,
             ocsp_url: None,
+            ca_issuers_url: None,
         }
+    }
+
+    fn key_file(cfg: &config::Ca) -> &Path {
+        cfg.key_file.as_deref().expect("key file")
     }
 
     fn self_verifies(cert: &X509) -> bool {
@@ -248,7 +346,7 @@ mod tests {
         let (created, origin) = load_or_create(&cfg, NOW).expect("create");
         assert_eq!(origin, Origin::Created);
 
-        let key_mode = std::fs::metadata(&cfg.key_file)
+        let key_mode = std::fs::metadata(key_file(&cfg))
             .expect("meta")
             .permissions()
             .mode()
@@ -345,17 +443,17 @@ mod tests {
         );
 
         std::fs::write(&cfg.cert_file, cert).expect("restore");
-        std::fs::remove_file(&cfg.key_file).expect("rm");
+        std::fs::remove_file(key_file(&cfg)).expect("rm");
         let msg = load_or_create(&cfg, NOW)
             .err()
             .expect("must refuse")
             .to_string();
         assert!(
-            msg.contains(&format!("{} is missing", cfg.key_file.display())),
+            msg.contains(&format!("{} is missing", key_file(&cfg).display())),
             "{msg}"
         );
         // Nothing was generated behind our back.
-        assert!(!cfg.key_file.exists());
+        assert!(!key_file(&cfg).exists());
     }
 
     #[test]
@@ -365,7 +463,7 @@ mod tests {
         let b = ca_config(&dir.path().join("b"), KeyType::EcP256);
         load_or_create(&a, NOW).expect("a");
         load_or_create(&b, NOW).expect("b");
-        std::fs::copy(&b.key_file, &a.key_file).expect("swap key");
+        std::fs::copy(key_file(&b), key_file(&a)).expect("swap key");
         let err = load_or_create(&a, NOW).err().expect("must refuse");
         assert!(matches!(err, Error::CaKeyMismatch { .. }), "{err}");
     }
@@ -375,7 +473,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = ca_config(dir.path(), KeyType::EcP256);
         load_or_create(&cfg, NOW).expect("create");
-        std::fs::write(&cfg.key_file, b"not a key").expect("write");
+        std::fs::write(key_file(&cfg), b"not a key").expect("write");
         assert!(matches!(
             load_or_create(&cfg, NOW),
             Err(Error::Parse { .. })

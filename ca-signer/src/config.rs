@@ -1,9 +1,11 @@
 //! The signer's TOML configuration. `[ca]` mirrors the reference's `[ca]`
-//! section; the socket keys and `[server_certificate]` are ours.
+//! section; the socket keys, `[signer.key]`, `[audit]`, `[policy]`,
+//! `[profiles.<name>]` and `[server_certificate]` are ours.
 //!
 //! Unknown keys are errors (`deny_unknown_fields`); defaults come from the
 //! `default_*()` functions.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -25,19 +27,146 @@ pub struct Config {
     pub allowed_uids: Vec<u32>,
     /// The CA key, certificate and leaf profile.
     pub ca: Ca,
+    /// `[signer]`: where the CA key lives (`[signer.key]`).
+    #[serde(default)]
+    pub signer: Signer,
+    /// `[audit]`: the hash-chained audit log.
+    #[serde(default)]
+    pub audit: Audit,
+    /// `[policy]`: limits no profile may exceed, and the subscriber key policy.
+    #[serde(default)]
+    pub policy: Policy,
+    /// `[profiles.<name>]`: leaf profiles; `tls-server` always exists.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileConfig>,
     /// The frontend's own HTTPS certificate, issued at start from this config.
     #[serde(default)]
     pub server_certificate: Option<ServerCertificate>,
+}
+
+/// `[signer]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signer {
+    /// `[signer.key]`: the CA key backend. Absent: the file `[ca] key_file`.
+    #[serde(default)]
+    pub key: Option<KeyConfig>,
+}
+
+/// `[signer.key]`: which backend holds the CA key.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase", deny_unknown_fields)]
+pub enum KeyConfig {
+    /// `backend = "file"`: a PEM key file.
+    File {
+        /// The PEM private key.
+        key_file: PathBuf,
+    },
+    /// `backend = "pkcs11"`: a key inside a PKCS#11 token.
+    Pkcs11(Pkcs11Config),
+}
+
+/// `[signer.key]` with `backend = "pkcs11"`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// The PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// The token's label. One of `token_label` and `slot` is required.
+    #[serde(default)]
+    pub token_label: Option<String>,
+    /// The slot id.
+    #[serde(default)]
+    pub slot: Option<u64>,
+    /// The private key's `CKA_LABEL`. One of `key_label` and `key_id` is required.
+    #[serde(default)]
+    pub key_label: Option<String>,
+    /// The private key's `CKA_ID`, hex.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// File holding the user PIN (first line). The PIN is never logged.
+    pub pin_file: PathBuf,
+    /// Sign with RSASSA-PSS instead of PKCS#1 v1.5 (RSA keys only). Default false.
+    #[serde(default)]
+    pub rsa_pss: bool,
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// The audit log. Default `<state dir>/audit.log`, where the state dir is
+    /// the directory of `[ca] key_file` (or of `[ca] cert_file`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+/// `[policy]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Hard ceiling on any leaf's validity, in days. Default 100.
+    #[serde(default = "default_max_validity_days")]
+    pub max_validity_days: u32,
+    /// File of blocked SPKI SHA-256 hashes (hex, one a line, `#` comments).
+    /// Default `<state dir>/blocked-keys.txt`; a missing file blocks nothing.
+    #[serde(default)]
+    pub blocked_keys_file: Option<PathBuf>,
+    /// Accept subscriber ECDSA P-521 keys. Default false.
+    #[serde(default)]
+    pub allow_p521: bool,
+    /// Accept subscriber Ed25519 keys. Default false.
+    #[serde(default)]
+    pub allow_ed25519: bool,
+    /// The profile used for requests. Default `tls-server`.
+    #[serde(default = "default_profile_name")]
+    pub default_profile: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_validity_days: default_max_validity_days(),
+            blocked_keys_file: None,
+            allow_p521: false,
+            allow_ed25519: false,
+            default_profile: default_profile_name(),
+        }
+    }
+}
+
+/// `[profiles.<name>]`: one leaf profile.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Leaf validity in hours. Default `[ca] validity_days` × 24.
+    #[serde(default)]
+    pub validity_hours: Option<u32>,
+    /// Most SANs per certificate. Default 100.
+    #[serde(default = "default_max_sans")]
+    pub max_sans: usize,
+    /// Add the clientAuth EKU beside serverAuth. Default false.
+    #[serde(default)]
+    pub client_auth: bool,
 }
 
 /// `[ca]`: the CA key and certificate, and the leaf profile.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ca {
-    /// CA private key, PEM (PKCS#8, SEC1 or PKCS#1). Required.
-    pub key_file: PathBuf,
-    /// CA certificate, PEM. Required.
+    /// CA private key, PEM (PKCS#8, SEC1 or PKCS#1). Required unless
+    /// `[signer.key]` is set.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The issuing CA's certificate (the intermediate when there is one), PEM.
+    /// Required.
     pub cert_file: PathBuf,
+    /// Certificates served after `cert_file` (e.g. the root, if wanted), PEM.
+    #[serde(default)]
+    pub chain_file: Option<PathBuf>,
+    /// `nextUpdate − thisUpdate` of signed CRLs, in hours. Default 24.
+    #[serde(default = "default_crl_validity_hours")]
+    pub crl_validity_hours: u32,
     /// Key type generated when neither file exists. Default `ec:P-256`.
     #[serde(default = "default_key_type")]
     pub key_type: KeyType,
@@ -62,6 +191,10 @@ pub struct Ca {
     /// OCSP responder written into every leaf's AIA, if set.
     #[serde(default)]
     pub ocsp_url: Option<String>,
+    /// URL of the issuing CA's certificate (DER), written into every leaf's
+    /// AIA as caIssuers, if set. The Baseline Requirements want it.
+    #[serde(default)]
+    pub ca_issuers_url: Option<String>,
 }
 
 /// `[server_certificate]`: the frontend's HTTPS certificate, issued by the
@@ -134,6 +267,26 @@ pub fn default_organization() -> String {
     "Akāmu".to_owned()
 }
 
+/// Default for [`Ca::crl_validity_hours`].
+pub fn default_crl_validity_hours() -> u32 {
+    24
+}
+/// Default for [`Policy::max_validity_days`].
+pub fn default_max_validity_days() -> u32 {
+    100
+}
+/// Default for [`Policy::default_profile`].
+pub fn default_profile_name() -> String {
+    DEFAULT_PROFILE.to_owned()
+}
+/// Default for [`ProfileConfig::max_sans`].
+pub fn default_max_sans() -> usize {
+    100
+}
+
+/// The profile that always exists.
+pub const DEFAULT_PROFILE: &str = "tls-server";
+
 impl Config {
     /// Reads and validates the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Self, Error> {
@@ -174,8 +327,70 @@ impl Config {
         if self.socket_mode > 0o777 {
             return bad("socket_mode", "must be a permission mode (at most 0o777)");
         }
-        if self.ca.validity_days == 0 || self.ca.validity_days > 3650 {
-            return bad("ca.validity_days", "must be between 1 and 3650");
+        if self.policy.max_validity_days == 0 || self.policy.max_validity_days > 398 {
+            return bad("policy.max_validity_days", "must be between 1 and 398");
+        }
+        if self.ca.validity_days == 0 || self.ca.validity_days > self.policy.max_validity_days {
+            return bad(
+                "ca.validity_days",
+                "must be between 1 and [policy] max_validity_days",
+            );
+        }
+        if self.ca.crl_validity_hours == 0 || self.ca.crl_validity_hours > 24 * 10 {
+            return bad("ca.crl_validity_hours", "must be between 1 and 240");
+        }
+        for (name, p) in &self.profiles {
+            let max_hours = u64::from(self.policy.max_validity_days) * 24;
+            if p.validity_hours
+                .is_some_and(|h| h == 0 || u64::from(h) > max_hours)
+            {
+                return bad(
+                    "profiles.*.validity_hours",
+                    &format!(
+                        "profile {name}: must be between 1 and [policy] max_validity_days × 24"
+                    ),
+                );
+            }
+            if p.max_sans == 0 || p.max_sans > crate::policy::MAX_IDENTIFIERS {
+                return bad(
+                    "profiles.*.max_sans",
+                    &format!("profile {name}: must be between 1 and 100"),
+                );
+            }
+        }
+        if self.policy.default_profile != DEFAULT_PROFILE
+            && !self.profiles.contains_key(&self.policy.default_profile)
+        {
+            return bad(
+                "policy.default_profile",
+                "names no [profiles.<name>] section",
+            );
+        }
+        match &self.signer.key {
+            None if self.ca.key_file.is_none() => {
+                return bad("ca.key_file", "required unless [signer.key] is set");
+            }
+            Some(KeyConfig::Pkcs11(p)) => {
+                if p.token_label.is_none() && p.slot.is_none() {
+                    return bad(
+                        "signer.key.token_label",
+                        "one of token_label and slot is required",
+                    );
+                }
+                if p.key_label.is_none() && p.key_id.is_none() {
+                    return bad(
+                        "signer.key.key_label",
+                        "one of key_label and key_id is required",
+                    );
+                }
+                if p.key_id
+                    .as_deref()
+                    .is_some_and(|id| hex::decode(id).is_err())
+                {
+                    return bad("signer.key.key_id", "must be hex");
+                }
+            }
+            _ => {}
         }
         if self.ca.ca_validity_years == 0 || self.ca.ca_validity_years > 100 {
             return bad("ca.ca_validity_years", "must be between 1 and 100");
@@ -189,6 +404,7 @@ impl Config {
         for (field, url) in [
             ("ca.crl_url", &self.ca.crl_url),
             ("ca.ocsp_url", &self.ca.ocsp_url),
+            ("ca.ca_issuers_url", &self.ca.ca_issuers_url),
         ] {
             if let Some(url) = url
                 && !(url.is_ascii() && (url.starts_with("http://") || url.starts_with("https://")))
@@ -202,6 +418,47 @@ impl Config {
             return bad("server_certificate.names", "must name at least one name");
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The directory holding the signer's state (audit log, CRL number,
+    /// blocklist) unless configured otherwise: the directory of `[ca]
+    /// key_file`, or of `[ca] cert_file` when there is no key file.
+    pub fn state_dir(&self) -> PathBuf {
+        let anchor = self.ca.key_file.as_ref().unwrap_or(&self.ca.cert_file);
+        anchor
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_owned)
+    }
+
+    /// The audit log's path.
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit
+            .path
+            .clone()
+            .unwrap_or_else(|| self.state_dir().join("audit.log"))
+    }
+
+    /// The blocklist file's path.
+    pub fn blocked_keys_path(&self) -> PathBuf {
+        self.policy
+            .blocked_keys_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir().join("blocked-keys.txt"))
+    }
+
+    /// The key backend, with `[ca] key_file` as the default.
+    pub fn key_config(&self) -> Option<KeyConfig> {
+        match &self.signer.key {
+            Some(k) => Some(k.clone()),
+            None => self
+                .ca
+                .key_file
+                .clone()
+                .map(|key_file| KeyConfig::File { key_file }),
+        }
     }
 }
 

@@ -116,6 +116,20 @@ pub enum Error {
     /// Installing signal handlers or a blocking task failed.
     #[error("runtime: {0}")]
     Runtime(io::Error),
+    /// A PKCS#11 call failed (module error, session gone, token refused).
+    #[error("PKCS#11: {0}")]
+    Pkcs11(#[from] cryptoki::error::Error),
+    /// A token, or a key on it, was not found.
+    #[error("PKCS#11 {what} not found: {name}")]
+    TokenNotFound {
+        /// What was looked for.
+        what: &'static str,
+        /// Its label or id.
+        name: String,
+    },
+    /// The audit log could not be written or does not verify.
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     /// A blocking signing task panicked or was cancelled.
     #[error("signing task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -127,8 +141,8 @@ pub enum KeyRefusal {
     /// The SubjectPublicKeyInfo does not parse.
     #[error("public key does not parse")]
     Unparsable,
-    /// RSA modulus too small or too large.
-    #[error("RSA key of {bits} bits (allowed: 2048 to 8192)")]
+    /// RSA modulus of a size other than 2048, 3072 or 4096 bits.
+    #[error("RSA key of {bits} bits (allowed: 2048, 3072, 4096)")]
     RsaSize {
         /// The modulus size.
         bits: u32,
@@ -137,11 +151,20 @@ pub enum KeyRefusal {
     #[error("RSA public exponent must be 65537")]
     RsaExponent,
     /// An EC key on a curve we do not accept.
-    #[error("EC curve {0} is not accepted (P-256, P-384, P-521)")]
+    #[error("EC curve {0} is not accepted")]
     Curve(String),
     /// A key algorithm we do not accept.
-    #[error("key algorithm {0} is not accepted (RSA, ECDSA, Ed25519)")]
+    #[error("key algorithm {0} is not accepted")]
     Algorithm(String),
+    /// An RSA modulus with the ROCA fingerprint (CVE-2017-15361).
+    #[error("RSA modulus has the ROCA fingerprint (CVE-2017-15361)")]
+    Roca,
+    /// An RSA modulus that Fermat's method factors (primes too close).
+    #[error("RSA modulus is factorable by Fermat's method (primes too close)")]
+    Fermat,
+    /// The key is on the blocklist.
+    #[error("public key is blocked")]
+    Blocked,
 }
 
 /// Why the signer's policy refuses a request.
@@ -151,7 +174,7 @@ pub enum PolicyRefusal {
     #[error("no identifiers")]
     NoIdentifiers,
     /// More identifiers than the profile allows.
-    #[error("{0} identifiers (at most {max})", max = crate::policy::MAX_IDENTIFIERS)]
+    #[error("{0} identifiers (more than the profile allows)")]
     TooManyIdentifiers(usize),
     /// A DNS identifier that is not a valid name for a certificate.
     #[error("not a valid DNS name: {0:?}")]
@@ -165,9 +188,32 @@ pub enum PolicyRefusal {
     /// The CA certificate expires before the leaf could start.
     #[error("the CA certificate expires before the requested notBefore")]
     CaExpired,
+    /// The requested validity is longer than the profile allows.
+    #[error("requested validity of {requested_secs} s exceeds the profile's {max_secs} s")]
+    ValidityTooLong {
+        /// Requested `notAfter − notBefore`.
+        requested_secs: i64,
+        /// The profile's maximum.
+        max_secs: i64,
+    },
+    /// The requested `notAfter` is after the issuing CA's.
+    #[error("requested notAfter is after the issuing CA's notAfter")]
+    BeyondIssuer,
+    /// A CRL entry is malformed (serial, time or reason).
+    #[error("bad revocation entry: {0}")]
+    BadRevocation(String),
 }
 
 impl Error {
+    /// Whether this is a refusal of the request (audited as such) rather than
+    /// a failure of the signer.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Csr(_) | Self::PublicKey(_) | Self::Policy(_) | Self::Lint(_)
+        )
+    }
+
     /// The error a caller sees over IPC. Internal details are logged here and
     /// replaced by [`SignerError::Internal`].
     pub fn to_signer_error(&self) -> SignerError {

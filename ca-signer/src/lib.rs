@@ -4,13 +4,20 @@
 //! Issuance is three steps, each consuming the previous one's output:
 //! [`policy::check`] turns an untrusted request into a [`policy::Checked`],
 //! [`tbs::build_leaf`] turns that into a [`tbs::LintedTbs`], and
-//! [`tbs::LintedTbs::sign`] consumes it with a [`keys::KeyBackend`].
+//! [`tbs::LintedTbs::sign`] consumes it with a [`keys::KeyBackend`]; the
+//! result is appended to the [`audit`] log before it leaves the signer. CRLs
+//! follow the same shape in [`crl`]; root and intermediate certificates are
+//! made by [`ceremony`] (driven by `akamu-cli ceremony`).
 //!
 //! Entry points: [`run`] (the binary), [`server::Server`] (tests and
 //! embedding), [`service::SignerService`] (the tarpc handler).
 
+pub mod audit;
+pub mod blocklist;
 pub mod ca;
+pub mod ceremony;
 pub mod config;
+pub mod crl;
 pub mod error;
 pub mod files;
 pub mod keys;
@@ -65,7 +72,7 @@ fn print_ready(socket: &std::path::Path) -> Result<(), Error> {
 
 /// The current time in Unix seconds: the only place the signer reads the
 /// clock. Everything below takes `now` as a parameter.
-pub(crate) fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

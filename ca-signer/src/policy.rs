@@ -10,8 +10,9 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use openssl::bn::BigNum;
+use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
 use shared_proto::csr::ParsedCsr;
@@ -28,13 +29,47 @@ pub const MAX_BACKDATE_SECS: i64 = 3600;
 /// Longest commonName (X.520 `ub-common-name`).
 const MAX_CN_CHARS: usize = 64;
 
+/// Rounds of Fermat factorisation tried on every RSA modulus.
+pub const FERMAT_ROUNDS: u32 = 100;
+
 /// The leaf profile the policy enforces.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
-    /// Longest validity of a leaf, in days.
-    pub validity_days: u32,
+    /// The profile's name (`tls-server` by default), for the audit log.
+    pub name: String,
+    /// Validity of a leaf, in seconds; also the longest a request may ask for.
+    pub validity_secs: i64,
+    /// Most SANs per certificate.
+    pub max_sans: usize,
+    /// Add the clientAuth EKU.
+    pub client_auth: bool,
     /// The CA certificate's `notAfter` (Unix seconds): no leaf outlives it.
     pub ca_not_after: i64,
+}
+
+impl Profile {
+    /// A `tls-server` profile of `validity_days` under a CA expiring at
+    /// `ca_not_after`.
+    pub fn tls_server(validity_days: u32, ca_not_after: i64) -> Self {
+        Self {
+            name: crate::config::DEFAULT_PROFILE.to_owned(),
+            validity_secs: i64::from(validity_days) * 86_400,
+            max_sans: MAX_IDENTIFIERS,
+            client_auth: false,
+            ca_not_after,
+        }
+    }
+}
+
+/// What subscriber keys are accepted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPolicy {
+    /// Accept ECDSA P-521.
+    pub allow_p521: bool,
+    /// Accept Ed25519.
+    pub allow_ed25519: bool,
+    /// SHA-256 hashes of refused SubjectPublicKeyInfos.
+    pub blocked: Arc<BTreeSet<[u8; 32]>>,
 }
 
 /// A request that passed [`check`]: everything [`crate::tbs::build_leaf`]
@@ -47,6 +82,9 @@ pub struct Checked {
     pub(crate) not_before: i64,
     pub(crate) not_after: i64,
     pub(crate) rsa_subscriber: bool,
+    pub(crate) client_auth: bool,
+    pub(crate) ca_not_after: i64,
+    pub(crate) max_validity_secs: i64,
 }
 
 impl Checked {
@@ -72,12 +110,18 @@ impl Checked {
     }
 }
 
-/// Checks an issuance request against `profile` at time `now` (Unix seconds).
-pub fn check(profile: &Profile, request: &IssueRequest, now: i64) -> Result<Checked, Error> {
-    let sans = check_identifiers(&request.identifiers, is_valid_dns_name)?;
+/// Checks an issuance request against `profile` and `keys` at time `now`
+/// (Unix seconds).
+pub fn check(
+    profile: &Profile,
+    keys: &KeyPolicy,
+    request: &IssueRequest,
+    now: i64,
+) -> Result<Checked, Error> {
+    let sans = check_identifiers(&request.identifiers, is_valid_dns_name, profile.max_sans)?;
     let csr = ParsedCsr::parse_and_verify(&request.csr_der)?;
     csr.check_against(&request.identifiers)?;
-    let rsa_subscriber = check_public_key(&csr.spki_der)?;
+    let rsa_subscriber = check_public_key(&csr.spki_der, keys)?;
     let (not_before, not_after) = validity(profile, request.not_before, request.not_after, now)?;
     // check_against proved the CSR's CN is one of the identifiers; normalise
     // it the same way the identifiers are.
@@ -93,6 +137,9 @@ pub fn check(profile: &Profile, request: &IssueRequest, now: i64) -> Result<Chec
         not_before,
         not_after,
         rsa_subscriber,
+        client_auth: profile.client_auth,
+        ca_not_after: profile.ca_not_after,
+        max_validity_secs: profile.validity_secs,
     })
 }
 
@@ -106,8 +153,8 @@ pub fn check_server_certificate(
     now: i64,
 ) -> Result<Checked, Error> {
     let identifiers: Vec<Identifier> = names.iter().map(String::as_str).map(normalise).collect();
-    let sans = check_identifiers(&identifiers, is_valid_local_name)?;
-    let rsa_subscriber = check_public_key(spki_der)?;
+    let sans = check_identifiers(&identifiers, is_valid_local_name, MAX_IDENTIFIERS)?;
+    let rsa_subscriber = check_public_key(spki_der, &KeyPolicy::default())?;
     let (not_before, not_after) = validity(profile, None, None, now)?;
     Ok(Checked {
         spki_der: spki_der.to_vec(),
@@ -116,42 +163,146 @@ pub fn check_server_certificate(
         not_before,
         not_after,
         rsa_subscriber,
+        client_auth: false,
+        ca_not_after: profile.ca_not_after,
+        max_validity_secs: profile.validity_secs,
     })
 }
 
-/// Checks the subscriber key. Returns whether it is an RSA key (which gets
-/// keyEncipherment).
-pub fn check_public_key(spki_der: &[u8]) -> Result<bool, KeyRefusal> {
+/// SHA-256 of a DER SubjectPublicKeyInfo, the blocklist's key.
+pub fn spki_sha256(spki_der: &[u8]) -> [u8; 32] {
+    openssl::sha::sha256(spki_der)
+}
+
+/// Checks the subscriber key against `keys`. Returns whether it is an RSA
+/// key (which gets keyEncipherment).
+///
+/// RSA: 2048, 3072 or 4096 bits, e = 65537, not ROCA-fingerprinted, not
+/// factorable by [`FERMAT_ROUNDS`] rounds of Fermat. ECDSA: P-256, P-384
+/// (P-521 if allowed). Ed25519 if allowed. Never a blocked key.
+pub fn check_public_key(spki_der: &[u8], keys: &KeyPolicy) -> Result<bool, KeyRefusal> {
     let key: PKey<Public> =
         PKey::public_key_from_der(spki_der).map_err(|_| KeyRefusal::Unparsable)?;
+    // Compare the canonical re-encoding so a different encoding of the same
+    // key cannot dodge the blocklist.
+    let canonical = key
+        .public_key_to_der()
+        .map_err(|_| KeyRefusal::Unparsable)?;
+    if keys.blocked.contains(&spki_sha256(&canonical))
+        || keys.blocked.contains(&spki_sha256(spki_der))
+    {
+        return Err(KeyRefusal::Blocked);
+    }
     match key.id() {
         Id::RSA => {
             let rsa = key.rsa().map_err(|_| KeyRefusal::Unparsable)?;
             let bits = rsa.n().num_bits().unsigned_abs();
-            if !(2048..=8192).contains(&bits) {
+            if ![2048, 3072, 4096].contains(&bits) {
                 return Err(KeyRefusal::RsaSize { bits });
             }
             let f4 = BigNum::from_u32(65537).map_err(|_| KeyRefusal::Unparsable)?;
             if rsa.e() != &*f4 {
                 return Err(KeyRefusal::RsaExponent);
             }
+            if roca_fingerprint(rsa.n()) {
+                return Err(KeyRefusal::Roca);
+            }
+            if fermat_factor(rsa.n(), FERMAT_ROUNDS).map_err(|_| KeyRefusal::Unparsable)? {
+                return Err(KeyRefusal::Fermat);
+            }
             Ok(true)
         }
         Id::EC => {
             let ec = key.ec_key().map_err(|_| KeyRefusal::Unparsable)?;
             match ec.group().curve_name() {
-                Some(Nid::X9_62_PRIME256V1 | Nid::SECP384R1 | Nid::SECP521R1) => {
-                    // public_key_from_der already checked the point is on the curve.
-                    Ok(false)
-                }
+                // public_key_from_der already checked the point is on the curve.
+                Some(Nid::X9_62_PRIME256V1 | Nid::SECP384R1) => Ok(false),
+                Some(Nid::SECP521R1) if keys.allow_p521 => Ok(false),
                 Some(nid) => Err(KeyRefusal::Curve(
                     nid.short_name().unwrap_or("unknown").to_owned(),
                 )),
                 None => Err(KeyRefusal::Curve("explicit parameters".to_owned())),
             }
         }
-        Id::ED25519 => Ok(false),
+        Id::ED25519 if keys.allow_ed25519 => Ok(false),
         other => Err(KeyRefusal::Algorithm(format!("{other:?}"))),
+    }
+}
+
+/// Primes of the ROCA fingerprint (CVE-2017-15361, Nemec et al. 2017).
+const ROCA_PRIMES: [u32; 38] = [
+    3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
+    101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+];
+
+/// Whether `n` has the ROCA fingerprint: for every prime p of
+/// [`ROCA_PRIMES`], `n mod p` lies in the subgroup of (Z/pZ)* generated by
+/// 65537. Moduli from the vulnerable Infineon library always do; a random
+/// modulus does with negligible probability.
+pub fn roca_fingerprint(n: &BigNumRef) -> bool {
+    ROCA_PRIMES.iter().all(|&p| {
+        let Ok(residue) = n.mod_word(p) else {
+            return false;
+        };
+        let p = u64::from(p);
+        let g = 65537 % p;
+        let mut x = 1u64;
+        loop {
+            if x == residue {
+                return true;
+            }
+            x = x * g % p;
+            if x == 1 {
+                return false;
+            }
+        }
+    })
+}
+
+/// Whether Fermat's method factors `n` within `rounds` steps: some
+/// `a` in `ceil(sqrt(n)) .. + rounds` makes `a² − n` a perfect square, which
+/// happens when the primes are close together.
+pub fn fermat_factor(n: &BigNumRef, rounds: u32) -> Result<bool, openssl::error::ErrorStack> {
+    let mut ctx = BigNumContext::new()?;
+    let mut a = isqrt(n, &mut ctx)?;
+    let mut sq = BigNum::new()?;
+    sq.sqr(&a, &mut ctx)?;
+    if &*sq < n {
+        a.add_word(1)?;
+    }
+    let mut b2 = BigNum::new()?;
+    for _ in 0..rounds {
+        sq.sqr(&a, &mut ctx)?;
+        b2.checked_sub(&sq, n)?;
+        let b = isqrt(&b2, &mut ctx)?;
+        sq.sqr(&b, &mut ctx)?;
+        if sq == b2 {
+            return Ok(true);
+        }
+        a.add_word(1)?;
+    }
+    Ok(false)
+}
+
+/// ⌊√n⌋ by Newton's method.
+fn isqrt(n: &BigNumRef, ctx: &mut BigNumContext) -> Result<BigNum, openssl::error::ErrorStack> {
+    if n.num_bits() < 2 {
+        return n.to_owned();
+    }
+    // 2^ceil(bits/2) ≥ √n: start above the root and descend.
+    let mut x = BigNum::new()?;
+    x.set_bit((n.num_bits() + 1) / 2)?;
+    loop {
+        let mut q = BigNum::new()?;
+        q.checked_div(n, &x, ctx)?;
+        let mut sum = BigNum::new()?;
+        sum.checked_add(&x, &q)?;
+        let mut y = BigNum::new()?;
+        y.rshift1(&sum)?;
+        if y >= x {
+            return Ok(x);
+        }
+        x = y;
     }
 }
 
@@ -159,8 +310,9 @@ pub fn check_public_key(spki_der: &[u8]) -> Result<bool, KeyRefusal> {
 ///
 /// `notBefore` is the requested one if it is no more than
 /// [`MAX_BACKDATE_SECS`] in the past, else `now`. `notAfter` is the requested
-/// one or `notBefore + validity_days`, never more than `validity_days` after
-/// `notBefore` and never after the CA certificate's `notAfter`.
+/// one or `notBefore` + the profile's validity (cut at the CA's `notAfter`).
+/// A requested `notAfter` longer than the profile allows, or after the CA's
+/// `notAfter`, is refused.
 pub fn validity(
     profile: &Profile,
     requested_not_before: Option<i64>,
@@ -171,13 +323,19 @@ pub fn validity(
         Some(nb) if nb >= now.saturating_sub(MAX_BACKDATE_SECS) => nb,
         _ => now,
     };
-    let max_not_after = not_before.saturating_add(i64::from(profile.validity_days) * 86_400);
+    let max_not_after = not_before.saturating_add(profile.validity_secs);
     let not_after = match requested_not_after {
         Some(na) if na <= not_before => return Err(PolicyRefusal::EmptyValidity),
-        Some(na) => na.min(max_not_after),
-        None => max_not_after,
-    }
-    .min(profile.ca_not_after);
+        Some(na) if na > max_not_after => {
+            return Err(PolicyRefusal::ValidityTooLong {
+                requested_secs: na.saturating_sub(not_before),
+                max_secs: profile.validity_secs,
+            });
+        }
+        Some(na) if na > profile.ca_not_after => return Err(PolicyRefusal::BeyondIssuer),
+        Some(na) => na,
+        None => max_not_after.min(profile.ca_not_after),
+    };
     if not_after <= not_before {
         return Err(PolicyRefusal::CaExpired);
     }
@@ -189,11 +347,12 @@ pub fn validity(
 fn check_identifiers(
     identifiers: &[Identifier],
     dns_ok: fn(&str) -> bool,
+    max: usize,
 ) -> Result<Vec<Identifier>, PolicyRefusal> {
     if identifiers.is_empty() {
         return Err(PolicyRefusal::NoIdentifiers);
     }
-    if identifiers.len() > MAX_IDENTIFIERS {
+    if identifiers.len() > max.min(MAX_IDENTIFIERS) {
         return Err(PolicyRefusal::TooManyIdentifiers(identifiers.len()));
     }
     let mut out = BTreeSet::new();
@@ -255,10 +414,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn profile() -> Profile {
-        Profile {
-            validity_days: 90,
-            ca_not_after: NOW + 3650 * DAY,
-        }
+        Profile::tls_server(90, NOW + 3650 * DAY)
     }
 
     #[test]
@@ -277,7 +433,14 @@ mod tests {
             (Some(NOW + DAY), None, Ok((NOW + DAY, NOW + 91 * DAY))),
             // A shorter notAfter is honoured, a longer one is capped.
             (None, Some(NOW + 7 * DAY), Ok((NOW, NOW + 7 * DAY))),
-            (None, Some(NOW + 400 * DAY), Ok((NOW, NOW + 90 * DAY))),
+            (
+                None,
+                Some(NOW + 3650 * DAY),
+                Err(PolicyRefusal::ValidityTooLong {
+                    requested_secs: 3650 * DAY,
+                    max_secs: 90 * DAY,
+                }),
+            ),
             (None, Some(NOW), Err(PolicyRefusal::EmptyValidity)),
             (
                 Some(NOW + DAY),
@@ -292,11 +455,12 @@ mod tests {
 
     #[test]
     fn validity_never_outlives_the_ca() {
-        let p = Profile {
-            validity_days: 90,
-            ca_not_after: NOW + 10 * DAY,
-        };
+        let p = Profile::tls_server(90, NOW + 10 * DAY);
         assert_eq!(validity(&p, None, None, NOW), Ok((NOW, NOW + 10 * DAY)));
+        assert_eq!(
+            validity(&p, None, Some(NOW + 11 * DAY), NOW),
+            Err(PolicyRefusal::BeyondIssuer)
+        );
         assert_eq!(
             validity(&p, Some(NOW + 11 * DAY), None, NOW),
             Err(PolicyRefusal::CaExpired)
@@ -314,7 +478,7 @@ mod tests {
         ];
         for ids in ok {
             assert!(
-                check_identifiers(&ids, is_valid_dns_name).is_ok(),
+                check_identifiers(&ids, is_valid_dns_name, MAX_IDENTIFIERS).is_ok(),
                 "{ids:?}"
             );
         }
@@ -346,13 +510,16 @@ mod tests {
             ),
         ];
         for (ids, want) in refused {
-            assert_eq!(check_identifiers(&ids, is_valid_dns_name), Err(want));
+            assert_eq!(
+                check_identifiers(&ids, is_valid_dns_name, MAX_IDENTIFIERS),
+                Err(want)
+            );
         }
         let many: Vec<_> = (0..=MAX_IDENTIFIERS)
             .map(|i| Identifier::dns(&format!("n{i}.example.org")))
             .collect();
         assert_eq!(
-            check_identifiers(&many, is_valid_dns_name),
+            check_identifiers(&many, is_valid_dns_name, MAX_IDENTIFIERS),
             Err(PolicyRefusal::TooManyIdentifiers(MAX_IDENTIFIERS + 1))
         );
     }
@@ -384,6 +551,7 @@ mod tests {
 
     #[test]
     fn key_policy() {
+        let any = KeyPolicy::default();
         let ec = |nid| {
             let g = openssl::ec::EcGroup::from_curve_name(nid).expect("group");
             let k = openssl::ec::EcKey::generate(&g).expect("ec");
@@ -392,10 +560,24 @@ mod tests {
                 .public_key_to_der()
                 .expect("der")
         };
-        assert_eq!(check_public_key(&ec(Nid::X9_62_PRIME256V1)), Ok(false));
-        assert_eq!(check_public_key(&ec(Nid::SECP384R1)), Ok(false));
+        assert_eq!(
+            check_public_key(&ec(Nid::X9_62_PRIME256V1), &any),
+            Ok(false)
+        );
+        assert_eq!(check_public_key(&ec(Nid::SECP384R1), &any), Ok(false));
+        let p521 = ec(Nid::SECP521R1);
         assert!(matches!(
-            check_public_key(&ec(Nid::SECP256K1)),
+            check_public_key(&p521, &any),
+            Err(KeyRefusal::Curve(_))
+        ));
+        let allow = KeyPolicy {
+            allow_p521: true,
+            allow_ed25519: true,
+            ..KeyPolicy::default()
+        };
+        assert_eq!(check_public_key(&p521, &allow), Ok(false));
+        assert!(matches!(
+            check_public_key(&ec(Nid::SECP256K1), &allow),
             Err(KeyRefusal::Curve(_))
         ));
         let rsa = |bits, e: u32| {
@@ -406,20 +588,109 @@ mod tests {
                 .public_key_to_der()
                 .expect("der")
         };
-        assert_eq!(check_public_key(&rsa(2048, 65537)), Ok(true));
+        assert_eq!(check_public_key(&rsa(2048, 65537), &any), Ok(true));
         assert_eq!(
-            check_public_key(&rsa(1024, 65537)),
+            check_public_key(&rsa(1024, 65537), &any),
             Err(KeyRefusal::RsaSize { bits: 1024 })
         );
         assert_eq!(
-            check_public_key(&rsa(2048, 3)),
+            check_public_key(&rsa(2560, 65537), &any),
+            Err(KeyRefusal::RsaSize { bits: 2560 })
+        );
+        assert_eq!(
+            check_public_key(&rsa(2048, 3), &any),
             Err(KeyRefusal::RsaExponent)
         );
         let ed = PKey::generate_ed25519()
             .expect("ed")
             .public_key_to_der()
             .expect("der");
-        assert_eq!(check_public_key(&ed), Ok(false));
-        assert_eq!(check_public_key(b"junk"), Err(KeyRefusal::Unparsable));
+        assert!(matches!(
+            check_public_key(&ed, &any),
+            Err(KeyRefusal::Algorithm(_))
+        ));
+        assert_eq!(check_public_key(&ed, &allow), Ok(false));
+        assert_eq!(check_public_key(b"junk", &any), Err(KeyRefusal::Unparsable));
+
+        let key = ec(Nid::X9_62_PRIME256V1);
+        let blocked = KeyPolicy {
+            blocked: Arc::new([spki_sha256(&key)].into_iter().collect()),
+            ..KeyPolicy::default()
+        };
+        assert_eq!(check_public_key(&key, &blocked), Err(KeyRefusal::Blocked));
+    }
+
+    /// An RSA public key with modulus `n` and e = 65537, as SPKI DER.
+    fn spki_with_modulus(n: &BigNumRef) -> Vec<u8> {
+        let rsa = openssl::rsa::Rsa::from_public_components(
+            n.to_owned().expect("n"),
+            BigNum::from_u32(65537).expect("e"),
+        )
+        .expect("rsa");
+        PKey::from_rsa(rsa)
+            .expect("pkey")
+            .public_key_to_der()
+            .expect("der")
+    }
+
+    #[test]
+    fn roca_fingerprint_is_detected() {
+        // n ≡ 1 (mod every fingerprint prime): 1 lies in every subgroup, so
+        // such a modulus carries the fingerprint.
+        let mut m = BigNum::from_u32(1).expect("1");
+        let mut ctx = BigNumContext::new().expect("ctx");
+        for p in ROCA_PRIMES {
+            let mut next = BigNum::new().expect("bn");
+            next.checked_mul(&m, &BigNum::from_u32(p).expect("p"), &mut ctx)
+                .expect("mul");
+            m = next;
+        }
+        let mut n = BigNum::new().expect("bn");
+        n.set_bit(2047).expect("bit");
+        let mut r = BigNum::new().expect("bn");
+        r.nnmod(&n, &m, &mut ctx).expect("mod");
+        let mut fingerprinted = BigNum::new().expect("bn");
+        fingerprinted.checked_sub(&n, &r).expect("sub");
+        fingerprinted.add_word(1).expect("add");
+        let base = fingerprinted.to_owned().expect("c");
+        fingerprinted.checked_add(&base, &m).expect("add");
+        assert_eq!(fingerprinted.num_bits(), 2048);
+        assert!(roca_fingerprint(&fingerprinted));
+        assert_eq!(
+            check_public_key(&spki_with_modulus(&fingerprinted), &KeyPolicy::default()),
+            Err(KeyRefusal::Roca)
+        );
+        let good = openssl::rsa::Rsa::generate(2048).expect("rsa");
+        assert!(!roca_fingerprint(good.n()));
+    }
+
+    #[test]
+    fn fermat_breaks_close_primes() {
+        let mut ctx = BigNumContext::new().expect("ctx");
+        let mut p = BigNum::new().expect("bn");
+        p.generate_prime(1024, false, None, None).expect("prime");
+        let mut q = p.to_owned().expect("q");
+        loop {
+            q.add_word(2).expect("add");
+            if q.is_prime(20, &mut ctx).expect("test") {
+                break;
+            }
+        }
+        let mut n = BigNum::new().expect("bn");
+        n.checked_mul(&p, &q, &mut ctx).expect("mul");
+        assert!(fermat_factor(&n, FERMAT_ROUNDS).expect("fermat"));
+        assert_eq!(
+            check_public_key(&spki_with_modulus(&n), &KeyPolicy::default()),
+            Err(KeyRefusal::Fermat)
+        );
+        let good = openssl::rsa::Rsa::generate(2048).expect("rsa");
+        assert!(!fermat_factor(good.n(), FERMAT_ROUNDS).expect("fermat"));
+        let base = BigNum::from_u32(1_000_003).expect("bn");
+        let mut root = BigNum::new().expect("bn");
+        root.sqr(&base, &mut ctx).expect("sqr");
+        assert_eq!(
+            isqrt(&root, &mut ctx).expect("isqrt"),
+            BigNum::from_u32(1_000_003).expect("bn")
+        );
     }
 }

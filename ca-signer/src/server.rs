@@ -30,8 +30,12 @@ impl Server {
     /// runtime.
     pub fn start(config: &Config) -> Result<Self, Error> {
         let now = crate::unix_now();
-        let (ca, _origin) = ca::load_or_create(&config.ca, now)?;
-        let issuer = Issuer::new(ca, &config.ca);
+        let key = config.key_config().ok_or(Error::ConfigValue {
+            field: "ca.key_file",
+            problem: "required unless [signer.key] is set".to_owned(),
+        })?;
+        let (ca, _origin) = ca::load_or_create_with(&config.ca, &key, now)?;
+        let issuer = Issuer::new(ca, config)?;
         if let Some(sc) = &config.server_certificate {
             server_cert::ensure(sc, &issuer, now, &mut rand::rng())?;
         }

@@ -58,8 +58,8 @@ pub fn ensure(
         key.public_key_der(),
         now,
     )?;
-    let signed = issuer.sign_checked(checked, rng)?;
-    let chain = format!("{}{}", ca::pem(&signed.der)?, issuer.ca().cert_pem());
+    let signed = issuer.sign_checked(checked, None, "server certificate", now, rng)?;
+    let chain = format!("{}{}", ca::pem(&signed.der)?, issuer.ca().chain_pem());
     files::write_atomic(&config.key_file, &key.to_pkcs8_pem()?, KEY_MODE)?;
     files::write_atomic(&config.cert_file, chain.as_bytes(), CERT_MODE)?;
     tracing::info!(

@@ -1,42 +1,114 @@
-//! `impl SignerRpc`: peer → policy → tbs → sign → log → reply.
+//! `impl SignerRpc`: peer → policy → tbs → sign → audit → reply.
 //!
-//! [`Issuer`] holds the CA and the leaf profile and does the synchronous work;
-//! [`SignerService`] is the per-connection tarpc handler that runs it on a
-//! blocking thread and maps errors once, through
-//! [`Error::to_signer_error`].
+//! [`Issuer`] holds the CA, the leaf profile, the key policy, the audit log
+//! and the CRL counter, and does the synchronous work; [`SignerService`] is
+//! the per-connection tarpc handler that runs it on a blocking thread and
+//! maps errors once, through [`Error::to_signer_error`].
+//!
+//! Every signature is appended to the audit log (and fsynced) before it is
+//! returned; refusals are appended too. If the log cannot be written, the
+//! request fails.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rand::RngCore;
 use shared_proto::peer::PeerCred;
-use shared_proto::signer::{CaChain, IssueRequest, IssuedCertificate, SignerError, SignerRpc};
+use shared_proto::signer::{
+    CaChain, CrlRequest, IssueRequest, IssuedCertificate, SignedCrl, SignerError, SignerRpc,
+};
 use tarpc::context::Context;
 
+use crate::audit::{self, AuditLog, Operation};
+use crate::blocklist::Blocklist;
 use crate::ca::{self, Ca};
-use crate::config;
+use crate::config::{self, Config};
+use crate::crl;
 use crate::error::Error;
-use crate::policy::{self, Checked, Profile};
+use crate::files::{self, CERT_MODE};
+use crate::policy::{self, Checked, KeyPolicy, Profile};
 use crate::tbs::{self, LeafUrls, SignedCertificate};
 
-/// The CA and its leaf profile: everything needed to issue.
+/// The CA with everything needed to issue and to sign CRLs.
 pub struct Issuer {
     ca: Ca,
-    validity_days: u32,
+    profile: Profile,
     urls: LeafUrls,
+    allow_p521: bool,
+    allow_ed25519: bool,
+    blocklist: Blocklist,
+    audit: AuditLog,
+    crl: Mutex<CrlCounter>,
+    crl_validity_secs: i64,
+}
+
+/// The last CRL Number used, persisted next to the audit log.
+struct CrlCounter {
+    last: u64,
+    path: PathBuf,
 }
 
 impl Issuer {
-    /// An issuer for `ca` with the leaf profile from `config`.
-    pub fn new(ca: Ca, config: &config::Ca) -> Self {
-        Self {
+    /// An issuer for `ca` configured by `config`; opens (and verifies) the
+    /// audit log and restores the CRL Number.
+    pub fn new(ca: Ca, config: &Config) -> Result<Self, Error> {
+        let audit_path = config.audit_path();
+        let (audit, summary) = AuditLog::open(&audit_path)?;
+        let crl_path = audit_path.with_file_name("crl-number");
+        let stored = match std::fs::read_to_string(&crl_path) {
+            Ok(text) => text.trim().parse::<u64>().map_err(|_| Error::ConfigValue {
+                field: "audit.path",
+                problem: format!("{} does not hold a CRL Number", crl_path.display()),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(source) => {
+                return Err(Error::Read {
+                    path: crl_path,
+                    source,
+                });
+            }
+        };
+        // Never go backwards, even if the counter file was lost.
+        let last = stored.max(summary.max_crl_number.unwrap_or(0));
+        let name = config.policy.default_profile.clone();
+        let settings = config.profiles.get(&name);
+        let validity_hours = settings
+            .and_then(|p| p.validity_hours)
+            .map_or(i64::from(config.ca.validity_days) * 24, i64::from);
+        let profile = Profile {
+            name,
+            validity_secs: validity_hours * 3600,
+            max_sans: settings.map_or_else(config::default_max_sans, |p| p.max_sans),
+            client_auth: settings.is_some_and(|p| p.client_auth),
+            ca_not_after: ca.not_after(),
+        };
+        tracing::info!(
+            target: "signer",
+            audit = %audit_path.display(),
+            records = summary.records,
+            head = %summary.head,
+            crl_number = last,
+            "audit log verified"
+        );
+        Ok(Self {
             ca,
-            validity_days: config.validity_days,
+            profile,
             urls: LeafUrls {
-                crl: config.crl_url.clone(),
-                ocsp: config.ocsp_url.clone(),
+                crl: config.ca.crl_url.clone(),
+                ocsp: config.ca.ocsp_url.clone(),
+                ca_issuers: config.ca.ca_issuers_url.clone(),
             },
-        }
+            allow_p521: config.policy.allow_p521,
+            allow_ed25519: config.policy.allow_ed25519,
+            blocklist: Blocklist::new(&config.blocked_keys_path()),
+            audit,
+            crl: Mutex::new(CrlCounter {
+                last,
+                path: crl_path,
+            }),
+            crl_validity_secs: i64::from(config.ca.crl_validity_hours) * 3600,
+        })
     }
 
     /// The CA.
@@ -44,24 +116,64 @@ impl Issuer {
         &self.ca
     }
 
-    /// The profile leaves are checked against.
-    pub fn profile(&self) -> Profile {
-        Profile {
-            validity_days: self.validity_days,
-            ca_not_after: self.ca.not_after(),
-        }
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
-    /// Checks `request`, builds the leaf and signs it. `now` is Unix seconds.
+    /// The profile leaves are checked against.
+    pub fn profile(&self) -> Profile {
+        self.profile.clone()
+    }
+
+    /// The subscriber key policy, with the blocklist as it is now.
+    pub fn key_policy(&self) -> Result<KeyPolicy, Error> {
+        Ok(KeyPolicy {
+            allow_p521: self.allow_p521,
+            allow_ed25519: self.allow_ed25519,
+            blocked: self.blocklist.current()?,
+        })
+    }
+
+    /// Checks `request`, builds the leaf, signs it and audits it. A refusal
+    /// is audited too. `now` is Unix seconds; `uid` is the requester's.
     pub fn issue(
         &self,
         request: &IssueRequest,
+        uid: Option<u32>,
         now: i64,
         rng: &mut dyn RngCore,
     ) -> Result<IssuedCertificate, Error> {
-        let checked = policy::check(&self.profile(), request, now)?;
-        let signed = self.sign_checked(checked, rng)?;
-        let chain_pem = format!("{}{}", ca::pem(&signed.der)?, self.ca.cert_pem());
+        let detail = format!("account={} order={}", request.account_uri, request.order_id);
+        let result = self
+            .key_policy()
+            .and_then(|keys| policy::check(&self.profile, &keys, request, now))
+            .and_then(|checked| self.sign_checked(checked, uid, &detail, now, rng));
+        let signed = match result {
+            Ok(signed) => signed,
+            Err(e) => {
+                if e.is_refusal() {
+                    let names = request
+                        .identifiers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect();
+                    self.audit.append(
+                        Operation::Refusal,
+                        audit::Entry {
+                            names,
+                            profile: Some(self.profile.name.clone()),
+                            requester_uid: uid,
+                            detail: Some(format!("{detail} reason={e}")),
+                            ..audit::Entry::default()
+                        },
+                        now,
+                    )?;
+                }
+                return Err(e);
+            }
+        };
+        let chain_pem = format!("{}{}", ca::pem(&signed.der)?, self.ca.chain_pem());
         Ok(IssuedCertificate {
             der: signed.der,
             serial_hex: signed.serial_hex,
@@ -71,19 +183,97 @@ impl Issuer {
         })
     }
 
-    /// Builds and signs a checked request.
+    /// Builds, signs and audits a checked request. A lint failure is audited
+    /// as a refusal by the caller.
     pub fn sign_checked(
         &self,
         checked: Checked,
+        uid: Option<u32>,
+        detail: &str,
+        now: i64,
         rng: &mut dyn RngCore,
     ) -> Result<SignedCertificate, Error> {
-        tbs::build_leaf(checked, self.ca.issuer(), &self.urls, rng)?.sign(self.ca.key())
+        let names: Vec<String> = checked.sans().iter().map(ToString::to_string).collect();
+        let linted = tbs::build_leaf(checked, self.ca.issuer(), &self.urls, rng)?;
+        let tbs_der = linted.tbs_der().to_vec();
+        let signed = linted.sign(self.ca.key())?;
+        self.audit.append(
+            Operation::Issue,
+            audit::Entry {
+                serial: Some(signed.serial_hex.clone()),
+                names,
+                profile: Some(self.profile.name.clone()),
+                requester_uid: uid,
+                tbs_der: Some(tbs_der),
+                detail: Some(detail.to_owned()),
+                ..audit::Entry::default()
+            },
+            now,
+        )?;
+        Ok(signed)
     }
 
-    /// The chain served after each leaf.
+    /// Signs a CRL listing `request.revoked` with the next CRL Number, valid
+    /// from `now` for `[ca] crl_validity_hours`. The number is persisted
+    /// before signing, so it never repeats.
+    pub fn generate_crl(
+        &self,
+        request: &CrlRequest,
+        uid: Option<u32>,
+        now: i64,
+    ) -> Result<SignedCrl, Error> {
+        let mut counter = self
+            .crl
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let number = counter.last + 1;
+        let next_update = now + self.crl_validity_secs;
+        let linted = match crl::build(self.ca.issuer(), &request.revoked, number, now, next_update)
+        {
+            Ok(l) => l,
+            Err(e) => {
+                if e.is_refusal() {
+                    self.audit.append(
+                        Operation::Refusal,
+                        audit::Entry {
+                            requester_uid: uid,
+                            detail: Some(format!("crl reason={e}")),
+                            ..audit::Entry::default()
+                        },
+                        now,
+                    )?;
+                }
+                return Err(e);
+            }
+        };
+        files::write_atomic(&counter.path, format!("{number}\n").as_bytes(), CERT_MODE)?;
+        counter.last = number;
+        let tbs_der = linted.tbs_der().to_vec();
+        let signed = linted.sign(self.ca.key())?;
+        self.audit.append(
+            Operation::Crl,
+            audit::Entry {
+                subject: Some(self.ca.issuer().name.to_string()),
+                requester_uid: uid,
+                tbs_der: Some(tbs_der),
+                crl_number: Some(number),
+                detail: Some(format!("entries={}", signed.entries)),
+                ..audit::Entry::default()
+            },
+            now,
+        )?;
+        Ok(SignedCrl {
+            der: signed.der,
+            number,
+            this_update: now,
+            next_update,
+        })
+    }
+
+    /// The chain served after each leaf: `cert_file`, then `chain_file`.
     pub fn chain(&self) -> CaChain {
         CaChain {
-            pem: self.ca.cert_pem().to_owned(),
+            pem: self.ca.chain_pem(),
         }
     }
 }
@@ -100,6 +290,14 @@ impl SignerService {
     pub fn new(issuer: Arc<Issuer>, peer: PeerCred) -> Self {
         Self { issuer, peer }
     }
+
+    fn expired(&self, ctx: &Context) -> bool {
+        if ctx.deadline <= Instant::now() {
+            tracing::warn!(target: "signer", uid = self.peer.uid, "request arrived after its deadline");
+            return true;
+        }
+        false
+    }
 }
 
 impl SignerRpc for SignerService {
@@ -108,8 +306,7 @@ impl SignerRpc for SignerService {
         ctx: Context,
         request: IssueRequest,
     ) -> Result<IssuedCertificate, SignerError> {
-        if ctx.deadline <= Instant::now() {
-            tracing::warn!(target: "signer", uid = self.peer.uid, "request arrived after its deadline");
+        if self.expired(&ctx) {
             return Err(SignerError::Internal);
         }
         let uid = self.peer.uid;
@@ -125,7 +322,7 @@ impl SignerRpc for SignerService {
         // async workers. If the deadline passes, tarpc drops this future and
         // the result is discarded.
         let result = tokio::task::spawn_blocking(move || {
-            issuer.issue(&request, crate::unix_now(), &mut rand::rng())
+            issuer.issue(&request, Some(uid), crate::unix_now(), &mut rand::rng())
         })
         .await
         .map_err(Error::from)
@@ -165,5 +362,36 @@ impl SignerRpc for SignerService {
 
     async fn ca_chain(self, _ctx: Context) -> Result<CaChain, SignerError> {
         Ok(self.issuer.chain())
+    }
+
+    async fn generate_crl(
+        self,
+        ctx: Context,
+        request: CrlRequest,
+    ) -> Result<SignedCrl, SignerError> {
+        if self.expired(&ctx) {
+            return Err(SignerError::Internal);
+        }
+        let uid = self.peer.uid;
+        let issuer = Arc::clone(&self.issuer);
+        let result = tokio::task::spawn_blocking(move || {
+            issuer.generate_crl(&request, Some(uid), crate::unix_now())
+        })
+        .await
+        .map_err(Error::from)
+        .and_then(|r| r);
+        match result {
+            Ok(crl) => {
+                tracing::info!(
+                    target: "signer",
+                    number = crl.number,
+                    uid,
+                    next_update = crl.next_update,
+                    "signed CRL"
+                );
+                Ok(crl)
+            }
+            Err(e) => Err(e.to_signer_error()),
+        }
     }
 }

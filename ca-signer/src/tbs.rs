@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use const_oid::db::rfc4519::{CN, O};
-use const_oid::db::rfc5280::{ID_AD_OCSP, ID_KP_SERVER_AUTH};
+use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{BitString, GeneralizedTime, Ia5String, OctetString, Utf8StringRef};
 use der::{Any, Decode, Encode};
@@ -30,12 +30,13 @@ use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::certificate::{TbsCertificate, Version};
 use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
-    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
-    SubjectKeyIdentifier,
+    CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
@@ -68,6 +69,8 @@ pub struct LeafUrls {
     pub crl: Option<String>,
     /// OCSP responder (AIA).
     pub ocsp: Option<String>,
+    /// The issuing CA's certificate (AIA caIssuers).
+    pub ca_issuers: Option<String>,
 }
 
 /// A built and linted TBS certificate, ready to be signed once.
@@ -125,29 +128,31 @@ pub fn build_leaf(
             true,
         )?,
         ext(&KeyUsage(usages), true)?,
-        ext(&ExtendedKeyUsage(vec![ID_KP_SERVER_AUTH]), false)?,
-        ext(
-            &SubjectKeyIdentifier(OctetString::new(key_id(&spki))?),
-            false,
-        )?,
+        ext(&ExtendedKeyUsage(leaf_ekus(checked.client_auth)), false)?,
+        // No SKI on leaves: BR §7.1.2.7.6 says NOT RECOMMENDED.
         ext(&authority_key_id(&issuer.key_id)?, false)?,
         // RFC 5280 §4.2.1.6: critical when the subject is empty.
         ext(&SubjectAltName(sans), checked.common_name.is_none())?,
     ];
+    extensions.push(ext(&certificate_policies(&[CABF_DOMAIN_VALIDATED]), false)?);
     if let Some(url) = &urls.crl {
-        let dp = DistributionPoint {
-            distribution_point: Some(DistributionPointName::FullName(vec![uri(url)?])),
-            reasons: None,
-            crl_issuer: None,
-        };
-        extensions.push(ext(&CrlDistributionPoints(vec![dp]), false)?);
+        extensions.push(ext(&crl_distribution_points(url)?, false)?);
     }
+    let mut access = Vec::new();
     if let Some(url) = &urls.ocsp {
-        let ad = AccessDescription {
+        access.push(AccessDescription {
             access_method: ID_AD_OCSP,
             access_location: uri(url)?,
-        };
-        extensions.push(ext(&AuthorityInfoAccessSyntax(vec![ad]), false)?);
+        });
+    }
+    if let Some(url) = &urls.ca_issuers {
+        access.push(AccessDescription {
+            access_method: ID_AD_CA_ISSUERS,
+            access_location: uri(url)?,
+        });
+    }
+    if !access.is_empty() {
+        extensions.push(ext(&AuthorityInfoAccessSyntax(access), false)?);
     }
 
     let profile = FixedProfile {
@@ -159,6 +164,10 @@ pub fn build_leaf(
         ca: false,
         sans: Some(checked.sans.iter().cloned().collect()),
         spki_der: checked.spki_der.clone(),
+        client_auth: checked.client_auth,
+        max_validity_secs: Some(checked.max_validity_secs),
+        issuer_not_after: Some(checked.ca_not_after),
+        issuer_key_id: issuer.key_id.clone(),
     };
     LintedTbs::new(
         profile,
@@ -171,9 +180,9 @@ pub fn build_leaf(
     )
 }
 
-/// Builds the TBS of a self-signed root for `key`: BasicConstraints critical
-/// cA=TRUE, KeyUsage critical keyCertSign+cRLSign, SKI and an AKI with the
-/// same key id.
+/// Builds the TBS of a self-signed root for `key` with subject CN + O:
+/// BasicConstraints critical cA=TRUE, KeyUsage critical keyCertSign+cRLSign,
+/// SKI and an AKI with the same key id.
 pub fn build_root(
     common_name: &str,
     organization: &str,
@@ -182,47 +191,142 @@ pub fn build_root(
     not_before: i64,
     not_after: i64,
 ) -> Result<LintedTbs, Error> {
-    let subject = name(&[(CN, common_name), (O, organization)])?;
+    let profile = CaProfile {
+        subject: name(&[(CN, common_name), (O, organization)])?,
+        path_len: None,
+        ekus: Vec::new(),
+        crl_url: None,
+        policies: Vec::new(),
+        ca_issuers_url: None,
+    };
+    let issuer = self_issuer(&profile.subject, key)?;
+    build_ca(
+        &profile,
+        key.public_key_der(),
+        &issuer,
+        SerialNumber::from(serial),
+        not_before,
+        not_after,
+    )
+}
+
+/// What a CA certificate (root or intermediate) carries.
+#[derive(Clone, Debug)]
+pub struct CaProfile {
+    /// The CA's subject.
+    pub subject: Name,
+    /// BasicConstraints pathLenConstraint.
+    pub path_len: Option<u8>,
+    /// Extended key usages (none for a root).
+    pub ekus: Vec<ObjectIdentifier>,
+    /// CRL distribution point of the issuer's CRL.
+    pub crl_url: Option<String>,
+    /// certificatePolicies OIDs (none for a root).
+    pub policies: Vec<ObjectIdentifier>,
+    /// AIA caIssuers: URL of the issuer's certificate (intermediates).
+    pub ca_issuers_url: Option<String>,
+}
+
+/// The issuer description of a self-signed certificate for `key`.
+pub fn self_issuer(subject: &Name, key: &dyn KeyBackend) -> Result<IssuerInfo, Error> {
     let spki = SubjectPublicKeyInfoOwned::from_der(key.public_key_der())?;
+    Ok(IssuerInfo {
+        name: subject.clone(),
+        spki_der: key.public_key_der().to_vec(),
+        key_id: key_id(&spki),
+        algorithm: key.signature_algorithm(),
+    })
+}
+
+/// Builds the TBS of a CA certificate for the key `subject_spki_der`, issued
+/// by `issuer` (itself for a root): BasicConstraints critical cA=TRUE with
+/// `path_len`, KeyUsage critical keyCertSign+cRLSign(+digitalSignature),
+/// SKI, AKI = the issuer's key id, and the profile's EKUs, CRL DP and
+/// policies.
+pub fn build_ca(
+    profile: &CaProfile,
+    subject_spki_der: &[u8],
+    issuer: &IssuerInfo,
+    serial: SerialNumber,
+    not_before: i64,
+    not_after: i64,
+) -> Result<LintedTbs, Error> {
+    let spki = SubjectPublicKeyInfoOwned::from_der(subject_spki_der)?;
     let id = key_id(&spki);
-    let extensions = vec![
+    let mut extensions = vec![
         ext(
             &BasicConstraints {
                 ca: true,
-                path_len_constraint: None,
+                path_len_constraint: profile.path_len,
             },
             true,
         )?,
         ext(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign), true)?,
-        ext(&SubjectKeyIdentifier(OctetString::new(id.clone())?), false)?,
-        ext(&authority_key_id(&id)?, false)?,
+        ext(&SubjectKeyIdentifier(OctetString::new(id)?), false)?,
+        ext(&authority_key_id(&issuer.key_id)?, false)?,
     ];
-    let issuer = IssuerInfo {
-        name: subject.clone(),
-        spki_der: key.public_key_der().to_vec(),
-        key_id: id,
-        algorithm: key.signature_algorithm(),
-    };
-    let profile = FixedProfile {
-        subject: subject.clone(),
-        issuer: subject,
+    if !profile.ekus.is_empty() {
+        extensions.push(ext(&ExtendedKeyUsage(profile.ekus.clone()), false)?);
+    }
+    if let Some(url) = &profile.crl_url {
+        extensions.push(ext(&crl_distribution_points(url)?, false)?);
+    }
+    if !profile.policies.is_empty() {
+        extensions.push(ext(&certificate_policies(&profile.policies), false)?);
+    }
+    if let Some(url) = &profile.ca_issuers_url {
+        let ad = AccessDescription {
+            access_method: ID_AD_CA_ISSUERS,
+            access_location: uri(url)?,
+        };
+        extensions.push(ext(&AuthorityInfoAccessSyntax(vec![ad]), false)?);
+    }
+    let builder_profile = FixedProfile {
+        subject: profile.subject.clone(),
+        issuer: issuer.name.clone(),
         extensions,
     };
     let expect = Expectations {
         ca: true,
         sans: None,
-        spki_der: key.public_key_der().to_vec(),
+        spki_der: subject_spki_der.to_vec(),
+        client_auth: false,
+        max_validity_secs: None,
+        issuer_not_after: None,
+        issuer_key_id: issuer.key_id.clone(),
     };
     LintedTbs::new(
-        profile,
-        SerialNumber::from(serial),
+        builder_profile,
+        serial,
         not_before,
         not_after,
         spki,
-        &issuer,
+        issuer,
         &expect,
     )
 }
+
+fn crl_distribution_points(url: &str) -> Result<CrlDistributionPoints, Error> {
+    Ok(CrlDistributionPoints(vec![DistributionPoint {
+        distribution_point: Some(DistributionPointName::FullName(vec![uri(url)?])),
+        reasons: None,
+        crl_issuer: None,
+    }]))
+}
+
+fn certificate_policies(oids: &[ObjectIdentifier]) -> CertificatePolicies {
+    CertificatePolicies(
+        oids.iter()
+            .map(|oid| PolicyInformation {
+                policy_identifier: *oid,
+                policy_qualifiers: None,
+            })
+            .collect(),
+    )
+}
+
+/// CA/Browser Forum domain-validated policy (BR §7.1.6.1).
+pub const CABF_DOMAIN_VALIDATED: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.140.1.2.1");
 
 impl LintedTbs {
     fn new(
@@ -315,11 +419,24 @@ pub fn name(attributes: &[(ObjectIdentifier, &str)]) -> Result<Name, Error> {
     Ok(Name::hazmat_from_rdn_sequence(rdns))
 }
 
+/// The EKUs of a leaf: serverAuth, and clientAuth if the profile says so.
+fn leaf_ekus(client_auth: bool) -> Vec<ObjectIdentifier> {
+    let mut ekus = vec![ID_KP_SERVER_AUTH];
+    if client_auth {
+        ekus.push(ID_KP_CLIENT_AUTH);
+    }
+    ekus
+}
+
 /// What the lint expects of a TBS.
-struct Expectations {
-    ca: bool,
-    sans: Option<BTreeSet<Identifier>>,
-    spki_der: Vec<u8>,
+pub(crate) struct Expectations {
+    pub(crate) ca: bool,
+    pub(crate) sans: Option<BTreeSet<Identifier>>,
+    pub(crate) spki_der: Vec<u8>,
+    pub(crate) client_auth: bool,
+    pub(crate) max_validity_secs: Option<i64>,
+    pub(crate) issuer_not_after: Option<i64>,
+    pub(crate) issuer_key_id: Vec<u8>,
 }
 
 /// Decodes the TBS we just encoded and checks it against the profile. A
@@ -343,18 +460,39 @@ fn lint(
             "serial is not a positive integer of at most 20 octets",
         ));
     }
+    // BR §7.1: at least 64 bits from a CSPRNG; ours are 126 random bits in
+    // 16 octets. A leaf serial shorter than 9 octets cannot hold 64 bits.
+    if expect.sans.is_some() && serial.len() < 9 {
+        return Err(Error::Lint("leaf serial shorter than 64 bits of entropy"));
+    }
     if tbs.signature() != algorithm {
         return Err(Error::Lint(
             "signature algorithm differs from the issuer key's",
         ));
     }
+    if SHA1_ALGORITHMS.contains(&algorithm.oid) {
+        return Err(Error::Lint("SHA-1 signature algorithm"));
+    }
     let validity = tbs.validity();
-    if validity.not_before.to_unix_duration() >= validity.not_after.to_unix_duration() {
+    let not_before = validity.not_before.to_unix_duration().as_secs();
+    let not_after = validity.not_after.to_unix_duration().as_secs();
+    if not_before >= not_after {
         return Err(Error::Lint("empty validity"));
+    }
+    if let Some(max) = expect.max_validity_secs
+        && i64::try_from(not_after - not_before).map_or(true, |d| d > max)
+    {
+        return Err(Error::Lint("validity longer than the profile allows"));
+    }
+    if let Some(limit) = expect.issuer_not_after
+        && i64::try_from(not_after).map_or(true, |na| na > limit)
+    {
+        return Err(Error::Lint("notAfter after the issuer's notAfter"));
     }
     if tbs.subject_public_key_info().to_der()? != expect.spki_der {
         return Err(Error::Lint("subject key differs from the checked key"));
     }
+    lint_key(&expect.spki_der)?;
     let extensions = tbs.extensions().ok_or(Error::Lint("no extensions"))?;
     let mut seen = BTreeSet::new();
     for e in extensions {
@@ -370,16 +508,27 @@ fn lint(
     if !ku_critical || ku.key_cert_sign() != expect.ca {
         return Err(Error::Lint("keyUsage not critical or keyCertSign wrong"));
     }
-    if find::<SubjectKeyIdentifier>(extensions)?.is_none()
-        || find::<AuthorityKeyIdentifier>(extensions)?.is_none()
-    {
-        return Err(Error::Lint("missing key identifiers"));
+    if ku.crl_sign() != expect.ca {
+        return Err(Error::Lint("keyUsage cRLSign wrong"));
+    }
+    if !expect.ca && !ku.digital_signature() {
+        return Err(Error::Lint("leaf keyUsage without digitalSignature"));
+    }
+    if expect.ca && find::<SubjectKeyIdentifier>(extensions)?.is_none() {
+        return Err(Error::Lint("missing subjectKeyIdentifier"));
+    }
+    let (_, aki) = find::<AuthorityKeyIdentifier>(extensions)?
+        .ok_or(Error::Lint("missing authorityKeyIdentifier"))?;
+    if aki.key_identifier.as_ref().map(|k| k.as_bytes()) != Some(expect.issuer_key_id.as_slice()) {
+        return Err(Error::Lint(
+            "authorityKeyIdentifier is not the issuer's key id",
+        ));
     }
     if let Some(want) = &expect.sans {
         let eku =
             find::<ExtendedKeyUsage>(extensions)?.ok_or(Error::Lint("no extendedKeyUsage"))?;
-        if eku.1.0 != [ID_KP_SERVER_AUTH] {
-            return Err(Error::Lint("extendedKeyUsage is not exactly serverAuth"));
+        if eku.1.0 != leaf_ekus(expect.client_auth) {
+            return Err(Error::Lint("extendedKeyUsage differs from the profile"));
         }
         let (_, san) =
             find::<SubjectAltName>(extensions)?.ok_or(Error::Lint("no subjectAltName"))?;
@@ -396,6 +545,36 @@ fn lint(
         }
     }
     Ok(())
+}
+
+/// SHA-1 based signature algorithms, never used.
+const SHA1_ALGORITHMS: [ObjectIdentifier; 2] = [
+    const_oid::db::rfc5912::SHA_1_WITH_RSA_ENCRYPTION,
+    ObjectIdentifier::new_unwrap("1.2.840.10045.4.1"),
+];
+
+/// The subject key's type and size: RSA ≥ 2048 bits, EC on P-256/P-384/P-521,
+/// or Ed25519 (the policy decides which of those are accepted).
+fn lint_key(spki_der: &[u8]) -> Result<(), Error> {
+    let key = PKey::public_key_from_der(spki_der)?;
+    let ok = match key.id() {
+        openssl::pkey::Id::RSA => key.bits() >= 2048,
+        openssl::pkey::Id::EC => matches!(
+            key.ec_key()?.group().curve_name(),
+            Some(
+                openssl::nid::Nid::X9_62_PRIME256V1
+                    | openssl::nid::Nid::SECP384R1
+                    | openssl::nid::Nid::SECP521R1
+            )
+        ),
+        openssl::pkey::Id::ED25519 => true,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Lint("subject key type or size not allowed"))
+    }
 }
 
 pub(crate) fn find<'a, T: Decode<'a, Error = der::Error> + AssociatedOid>(
@@ -452,7 +631,10 @@ fn authority_key_id(id: &[u8]) -> Result<AuthorityKeyIdentifier, Error> {
     })
 }
 
-fn ext<T: Encode + AssociatedOid>(value: &T, critical: bool) -> Result<Extension, Error> {
+pub(crate) fn ext<T: Encode + AssociatedOid>(
+    value: &T,
+    critical: bool,
+) -> Result<Extension, Error> {
     Ok(Extension {
         extn_id: T::OID,
         critical,

@@ -34,8 +34,10 @@ fn now() -> i64 {
 
 fn ca_config(dir: &Path, key_type: KeyType) -> config::Ca {
     config::Ca {
-        key_file: dir.join("ca.key.pem"),
+        key_file: Some(dir.join("ca.key.pem")),
         cert_file: dir.join("ca.cert.pem"),
+        chain_file: None,
+        crl_validity_hours: 24,
         key_type,
         hash_alg: HashAlg::Sha256,
         validity_days: 90,
@@ -44,13 +46,33 @@ fn ca_config(dir: &Path, key_type: KeyType) -> config::Ca {
         organization: "Akāmu".to_owned(),
         crl_url: None,
         ocsp_url: None,
+        ca_issuers_url: None,
+    }
+}
+
+fn full_config(dir: &Path, ca: config::Ca) -> Config {
+    Config {
+        socket_path: dir.join("run/signer.sock"),
+        socket_mode: 0o600,
+        allowed_uids: vec![0],
+        ca,
+        signer: config::Signer::default(),
+        audit: config::Audit {
+            path: Some(dir.join("audit/audit.log")),
+        },
+        policy: config::Policy::default(),
+        profiles: Default::default(),
+        server_certificate: None,
     }
 }
 
 fn issuer(dir: &Path, cfg: &config::Ca) -> Issuer {
-    let _ = dir;
-    let (ca, _) = ca::load_or_create(cfg, now()).expect("CA");
-    Issuer::new(ca, cfg)
+    issuer_with(dir, full_config(dir, cfg.clone()))
+}
+
+fn issuer_with(_dir: &Path, config: Config) -> Issuer {
+    let (ca, _) = ca::load_or_create(&config.ca, now()).expect("CA");
+    Issuer::new(ca, &config).expect("issuer")
 }
 
 /// A CSR from rcgen (ECDSA P-256) for `names`, with an optional CN.
@@ -194,7 +216,7 @@ fn check_leaf(issued: &IssuedCertificate, ca_cfg: &config::Ca, expect_sans: &[&s
         ca.subject_key_id().expect("CA SKI").as_slice(),
         "AKI == CA SKI"
     );
-    assert!(leaf.subject_key_id().is_some(), "SKI");
+    assert!(leaf.subject_key_id().is_none(), "no SKI on leaves (BR)");
     assert_eq!(
         leaf.issuer_name().to_der().expect("der"),
         ca.subject_name().to_der().expect("der")
@@ -230,6 +252,7 @@ fn leaf_profile() {
                 der,
                 ids(&["www.example.org", "example.org"], &["192.0.2.7"]),
             ),
+            None,
             t0,
             &mut rand::rng(),
         )
@@ -274,6 +297,7 @@ fn cn_defaults_to_first_identifier_and_urls_are_included() {
     let issued = issuer
         .issue(
             &request(der, ids(&["b.example.org", "a.example.org"], &[])),
+            None,
             now(),
             &mut rand::rng(),
         )
@@ -301,6 +325,7 @@ fn rsa_subscriber_gets_key_encipherment() {
     let issued = issuer
         .issue(
             &request(der, ids(&["rsa.example.org"], &[])),
+            None,
             now(),
             &mut rand::rng(),
         )
@@ -318,7 +343,7 @@ fn refusals() {
     let issuer = issuer(dir.path(), &cfg);
     let issue = |req: IssueRequest| {
         issuer
-            .issue(&req, now(), &mut rand::rng())
+            .issue(&req, None, now(), &mut rand::rng())
             .map_err(|e| e.to_signer_error())
     };
     let is_bad_csr =
@@ -387,7 +412,7 @@ fn refusals() {
 }
 
 #[test]
-fn requested_validity_is_honoured_or_capped() {
+fn requested_validity_is_honoured_or_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = ca_config(dir.path(), KeyType::EcP256);
     let issuer = issuer(dir.path(), &cfg);
@@ -398,11 +423,21 @@ fn requested_validity_is_honoured_or_capped() {
         ids(&["a.example.org"], &[]),
     );
     req.not_after = Some(t0 + 400 * DAY);
-    let issued = issuer.issue(&req, t0, &mut rand::rng()).expect("issue");
+    let refused = issuer
+        .issue(&req, None, t0, &mut rand::rng())
+        .map_err(|e| e.to_signer_error());
+    assert!(
+        matches!(refused, Err(SignerError::PolicyRefused(_))),
+        "{refused:?}"
+    );
+    req.not_after = Some(t0 + 90 * DAY);
+    let issued = issuer
+        .issue(&req, None, t0, &mut rand::rng())
+        .expect("issue");
     assert_eq!(
         (issued.not_before, issued.not_after),
         (t0, t0 + 90 * DAY),
-        "capped"
+        "the profile's maximum"
     );
     let leaf = check_leaf(&issued, &cfg, &["dns:a.example.org"]);
     let d = leaf.not_before().diff(leaf.not_after()).expect("diff");
@@ -414,7 +449,9 @@ fn requested_validity_is_honoured_or_capped() {
     );
     req.not_before = Some(t0 - 600);
     req.not_after = Some(t0 + 7 * DAY);
-    let issued = issuer.issue(&req, t0, &mut rand::rng()).expect("issue");
+    let issued = issuer
+        .issue(&req, None, t0, &mut rand::rng())
+        .expect("issue");
     assert_eq!(
         (issued.not_before, issued.not_after),
         (t0 - 600, t0 + 7 * DAY),
@@ -457,6 +494,7 @@ fn every_ca_key_type_issues_verifiable_leaves() {
         let issued = issuer
             .issue(
                 &request(der, ids(&["a.example.org"], &[])),
+                None,
                 now(),
                 &mut rand::rng(),
             )
@@ -474,15 +512,30 @@ fn every_ca_key_type_issues_verifiable_leaves() {
 }
 
 #[test]
-fn ed25519_subscriber_key_is_accepted() {
+fn ed25519_subscriber_key_is_accepted_when_allowed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = ca_config(dir.path(), KeyType::EcP256);
-    let issuer = issuer(dir.path(), &cfg);
     let key = PKey::generate_ed25519().expect("ed25519");
     let der = openssl_csr(&key, &["ed.example.org"]);
+    let refused = issuer(dir.path(), &cfg)
+        .issue(
+            &request(der.clone(), ids(&["ed.example.org"], &[])),
+            None,
+            now(),
+            &mut rand::rng(),
+        )
+        .map_err(|e| e.to_signer_error());
+    assert!(
+        matches!(refused, Err(SignerError::BadPublicKey(_))),
+        "{refused:?}"
+    );
+    let mut config = full_config(dir.path(), cfg.clone());
+    config.policy.allow_ed25519 = true;
+    let issuer = issuer_with(dir.path(), config);
     let issued = issuer
         .issue(
             &request(der, ids(&["ed.example.org"], &[])),
+            None,
             now(),
             &mut rand::rng(),
         )
@@ -548,13 +601,10 @@ fn server_certificate_is_issued_reused_and_reissued() {
 }
 
 fn server_config(dir: &Path, allowed_uid: u32) -> Config {
-    Config {
-        socket_path: dir.join("run/signer.sock"),
-        socket_mode: 0o600,
-        allowed_uids: vec![allowed_uid],
-        ca: ca_config(&dir.join("ca"), KeyType::EcP256),
-        server_certificate: None,
-    }
+    let mut c = full_config(dir, ca_config(&dir.join("ca"), KeyType::EcP256));
+    c.allowed_uids = vec![allowed_uid];
+    c.audit.path = None;
+    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -644,7 +694,7 @@ fn startup_with_half_a_ca_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = server_config(dir.path(), 0);
     std::fs::create_dir_all(dir.path().join("ca")).expect("mkdir");
-    std::fs::write(&config.ca.key_file, b"x").expect("write");
+    std::fs::write(config.ca.key_file.as_ref().expect("key file"), b"x").expect("write");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -664,4 +714,95 @@ fn ready_line_format() {
     assert_eq!(v["socket"], "/run/akamu/signer.sock");
     assert_eq!(v["pid"], std::process::id());
     assert!(!line.contains('\n'));
+}
+
+#[test]
+fn crl_numbers_never_go_backwards_and_chain_file_is_served() {
+    use shared_proto::signer::{CrlRequest, RevokedEntry};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = ca_config(dir.path(), KeyType::EcP256);
+    let config = full_config(dir.path(), cfg.clone());
+    let request = CrlRequest {
+        revoked: vec![RevokedEntry {
+            serial_hex: "4a0102".to_owned(),
+            revoked_at: now() - 10,
+            reason: Some(4),
+        }],
+    };
+    let first = issuer_with(dir.path(), config.clone());
+    assert_eq!(
+        first
+            .generate_crl(&request, Some(7), now())
+            .expect("crl")
+            .number,
+        1
+    );
+    let crl = first.generate_crl(&request, Some(7), now()).expect("crl");
+    assert_eq!(crl.number, 2);
+    let parsed = openssl::x509::X509Crl::from_der(&crl.der).expect("crl der");
+    let ca = ca_x509(&cfg);
+    assert!(
+        parsed
+            .verify(&ca.public_key().expect("pk"))
+            .expect("verify")
+    );
+    drop(first);
+    // A restart continues; losing the counter file falls back to the audit log.
+    let second = issuer_with(dir.path(), config.clone());
+    assert_eq!(
+        second
+            .generate_crl(&request, None, now())
+            .expect("crl")
+            .number,
+        3
+    );
+    drop(second);
+    std::fs::remove_file(dir.path().join("audit/crl-number")).expect("rm");
+    let third = issuer_with(dir.path(), config.clone());
+    assert_eq!(
+        third
+            .generate_crl(&request, None, now())
+            .expect("crl")
+            .number,
+        4
+    );
+    // A malformed entry is refused and audited.
+    let bad = CrlRequest {
+        revoked: vec![RevokedEntry {
+            serial_hex: "XYZ".to_owned(),
+            revoked_at: 0,
+            reason: None,
+        }],
+    };
+    assert!(matches!(
+        third
+            .generate_crl(&bad, None, now())
+            .map_err(|e| e.to_signer_error()),
+        Err(SignerError::PolicyRefused(_))
+    ));
+    let head = ca_signer::audit::verify(&dir.path().join("audit/audit.log")).expect("verify");
+    assert_eq!(head.len(), 64);
+
+    // chain_file: served after cert_file.
+    let extra = dir.path().join("extra-chain.pem");
+    std::fs::write(&extra, std::fs::read(&cfg.cert_file).expect("read")).expect("write");
+    let mut with_chain = config;
+    with_chain.ca.chain_file = Some(extra);
+    let issuer = issuer_with(dir.path(), with_chain);
+    let chain = X509::stack_from_pem(issuer.chain().pem.as_bytes()).expect("chain");
+    assert_eq!(chain.len(), 2);
+    let der = csr(&["a.example.org"], None, false);
+    let issued = issuer
+        .issue(&request_for(der), None, now(), &mut rand::rng())
+        .expect("issue");
+    assert_eq!(
+        X509::stack_from_pem(issued.chain_pem.as_bytes())
+            .expect("chain")
+            .len(),
+        3
+    );
+}
+
+fn request_for(der: Vec<u8>) -> IssueRequest {
+    request(der, ids(&["a.example.org"], &[]))
 }

@@ -94,24 +94,28 @@ impl KeyBackend for FileKey {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        let digest = match self.algorithm {
-            SignatureAlgorithm::EcdsaSha256 | SignatureAlgorithm::RsaSha256 => {
-                MessageDigest::sha256()
-            }
-            SignatureAlgorithm::EcdsaSha384 | SignatureAlgorithm::RsaSha384 => {
-                MessageDigest::sha384()
-            }
-            SignatureAlgorithm::EcdsaSha512 | SignatureAlgorithm::RsaSha512 => {
-                MessageDigest::sha512()
-            }
-            SignatureAlgorithm::Ed25519 => {
+        let digest = match self.algorithm.hash() {
+            _ if self.algorithm == SignatureAlgorithm::Ed25519 => {
                 let mut signer = openssl::sign::Signer::new_without_digest(&self.pkey)?;
                 return Ok(signer.sign_oneshot_to_vec(message)?);
             }
+            HashAlg::Sha256 => MessageDigest::sha256(),
+            HashAlg::Sha384 => MessageDigest::sha384(),
+            HashAlg::Sha512 => MessageDigest::sha512(),
         };
         // ECDSA: openssl returns the DER ECDSA-Sig-Value X.509 wants.
         // RSA: the default padding is PKCS#1 v1.5.
         let mut signer = openssl::sign::Signer::new(digest, &self.pkey)?;
+        if matches!(
+            self.algorithm,
+            SignatureAlgorithm::RsaPssSha256
+                | SignatureAlgorithm::RsaPssSha384
+                | SignatureAlgorithm::RsaPssSha512
+        ) {
+            signer.set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS)?;
+            signer.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH)?;
+            signer.set_rsa_mgf1_md(digest)?;
+        }
         signer.update(message)?;
         Ok(signer.sign_to_vec()?)
     }

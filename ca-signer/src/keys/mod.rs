@@ -1,20 +1,24 @@
 //! Key backends: where the CA's private key lives and how it signs.
 //!
 //! [`KeyBackend`] is the only way the rest of the signer touches a private
-//! key. [`file::FileKey`] keeps it in a PEM file through openssl; a PKCS#11
-//! backend will sit beside it.
+//! key. [`file::FileKey`] keeps it in a PEM file through openssl;
+//! [`pkcs11::Pkcs11Key`] keeps it inside a PKCS#11 token.
 
 pub mod file;
+pub mod pkcs11;
 
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5912::{
     ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ECDSA_WITH_SHA_512, SHA_256_WITH_RSA_ENCRYPTION,
     SHA_384_WITH_RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION,
 };
+use const_oid::db::rfc5912::{ID_MGF_1, ID_RSASSA_PSS, ID_SHA_256, ID_SHA_384, ID_SHA_512};
 use const_oid::db::rfc8410::ID_ED_25519;
+use der::Any;
 use der::asn1::Null;
 use spki::AlgorithmIdentifierOwned;
 
+use crate::config::HashAlg;
 use crate::error::Error;
 
 /// A CA private key that can sign.
@@ -48,6 +52,23 @@ pub enum SignatureAlgorithm {
     RsaSha512,
     /// Ed25519 (RFC 8410).
     Ed25519,
+    /// RSASSA-PSS with SHA-256, MGF1-SHA-256, 32-byte salt (RFC 4055).
+    RsaPssSha256,
+    /// RSASSA-PSS with SHA-384, MGF1-SHA-384, 48-byte salt.
+    RsaPssSha384,
+    /// RSASSA-PSS with SHA-512, MGF1-SHA-512, 64-byte salt.
+    RsaPssSha512,
+}
+
+/// RSASSA-PSS-params (RFC 4055 §3.1), trailerField left at its default.
+#[derive(der::Sequence)]
+struct PssParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    hash: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT")]
+    mask_gen: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT")]
+    salt_length: u8,
 }
 
 impl SignatureAlgorithm {
@@ -61,6 +82,19 @@ impl SignatureAlgorithm {
             Self::RsaSha384 => SHA_384_WITH_RSA_ENCRYPTION,
             Self::RsaSha512 => SHA_512_WITH_RSA_ENCRYPTION,
             Self::Ed25519 => ID_ED_25519,
+            Self::RsaPssSha256 | Self::RsaPssSha384 | Self::RsaPssSha512 => ID_RSASSA_PSS,
+        }
+    }
+
+    /// The digest the algorithm uses (Ed25519 hashes internally; SHA-512 is
+    /// reported for it and not used).
+    pub fn hash(self) -> HashAlg {
+        match self {
+            Self::EcdsaSha256 | Self::RsaSha256 | Self::RsaPssSha256 => HashAlg::Sha256,
+            Self::EcdsaSha384 | Self::RsaSha384 | Self::RsaPssSha384 => HashAlg::Sha384,
+            Self::EcdsaSha512 | Self::RsaSha512 | Self::RsaPssSha512 | Self::Ed25519 => {
+                HashAlg::Sha512
+            }
         }
     }
 
@@ -69,6 +103,27 @@ impl SignatureAlgorithm {
     pub fn algorithm_identifier(self) -> AlgorithmIdentifierOwned {
         let parameters = match self {
             Self::RsaSha256 | Self::RsaSha384 | Self::RsaSha512 => Some(Null.into()),
+            Self::RsaPssSha256 | Self::RsaPssSha384 | Self::RsaPssSha512 => {
+                let (oid, salt_length) = match self.hash() {
+                    HashAlg::Sha256 => (ID_SHA_256, 32),
+                    HashAlg::Sha384 => (ID_SHA_384, 48),
+                    HashAlg::Sha512 => (ID_SHA_512, 64),
+                };
+                let hash = AlgorithmIdentifierOwned {
+                    oid,
+                    parameters: Some(Null.into()),
+                };
+                let params = PssParams {
+                    hash: hash.clone(),
+                    mask_gen: AlgorithmIdentifierOwned {
+                        oid: ID_MGF_1,
+                        parameters: Any::encode_from(&hash).ok(),
+                    },
+                    salt_length,
+                };
+                // Encoding fixed, small structures cannot fail.
+                Any::encode_from(&params).ok()
+            }
             _ => None,
         };
         AlgorithmIdentifierOwned {

@@ -1,0 +1,159 @@
+//! `akamu-cli admin`: operator actions that never touch the CA key.
+//! `revoke` records a revocation in the frontend's database (the frontend
+//! then has the signer sign a new CRL); `block-key` adds a key to the
+//! signer's blocklist, which the signer re-reads on its next request.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::error::CliError;
+use crate::output::Output;
+
+/// `admin` subcommands.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand, Clone, Debug)]
+enum Action {
+    /// Revoke a certificate as the operator.
+    Revoke {
+        /// The certificate's serial, hex.
+        #[arg(long, value_name = "HEX")]
+        serial: String,
+        /// RFC 5280 reason code (0–6, 8–10).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        reason: i64,
+        /// The frontend's configuration. Default: the embedded default.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Add a public key to the signer's blocklist (SPKI SHA-256).
+    BlockKey {
+        /// The SPKI SHA-256, hex.
+        #[arg(long, value_name = "HEX", conflicts_with_all = ["cert", "public_key", "csr"])]
+        spki_sha256: Option<String>,
+        /// A PEM certificate whose key to block.
+        #[arg(long, value_name = "FILE")]
+        cert: Option<PathBuf>,
+        /// A PEM public (or private) key to block.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        /// A PEM CSR whose key to block.
+        #[arg(long, value_name = "FILE")]
+        csr: Option<PathBuf>,
+        /// The blocklist file (`[policy] blocked_keys_file`).
+        #[arg(long, value_name = "FILE", conflicts_with = "signer_config")]
+        blocklist: Option<PathBuf>,
+        /// The signer's configuration, to find its blocklist file.
+        #[arg(long, value_name = "FILE")]
+        signer_config: Option<PathBuf>,
+        /// Why (kept as a comment in the file).
+        #[arg(long, default_value = "blocked by akamu-cli admin block-key")]
+        comment: String,
+    },
+}
+
+/// Runs an admin subcommand.
+pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
+    match args.action {
+        Action::Revoke {
+            serial,
+            reason,
+            config,
+        } => {
+            let done = acme_frontend::admin::revoke(config.as_deref(), &serial, reason)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let (human, state) = match done {
+                acme_frontend::admin::Revoked::Done { id } => (
+                    format!("revoked {serial} (certificate {id}), reason {reason}"),
+                    "revoked",
+                ),
+                acme_frontend::admin::Revoked::AlreadyRevoked => {
+                    (format!("{serial} was already revoked"), "already_revoked")
+                }
+            };
+            out.result(&human, json!({ "serial": serial, "state": state }));
+            Ok(())
+        }
+        Action::BlockKey {
+            spki_sha256,
+            cert,
+            public_key,
+            csr,
+            blocklist,
+            signer_config,
+            comment,
+        } => {
+            let hash = match (spki_sha256, cert, public_key, csr) {
+                (Some(h), ..) => ca_signer::blocklist::parse_hash(&h)
+                    .ok_or_else(|| CliError::Usage(format!("{h:?} is not a SHA-256 hex hash")))?,
+                (None, Some(p), _, _) => spki_hash(&p, |b| {
+                    openssl::x509::X509::from_pem(b)?
+                        .public_key()?
+                        .public_key_to_der()
+                })?,
+                (None, None, Some(p), _) => spki_hash(&p, |b| {
+                    openssl::pkey::PKey::public_key_from_pem(b)
+                        .and_then(|k| k.public_key_to_der())
+                        .or_else(|_| {
+                            openssl::pkey::PKey::private_key_from_pem(b)?.public_key_to_der()
+                        })
+                })?,
+                (None, None, None, Some(p)) => spki_hash(&p, |b| {
+                    openssl::x509::X509Req::from_pem(b)?
+                        .public_key()?
+                        .public_key_to_der()
+                })?,
+                _ => {
+                    return Err(CliError::Usage(
+                        "give --spki-sha256, --cert, --public-key or --csr".to_owned(),
+                    ));
+                }
+            };
+            let file = match (blocklist, signer_config) {
+                (Some(f), _) => f,
+                (None, Some(c)) => ca_signer::Config::load(&c)
+                    .map_err(|e| CliError::Usage(e.to_string()))?
+                    .blocked_keys_path(),
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "give --blocklist FILE or --signer-config FILE".to_owned(),
+                    ));
+                }
+            };
+            let added = ca_signer::blocklist::add(&file, &hash, &comment).map_err(|e| {
+                CliError::BadFile {
+                    path: file.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let hex = hex::encode(hash);
+            let human = if added {
+                format!("blocked key {hex} in {}", file.display())
+            } else {
+                format!("key {hex} was already blocked in {}", file.display())
+            };
+            out.result(
+                &human,
+                json!({ "spki_sha256": hex, "added": added, "blocklist": file }),
+            );
+            Ok(())
+        }
+    }
+}
+
+fn spki_hash(
+    path: &Path,
+    spki: impl Fn(&[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack>,
+) -> Result<[u8; 32], CliError> {
+    let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
+    let der = spki(&bytes).map_err(|e| CliError::BadFile {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(openssl::sha::sha256(&der))
+}

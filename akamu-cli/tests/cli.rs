@@ -1,0 +1,572 @@
+//! The built `akamu-cli` binary against our CA and against Pebble:
+//! register, issue (http-01, tls-alpn-01, dns-01 through --dns-hook),
+//! renew --force, revoke, key-change, deregister, and the exit codes.
+
+#[path = "../../akamu-client/tests/support/mod.rs"]
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::dns::DnsServer;
+use support::{Ca, Pebble, free_port};
+
+/// One finished CLI run.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs `akamu-cli` with `args`, `--server` and `--ca-bundle` set through
+/// the environment (AKAMU_SERVER, AKAMU_CA_BUNDLE).
+async fn cli(server: &str, bundle: &Path, args: &[&str]) -> Run {
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_akamu-cli"))
+            .args(args)
+            .env("AKAMU_SERVER", server)
+            .env("AKAMU_CA_BUNDLE", bundle)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("akamu-cli finished within 180 s")
+    .expect("run akamu-cli");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!(
+        "$ akamu-cli {}\n[exit {}]\n{}{}",
+        args.join(" "),
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+fn ok(run: &Run) {
+    assert_eq!(run.code, 0, "command failed:\n{}{}", run.stdout, run.stderr);
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+fn sans(path: &Path) -> Vec<String> {
+    let leaf =
+        openssl::x509::X509::from_pem(&std::fs::read(path).expect("read cert")).expect("leaf");
+    let mut names: Vec<String> = leaf
+        .subject_alt_names()
+        .map(|s| {
+            s.iter()
+                .filter_map(|n| n.dnsname().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Writes the `--dns-hook` script: on `present` it writes the record to
+/// `<dir>/txt-request` and waits for `<dir>/txt-done` (the test publishes
+/// the record in its DNS server meanwhile).
+fn dns_hook(dir: &Path) -> PathBuf {
+    let hook = dir.join("hook.sh");
+    let d = dir.display();
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nset -e\necho \"$1 $3 $4\" >> {d}/hook.log\n[ \"$1\" = present ] || exit 0\n\
+             echo \"$AKAMU_DNS_NAME $AKAMU_DNS_VALUE\" > {d}/txt-request.tmp\nmv {d}/txt-request.tmp {d}/txt-request\n\
+             i=0; while [ ! -f {d}/txt-done ]; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; done\nrm -f {d}/txt-done\n"
+        ),
+    )
+    .expect("write hook");
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    hook
+}
+
+/// Publishes what the hook asks for in `dns`, once.
+async fn serve_hook(dir: PathBuf, dns: &DnsServer) {
+    let req = dir.join("txt-request");
+    for _ in 0..1200 {
+        if let Ok(text) = std::fs::read_to_string(&req) {
+            let mut parts = text.split_whitespace();
+            let (name, value) = (parts.next().expect("name"), parts.next().expect("value"));
+            dns.set_txt(name, &[value]);
+            std::fs::remove_file(&req).expect("rm request");
+            std::fs::write(dir.join("txt-done"), b"").expect("done");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the dns hook never asked for a record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_against_our_ca() {
+    let dns = DnsServer::start().await;
+    let ca = Ca::start(free_port(), free_port(), Some(dns.addr()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = ca.ca_cert.clone();
+    let server = ca.directory.clone();
+    let acct = dir.path().join("account.pem");
+    let sidecar = dir.path().join("account.pem.account-url");
+    let http_port = ca.http_port.to_string();
+    let tls_port = ca.tls_port.to_string();
+
+    // Usage errors exit 2 before any network traffic.
+    let run = cli(&server, &bundle, &["issue", "--account-key", s(&acct)]).await;
+    assert_eq!(run.code, 2, "missing -d/--out is a usage error");
+    let run = cli(&server, &bundle, &["bogus-command"]).await;
+    assert_eq!(run.code, 2);
+
+    // account register
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "--json",
+            "account",
+            "register",
+            "--account-key",
+            s(&acct),
+            "--contact",
+            "mailto:ops@example.org",
+            "--agree-tos",
+        ],
+    )
+    .await;
+    ok(&run);
+    let account = run.json();
+    assert_eq!(account["status"], "valid");
+    assert_eq!(mode(&acct), 0o600, "account key is private");
+    assert_eq!(
+        std::fs::read_to_string(&sidecar).expect("sidecar").trim(),
+        account["url"].as_str().expect("url")
+    );
+
+    // account show / update (human output)
+    let run = cli(
+        &server,
+        &bundle,
+        &["account", "show", "--account-key", s(&acct)],
+    )
+    .await;
+    ok(&run);
+    assert!(
+        run.stdout.contains("Status:  valid")
+            && run.stdout.contains("Contact: mailto:ops@example.org")
+    );
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "account",
+            "update",
+            "--account-key",
+            s(&acct),
+            "--contact",
+            "mailto:new@example.org",
+        ],
+    )
+    .await;
+    ok(&run);
+    assert!(run.stdout.contains("mailto:new@example.org"));
+
+    // issue: two names over http-01
+    let cert = dir.path().join("cert.pem");
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "issue",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "www.example.org",
+            "-d",
+            "api.example.org",
+            "--out",
+            s(&cert),
+            "--http-port",
+            &http_port,
+            "--bind-addr",
+            "127.0.0.1",
+            "--poll-timeout",
+            "60",
+        ],
+    )
+    .await;
+    ok(&run);
+    for phase in [
+        "order placed",
+        "challenge 1/2 valid",
+        "challenge 2/2 valid",
+        "finalized",
+        "downloaded",
+    ] {
+        assert!(
+            run.stderr.contains(phase),
+            "missing progress line {phase:?}:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(sans(&cert), ["api.example.org", "www.example.org"]);
+    let cert_key = dir.path().join("cert.pem.key.pem");
+    assert_eq!(mode(&cert_key), 0o600, "certificate key is private");
+
+    // renew --force (and without --force: no ARI on this server → warning, renews)
+    let renewed = dir.path().join("renewed.pem");
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "--json",
+            "renew",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "www.example.org",
+            "--cert",
+            s(&cert),
+            "--out",
+            s(&renewed),
+            "--force",
+            "--http-port",
+            &http_port,
+            "--bind-addr",
+            "127.0.0.1",
+        ],
+    )
+    .await;
+    ok(&run);
+    assert_eq!(run.json()["renewed"], true);
+    assert_eq!(sans(&renewed), ["www.example.org"]);
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "renew",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "www.example.org",
+            "--cert",
+            s(&renewed),
+            "--out",
+            s(&renewed),
+            "--http-port",
+            &http_port,
+            "--bind-addr",
+            "127.0.0.1",
+        ],
+    )
+    .await;
+    ok(&run);
+    assert!(run.stderr.contains("ARI check failed"), "{}", run.stderr);
+
+    // issue over tls-alpn-01 with a given certificate key path
+    let tls_cert = dir.path().join("tls.pem");
+    let tls_key = dir.path().join("tls.key");
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "issue",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "tls.example.org",
+            "--out",
+            s(&tls_cert),
+            "--challenge",
+            "tls-alpn-01",
+            "--tls-port",
+            &tls_port,
+            "--bind-addr",
+            "127.0.0.1",
+            "--cert-key",
+            s(&tls_key),
+            "--cert-key-type",
+            "ec:P-384",
+        ],
+    )
+    .await;
+    ok(&run);
+    assert_eq!(sans(&tls_cert), ["tls.example.org"]);
+    assert_eq!(mode(&tls_key), 0o600);
+
+    // issue over dns-01 through --dns-hook
+    let hook = dns_hook(dir.path());
+    let dns_cert = dir.path().join("dns.pem");
+    let args = [
+        "issue",
+        "--account-key",
+        s(&acct),
+        "-d",
+        "dns.example.org",
+        "--out",
+        s(&dns_cert),
+        "--challenge",
+        "dns-01",
+        "--dns-hook",
+        s(&hook),
+    ];
+    let (run, ()) = tokio::join!(
+        cli(&server, &bundle, &args),
+        serve_hook(dir.path().to_owned(), &dns)
+    );
+    ok(&run);
+    assert_eq!(sans(&dns_cert), ["dns.example.org"]);
+    let log = std::fs::read_to_string(dir.path().join("hook.log")).expect("hook log");
+    assert!(
+        log.contains("present _acme-challenge.dns.example.org.") && log.contains("cleanup"),
+        "{log}"
+    );
+
+    // revoke: reason 7 is a usage error; account-key revocation; twice is
+    // an ACME error; self-revocation with the certificate key.
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "revoke",
+            "--account-key",
+            s(&acct),
+            "--cert",
+            s(&cert),
+            "--reason",
+            "7",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("invalid reason code 7; valid values: 0–6, 8–10"),
+        "{}",
+        run.stderr
+    );
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "revoke",
+            "--account-key",
+            s(&acct),
+            "--cert",
+            s(&cert),
+            "--reason",
+            "1",
+        ],
+    )
+    .await;
+    ok(&run);
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "--json",
+            "revoke",
+            "--account-key",
+            s(&acct),
+            "--cert",
+            s(&cert),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "revoking twice is an ACME error");
+    assert_eq!(
+        run.json()["acme_type"],
+        "urn:ietf:params:acme:error:alreadyRevoked"
+    );
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "revoke",
+            "--account-key",
+            s(&acct),
+            "--cert",
+            s(&tls_cert),
+            "--cert-key",
+            s(&tls_key),
+        ],
+    )
+    .await;
+    ok(&run);
+
+    // key-change: the new key replaces the account key file.
+    let new_key = dir.path().join("new.pem");
+    let old_pem = std::fs::read(&acct).expect("old key");
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "account",
+            "key-change",
+            "--account-key",
+            s(&acct),
+            "--new-key",
+            s(&new_key),
+            "--new-key-type",
+            "ec:P-384",
+        ],
+    )
+    .await;
+    ok(&run);
+    assert_ne!(std::fs::read(&acct).expect("key"), old_pem);
+    assert_eq!(
+        std::fs::read(&acct).expect("key"),
+        std::fs::read(&new_key).expect("new")
+    );
+    assert_eq!(mode(&acct), 0o600);
+    let run = cli(
+        &server,
+        &bundle,
+        &["account", "show", "--account-key", s(&acct)],
+    )
+    .await;
+    ok(&run);
+
+    // deregister removes the sidecar; a second deregister has none (I/O, 3).
+    let run = cli(
+        &server,
+        &bundle,
+        &["account", "deregister", "--account-key", s(&acct)],
+    )
+    .await;
+    ok(&run);
+    assert!(run.stdout.contains("deactivated"));
+    assert!(!sidecar.exists());
+    let run = cli(
+        &server,
+        &bundle,
+        &["account", "deregister", "--account-key", s(&acct)],
+    )
+    .await;
+    assert_eq!(run.code, 3, "missing sidecar is an I/O error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_against_pebble() {
+    let dns = DnsServer::start().await;
+    let pebble = Pebble::start(free_port(), free_port(), dns.addr());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = pebble.https_root.clone();
+    let server = pebble.directory.clone();
+    let acct = dir.path().join("account.pem");
+    let http_port = pebble.http_port.to_string();
+
+    ok(&cli(
+        &server,
+        &bundle,
+        &[
+            "account",
+            "register",
+            "--account-key",
+            s(&acct),
+            "--agree-tos",
+        ],
+    )
+    .await);
+    let cert = dir.path().join("cert.pem");
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "issue",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "www.example.org",
+            "-d",
+            "api.example.org",
+            "--out",
+            s(&cert),
+            "--http-port",
+            &http_port,
+            "--bind-addr",
+            "127.0.0.1",
+        ],
+    )
+    .await;
+    ok(&run);
+    assert_eq!(sans(&cert), ["api.example.org", "www.example.org"]);
+    let renewed = dir.path().join("renewed.pem");
+    ok(&cli(
+        &server,
+        &bundle,
+        &[
+            "renew",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "www.example.org",
+            "--cert",
+            s(&cert),
+            "--force",
+            "--out",
+            s(&renewed),
+            "--http-port",
+            &http_port,
+            "--bind-addr",
+            "127.0.0.1",
+        ],
+    )
+    .await);
+    assert_eq!(sans(&renewed), ["www.example.org"]);
+    ok(&cli(
+        &server,
+        &bundle,
+        &[
+            "revoke",
+            "--account-key",
+            s(&acct),
+            "--cert",
+            s(&cert),
+            "--reason",
+            "4",
+        ],
+    )
+    .await);
+    let key = dir.path().join("renewed.pem.key.pem");
+    ok(&cli(
+        &server,
+        &bundle,
+        &[
+            "revoke",
+            "--account-key",
+            s(&acct),
+            "--cert",
+            s(&renewed),
+            "--cert-key",
+            s(&key),
+        ],
+    )
+    .await);
+    ok(&cli(
+        &server,
+        &bundle,
+        &["account", "deregister", "--account-key", s(&acct)],
+    )
+    .await);
+}

@@ -1,0 +1,150 @@
+//! Key-type names as the Akāmu tools spell them (`ec:P-256`, `rsa:3072`,
+//! `ed25519`, …) and key generation from them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+
+use crate::JoseError;
+
+/// A key type that can be generated for JWS signing or for certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyType {
+    /// ECDSA on P-256 (`ec:P-256`, signs ES256).
+    EcP256,
+    /// ECDSA on P-384 (`ec:P-384`, signs ES384).
+    EcP384,
+    /// ECDSA on P-521 (`ec:P-521`, signs ES512).
+    EcP521,
+    /// RSA with the given modulus size in bits (`rsa:2048`, `rsa:3072`,
+    /// `rsa:4096`; signs RS256).
+    Rsa(u32),
+    /// Ed25519 (`ed25519`, signs EdDSA).
+    Ed25519,
+    /// Ed448 (`ed448`, signs EdDSA).
+    Ed448,
+}
+
+impl KeyType {
+    /// Every key type `FromStr` accepts, in their canonical spelling.
+    pub const NAMES: [&'static str; 8] = [
+        "ec:P-256", "ec:P-384", "ec:P-521", "rsa:2048", "rsa:3072", "rsa:4096", "ed25519", "ed448",
+    ];
+
+    /// Generates a fresh private key of this type.
+    pub fn generate(self) -> Result<PKey<Private>, JoseError> {
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::nid::Nid;
+        let ec = |nid: Nid| -> Result<PKey<Private>, JoseError> {
+            let group = EcGroup::from_curve_name(nid)?;
+            Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
+        };
+        match self {
+            Self::EcP256 => ec(Nid::X9_62_PRIME256V1),
+            Self::EcP384 => ec(Nid::SECP384R1),
+            Self::EcP521 => ec(Nid::SECP521R1),
+            Self::Rsa(bits) => Ok(PKey::from_rsa(Rsa::generate(bits)?)?),
+            Self::Ed25519 => Ok(PKey::generate_ed25519()?),
+            Self::Ed448 => Ok(PKey::generate_ed448()?),
+        }
+    }
+}
+
+/// A key-type name that [`KeyType`] does not know.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unsupported key type {0:?} (supported: ec:P-256, ec:P-384, ec:P-521, rsa:2048, rsa:3072, rsa:4096, ed25519, ed448)"
+)]
+pub struct UnknownKeyType(pub String);
+
+impl FromStr for KeyType {
+    type Err = UnknownKeyType;
+
+    /// Parses `ec:P-256`, `ec:P-384`, `ec:P-521`, `rsa:2048`, `rsa:3072`,
+    /// `rsa:4096`, `ed25519` or `ed448` (case-insensitive).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "ec:p-256" | "ec:p256" => Self::EcP256,
+            "ec:p-384" | "ec:p384" => Self::EcP384,
+            "ec:p-521" | "ec:p521" => Self::EcP521,
+            "rsa:2048" => Self::Rsa(2048),
+            "rsa:3072" => Self::Rsa(3072),
+            "rsa:4096" => Self::Rsa(4096),
+            "ed25519" => Self::Ed25519,
+            "ed448" => Self::Ed448,
+            _ => return Err(UnknownKeyType(s.to_owned())),
+        })
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EcP256 => f.write_str("ec:P-256"),
+            Self::EcP384 => f.write_str("ec:P-384"),
+            Self::EcP521 => f.write_str("ec:P-521"),
+            Self::Rsa(bits) => write!(f, "rsa:{bits}"),
+            Self::Ed25519 => f.write_str("ed25519"),
+            Self::Ed448 => f.write_str("ed448"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openssl::pkey::Id;
+
+    use super::*;
+    use crate::{Alg, FlattenedJws, SigningKey};
+
+    #[test]
+    fn names_round_trip() {
+        for name in KeyType::NAMES {
+            let kt: KeyType = name.parse().expect("parse");
+            assert_eq!(kt.to_string(), name);
+        }
+        assert!("rsa:1024".parse::<KeyType>().is_err());
+        assert!("ml-dsa-65".parse::<KeyType>().is_err());
+        assert!("dsa".parse::<KeyType>().is_err());
+    }
+
+    #[test]
+    fn every_type_generates_signs_and_round_trips_pem() {
+        for name in KeyType::NAMES {
+            let kt: KeyType = name.parse().expect("parse");
+            let key = SigningKey::generate_key_type(kt).expect("generate");
+            let expected_alg = match kt {
+                KeyType::EcP256 => Alg::Es256,
+                KeyType::EcP384 => Alg::Es384,
+                KeyType::EcP521 => Alg::Es512,
+                KeyType::Rsa(bits) => {
+                    assert_eq!(key.pkey().bits(), bits);
+                    Alg::Rs256
+                }
+                KeyType::Ed25519 => {
+                    assert_eq!(key.pkey().id(), Id::ED25519);
+                    Alg::EdDsa
+                }
+                KeyType::Ed448 => {
+                    assert_eq!(key.pkey().id(), Id::ED448);
+                    Alg::EdDsa
+                }
+            };
+            assert_eq!(key.alg(), expected_alg, "{name}");
+            let pem = key.to_pem().expect("pem");
+            let back = SigningKey::from_pem(&pem).expect("load");
+            assert_eq!(back.alg(), expected_alg);
+            assert_eq!(back.thumbprint().expect("t"), key.thumbprint().expect("t"));
+            assert!(back.pkey().public_eq(key.pkey()));
+
+            let jws = back
+                .sign_flattened(serde_json::json!({"nonce": "n", "url": "u"}), b"{}")
+                .expect("sign");
+            let jws: FlattenedJws = serde_json::from_value(jws).expect("parse");
+            let public = key.public_jwk().expect("jwk").to_public_key().expect("pk");
+            jws.verify(expected_alg, &public).expect("verifies");
+        }
+    }
+}
