@@ -14,11 +14,27 @@ mod support;
 /// download, and `openssl verify` of the chain.
 mod issuance;
 
-/// Debian's certbot, unmodified, obtains a certificate in standalone mode.
+/// Debian's certbot, unmodified: standalone http-01, manual dns-01 with
+/// hooks, update_account, revoke, unregister.
 mod certbot;
 
-/// Debian's lego, unmodified, obtains a certificate with its http-01 server.
+/// Debian's lego, unmodified: http-01, tls-alpn-01, dns-01 (exec hook),
+/// wildcard, renew and revoke.
 mod lego;
+
+/// Accounts: key rollover, EAB, deactivation, terms of service.
+mod accounts;
+
+/// Orders list, pre-authorization, authz reuse and deactivation, validity
+/// window, lifetimes.
+mod orders;
+
+/// Protocol details: Retry-After, offered challenges, IP identifiers,
+/// failed challenges.
+mod rfc8555;
+
+/// Revocation by owner, certificate key, authorized account; refusals.
+mod revocation;
 
 /// Crash safety: kill -9 the signer or the validator, the launcher restarts
 /// it, and no order or challenge is left stuck.

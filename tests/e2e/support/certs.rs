@@ -26,6 +26,54 @@ pub fn dns_sans(cert: &X509) -> Vec<String> {
     names
 }
 
+/// The IP-address SANs of `cert`, as text, sorted.
+pub fn ip_sans(cert: &X509) -> Vec<String> {
+    let mut ips: Vec<String> = cert
+        .subject_alt_names()
+        .map(|sans| {
+            sans.iter()
+                .filter_map(|n| n.ipaddress())
+                .filter_map(|b| match b.len() {
+                    4 => <[u8; 4]>::try_from(b)
+                        .ok()
+                        .map(|a| std::net::IpAddr::from(a).to_string()),
+                    16 => <[u8; 16]>::try_from(b)
+                        .ok()
+                        .map(|a| std::net::IpAddr::from(a).to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ips.sort();
+    ips
+}
+
+/// Verifies a PEM bundle (leaf first, then the CA) with `openssl verify`
+/// against the CA certificate and asserts its SANs are exactly `dns` and
+/// `ips` (any order) and nothing else. Returns the leaf.
+pub fn verify_with_sans(
+    dir: &Path,
+    ca_cert: &Path,
+    chain_pem: &str,
+    dns: &[&str],
+    ips: &[&str],
+) -> X509 {
+    let leaf = verify_chain(dir, ca_cert, chain_pem);
+    let mut want_dns: Vec<String> = dns.iter().map(|s| (*s).to_owned()).collect();
+    want_dns.sort();
+    let mut want_ips: Vec<String> = ips.iter().map(|s| (*s).to_owned()).collect();
+    want_ips.sort();
+    assert_eq!(dns_sans(&leaf), want_dns, "DNS SANs of the leaf");
+    assert_eq!(ip_sans(&leaf), want_ips, "IP SANs of the leaf");
+    assert_eq!(
+        san_count(&leaf),
+        dns.len() + ips.len(),
+        "no SAN beyond the requested ones"
+    );
+    leaf
+}
+
 /// Number of SAN entries of any kind (DNS, IP, email, URI, …).
 pub fn san_count(cert: &X509) -> usize {
     cert.subject_alt_names().map_or(0, |s| s.len())

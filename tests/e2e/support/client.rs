@@ -19,8 +19,8 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AuthorizationStatus, BodyWrapper, ChallengeType, Identifier, NewAccount, NewOrder,
-    Order, OrderStatus, RetryPolicy,
+    Account, AccountBuilder, AuthorizationStatus, BodyWrapper, ChallengeType, Identifier,
+    NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
 };
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
@@ -65,11 +65,30 @@ fn https_connector(ca_cert: &Path) -> HttpsConnector<HttpConnector> {
         .build()
 }
 
-/// Creates a new ACME account (fresh P-256 key, ToS agreed) with instant-acme.
-pub async fn acme_account(ca: &Ca) -> Account {
+/// An instant-acme account builder whose HTTPS client trusts only the CA.
+pub fn account_builder(ca: &Ca) -> AccountBuilder {
     let http: HyperClient<_, BodyWrapper<Bytes>> =
         HyperClient::builder(TokioExecutor::new()).build(https_connector(ca.ca_cert()));
-    let (account, _credentials) = Account::builder_with_http(Box::new(http))
+    Account::builder_with_http(Box::new(http))
+}
+
+/// The ACME problem type of an instant-acme error, without the
+/// `urn:ietf:params:acme:error:` prefix (panics if it is not a problem).
+pub fn problem_type(err: &instant_acme::Error) -> String {
+    match err {
+        instant_acme::Error::Api(p) => p
+            .r#type
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches("urn:ietf:params:acme:error:")
+            .to_owned(),
+        other => panic!("expected an ACME problem document, got: {other:?}"),
+    }
+}
+
+/// Creates a new ACME account (fresh P-256 key, ToS agreed) with instant-acme.
+pub async fn acme_account(ca: &Ca) -> Account {
+    let (account, _credentials) = account_builder(ca)
         .create(
             &NewAccount {
                 contact: &[],

@@ -86,6 +86,30 @@ impl DnsServer {
         self.write().txt.remove(&lower(name));
     }
 
+    /// Adds one TXT value to `name`, keeping the others (a wildcard and its
+    /// base name publish two values at the same `_acme-challenge` name).
+    pub fn add_txt(&self, name: &str, value: &str) {
+        self.data_handle().add_txt(name, value);
+    }
+
+    /// Removes one TXT value of `name`, keeping the others.
+    pub fn remove_txt(&self, name: &str, value: &str) {
+        self.data_handle().remove_txt(name, value);
+    }
+
+    /// The TXT values currently published at `name`.
+    pub fn txt(&self, name: &str) -> Vec<String> {
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        data.txt.get(&lower(name)).cloned().unwrap_or_default()
+    }
+
+    /// A handle on the zone data for the control endpoint
+    /// (`super::dns_control`), which lets external hook scripts publish TXT
+    /// records.
+    pub(crate) fn data_handle(&self) -> ZoneHandle {
+        ZoneHandle(self.data.clone())
+    }
+
     /// Replaces the A records of `name` (default: 127.0.0.1).
     pub fn set_a(&self, name: &str, addrs: &[Ipv4Addr]) {
         let mut data = self.write();
@@ -109,6 +133,35 @@ impl Drop for DnsServer {
         // Server's tasks live in a JoinSet that aborts them when dropped;
         // cancelling first makes the intent explicit.
         self.server.shutdown_token().cancel();
+    }
+}
+
+/// Shared access to a running server's TXT records.
+#[derive(Clone)]
+pub(crate) struct ZoneHandle(Arc<RwLock<ZoneData>>);
+
+impl ZoneHandle {
+    /// Adds one TXT value (idempotent).
+    pub(crate) fn add_txt(&self, name: &str, value: &str) {
+        let mut data = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let name = lower(name);
+        data.removed.remove(&name);
+        let values = data.txt.entry(name).or_default();
+        if !values.iter().any(|v| v == value) {
+            values.push(value.to_owned());
+        }
+    }
+
+    /// Removes one TXT value (the name disappears with its last value).
+    pub(crate) fn remove_txt(&self, name: &str, value: &str) {
+        let mut data = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let name = lower(name);
+        if let Some(values) = data.txt.get_mut(&name) {
+            values.retain(|v| v != value);
+            if values.is_empty() {
+                data.txt.remove(&name);
+            }
+        }
     }
 }
 

@@ -3,15 +3,21 @@
 // Each test uses a different part of the harness.
 #![allow(dead_code)]
 
+/// Hand-driven RFC 8555 sessions over raw JWS.
+pub mod acme;
 /// Judging certificates: `openssl verify` and SANs.
 pub mod certs;
 /// instant-acme and raw HTTPS clients trusting the test CA.
 pub mod client;
 /// A real DNS server (hickory-server) for the validator's lookups.
 pub mod dns;
+/// An HTTP endpoint through which hook scripts publish TXT records.
+pub mod dns_control;
 /// The applicant's http-01 token server.
 pub mod http01;
 /// `/proc` queries: children, states, listening sockets.
 pub mod pids;
 /// Spawning the CA and waiting for its READY line.
 pub mod procs;
+/// Running lego and certbot against a test CA.
+pub mod tools;

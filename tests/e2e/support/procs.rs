@@ -37,8 +37,11 @@ pub struct CaOptions {
     pub http_validation_port: Option<u16>,
     /// `server.tls_alpn_validation_port`; a free port is picked when `None`.
     pub tls_alpn_validation_port: Option<u16>,
+    /// Extra keys for the `[server]` table, one `key = value` per line
+    /// (e.g. `external_account_required = true`, `order_expiry_secs = 60`).
+    pub server_toml: String,
     /// Extra TOML appended verbatim at the end of the generated config
-    /// (it must only add new tables).
+    /// (it must only add new tables, e.g. `[server.eab_keys]`).
     pub extra_toml: String,
     /// The launcher to run; `acme-frontend` next to the test executable when
     /// `None` (the harness's own tests use a stand-in script).
@@ -108,6 +111,7 @@ impl Ca {
             http_validation_port,
             tls_alpn_validation_port,
             dns,
+            &opts.server_toml,
             &opts.extra_toml,
         );
         let config_path = dir.path().join("akamu.toml");
@@ -422,6 +426,7 @@ fn config_toml(
     http_validation_port: u16,
     tls_alpn_validation_port: u16,
     dns: SocketAddr,
+    server: &str,
     extra: &str,
 ) -> String {
     let s = state_dir.display();
@@ -449,6 +454,7 @@ http_validation_port     = {http_validation_port}
 tls_alpn_validation_port = {tls_alpn_validation_port}
 dns_resolver_addr        = "{dns}"
 allow_private_targets    = true
+{server}
 {extra}"#
     )
 }
@@ -506,13 +512,15 @@ mod unit {
             5002,
             5003,
             "127.0.0.1:5353".parse().expect("addr"),
-            "",
+            "order_expiry_secs = 60",
+            "[server.eab_keys]\nk = \"v\"",
         );
         assert!(text.contains("listen_addr = \"127.0.0.1:4443\""));
         assert!(text.contains("base_url    = \"https://localhost:4443\""));
         assert!(text.contains("path = \"/tmp/x/akamu-data/akamu.db\""));
         assert!(text.contains("dns_resolver_addr        = \"127.0.0.1:5353\""));
-        assert!(text.contains("allow_private_targets    = true"));
+        assert!(text.contains("allow_private_targets    = true\norder_expiry_secs = 60\n"));
+        assert!(text.ends_with("[server.eab_keys]\nk = \"v\""));
     }
 
     #[test]
