@@ -95,6 +95,9 @@ pub struct Ca {
     pub ocsp_url: Option<String>,
     /// Certificates served after the issuing CA (e.g. the root). Default none.
     pub chain_file: Option<PathBuf>,
+    /// AIA caIssuers URL put in leaves (where the issuing CA certificate can
+    /// be fetched). Default none.
+    pub ca_issuers_url: Option<String>,
 }
 
 impl Default for Ca {
@@ -111,6 +114,7 @@ impl Default for Ca {
             crl_url: None,
             ocsp_url: None,
             chain_file: None,
+            ca_issuers_url: None,
         }
     }
 }
@@ -175,6 +179,11 @@ pub struct Server {
     /// CAA identities for the directory. Default none.
     #[serde(default)]
     pub caa_identities: Vec<String>,
+    /// Certificate profiles offered to clients (name → description or
+    /// documentation URL); each name is also a profile of the signer.
+    /// Default none (a `profile` in new-order is then ignored).
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, String>,
     /// Require External Account Binding on new accounts. Default false.
     #[serde(default)]
     pub external_account_required: bool,
@@ -197,6 +206,7 @@ impl Default for Server {
             terms_of_service_url: None,
             website_url: None,
             caa_identities: Vec::new(),
+            profiles: Default::default(),
             external_account_required: false,
             eab_keys: Default::default(),
         }
@@ -213,6 +223,13 @@ pub struct SignerLink {
     /// signer verbatim by the launcher, which checks it strictly. Default:
     /// `[ca] key_file`.
     pub key: Option<toml::Table>,
+    /// `[signer.policy]`: the signer's `[policy]` (validity ceiling, key
+    /// policy, blocklist), passed verbatim. Default: the signer's defaults.
+    pub policy: Option<toml::Table>,
+    /// `[signer.audit]`: the signer's `[audit]` (log path), passed verbatim.
+    pub audit: Option<toml::Table>,
+    /// `[signer.profiles]`: the signer's `[profiles.<name>]`, passed verbatim.
+    pub profiles: Option<toml::Table>,
 }
 
 /// `[validator]`.

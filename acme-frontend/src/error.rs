@@ -66,6 +66,10 @@ pub enum Error {
     /// Body larger than `max_body_bytes`.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The requested certificate profile is not offered
+    /// (draft-aaron-acme-profiles).
+    #[error("{0}")]
+    InvalidProfile(String),
     /// The revocation reason code is not allowed (RFC 8555 §7.6).
     #[error("{0}")]
     BadRevocationReason(String),
@@ -175,6 +179,7 @@ impl From<&Error> for Problem {
                 Problem::acme("malformed", S::UNSUPPORTED_MEDIA_TYPE, d)
             }
             Error::PayloadTooLarge(_) => Problem::acme("malformed", S::PAYLOAD_TOO_LARGE, d),
+            Error::InvalidProfile(_) => Problem::acme("invalidProfile", S::BAD_REQUEST, d),
             Error::BadRevocationReason(_) => {
                 Problem::acme("badRevocationReason", S::BAD_REQUEST, d)
             }

@@ -148,6 +148,14 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
             order.id
         )));
     };
+    let oid = order.id.clone();
+    let statements = app
+        .store
+        .read(move |c| store::authzs::statements_of_order(c, &oid))
+        .await?
+        .iter()
+        .filter_map(|json| serde_json::from_str(json).ok())
+        .collect();
     let request = IssueRequest {
         csr_der: csr,
         identifiers: views::stored_identifiers(order)?,
@@ -155,6 +163,8 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
         not_after: order.not_after,
         account_uri: app.urls.account(&order.account_id),
         order_id: order.id.clone(),
+        statements,
+        profile: order.profile.clone(),
     };
     let refusal = match app.peers.issue(request).await {
         Ok(Ok(cert)) => {
@@ -181,6 +191,9 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
         }
         Ok(Err(SignerError::BadCsr(d))) => Error::BadCsr(d),
         Ok(Err(SignerError::BadPublicKey(d))) => Error::BadPublicKey(d),
+        Ok(Err(SignerError::Unvalidated(name))) => Error::Unauthorized(format!(
+            "the CA has no valid validation of {name} for this account"
+        )),
         Ok(Err(SignerError::PolicyRefused(d))) => {
             Error::BadCsr(format!("refused by the CA's issuance policy: {d}"))
         }

@@ -42,9 +42,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
         write_file(&signer_cfg, &signer_config(&config, uid))?;
         let validator_cfg = config.state_dir.join("validator.toml");
         write_file(&validator_cfg, &validator_config(&config, uid))?;
+        // The validator first: the signer is configured with the public half
+        // of the statement key the validator creates on its first start.
         for (name, bin, cfg) in [
-            ("signer", bin_dir.join("ca-signer"), signer_cfg),
             ("validator", bin_dir.join("validator-worker"), validator_cfg),
+            ("signer", bin_dir.join("ca-signer"), signer_cfg),
         ] {
             if !bin.exists() {
                 return Err(Error::Internal(format!(
@@ -192,10 +194,12 @@ fn toml_path(p: &Path) -> String {
 /// The signer's configuration, derived from the launcher's.
 pub fn signer_config(c: &Config, uid: u32) -> String {
     let mut s = format!(
-        "socket_path = {}\nallowed_uids = [{uid}]\n\n[ca]\nkey_file = {}\ncert_file = {}\n\
+        "socket_path = {}\nallowed_uids = [{uid}]\nvalidator_public_key_file = {}\n\n\
+         [ca]\nkey_file = {}\ncert_file = {}\n\
          key_type = {}\nhash_alg = {}\nvalidity_days = {}\nca_validity_years = {}\n\
          common_name = {}\norganization = {}\n",
         toml_path(&c.signer_socket()),
+        toml_path(&statement_public_key(c)),
         toml_path(&c.ca_key_file()),
         toml_path(&c.ca_cert_file()),
         toml_str(&c.ca.key_type),
@@ -213,6 +217,23 @@ pub fn signer_config(c: &Config, uid: u32) -> String {
     }
     if let Some(p) = &c.ca.chain_file {
         s.push_str(&format!("chain_file = {}\n", toml_path(p)));
+    }
+    if let Some(u) = &c.ca.ca_issuers_url {
+        s.push_str(&format!("ca_issuers_url = {}\n", toml_str(u)));
+    }
+    let mut top = toml::Table::new();
+    for (key, table) in [
+        ("policy", &c.signer.policy),
+        ("audit", &c.signer.audit),
+        ("profiles", &c.signer.profiles),
+    ] {
+        if let Some(t) = table {
+            top.insert(key.into(), toml::Value::Table(t.clone()));
+        }
+    }
+    if !top.is_empty() {
+        s.push('\n');
+        s.push_str(&top.to_string());
     }
     if let Some(key) = &c.signer.key {
         let mut outer = toml::Table::new();
@@ -237,13 +258,24 @@ pub fn signer_config(c: &Config, uid: u32) -> String {
     s
 }
 
+/// Where the launcher keeps the validator's statement key.
+fn statement_key(c: &Config) -> PathBuf {
+    c.state_dir.join("validator-statement.key")
+}
+
+/// Its public half, which the signer trusts.
+fn statement_public_key(c: &Config) -> PathBuf {
+    shared_proto::statement::public_path(&statement_key(c))
+}
+
 /// The validator's configuration, derived from the launcher's.
 pub fn validator_config(c: &Config, uid: u32) -> String {
     let s = &c.server;
     let mut out = format!(
-        "socket_path = {}\nallowed_uids = [{uid}]\nhttp_validation_port = {}\n\
-         tls_alpn_validation_port = {}\nallow_private_targets = {}\n",
+        "socket_path = {}\nallowed_uids = [{uid}]\nstatement_key_file = {}\n\
+         http_validation_port = {}\ntls_alpn_validation_port = {}\nallow_private_targets = {}\n",
         toml_path(&c.validator_socket()),
+        toml_path(&statement_key(c)),
         s.http_validation_port,
         s.tls_alpn_validation_port,
         s.allow_private_targets,

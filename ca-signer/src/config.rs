@@ -42,6 +42,18 @@ pub struct Config {
     /// The frontend's own HTTPS certificate, issued at start from this config.
     #[serde(default)]
     pub server_certificate: Option<ServerCertificate>,
+    /// The validator's Ed25519 public key (PEM). When set, every issuance
+    /// needs a valid statement from that key for each name; when absent the
+    /// signer issues on the frontend's word alone (and says so at start).
+    #[serde(default)]
+    pub validator_public_key_file: Option<PathBuf>,
+    /// User to become when started as root (default: stay, but drop every
+    /// capability and set `no_new_privs`); production uses `akamu-signer`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Group to become when started as root (default: as `user`).
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 /// `[signer]`.
@@ -447,6 +459,16 @@ impl Config {
             .blocked_keys_file
             .clone()
             .unwrap_or_else(|| self.state_dir().join("blocked-keys.txt"))
+    }
+
+    /// Files that must not be readable by anyone but the signer: the key
+    /// file or the PIN file.
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        match self.key_config() {
+            Some(KeyConfig::File { key_file }) => vec![key_file],
+            Some(KeyConfig::Pkcs11(p)) => vec![p.pin_file],
+            None => Vec::new(),
+        }
     }
 
     /// The key backend, with `[ca] key_file` as the default.

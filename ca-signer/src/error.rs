@@ -133,6 +133,10 @@ pub enum Error {
     /// A blocking signing task panicked or was cancelled.
     #[error("signing task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// Privileges could not be dropped, or a key or PIN file is readable by
+    /// others.
+    #[error("{0}")]
+    Privileges(#[from] shared_proto::privileges::PrivilegeError),
 }
 
 /// Why a subscriber public key is not acceptable.
@@ -202,6 +206,12 @@ pub enum PolicyRefusal {
     /// A CRL entry is malformed (serial, time or reason).
     #[error("bad revocation entry: {0}")]
     BadRevocation(String),
+    /// No valid validator statement covers this name for the account.
+    #[error("no valid validation statement covers {0}")]
+    Unvalidated(String),
+    /// The requested profile does not exist.
+    #[error("unknown profile {0:?}")]
+    UnknownProfile(String),
 }
 
 impl Error {
@@ -220,6 +230,9 @@ impl Error {
         match self {
             Self::Csr(e) => SignerError::BadCsr(e.to_string()),
             Self::PublicKey(e) => SignerError::BadPublicKey(e.to_string()),
+            Self::Policy(PolicyRefusal::Unvalidated(name)) => {
+                SignerError::Unvalidated(name.clone())
+            }
             Self::Policy(e) => SignerError::PolicyRefused(e.to_string()),
             other => {
                 tracing::error!(target: "signer", error = %other, "internal error");

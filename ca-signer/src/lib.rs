@@ -42,6 +42,14 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
     let mut term = signal(SignalKind::terminate()).map_err(Error::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Runtime)?;
+    let who = shared_proto::privileges::drop_privileges(&shared_proto::privileges::plan(
+        config.user.as_deref(),
+        config.group.as_deref(),
+    ))?;
+    tracing::info!(target: "signer", uid = who.uid, gid = who.gid, "privileges dropped");
+    for secret in config.secret_files().iter().filter(|p| p.exists()) {
+        shared_proto::privileges::check_private_file(secret)?;
+    }
     let server = server::Server::start(&config)?;
     print_ready(server.socket_path())?;
     server

@@ -26,14 +26,18 @@ use crate::ca::{self, Ca};
 use crate::config::{self, Config};
 use crate::crl;
 use crate::error::Error;
+use crate::error::PolicyRefusal;
 use crate::files::{self, CERT_MODE};
 use crate::policy::{self, Checked, KeyPolicy, Profile};
 use crate::tbs::{self, LeafUrls, SignedCertificate};
+use shared_proto::statement::StatementVerifier;
 
 /// The CA with everything needed to issue and to sign CRLs.
 pub struct Issuer {
     ca: Ca,
     profile: Profile,
+    profiles: std::collections::BTreeMap<String, Profile>,
+    statements: Option<StatementVerifier>,
     urls: LeafUrls,
     allow_p521: bool,
     allow_ed25519: bool,
@@ -71,17 +75,42 @@ impl Issuer {
         };
         // Never go backwards, even if the counter file was lost.
         let last = stored.max(summary.max_crl_number.unwrap_or(0));
-        let name = config.policy.default_profile.clone();
-        let settings = config.profiles.get(&name);
-        let validity_hours = settings
-            .and_then(|p| p.validity_hours)
-            .map_or(i64::from(config.ca.validity_days) * 24, i64::from);
-        let profile = Profile {
-            name,
-            validity_secs: validity_hours * 3600,
-            max_sans: settings.map_or_else(config::default_max_sans, |p| p.max_sans),
-            client_auth: settings.is_some_and(|p| p.client_auth),
-            ca_not_after: ca.not_after(),
+        let make_profile = |name: &str| {
+            let settings = config.profiles.get(name);
+            let validity_hours = settings
+                .and_then(|p| p.validity_hours)
+                .map_or(i64::from(config.ca.validity_days) * 24, i64::from);
+            Profile {
+                name: name.to_owned(),
+                validity_secs: validity_hours * 3600,
+                max_sans: settings.map_or_else(config::default_max_sans, |p| p.max_sans),
+                client_auth: settings.is_some_and(|p| p.client_auth),
+                ca_not_after: ca.not_after(),
+            }
+        };
+        let profile = make_profile(&config.policy.default_profile);
+        let mut profiles: std::collections::BTreeMap<String, Profile> = config
+            .profiles
+            .keys()
+            .map(|name| (name.clone(), make_profile(name)))
+            .collect();
+        profiles.insert(profile.name.clone(), profile.clone());
+        let statements = match &config.validator_public_key_file {
+            Some(path) => {
+                Some(
+                    StatementVerifier::from_file(path).map_err(|e| Error::ConfigValue {
+                        field: "validator_public_key_file",
+                        problem: e.to_string(),
+                    })?,
+                )
+            }
+            None => {
+                tracing::warn!(
+                    target: "signer",
+                    "validator_public_key_file is not set: issuing without validation statements"
+                );
+                None
+            }
         };
         tracing::info!(
             target: "signer",
@@ -94,6 +123,8 @@ impl Issuer {
         Ok(Self {
             ca,
             profile,
+            profiles,
+            statements,
             urls: LeafUrls {
                 crl: config.ca.crl_url.clone(),
                 ocsp: config.ca.ocsp_url.clone(),
@@ -146,8 +177,12 @@ impl Issuer {
     ) -> Result<IssuedCertificate, Error> {
         let detail = format!("account={} order={}", request.account_uri, request.order_id);
         let result = self
-            .key_policy()
-            .and_then(|keys| policy::check(&self.profile, &keys, request, now))
+            .select_profile(request)
+            .and_then(|profile| {
+                self.check_statements(request, now)?;
+                let keys = self.key_policy()?;
+                policy::check(profile, &keys, request, now)
+            })
             .and_then(|checked| self.sign_checked(checked, uid, &detail, now, rng));
         let signed = match result {
             Ok(signed) => signed,
@@ -181,6 +216,47 @@ impl Issuer {
             not_after: signed.not_after,
             chain_pem,
         })
+    }
+
+    /// The profile a request asks for (the default when it names none).
+    fn select_profile(&self, request: &IssueRequest) -> Result<&Profile, Error> {
+        match &request.profile {
+            None => Ok(&self.profile),
+            Some(name) => self
+                .profiles
+                .get(name)
+                .ok_or_else(|| PolicyRefusal::UnknownProfile(name.clone()).into()),
+        }
+    }
+
+    /// With a validator key configured: every identifier must be covered by
+    /// a statement that verifies with it, for this account, unexpired (a
+    /// wildcard by a dns-01 statement). The frontend can pass statements
+    /// along but cannot make them.
+    pub fn check_statements(&self, request: &IssueRequest, now: i64) -> Result<(), Error> {
+        let Some(verifier) = &self.statements else {
+            return Ok(());
+        };
+        let valid: Vec<&shared_proto::statement::Statement> = request
+            .statements
+            .iter()
+            .filter_map(|s| match verifier.verify(s) {
+                Ok(st) => Some(st),
+                Err(e) => {
+                    tracing::warn!(target: "signer", error = %e, "ignoring a statement that does not verify");
+                    None
+                }
+            })
+            .collect();
+        for id in &request.identifiers {
+            if !valid
+                .iter()
+                .any(|st| st.covers(id, &request.account_uri, now))
+            {
+                return Err(PolicyRefusal::Unvalidated(id.to_string()).into());
+            }
+        }
+        Ok(())
     }
 
     /// Builds, signs and audits a checked request. A lint failure is audited

@@ -83,6 +83,12 @@ fn hsm() -> (&'static Hsm, MutexGuard<'static, ()>) {
         unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
         let pin_file = dir.join("pin");
         std::fs::write(&pin_file, "1234\n").expect("pin");
+        // The signer refuses a PIN file others can read.
+        std::fs::set_permissions(
+            &pin_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod pin");
         Hsm {
             dir,
             conf,
@@ -242,6 +248,8 @@ fn request(csr_der: Vec<u8>, names: &[&str]) -> IssueRequest {
         not_after: None,
         account_uri: "https://acme.example.org/acme/acct/1".to_owned(),
         order_id: "order-1".to_owned(),
+        statements: Vec::new(),
+        profile: None,
     }
 }
 

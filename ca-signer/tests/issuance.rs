@@ -63,6 +63,9 @@ fn full_config(dir: &Path, ca: config::Ca) -> Config {
         policy: config::Policy::default(),
         profiles: Default::default(),
         server_certificate: None,
+        validator_public_key_file: None,
+        user: None,
+        group: None,
     }
 }
 
@@ -122,6 +125,8 @@ fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssueRequest {
         not_after: None,
         account_uri: "https://acme.example.org/acme/acct/1".to_owned(),
         order_id: "order-1".to_owned(),
+        statements: Vec::new(),
+        profile: None,
     }
 }
 

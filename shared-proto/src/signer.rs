@@ -35,6 +35,12 @@ pub struct IssueRequest {
     pub account_uri: String,
     /// The order's id, for the audit trail.
     pub order_id: String,
+    /// The validator's signed statements for the order's authorizations;
+    /// every identifier must be covered by one (see `statement`).
+    pub statements: Vec<crate::statement::SignedStatement>,
+    /// The signer profile to issue under (ACME profiles extension); `None`
+    /// for the signer's default.
+    pub profile: Option<String>,
 }
 
 /// A signed leaf certificate.
@@ -108,4 +114,8 @@ pub enum SignerError {
     /// signer's log.
     #[error("signer internal error")]
     Internal,
+    /// No valid validator statement covers a name for the requesting
+    /// account: the name was never validated (or the statement expired).
+    #[error("not validated: {0}")]
+    Unvalidated(String),
 }

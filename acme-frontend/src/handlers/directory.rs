@@ -21,6 +21,12 @@ pub fn get(app: &App) -> Result<Reply, Error> {
     if !s.caa_identities.is_empty() {
         meta.insert("caaIdentities".into(), s.caa_identities.clone().into());
     }
+    if !s.profiles.is_empty() {
+        meta.insert(
+            "profiles".into(),
+            serde_json::to_value(&s.profiles).unwrap_or_default(),
+        );
+    }
     if s.external_account_required {
         meta.insert("externalAccountRequired".into(), true.into());
     }

@@ -24,6 +24,7 @@ struct Payload {
     identifiers: Vec<WireIdentifier>,
     not_before: Option<String>,
     not_after: Option<String>,
+    profile: Option<String>,
 }
 
 /// Clock skew allowed on a requested notBefore in the past, in seconds.
@@ -123,6 +124,20 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let not_after = parse_time("notAfter", &payload.not_after)?;
     let t = now();
     check_window(not_before, not_after, t, app.config.ca.validity_days)?;
+    let profiles = &app.config.server.profiles;
+    let profile = match payload.profile {
+        Some(p) if profiles.is_empty() => {
+            tracing::debug!(target: "frontend", profile = %p, "profiles not configured; ignored");
+            None
+        }
+        Some(p) if profiles.contains_key(&p) => Some(p),
+        Some(p) => {
+            return Err(Error::InvalidProfile(format!(
+                "profile {p:?} is not offered (see the directory's meta.profiles)"
+            )));
+        }
+        None => None,
+    };
 
     let lifetime = app.config.server.authz_expiry_secs;
     let order_expires = t + app.config.server.order_expiry_secs;
@@ -170,6 +185,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
                 certificate_id: None,
                 created: t,
                 updated: t,
+                profile,
             };
             store::orders::insert(
                 c,

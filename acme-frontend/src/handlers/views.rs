@@ -74,6 +74,9 @@ pub fn order(urls: &Urls, o: &OrderRow, authzs: &[AuthzRow], now: i64) -> Result
     if let Some(na) = o.not_after {
         v["notAfter"] = rfc3339(na).into();
     }
+    if let Some(p) = &o.profile {
+        v["profile"] = p.clone().into();
+    }
     if let Some(cert) = &o.certificate_id {
         v["certificate"] = urls.certificate(cert).into();
     }

@@ -285,3 +285,16 @@ pub fn deactivate(conn: &mut SqliteConnection, id: &str, now: i64) -> Result<boo
     .execute(conn)?;
     Ok(n == 1)
 }
+
+/// The validator statements (JSON) of an order's valid authorizations.
+pub fn statements_of_order(
+    conn: &mut SqliteConnection,
+    order_id: &str,
+) -> Result<Vec<String>, Error> {
+    let rows: Vec<Option<String>> = order_authorizations::table
+        .inner_join(authorizations::table)
+        .filter(order_authorizations::order_id.eq(order_id))
+        .select(authorizations::statement)
+        .load(conn)?;
+    Ok(rows.into_iter().flatten().collect())
+}

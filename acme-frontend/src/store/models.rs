@@ -56,6 +56,8 @@ pub struct OrderRow {
     pub created: i64,
     /// Updated, Unix seconds.
     pub updated: i64,
+    /// The requested certificate profile.
+    pub profile: Option<String>,
 }
 
 /// `authorizations` row.

@@ -28,6 +28,7 @@ diesel::table! {
         certificate_id -> Nullable<Text>,
         created -> BigInt,
         updated -> BigInt,
+        profile -> Nullable<Text>,
     }
 }
 

@@ -1,0 +1,222 @@
+//! The signer trusts no caller: over its real socket, a client that can talk
+//! to it but does not hold the validator's key cannot get a certificate for
+//! a name no validator statement covers (issue 5, "validator statements").
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ca_signer::config::{Config, KeyType};
+use ca_signer::server::Server;
+use shared_proto::signer::{IssueRequest, SignerError, SignerRpcClient};
+use shared_proto::statement::{SignedStatement, Statement, StatementKey, public_path};
+use shared_proto::validator::ChallengeType;
+use shared_proto::{Identifier, transport};
+
+const ACCOUNT: &str = "https://acme.example.org/acme/account/a1";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+fn config(dir: &Path, validator_key: &Path) -> Config {
+    let uid = nix::unistd::geteuid().as_raw();
+    let text = format!(
+        "socket_path = {:?}\nallowed_uids = [{uid}]\nvalidator_public_key_file = {:?}\n\
+         [ca]\nkey_file = {:?}\ncert_file = {:?}\nkey_type = \"ec:P-256\"\n\
+         [audit]\npath = {:?}\n",
+        dir.join("run/signer.sock"),
+        public_path(validator_key),
+        dir.join("ca/ca.key.pem"),
+        dir.join("ca/ca.cert.pem"),
+        dir.join("audit/audit.log"),
+    );
+    let c = Config::from_toml(&text).expect("config");
+    assert_eq!(c.ca.key_type, KeyType::EcP256);
+    c
+}
+
+fn csr(names: &[&str]) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.serialize_request(&key).expect("csr").der().to_vec()
+}
+
+fn statement(
+    key: &StatementKey,
+    id: Identifier,
+    ct: ChallengeType,
+    account: &str,
+    expires: i64,
+) -> SignedStatement {
+    key.sign(Statement {
+        id: "t".into(),
+        account_uri: account.into(),
+        identifier: id,
+        challenge_type: ct,
+        validated_at: now(),
+        expires,
+    })
+    .expect("sign")
+}
+
+fn request(names: &[&str], statements: Vec<SignedStatement>) -> IssueRequest {
+    IssueRequest {
+        csr_der: csr(names),
+        identifiers: names.iter().map(|n| Identifier::dns(n)).collect(),
+        not_before: None,
+        not_after: None,
+        account_uri: ACCOUNT.into(),
+        order_id: "o1".into(),
+        statements,
+        profile: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuance_needs_a_valid_statement_for_every_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let validator_key_path = dir.path().join("validator/statement.key");
+    let validator = StatementKey::load_or_create(&validator_key_path).expect("validator key");
+    let forger = StatementKey::load_or_create(&dir.path().join("forger.key")).expect("forger key");
+    let config = config(dir.path(), &validator_key_path);
+    std::fs::create_dir_all(dir.path().join("run")).expect("mkdir");
+    let server = Server::start(&config).expect("start");
+    let path = server.socket_path().to_owned();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(server.serve_until(async move {
+        let _ = stop_rx.await;
+    }));
+    let stream = transport::connect(&path).await.expect("connect");
+    let client =
+        SignerRpcClient::new(tarpc::client::Config::default(), transport::framed(stream)).spawn();
+    let call = |req: IssueRequest| {
+        let client = client.clone();
+        async move {
+            client
+                .issue_certificate(
+                    shared_proto::deadline::context_with(shared_proto::deadline::SIGNER_CALL),
+                    req,
+                )
+                .await
+                .expect("rpc")
+        }
+    };
+
+    let a = Identifier::dns("a.example.org");
+    let b = Identifier::dns("b.example.org");
+    let later = now() + 3600;
+    let good_a = statement(&validator, a.clone(), ChallengeType::Http01, ACCOUNT, later);
+    let good_b = statement(&validator, b.clone(), ChallengeType::Dns01, ACCOUNT, later);
+
+    let refusals = [
+        ("no statement", request(&["a.example.org"], vec![])),
+        (
+            "forged statement",
+            request(
+                &["a.example.org"],
+                vec![statement(
+                    &forger,
+                    a.clone(),
+                    ChallengeType::Http01,
+                    ACCOUNT,
+                    later,
+                )],
+            ),
+        ),
+        (
+            "another account",
+            request(
+                &["a.example.org"],
+                vec![statement(
+                    &validator,
+                    a.clone(),
+                    ChallengeType::Http01,
+                    "https://acme.example.org/acme/account/other",
+                    later,
+                )],
+            ),
+        ),
+        (
+            "expired",
+            request(
+                &["a.example.org"],
+                vec![statement(
+                    &validator,
+                    a.clone(),
+                    ChallengeType::Http01,
+                    ACCOUNT,
+                    now() - 1,
+                )],
+            ),
+        ),
+        (
+            "one name uncovered",
+            request(&["a.example.org", "b.example.org"], vec![good_a.clone()]),
+        ),
+        (
+            "wildcard by http-01",
+            request(
+                &["*.example.org"],
+                vec![statement(
+                    &validator,
+                    Identifier::dns("*.example.org"),
+                    ChallengeType::Http01,
+                    ACCOUNT,
+                    later,
+                )],
+            ),
+        ),
+        (
+            "tampered statement",
+            request(&["b.example.org"], {
+                let mut s = good_a.clone();
+                s.statement.identifier = b.clone();
+                vec![s]
+            }),
+        ),
+    ];
+    for (what, req) in refusals {
+        let result = call(req).await;
+        assert!(
+            matches!(result, Err(SignerError::Unvalidated(_))),
+            "{what}: {result:?}"
+        );
+    }
+
+    let issued = call(request(
+        &["a.example.org", "b.example.org"],
+        vec![good_a, good_b],
+    ))
+    .await
+    .expect("covered names are issued");
+    assert!(!issued.der.is_empty());
+    let wildcard = call(request(
+        &["*.example.org"],
+        vec![statement(
+            &validator,
+            Identifier::dns("*.example.org"),
+            ChallengeType::Dns01,
+            ACCOUNT,
+            later,
+        )],
+    ))
+    .await;
+    assert!(wildcard.is_ok(), "wildcard by dns-01: {wildcard:?}");
+
+    // Every refusal is in the audit log.
+    let log = std::fs::read_to_string(dir.path().join("audit/audit.log")).expect("audit log");
+    let refusals = log
+        .lines()
+        .filter(|l| l.contains("not validated") || l.contains("no valid validation statement"))
+        .count();
+    assert_eq!(refusals, 7, "audit log:\n{log}");
+
+    stop_tx.send(()).expect("stop");
+    handle.await.expect("join").expect("serve");
+}
