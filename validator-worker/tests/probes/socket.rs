@@ -94,7 +94,9 @@ async fn validates_http01_over_the_socket_and_exits_on_sigterm() {
     // generated next to its socket (mode 0600), which the signer can verify.
     let key_path = socket.with_file_name("validator-statement.key");
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&key_path).expect("statement key").permissions(),
+        &std::fs::metadata(&key_path)
+            .expect("statement key")
+            .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
     let verifier = shared_proto::statement::StatementVerifier::from_file(
