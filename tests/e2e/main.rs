@@ -42,3 +42,5 @@ mod restart;
 
 /// Hand-built bad requests get precise RFC 8555 problem documents, never 500.
 mod bad_input;
+// Issue 5's runtime proof: three users, the signer without a network (root only).
+mod isolation;

@@ -67,8 +67,13 @@ fn https_connector(ca_cert: &Path) -> HttpsConnector<HttpConnector> {
 
 /// An instant-acme account builder whose HTTPS client trusts only the CA.
 pub fn account_builder(ca: &Ca) -> AccountBuilder {
+    account_builder_trusting(ca.ca_cert())
+}
+
+/// An instant-acme account builder whose HTTPS client trusts only `ca_cert`.
+pub fn account_builder_trusting(ca_cert: &Path) -> AccountBuilder {
     let http: HyperClient<_, BodyWrapper<Bytes>> =
-        HyperClient::builder(TokioExecutor::new()).build(https_connector(ca.ca_cert()));
+        HyperClient::builder(TokioExecutor::new()).build(https_connector(ca_cert));
     Account::builder_with_http(Box::new(http))
 }
 
