@@ -44,3 +44,16 @@ mod restart;
 mod bad_input;
 // Issue 5's runtime proof: three users, the signer without a network (root only).
 mod isolation;
+
+/// The CA key in a SoftHSM2 token: ceremony with akamu-cli, ACME issuance
+/// from the intermediate, chain verified to the root, leaf, intermediate and
+/// CRL linted by pkilint.
+mod hsm;
+
+/// CRLs served by the frontend: ACME and operator revocations, checked with
+/// `openssl crl -verify` and `openssl verify -crl_check`.
+mod crl;
+
+/// Key policy at finalize: RSA-1024, Fermat-weak and blocked keys are
+/// `badPublicKey`; refusals are audited; a tampered audit log is caught.
+mod key_policy;

@@ -15,6 +15,8 @@ pub mod dns;
 pub mod dns_control;
 /// The applicant's http-01 token server.
 pub mod http01;
+/// The operator's tools: `akamu-cli` and the `openssl` CLI.
+pub mod operator;
 /// `/proc` queries: children, states, listening sockets.
 pub mod pids;
 /// Spawning the CA and waiting for its READY line.

@@ -43,6 +43,19 @@ pub struct CaOptions {
     /// Extra TOML appended verbatim at the end of the generated config
     /// (it must only add new tables, e.g. `[server.eab_keys]`).
     pub extra_toml: String,
+    /// Extra keys for the `[ca]` table, one `key = value` per line
+    /// (e.g. `crl_url = "..."`, `chain_file = "..."`).
+    pub ca_toml: String,
+    /// `[ca] cert_file`; `<state_dir>/ca.cert.pem` when `None` (e.g. the
+    /// intermediate of a ceremony whose key is in a token).
+    pub ca_cert_file: Option<PathBuf>,
+    /// The frontend's port (`listen_addr`, `base_url`); a free port is
+    /// picked when `None`. Tests choose it when a URL in the config (such as
+    /// `[ca] crl_url`) must point at the CA itself.
+    pub listen_port: Option<u16>,
+    /// Extra environment variables for the launcher, inherited by its
+    /// children (e.g. `SOFTHSM2_CONF` for a PKCS#11 signer key).
+    pub env: Vec<(String, PathBuf)>,
     /// The launcher to run; `acme-frontend` next to the test executable when
     /// `None` (the harness's own tests use a stand-in script).
     pub frontend_binary: Option<PathBuf>,
@@ -96,7 +109,7 @@ impl Ca {
         let state_dir = dir.path().join("akamu-data");
         std::fs::create_dir_all(&state_dir).expect("create state dir");
 
-        let port = free_port();
+        let port = opts.listen_port.unwrap_or_else(free_port);
         let http_validation_port = opts.http_validation_port.unwrap_or_else(free_port);
         let tls_alpn_validation_port = opts.tls_alpn_validation_port.unwrap_or_else(free_port);
         // Nothing listens there when a test gives no DNS server: lookups fail
@@ -105,15 +118,21 @@ impl Ca {
             .dns_resolver_addr
             .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())));
 
-        let config = config_toml(
+        let ca_cert_file = opts
+            .ca_cert_file
+            .clone()
+            .unwrap_or_else(|| state_dir.join("ca.cert.pem"));
+        let config = config_toml(&ConfigParts {
             port,
-            &state_dir,
+            state_dir: &state_dir,
             http_validation_port,
             tls_alpn_validation_port,
             dns,
-            &opts.server_toml,
-            &opts.extra_toml,
-        );
+            ca_cert_file: &ca_cert_file,
+            ca: &opts.ca_toml,
+            server: &opts.server_toml,
+            extra: &opts.extra_toml,
+        });
         let config_path = dir.path().join("akamu.toml");
         std::fs::write(&config_path, &config).expect("write config");
 
@@ -123,6 +142,7 @@ impl Ca {
             .current_dir(dir.path())
             .env("RUST_BACKTRACE", "1")
             .env("NO_COLOR", "1")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -419,17 +439,33 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local_addr").port()
 }
 
-/// The config the contract describes, with absolute paths under `state_dir`.
-fn config_toml(
+/// What [`config_toml`] puts into the generated config.
+struct ConfigParts<'a> {
     port: u16,
-    state_dir: &Path,
+    state_dir: &'a Path,
     http_validation_port: u16,
     tls_alpn_validation_port: u16,
     dns: SocketAddr,
-    server: &str,
-    extra: &str,
-) -> String {
-    let s = state_dir.display();
+    ca_cert_file: &'a Path,
+    ca: &'a str,
+    server: &'a str,
+    extra: &'a str,
+}
+
+/// The config the contract describes, with absolute paths under `state_dir`.
+fn config_toml(p: &ConfigParts<'_>) -> String {
+    let ConfigParts {
+        port,
+        http_validation_port,
+        tls_alpn_validation_port,
+        dns,
+        ca,
+        server,
+        extra,
+        ..
+    } = *p;
+    let s = p.state_dir.display();
+    let cert = p.ca_cert_file.display();
     format!(
         r#"listen_addr = "127.0.0.1:{port}"
 base_url    = "https://localhost:{port}"
@@ -440,8 +476,9 @@ path = "{s}/akamu.db"
 
 [ca]
 key_file      = "{s}/ca.key.pem"
-cert_file     = "{s}/ca.cert.pem"
+cert_file     = "{cert}"
 validity_days = 90
+{ca}
 
 [tls]
 enabled     = true
@@ -506,19 +543,24 @@ mod unit {
 
     #[test]
     fn config_is_toml_with_absolute_paths() {
-        let text = config_toml(
-            4443,
-            Path::new("/tmp/x/akamu-data"),
-            5002,
-            5003,
-            "127.0.0.1:5353".parse().expect("addr"),
-            "order_expiry_secs = 60",
-            "[server.eab_keys]\nk = \"v\"",
-        );
+        let text = config_toml(&ConfigParts {
+            port: 4443,
+            state_dir: Path::new("/tmp/x/akamu-data"),
+            http_validation_port: 5002,
+            tls_alpn_validation_port: 5003,
+            dns: "127.0.0.1:5353".parse().expect("addr"),
+            ca_cert_file: Path::new("/tmp/x/akamu-data/ca.cert.pem"),
+            ca: "crl_url = \"https://localhost:4443/crl\"",
+            server: "order_expiry_secs = 60",
+            extra: "[server.eab_keys]\nk = \"v\"",
+        });
         assert!(text.contains("listen_addr = \"127.0.0.1:4443\""));
         assert!(text.contains("base_url    = \"https://localhost:4443\""));
         assert!(text.contains("path = \"/tmp/x/akamu-data/akamu.db\""));
         assert!(text.contains("dns_resolver_addr        = \"127.0.0.1:5353\""));
+        assert!(text.contains(
+            "cert_file     = \"/tmp/x/akamu-data/ca.cert.pem\"\nvalidity_days = 90\ncrl_url = \"https://localhost:4443/crl\"\n"
+        ));
         assert!(text.contains("allow_private_targets    = true\norder_expiry_secs = 60\n"));
         assert!(text.ends_with("[server.eab_keys]\nk = \"v\""));
     }
