@@ -22,6 +22,19 @@ if [ ! -x .venv/bin/lint_cabf_serverauth_cert ]; then
     python3 -m venv .venv && .venv/bin/pip install -q pkilint
 fi
 
+# Lints (skip with AKAMU_SKIP_LINT=1 when iterating).
+if [ "${AKAMU_SKIP_LINT:-0}" != 1 ]; then
+    cargo clippy --workspace --all-targets -- -D warnings
+fi
+
 # The e2e tests start the real binaries from target/debug.
 cargo build --workspace --bins
-cargo test --workspace "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run.
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
