@@ -1,0 +1,458 @@
+//! Starting Akāmu for a run: `acme-frontend --config FILE` in launcher mode
+//! (it starts `ca-signer` and `validator-worker` itself), waiting for its
+//! `READY {json}` line, and stopping all three afterwards.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::Deserialize;
+
+use crate::options::{CaBackend, Options};
+
+/// How long to wait for the READY line.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// Grace period after SIGTERM.
+const TERM_GRACE: Duration = Duration::from_secs(5);
+/// SoftHSM2's PKCS#11 module on Debian.
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// Token and key labels used with `--ca-backend softhsm`.
+const TOKEN_LABEL: &str = "acme-bench";
+const KEY_LABEL: &str = "bench-root";
+
+/// The launcher's machine-readable line.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ready {
+    /// ACME directory URL.
+    pub directory: String,
+    /// Absolute path of the CA certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// Pid of `acme-frontend`.
+    pub frontend_pid: i32,
+    /// Pid of `ca-signer`.
+    pub signer_pid: Option<i32>,
+    /// Pid of `validator-worker`.
+    pub validator_pid: Option<i32>,
+}
+
+/// A running Akāmu; stopped on drop.
+pub struct ManagedCa {
+    child: Option<Child>,
+    /// What the launcher announced.
+    pub ready: Ready,
+    /// The config file it was started with.
+    pub config_path: PathBuf,
+    /// Where its stdout and stderr go.
+    pub log_path: PathBuf,
+    /// The database given in the config.
+    pub db: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Where the validator's probes go.
+#[derive(Debug, Clone, Copy)]
+pub struct Targets {
+    /// http-01 port on 127.0.0.1.
+    pub http_port: u16,
+    /// tls-alpn-01 port on 127.0.0.1.
+    pub tls_port: u16,
+    /// DNS server for every validator lookup.
+    pub dns: SocketAddr,
+}
+
+impl ManagedCa {
+    /// Writes a config into a new temporary directory, starts the launcher
+    /// and waits for READY.
+    pub fn start(opts: &Options, bin_dir: &Path, targets: Targets) -> Result<ManagedCa> {
+        let frontend = bin_dir.join("acme-frontend");
+        for bin in ["acme-frontend", "ca-signer", "validator-worker"] {
+            let p = bin_dir.join(bin);
+            if !p.is_file() {
+                bail!(
+                    "{} is missing: build it (cargo build --release -p acme-frontend -p ca-signer \
+                     -p validator-worker) or pass --bin-dir",
+                    p.display()
+                );
+            }
+        }
+        let dir = tempfile::Builder::new().prefix("acme-bench-").tempdir()?;
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state)?;
+        let db = match opts.db.as_deref() {
+            None => state.join("akamu.db").display().to_string(),
+            Some(":memory:") => ":memory:".to_owned(),
+            Some(p) => std::path::absolute(p)?.display().to_string(),
+        };
+        let port = free_port()?;
+        let mut env: Vec<(String, PathBuf)> = Vec::new();
+        let signer_key = match opts.ca_backend {
+            CaBackend::File => String::new(),
+            CaBackend::SoftHsm => {
+                let hsm = dir.path().join("hsm");
+                let conf = init_softhsm(&hsm, &state, opts.ca_key_type.as_str())?;
+                env.push(("SOFTHSM2_CONF".into(), conf));
+                format!(
+                    "\n[signer.key]\nbackend = \"pkcs11\"\nmodule = \"{SOFTHSM_MODULE}\"\n\
+                     token_label = \"{TOKEN_LABEL}\"\nkey_label = \"{KEY_LABEL}\"\npin_file = {}\n",
+                    toml_path(&hsm.join("pin"))
+                )
+            }
+        };
+        let config = config_toml(
+            port,
+            &state,
+            &db,
+            opts.ca_key_type.as_str(),
+            targets,
+            &signer_key,
+        );
+        let config_path = dir.path().join("akamu.toml");
+        std::fs::write(&config_path, config)?;
+        let log_path = match &opts.ca_log {
+            Some(p) => p.clone(),
+            None => dir.path().join("akamu.log"),
+        };
+        let log =
+            File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
+
+        let mut cmd = Command::new(&frontend);
+        cmd.arg("--config")
+            .arg(&config_path)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log.try_clone()?);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {}", frontend.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no stdout pipe"))?;
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut log = log;
+            let mut tx = Some(tx);
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if line.starts_with("READY ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(line.trim_end().to_owned());
+                }
+                let _ = std::io::Write::write_all(&mut log, line.as_bytes());
+            }
+        });
+        let mut ca = ManagedCa {
+            child: Some(child),
+            ready: Ready {
+                directory: String::new(),
+                ca_cert: PathBuf::new(),
+                frontend_pid: 0,
+                signer_pid: None,
+                validator_pid: None,
+            },
+            config_path,
+            log_path,
+            db,
+            _dir: dir,
+        };
+        let line = match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(line) => line,
+            Err(e) => {
+                thread::sleep(Duration::from_millis(200));
+                bail!(
+                    "acme-frontend gave no READY line ({e}); its log:\n{}",
+                    ca.log_tail(40)
+                );
+            }
+        };
+        ca.ready = serde_json::from_str(line.trim_start_matches("READY").trim())
+            .with_context(|| format!("READY line is not the agreed JSON: {line}"))?;
+        Ok(ca)
+    }
+
+    /// The last `n` lines of the CA's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// `(name, pid)` of the three processes.
+    pub fn pids(&self) -> Vec<(String, i32)> {
+        let mut out = vec![("acme-frontend".to_owned(), self.ready.frontend_pid)];
+        if let Some(p) = self.ready.signer_pid {
+            out.push(("ca-signer".to_owned(), p));
+        }
+        if let Some(p) = self.ready.validator_pid {
+            out.push(("validator-worker".to_owned(), p));
+        }
+        out
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(None)) {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+            let deadline = Instant::now() + TERM_GRACE;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
+        }
+        let _ = child.wait();
+        // Children the launcher failed to stop (it normally stops them).
+        for pid in [self.ready.signer_pid, self.ready.validator_pid]
+            .into_iter()
+            .flatten()
+        {
+            if is_child_of_ours(pid) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for ManagedCa {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// True if `pid` (named by our launcher's READY line) still runs the signer
+/// or the validator, re-parented or not, and is not a zombie.
+fn is_child_of_ours(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let comm = stat
+        .find('(')
+        .and_then(|a| stat.rfind(')').map(|b| &stat[a + 1..b]))
+        .unwrap_or("");
+    let zombie = stat
+        .rfind(')')
+        .and_then(|b| stat.get(b + 2..b + 3))
+        .is_some_and(|s| s == "Z");
+    !zombie && (comm.starts_with("ca-signer") || comm.starts_with("validator-work"))
+}
+
+/// A TCP port of 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+fn toml_path(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+/// The launcher's configuration for a run.
+pub fn config_toml(
+    port: u16,
+    state: &Path,
+    db: &str,
+    ca_key_type: &str,
+    t: Targets,
+    signer_key: &str,
+) -> String {
+    let s = |name: &str| toml_path(&state.join(name));
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"listen_addr = "127.0.0.1:{port}"
+base_url    = "https://localhost:{port}"
+state_dir   = {state}
+
+[database]
+path = {db}
+
+[ca]
+key_file      = {key}
+cert_file     = {cert}
+key_type      = "{ca_key_type}"
+validity_days = 90
+
+[tls]
+enabled     = true
+cert_file   = {tls_cert}
+key_file    = {tls_key}
+server_name = "localhost"
+
+[server]
+http_validation_port     = {http}
+tls_alpn_validation_port = {tls}
+dns_resolver_addr        = "{dns}"
+allow_private_targets    = true
+{signer_key}"#,
+        state = toml_path(state),
+        db = format_args!("{db:?}"),
+        key = s("ca.key.pem"),
+        cert = s("ca.cert.pem"),
+        tls_cert = s("server.crt"),
+        tls_key = s("server.key"),
+        http = t.http_port,
+        tls = t.tls_port,
+        dns = t.dns,
+    );
+    out
+}
+
+/// Creates a SoftHSM2 token in `hsm` and runs a root ceremony in it (in a
+/// child process: SoftHSM2 reads `SOFTHSM2_CONF` once per process). The
+/// root certificate is written to `state/ca.cert.pem`, the ceremony's audit
+/// record to `state/audit.log` (the signer's default audit log). Returns the
+/// `SOFTHSM2_CONF` path the signer needs.
+fn init_softhsm(hsm: &Path, state: &Path, key_type: &str) -> Result<PathBuf> {
+    if !Path::new(SOFTHSM_MODULE).exists() {
+        bail!("{SOFTHSM_MODULE} is missing: apt-get install softhsm2");
+    }
+    std::fs::create_dir_all(hsm.join("tokens"))?;
+    let conf = hsm.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            hsm.join("tokens").display()
+        ),
+    )?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let pin = hsm.join("pin");
+        std::fs::write(&pin, "1234\n")?;
+        // The signer refuses a PIN file others can read.
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let status = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", TOKEN_LABEL])
+        .args(["--pin", "1234", "--so-pin", "5678"])
+        .env("SOFTHSM2_CONF", &conf)
+        .stdout(Stdio::null())
+        .status()
+        .context("run softhsm2-util (apt-get install softhsm2)")?;
+    if !status.success() {
+        bail!("softhsm2-util --init-token failed: {status}");
+    }
+    let me = std::env::current_exe()?;
+    let out = Command::new(me)
+        .arg("--internal-hsm-init")
+        .arg(hsm)
+        .arg("--ca-key-type")
+        .arg(key_type)
+        .env("SOFTHSM2_CONF", &conf)
+        .env("ACME_BENCH_STATE", state)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "root ceremony in SoftHSM2 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(conf)
+}
+
+/// The `--internal-hsm-init DIR` child: a root key in the token and its
+/// self-signed certificate, through the signer's own ceremony code.
+pub fn hsm_ceremony(hsm: &Path, key_type: &str) -> Result<()> {
+    use ca_signer::ceremony::{KeyStore, RootParams, Token, init_root};
+    let state = PathBuf::from(
+        std::env::var_os("ACME_BENCH_STATE").ok_or_else(|| anyhow!("ACME_BENCH_STATE unset"))?,
+    );
+    let params = RootParams {
+        key: KeyStore::Token {
+            token: Token {
+                module: SOFTHSM_MODULE.into(),
+                token_label: TOKEN_LABEL.into(),
+                pin_file: hsm.join("pin"),
+            },
+            label: KEY_LABEL.into(),
+        },
+        key_type: key_type.parse().map_err(|e: String| anyhow!(e))?,
+        hash: ca_signer::config::default_hash_alg(),
+        subject: "CN=acme-bench SoftHSM2 root,O=Akamu".into(),
+        validity_years: 1,
+        path_len: None,
+        out: state.join("ca.cert.pem"),
+        audit_log: state.join("audit.log"),
+        force: false,
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    init_root(&params, now, &mut rand::rng(), &mut |_| {})
+        .map_err(|e| anyhow!("init-root: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_valid_toml_with_the_options() {
+        let text = config_toml(
+            4443,
+            Path::new("/tmp/x/state"),
+            ":memory:",
+            "rsa:2048",
+            Targets {
+                http_port: 5002,
+                tls_port: 5003,
+                dns: "127.0.0.1:5353".parse().expect("addr"),
+            },
+            "\n[signer.key]\nbackend = \"pkcs11\"\n",
+        );
+        let v: toml_like::Value = toml_like::parse(&text);
+        assert_eq!(v.get("listen_addr"), Some("\"127.0.0.1:4443\""));
+        assert_eq!(v.get("path"), Some("\":memory:\""));
+        assert_eq!(v.get("key_type"), Some("\"rsa:2048\""));
+        assert_eq!(v.get("allow_private_targets"), Some("true"));
+        assert_eq!(v.get("dns_resolver_addr"), Some("\"127.0.0.1:5353\""));
+        assert_eq!(v.get("backend"), Some("\"pkcs11\""));
+    }
+
+    /// Enough of TOML to check `key = value` lines without a toml dependency.
+    mod toml_like {
+        pub struct Value(Vec<(String, String)>);
+        pub fn parse(text: &str) -> Value {
+            Value(
+                text.lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .collect(),
+            )
+        }
+        impl Value {
+            pub fn get(&self, key: &str) -> Option<&str> {
+                self.0
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_str())
+            }
+        }
+    }
+}

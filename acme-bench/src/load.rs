@@ -1,0 +1,708 @@
+//! The load generator: `clients` tasks, each with its own instant-acme
+//! account and HTTPS connection pool, taking issuance tickets from a shared
+//! counter until the phase's tickets are gone (or the deadline passed).
+//!
+//! One issuance is timed in four phases:
+//! - `new_order`: the newOrder POST (instant-acme first fetches a nonce);
+//! - `challenge`: fetch the authorization, publish the response on the
+//!   bench's responder, POST the challenge, poll the order until `ready`;
+//! - `finalize`: POST the CSR, poll the order until `valid`;
+//! - `download`: POST-as-GET the certificate chain.
+//!
+//! Polls use adaptive backoff: 1 ms, doubling after every poll that finds
+//! the order unchanged, capped at `--poll-ms`; `Retry-After` is ignored, as
+//! in the reference's bench. Subscriber keys and CSRs for a phase are made
+//! before the phase's clock starts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{
+    Account, AuthorizationStatus, BodyWrapper, ChallengeType, Identifier, NewAccount, NewOrder,
+    Order, OrderStatus,
+};
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::stack::Stack;
+use openssl::x509::extension::SubjectAlternativeName;
+use openssl::x509::{X509, X509ReqBuilder};
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::options::{ChallengeKind, KeyType};
+use crate::responders::Responders;
+
+/// Most error messages kept as samples in the report.
+const MAX_SAMPLES: usize = 8;
+
+/// What every client needs to run issuances.
+pub struct LoadConfig {
+    /// ACME directory URL.
+    pub directory: String,
+    /// Challenge to answer.
+    pub challenge: ChallengeKind,
+    /// Subscriber key type.
+    pub key_type: KeyType,
+    /// Poll interval cap.
+    pub poll_cap: Duration,
+    /// Give up polling after this long.
+    pub poll_timeout: Duration,
+    /// Check each certificate.
+    pub verify_cert: bool,
+    /// Random label making this run's names unique.
+    pub run_tag: String,
+}
+
+/// Durations of one successful issuance.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// newOrder.
+    pub new_order: Duration,
+    /// Challenge until the order is ready.
+    pub challenge: Duration,
+    /// Finalize until the order is valid.
+    pub finalize: Duration,
+    /// Certificate download.
+    pub download: Duration,
+}
+
+impl Timings {
+    /// Sum of the four phases.
+    pub fn total(&self) -> Duration {
+        self.new_order + self.challenge + self.finalize + self.download
+    }
+}
+
+/// Results of one phase (warmup or measured).
+#[derive(Debug, Default)]
+pub struct PhaseResult {
+    /// Successful issuances.
+    pub ok: Vec<Timings>,
+    /// Failures by error type (ACME problem type without its URN prefix,
+    /// or `timeout`, `transport`, `client`, `verify`, `orderInvalid`).
+    pub errors: BTreeMap<String, u64>,
+    /// A few error messages.
+    pub samples: Vec<String>,
+    /// Certificates checked by `--verify-cert`.
+    pub verified: u64,
+    /// Wall time of the phase.
+    pub elapsed: Duration,
+    /// Issuances not started because the deadline passed.
+    pub skipped: u64,
+}
+
+impl PhaseResult {
+    fn record_error(&mut self, kind: String, message: String) {
+        *self.errors.entry(kind).or_default() += 1;
+        if self.samples.len() < MAX_SAMPLES {
+            self.samples.push(message);
+        }
+    }
+
+    /// Number of failed issuances.
+    pub fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// A failed issuance: its error type and message.
+#[derive(Debug)]
+pub struct FlowError {
+    /// Error type for the report.
+    pub kind: String,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl FlowError {
+    fn new(kind: &str, message: impl Into<String>) -> FlowError {
+        FlowError {
+            kind: kind.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn acme(phase: &str, e: &instant_acme::Error) -> FlowError {
+        FlowError::new(&error_kind(e), format!("{phase}: {e}"))
+    }
+}
+
+/// The report's error type for an instant-acme error.
+pub fn error_kind(e: &instant_acme::Error) -> String {
+    match e {
+        instant_acme::Error::Api(p) => problem_kind(p.r#type.as_deref()),
+        instant_acme::Error::Timeout(_) => "timeout".into(),
+        instant_acme::Error::Hyper(_)
+        | instant_acme::Error::Http(_)
+        | instant_acme::Error::Other(_) => "transport".into(),
+        _ => "client".into(),
+    }
+}
+
+/// `urn:ietf:params:acme:error:badNonce` → `badNonce`; other URNs are kept
+/// whole; a problem without a type is `untyped`.
+pub fn problem_kind(urn: Option<&str>) -> String {
+    match urn {
+        Some(t) => t
+            .strip_prefix("urn:ietf:params:acme:error:")
+            .unwrap_or(t)
+            .to_owned(),
+        None => "untyped".into(),
+    }
+}
+
+/// An HTTPS client for instant-acme trusting only the roots in `bundle`.
+pub fn http_client(bundle: &Path) -> Result<Box<dyn instant_acme::HttpClient>> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(bundle)
+        .with_context(|| format!("read {}", bundle.display()))?
+    {
+        roots.add(cert.with_context(|| format!("parse {}", bundle.display()))?)?;
+    }
+    if roots.is_empty() {
+        return Err(anyhow!("no certificate in {}", bundle.display()));
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    // Without TCP_NODELAY, a request written in two TLS records waits for
+    // the server's delayed ACK (40 ms on Linux) before its second half.
+    let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(tcp);
+    let client: HyperClient<_, BodyWrapper<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(connector);
+    Ok(Box::new(client))
+}
+
+/// Creates one account per client (not timed).
+pub async fn create_accounts(directory: &str, bundle: &Path, clients: u32) -> Result<Vec<Account>> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let http = http_client(bundle)?;
+        let directory = directory.to_owned();
+        set.spawn(async move {
+            Account::builder_with_http(http)
+                .create(
+                    &NewAccount {
+                        contact: &[],
+                        terms_of_service_agreed: true,
+                        only_return_existing: false,
+                    },
+                    directory,
+                    None,
+                )
+                .await
+                .map(|(account, _)| account)
+        });
+    }
+    let mut accounts = Vec::new();
+    while let Some(res) = set.join_next().await {
+        accounts.push(res?.map_err(|e| anyhow!("create an account: {e}"))?);
+    }
+    Ok(accounts)
+}
+
+/// A subscriber key and a CSR naming `name`.
+pub struct Csr {
+    /// The key.
+    pub key: PKey<Private>,
+    /// DER of the CSR.
+    pub der: Vec<u8>,
+}
+
+/// Generates a key of `key_type` and a CSR for `name` (SAN only, no subject).
+pub fn make_csr(key_type: KeyType, name: &str) -> Result<Csr> {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    let (key, digest) = match key_type {
+        KeyType::EcP256 => {
+            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+            (
+                PKey::from_ec_key(EcKey::generate(&group)?)?,
+                MessageDigest::sha256(),
+            )
+        }
+        KeyType::EcP384 => {
+            let group = EcGroup::from_curve_name(Nid::SECP384R1)?;
+            (
+                PKey::from_ec_key(EcKey::generate(&group)?)?,
+                MessageDigest::sha384(),
+            )
+        }
+        KeyType::Rsa(bits) => (
+            PKey::from_rsa(openssl::rsa::Rsa::generate(bits)?)?,
+            MessageDigest::sha256(),
+        ),
+    };
+    let mut req = X509ReqBuilder::new()?;
+    req.set_pubkey(&key)?;
+    let mut exts = Stack::new()?;
+    exts.push(
+        SubjectAlternativeName::new()
+            .dns(name)
+            .build(&req.x509v3_context(None))?,
+    )?;
+    req.add_extensions(&exts)?;
+    req.sign(&key, digest)?;
+    Ok(Csr {
+        der: req.build().to_der()?,
+        key,
+    })
+}
+
+/// The DNS name of issuance number `ticket`.
+pub fn name_for(run_tag: &str, ticket: u64) -> String {
+    format!(
+        "i{ticket}.{run_tag}.{}",
+        crate::responders::ZONE.trim_end_matches('.')
+    )
+}
+
+/// Runs `count` issuances (tickets `first..first+count`) across the
+/// accounts, each client taking the next ticket when it is done, with the
+/// CSRs from [`make_csrs`] for the same tickets. Stops starting new
+/// issuances at `deadline`.
+pub async fn run_phase(
+    cfg: Arc<LoadConfig>,
+    responders: Arc<Responders>,
+    accounts: &[Account],
+    (first, count): (u64, u64),
+    csrs: Vec<CsrSlot>,
+    deadline: Instant,
+) -> PhaseResult {
+    let next = Arc::new(AtomicU64::new(first));
+    let end = first + count;
+    let result = Arc::new(Mutex::new(PhaseResult::default()));
+    let csrs = Arc::new(csrs);
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for account in accounts {
+        let account = account.clone();
+        let (cfg, responders, next, result, csrs) = (
+            cfg.clone(),
+            responders.clone(),
+            next.clone(),
+            result.clone(),
+            csrs.clone(),
+        );
+        set.spawn(async move {
+            loop {
+                let ticket = next.fetch_add(1, Ordering::SeqCst);
+                if ticket >= end {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    lock(&result).skipped += 1;
+                    continue;
+                }
+                let name = name_for(&cfg.run_tag, ticket);
+                let csr = usize::try_from(ticket - first)
+                    .ok()
+                    .and_then(|i| csrs.get(i))
+                    .and_then(|slot| lock(slot).take());
+                let outcome = match csr {
+                    Some(Ok(csr)) => issue(&cfg, &responders, &account, &name, csr).await,
+                    Some(Err(e)) => Err(FlowError::new("client", format!("CSR: {e}"))),
+                    None => Err(FlowError::new("client", "no CSR for this ticket")),
+                };
+                let mut r = lock(&result);
+                match outcome {
+                    Ok((t, verified)) => {
+                        r.ok.push(t);
+                        r.verified += u64::from(verified);
+                    }
+                    Err(e) => r.record_error(e.kind, e.message),
+                }
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let elapsed = started.elapsed();
+    let mut r = std::mem::take(&mut *lock(&result));
+    r.elapsed = elapsed;
+    r
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A prepared CSR for one ticket, taken by the client that runs it.
+pub type CsrSlot = Mutex<Option<Result<Csr, String>>>;
+
+/// Keys and CSRs for tickets `first..first+count`, made on blocking
+/// threads before a phase, so that the load generator's key generation
+/// (slow for RSA) neither competes with the CA for CPU nor counts as the
+/// load generator's CPU in the measured window.
+pub async fn make_csrs(key_type: KeyType, run_tag: &str, first: u64, count: u64) -> Vec<CsrSlot> {
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get) as u64;
+    let per = count.div_ceil(workers.max(1)).max(1);
+    let mut set = tokio::task::JoinSet::new();
+    let mut start = first;
+    while start < first + count {
+        let stop = (start + per).min(first + count);
+        let tag = run_tag.to_owned();
+        set.spawn_blocking(move || {
+            let csrs: Vec<(u64, Result<Csr, String>)> = (start..stop)
+                .map(|t| {
+                    (
+                        t,
+                        make_csr(key_type, &name_for(&tag, t)).map_err(|e| e.to_string()),
+                    )
+                })
+                .collect();
+            csrs
+        });
+        start = stop;
+    }
+    let mut all: Vec<(u64, Result<Csr, String>)> = Vec::new();
+    while let Some(chunk) = set.join_next().await {
+        if let Ok(chunk) = chunk {
+            all.extend(chunk);
+        }
+    }
+    all.sort_by_key(|(t, _)| *t);
+    let mut out: Vec<CsrSlot> = (0..count).map(|_| Mutex::new(None)).collect();
+    for (t, csr) in all {
+        if let Some(slot) = usize::try_from(t - first).ok().and_then(|i| out.get_mut(i)) {
+            *slot = Mutex::new(Some(csr));
+        }
+    }
+    out
+}
+
+/// One full issuance for `name` with a prepared CSR. Returns its timings
+/// and whether the certificate was verified.
+pub async fn issue(
+    cfg: &LoadConfig,
+    responders: &Responders,
+    account: &Account,
+    name: &str,
+    csr: Csr,
+) -> Result<(Timings, bool), FlowError> {
+    let mut t = Timings::default();
+    let t0 = Instant::now();
+    let ids = [Identifier::Dns(name.to_owned())];
+    let mut order = account
+        .new_order(&NewOrder::new(&ids))
+        .await
+        .map_err(|e| FlowError::acme("new-order", &e))?;
+    t.new_order = t0.elapsed();
+
+    let t1 = Instant::now();
+    let published = answer_challenges(cfg, responders, &mut order).await;
+    let waited = match &published {
+        Ok(_) => poll_until(cfg, &mut order, OrderStatus::Ready).await,
+        Err(_) => Ok(()),
+    };
+    for p in published.as_deref().unwrap_or_default() {
+        p.withdraw(responders);
+    }
+    published?;
+    if let Err(e) = waited {
+        return Err(explain_invalid(&mut order, e).await);
+    }
+    t.challenge = t1.elapsed();
+
+    let t2 = Instant::now();
+    order
+        .finalize_csr(&csr.der)
+        .await
+        .map_err(|e| FlowError::acme("finalize", &e))?;
+    poll_until(cfg, &mut order, OrderStatus::Valid).await?;
+    t.finalize = t2.elapsed();
+
+    let t3 = Instant::now();
+    let chain = order
+        .certificate()
+        .await
+        .map_err(|e| FlowError::acme("download", &e))?
+        .ok_or_else(|| FlowError::new("client", "download: order not valid"))?;
+    t.download = t3.elapsed();
+
+    if cfg.verify_cert {
+        verify_chain(&chain, name, &csr.key).map_err(|e| FlowError::new("verify", e))?;
+    }
+    Ok((t, cfg.verify_cert))
+}
+
+/// Something published on a responder, withdrawn after the challenge.
+enum Published {
+    Http(String),
+    Dns(String),
+    Tls(String),
+}
+
+impl Published {
+    fn withdraw(&self, r: &Responders) {
+        match self {
+            Published::Http(token) => r.clear_http01(token),
+            Published::Dns(name) => r.clear_dns01(name),
+            Published::Tls(name) => r.clear_tls_alpn01(name),
+        }
+    }
+}
+
+async fn answer_challenges(
+    cfg: &LoadConfig,
+    responders: &Responders,
+    order: &mut Order,
+) -> Result<Vec<Published>, FlowError> {
+    let ty = match cfg.challenge {
+        ChallengeKind::Http01 => ChallengeType::Http01,
+        ChallengeKind::Dns01 => ChallengeType::Dns01,
+        ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
+    };
+    let mut published = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.map_err(|e| FlowError::acme("authorization", &e))?;
+        match authz.status {
+            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid => continue,
+            other => {
+                return Err(FlowError::new(
+                    "client",
+                    format!("authorization {} is {other:?}", authz.url()),
+                ));
+            }
+        }
+        let mut challenge = authz.challenge(ty.clone()).ok_or_else(|| {
+            FlowError::new(
+                "client",
+                format!("the server offers no {} challenge", cfg.challenge),
+            )
+        })?;
+        let key_auth = challenge.key_authorization();
+        let ident = challenge.identifier().to_string();
+        match cfg.challenge {
+            ChallengeKind::Http01 => {
+                responders.set_http01(&challenge.token, key_auth.as_str());
+                published.push(Published::Http(challenge.token.clone()));
+            }
+            ChallengeKind::Dns01 => {
+                responders
+                    .set_dns01(&ident, &key_auth.dns_value())
+                    .map_err(|e| FlowError::new("client", format!("publish TXT: {e}")))?;
+                published.push(Published::Dns(ident));
+            }
+            ChallengeKind::TlsAlpn01 => {
+                responders
+                    .set_tls_alpn01(&ident, key_auth.digest().as_ref())
+                    .map_err(|e| FlowError::new("client", format!("tls-alpn-01 cert: {e}")))?;
+                published.push(Published::Tls(ident));
+            }
+        }
+        if let Err(e) = challenge.set_ready().await {
+            for p in &published {
+                p.withdraw(responders);
+            }
+            return Err(FlowError::acme("challenge", &e));
+        }
+    }
+    Ok(published)
+}
+
+/// Polls the order until `want` with adaptive backoff (1 ms doubling up to
+/// the cap). `invalid`, an order error, or the timeout end it.
+async fn poll_until(
+    cfg: &LoadConfig,
+    order: &mut Order,
+    want: OrderStatus,
+) -> Result<(), FlowError> {
+    let deadline = Instant::now() + cfg.poll_timeout;
+    let mut delay = Duration::from_millis(1);
+    loop {
+        let url = order.url().to_owned();
+        let state = order.state();
+        if state.status == want {
+            return Ok(());
+        }
+        if let Some(err) = &state.error {
+            return Err(FlowError::new(
+                &problem_kind(err.r#type.as_deref()),
+                format!("order {url}: {err}"),
+            ));
+        }
+        if state.status == OrderStatus::Invalid {
+            return Err(FlowError::new(
+                "orderInvalid",
+                format!("order {url} is invalid"),
+            ));
+        }
+        if Instant::now() + delay > deadline {
+            return Err(FlowError::new(
+                "timeout",
+                format!("order {url} not {want:?} within {:?}", cfg.poll_timeout),
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = next_delay(delay, cfg.poll_cap);
+        order
+            .refresh()
+            .await
+            .map_err(|e| FlowError::acme("poll", &e))?;
+    }
+}
+
+/// The next poll delay: double, capped.
+pub fn next_delay(delay: Duration, cap: Duration) -> Duration {
+    (delay * 2).min(cap)
+}
+
+/// For an order that went invalid during validation, the challenge's own
+/// error type is more telling than `orderInvalid`.
+async fn explain_invalid(order: &mut Order, e: FlowError) -> FlowError {
+    if e.kind != "orderInvalid" {
+        return e;
+    }
+    let mut authzs = order.authorizations();
+    while let Some(Ok(mut authz)) = authzs.next().await {
+        if authz.refresh().await.is_err() {
+            continue;
+        }
+        for ch in &authz.challenges {
+            if let Some(err) = &ch.error {
+                return FlowError::new(
+                    &problem_kind(err.r#type.as_deref()),
+                    format!("challenge {}: {err}", ch.url),
+                );
+            }
+        }
+    }
+    e
+}
+
+/// Checks a downloaded chain: the leaf names exactly `name`, carries the
+/// CSR's key, and is signed by the next certificate.
+pub fn verify_chain(pem: &str, name: &str, key: &PKey<Private>) -> Result<(), String> {
+    let certs = X509::stack_from_pem(pem.as_bytes()).map_err(|e| format!("chain PEM: {e}"))?;
+    let leaf = certs.first().ok_or("empty chain")?;
+    let sans: Vec<String> = leaf
+        .subject_alt_names()
+        .map(|s| {
+            s.iter()
+                .filter_map(|n| n.dnsname().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if sans != [name.to_owned()] {
+        return Err(format!("leaf names {sans:?}, expected [{name}]"));
+    }
+    let leaf_key = leaf.public_key().map_err(|e| format!("leaf key: {e}"))?;
+    if !leaf_key.public_eq(key) {
+        return Err("leaf key is not the CSR's key".into());
+    }
+    let issuer = certs.get(1).ok_or("no issuer certificate after the leaf")?;
+    let issuer_key = issuer
+        .public_key()
+        .map_err(|e| format!("issuer key: {e}"))?;
+    match leaf.verify(&issuer_key) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("leaf signature does not verify with the issuer's key".into()),
+        Err(e) => Err(format!("verify leaf signature: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_ms_to_the_cap() {
+        let cap = Duration::from_millis(5);
+        let mut d = Duration::from_millis(1);
+        let mut seen = vec![d];
+        for _ in 0..4 {
+            d = next_delay(d, cap);
+            seen.push(d);
+        }
+        let ms: Vec<u128> = seen.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, vec![1, 2, 4, 5, 5]);
+    }
+
+    #[test]
+    fn problem_types_lose_their_prefix() {
+        assert_eq!(
+            problem_kind(Some("urn:ietf:params:acme:error:badNonce")),
+            "badNonce"
+        );
+        assert_eq!(problem_kind(Some("about:blank")), "about:blank");
+        assert_eq!(problem_kind(None), "untyped");
+    }
+
+    #[test]
+    fn names_are_unique_and_in_the_zone() {
+        let a = name_for("r1", 1);
+        assert_eq!(a, "i1.r1.acme-bench.test");
+        assert_ne!(a, name_for("r1", 2));
+    }
+
+    #[test]
+    fn csrs_for_every_key_type() {
+        for kt in [KeyType::EcP256, KeyType::EcP384, KeyType::Rsa(2048)] {
+            let csr = make_csr(kt, "www.acme-bench.test").expect("csr");
+            let req = openssl::x509::X509Req::from_der(&csr.der).expect("parse");
+            assert!(req.verify(&csr.key).expect("verify"), "{kt}");
+        }
+    }
+
+    #[test]
+    fn verify_chain_checks_names_key_and_signature() {
+        use openssl::asn1::Asn1Time;
+        use openssl::x509::X509Builder;
+        let ca_key = make_csr(KeyType::EcP256, "x").expect("key").key;
+        let leaf_key = make_csr(KeyType::EcP256, "x").expect("key").key;
+        let build = |subject_key: &PKey<Private>, signer: &PKey<Private>, san: Option<&str>| {
+            let mut b = X509Builder::new().expect("builder");
+            b.set_pubkey(subject_key).expect("key");
+            b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+                .expect("nb");
+            b.set_not_after(&Asn1Time::days_from_now(1).expect("t"))
+                .expect("na");
+            if let Some(san) = san {
+                let ext = SubjectAlternativeName::new()
+                    .dns(san)
+                    .build(&b.x509v3_context(None, None))
+                    .expect("san");
+                b.append_extension(ext).expect("ext");
+            }
+            b.sign(signer, MessageDigest::sha256()).expect("sign");
+            String::from_utf8(b.build().to_pem().expect("pem")).expect("utf8")
+        };
+        let ca = build(&ca_key, &ca_key, None);
+        let good = build(&leaf_key, &ca_key, Some("a.acme-bench.test")) + &ca;
+        verify_chain(&good, "a.acme-bench.test", &leaf_key).expect("good chain");
+        assert!(
+            verify_chain(&good, "b.acme-bench.test", &leaf_key).is_err(),
+            "name"
+        );
+        assert!(
+            verify_chain(&good, "a.acme-bench.test", &ca_key).is_err(),
+            "key"
+        );
+        let forged = build(&leaf_key, &leaf_key, Some("a.acme-bench.test")) + &ca;
+        assert!(
+            verify_chain(&forged, "a.acme-bench.test", &leaf_key).is_err(),
+            "signature"
+        );
+    }
+}

@@ -1,0 +1,478 @@
+//! Command-line options and their validation.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::Parser;
+
+/// Runs full RFC 8555 flows (new-order → challenge → finalize → download)
+/// against a real CA and reports throughput, per-phase latency, errors by
+/// ACME problem type, and the memory and CPU of each CA process.
+///
+/// Without `--directory` it starts Akāmu's three processes itself
+/// (`acme-frontend`, `ca-signer`, `validator-worker` from `--bin-dir`) on
+/// loopback with a file-backed SQLite database in a temporary directory.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "acme-bench", version)]
+pub struct Options {
+    /// Concurrent clients (one ACME account and one HTTPS connection pool each).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub clients: u32,
+
+    /// Issuances to measure (warmup not counted).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub requests: u64,
+
+    /// Warmup issuances run (and discarded) before the measured window.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: u64,
+
+    /// Cap of the poll interval in milliseconds; the adaptive backoff starts
+    /// at 1 ms and doubles after each poll that finds nothing new.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub poll_ms: u64,
+
+    /// Challenge type answered by the bench's own responders.
+    #[arg(long, default_value = "http-01")]
+    pub challenge: ChallengeKind,
+
+    /// Subscriber (CSR) key type: ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096.
+    #[arg(long, default_value = "ec:P-256")]
+    pub key_type: KeyType,
+
+    /// CA key type generated when the bench starts Akāmu (`[ca] key_type`):
+    /// ec:P-256, ec:P-384, ec:P-521, rsa:2048, rsa:3072, rsa:4096, ed25519.
+    #[arg(long, default_value = "ec:P-256")]
+    pub ca_key_type: CaKeyType,
+
+    /// Where the CA key lives when the bench starts Akāmu: `file`, or
+    /// `softhsm` (a SoftHSM2 token in the temporary directory, reached over
+    /// PKCS#11 by the signer).
+    #[arg(long, default_value = "file")]
+    pub ca_backend: CaBackend,
+
+    /// SQLite database of the started CA: a path, or `:memory:`.
+    /// Default: a file in the bench's temporary state directory.
+    #[arg(long, value_name = "PATH|:memory:")]
+    pub db: Option<String>,
+
+    /// Report format on stdout.
+    #[arg(long, default_value = "text")]
+    pub output: OutputFormat,
+
+    /// Check every issued certificate: it parses, names exactly the order's
+    /// identifiers, carries the CSR's key, and is signed by the next
+    /// certificate of the chain.
+    #[arg(long)]
+    pub verify_cert: bool,
+
+    /// Benchmark this ACME directory instead of starting Akāmu.
+    #[arg(long, value_name = "URL", requires = "ca_bundle")]
+    pub directory: Option<String>,
+
+    /// PEM file of the roots that the `--directory` server's HTTPS
+    /// certificate chains to.
+    #[arg(long, value_name = "PEM", requires = "directory")]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// Directory holding acme-frontend, ca-signer and validator-worker.
+    /// Default: the directory of the acme-bench executable.
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+
+    /// Port of the http-01 token server on 127.0.0.1 (0: a free port).
+    #[arg(long, default_value_t = 0)]
+    pub http_port: u16,
+
+    /// Port of the tls-alpn-01 responder on 127.0.0.1 (0: a free port).
+    #[arg(long, default_value_t = 0)]
+    pub tls_port: u16,
+
+    /// Port (UDP and TCP) of the DNS server on 127.0.0.1 (0: a free port).
+    #[arg(long, default_value_t = 0)]
+    pub dns_port: u16,
+
+    /// Extra process to sample like the CA's own (`NAME=PID`, repeatable),
+    /// e.g. a `--directory` server's pid.
+    #[arg(long = "watch-pid", value_name = "NAME=PID")]
+    pub watch_pids: Vec<WatchPid>,
+
+    /// Hard limit on the whole run in seconds; clients stop starting new
+    /// issuances after it.
+    #[arg(long, default_value_t = 600)]
+    pub max_secs: u64,
+
+    /// Give up polling an order after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub poll_timeout_secs: u64,
+
+    /// Write the started CA's logs here instead of the temporary directory
+    /// (kept after the run).
+    #[arg(long, value_name = "FILE")]
+    pub ca_log: Option<PathBuf>,
+
+    /// Internal: initialise a SoftHSM2 token in DIR (run as a child process).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub internal_hsm_init: Option<PathBuf>,
+}
+
+impl Options {
+    /// Whether the bench starts (and then owns) Akāmu itself.
+    pub fn managed(&self) -> bool {
+        self.directory.is_none()
+    }
+
+    /// Rejects combinations clap cannot express.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.managed() {
+            if self.db.is_some() {
+                return Err(
+                    "--db only applies when the bench starts Akāmu (no --directory)".into(),
+                );
+            }
+            if self.ca_backend != CaBackend::File {
+                return Err("--ca-backend only applies when the bench starts Akāmu".into());
+            }
+        }
+        if self.max_secs == 0 || self.poll_timeout_secs == 0 {
+            return Err("--max-secs and --poll-timeout-secs must be positive".into());
+        }
+        let ports = [self.http_port, self.tls_port, self.dns_port];
+        for (i, a) in ports.iter().enumerate() {
+            if *a != 0 && ports[i + 1..].contains(a) {
+                return Err(format!("port {a} is given twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A challenge type the bench can answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeKind {
+    /// RFC 8555 §8.3.
+    Http01,
+    /// RFC 8555 §8.4.
+    Dns01,
+    /// RFC 8737.
+    TlsAlpn01,
+}
+
+impl ChallengeKind {
+    /// The RFC name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http01 => "http-01",
+            Self::Dns01 => "dns-01",
+            Self::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+impl FromStr for ChallengeKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "http-01" => Ok(Self::Http01),
+            "dns-01" => Ok(Self::Dns01),
+            "tls-alpn-01" => Ok(Self::TlsAlpn01),
+            other => Err(format!(
+                "unknown challenge {other:?} (http-01, dns-01, tls-alpn-01)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ChallengeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A subscriber key type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// ECDSA P-256 (CSR signed with SHA-256).
+    EcP256,
+    /// ECDSA P-384 (CSR signed with SHA-384).
+    EcP384,
+    /// RSA with this many bits (CSR signed with SHA-256).
+    Rsa(u32),
+}
+
+impl FromStr for KeyType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ec:P-256" | "P-256" => Ok(Self::EcP256),
+            "ec:P-384" | "P-384" => Ok(Self::EcP384),
+            "rsa:2048" => Ok(Self::Rsa(2048)),
+            "rsa:3072" => Ok(Self::Rsa(3072)),
+            "rsa:4096" => Ok(Self::Rsa(4096)),
+            other => Err(format!(
+                "unknown key type {other:?} (ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EcP256 => f.write_str("ec:P-256"),
+            Self::EcP384 => f.write_str("ec:P-384"),
+            Self::Rsa(bits) => write!(f, "rsa:{bits}"),
+        }
+    }
+}
+
+/// A CA key type, in `[ca] key_type` syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaKeyType(String);
+
+impl CaKeyType {
+    /// The `[ca] key_type` value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for CaKeyType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const KNOWN: [&str; 7] = [
+            "ec:P-256", "ec:P-384", "ec:P-521", "rsa:2048", "rsa:3072", "rsa:4096", "ed25519",
+        ];
+        if KNOWN.contains(&s) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!("unknown CA key type {s:?} ({})", KNOWN.join(", ")))
+        }
+    }
+}
+
+impl fmt::Display for CaKeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where the started CA keeps its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaBackend {
+    /// A PEM file generated by the signer on first start.
+    File,
+    /// A SoftHSM2 token (PKCS#11), key made by a root ceremony.
+    SoftHsm,
+}
+
+impl FromStr for CaBackend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "file" => Ok(Self::File),
+            "softhsm" | "pkcs11" => Ok(Self::SoftHsm),
+            other => Err(format!("unknown CA backend {other:?} (file, softhsm)")),
+        }
+    }
+}
+
+impl fmt::Display for CaBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::File => "file",
+            Self::SoftHsm => "pkcs11-softhsm2",
+        })
+    }
+}
+
+/// Report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Human-readable tables.
+    Text,
+    /// One JSON document (see [`crate::report::Report`]).
+    Json,
+}
+
+impl FromStr for OutputFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown output {other:?} (text, json)")),
+        }
+    }
+}
+
+/// `NAME=PID` of an extra process to sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchPid {
+    /// Label in the report.
+    pub name: String,
+    /// Process id.
+    pub pid: i32,
+}
+
+impl FromStr for WatchPid {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, pid) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected NAME=PID, got {s:?}"))?;
+        let pid: i32 = pid.parse().map_err(|_| format!("bad pid in {s:?}"))?;
+        if name.is_empty() || pid <= 0 {
+            return Err(format!("expected NAME=PID with a positive pid, got {s:?}"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            pid,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Options::try_parse_from(std::iter::once("acme-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_follow_the_reference() {
+        let o = parse(&[]).expect("parse");
+        assert_eq!(o.clients, 10);
+        assert_eq!(o.requests, 100);
+        assert_eq!(o.warmup, 10);
+        assert_eq!(o.poll_ms, 50);
+        assert_eq!(o.challenge, ChallengeKind::Http01);
+        assert_eq!(o.key_type, KeyType::EcP256);
+        assert_eq!(o.ca_key_type.as_str(), "ec:P-256");
+        assert_eq!(o.ca_backend, CaBackend::File);
+        assert_eq!(o.output, OutputFormat::Text);
+        assert!(!o.verify_cert);
+        assert!(o.managed());
+        assert!(o.db.is_none());
+        o.check().expect("defaults are consistent");
+    }
+
+    #[test]
+    fn every_option_parses() {
+        let o = parse(&[
+            "--clients",
+            "25",
+            "--requests",
+            "300",
+            "--warmup",
+            "0",
+            "--poll-ms",
+            "5",
+            "--challenge",
+            "tls-alpn-01",
+            "--key-type",
+            "rsa:2048",
+            "--ca-key-type",
+            "ec:P-384",
+            "--db",
+            ":memory:",
+            "--output",
+            "json",
+            "--verify-cert",
+            "--http-port",
+            "5002",
+            "--tls-port",
+            "5001",
+            "--dns-port",
+            "8053",
+            "--watch-pid",
+            "pebble=42",
+            "--ca-backend",
+            "softhsm",
+        ])
+        .expect("parse");
+        assert_eq!(
+            (o.clients, o.requests, o.warmup, o.poll_ms),
+            (25, 300, 0, 5)
+        );
+        assert_eq!(o.challenge, ChallengeKind::TlsAlpn01);
+        assert_eq!(o.key_type, KeyType::Rsa(2048));
+        assert_eq!(o.ca_key_type.as_str(), "ec:P-384");
+        assert_eq!(o.db.as_deref(), Some(":memory:"));
+        assert_eq!(o.output, OutputFormat::Json);
+        assert!(o.verify_cert);
+        assert_eq!((o.http_port, o.tls_port, o.dns_port), (5002, 5001, 8053));
+        assert_eq!(
+            o.watch_pids,
+            vec![WatchPid {
+                name: "pebble".into(),
+                pid: 42
+            }]
+        );
+        assert_eq!(o.ca_backend, CaBackend::SoftHsm);
+        o.check().expect("consistent");
+    }
+
+    #[test]
+    fn directory_needs_a_bundle_and_excludes_db() {
+        assert!(parse(&["--directory", "https://127.0.0.1:14000/dir"]).is_err());
+        assert!(parse(&["--ca-bundle", "x.pem"]).is_err());
+        let o = parse(&[
+            "--directory",
+            "https://127.0.0.1:14000/dir",
+            "--ca-bundle",
+            "x.pem",
+        ])
+        .expect("parse");
+        assert!(!o.managed());
+        o.check().expect("consistent");
+        let o = parse(&[
+            "--directory",
+            "https://x/dir",
+            "--ca-bundle",
+            "x.pem",
+            "--db",
+            ":memory:",
+        ])
+        .expect("parse");
+        assert!(o.check().is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            &["--clients", "0"][..],
+            &["--requests", "0"],
+            &["--poll-ms", "0"],
+            &["--challenge", "dns-persist-01"],
+            &["--key-type", "ed448"],
+            &["--ca-key-type", "ec:P-999"],
+            &["--output", "xml"],
+            &["--watch-pid", "pebble"],
+            &["--watch-pid", "=3"],
+            &["--ca-backend", "tpm"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} should be refused");
+        }
+        let o = parse(&["--http-port", "5002", "--tls-port", "5002"]).expect("parse");
+        assert!(o.check().is_err(), "duplicate ports");
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in ["http-01", "dns-01", "tls-alpn-01"] {
+            assert_eq!(s.parse::<ChallengeKind>().expect("parse").to_string(), s);
+        }
+        for s in ["ec:P-256", "ec:P-384", "rsa:2048", "rsa:4096"] {
+            assert_eq!(s.parse::<KeyType>().expect("parse").to_string(), s);
+        }
+    }
+}

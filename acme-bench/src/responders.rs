@@ -1,0 +1,367 @@
+//! The applicant's side, on 127.0.0.1: an http-01 token server, a
+//! tls-alpn-01 responder (RFC 8737 certificates made with rcgen), and a DNS
+//! server (hickory-server) that answers `A 127.0.0.1` for every name under
+//! [`ZONE`] and the dns-01 TXT records published at run time.
+//!
+//! All three stop when dropped.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use hickory_proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
+use hickory_proto::rr::rdata::{A, SOA, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+
+/// The DNS zone all benchmark names live in.
+pub const ZONE: &str = "acme-bench.test.";
+/// The ALPN protocol of RFC 8737.
+const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+/// Deadline of one responder connection.
+const CONN_DEADLINE: Duration = Duration::from_secs(10);
+/// TTL of every DNS answer.
+const TTL: u32 = 1;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The three responders and what they publish.
+pub struct Responders {
+    /// http-01 token server address.
+    pub http_addr: SocketAddr,
+    /// tls-alpn-01 responder address.
+    pub tls_addr: SocketAddr,
+    /// DNS server address (UDP and TCP).
+    pub dns_addr: SocketAddr,
+    tokens: Arc<Mutex<HashMap<String, String>>>,
+    alpn: Arc<AlpnCerts>,
+    zone: Arc<RwLock<HashMap<LowerName, Vec<String>>>>,
+    tasks: Vec<JoinHandle<()>>,
+    _dns: Server<DnsHandler>,
+}
+
+impl Responders {
+    /// Binds all three on 127.0.0.1 (port 0: any free port).
+    pub async fn start(http_port: u16, tls_port: u16, dns_port: u16) -> Result<Responders> {
+        let tokens = Arc::new(Mutex::new(HashMap::new()));
+        let http = TcpListener::bind((Ipv4Addr::LOCALHOST, http_port))
+            .await
+            .with_context(|| format!("bind the http-01 server on 127.0.0.1:{http_port}"))?;
+        let http_addr = http.local_addr()?;
+
+        let alpn = Arc::new(AlpnCerts::default());
+        let tls = TcpListener::bind((Ipv4Addr::LOCALHOST, tls_port))
+            .await
+            .with_context(|| format!("bind the tls-alpn-01 responder on 127.0.0.1:{tls_port}"))?;
+        let tls_addr = tls.local_addr()?;
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(alpn.clone());
+        config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+        let zone = Arc::new(RwLock::new(HashMap::new()));
+        let (udp, tcp) = bind_dns(dns_port).await?;
+        let dns_addr = udp.local_addr()?;
+        let mut dns = Server::new(DnsHandler {
+            zone_name: lower(ZONE)?,
+            txt: zone.clone(),
+        });
+        dns.register_socket(udp);
+        dns.register_listener(tcp, CONN_DEADLINE, 1024);
+
+        let tasks = vec![
+            tokio::spawn(serve_http(http, tokens.clone())),
+            tokio::spawn(serve_tls(tls, acceptor)),
+        ];
+        Ok(Responders {
+            http_addr,
+            tls_addr,
+            dns_addr,
+            tokens,
+            alpn,
+            zone,
+            tasks,
+            _dns: dns,
+        })
+    }
+
+    /// Serves `key_authorization` at `/.well-known/acme-challenge/<token>`.
+    pub fn set_http01(&self, token: &str, key_authorization: &str) {
+        lock(&self.tokens).insert(token.to_owned(), key_authorization.to_owned());
+    }
+
+    /// Stops serving `token`.
+    pub fn clear_http01(&self, token: &str) {
+        lock(&self.tokens).remove(token);
+    }
+
+    /// Publishes `value` at `_acme-challenge.<name>` (TXT).
+    pub fn set_dns01(&self, name: &str, value: &str) -> Result<()> {
+        let owner = lower(&format!("_acme-challenge.{name}"))?;
+        let mut zone = self
+            .zone
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        zone.entry(owner).or_default().push(value.to_owned());
+        Ok(())
+    }
+
+    /// Removes the TXT records of `_acme-challenge.<name>`.
+    pub fn clear_dns01(&self, name: &str) {
+        if let Ok(owner) = lower(&format!("_acme-challenge.{name}")) {
+            self.zone
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&owner);
+        }
+    }
+
+    /// Presents an RFC 8737 certificate for `name` (SAN = `name`, critical
+    /// acmeIdentifier = `digest`, the SHA-256 of the key authorization).
+    pub fn set_tls_alpn01(&self, name: &str, digest: &[u8]) -> Result<()> {
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()])?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let signing = rustls::crypto::ring::sign::any_supported_type(&der)?;
+        let certified = CertifiedKey::new(vec![cert.der().clone()], signing);
+        lock(&self.alpn.certs).insert(name.to_ascii_lowercase(), Arc::new(certified));
+        Ok(())
+    }
+
+    /// Stops presenting a certificate for `name`.
+    pub fn clear_tls_alpn01(&self, name: &str) {
+        lock(&self.alpn.certs).remove(&name.to_ascii_lowercase());
+    }
+}
+
+impl Drop for Responders {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self._dns.shutdown_token().cancel();
+    }
+}
+
+async fn bind_dns(port: u16) -> Result<(UdpSocket, TcpListener)> {
+    if port != 0 {
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, port))
+            .await
+            .with_context(|| format!("bind DNS UDP 127.0.0.1:{port}"))?;
+        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .await
+            .with_context(|| format!("bind DNS TCP 127.0.0.1:{port}"))?;
+        return Ok((udp, tcp));
+    }
+    // UDP and TCP share a port number; retry when the TCP side is taken.
+    let mut last = None;
+    for _ in 0..20 {
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let port = udp.local_addr()?.port();
+        match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "no port free for DNS over UDP and TCP: {last:?}"
+    ))
+}
+
+async fn serve_http(listener: TcpListener, tokens: Arc<Mutex<HashMap<String, String>>>) {
+    const PREFIX: &str = "/.well-known/acme-challenge/";
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let tokens = tokens.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let body = req
+                    .uri()
+                    .path()
+                    .strip_prefix(PREFIX)
+                    .and_then(|t| lock(&tokens).get(t).cloned());
+                let rsp = match body {
+                    Some(b) => Response::new(Full::new(Bytes::from(b))),
+                    None => {
+                        let mut r = Response::new(Full::new(Bytes::from_static(b"not found")));
+                        *r.status_mut() = StatusCode::NOT_FOUND;
+                        r
+                    }
+                };
+                std::future::ready(Ok::<_, Infallible>(rsp))
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+        });
+    }
+}
+
+async fn serve_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            // The validator only looks at the handshake; close right after.
+            if let Ok(Ok(mut tls)) =
+                tokio::time::timeout(CONN_DEADLINE, acceptor.accept(stream)).await
+            {
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+            }
+        });
+    }
+}
+
+/// tls-alpn-01 certificates by SNI name.
+#[derive(Debug, Default)]
+struct AlpnCerts {
+    certs: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl ResolvesServerCert for AlpnCerts {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let offers_acme = hello
+            .alpn()
+            .is_some_and(|mut protos| protos.any(|p| p == ACME_TLS_ALPN));
+        if !offers_acme {
+            return None;
+        }
+        let name = hello.server_name()?.to_ascii_lowercase();
+        lock(&self.certs).get(&name).cloned()
+    }
+}
+
+/// Parses an absolute or relative DNS name into its lower-case absolute form.
+fn lower(name: &str) -> Result<LowerName> {
+    let mut n = Name::from_str(name).with_context(|| format!("bad DNS name {name:?}"))?;
+    n.set_fqdn(true);
+    Ok(LowerName::new(&n))
+}
+
+struct DnsHandler {
+    zone_name: LowerName,
+    txt: Arc<RwLock<HashMap<LowerName, Vec<String>>>>,
+}
+
+impl DnsHandler {
+    fn answer(
+        &self,
+        name: &LowerName,
+        rtype: RecordType,
+    ) -> (ResponseCode, Vec<Record>, Vec<Record>) {
+        if !self.zone_name.zone_of(name) {
+            return (ResponseCode::Refused, Vec::new(), Vec::new());
+        }
+        let owner = Name::from(name.clone());
+        let answers: Vec<Record> = match rtype {
+            RecordType::A => vec![Record::from_rdata(
+                owner,
+                TTL,
+                RData::A(A(Ipv4Addr::LOCALHOST)),
+            )],
+            RecordType::TXT => self
+                .txt
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(name)
+                .map(|values| {
+                    values
+                        .iter()
+                        .map(|v| {
+                            Record::from_rdata(
+                                owner.clone(),
+                                TTL,
+                                RData::TXT(TXT::new(vec![v.clone()])),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let authority = if answers.is_empty() {
+            vec![self.soa()]
+        } else {
+            Vec::new()
+        };
+        (ResponseCode::NoError, answers, authority)
+    }
+
+    fn soa(&self) -> Record {
+        let zone = Name::from(self.zone_name.clone());
+        let host = |label: &str| {
+            Name::from_str(label)
+                .and_then(|n| n.append_domain(&zone))
+                .unwrap_or_else(|_| zone.clone())
+        };
+        let soa = SOA::new(host("ns"), host("hostmaster"), 1, 60, 60, 600, TTL);
+        Record::from_rdata(zone, TTL, RData::SOA(soa))
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for DnsHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let builder = MessageResponseBuilder::from_message_request(request);
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.authoritative = true;
+        let (code, answers, authority) = match request.request_info() {
+            Ok(info) => self.answer(info.query.name(), info.query.query_type()),
+            Err(_) => (ResponseCode::FormErr, Vec::new(), Vec::new()),
+        };
+        metadata.response_code = code;
+        let response = builder.build(
+            metadata,
+            answers.iter(),
+            authority.iter(),
+            std::iter::empty(),
+            std::iter::empty(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(_) => {
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.response_code = ResponseCode::ServFail;
+                ResponseInfo::from(Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        }
+    }
+}
