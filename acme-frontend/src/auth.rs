@@ -134,9 +134,7 @@ pub async fn authenticate(
         }
         (None, Some(kid), KeyRef::Kid | KeyRef::Either) => {
             let account = account_for_kid(app, kid).await?;
-            let jwk: Jwk = serde_json::from_str(&account.jwk)
-                .map_err(|e| Error::Internal(format!("stored JWK: {e}")))?;
-            let public = key_for(&jwk, alg)?;
+            let public = account_key(app, &account, alg)?;
             (public, Requester::Account(account))
         }
     };
@@ -170,6 +168,37 @@ impl crate::http::Request {
         )
         .await
     }
+}
+
+/// Parsed account keys by thumbprint.
+pub type KeyCache = std::collections::HashMap<String, (Jwk, PKey<Public>)>;
+
+/// Most account keys kept parsed (a bound on memory, not a tuning knob).
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// The account's parsed public key. Parsing a JWK into an openssl key costs
+/// more than verifying the signature (curve checks), so keys are kept by
+/// thumbprint; a thumbprint names one key forever, so nothing goes stale.
+fn account_key(app: &App, account: &AccountRow, alg: Alg) -> Result<PKey<Public>, Error> {
+    if let Some((jwk, key)) = app
+        .key_cache
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&account.jwk_thumbprint).cloned())
+    {
+        jwk.check_alg(alg)?;
+        return Ok(key);
+    }
+    let jwk: Jwk = serde_json::from_str(&account.jwk)
+        .map_err(|e| Error::Internal(format!("stored JWK: {e}")))?;
+    let key = key_for(&jwk, alg)?;
+    if let Ok(mut cache) = app.key_cache.lock() {
+        if cache.len() >= KEY_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(account.jwk_thumbprint.clone(), (jwk, key.clone()));
+    }
+    Ok(key)
 }
 
 fn key_for(jwk: &Jwk, alg: Alg) -> Result<PKey<Public>, Error> {

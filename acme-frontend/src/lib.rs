@@ -49,6 +49,8 @@ pub struct App {
     pub crl: crl::CrlCache,
     /// Woken after each revocation so the CRL follows at once.
     pub revocations: tokio::sync::Notify,
+    /// Parsed account keys by thumbprint (see `auth`).
+    pub key_cache: Mutex<auth::KeyCache>,
 }
 
 impl App {
@@ -69,6 +71,7 @@ impl App {
             issuance_in_flight: Mutex::new(HashSet::new()),
             crl: crl::CrlCache::default(),
             revocations: tokio::sync::Notify::new(),
+            key_cache: Mutex::new(std::collections::HashMap::new()),
         }))
     }
 }

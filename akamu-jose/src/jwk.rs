@@ -120,8 +120,8 @@ impl Jwk {
                 let by = BigNum::from_slice(&y)?;
                 let ec = EcKey::from_public_key_affine_coordinates(&group, &bx, &by)
                     .map_err(|_| JoseError::BadJwk("EC point is not on the curve".into()))?;
-                ec.check_key()
-                    .map_err(|_| JoseError::BadJwk("EC key check failed".into()))?;
+                // EC_KEY_set_public_key_affine_coordinates already ran
+                // EC_KEY_check_key: the point is on the curve.
                 Ok(PKey::from_ec_key(ec)?)
             }
             Self::Rsa { n, e } => {

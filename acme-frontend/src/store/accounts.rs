@@ -13,7 +13,7 @@ pub fn by_thumbprint(conn: &mut SqliteConnection, tp: &str) -> Result<Option<Acc
     Ok(dsl::accounts
         .filter(dsl::jwk_thumbprint.eq(tp))
         .select(AccountRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -22,7 +22,7 @@ pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<AccountRow>
     Ok(dsl::accounts
         .find(id)
         .select(AccountRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

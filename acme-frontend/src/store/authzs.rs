@@ -15,7 +15,7 @@ pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<AuthzRow>, 
     Ok(authorizations::table
         .find(id)
         .select(AuthzRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -86,7 +86,7 @@ pub fn start_challenge(
         let Some(mut challenge) = challenges::table
             .find(challenge_id)
             .select(ChallengeRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()?
         else {
             return Ok(None);
@@ -133,7 +133,7 @@ pub fn record_validation(
         let Some(challenge) = challenges::table
             .find(challenge_id)
             .select(ChallengeRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()?
         else {
             return Ok(());

@@ -12,7 +12,7 @@ pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<CertRow>, E
     Ok(dsl::certificates
         .find(id)
         .select(CertRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -21,7 +21,7 @@ pub fn by_serial(conn: &mut SqliteConnection, serial: &str) -> Result<Option<Cer
     Ok(dsl::certificates
         .filter(dsl::serial_number.eq(serial))
         .select(CertRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -34,7 +34,7 @@ pub fn unused_key(conn: &mut SqliteConnection, kid: &str) -> Result<Option<Vec<u
         .find(kid)
         .filter(dsl::account_id.is_null())
         .select(dsl::hmac_key)
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

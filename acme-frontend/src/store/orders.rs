@@ -56,7 +56,7 @@ pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<OrderRow>, 
     Ok(orders::table
         .find(id)
         .select(OrderRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
