@@ -15,6 +15,7 @@
 pub mod csr;
 pub mod deadline;
 pub mod identifier;
+pub mod logging;
 pub mod peer;
 pub mod privileges;
 pub mod signer;
