@@ -31,7 +31,7 @@ pub fn revoke(config_path: Option<&Path>, serial_hex: &str, reason: i64) -> Resu
     let serial = normalise_serial(serial_hex)
         .ok_or_else(|| Error::Malformed(format!("{serial_hex:?} is not a hexadecimal serial")))?;
     let db = store::Store::open(&config.database_path())?;
-    db.run_blocking(|c| {
+    db.run_blocking(move |c| {
         let row = store::certificates::by_serial(c, &serial)?
             .ok_or_else(|| Error::Malformed(format!("no certificate with serial {serial}")))?;
         if store::certificates::revoke(c, &row.id, reason, now())? {

@@ -184,7 +184,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
                 created: t,
             };
             app.store
-                .run(move |c| store::orders::complete_issuance(c, row, t))
+                .run_durable(move |c| store::orders::complete_issuance(c, row, t))
                 .await?;
             tracing::info!(target: "frontend", order = %order.id, serial = %cert.serial_hex, "certificate issued");
             return Ok(());

@@ -58,7 +58,7 @@ impl App {
     pub fn new(config: Config) -> Result<Arc<Self>, error::Error> {
         let store = store::Store::open(&config.database_path())?;
         let keys = config.eab_keys();
-        store.run_blocking(|c| store::eab::seed(c, &keys, now()))?;
+        store.run_blocking(move |c| store::eab::seed(c, &keys, now()))?;
         let peers = rpc::Peers::new(config.signer_socket(), config.validator_socket());
         let urls = urls::Urls::new(&config.base_url);
         Ok(Arc::new(Self {

@@ -112,7 +112,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let (id, t) = (row.id.clone(), now());
     let revoked = app
         .store
-        .run(move |c| store::certificates::revoke(c, &id, reason, t))
+        .run_durable(move |c| store::certificates::revoke(c, &id, reason, t))
         .await?;
     if !revoked {
         return Err(Error::AlreadyRevoked(

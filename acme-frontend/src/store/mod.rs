@@ -13,11 +13,14 @@ pub mod models;
 pub mod orders;
 pub mod schema;
 
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -30,14 +33,64 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// while the writer writes).
 const READERS: usize = 4;
 
-/// A handle on the database; cheap to clone. One writer connection (SQLite
-/// allows one writer at a time anyway) and a few read-only connections, each
-/// used on a blocking thread.
+/// Most write jobs committed together (see [`Store::run`]).
+const MAX_BATCH: usize = 64;
+
+/// A handle on the database; cheap to clone. One writer connection, owned by
+/// the writer thread (SQLite allows one writer at a time anyway), and a few
+/// read-only connections.
 #[derive(Clone)]
 pub struct Store {
-    writer: Arc<Mutex<SqliteConnection>>,
+    writer: mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<SqliteConnection>>>,
     next_reader: Arc<AtomicUsize>,
+}
+
+/// What the writer thread does after the batch's commit: hands the job's
+/// result (or the commit's failure) to whoever waits for it.
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// The body of a [`Job`].
+type Work = Box<dyn FnOnce(Option<&mut SqliteConnection>) -> Finish + Send>;
+
+/// One unit of write work: runs inside the batch's transaction, in its own
+/// savepoint, and returns how to deliver its result once the batch commits.
+/// Called with `None` when the batch cannot run: it then only reports the
+/// batch's error.
+struct Job {
+    durable: bool,
+    work: Work,
+}
+
+impl Job {
+    fn new<R, F>(f: F, durable: bool, reply: impl FnOnce(Result<R, Error>) + Send + 'static) -> Self
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+    {
+        Self {
+            durable,
+            work: Box::new(move |conn| {
+                // A savepoint: a job that fails leaves no trace, and the
+                // others in the batch still commit.
+                let result = conn.map(|c| c.transaction(f));
+                Box::new(move |commit| {
+                    reply(match (result, commit) {
+                        (Some(Ok(v)), Ok(())) => Ok(v),
+                        (Some(Err(e)), _) => Err(e),
+                        (_, Err(e)) => Err(Error::Internal(format!("database: {e}"))),
+                        (None, Ok(())) => Err(writer_gone()),
+                    })
+                })
+            }),
+        }
+    }
+}
+
+thread_local! {
+    /// Set on the writer thread while it runs a batch committed with
+    /// `synchronous = FULL`; [`durable_tx`] checks it.
+    static DURABLE_BATCH: Cell<bool> = const { Cell::new(false) };
 }
 
 fn connect(url: &str, pragmas: &str) -> Result<SqliteConnection, Error> {
@@ -49,16 +102,16 @@ fn connect(url: &str, pragmas: &str) -> Result<SqliteConnection, Error> {
 }
 
 /// Commits are synced at checkpoints (`NORMAL`), except the ones that must
-/// survive a power loss before we answer: see [`durable_tx`].
+/// survive a power loss before we answer: see [`Store::run_durable`].
 const WRITER_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
      PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 const READER_PRAGMAS: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA query_only = ON;";
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and runs pending
-    /// migrations. `:memory:` gives a private in-memory database (one
-    /// connection).
+    /// Opens (creating if needed) the database at `path`, runs pending
+    /// migrations and starts the writer thread. `:memory:` gives a private
+    /// in-memory database (one connection).
     pub fn open(path: &Path) -> Result<Self, Error> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -81,44 +134,86 @@ impl Store {
                 .map(|_| connect(&url, READER_PRAGMAS).map(Mutex::new))
                 .collect::<Result<_, _>>()?
         };
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("akamu-db-writer".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(|e| Error::Internal(format!("starting the database writer: {e}")))?;
         Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
+            writer: tx,
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
         })
     }
 
-    /// Runs `f` with the writer on the calling thread (start-up work).
+    /// Runs `f` on the writer and waits on the calling thread (start-up
+    /// work and operator commands; never on an async task). Committed
+    /// durably.
     pub fn run_blocking<R>(
         &self,
-        f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        let mut guard = self
-            .writer
-            .lock()
-            .map_err(|_| Error::Internal("database lock poisoned".into()))?;
-        f(&mut guard)
+        f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, Error>
+    where
+        R: Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(Job::new(f, true, move |r| {
+            let _ = tx.send(r);
+        }))?;
+        rx.recv().map_err(|_| writer_gone())?
     }
 
-    /// Runs `f` with the writer connection on a blocking thread.
+    /// Runs `f` on the writer thread and returns once its changes are
+    /// committed (synced at the next checkpoint, see [`Self::run_durable`]).
+    ///
+    /// **Group commit:** jobs that arrive while the writer is busy are run
+    /// together, each in its own savepoint, and committed in one
+    /// transaction; every caller gets its own result only after that commit.
+    /// A job that fails is rolled back alone.
     pub async fn run<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
         F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
     {
-        let conn = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| Error::Internal("database lock poisoned".into()))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("database task: {e}")))?
+        self.run_job(f, false).await
+    }
+
+    /// Like [`Self::run`], but the commit is synced to disk before this
+    /// returns (`synchronous = FULL` for that commit, which also makes every
+    /// earlier commit durable). For answers that promise durability: an
+    /// issued certificate or a revocation is on disk before anyone sees it.
+    pub async fn run_durable<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+    {
+        self.run_job(f, true).await
+    }
+
+    async fn run_job<R, F>(&self, f: F, durable: bool) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(Job::new(f, durable, move |r| {
+            let _ = tx.send(r);
+        }))?;
+        rx.await.map_err(|_| writer_gone())?
+    }
+
+    fn submit(&self, job: Job) -> Result<(), Error> {
+        self.writer.send(job).map_err(|_| writer_gone())
     }
 
     /// Runs a read-only `f` on one of the read connections (the writer for
     /// an in-memory database). Reads see every committed write.
+    ///
+    /// **Invariant:** reads are short, index-backed lookups that never wait
+    /// for the writer (WAL), so when a read connection is idle the read runs
+    /// inline on the calling thread: a hand-off to a blocking thread and back
+    /// would cost more than the query. Only when every reader is busy does
+    /// the read wait for one on a blocking thread.
     pub async fn read<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
@@ -127,14 +222,16 @@ impl Store {
         if self.readers.is_empty() {
             return self.run(f).await;
         }
-        let readers = self.readers.clone();
+        let n = self.readers.len();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        if let Some(mut guard) = (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok())
+        {
+            return f(&mut guard);
+        }
+        let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let n = readers.len();
-            // Take the first idle reader, else wait for our turn on one.
-            let mut guard = (0..n)
-                .find_map(|i| readers[(start + i) % n].try_lock().ok())
-                .map_or_else(|| readers[start % n].lock(), Ok)
+            let mut guard = readers[start % n]
+                .lock()
                 .map_err(|_| Error::Internal("database lock poisoned".into()))?;
             f(&mut guard)
         })
@@ -143,27 +240,260 @@ impl Store {
     }
 }
 
+fn writer_gone() -> Error {
+    Error::Internal("the database writer dropped the request".into())
+}
+
+/// The writer thread: takes every job waiting, runs them in one immediate
+/// transaction, commits once, then answers each. Ends when the last
+/// [`Store`] handle is dropped.
+fn writer_loop(mut conn: SqliteConnection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, batch);
+    }
+}
+
+fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
+    let durable = batch.iter().any(|j| j.durable);
+    let (finishes, outcome) = run_batch(conn, batch, durable);
+    if durable && let Err(e) = conn.batch_execute("PRAGMA synchronous = NORMAL;") {
+        tracing::error!(target: "frontend", error = %e, "restoring synchronous = NORMAL");
+    }
+    if let Err(why) = &outcome {
+        tracing::error!(target: "frontend", error = %why, "database batch not committed");
+    }
+    for finish in finishes {
+        finish(outcome.clone());
+    }
+}
+
+/// Runs the jobs of one batch in one immediate transaction; returns each
+/// job's reply path and the batch's outcome.
+fn run_batch(
+    conn: &mut SqliteConnection,
+    batch: Vec<Job>,
+    durable: bool,
+) -> (Vec<Finish>, Result<(), String>) {
+    let skip_all = |batch: Vec<Job>| -> Vec<Finish> {
+        batch.into_iter().map(|job| (job.work)(None)).collect()
+    };
+    if durable && let Err(e) = conn.batch_execute("PRAGMA synchronous = FULL;") {
+        return (
+            skip_all(batch),
+            Err(format!("setting synchronous = FULL: {e}")),
+        );
+    }
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE") {
+        return (
+            skip_all(batch),
+            Err(format!("beginning a transaction: {e}")),
+        );
+    }
+    DURABLE_BATCH.set(durable);
+    let mut finishes = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    let mut panicked = false;
+    for job in jobs.by_ref() {
+        match catch_unwind(AssertUnwindSafe(|| (job.work)(Some(&mut *conn)))) {
+            Ok(finish) => finishes.push(finish),
+            Err(_) => {
+                panicked = true;
+                break;
+            }
+        }
+    }
+    DURABLE_BATCH.set(false);
+    finishes.extend(skip_all(jobs.collect()));
+    if panicked {
+        rollback_all(conn);
+        return (
+            finishes,
+            Err("a write job panicked; its batch was rolled back".into()),
+        );
+    }
+    match AnsiTransactionManager::commit_transaction(&mut *conn) {
+        Ok(()) => (finishes, Ok(())),
+        Err(e) => {
+            rollback_all(conn);
+            (finishes, Err(format!("commit: {e}")))
+        }
+    }
+}
+
+/// Rolls back whatever transaction and savepoints are open on `conn`.
+fn rollback_all(conn: &mut SqliteConnection) {
+    loop {
+        let depth =
+            AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).transaction_depth();
+        match depth {
+            Ok(Some(_)) => {
+                if AnsiTransactionManager::rollback_transaction(&mut *conn).is_err() {
+                    // Diesel marks the connection broken; the next BEGIN
+                    // reports it to the jobs of the next batch.
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
 /// Runs `f` in an immediate transaction (takes the write lock up front, so
-/// concurrent writers queue instead of failing with SQLITE_BUSY).
+/// concurrent writers queue instead of failing with SQLITE_BUSY). Inside a
+/// batch of the writer thread it is a savepoint.
 pub fn write_tx<R>(
     conn: &mut SqliteConnection,
     f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error>,
 ) -> Result<R, Error> {
-    conn.immediate_transaction(f)
+    if in_transaction(conn)? {
+        conn.transaction(f)
+    } else {
+        conn.immediate_transaction(f)
+    }
 }
 
-/// Like [`write_tx`], but the commit is synced to disk before it returns
-/// (`synchronous = FULL` for this transaction, which also makes every
-/// earlier commit in the WAL durable). Used where an answer promises
-/// durability: an issued certificate is on disk before anyone sees it.
+/// Like [`write_tx`], for changes that must be on disk before anyone is
+/// told about them. On the writer thread this must run inside a durable
+/// batch ([`Store::run_durable`]); anything else is refused, so a
+/// certificate can never be acknowledged from an unsynced commit.
 pub fn durable_tx<R>(
     conn: &mut SqliteConnection,
     f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error>,
 ) -> Result<R, Error> {
+    if in_transaction(conn)? {
+        if !DURABLE_BATCH.get() {
+            return Err(Error::Internal(
+                "a durable write was submitted without Store::run_durable".into(),
+            ));
+        }
+        return conn.transaction(f);
+    }
     conn.batch_execute("PRAGMA synchronous = FULL;")?;
     let result = conn.immediate_transaction(f);
     let restore = conn.batch_execute("PRAGMA synchronous = NORMAL;");
     let value = result?;
     restore?;
     Ok(value)
+}
+
+fn in_transaction(conn: &mut SqliteConnection) -> Result<bool, Error> {
+    Ok(AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).expect("open");
+        (dir, store)
+    }
+
+    fn seed(c: &mut SqliteConnection, kid: &str) -> Result<(), Error> {
+        eab::seed(c, &[(kid.to_owned(), vec![7u8; 32])], 1)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_commit_alone_or_together_and_failures_roll_back_alone() {
+        let (_dir, store) = store();
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .run(move |c| {
+                        seed(c, &format!("kid-{i}"))?;
+                        if i % 3 == 0 {
+                            return Err(Error::Malformed(format!("job {i} refuses")));
+                        }
+                        Ok(i)
+                    })
+                    .await
+            }));
+        }
+        for (i, task) in tasks.into_iter().enumerate() {
+            let result = task.await.expect("join");
+            let kid = format!("kid-{i}");
+            let stored = store
+                .read(move |c| eab::unused_key(c, &kid))
+                .await
+                .expect("read");
+            if i % 3 == 0 {
+                assert!(
+                    matches!(result, Err(Error::Malformed(ref d)) if d == &format!("job {i} refuses"))
+                );
+                assert_eq!(stored, None, "failed job {i} left a row");
+            } else {
+                assert_eq!(result.expect("job result"), i);
+                assert_eq!(stored, Some(vec![7u8; 32]), "job {i} lost its row");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn durable_writes_need_run_durable() {
+        let (_dir, store) = store();
+        let refused = store.run(|c| durable_tx(c, |c| seed(c, "plain"))).await;
+        assert!(
+            matches!(refused, Err(Error::Internal(ref d)) if d.contains("run_durable")),
+            "{refused:?}"
+        );
+        store
+            .run_durable(|c| durable_tx(c, |c| seed(c, "durable")))
+            .await
+            .expect("durable write");
+        let rows = store
+            .read(|c| Ok((eab::unused_key(c, "plain")?, eab::unused_key(c, "durable")?)))
+            .await
+            .expect("read");
+        assert_eq!(rows, (None, Some(vec![7u8; 32])));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_its_batch_and_the_writer_goes_on() {
+        let (_dir, store) = store();
+        let panicked = store
+            .run(|c| -> Result<(), Error> {
+                seed(c, "before-panic")?;
+                panic!("job panics on purpose");
+            })
+            .await;
+        assert!(matches!(panicked, Err(Error::Internal(_))), "{panicked:?}");
+        store
+            .run(|c| seed(c, "after"))
+            .await
+            .expect("the writer still works");
+        let rows = store
+            .read(|c| {
+                Ok((
+                    eab::unused_key(c, "before-panic")?,
+                    eab::unused_key(c, "after")?,
+                ))
+            })
+            .await
+            .expect("read");
+        assert_eq!(rows, (None, Some(vec![7u8; 32])));
+    }
+
+    #[test]
+    fn run_blocking_waits_on_the_calling_thread() {
+        let (_dir, store) = store();
+        store
+            .run_blocking(|c| seed(c, "blocking"))
+            .expect("blocking write");
+        let found = store
+            .run_blocking(|c| eab::unused_key(c, "blocking"))
+            .expect("blocking read");
+        assert_eq!(found, Some(vec![7u8; 32]));
+    }
 }
