@@ -166,6 +166,11 @@ pub struct Server {
     /// Largest accepted request body. Default 65536.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// How long a challenge response waits for its validation before
+    /// answering `processing` (milliseconds, at most 10000; 0 answers at
+    /// once). Default 1000.
+    #[serde(default = "default_challenge_wait_ms")]
+    pub challenge_wait_ms: u64,
     /// Order lifetime in seconds. Default 86400.
     #[serde(default = "default_expiry_secs")]
     pub order_expiry_secs: i64,
@@ -201,6 +206,7 @@ impl Default for Server {
             dns_resolver_addr: None,
             allow_private_targets: false,
             max_body_bytes: default_max_body_bytes(),
+            challenge_wait_ms: default_challenge_wait_ms(),
             order_expiry_secs: default_expiry_secs(),
             authz_expiry_secs: default_expiry_secs(),
             terms_of_service_url: None,
@@ -301,6 +307,9 @@ fn default_tls_alpn_port() -> u16 {
 fn default_max_body_bytes() -> usize {
     65536
 }
+fn default_challenge_wait_ms() -> u64 {
+    1000
+}
 fn default_expiry_secs() -> i64 {
     86400
 }
@@ -376,6 +385,11 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "[server] max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.server.challenge_wait_ms > 10_000 {
+            return Err(ConfigError::Invalid(
+                "[server] challenge_wait_ms must be at most 10000".into(),
             ));
         }
         for (kid, key) in &self.server.eab_keys {

@@ -27,22 +27,28 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 const GRACE_SECS: i64 = 5;
 
 /// Starts probing a challenge in the background (once per challenge).
-pub fn dispatch_probe(app: Arc<App>, challenge: ChallengeRow, authz: AuthzRow) {
+/// Returns the probe's task, finished once the result is recorded, or
+/// `None` when a probe of this challenge is already running.
+pub fn dispatch_probe(
+    app: Arc<App>,
+    challenge: ChallengeRow,
+    authz: AuthzRow,
+) -> Option<tokio::task::JoinHandle<()>> {
     {
         let Ok(mut set) = app.probes_in_flight.lock() else {
-            return;
+            return None;
         };
         if !set.insert(challenge.id.clone()) {
-            return;
+            return None;
         }
     }
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         let id = challenge.id.clone();
         run_probe(&app, challenge, authz).await;
         if let Ok(mut set) = app.probes_in_flight.lock() {
             set.remove(&id);
         }
-    });
+    }))
 }
 
 fn problem_json(p: &Problem) -> String {
@@ -229,7 +235,7 @@ async fn sweep(app: &Arc<App>) -> Result<(), Error> {
     let probes = app.store.read(store::authzs::processing).await?;
     for p in probes {
         if p.challenge.updated <= t - GRACE_SECS {
-            dispatch_probe(app.clone(), p.challenge, p.authz);
+            let _ = dispatch_probe(app.clone(), p.challenge, p.authz);
         }
     }
     let orders = app.store.read(store::orders::processing).await?;

@@ -12,7 +12,6 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 
-use crate::issuance::start_ca;
 use crate::support::acme::{Session, challenge, challenge_types, dns, ip};
 use crate::support::certs::verify_with_sans;
 use crate::support::client::{
@@ -20,7 +19,7 @@ use crate::support::client::{
 };
 use crate::support::dns::DnsServer;
 use crate::support::http01::Http01Server;
-use crate::support::procs::Ca;
+use crate::support::procs::{Ca, CaOptions};
 
 struct Fixture {
     _dns: DnsServer,
@@ -31,8 +30,17 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Fixture {
+        Self::with_server_toml("").await
+    }
+
+    async fn with_server_toml(server_toml: &str) -> Fixture {
         let dns = DnsServer::start().await;
-        let ca = start_ca(&dns).await;
+        let ca = Ca::start_async(CaOptions {
+            dns_resolver_addr: Some(dns.addr()),
+            server_toml: server_toml.into(),
+            ..CaOptions::default()
+        })
+        .await;
         let http = Http01Server::start(ca.http_validation_port()).await;
         let raw = RawClient::new(&ca).await;
         Fixture {
@@ -58,6 +66,71 @@ impl Drop for Resume {
     fn drop(&mut self) {
         let _ = kill(Pid::from_raw(self.0), Signal::SIGCONT);
     }
+}
+
+/// §7.5.1: the answer to a challenge response waits up to
+/// `challenge_wait_ms` for the validation, so a quick validation is
+/// answered with its result (`valid`, or `invalid` with the problem) and the
+/// authorization and order are settled without polling; with
+/// `challenge_wait_ms = 0` the answer is `processing` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenge_answer_carries_a_quick_validation_result() {
+    let f = Fixture::with_server_toml("challenge_wait_ms = 8000").await;
+    let s = Session::new(&f.raw).await;
+
+    let (order_url, order) = s.new_order(&[dns("quick.example.org")]).await;
+    let authz_url = Session::authz_urls(&order)[0].clone();
+    let ch = challenge(&s.authz(&authz_url).await, "http-01");
+    let token = ch["token"].as_str().expect("token");
+    f.http.set(token, &s.key_authorization(token));
+    let rsp = s
+        .post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
+        .await;
+    let answer = rsp.json();
+    assert_eq!(answer["status"], "valid", "challenge answer: {answer}");
+    assert!(answer["validated"].is_string(), "{answer}");
+    assert!(
+        retry_after(&rsp).is_none(),
+        "nothing to wait for: {:?}",
+        rsp.headers
+    );
+    assert_eq!(s.authz(&authz_url).await["status"], "valid");
+    let order = s.post_ok(&order_url, None).await.json();
+    assert_eq!(order["status"], "ready", "no polling needed: {order}");
+
+    let (_, order) = s.new_order(&[dns("wrong-quick.example.org")]).await;
+    let authz_url = Session::authz_urls(&order)[0].clone();
+    let ch = challenge(&s.authz(&authz_url).await, "http-01");
+    f.http.set(
+        ch["token"].as_str().expect("token"),
+        "not-the-key-authorization",
+    );
+    let answer = s
+        .post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
+        .await
+        .json();
+    assert_eq!(answer["status"], "invalid", "challenge answer: {answer}");
+    assert_eq!(
+        answer["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+        "{answer}"
+    );
+    assert_eq!(s.authz(&authz_url).await["status"], "invalid");
+
+    let f = Fixture::with_server_toml("challenge_wait_ms = 0").await;
+    let s = Session::new(&f.raw).await;
+    let (order_url, order) = s.new_order(&[dns("later.example.org")]).await;
+    let authz_url = Session::authz_urls(&order)[0].clone();
+    let ch = challenge(&s.authz(&authz_url).await, "http-01");
+    let token = ch["token"].as_str().expect("token");
+    f.http.set(token, &s.key_authorization(token));
+    f.http.set_delay(Duration::from_millis(300));
+    let rsp = s
+        .post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
+        .await;
+    assert_eq!(rsp.json()["status"], "processing", "no waiting configured");
+    assert!(retry_after(&rsp).is_some(), "{:?}", rsp.headers);
+    f.http.set_delay(Duration::ZERO);
+    assert_eq!(s.settle(&order_url).await["status"], "ready");
 }
 
 /// §7.5.1 / §7.4: a challenge, its authorization and an order that are

@@ -1,8 +1,11 @@
 //! RFC 8555 §7.5.1: responding to a challenge. `{}` starts validation in
-//! the background and returns `processing` at once; an empty payload reads
-//! the challenge.
+//! the background and waits up to `[server] challenge_wait_ms` for it: a
+//! validation that finishes in time is answered with its result (`valid` or
+//! `invalid`), a slower one with `processing` (the client polls). An empty
+//! payload reads the challenge.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::Value;
@@ -41,6 +44,21 @@ pub async fn post(
         ));
     }
     let challenge_id = format!("{authz_id}/{kind}");
+    let read_back = |app: &Arc<App>| {
+        let (aid, cid) = (authz_id.to_owned(), challenge_id.clone());
+        let store = app.store.clone();
+        async move {
+            let (authz, challenges) = store
+                .read(move |c| store::authzs::with_challenges(c, &aid))
+                .await?
+                .ok_or(Error::NotFound)?;
+            let challenge = challenges
+                .into_iter()
+                .find(|c| c.id == cid)
+                .ok_or(Error::NotFound)?;
+            Ok::<_, Error>((authz, challenge))
+        }
+    };
     let (authz, challenge) = if respond {
         let (aid, cid, t) = (authz_id.to_owned(), challenge_id.clone(), now());
         let started = app
@@ -48,26 +66,25 @@ pub async fn post(
             .run(move |c| store::authzs::start_challenge(c, &aid, &cid, t))
             .await?
             .ok_or(Error::NotFound)?;
-        if started.dispatch {
+        let probe = started.dispatch.then(|| {
             jobs::dispatch_probe(
                 app.clone(),
                 started.challenge.clone(),
                 started.authz.clone(),
-            );
+            )
+        });
+        let wait = Duration::from_millis(app.config.server.challenge_wait_ms);
+        match probe.flatten() {
+            // The probe records its result before it ends; on timeout it
+            // goes on in the background.
+            Some(task) if !wait.is_zero() => match tokio::time::timeout(wait, task).await {
+                Ok(_) => read_back(app).await?,
+                Err(_) => (started.authz, started.challenge),
+            },
+            _ => (started.authz, started.challenge),
         }
-        (started.authz, started.challenge)
     } else {
-        let aid = authz_id.to_owned();
-        let (authz, challenges) = app
-            .store
-            .read(move |c| store::authzs::with_challenges(c, &aid))
-            .await?
-            .ok_or(Error::NotFound)?;
-        let challenge = challenges
-            .into_iter()
-            .find(|c| c.id == challenge_id)
-            .ok_or(Error::NotFound)?;
-        (authz, challenge)
+        read_back(app).await?
     };
     let mut reply = Reply::json(
         StatusCode::OK,
