@@ -152,12 +152,12 @@ impl Ca {
         };
         let not_after = i64::try_from(tbs.validity().not_after.to_unix_duration().as_secs())
             .map_err(|_| Error::Lint("CA notAfter out of range"))?;
-        let issuer = IssuerInfo {
-            name: tbs.subject().clone(),
-            spki_der: key.public_key_der().to_vec(),
+        let issuer = IssuerInfo::new(
+            tbs.subject().clone(),
+            key.public_key_der().to_vec(),
             key_id,
-            algorithm: key.signature_algorithm(),
-        };
+            key.signature_algorithm(),
+        )?;
         let cert_pem = pem(&cert_der)?;
         Ok(Self {
             key,

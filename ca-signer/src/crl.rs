@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use der::asn1::{BitString, GeneralizedTime, UtcTime};
 use der::{Decode, Encode};
-use openssl::pkey::PKey;
 use openssl::x509::X509Crl;
 use shared_proto::signer::RevokedEntry;
 use x509_cert::certificate::Version;
@@ -25,7 +24,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
 use crate::error::{Error, PolicyRefusal};
-use crate::keys::KeyBackend;
+use crate::keys::{CaPublicKey, KeyBackend};
 use crate::tbs::{IssuerInfo, ext};
 
 /// A CRL TBS, built and linted, ready to be signed once.
@@ -33,6 +32,7 @@ pub struct LintedCrl {
     tbs: TbsCertList,
     tbs_der: Vec<u8>,
     issuer_spki_der: Vec<u8>,
+    issuer_key: CaPublicKey,
     number: u64,
     entries: usize,
 }
@@ -114,6 +114,7 @@ pub fn build(
         tbs,
         tbs_der,
         issuer_spki_der: issuer.spki_der.clone(),
+        issuer_key: issuer.public_key.clone(),
         number,
         entries: by_serial.len(),
     })
@@ -128,6 +129,7 @@ impl LintedCrl {
     /// Signs with `key` (the issuer's) and checks the signature.
     pub fn sign(self, key: &dyn KeyBackend) -> Result<SignedCrlDer, Error> {
         if key.public_key_der() != self.issuer_spki_der.as_slice()
+            || key.public_key_der() != self.issuer_key.spki_der()
             || key.signature_algorithm().algorithm_identifier() != self.tbs.signature
         {
             return Err(Error::WrongSigningKey);
@@ -139,8 +141,7 @@ impl LintedCrl {
             signature: BitString::from_bytes(&signature)?,
         };
         let der = crl.to_der()?;
-        let issuer_key = PKey::public_key_from_der(&self.issuer_spki_der)?;
-        if !X509Crl::from_der(&der)?.verify(&issuer_key)? {
+        if !X509Crl::from_der(&der)?.verify(self.issuer_key.pkey())? {
             return Err(Error::SignatureCheck);
         }
         Ok(SignedCrlDer {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
-use shared_proto::csr::ParsedCsr;
+use shared_proto::csr::{ParsedCsr, public_key_from_spki};
 use shared_proto::identifier::is_valid_dns_name;
 use shared_proto::signer::IssueRequest;
 use shared_proto::{Identifier, IdentifierKind};
@@ -119,9 +119,11 @@ pub fn check(
     now: i64,
 ) -> Result<Checked, Error> {
     let sans = check_identifiers(&request.identifiers, is_valid_dns_name, profile.max_sans)?;
-    let csr = ParsedCsr::parse_and_verify(&request.csr_der)?;
+    // The key the CSR's signature verified with is the one the policy checks:
+    // the SPKI is decoded once.
+    let (csr, key) = ParsedCsr::parse_and_verify_with_key(&request.csr_der)?;
     csr.check_against(&request.identifiers)?;
-    let rsa_subscriber = check_public_key(&csr.spki_der, keys)?;
+    let rsa_subscriber = check_key(&key, &csr.spki_der, keys)?;
     let (not_before, not_after) = validity(profile, request.not_before, request.not_after, now)?;
     // check_against proved the CSR's CN is one of the identifiers; normalise
     // it the same way the identifiers are.
@@ -181,8 +183,12 @@ pub fn spki_sha256(spki_der: &[u8]) -> [u8; 32] {
 /// factorable by [`FERMAT_ROUNDS`] rounds of Fermat. ECDSA: P-256, P-384
 /// (P-521 if allowed). Ed25519 if allowed. Never a blocked key.
 pub fn check_public_key(spki_der: &[u8], keys: &KeyPolicy) -> Result<bool, KeyRefusal> {
-    let key: PKey<Public> =
-        PKey::public_key_from_der(spki_der).map_err(|_| KeyRefusal::Unparsable)?;
+    let key = public_key_from_spki(spki_der).map_err(|_| KeyRefusal::Unparsable)?;
+    check_key(&key, spki_der, keys)
+}
+
+/// [`check_public_key`] for `key`, already decoded from `spki_der`.
+fn check_key(key: &PKey<Public>, spki_der: &[u8], keys: &KeyPolicy) -> Result<bool, KeyRefusal> {
     // Compare the canonical re-encoding so a different encoding of the same
     // key cannot dodge the blocklist.
     let canonical = key
@@ -215,7 +221,7 @@ pub fn check_public_key(spki_der: &[u8], keys: &KeyPolicy) -> Result<bool, KeyRe
         Id::EC => {
             let ec = key.ec_key().map_err(|_| KeyRefusal::Unparsable)?;
             match ec.group().curve_name() {
-                // public_key_from_der already checked the point is on the curve.
+                // Decoding the key already checked the point is on the curve.
                 Some(Nid::X9_62_PRIME256V1 | Nid::SECP384R1) => Ok(false),
                 Some(Nid::SECP521R1) if keys.allow_p521 => Ok(false),
                 Some(nid) => Err(KeyRefusal::Curve(
@@ -691,6 +697,188 @@ mod tests {
         assert_eq!(
             isqrt(&root, &mut ctx).expect("isqrt"),
             BigNum::from_u32(1_000_003).expect("bn")
+        );
+    }
+
+    // ---- Requests through `check`: the CSR's key, decoded once ----
+
+    use openssl::ec::{EcGroup, EcKey, EcPoint};
+    use openssl::ecdsa::EcdsaSig;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::Private;
+    use shared_proto::csr::CsrError;
+
+    fn request_for(csr_der: Vec<u8>) -> IssueRequest {
+        IssueRequest {
+            csr_der,
+            identifiers: vec![Identifier::dns("a.example.org")],
+            not_before: None,
+            not_after: None,
+            account_uri: "https://acme.example.org/acme/acct/1".to_owned(),
+            order_id: "order-1".to_owned(),
+            statements: Vec::new(),
+            profile: None,
+        }
+    }
+
+    /// A CSR for `a.example.org` made by openssl.
+    fn openssl_csr(key: &PKey<Private>) -> Vec<u8> {
+        let mut b = openssl::x509::X509ReqBuilder::new().expect("req");
+        b.set_pubkey(key).expect("pubkey");
+        let mut san = openssl::x509::extension::SubjectAlternativeName::new();
+        san.dns("a.example.org");
+        let mut exts = openssl::stack::Stack::new().expect("stack");
+        exts.push(san.build(&b.x509v3_context(None)).expect("san"))
+            .expect("push");
+        b.add_extensions(&exts).expect("exts");
+        let md = if key.id() == Id::ED25519 {
+            MessageDigest::null()
+        } else {
+            MessageDigest::sha256()
+        };
+        b.sign(key, md).expect("sign");
+        b.build().to_der().expect("der")
+    }
+
+    fn ec_key(nid: Nid) -> EcKey<Private> {
+        EcKey::generate(&EcGroup::from_curve_name(nid).expect("group")).expect("ec")
+    }
+
+    fn rsa_key(bits: u32, e: u32) -> PKey<Private> {
+        let e = BigNum::from_u32(e).expect("e");
+        PKey::from_rsa(openssl::rsa::Rsa::generate_with_e(bits, &e).expect("rsa")).expect("pkey")
+    }
+
+    /// `der` with its key's point bytes replaced by `point` (same curve),
+    /// signed again with `sign` over the new certificationRequestInfo.
+    fn with_point(der: &[u8], point: &[u8], sign: impl FnOnce(&[u8]) -> Vec<u8>) -> Vec<u8> {
+        use der::asn1::BitString;
+        use der::{Decode, Encode};
+        let mut req = x509_cert::request::CertReq::from_der(der).expect("parse");
+        req.info.public_key.subject_public_key = BitString::from_bytes(point).expect("bits");
+        let info = req.info.to_der().expect("info");
+        req.signature = BitString::from_bytes(&sign(&info)).expect("bits");
+        req.to_der().expect("der")
+    }
+
+    /// An ECDSA P-256 SHA-256 signature over `message` that verifies with
+    /// the public key at infinity (private key 0).
+    fn forged_for_infinity(message: &[u8]) -> Vec<u8> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
+        let mut ctx = BigNumContext::new().expect("ctx");
+        let mut n = BigNum::new().expect("bn");
+        group.order(&mut n, &mut ctx).expect("order");
+        let k = BigNum::from_u32(12_345).expect("k");
+        let mut r_point = EcPoint::new(&group).expect("point");
+        r_point.mul_generator2(&group, &k, &mut ctx).expect("kG");
+        let (mut x, mut y) = (BigNum::new().expect("x"), BigNum::new().expect("y"));
+        r_point
+            .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
+            .expect("affine");
+        let mut r = BigNum::new().expect("r");
+        r.nnmod(&x, &n, &mut ctx).expect("r");
+        let e = BigNum::from_slice(&openssl::sha::sha256(message)).expect("e");
+        let mut k_inv = BigNum::new().expect("k⁻¹");
+        k_inv.mod_inverse(&k, &n, &mut ctx).expect("k⁻¹");
+        let mut s = BigNum::new().expect("s");
+        s.mod_mul(&e, &k_inv, &n, &mut ctx).expect("s");
+        EcdsaSig::from_private_components(r, s)
+            .and_then(|sig| sig.to_der())
+            .expect("sig")
+    }
+
+    #[test]
+    fn csr_keys_are_judged_as_before() {
+        let p = profile();
+        let any = KeyPolicy::default();
+        let check_csr = |der: Vec<u8>, keys: &KeyPolicy| check(&p, keys, &request_for(der), NOW);
+
+        let ec = ec_key(Nid::X9_62_PRIME256V1);
+        let ec_pkey = PKey::from_ec_key(ec.clone()).expect("pkey");
+        let good = check_csr(openssl_csr(&ec_pkey), &any).expect("P-256");
+        assert!(!good.rsa_subscriber);
+        assert_eq!(good.spki_der(), ec_pkey.public_key_to_der().expect("spki"));
+        let rsa = check_csr(openssl_csr(&rsa_key(2048, 65537)), &any).expect("RSA-2048");
+        assert!(rsa.rsa_subscriber);
+
+        let refused = |der: Vec<u8>, keys: &KeyPolicy| match check_csr(der, keys) {
+            Err(Error::PublicKey(r)) => Some(r),
+            _ => None,
+        };
+        assert_eq!(
+            refused(openssl_csr(&rsa_key(2048, 3)), &any),
+            Some(KeyRefusal::RsaExponent)
+        );
+        assert_eq!(
+            refused(openssl_csr(&rsa_key(1024, 65537)), &any),
+            Some(KeyRefusal::RsaSize { bits: 1024 })
+        );
+        let p521 = openssl_csr(&PKey::from_ec_key(ec_key(Nid::SECP521R1)).expect("pkey"));
+        assert!(matches!(
+            refused(p521.clone(), &any),
+            Some(KeyRefusal::Curve(_))
+        ));
+        let allow = KeyPolicy {
+            allow_p521: true,
+            allow_ed25519: true,
+            ..KeyPolicy::default()
+        };
+        assert!(check_csr(p521, &allow).is_ok());
+        let k1 = openssl_csr(&PKey::from_ec_key(ec_key(Nid::SECP256K1)).expect("pkey"));
+        assert!(matches!(refused(k1, &allow), Some(KeyRefusal::Curve(_))));
+        let ed = openssl_csr(&PKey::generate_ed25519().expect("ed25519"));
+        assert!(matches!(
+            refused(ed.clone(), &any),
+            Some(KeyRefusal::Algorithm(_))
+        ));
+        assert!(check_csr(ed, &allow).is_ok());
+        let blocked = KeyPolicy {
+            blocked: Arc::new(
+                [spki_sha256(&ec_pkey.public_key_to_der().expect("spki"))]
+                    .into_iter()
+                    .collect(),
+            ),
+            ..KeyPolicy::default()
+        };
+        assert_eq!(
+            refused(openssl_csr(&ec_pkey), &blocked),
+            Some(KeyRefusal::Blocked)
+        );
+
+        // A flipped signature byte.
+        let mut der = openssl_csr(&ec_pkey);
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        assert!(matches!(
+            check_csr(der, &any),
+            Err(Error::Csr(CsrError::Signature))
+        ));
+        // A key whose point is not on the curve (signed by the real key).
+        let mut ctx = BigNumContext::new().expect("ctx");
+        let mut off_curve = ec
+            .public_key()
+            .to_bytes(
+                ec.group(),
+                openssl::ec::PointConversionForm::UNCOMPRESSED,
+                &mut ctx,
+            )
+            .expect("point");
+        off_curve[64] ^= 0x01;
+        let der = with_point(&openssl_csr(&ec_pkey), &off_curve, |m| {
+            EcdsaSig::sign(&openssl::sha::sha256(m), &ec)
+                .and_then(|s| s.to_der())
+                .expect("sign")
+        });
+        assert!(matches!(
+            check_csr(der, &any),
+            Err(Error::Csr(CsrError::Parse(_)))
+        ));
+        // The point at infinity, with a signature forged for it: not a key.
+        let der = with_point(&openssl_csr(&ec_pkey), &[0x00], forged_for_infinity);
+        let verdict = check_csr(der, &any);
+        assert!(
+            matches!(verdict, Err(Error::Csr(CsrError::Parse(_)))),
+            "{verdict:?}"
         );
     }
 }

@@ -6,6 +6,9 @@
 
 pub mod file;
 pub mod pkcs11;
+pub mod verify;
+
+pub use verify::CaPublicKey;
 
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5912::{
