@@ -1,12 +1,15 @@
 //! Authentication of ACME POSTs (RFC 8555 §6.2–§6.5): content type, flattened
 //! JWS, algorithm, URL, nonce, and the key (`jwk` or `kid` → account).
 
+use std::sync::Mutex;
+
 use akamu_jose::{Alg, FlattenedJws, Jwk, ProtectedHeader};
 use openssl::pkey::{PKey, Public};
 
 use crate::App;
 use crate::error::Error;
 use crate::protocol::AccountStatus;
+
 use crate::store::{self, models::AccountRow};
 
 /// Which key reference an endpoint requires.
@@ -170,6 +173,77 @@ impl crate::http::Request {
     }
 }
 
+/// Account rows by id, so that authenticating a request needs no database
+/// read.
+///
+/// **Invariant:** every change to an account row goes through
+/// [`update_account`], which drops the cached row after the change commits
+/// and before anyone is answered; a row read from the database before a
+/// change is never cached after it (the generation check in
+/// [`AccountCache::insert`]). So no request that starts after a change's
+/// answer sees the row from before it (a deactivated account or a replaced
+/// key stays refused).
+#[derive(Default)]
+pub struct AccountCache {
+    inner: Mutex<AccountCacheInner>,
+}
+
+#[derive(Default)]
+struct AccountCacheInner {
+    generation: u64,
+    rows: std::collections::HashMap<String, AccountRow>,
+}
+
+impl AccountCache {
+    fn lock(&self) -> Option<std::sync::MutexGuard<'_, AccountCacheInner>> {
+        self.inner.lock().ok()
+    }
+
+    /// The cached row of account `id`.
+    pub fn get(&self, id: &str) -> Option<AccountRow> {
+        self.lock()?.rows.get(id).cloned()
+    }
+
+    /// The current generation; take it before reading a row to cache.
+    pub fn generation(&self) -> u64 {
+        self.lock().map_or(0, |c| c.generation)
+    }
+
+    /// Caches `row`, read after [`Self::generation`] returned `generation`,
+    /// unless an account changed since.
+    pub fn insert(&self, generation: u64, row: &AccountRow) {
+        if let Some(mut cache) = self.lock()
+            && cache.generation == generation
+        {
+            if cache.rows.len() >= KEY_CACHE_MAX {
+                cache.rows.clear();
+            }
+            cache.rows.insert(row.id.clone(), row.clone());
+        }
+    }
+
+    /// Forgets account `id` and refuses rows read before now.
+    pub fn invalidate(&self, id: &str) {
+        if let Some(mut cache) = self.lock() {
+            cache.generation += 1;
+            cache.rows.remove(id);
+        }
+    }
+}
+
+/// Runs a change of account `id` on the writer and drops its cached row
+/// once the change is committed (or failed). The only way account rows
+/// change after creation.
+pub async fn update_account<R, F>(app: &App, id: &str, f: F) -> Result<R, Error>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut diesel::SqliteConnection) -> Result<R, Error> + Send + 'static,
+{
+    let result = app.store.run(f).await;
+    app.accounts.invalidate(id);
+    result
+}
+
 /// Parsed account keys by thumbprint.
 pub type KeyCache = std::collections::HashMap<String, (Jwk, PKey<Public>)>;
 
@@ -216,17 +290,63 @@ async fn account_for_kid(app: &App, kid: &str) -> Result<AccountRow, Error> {
             "{kid:?} is not an account URL of this server"
         )));
     };
-    let id = id.to_owned();
-    let account = app
-        .store
-        .read(move |c| store::accounts::by_id(c, &id))
-        .await?
-        .ok_or_else(|| Error::AccountDoesNotExist(format!("no account {kid}")))?;
+    let account = match app.accounts.get(id) {
+        Some(account) => account,
+        None => {
+            let generation = app.accounts.generation();
+            let id = id.to_owned();
+            let account = app
+                .store
+                .read(move |c| store::accounts::by_id(c, &id))
+                .await?
+                .ok_or_else(|| Error::AccountDoesNotExist(format!("no account {kid}")))?;
+            app.accounts.insert(generation, &account);
+            account
+        }
+    };
     match AccountStatus::parse(&account.status) {
         Some(AccountStatus::Valid) => Ok(account),
         _ => Err(Error::Unauthorized(format!(
             "account is {}",
             account.status
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, status: &str) -> AccountRow {
+        AccountRow {
+            id: id.into(),
+            status: status.into(),
+            contact: "[]".into(),
+            jwk: "{}".into(),
+            jwk_thumbprint: format!("tp-{id}"),
+            tos_agreed: true,
+            created: 0,
+            updated: 0,
+        }
+    }
+
+    #[test]
+    fn a_row_read_before_a_change_is_never_cached_after_it() {
+        let cache = AccountCache::default();
+        // A reader takes the generation and reads the row ...
+        let generation = cache.generation();
+        let stale = row("a", "valid");
+        // ... meanwhile the account is deactivated and the cache dropped ...
+        cache.invalidate("a");
+        // ... so the reader's row is not cached.
+        cache.insert(generation, &stale);
+        assert!(cache.get("a").is_none());
+
+        // A read after the change is cached, and dropped by the next change.
+        let generation = cache.generation();
+        cache.insert(generation, &row("a", "deactivated"));
+        assert_eq!(cache.get("a").map(|r| r.status), Some("deactivated".into()));
+        cache.invalidate("a");
+        assert!(cache.get("a").is_none());
     }
 }

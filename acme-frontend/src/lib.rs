@@ -51,6 +51,8 @@ pub struct App {
     pub revocations: tokio::sync::Notify,
     /// Parsed account keys by thumbprint (see `auth`).
     pub key_cache: Mutex<auth::KeyCache>,
+    /// Account rows by id (see `auth`).
+    pub accounts: auth::AccountCache,
 }
 
 impl App {
@@ -72,6 +74,7 @@ impl App {
             crl: crl::CrlCache::default(),
             revocations: tokio::sync::Notify::new(),
             key_cache: Mutex::new(std::collections::HashMap::new()),
+            accounts: auth::AccountCache::default(),
         }))
     }
 }

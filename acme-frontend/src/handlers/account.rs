@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::views;
-use crate::auth::KeyRef;
+use crate::auth::{self, KeyRef};
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::protocol::{AccountStatus, contact};
@@ -41,9 +41,10 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
                 )));
             }
             let aid = account.id.clone();
-            app.store
-                .run(move |c| store::accounts::set_status(c, &aid, "deactivated", t))
-                .await?;
+            auth::update_account(app, &account.id, move |c| {
+                store::accounts::set_status(c, &aid, "deactivated", t)
+            })
+            .await?;
             account.status = status;
             tracing::info!(target: "frontend", account = %account.id, "account deactivated");
         }
@@ -52,9 +53,10 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
             let json = serde_json::to_string(&contacts)
                 .map_err(|e| Error::Internal(format!("contact JSON: {e}")))?;
             let (aid, j) = (account.id.clone(), json.clone());
-            app.store
-                .run(move |c| store::accounts::update_contact(c, &aid, &j, t))
-                .await?;
+            auth::update_account(app, &account.id, move |c| {
+                store::accounts::update_contact(c, &aid, &j, t)
+            })
+            .await?;
             account.contact = json;
         }
     }

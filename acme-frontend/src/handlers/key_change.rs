@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::views;
-use crate::auth::KeyRef;
+use crate::auth::{self, KeyRef};
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::{App, now, store};
@@ -73,10 +73,10 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         new_tp.clone(),
         now(),
     );
-    let swapped = app
-        .store
-        .run(move |c| store::accounts::swap_key(c, &aid, &old_tp, &jwk_json, &tp, t))
-        .await?;
+    let swapped = auth::update_account(app, &account.id, move |c| {
+        store::accounts::swap_key(c, &aid, &old_tp, &jwk_json, &tp, t)
+    })
+    .await?;
     match swapped {
         store::accounts::KeySwap::Done(updated) => {
             tracing::info!(target: "frontend", account = %account.id, "account key changed");

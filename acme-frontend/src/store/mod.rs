@@ -103,8 +103,9 @@ fn connect(url: &str, pragmas: &str) -> Result<SqliteConnection, Error> {
 
 /// Commits are synced at checkpoints (`NORMAL`), except the ones that must
 /// survive a power loss before we answer: see [`Store::run_durable`].
+/// Savepoints journal into temporary storage, kept in memory.
 const WRITER_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;";
 const READER_PRAGMAS: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA query_only = ON;";
 
@@ -347,13 +348,15 @@ fn rollback_all(conn: &mut SqliteConnection) {
 
 /// Runs `f` in an immediate transaction (takes the write lock up front, so
 /// concurrent writers queue instead of failing with SQLITE_BUSY). Inside a
-/// batch of the writer thread it is a savepoint.
+/// job of the writer thread, `f` runs in the job's savepoint.
 pub fn write_tx<R>(
     conn: &mut SqliteConnection,
     f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error>,
 ) -> Result<R, Error> {
     if in_transaction(conn)? {
-        conn.transaction(f)
+        // Inside a writer job: the job's own savepoint already makes it
+        // atomic (an error from `f` propagates and rolls the job back).
+        f(conn)
     } else {
         conn.immediate_transaction(f)
     }
@@ -373,7 +376,7 @@ pub fn durable_tx<R>(
                 "a durable write was submitted without Store::run_durable".into(),
             ));
         }
-        return conn.transaction(f);
+        return f(conn);
     }
     conn.batch_execute("PRAGMA synchronous = FULL;")?;
     let result = conn.immediate_transaction(f);
