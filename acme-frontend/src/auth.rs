@@ -1,10 +1,9 @@
 //! Authentication of ACME POSTs (RFC 8555 §6.2–§6.5): content type, flattened
 //! JWS, algorithm, URL, nonce, and the key (`jwk` or `kid` → account).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use akamu_jose::{Alg, FlattenedJws, Jwk, ProtectedHeader};
-use openssl::pkey::{PKey, Public};
+use akamu_jose::{Alg, FlattenedJws, Jwk, ProtectedHeader, VerifyingKey};
 
 use crate::App;
 use crate::error::Error;
@@ -141,7 +140,7 @@ pub async fn authenticate(
             (public, Requester::Account(account))
         }
     };
-    jws.verify(alg, &public)?;
+    jws.verify_with(alg, &public)?;
     let nonce = header
         .nonce
         .as_deref()
@@ -245,22 +244,22 @@ where
 }
 
 /// Parsed account keys by thumbprint.
-pub type KeyCache = std::collections::HashMap<String, (Jwk, PKey<Public>)>;
+pub type KeyCache = std::collections::HashMap<String, Arc<VerifyingKey>>;
 
 /// Most account keys kept parsed (a bound on memory, not a tuning knob).
 const KEY_CACHE_MAX: usize = 10_000;
 
-/// The account's parsed public key. Parsing a JWK into an openssl key costs
-/// more than verifying the signature (curve checks), so keys are kept by
+/// The account's parsed public key. Parsing a JWK into a key costs more
+/// than verifying the signature (curve checks), so keys are kept by
 /// thumbprint; a thumbprint names one key forever, so nothing goes stale.
-fn account_key(app: &App, account: &AccountRow, alg: Alg) -> Result<PKey<Public>, Error> {
-    if let Some((jwk, key)) = app
+fn account_key(app: &App, account: &AccountRow, alg: Alg) -> Result<Arc<VerifyingKey>, Error> {
+    if let Some(key) = app
         .key_cache
         .lock()
         .ok()
         .and_then(|c| c.get(&account.jwk_thumbprint).cloned())
     {
-        jwk.check_alg(alg)?;
+        key.jwk().check_alg(alg)?;
         return Ok(key);
     }
     let jwk: Jwk = serde_json::from_str(&account.jwk)
@@ -270,14 +269,14 @@ fn account_key(app: &App, account: &AccountRow, alg: Alg) -> Result<PKey<Public>
         if cache.len() >= KEY_CACHE_MAX {
             cache.clear();
         }
-        cache.insert(account.jwk_thumbprint.clone(), (jwk, key.clone()));
+        cache.insert(account.jwk_thumbprint.clone(), key.clone());
     }
     Ok(key)
 }
 
-fn key_for(jwk: &Jwk, alg: Alg) -> Result<PKey<Public>, Error> {
+fn key_for(jwk: &Jwk, alg: Alg) -> Result<Arc<VerifyingKey>, Error> {
     jwk.check_alg(alg)?;
-    Ok(jwk.to_public_key()?)
+    Ok(Arc::new(VerifyingKey::from_jwk(jwk.clone())?))
 }
 
 async fn account_for_kid(app: &App, kid: &str) -> Result<AccountRow, Error> {
