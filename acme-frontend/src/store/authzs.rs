@@ -262,8 +262,11 @@ pub fn reusable(
         .filter(authorizations::expires.gt(valid_until))
         .order(authorizations::expires.desc())
         .select(AuthzRow::as_select())
-        .first(conn)
-        .optional()?)
+        // Not `.first()`: SQLite re-prepares a statement whose `LIMIT ?`
+        // is rebound, on every execution. Only the first row is stepped.
+        .load_iter::<AuthzRow, diesel::connection::DefaultLoadingMode>(conn)?
+        .next()
+        .transpose()?)
 }
 
 /// Deactivates a pending or valid, unexpired authorization (RFC 8555
