@@ -12,6 +12,7 @@
 #       cargo build --release -p acme-bench -p acme-frontend -p ca-signer -p validator-worker
 #   OUT=dir                            keep every row's JSON report in dir
 #   ONLY=clients|keys|challenges|ca    run one table only
+#   REPORT_ONLY=1 OUT=dir              print the tables from an earlier run's reports
 #
 # Run it on a quiet machine: the CA and the load generator share the cores.
 set -euo pipefail
@@ -37,6 +38,7 @@ mkdir -p "$OUT"
 run() {
     local name=$1
     shift
+    [ "${REPORT_ONLY:-0}" = 1 ] && return 0
     echo "== $name: $*" >&2
     "$BIN_DIR/acme-bench" --requests "$REQUESTS" --warmup "$WARMUP" --poll-ms "$POLL_MS" \
         --output json "$@" >"$OUT/$name.json"
@@ -44,11 +46,11 @@ run() {
 
 # row LABEL NAME: one markdown table row from $OUT/NAME.json.
 row() {
-    jq -r --arg label "$1" '
+    jq -r --arg lbl "$1" '
       def r1: . * 10 | round / 10;
       def r2: . * 100 | round / 100;
       def proc($n): (.processes[] | select(.name == $n));
-      [ $label,
+      [ $lbl,
         (.summary.throughput_per_sec | round | tostring),
         (.latency.total.mean_ms | r1 | tostring),
         (.latency.total.p50_ms | r1 | tostring),
