@@ -1,33 +1,27 @@
 //! The applicant's side, on 127.0.0.1: an http-01 token server, a
 //! tls-alpn-01 responder (RFC 8737 certificates made with rcgen), and a DNS
-//! server (hickory-server) that answers `A 127.0.0.1` for every name under
-//! [`ZONE`] and the dns-01 TXT records published at run time.
+//! server (the workspace's `test_kit::dns`) that answers `A 127.0.0.1` for
+//! every name under [`ZONE`], REFUSED outside it, and the dns-01 TXT records
+//! published at run time.
 //!
 //! All three stop when dropped.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::str::FromStr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use hickory_proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_proto::rr::rdata::{A, SOA, TXT};
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use hickory_server::Server;
-use hickory_server::net::runtime::Time;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::net::{TcpListener, UdpSocket};
+use test_kit::dns::{DnsServer, check_name};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// The DNS zone all benchmark names live in.
@@ -36,8 +30,6 @@ pub const ZONE: &str = "acme-bench.test.";
 const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 /// Deadline of one responder connection.
 const CONN_DEADLINE: Duration = Duration::from_secs(10);
-/// TTL of every DNS answer.
-const TTL: u32 = 1;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -53,9 +45,8 @@ pub struct Responders {
     pub dns_addr: SocketAddr,
     tokens: Arc<Mutex<HashMap<String, String>>>,
     alpn: Arc<AlpnCerts>,
-    zone: Arc<RwLock<HashMap<LowerName, Vec<String>>>>,
+    dns: DnsServer,
     tasks: Vec<JoinHandle<()>>,
-    _dns: Server<DnsHandler>,
 }
 
 impl Responders {
@@ -81,15 +72,14 @@ impl Responders {
         config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
 
-        let zone = Arc::new(RwLock::new(HashMap::new()));
-        let (udp, tcp) = bind_dns(dns_port).await?;
-        let dns_addr = udp.local_addr()?;
-        let mut dns = Server::new(DnsHandler {
-            zone_name: lower(ZONE)?,
-            txt: zone.clone(),
-        });
-        dns.register_socket(udp);
-        dns.register_listener(tcp, CONN_DEADLINE, 1024);
+        let dns = DnsServer::builder()
+            .zones(&[ZONE])
+            .port(dns_port)
+            .refuse_outside_zones()
+            .bind()
+            .await
+            .with_context(|| format!("start the DNS server on 127.0.0.1:{dns_port}"))?;
+        let dns_addr = dns.addr();
 
         let tasks = vec![
             tokio::spawn(serve_http(http, tokens.clone())),
@@ -101,9 +91,8 @@ impl Responders {
             dns_addr,
             tokens,
             alpn,
-            zone,
+            dns,
             tasks,
-            _dns: dns,
         })
     }
 
@@ -118,23 +107,21 @@ impl Responders {
     }
 
     /// Publishes `value` at `_acme-challenge.<name>` (TXT).
+    /// A value already published there is not repeated.
     pub fn set_dns01(&self, name: &str, value: &str) -> Result<()> {
-        let owner = lower(&format!("_acme-challenge.{name}"))?;
-        let mut zone = self
-            .zone
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        zone.entry(owner).or_default().push(value.to_owned());
+        let owner = format!("_acme-challenge.{name}");
+        // Checked first: the test-kit record methods panic on a bad name.
+        check_name(&owner).map_err(anyhow::Error::msg)?;
+        self.dns.add_txt(&owner, value);
         Ok(())
     }
 
     /// Removes the TXT records of `_acme-challenge.<name>`.
     pub fn clear_dns01(&self, name: &str) {
-        if let Ok(owner) = lower(&format!("_acme-challenge.{name}")) {
-            self.zone
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&owner);
+        let owner = format!("_acme-challenge.{name}");
+        // A bad name has nothing published (set_dns01 refused it).
+        if check_name(&owner).is_ok() {
+            self.dns.clear_txt(&owner);
         }
     }
 
@@ -161,36 +148,11 @@ impl Responders {
 
 impl Drop for Responders {
     fn drop(&mut self) {
+        // The DNS server stops when its field is dropped.
         for task in &self.tasks {
             task.abort();
         }
-        self._dns.shutdown_token().cancel();
     }
-}
-
-async fn bind_dns(port: u16) -> Result<(UdpSocket, TcpListener)> {
-    if port != 0 {
-        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, port))
-            .await
-            .with_context(|| format!("bind DNS UDP 127.0.0.1:{port}"))?;
-        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-            .await
-            .with_context(|| format!("bind DNS TCP 127.0.0.1:{port}"))?;
-        return Ok((udp, tcp));
-    }
-    // UDP and TCP share a port number; retry when the TCP side is taken.
-    let mut last = None;
-    for _ in 0..20 {
-        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let port = udp.local_addr()?.port();
-        match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
-            Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(anyhow::anyhow!(
-        "no port free for DNS over UDP and TCP: {last:?}"
-    ))
 }
 
 async fn serve_http(listener: TcpListener, tokens: Arc<Mutex<HashMap<String, String>>>) {
@@ -259,109 +221,5 @@ impl ResolvesServerCert for AlpnCerts {
         }
         let name = hello.server_name()?.to_ascii_lowercase();
         lock(&self.certs).get(&name).cloned()
-    }
-}
-
-/// Parses an absolute or relative DNS name into its lower-case absolute form.
-fn lower(name: &str) -> Result<LowerName> {
-    let mut n = Name::from_str(name).with_context(|| format!("bad DNS name {name:?}"))?;
-    n.set_fqdn(true);
-    Ok(LowerName::new(&n))
-}
-
-struct DnsHandler {
-    zone_name: LowerName,
-    txt: Arc<RwLock<HashMap<LowerName, Vec<String>>>>,
-}
-
-impl DnsHandler {
-    fn answer(
-        &self,
-        name: &LowerName,
-        rtype: RecordType,
-    ) -> (ResponseCode, Vec<Record>, Vec<Record>) {
-        if !self.zone_name.zone_of(name) {
-            return (ResponseCode::Refused, Vec::new(), Vec::new());
-        }
-        let owner = Name::from(name.clone());
-        let answers: Vec<Record> = match rtype {
-            RecordType::A => vec![Record::from_rdata(
-                owner,
-                TTL,
-                RData::A(A(Ipv4Addr::LOCALHOST)),
-            )],
-            RecordType::TXT => self
-                .txt
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(name)
-                .map(|values| {
-                    values
-                        .iter()
-                        .map(|v| {
-                            Record::from_rdata(
-                                owner.clone(),
-                                TTL,
-                                RData::TXT(TXT::new(vec![v.clone()])),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let authority = if answers.is_empty() {
-            vec![self.soa()]
-        } else {
-            Vec::new()
-        };
-        (ResponseCode::NoError, answers, authority)
-    }
-
-    fn soa(&self) -> Record {
-        let zone = Name::from(self.zone_name.clone());
-        let host = |label: &str| {
-            Name::from_str(label)
-                .and_then(|n| n.append_domain(&zone))
-                .unwrap_or_else(|_| zone.clone())
-        };
-        let soa = SOA::new(host("ns"), host("hostmaster"), 1, 60, 60, 600, TTL);
-        Record::from_rdata(zone, TTL, RData::SOA(soa))
-    }
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for DnsHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let builder = MessageResponseBuilder::from_message_request(request);
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.authoritative = true;
-        let (code, answers, authority) = match request.request_info() {
-            Ok(info) => self.answer(info.query.name(), info.query.query_type()),
-            Err(_) => (ResponseCode::FormErr, Vec::new(), Vec::new()),
-        };
-        metadata.response_code = code;
-        let response = builder.build(
-            metadata,
-            answers.iter(),
-            authority.iter(),
-            std::iter::empty(),
-            std::iter::empty(),
-        );
-        match response_handle.send_response(response).await {
-            Ok(info) => info,
-            Err(_) => {
-                let mut metadata = Metadata::response_from_request(&request.metadata);
-                metadata.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        }
     }
 }

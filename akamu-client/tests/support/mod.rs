@@ -7,7 +7,11 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-pub mod dns;
+/// The workspace's shared loopback DNS server. Serves `example.org.` and
+/// `akamu.test.`, where every test name lives.
+pub mod dns {
+    pub use test_kit::dns::DnsServer;
+}
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};

@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::dns::{DnsServer, ZoneHandle};
+use super::dns::{DnsRecords, DnsServer};
 
 /// A running control endpoint. Stops when dropped.
 pub struct DnsControl {
@@ -38,7 +38,7 @@ impl DnsControl {
             .expect("bind DNS control endpoint");
         let addr = listener.local_addr().expect("local_addr");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(serve(listener, dns.data_handle(), log.clone()));
+        let task = tokio::spawn(serve(listener, dns.records(), log.clone()));
         DnsControl {
             url: format!("http://{addr}"),
             log,
@@ -127,14 +127,14 @@ fn write_script(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-async fn serve(listener: TcpListener, zone: ZoneHandle, log: Arc<Mutex<Vec<String>>>) {
+async fn serve(listener: TcpListener, records: DnsRecords, log: Arc<Mutex<Vec<String>>>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (zone, log) = (zone.clone(), log.clone());
+        let (records, log) = (records.clone(), log.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| answer(zone.clone(), log.clone(), req));
+            let service = service_fn(move |req| answer(records.clone(), log.clone(), req));
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -143,7 +143,7 @@ async fn serve(listener: TcpListener, zone: ZoneHandle, log: Arc<Mutex<Vec<Strin
 }
 
 async fn answer(
-    zone: ZoneHandle,
+    records: DnsRecords,
     log: Arc<Mutex<Vec<String>>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -163,9 +163,9 @@ async fn answer(
         return Ok(text(StatusCode::BAD_REQUEST, "name and value are required"));
     };
     if op == "add" {
-        zone.add_txt(&name, &value);
+        records.add_txt(&name, &value);
     } else {
-        zone.remove_txt(&name, &value);
+        records.remove_txt(&name, &value);
     }
     lock(&log).push(format!("{op} {name} {value}"));
     Ok(text(StatusCode::OK, "ok"))

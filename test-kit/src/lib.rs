@@ -1,0 +1,8 @@
+//! Test support shared by the workspace: the e2e tests (`tests`), the
+//! akamu-client and akamu-cli integration tests, and acme-bench.
+//!
+//! - [`dns`]: a loopback authoritative DNS server (hickory-server, UDP and
+//!   TCP on 127.0.0.1) answering `A 127.0.0.1` for test names and serving
+//!   dns-01 TXT records set at run time.
+
+pub mod dns;
