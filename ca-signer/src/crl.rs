@@ -31,7 +31,6 @@ use crate::tbs::{IssuerInfo, ext};
 pub struct LintedCrl {
     tbs: TbsCertList,
     tbs_der: Vec<u8>,
-    issuer_spki_der: Vec<u8>,
     issuer_key: CaPublicKey,
     number: u64,
     entries: usize,
@@ -98,7 +97,7 @@ pub fn build(
     };
     let tbs = TbsCertList {
         version: Version::V2,
-        signature: issuer.algorithm.algorithm_identifier(),
+        signature: issuer.algorithm().algorithm_identifier(),
         issuer: issuer.name.clone(),
         this_update: time(this_update)?,
         next_update: Some(time(next_update)?),
@@ -113,7 +112,6 @@ pub fn build(
     Ok(LintedCrl {
         tbs,
         tbs_der,
-        issuer_spki_der: issuer.spki_der.clone(),
         issuer_key: issuer.public_key.clone(),
         number,
         entries: by_serial.len(),
@@ -128,8 +126,7 @@ impl LintedCrl {
 
     /// Signs with `key` (the issuer's) and checks the signature.
     pub fn sign(self, key: &dyn KeyBackend) -> Result<SignedCrlDer, Error> {
-        if key.public_key_der() != self.issuer_spki_der.as_slice()
-            || key.public_key_der() != self.issuer_key.spki_der()
+        if key.public_key_der() != self.issuer_key.spki_der()
             || key.signature_algorithm().algorithm_identifier() != self.tbs.signature
         {
             return Err(Error::WrongSigningKey);

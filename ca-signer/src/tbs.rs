@@ -53,13 +53,10 @@ pub const SERIAL_BYTES: usize = 16;
 pub struct IssuerInfo {
     /// The issuer's subject, copied into each certificate's issuer field.
     pub name: Name,
-    /// The issuer's SubjectPublicKeyInfo, DER.
-    pub spki_der: Vec<u8>,
     /// The issuer's key identifier (its SKI), used as each leaf's AKI.
     pub key_id: Vec<u8>,
-    /// The algorithm the issuer key signs with.
-    pub algorithm: SignatureAlgorithm,
-    /// The issuer's public key, decoded once, which checks every signature.
+    /// The issuer's public key and signature algorithm, decoded once, which
+    /// checks every signature.
     pub public_key: CaPublicKey,
 }
 
@@ -72,14 +69,21 @@ impl IssuerInfo {
         key_id: Vec<u8>,
         algorithm: SignatureAlgorithm,
     ) -> Result<Self, Error> {
-        let public_key = CaPublicKey::new(&spki_der, algorithm)?;
         Ok(Self {
             name,
-            spki_der,
             key_id,
-            algorithm,
-            public_key,
+            public_key: CaPublicKey::new(&spki_der, algorithm)?,
         })
+    }
+
+    /// The issuer's SubjectPublicKeyInfo, DER.
+    pub fn spki_der(&self) -> &[u8] {
+        self.public_key.spki_der()
+    }
+
+    /// The algorithm the issuer key signs with.
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        self.public_key.algorithm()
     }
 }
 
@@ -363,12 +367,9 @@ impl LintedTbs {
         let serial_hex = hex::encode(serial.as_bytes());
         let validity = Validity::new(time(not_before)?, time(not_after)?);
         let adapter = IssuerAdapter {
-            spki_der: issuer.spki_der.clone(),
-            algorithm: issuer.algorithm.algorithm_identifier(),
+            spki_der: issuer.spki_der().to_vec(),
+            algorithm: issuer.algorithm().algorithm_identifier(),
         };
-        if issuer.public_key.spki_der() != adapter.spki_der.as_slice() {
-            return Err(Error::WrongSigningKey);
-        }
         let mut builder = CertificateBuilder::new(profile, serial, validity, spki)?;
         let tbs_der = builder.finalize(&adapter)?;
         lint(&tbs_der, expect, &adapter.algorithm)?;

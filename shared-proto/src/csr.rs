@@ -449,14 +449,20 @@ fn rsa_public_key(der: &[u8]) -> Option<PKey<Public>> {
 /// Whether `signature` (a DER `ECDSA-Sig-Value`) verifies over `data`, as
 /// openssl's `ECDSA_verify` decides it.
 fn ecdsa_verify(key: &EcKey<Public>, hash: Hash, data: &[u8], signature: &[u8]) -> bool {
+    ecdsa_verify_digest(key, &hash.digest(data), signature)
+}
+
+/// Whether `signature` (a DER `ECDSA-Sig-Value`) verifies for `digest`, as
+/// openssl's `ECDSA_verify` decides it: a strict DER encoding without
+/// trailing bytes, then `ECDSA_do_verify`.
+pub fn ecdsa_verify_digest(key: &EcKey<Public>, digest: &[u8], signature: &[u8]) -> bool {
     let Ok(sig) = EcdsaSig::from_der(signature) else {
         return false;
     };
-    // ECDSA_verify refuses non-DER encodings and trailing bytes.
     if sig.to_der().ok().as_deref() != Some(signature) {
         return false;
     }
-    sig.verify(&hash.digest(data), key).unwrap_or(false)
+    sig.verify(digest, key).unwrap_or(false)
 }
 
 /// Whether a PKCS#1 v1.5 `signature` verifies over `data`.

@@ -88,8 +88,7 @@ impl Statement {
 
 /// The validator's signing key.
 pub struct StatementKey {
-    key: PKey<Private>,
-    /// The same key for signing with ring (cheaper than OpenSSL's Ed25519).
+    /// The key, loaded into ring (cheaper than OpenSSL's Ed25519 signing).
     pair: ring::signature::Ed25519KeyPair,
 }
 
@@ -124,10 +123,10 @@ impl StatementKey {
                         path.display()
                     )));
                 }
-                let pair = ring_pair(&key)?;
-                let me = Self { key, pair };
-                me.write_public(&public_path(path))?;
-                Ok(me)
+                write_public(&key, &public_path(path))?;
+                Ok(Self {
+                    pair: ring_pair(&key)?,
+                })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key =
@@ -146,24 +145,13 @@ impl StatementKey {
                     .map_err(io)?;
                 f.write_all(&pem).map_err(io)?;
                 f.sync_all().map_err(io)?;
-                let pair = ring_pair(&key)?;
-                let me = Self { key, pair };
-                me.write_public(&public_path(path))?;
-                Ok(me)
+                write_public(&key, &public_path(path))?;
+                Ok(Self {
+                    pair: ring_pair(&key)?,
+                })
             }
             Err(e) => Err(io(e)),
         }
-    }
-
-    fn write_public(&self, path: &Path) -> Result<(), StatementError> {
-        let pem = self
-            .key
-            .public_key_to_pem()
-            .map_err(|e| StatementError::Key(e.to_string()))?;
-        std::fs::write(path, pem).map_err(|source| StatementError::Io {
-            path: path.to_owned(),
-            source,
-        })
     }
 
     /// Signs a statement.
@@ -174,6 +162,17 @@ impl StatementKey {
             signature,
         })
     }
+}
+
+/// Writes the public half of `key` to `path` (PEM).
+fn write_public(key: &PKey<Private>, path: &Path) -> Result<(), StatementError> {
+    let pem = key
+        .public_key_to_pem()
+        .map_err(|e| StatementError::Key(e.to_string()))?;
+    std::fs::write(path, pem).map_err(|source| StatementError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Where the public half of a statement key is written.

@@ -4,7 +4,6 @@
 use std::fmt;
 
 use openssl::ec::EcKey;
-use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{Id, PKey, Public};
 use openssl::rsa::Padding;
@@ -64,6 +63,11 @@ impl CaPublicKey {
         &self.spki_der
     }
 
+    /// The algorithm the key signs with.
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
     /// The openssl key.
     pub fn pkey(&self) -> &PKey<Public> {
         &self.pkey
@@ -88,18 +92,10 @@ impl CaPublicKey {
                 let Some(ec) = &self.ec else {
                     return Ok(false);
                 };
-                let Ok(sig) = EcdsaSig::from_der(signature) else {
-                    return Ok(false);
-                };
-                if sig.to_der()? != signature {
-                    return Ok(false);
-                }
-                let digest = match self.algorithm.hash() {
-                    HashAlg::Sha256 => openssl::sha::sha256(message).to_vec(),
-                    HashAlg::Sha384 => openssl::sha::sha384(message).to_vec(),
-                    HashAlg::Sha512 => openssl::sha::sha512(message).to_vec(),
-                };
-                Ok(sig.verify(&digest, ec).unwrap_or(false))
+                let digest = openssl::hash::hash(md, message)?;
+                Ok(shared_proto::csr::ecdsa_verify_digest(
+                    ec, &digest, signature,
+                ))
             }
             SignatureAlgorithm::Ed25519 => {
                 let mut verifier = Verifier::new_without_digest(&self.pkey)?;
