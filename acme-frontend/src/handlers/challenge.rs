@@ -15,6 +15,7 @@ use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::store;
+use crate::store::models::{AuthzRow, ChallengeRow};
 use crate::{App, jobs, now};
 
 /// `POST /acme/chall/{authz}/{type}`.
@@ -44,21 +45,6 @@ pub async fn post(
         ));
     }
     let challenge_id = format!("{authz_id}/{kind}");
-    let read_back = |app: &Arc<App>| {
-        let (aid, cid) = (authz_id.to_owned(), challenge_id.clone());
-        let store = app.store.clone();
-        async move {
-            let (authz, challenges) = store
-                .read(move |c| store::authzs::with_challenges(c, &aid))
-                .await?
-                .ok_or(Error::NotFound)?;
-            let challenge = challenges
-                .into_iter()
-                .find(|c| c.id == cid)
-                .ok_or(Error::NotFound)?;
-            Ok::<_, Error>((authz, challenge))
-        }
-    };
     let (authz, challenge) = if respond {
         let (aid, cid, t) = (authz_id.to_owned(), challenge_id.clone(), now());
         let started = app
@@ -78,13 +64,13 @@ pub async fn post(
             // The probe records its result before it ends; on timeout it
             // goes on in the background.
             Some(task) if !wait.is_zero() => match tokio::time::timeout(wait, task).await {
-                Ok(_) => read_back(app).await?,
+                Ok(_) => read_challenge(app, authz_id, &challenge_id).await?,
                 Err(_) => (started.authz, started.challenge),
             },
             _ => (started.authz, started.challenge),
         }
     } else {
-        read_back(app).await?
+        read_challenge(app, authz_id, &challenge_id).await?
     };
     let mut reply = Reply::json(
         StatusCode::OK,
@@ -95,4 +81,23 @@ pub async fn post(
         reply = reply.retry_after(1);
     }
     Ok(reply)
+}
+
+/// The authorization `authz_id` and its challenge `challenge_id` as stored.
+async fn read_challenge(
+    app: &App,
+    authz_id: &str,
+    challenge_id: &str,
+) -> Result<(AuthzRow, ChallengeRow), Error> {
+    let (aid, cid) = (authz_id.to_owned(), challenge_id.to_owned());
+    let (authz, challenges) = app
+        .store
+        .read(move |c| store::authzs::with_challenges(c, &aid))
+        .await?
+        .ok_or(Error::NotFound)?;
+    let challenge = challenges
+        .into_iter()
+        .find(|c| c.id == cid)
+        .ok_or(Error::NotFound)?;
+    Ok((authz, challenge))
 }
