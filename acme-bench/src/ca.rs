@@ -24,7 +24,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Grace period after SIGTERM.
 const TERM_GRACE: Duration = Duration::from_secs(5);
 /// SoftHSM2's PKCS#11 module on Debian.
-pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const SOFTHSM_MODULE: &str = test_kit::softhsm::MODULE;
 /// Token and key labels used with `--ca-backend softhsm`.
 const TOKEN_LABEL: &str = "acme-bench";
 const KEY_LABEL: &str = "bench-root";
@@ -330,35 +330,9 @@ allow_private_targets    = true
 /// record to `state/audit.log` (the signer's default audit log). Returns the
 /// `SOFTHSM2_CONF` path the signer needs.
 fn init_softhsm(hsm: &Path, state: &Path, key_type: &str) -> Result<PathBuf> {
-    if !Path::new(SOFTHSM_MODULE).exists() {
-        bail!("{SOFTHSM_MODULE} is missing: apt-get install softhsm2");
-    }
-    std::fs::create_dir_all(hsm.join("tokens"))?;
-    let conf = hsm.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            hsm.join("tokens").display()
-        ),
-    )?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let pin = hsm.join("pin");
-        std::fs::write(&pin, "1234\n")?;
-        // The signer refuses a PIN file others can read.
-        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600))?;
-    }
-    let status = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", TOKEN_LABEL])
-        .args(["--pin", "1234", "--so-pin", "5678"])
-        .env("SOFTHSM2_CONF", &conf)
-        .stdout(Stdio::null())
-        .status()
-        .context("run softhsm2-util (apt-get install softhsm2)")?;
-    if !status.success() {
-        bail!("softhsm2-util --init-token failed: {status}");
-    }
+    let conf = test_kit::softhsm::init_token(hsm, TOKEN_LABEL)
+        .context("SoftHSM2 token")?
+        .conf;
     let me = std::env::current_exe()?;
     let out = Command::new(me)
         .arg("--internal-hsm-init")

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+use test_kit::softhsm::MODULE;
 
 fn cli(conf: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_akamu-cli"))
@@ -25,39 +25,10 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn ceremony_show_audit_verify_and_block_key() {
-    assert!(
-        Path::new(MODULE).exists(),
-        "{MODULE} is missing: install softhsm2 (scripts/test.sh does)"
-    );
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    std::fs::create_dir_all(d.join("tokens")).expect("mkdir");
-    let conf = d.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            d.join("tokens").display()
-        ),
-    )
-    .expect("conf");
-    let init = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "akamu",
-            "--pin",
-            "1234",
-            "--so-pin",
-            "5678",
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .expect("softhsm2-util");
-    assert!(init.status.success(), "{}", text(&init));
-    let pin = d.join("pin");
-    std::fs::write(&pin, "1234\n").expect("pin");
+    let hsm = test_kit::softhsm::init_token(d, "akamu").expect("SoftHSM2 token");
+    let (conf, pin) = (hsm.conf, hsm.pin_file);
     let (pin_s, root_s, inter_s) = (
         pin.to_string_lossy().into_owned(),
         d.join("root.pem").to_string_lossy().into_owned(),

@@ -30,7 +30,7 @@ use shared_proto::Identifier;
 use shared_proto::signer::{CrlRequest, IssueRequest, RevokedEntry, SignerError, SignerRpcClient};
 use shared_proto::transport;
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+use test_kit::softhsm::MODULE;
 const DAY: i64 = 86_400;
 
 struct Hsm {
@@ -47,48 +47,12 @@ fn hsm() -> (&'static Hsm, MutexGuard<'static, ()>) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let hsm = HSM.get_or_init(|| {
-        assert!(
-            Path::new(MODULE).exists(),
-            "{MODULE} is missing: install softhsm2 (scripts/test.sh does)"
-        );
         let dir = tempfile::tempdir().expect("tempdir").keep();
-        std::fs::create_dir_all(dir.join("tokens")).expect("mkdir");
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                dir.join("tokens").display()
-            ),
-        )
-        .expect("conf");
-        let status = Command::new("softhsm2-util")
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                "akamu",
-                "--pin",
-                "1234",
-                "--so-pin",
-                "5678",
-            ])
-            .env("SOFTHSM2_CONF", &conf)
-            .stdout(Stdio::null())
-            .status()
-            .expect("softhsm2-util");
-        assert!(status.success(), "init token");
+        let token = test_kit::softhsm::init_token(&dir, "akamu").expect("SoftHSM2 token");
+        let (conf, pin_file) = (token.conf, token.pin_file);
         // SAFETY: set once, under the test lock, before any PKCS#11 call in
         // this process; nothing else in this binary reads the variable.
         unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
-        let pin_file = dir.join("pin");
-        std::fs::write(&pin_file, "1234\n").expect("pin");
-        // The signer refuses a PIN file others can read.
-        std::fs::set_permissions(
-            &pin_file,
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .expect("chmod pin");
         Hsm {
             dir,
             conf,

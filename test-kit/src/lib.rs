@@ -4,5 +4,7 @@
 //! - [`dns`]: a loopback authoritative DNS server (hickory-server, UDP and
 //!   TCP on 127.0.0.1) answering `A 127.0.0.1` for test names and serving
 //!   dns-01 TXT records set at run time.
+//! - [`softhsm`]: SoftHSM2 tokens in a directory of their own.
 
 pub mod dns;
+pub mod softhsm;

@@ -24,14 +24,11 @@ use crate::support::client::{RawClient, account_builder_trusting, issue_http01};
 use crate::support::dns::DnsServer;
 use crate::support::http01::Http01Server;
 use crate::support::operator::{akamu_cli, openssl, program};
-use crate::support::procs::{Ca, CaOptions, which};
+use crate::support::procs::{Ca, CaOptions};
+use test_kit::softhsm::MODULE;
 
-/// Debian's SoftHSM2 module (package softhsm2, installed by scripts/test.sh).
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// The token's label.
 const TOKEN_LABEL: &str = "akamu";
-/// The user PIN written to the PIN file.
-const PIN: &str = "1234";
 /// AIA caIssuers put in leaves (the CA/Browser Forum profile wants AIA).
 const CA_ISSUERS_URL: &str = "http://ca.example.org/issuing.crt";
 /// CRL distribution point put in leaves (the profile wants revocation
@@ -55,54 +52,15 @@ struct Token {
 impl Token {
     /// `softhsm2-util --init-token` in a new token directory.
     fn create() -> Token {
-        assert!(
-            Path::new(MODULE).is_file(),
-            "{MODULE} is missing: install softhsm2 (scripts/test.sh does)"
-        );
-        let util = which("softhsm2-util")
-            .expect("softhsm2-util is missing: install softhsm2 (scripts/test.sh does)");
         let dir = tempfile::Builder::new()
             .prefix("akamu-e2e-hsm-")
             .tempdir()
             .expect("tempdir");
-        let tokens = dir.path().join("tokens");
-        std::fs::create_dir(&tokens).expect("mkdir tokens");
-        let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .expect("write softhsm2.conf");
-        program(
-            &util,
-            &[
-                "--init-token",
-                "--free",
-                "--label",
-                TOKEN_LABEL,
-                "--pin",
-                PIN,
-                "--so-pin",
-                "5678",
-            ],
-            &[("SOFTHSM2_CONF", &conf)],
-        )
-        .assert_success();
-        let pin_file = dir.path().join("signer.pin");
-        std::fs::write(&pin_file, format!("{PIN}\n")).expect("write PIN file");
-        // The signer refuses a PIN file that others can read.
-        std::fs::set_permissions(
-            &pin_file,
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .expect("chmod 0600 PIN file");
+        let token = test_kit::softhsm::init_token(dir.path(), TOKEN_LABEL).expect("SoftHSM2 token");
         Token {
             dir,
-            conf,
-            pin_file,
+            conf: token.conf,
+            pin_file: token.pin_file,
         }
     }
 
