@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -262,11 +262,10 @@ fn is_child_of_ours(pid: i32) -> bool {
     !zombie && (comm.starts_with("ca-signer") || comm.starts_with("validator-work"))
 }
 
-/// A TCP port of 127.0.0.1 that was free a moment ago.
+/// A TCP port of 127.0.0.1 that was free a moment ago, below the ephemeral
+/// range (see [`test_kit::ports`]).
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    test_kit::ports::try_free_port().ok_or_else(|| anyhow!("no free TCP port on 127.0.0.1"))
 }
 
 fn toml_path(p: &Path) -> String {

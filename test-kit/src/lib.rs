@@ -5,6 +5,9 @@
 //!   TCP on 127.0.0.1) answering `A 127.0.0.1` for test names and serving
 //!   dns-01 TXT records set at run time.
 //! - [`softhsm`]: SoftHSM2 tokens in a directory of their own.
+//! - [`ports`]: loopback TCP ports for servers a test starts later, drawn
+//!   from below the kernel's ephemeral range.
 
 pub mod dns;
+pub mod ports;
 pub mod softhsm;

@@ -14,7 +14,7 @@ pub mod dns {
 }
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -27,11 +27,7 @@ use nix::unistd::Pid;
 /// How long a server gets to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().expect("addr").port()
-}
+pub use test_kit::ports::free_port;
 
 /// `target/debug/<name>`, found from the test executable's path.
 pub fn binary_path(name: &str) -> PathBuf {
