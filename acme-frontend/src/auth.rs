@@ -66,7 +66,7 @@ impl Authenticated {
 
     /// Parses the payload as JSON.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.payload)
+        akamu_jose::from_json_object(&self.payload)
             .map_err(|e| Error::Malformed(format!("invalid request payload: {e}")))
     }
 }

@@ -43,13 +43,13 @@ pub struct ProtectedHeader {
 impl FlattenedJws {
     /// Parses a request body.
     pub fn parse(body: &[u8]) -> Result<Self, JoseError> {
-        serde_json::from_slice(body).map_err(|e| JoseError::Json(e.to_string()))
+        crate::from_json_object(body).map_err(|e| JoseError::Json(e.to_string()))
     }
 
     /// Decodes and parses the protected header.
     pub fn header(&self) -> Result<ProtectedHeader, JoseError> {
         let raw = b64_decode(&self.protected)?;
-        serde_json::from_slice(&raw).map_err(|e| JoseError::Json(format!("protected header: {e}")))
+        crate::from_json_object(&raw).map_err(|e| JoseError::Json(format!("protected header: {e}")))
     }
 
     /// The decoded payload.

@@ -17,16 +17,25 @@ use crate::support::procs::Ca;
 /// Size the contract allows for a request body.
 const BODY_LIMIT: usize = 64 * 1024;
 
+/// An order placed by hand: its URLs and its one authorization.
+pub(crate) struct RawOrder {
+    pub(crate) url: String,
+    pub(crate) authz_url: String,
+    pub(crate) finalize_url: String,
+    /// The authorization object as fetched right after the order.
+    pub(crate) authz: Value,
+}
+
 /// A CA, a raw client and a registered hand-driven account.
-struct Fixture {
+pub(crate) struct Fixture {
     _dns: DnsServer,
-    ca: Ca,
-    raw: RawClient,
-    account: JwsAccount,
+    pub(crate) ca: Ca,
+    pub(crate) raw: RawClient,
+    pub(crate) account: JwsAccount,
 }
 
 impl Fixture {
-    async fn new() -> Fixture {
+    pub(crate) async fn new() -> Fixture {
         let dns = DnsServer::start().await;
         let ca = start_ca(&dns).await;
         let raw = RawClient::new(&ca).await;
@@ -43,6 +52,29 @@ impl Fixture {
     async fn fetch_account(&self, nonce: &str) -> RawResponse {
         let body = self.account.sign(nonce, &self.account.kid, None);
         self.raw.post_jose(&self.account.kid, &body).await
+    }
+
+    /// A hand-driven new order for one DNS `name` (asserts 201).
+    pub(crate) async fn new_order(&self, name: &str) -> RawOrder {
+        let payload = json!({"identifiers": [{"type": "dns", "value": name}]});
+        let rsp = self
+            .post_ok(&self.raw.url("newOrder"), Some(&payload))
+            .await;
+        assert_eq!(rsp.status, StatusCode::CREATED, "newOrder answers 201");
+        let url = rsp.location().expect("newOrder returns Location");
+        let order = rsp.json();
+        let authz_url = order["authorizations"][0]
+            .as_str()
+            .expect("authorization URL")
+            .to_owned();
+        let finalize_url = order["finalize"].as_str().expect("finalize URL").to_owned();
+        let authz = self.post_ok(&authz_url, None).await.json();
+        RawOrder {
+            url,
+            authz_url,
+            finalize_url,
+            authz,
+        }
     }
 
     /// A correctly signed POST with a fresh nonce; asserts a 2xx answer.
@@ -243,18 +275,12 @@ async fn finalize_csr_with_an_extra_san_is_bad_csr() {
     let name = "csr.example.org";
 
     // Hand-driven order up to `ready`.
-    let payload = json!({"identifiers": [{"type": "dns", "value": name}]});
-    let rsp = f.post_ok(&f.raw.url("newOrder"), Some(&payload)).await;
-    assert_eq!(rsp.status, StatusCode::CREATED, "newOrder answers 201");
-    let order_url = rsp.location().expect("newOrder returns Location");
-    let order = rsp.json();
-    let authz_url = order["authorizations"][0]
-        .as_str()
-        .expect("authorization URL")
-        .to_owned();
-    let finalize_url = order["finalize"].as_str().expect("finalize URL").to_owned();
-
-    let authz = f.post_ok(&authz_url, None).await.json();
+    let RawOrder {
+        url: order_url,
+        authz_url: _,
+        finalize_url,
+        authz,
+    } = f.new_order(name).await;
     let challenge = authz["challenges"]
         .as_array()
         .expect("challenges")

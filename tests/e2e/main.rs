@@ -42,6 +42,10 @@ mod restart;
 
 /// Hand-built bad requests get precise RFC 8555 problem documents, never 500.
 mod bad_input;
+
+/// Sweeps of malformed payloads on every JWS endpoint and of JWS envelope
+/// mistakes: each a 4xx problem document, and the CA serves on.
+mod malformed;
 // Issue 5's runtime proof: three users, the signer without a network (root only).
 mod isolation;
 

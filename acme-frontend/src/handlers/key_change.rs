@@ -48,7 +48,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     new_jwk.check_alg(alg)?;
     let new_key = new_jwk.to_public_key()?;
     inner.verify(alg, &new_key)?;
-    let payload: Inner = serde_json::from_slice(&inner.payload_bytes()?)
+    let payload: Inner = akamu_jose::from_json_object(&inner.payload_bytes()?)
         .map_err(|e| Error::Malformed(format!("inner payload: {e}")))?;
     let account_url = app.urls.account(&account.id);
     if payload.account != account_url {

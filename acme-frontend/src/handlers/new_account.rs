@@ -109,6 +109,11 @@ async fn verify_eab(
     jwk: &Jwk,
     url: &str,
 ) -> Result<String, Error> {
+    if !eab.is_object() {
+        return Err(Error::Malformed(
+            "externalAccountBinding is not a flattened JWS: expected a JSON object".into(),
+        ));
+    }
     let jws: FlattenedJws = serde_json::from_value(eab.clone()).map_err(|e| {
         Error::Malformed(format!(
             "externalAccountBinding is not a flattened JWS: {e}"
