@@ -22,6 +22,11 @@ use crate::keys::file::FileKey;
 use crate::policy;
 use crate::service::Issuer;
 
+/// The `detail` of the audit record of a server certificate. ACME issuances
+/// carry `account=… order=…` instead; `akamu-cli audit reconcile` tells the
+/// two apart by it (server certificates are not in the frontend's database).
+pub const AUDIT_DETAIL: &str = "server certificate";
+
 /// Reissue when the certificate expires within this many seconds (7 days).
 pub const RENEW_BEFORE_SECS: i64 = 7 * 86_400;
 
@@ -58,7 +63,7 @@ pub fn ensure(
         key.public_key_der(),
         now,
     )?;
-    let signed = issuer.sign_checked(checked, None, "server certificate", now, rng)?;
+    let signed = issuer.sign_checked(checked, None, AUDIT_DETAIL, now, rng)?;
     let chain = format!("{}{}", ca::pem(&signed.der)?, issuer.ca().chain_pem());
     files::write_atomic(&config.key_file, &key.to_pkcs8_pem()?, KEY_MODE)?;
     files::write_atomic(&config.cert_file, chain.as_bytes(), CERT_MODE)?;

@@ -99,6 +99,89 @@ async fn signer_killed_before_finalize_still_issues() {
     // And the restarted signer keeps serving new orders.
     let issued = issue_http01(&account, &http, &["again.example.org"]).await;
     verify_chain(dir.path(), ca.ca_cert(), &issued.chain_pem);
+
+    // Every certificate either signer process signed is in the database,
+    // and nothing else is: `akamu-cli audit reconcile` agrees.
+    let audit_log = ca.state_dir().join("audit.log");
+    let db = ca.db_path();
+    let run = reconcile(&audit_log, &db);
+    run.assert_success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("--json output");
+    assert_eq!(report["audit_only"], serde_json::json!([]), "{run}");
+    assert_eq!(report["database_only"], serde_json::json!([]), "{run}");
+    // The frontend's HTTPS certificate, signed at the first start, is
+    // listed apart: it is not an ACME issuance.
+    assert_eq!(
+        report["server_certificates"].as_array().map(Vec::len),
+        Some(1),
+        "{run}"
+    );
+
+    // A certificate missing from the database (here: a snapshot of it with
+    // one row deleted) is named, and the command fails.
+    let copy = dir.path().join("snapshot.db");
+    let leaf = crate::support::certs::split_chain(&issued.chain_pem)[0].clone();
+    let serial = leaf
+        .serial_number()
+        .to_bn()
+        .and_then(|bn| bn.to_hex_str().map(|h| h.to_ascii_lowercase()))
+        .expect("serial as hex");
+    let serial = serial.trim_start_matches('0').to_owned();
+    assert_eq!(
+        snapshot_without_certificate(&db, &copy, &serial),
+        1,
+        "one certificate row deleted from the snapshot"
+    );
+    let run = reconcile(&audit_log, &copy);
+    assert!(
+        !run.success(),
+        "reconcile must fail on a missing row: {run}"
+    );
+    // In --json mode the report is the first line and the error the second.
+    let first = run.stdout.lines().next().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(first).expect("--json report");
+    assert_eq!(report["audit_only"], serde_json::json!([serial]), "{run}");
+    assert_eq!(report["database_only"], serde_json::json!([]), "{run}");
+}
+
+/// Writes a consistent snapshot of the live WAL database `db` to `copy`
+/// (`VACUUM INTO`, which reads one transaction's view) and deletes the
+/// certificate with `serial` (hex, no leading zeros) from the snapshot.
+/// Returns the number of rows deleted.
+fn snapshot_without_certificate(
+    db: &std::path::Path,
+    copy: &std::path::Path,
+    serial: &str,
+) -> usize {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection, sql_types::Text};
+    let mut live = SqliteConnection::establish(&format!("file:{}?mode=ro", db.display()))
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    diesel::sql_query("VACUUM INTO ?")
+        .bind::<Text, _>(copy.display().to_string())
+        .execute(&mut live)
+        .unwrap_or_else(|e| panic!("snapshot {}: {e}", db.display()));
+    let mut snap = SqliteConnection::establish(&copy.display().to_string())
+        .unwrap_or_else(|e| panic!("open {}: {e}", copy.display()));
+    diesel::sql_query("DELETE FROM certificates WHERE ltrim(lower(serial_number), '0') = ?")
+        .bind::<Text, _>(serial)
+        .execute(&mut snap)
+        .unwrap_or_else(|e| panic!("delete from {}: {e}", copy.display()))
+}
+
+/// `akamu-cli --json audit reconcile` of `audit_log` against `db`.
+fn reconcile(audit_log: &std::path::Path, db: &std::path::Path) -> crate::support::operator::Run {
+    crate::support::operator::akamu_cli(
+        &[
+            "--json".as_ref(),
+            "audit".as_ref(),
+            "reconcile".as_ref(),
+            "--audit-log".as_ref(),
+            audit_log.as_os_str(),
+            "--database".as_ref(),
+            db.as_os_str(),
+        ],
+        &[],
+    )
 }
 
 /// A finalize racing with the signer's death: whichever wins, the order

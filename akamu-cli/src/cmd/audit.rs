@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use ca_signer::audit::{self, AuditError, Operation};
+use ca_signer::server_cert;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde_json::json;
@@ -61,12 +62,21 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
         } => {
             let (records, head) =
                 audit::read_verified(&audit_log).map_err(|e| broken(&audit_log, &e))?;
-            let logged: BTreeSet<String> = records
-                .iter()
-                .filter(|r| r.operation == Operation::Issue)
-                .filter_map(|r| r.serial.as_deref())
-                .map(normalise)
-                .collect();
+            // The frontend's own HTTPS certificates are signed at the
+            // signer's start, not through ACME: they are never in the
+            // database, and are listed apart.
+            let mut server = BTreeSet::new();
+            let mut logged = BTreeSet::new();
+            for r in records.iter().filter(|r| r.operation == Operation::Issue) {
+                let Some(serial) = r.serial.as_deref() else {
+                    continue;
+                };
+                if r.detail.as_deref() == Some(server_cert::AUDIT_DETAIL) {
+                    server.insert(normalise(serial));
+                } else {
+                    logged.insert(normalise(serial));
+                }
+            }
             let db_path = match database {
                 Some(p) => p,
                 None => acme_frontend::Config::load(config.as_deref())
@@ -76,11 +86,15 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
             let stored = database_serials(&db_path)?;
             let only_log: Vec<&String> = logged.difference(&stored).collect();
             let only_db: Vec<&String> = stored.difference(&logged).collect();
+            let server: Vec<&String> = server.iter().collect();
             let human = format!(
-                "audit log {} (head {head}): {} issued; database {}: {} certificates\n\
+                "audit log {} (head {head}): {} issued through ACME, {} server certificate(s) \
+                 ({}); database {}: {} certificates\n\
                  in the audit log only: {}\nin the database only: {}",
                 audit_log.display(),
                 logged.len(),
+                server.len(),
+                list(&server),
                 db_path.display(),
                 stored.len(),
                 list(&only_log),
@@ -88,7 +102,12 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
             );
             out.result(
                 &human,
-                json!({ "audit_only": only_log, "database_only": only_db, "head": head }),
+                json!({
+                    "audit_only": only_log,
+                    "database_only": only_db,
+                    "server_certificates": server,
+                    "head": head,
+                }),
             );
             if only_log.is_empty() && only_db.is_empty() {
                 Ok(())
