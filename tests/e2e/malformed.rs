@@ -82,6 +82,30 @@ impl Fixture {
     }
 }
 
+/// Asserts a problem document (see `RawResponse::assert_problem`) that
+/// also carries what every ACME response carries (RFC 8555 §6.5, §7.1): a
+/// fresh `Replay-Nonce`, so the client can retry at once, and the
+/// directory as `Link: rel="index"`.
+fn refused(rsp: &RawResponse, what: &str, types: &[&str]) {
+    rsp.assert_problem(what, types);
+    assert!(
+        rsp.nonce().is_some_and(|n| !n.is_empty()),
+        "{what}: no Replay-Nonce"
+    );
+    let links: Vec<&str> = rsp
+        .headers
+        .get_all(http::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        links
+            .iter()
+            .any(|l| l.ends_with(";rel=\"index\"") && l.contains("/directory>")),
+        "{what}: no Link rel=\"index\" to the directory: {links:?}"
+    );
+}
+
 /// POSTs `payload` signed by `account` (kid) with a fresh nonce.
 async fn signed(
     raw: &RawClient,
@@ -151,13 +175,13 @@ async fn payloads_that_are_not_objects_are_malformed_everywhere() {
     for (name, url) in &endpoints {
         for (what, payload) in not_objects() {
             let rsp = signed(&f.base.raw, &f.base.account, url, &payload).await;
-            rsp.assert_problem(&format!("{name}: {what}"), &["malformed"]);
+            refused(&rsp, &format!("{name}: {what}"), &["malformed"]);
             assert_eq!(rsp.status, StatusCode::BAD_REQUEST, "{name}: {what}");
         }
     }
     for (what, payload) in not_objects() {
         let rsp = signed_with_new_jwk(&f.base.raw, &f.base.raw.url("newAccount"), &payload).await;
-        rsp.assert_problem(&format!("newAccount: {what}"), &["malformed"]);
+        refused(&rsp, &format!("newAccount: {what}"), &["malformed"]);
     }
     f.assert_still_serving().await;
 }
@@ -436,7 +460,7 @@ async fn objects_of_the_wrong_shape_are_problems() {
     ]);
     for c in &cases {
         let rsp = signed(&f.base.raw, &f.base.account, &c.url, &c.payload).await;
-        rsp.assert_problem(&c.what, c.types);
+        refused(&rsp, &c.what, c.types);
     }
     let new_account = f.base.raw.url("newAccount");
     let account_cases: Vec<(&str, Value, &'static [&'static str])> = vec![
@@ -473,7 +497,7 @@ async fn objects_of_the_wrong_shape_are_problems() {
     ];
     for (what, payload, types) in &account_cases {
         let rsp = signed_with_new_jwk(&f.base.raw, &new_account, payload.to_string()).await;
-        rsp.assert_problem(&format!("newAccount: {what}"), types);
+        refused(&rsp, &format!("newAccount: {what}"), types);
     }
     f.assert_still_serving().await;
 }
@@ -628,7 +652,7 @@ async fn jws_envelope_mistakes_are_problems() {
             .expect("sign");
         let body = json!({"protected": protected, "payload": payload, "signature": b64(&sig)});
         let rsp = f.base.raw.post_jose(&target, &body).await;
-        rsp.assert_problem(what, types);
+        refused(&rsp, what, types);
     }
 
     // A correctly signed request written as an array of its three members.
@@ -643,7 +667,7 @@ async fn jws_envelope_mistakes_are_problems() {
         .expect("sign JWS");
     let array = json!([good["protected"], good["payload"], good["signature"]]);
     let rsp = f.base.raw.post_jose(&url, &array).await;
-    rsp.assert_problem("flattened JWS written as an array", &["malformed"]);
+    refused(&rsp, "flattened JWS written as an array", &["malformed"]);
 
     // Bodies that are no flattened JWS.
     let nonce_free: Vec<(&str, Value)> = vec![
@@ -681,7 +705,11 @@ async fn jws_envelope_mistakes_are_problems() {
     ];
     for (what, body) in nonce_free {
         let rsp = f.base.raw.post_jose(&url, &body).await;
-        rsp.assert_problem(what, &["malformed", "badSignatureAlgorithm", "badNonce"]);
+        refused(
+            &rsp,
+            what,
+            &["malformed", "badSignatureAlgorithm", "badNonce"],
+        );
     }
     let rsp = f
         .base
@@ -693,7 +721,7 @@ async fn jws_envelope_mistakes_are_problems() {
             b"{\"protected\":".to_vec(),
         )
         .await;
-    rsp.assert_problem("truncated body", &["malformed"]);
+    refused(&rsp, "truncated body", &["malformed"]);
     let rsp = f
         .base
         .raw
@@ -704,6 +732,6 @@ async fn jws_envelope_mistakes_are_problems() {
             vec![0xff; 100],
         )
         .await;
-    rsp.assert_problem("binary body", &["malformed"]);
+    refused(&rsp, "binary body", &["malformed"]);
     f.assert_still_serving().await;
 }
