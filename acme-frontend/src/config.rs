@@ -171,6 +171,12 @@ pub struct Server {
     /// once). Default 1000.
     #[serde(default = "default_challenge_wait_ms")]
     pub challenge_wait_ms: u64,
+    /// Seconds without a byte in either direction after which a client
+    /// connection is shut down (HTTP/1.1 and HTTP/2; at most 3600). An
+    /// HTTP/1.1 connection also waits at most 10 s for request headers.
+    /// Default 30.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
     /// Order lifetime in seconds. Default 86400.
     #[serde(default = "default_expiry_secs")]
     pub order_expiry_secs: i64,
@@ -207,6 +213,7 @@ impl Default for Server {
             allow_private_targets: false,
             max_body_bytes: default_max_body_bytes(),
             challenge_wait_ms: default_challenge_wait_ms(),
+            idle_timeout_secs: default_idle_timeout_secs(),
             order_expiry_secs: default_expiry_secs(),
             authz_expiry_secs: default_expiry_secs(),
             terms_of_service_url: None,
@@ -310,6 +317,9 @@ fn default_max_body_bytes() -> usize {
 fn default_challenge_wait_ms() -> u64 {
     1000
 }
+fn default_idle_timeout_secs() -> u64 {
+    30
+}
 fn default_expiry_secs() -> i64 {
     86400
 }
@@ -385,6 +395,11 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "[server] max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.server.idle_timeout_secs) {
+            return Err(ConfigError::Invalid(
+                "[server] idle_timeout_secs must be between 1 and 3600".into(),
             ));
         }
         if self.server.challenge_wait_ms > 10_000 {

@@ -43,6 +43,9 @@ mod restart;
 /// Hand-built bad requests get precise RFC 8555 problem documents, never 500.
 mod bad_input;
 
+/// Stalled and idle connections are dropped after a deadline.
+mod connections;
+
 /// Sweeps of malformed payloads on every JWS endpoint and of JWS envelope
 /// mistakes: each a 4xx problem document, and the CA serves on.
 mod malformed;

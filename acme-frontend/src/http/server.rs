@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,9 +17,11 @@ use hyper_util::server::conn::auto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::Request;
+use super::idle::IdleIo;
 use super::response::finish;
 use super::router::route;
 use crate::App;
@@ -30,6 +33,12 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline for a TLS handshake.
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle connection that is being shut down may take to finish
+/// its requests in flight before it is dropped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How often a connection being shut down is checked for requests in
+/// flight (the first check also lets a GOAWAY reach the peer).
+const SHUTDOWN_POLL: Duration = Duration::from_secs(1);
 
 /// Builds a TLS acceptor from PEM files (chain, then key).
 pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, Error> {
@@ -77,34 +86,95 @@ pub async fn serve(
                 Some(acceptor) => match tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(stream))
                     .await
                 {
-                    Ok(Ok(s)) => serve_conn(app, TokioIo::new(s), peer).await,
+                    Ok(Ok(s)) => serve_conn(app, s, peer).await,
                     Ok(Err(e)) => {
                         tracing::debug!(target: "frontend", %peer, error = %e, "TLS handshake failed")
                     }
                     Err(_) => tracing::debug!(target: "frontend", %peer, "TLS handshake timed out"),
                 },
-                None => serve_conn(app, TokioIo::new(stream), peer).await,
+                None => serve_conn(app, stream, peer).await,
             }
         });
     }
 }
 
-async fn serve_conn<I>(app: Arc<App>, io: I, peer: SocketAddr)
+/// Serves one connection until the client closes it, an error ends it, or
+/// no byte has moved for `[server] idle_timeout_secs`. An idle connection is
+/// shut down gracefully (HTTP/2 GOAWAY) and dropped as soon as it has no
+/// request in flight (at the latest [`SHUTDOWN_GRACE`] later): a peer need
+/// not cooperate for its socket to be freed.
+async fn serve_conn<S>(app: Arc<App>, stream: S, peer: SocketAddr)
 where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req: hyper::Request<Incoming>| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(handle(app, req).await) }
-    });
+    let idle_timeout = Duration::from_secs(app.config.server.idle_timeout_secs);
+    let (io, activity) = IdleIo::new(stream);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let in_flight = in_flight.clone();
+        service_fn(move |req: hyper::Request<Incoming>| {
+            let app = app.clone();
+            let guard = InFlight::enter(&in_flight);
+            async move {
+                let rsp = handle(app, req).await;
+                drop(guard);
+                Ok::<_, Infallible>(rsp)
+            }
+        })
+    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(HEADER_TIMEOUT.min(idle_timeout));
     builder.http2().max_concurrent_streams(100);
-    if let Err(e) = builder.serve_connection(io, service).await {
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut wake = activity.last() + idle_timeout;
+    let mut shutdown_since: Option<Instant> = None;
+    let result = loop {
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        let now = Instant::now();
+        match shutdown_since {
+            None if activity.idle_for() < idle_timeout => {
+                wake = activity.last() + idle_timeout;
+            }
+            None => {
+                tracing::debug!(target: "frontend", %peer, "idle connection: shutting down");
+                conn.as_mut().graceful_shutdown();
+                shutdown_since = Some(now);
+                wake = now + SHUTDOWN_POLL;
+            }
+            Some(since) => {
+                if in_flight.load(Ordering::Acquire) == 0 || now >= since + SHUTDOWN_GRACE {
+                    tracing::debug!(target: "frontend", %peer, "idle connection dropped");
+                    return;
+                }
+                wake = now + SHUTDOWN_POLL;
+            }
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(target: "frontend", %peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Counts a request in flight on its connection while alive.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
