@@ -177,6 +177,10 @@ pub struct Server {
     /// Default 30.
     #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
+    /// Client connections served at once (TLS handshakes included); past it
+    /// new connections wait in the listen backlog. 1 to 65536. Default 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Order lifetime in seconds. Default 86400.
     #[serde(default = "default_expiry_secs")]
     pub order_expiry_secs: i64,
@@ -214,6 +218,7 @@ impl Default for Server {
             max_body_bytes: default_max_body_bytes(),
             challenge_wait_ms: default_challenge_wait_ms(),
             idle_timeout_secs: default_idle_timeout_secs(),
+            max_connections: default_max_connections(),
             order_expiry_secs: default_expiry_secs(),
             authz_expiry_secs: default_expiry_secs(),
             terms_of_service_url: None,
@@ -317,6 +322,9 @@ fn default_max_body_bytes() -> usize {
 fn default_challenge_wait_ms() -> u64 {
     1000
 }
+fn default_max_connections() -> usize {
+    1024
+}
 fn default_idle_timeout_secs() -> u64 {
     30
 }
@@ -395,6 +403,11 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "[server] max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        if !(1..=65_536).contains(&self.server.max_connections) {
+            return Err(ConfigError::Invalid(
+                "[server] max_connections must be between 1 and 65536".into(),
             ));
         }
         if !(1..=3600).contains(&self.server.idle_timeout_secs) {

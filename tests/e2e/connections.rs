@@ -129,3 +129,45 @@ async fn idle_and_stalled_connections_are_dropped() {
         "an idle HTTP/2 connection is dropped after {IDLE:?}: {idle_h2:?}"
     );
 }
+
+/// With `max_connections = 2`, two idle connections hold both slots: a
+/// third peer's TLS handshake waits until the idle timeout frees one, and is
+/// then served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_wait_for_a_free_slot() {
+    let dns = DnsServer::start().await;
+    let ca = Ca::start_async(CaOptions {
+        dns_resolver_addr: Some(dns.addr()),
+        server_toml: format!(
+            "idle_timeout_secs = {}\nmax_connections = 2",
+            IDLE.as_secs()
+        ),
+        ..CaOptions::default()
+    })
+    .await;
+    // The harness's readiness probe may still hold a slot: let it go.
+    tokio::time::sleep(IDLE + Duration::from_secs(1)).await;
+
+    let start = Instant::now();
+    let _a = tls(&ca, b"http/1.1").await;
+    let _b = tls(&ca, b"http/1.1").await;
+    let mut c = tls(&ca, b"http/1.1").await;
+    let waited = start.elapsed();
+    let path = ca
+        .directory()
+        .parse::<http::Uri>()
+        .expect("URL")
+        .path()
+        .to_owned();
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut first = [0u8; 12];
+    c.read_exact(&mut first).await.expect("response");
+    eprintln!("[e2e] third connection served after {waited:?}");
+    assert_eq!(&first, b"HTTP/1.1 200", "the third peer is served");
+    assert!(
+        waited + Duration::from_millis(500) >= IDLE && waited <= IDLE + SLACK,
+        "the third handshake waited for an idle slot to free ({IDLE:?}), not {waited:?}"
+    );
+}

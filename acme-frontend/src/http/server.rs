@@ -17,6 +17,7 @@ use hyper_util::server::conn::auto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
@@ -66,7 +67,19 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    // At most `max_connections` connections (TLS handshakes included) at a
+    // time: past that the listener stops accepting and new peers wait in
+    // the kernel's backlog until a connection ends.
+    let slots = Arc::new(Semaphore::new(app.config.server.max_connections));
     loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                // Never closed; if it were, there is nothing left to serve.
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -82,6 +95,7 @@ pub async fn serve(
         let app = app.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
                 Some(acceptor) => match tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(stream))
                     .await
