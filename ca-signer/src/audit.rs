@@ -152,11 +152,15 @@ impl AuditLog {
             std::fs::create_dir_all(parent).map_err(io_err)?;
         }
         let summary = if path.exists() {
-            let (records, head) = read_verified(path)?;
+            // Streamed: a long log is verified without holding it in memory.
+            let mut max_crl_number = None;
+            let (records, head) = for_each_verified(path, |r| {
+                max_crl_number = max_crl_number.max(r.crl_number);
+            })?;
             Summary {
-                records: records.len() as u64,
+                records,
                 head,
-                max_crl_number: records.iter().filter_map(|r| r.crl_number).max(),
+                max_crl_number,
             }
         } else {
             Summary {
@@ -271,17 +275,30 @@ fn hash_body(body_without_brace: &str) -> String {
 /// Verifies the whole log at `path` and returns its head hash
 /// ([`GENESIS`] for an empty log).
 pub fn verify(path: &Path) -> Result<String, AuditError> {
-    read_verified(path).map(|(_, head)| head)
+    for_each_verified(path, |_| {}).map(|(_, head)| head)
 }
 
 /// Reads and verifies every record; returns them with the head hash.
 pub fn read_verified(path: &Path) -> Result<(Vec<Record>, String), AuditError> {
+    let mut records = Vec::new();
+    let (_, head) = for_each_verified(path, |r| records.push(r.clone()))?;
+    Ok((records, head))
+}
+
+/// Verifies the log at `path` one record at a time, handing each verified
+/// record to `f` in order (memory stays flat however long the log is).
+/// Returns the number of records and the head hash. Records before a broken
+/// one have been passed to `f` when the error is returned.
+pub fn for_each_verified(
+    path: &Path,
+    mut f: impl FnMut(&Record),
+) -> Result<(u64, String), AuditError> {
     let file = File::open(path).map_err(|source| AuditError::Io {
         path: path.to_owned(),
         source,
     })?;
     let mut reader = BufReader::new(file);
-    let mut records = Vec::new();
+    let mut count = 0u64;
     let mut head = GENESIS.to_owned();
     let mut buf = Vec::new();
     loop {
@@ -295,7 +312,7 @@ pub fn read_verified(path: &Path) -> Result<(Vec<Record>, String), AuditError> {
         if n == 0 {
             break;
         }
-        let index = records.len() as u64;
+        let index = count;
         let broken = |reason: &str| AuditError::Broken {
             index,
             reason: reason.to_owned(),
@@ -319,10 +336,11 @@ pub fn read_verified(path: &Path) -> Result<(Vec<Record>, String), AuditError> {
         if record.prev_hash != head {
             return Err(broken("prev_hash is not the previous record's hash"));
         }
-        head = record.hash.clone();
-        records.push(record);
+        f(&record);
+        head = record.hash;
+        count += 1;
     }
-    Ok((records, head))
+    Ok((count, head))
 }
 
 #[cfg(test)]

@@ -60,23 +60,25 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
             config,
             database,
         } => {
-            let (records, head) =
-                audit::read_verified(&audit_log).map_err(|e| broken(&audit_log, &e))?;
             // The frontend's own HTTPS certificates are signed at the
             // signer's start, not through ACME: they are never in the
             // database, and are listed apart.
             let mut server = BTreeSet::new();
             let mut logged = BTreeSet::new();
-            for r in records.iter().filter(|r| r.operation == Operation::Issue) {
+            let (_, head) = audit::for_each_verified(&audit_log, |r| {
                 let Some(serial) = r.serial.as_deref() else {
-                    continue;
+                    return;
                 };
+                if r.operation != Operation::Issue {
+                    return;
+                }
                 if r.detail.as_deref() == Some(server_cert::AUDIT_DETAIL) {
                     server.insert(normalise(serial));
                 } else {
                     logged.insert(normalise(serial));
                 }
-            }
+            })
+            .map_err(|e| broken(&audit_log, &e))?;
             let db_path = match database {
                 Some(p) => p,
                 None => acme_frontend::Config::load(config.as_deref())
