@@ -57,9 +57,10 @@ pub enum Error {
     /// No such resource.
     #[error("no such resource")]
     NotFound,
-    /// The method is not allowed on this resource.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// The method is not allowed on this resource; the ones that are
+    /// (the `Allow` header of the 405, RFC 9110 §15.5.6).
+    #[error("method not allowed (allowed: {0})")]
+    MethodNotAllowed(&'static str),
     /// Wrong `Content-Type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -121,6 +122,9 @@ pub struct Problem {
     /// Sent as the `Location` header, not in the body (409 conflicts).
     #[serde(skip)]
     pub location: Option<String>,
+    /// Sent as the `Allow` header, not in the body (405).
+    #[serde(skip)]
+    pub allow: Option<&'static str>,
 }
 
 /// The ACME error namespace.
@@ -136,6 +140,7 @@ impl Problem {
             instance: None,
             algorithms: None,
             location: None,
+            allow: None,
         }
     }
 
@@ -174,7 +179,10 @@ impl From<&Error> for Problem {
                 ..Problem::acme("userActionRequired", S::FORBIDDEN, d)
             },
             Error::NotFound => Problem::acme("malformed", S::NOT_FOUND, d),
-            Error::MethodNotAllowed => Problem::acme("malformed", S::METHOD_NOT_ALLOWED, d),
+            Error::MethodNotAllowed(allow) => Problem {
+                allow: Some(allow),
+                ..Problem::acme("malformed", S::METHOD_NOT_ALLOWED, d)
+            },
             Error::UnsupportedMediaType(_) => {
                 Problem::acme("malformed", S::UNSUPPORTED_MEDIA_TYPE, d)
             }

@@ -735,3 +735,76 @@ async fn jws_envelope_mistakes_are_problems() {
     refused(&rsp, "binary body", &["malformed"]);
     f.assert_still_serving().await;
 }
+
+/// Every resource with every method: the methods a resource does not take
+/// are `405` problems that name the ones it does (`Allow`, RFC 9110
+/// §15.5.6), GET resources also answer HEAD (RFC 9110 §9.1), unknown paths
+/// are `404` problems, and nothing is a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_on_every_resource_is_answered_properly() {
+    let f = Fixture::new().await;
+    let raw = &f.base.raw;
+    let post_only: Vec<String> = vec![
+        raw.url("newAccount"),
+        raw.url("newOrder"),
+        raw.url("newAuthz"),
+        raw.url("revokeCert"),
+        raw.url("keyChange"),
+        f.base.account.kid.clone(),
+        f.order_url.clone(),
+        f.finalize_url.clone(),
+        f.authz_url.clone(),
+        f.challenge_url.clone(),
+    ];
+    let get_head = vec![raw.url("newNonce"), f.base.ca.directory().to_owned()];
+    let base = f.base.ca.base_url();
+    let unknown = [
+        format!("{base}/"),
+        format!("{base}/acme"),
+        format!("{base}/acme/nope"),
+        format!("{base}/acme/order"),
+        format!("{base}/acme/order/a/b/c"),
+        format!("{base}/acme/%2e%2e/%2e%2e/etc/passwd"),
+        format!("{base}/{}", "a/".repeat(500)),
+    ];
+    let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+    let mut answers = 0;
+    for (urls, allow) in [
+        (post_only.as_slice(), "POST"),
+        (get_head.as_slice(), "GET, HEAD"),
+        (&unknown[..], ""),
+    ] {
+        for url in urls {
+            for method in methods {
+                let m = http::Method::from_bytes(method.as_bytes()).expect("method");
+                let rsp = raw
+                    .send(m.clone(), url, Some("text/plain"), Vec::new())
+                    .await;
+                let what = format!("{method} {url}");
+                assert!(!rsp.status.is_server_error(), "{what}: {}", rsp.status);
+                answers += 1;
+                let allowed = allow.split(", ").any(|a| a == method);
+                if allow.is_empty() {
+                    assert_eq!(rsp.status, StatusCode::NOT_FOUND, "{what}");
+                } else if !allowed {
+                    assert_eq!(rsp.status, StatusCode::METHOD_NOT_ALLOWED, "{what}");
+                    let header = rsp
+                        .headers
+                        .get(http::header::ALLOW)
+                        .and_then(|v| v.to_str().ok());
+                    assert_eq!(header, Some(allow), "{what}: Allow header");
+                } else if method == "POST" {
+                    // A POST that is no JWS (text/plain) is refused, not served.
+                    assert_eq!(rsp.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{what}");
+                } else {
+                    assert!(rsp.status.is_success(), "{what}: {}", rsp.status);
+                }
+                if rsp.status.is_client_error() && m != http::Method::HEAD {
+                    rsp.assert_problem(&what, &["malformed"]);
+                }
+            }
+        }
+    }
+    assert_eq!(answers, (10 + 2 + 7) * methods.len());
+    f.assert_still_serving().await;
+}

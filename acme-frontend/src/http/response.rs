@@ -115,8 +115,12 @@ pub fn finish(
             let reply = Reply::empty(problem.status_code())
                 .body(Bytes::from(body))
                 .header(CONTENT_TYPE, "application/problem+json");
-            match &problem.location {
+            let reply = match &problem.location {
                 Some(l) => reply.location(l),
+                None => reply,
+            };
+            match problem.allow {
+                Some(methods) => reply.header(http::header::ALLOW, methods),
                 None => reply,
             }
         }

@@ -14,7 +14,7 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
     let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let m = &req.method;
     match (m, segments.as_slice()) {
-        (&Method::GET, ["acme", "directory"]) => handlers::directory::get(app),
+        (&Method::GET | &Method::HEAD, ["acme", "directory"]) => handlers::directory::get(app),
         (&Method::GET | &Method::HEAD, ["acme", "new-nonce"]) => Ok(handlers::new_nonce::get(m)),
         (&Method::POST, ["acme", "new-account"]) => handlers::new_account::post(app, &req).await,
         (&Method::POST, ["acme", "account", id]) => handlers::account::post(app, &req, id).await,
@@ -31,11 +31,16 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
         (&Method::POST, ["acme", "chall", authz, kind]) => {
             handlers::challenge::post(app, &req, authz, kind).await
         }
-        (&Method::GET, ["acme", "cert", id]) => handlers::certificate::get(app, id).await,
+        (&Method::GET | &Method::HEAD, ["acme", "cert", id]) => {
+            handlers::certificate::get(app, id).await
+        }
         (&Method::POST, ["acme", "cert", id]) => handlers::certificate::post(app, &req, id).await,
         (&Method::GET | &Method::HEAD, _) if is_crl_path(app, &req.path) => handlers::crl::get(app),
-        (_, path) if is_resource(path) => Err(Error::MethodNotAllowed),
-        _ => Err(Error::NotFound),
+        (_, _) if is_crl_path(app, &req.path) => Err(Error::MethodNotAllowed("GET, HEAD")),
+        (_, path) => match allowed_methods(path) {
+            Some(allow) => Err(Error::MethodNotAllowed(allow)),
+            None => Err(Error::NotFound),
+        },
     }
 }
 
@@ -48,21 +53,21 @@ fn is_crl_path(app: &App, path: &str) -> bool {
         .is_some_and(|p| p == path)
 }
 
-/// Whether `path` names a resource of this server (with any method).
-fn is_resource(path: &[&str]) -> bool {
-    matches!(
-        path,
+/// The methods a resource of this server answers (the `Allow` header of a
+/// 405), or `None` when `path` names no resource (the CRL path, set by the
+/// configuration, is handled in [`route`]).
+fn allowed_methods(path: &[&str]) -> Option<&'static str> {
+    match path {
+        ["acme", "directory"] => Some("GET, HEAD"),
+        ["acme", "new-nonce"] => Some("GET, HEAD"),
+        ["acme", "cert", _] => Some("GET, HEAD, POST"),
         [
             "acme",
-            "directory"
-                | "new-nonce"
-                | "new-account"
-                | "new-order"
-                | "new-authz"
-                | "revoke-cert"
-                | "key-change"
-        ] | ["acme", "account" | "orders" | "order" | "authz" | "cert", _]
-            | ["acme", "order", _, "finalize"]
-            | ["acme", "chall", _, _]
-    )
+            "new-account" | "new-order" | "new-authz" | "revoke-cert" | "key-change",
+        ]
+        | ["acme", "account" | "orders" | "order" | "authz", _]
+        | ["acme", "order", _, "finalize"]
+        | ["acme", "chall", _, _] => Some("POST"),
+        _ => None,
+    }
 }
