@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -21,9 +21,9 @@ const IDLE: Duration = Duration::from_secs(3);
 /// The TLS handshake deadline (acme-frontend's `TLS_TIMEOUT`).
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// Scheduling slack on top of a deadline.
-const SLACK: Duration = Duration::from_secs(4);
+const SLACK: Duration = Duration::from_secs(10);
 /// How long a connection is watched before it counts as never closed.
-const LIMIT: Duration = Duration::from_secs(20);
+const LIMIT: Duration = Duration::from_secs(30);
 
 /// Reads until EOF or an error; returns how long that took, or `None` when
 /// the connection is still open after [`LIMIT`].
@@ -57,15 +57,37 @@ async fn tls(ca: &Ca, alpn: &[u8]) -> tokio_rustls::client::TlsStream<TcpStream>
         .expect("TLS handshake")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_and_stalled_connections_are_dropped() {
+/// A CA with `server_toml` in its `[server]` table.
+async fn start(server_toml: String) -> (DnsServer, Ca) {
     let dns = DnsServer::start().await;
     let ca = Ca::start_async(CaOptions {
         dns_resolver_addr: Some(dns.addr()),
-        server_toml: format!("idle_timeout_secs = {}", IDLE.as_secs()),
+        server_toml,
         ..CaOptions::default()
     })
     .await;
+    (dns, ca)
+}
+
+/// `GET` of the directory over an HTTP/1.1 connection; asserts a 200.
+async fn get_directory<S: AsyncRead + AsyncWrite + Unpin>(ca: &Ca, s: &mut S) {
+    let path = ca
+        .directory()
+        .parse::<http::Uri>()
+        .expect("URL")
+        .path()
+        .to_owned();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut first = [0u8; 12];
+    s.read_exact(&mut first).await.expect("response");
+    assert_eq!(&first, b"HTTP/1.1 200", "GET {path}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_stalled_connections_are_dropped() {
+    let (_dns, ca) = start(format!("idle_timeout_secs = {}", IDLE.as_secs())).await;
 
     let no_hello = async {
         let mut tcp = TcpStream::connect(("127.0.0.1", port(&ca)))
@@ -82,18 +104,7 @@ async fn idle_and_stalled_connections_are_dropped() {
     };
     let idle_h1 = async {
         let mut s = tls(&ca, b"http/1.1").await;
-        let path = ca
-            .directory()
-            .parse::<http::Uri>()
-            .expect("URL")
-            .path()
-            .to_owned();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-            .await
-            .expect("request");
-        let mut first = [0u8; 12];
-        s.read_exact(&mut first).await.expect("response");
-        assert_eq!(&first, b"HTTP/1.1 200");
+        get_directory(&ca, &mut s).await;
         time_to_close(&mut s).await
     };
     let idle_h2 = async {
@@ -135,15 +146,10 @@ async fn idle_and_stalled_connections_are_dropped() {
 /// then served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_wait_for_a_free_slot() {
-    let dns = DnsServer::start().await;
-    let ca = Ca::start_async(CaOptions {
-        dns_resolver_addr: Some(dns.addr()),
-        server_toml: format!(
-            "idle_timeout_secs = {}\nmax_connections = 2",
-            IDLE.as_secs()
-        ),
-        ..CaOptions::default()
-    })
+    let (_dns, ca) = start(format!(
+        "idle_timeout_secs = {}\nmax_connections = 2",
+        IDLE.as_secs()
+    ))
     .await;
     // The harness's readiness probe may still hold a slot: let it go.
     tokio::time::sleep(IDLE + Duration::from_secs(1)).await;
@@ -153,19 +159,8 @@ async fn connections_past_the_cap_wait_for_a_free_slot() {
     let _b = tls(&ca, b"http/1.1").await;
     let mut c = tls(&ca, b"http/1.1").await;
     let waited = start.elapsed();
-    let path = ca
-        .directory()
-        .parse::<http::Uri>()
-        .expect("URL")
-        .path()
-        .to_owned();
-    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .expect("request");
-    let mut first = [0u8; 12];
-    c.read_exact(&mut first).await.expect("response");
-    eprintln!("[e2e] third connection served after {waited:?}");
-    assert_eq!(&first, b"HTTP/1.1 200", "the third peer is served");
+    eprintln!("[e2e] third connection accepted after {waited:?}");
+    get_directory(&ca, &mut c).await;
     assert!(
         waited + Duration::from_millis(500) >= IDLE && waited <= IDLE + SLACK,
         "the third handshake waited for an idle slot to free ({IDLE:?}), not {waited:?}"
