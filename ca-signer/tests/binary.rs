@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use shared_proto::signer::SignerRpcClient;
 use shared_proto::transport;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
+use test_kit::unix_peers::HostilePeers;
 
 /// A running `ca-signer` with a file-backed CA in a temp dir.
 struct Signer {
@@ -126,117 +125,22 @@ fn preamble() -> Vec<u8> {
     p
 }
 
-/// Connects and completes the preamble, returning the raw stream.
-async fn handshaken(socket: &Path) -> UnixStream {
-    let mut s = UnixStream::connect(socket).await.expect("connect");
-    s.write_all(&preamble()).await.expect("preamble");
-    let mut reply = [0u8; 9];
-    s.read_exact(&mut reply).await.expect("preamble reply");
-    assert_eq!(reply[8], 0, "status OK");
-    s
-}
-
-/// Reads until the signer closes the connection (or `limit` passes);
-/// returns whether it closed.
-async fn closed_within(s: &mut UnixStream, limit: Duration) -> bool {
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => {}
-            Err(_) => return false,
-        }
-    }
-}
-
-/// Peers that are allowed on the socket but send garbage: a wrong preamble,
-/// frames larger than the cap, frames that are no bincode request, length
-/// prefixes claiming huge vectors, and a peer that never speaks. Each is
-/// dropped; the signer neither crashes nor stops serving well-formed calls.
+/// Peers that are allowed on the socket but send garbage (see
+/// `test_kit::unix_peers`): each is dropped; the signer neither crashes nor
+/// stops serving well-formed calls, and a silent peer is dropped at the
+/// preamble deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_peers_do_not_crash_or_wedge_the_signer() {
     let mut signer = Signer::start().await;
     let socket = signer.socket.clone();
-
-    // A silent peer holds a connection open while the others run.
-    let silent = UnixStream::connect(&socket).await.expect("connect");
-
-    // Not our preamble.
-    let mut s = UnixStream::connect(&socket).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.expect("write");
-    assert!(
-        closed_within(&mut s, Duration::from_secs(5)).await,
-        "bad preamble"
-    );
-
-    // A frame header announcing 2 GiB: over the 1 MiB cap.
-    let mut s = handshaken(&socket).await;
-    s.write_all(&0x8000_0000u32.to_be_bytes())
-        .await
-        .expect("write");
-    assert!(
-        closed_within(&mut s, Duration::from_secs(5)).await,
-        "oversized frame"
-    );
-
-    // A frame of exactly one byte over the cap, sent in full.
-    let mut s = handshaken(&socket).await;
-    let len = transport::MAX_FRAME_BYTES + 1;
-    let mut frame = u32::try_from(len).expect("fits").to_be_bytes().to_vec();
-    frame.resize(4 + len, 0xAB);
-    let _ = s.write_all(&frame).await; // the signer may close mid-write
-    assert!(
-        closed_within(&mut s, Duration::from_secs(5)).await,
-        "frame over the cap"
-    );
-
-    // Frames that are no request: random bytes, and bincode whose length
-    // prefixes claim 2^60 elements.
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    for round in 0..64 {
-        let mut s = handshaken(&socket).await;
-        let body: Vec<u8> = if round % 2 == 0 {
-            (0..(round * 37 + 1))
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed as u8
-                })
-                .collect()
-        } else {
-            let mut b = Vec::new();
-            for _ in 0..(round / 2 + 1) {
-                b.extend_from_slice(&(1u64 << 60).to_le_bytes());
-            }
-            b
-        };
-        let mut frame = u32::try_from(body.len())
-            .expect("fits")
-            .to_be_bytes()
-            .to_vec();
-        frame.extend_from_slice(&body);
-        s.write_all(&frame).await.expect("write");
-        assert!(
-            closed_within(&mut s, Duration::from_secs(5)).await,
-            "garbage frame {round} left the connection open"
-        );
-        assert!(signer.running(), "the signer died on garbage frame {round}");
-    }
-
-    // Still serving while the silent peer is connected; the silent peer is
-    // dropped once the preamble deadline passes.
+    let peers = HostilePeers::run(&socket, &preamble(), transport::MAX_FRAME_BYTES, || {
+        signer.running()
+    })
+    .await;
     signer.assert_serves().await;
     assert!(signer.running());
-    let mut silent = silent;
-    assert!(
-        closed_within(
-            &mut silent,
-            shared_proto::deadline::CONNECT + Duration::from_secs(2)
-        )
-        .await,
-        "a peer that never sends its preamble is dropped after the deadline"
-    );
+    peers
+        .assert_silent_peer_dropped(shared_proto::deadline::CONNECT + Duration::from_secs(2))
+        .await;
     signer.stop().await;
 }

@@ -5,9 +5,11 @@
 //!   TCP on 127.0.0.1) answering `A 127.0.0.1` for test names and serving
 //!   dns-01 TXT records set at run time.
 //! - [`softhsm`]: SoftHSM2 tokens in a directory of their own.
+//! - [`unix_peers`]: hostile peers for a daemon's Unix socket.
 //! - [`ports`]: loopback TCP ports for servers a test starts later, drawn
 //!   from below the kernel's ephemeral range.
 
 pub mod dns;
 pub mod ports;
 pub mod softhsm;
+pub mod unix_peers;

@@ -1,7 +1,9 @@
 //! The real binary on a real Unix socket, driven by a tarpc client.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use http::StatusCode;
 use nix::sys::signal::{Signal, kill};
@@ -23,27 +25,18 @@ impl Drop for Proc {
     }
 }
 
-#[tokio::test]
-async fn validates_http01_over_the_socket_and_exits_on_sigterm() {
-    let server = HttpServer::start(|path: &str| {
-        if path == challenge_path() {
-            respond(StatusCode::OK, KEY_AUTH)
-        } else {
-            respond(StatusCode::NOT_FOUND, "")
-        }
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let socket = dir.path().join("run").join("validator.sock");
-    let config = dir.path().join("validator.toml");
+/// Starts the binary with its socket under `dir` and http-01 probes sent to
+/// `http_port`; waits for its READY line. Returns the process and the socket.
+async fn start(dir: &Path, http_port: u16) -> (Proc, PathBuf) {
+    let socket = dir.join("run").join("validator.sock");
+    let config = dir.join("validator.toml");
     let uid = nix::unistd::geteuid().as_raw();
     std::fs::write(
         &config,
         format!(
-            "socket_path = {:?}\nallowed_uids = [{uid}]\nhttp_validation_port = {}\n\
+            "socket_path = {:?}\nallowed_uids = [{uid}]\nhttp_validation_port = {http_port}\n\
              dns_resolver_addr = \"127.0.0.1:9\"\nallow_private_targets = true\n",
             socket.display().to_string(),
-            server.port()
         ),
     )
     .expect("write config");
@@ -76,6 +69,22 @@ async fn validates_http01_over_the_socket_and_exits_on_sigterm() {
             socket.display()
         )
     );
+    (child, socket)
+}
+
+#[tokio::test]
+async fn validates_http01_over_the_socket_and_exits_on_sigterm() {
+    let server = HttpServer::start(|path: &str| {
+        if path == challenge_path() {
+            respond(StatusCode::OK, KEY_AUTH)
+        } else {
+            respond(StatusCode::NOT_FOUND, "")
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, socket) = start(dir.path(), server.port()).await;
+    let pid = child.0.id();
 
     let stream = connect(&socket).await.expect("connect");
     let client = ValidatorRpcClient::new(Default::default(), framed(stream)).spawn();
@@ -129,4 +138,45 @@ async fn validates_http01_over_the_socket_and_exits_on_sigterm() {
     .expect("join");
     assert!(status.success(), "exit status {status}");
     assert!(!socket.exists(), "socket removed on SIGTERM");
+}
+
+/// Peers that are allowed on the socket but send garbage (see
+/// `test_kit::unix_peers`): each is dropped, the validator keeps serving,
+/// and a silent peer is dropped at the preamble deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_do_not_crash_or_wedge_the_validator() {
+    let server = HttpServer::start(|path: &str| {
+        if path == challenge_path() {
+            respond(StatusCode::OK, KEY_AUTH)
+        } else {
+            respond(StatusCode::NOT_FOUND, "")
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, socket) = start(dir.path(), server.port()).await;
+    let mut preamble = b"AKAMU\0".to_vec();
+    preamble.extend_from_slice(&shared_proto::PROTOCOL_VERSION.to_be_bytes());
+    let peers = test_kit::unix_peers::HostilePeers::run(
+        &socket,
+        &preamble,
+        shared_proto::transport::MAX_FRAME_BYTES,
+        || matches!(child.0.try_wait(), Ok(None)),
+    )
+    .await;
+
+    let stream = connect(&socket).await.expect("connect");
+    let client = ValidatorRpcClient::new(Default::default(), framed(stream)).spawn();
+    client
+        .validate_challenge(
+            context::current(),
+            request(Identifier::ip(lo4()), ChallengeType::Http01),
+        )
+        .await
+        .expect("rpc")
+        .expect("still validates");
+    peers
+        .assert_silent_peer_dropped(shared_proto::deadline::CONNECT + Duration::from_secs(2))
+        .await;
+    assert!(matches!(child.0.try_wait(), Ok(None)), "still running");
 }
