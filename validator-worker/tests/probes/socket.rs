@@ -25,6 +25,18 @@ impl Drop for Proc {
     }
 }
 
+/// An http-01 server that answers the test token with its key authorization.
+async fn challenge_server() -> HttpServer {
+    HttpServer::start(|path: &str| {
+        if path == challenge_path() {
+            respond(StatusCode::OK, KEY_AUTH)
+        } else {
+            respond(StatusCode::NOT_FOUND, "")
+        }
+    })
+    .await
+}
+
 /// Starts the binary with its socket under `dir` and http-01 probes sent to
 /// `http_port`; waits for its READY line. Returns the process and the socket.
 async fn start(dir: &Path, http_port: u16) -> (Proc, PathBuf) {
@@ -74,14 +86,7 @@ async fn start(dir: &Path, http_port: u16) -> (Proc, PathBuf) {
 
 #[tokio::test]
 async fn validates_http01_over_the_socket_and_exits_on_sigterm() {
-    let server = HttpServer::start(|path: &str| {
-        if path == challenge_path() {
-            respond(StatusCode::OK, KEY_AUTH)
-        } else {
-            respond(StatusCode::NOT_FOUND, "")
-        }
-    })
-    .await;
+    let server = challenge_server().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut child, socket) = start(dir.path(), server.port()).await;
     let pid = child.0.id();
@@ -145,14 +150,7 @@ async fn validates_http01_over_the_socket_and_exits_on_sigterm() {
 /// and a silent peer is dropped at the preamble deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_peers_do_not_crash_or_wedge_the_validator() {
-    let server = HttpServer::start(|path: &str| {
-        if path == challenge_path() {
-            respond(StatusCode::OK, KEY_AUTH)
-        } else {
-            respond(StatusCode::NOT_FOUND, "")
-        }
-    })
-    .await;
+    let server = challenge_server().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut child, socket) = start(dir.path(), server.port()).await;
     let mut preamble = b"AKAMU\0".to_vec();
