@@ -65,6 +65,20 @@ pub struct Record {
     pub crl_number: Option<u64>,
     /// Free text: refusal reason, ceremony step, requesting account.
     pub detail: Option<String>,
+    /// The ACME order a leaf was issued for (issue). Absent in records
+    /// written before it existed, like the next two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// SHA-256 of the request a leaf was issued for (order, account, CSR,
+    /// identifiers, validity, profile; see `service::request_sha256`), hex
+    /// (issue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_sha256: Option<String>,
+    /// The signed certificate, base64 DER (issue): every issued
+    /// certificate can be recovered from the log, and a repeated request
+    /// is answered with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
     /// The previous record's `hash`.
     pub prev_hash: String,
     /// This record's hash (see the module docs).
@@ -90,6 +104,12 @@ pub struct Entry {
     pub crl_number: Option<u64>,
     /// Free text.
     pub detail: Option<String>,
+    /// The ACME order.
+    pub order_id: Option<String>,
+    /// The request's SHA-256, hex.
+    pub request_sha256: Option<String>,
+    /// The signed certificate (recorded as base64).
+    pub certificate_der: Option<Vec<u8>>,
 }
 
 /// Why the log cannot be read, written or trusted.
@@ -138,7 +158,14 @@ pub struct Summary {
     pub head: String,
     /// The highest CRL Number recorded, if any.
     pub max_crl_number: Option<u64>,
+    /// The last [`RECENT_ISSUES`] issue records that name an order and
+    /// carry their certificate, oldest first.
+    pub recent_issues: Vec<Record>,
 }
+
+/// How many recent issue records [`AuditLog::open`] hands back: more than
+/// the issuances a frontend can have in flight when it or the signer dies.
+pub const RECENT_ISSUES: usize = 1024;
 
 impl AuditLog {
     /// Opens (or creates, mode 0600) the log at `path` after verifying every
@@ -154,19 +181,31 @@ impl AuditLog {
         let summary = if path.exists() {
             // Streamed: a long log is verified without holding it in memory.
             let mut max_crl_number = None;
+            let mut recent = std::collections::VecDeque::with_capacity(RECENT_ISSUES);
             let (records, head) = for_each_verified(path, |r| {
                 max_crl_number = max_crl_number.max(r.crl_number);
+                if r.operation == Operation::Issue
+                    && r.order_id.is_some()
+                    && r.certificate.is_some()
+                {
+                    if recent.len() == RECENT_ISSUES {
+                        recent.pop_front();
+                    }
+                    recent.push_back(r.clone());
+                }
             })?;
             Summary {
                 records,
                 head,
                 max_crl_number,
+                recent_issues: recent.into(),
             }
         } else {
             Summary {
                 records: 0,
                 head: GENESIS.to_owned(),
                 max_crl_number: None,
+                recent_issues: Vec::new(),
             }
         };
         let file = OpenOptions::new()
@@ -226,6 +265,11 @@ impl AuditLog {
             tbs_sha256: entry.tbs_der.map(|t| hex::encode(openssl::sha::sha256(&t))),
             crl_number: entry.crl_number,
             detail: entry.detail,
+            order_id: entry.order_id,
+            request_sha256: entry.request_sha256,
+            certificate: entry
+                .certificate_der
+                .map(|d| openssl::base64::encode_block(&d)),
             prev_hash: state.head.clone(),
             hash: String::new(),
         };

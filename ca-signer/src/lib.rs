@@ -22,6 +22,7 @@ pub mod error;
 pub mod files;
 pub mod keys;
 pub mod policy;
+pub mod recent;
 pub mod server;
 pub mod server_cert;
 pub mod service;

@@ -63,7 +63,7 @@ pub fn ensure(
         key.public_key_der(),
         now,
     )?;
-    let signed = issuer.sign_checked(checked, None, AUDIT_DETAIL, now, rng)?;
+    let signed = issuer.sign_checked(checked, None, AUDIT_DETAIL, None, now, rng)?;
     let chain = format!("{}{}", ca::pem(&signed.der)?, issuer.ca().chain_pem());
     files::write_atomic(&config.key_file, &key.to_pkcs8_pem()?, KEY_MODE)?;
     files::write_atomic(&config.cert_file, chain.as_bytes(), CERT_MODE)?;

@@ -29,6 +29,7 @@ use crate::error::Error;
 use crate::error::PolicyRefusal;
 use crate::files::{self, CERT_MODE};
 use crate::policy::{self, Checked, KeyPolicy, Profile};
+use crate::recent::RecentIssues;
 use crate::tbs::{self, LeafUrls, SignedCertificate};
 use shared_proto::statement::StatementVerifier;
 
@@ -45,6 +46,47 @@ pub struct Issuer {
     audit: AuditLog,
     crl: Mutex<CrlCounter>,
     crl_validity_secs: i64,
+    /// Certificates issued recently, for repeated requests.
+    recent: Mutex<RecentIssues>,
+}
+
+/// What an ACME issuance was for, recorded with it.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    /// The order's id.
+    pub order_id: &'a str,
+    /// [`request_sha256`] of the request.
+    pub request_sha256: &'a str,
+}
+
+/// SHA-256 (hex) of what makes two issue requests the same: order, account,
+/// CSR, identifiers, requested validity and profile (not the statements,
+/// which only authorise). Every field is length- or tag-prefixed, so no two
+/// different requests share an encoding.
+pub fn request_sha256(request: &IssueRequest) -> String {
+    let mut h = openssl::sha::Sha256::new();
+    let mut bytes = |b: &[u8]| {
+        h.update(&(b.len() as u64).to_be_bytes());
+        h.update(b);
+    };
+    bytes(request.order_id.as_bytes());
+    bytes(request.account_uri.as_bytes());
+    bytes(&request.csr_der);
+    bytes(&(request.identifiers.len() as u64).to_be_bytes());
+    for id in &request.identifiers {
+        bytes(id.to_string().as_bytes());
+    }
+    for t in [request.not_before, request.not_after] {
+        match t {
+            Some(t) => bytes(&t.to_be_bytes()),
+            None => bytes(&[]),
+        }
+    }
+    match &request.profile {
+        Some(p) => bytes(p.as_bytes()),
+        None => bytes(&[0xff]),
+    }
+    hex::encode(h.finish())
 }
 
 /// The last CRL Number used, persisted next to the audit log.
@@ -139,6 +181,7 @@ impl Issuer {
                 path: crl_path,
             }),
             crl_validity_secs: i64::from(config.ca.crl_validity_hours) * 3600,
+            recent: Mutex::new(RecentIssues::from_records(&summary.recent_issues)),
         })
     }
 
@@ -168,6 +211,11 @@ impl Issuer {
 
     /// Checks `request`, builds the leaf, signs it and audits it. A refusal
     /// is audited too. `now` is Unix seconds; `uid` is the requester's.
+    ///
+    /// A request equal to one this signer issued for recently (same order,
+    /// account, CSR, identifiers, validity and profile) is answered with that
+    /// certificate, not a new one (see [`crate::recent`]): no new signature,
+    /// so nothing new to check or audit.
     pub fn issue(
         &self,
         request: &IssueRequest,
@@ -175,7 +223,27 @@ impl Issuer {
         now: i64,
         rng: &mut dyn RngCore,
     ) -> Result<IssuedCertificate, Error> {
+        let digest = request_sha256(request);
+        let repeated = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&request.order_id, &digest)
+            .cloned();
+        if let Some(signed) = repeated {
+            tracing::warn!(
+                target: "signer",
+                order = %request.order_id,
+                serial = %signed.serial_hex,
+                "repeated request: answering with the certificate already issued for it"
+            );
+            return self.issued(signed);
+        }
         let detail = format!("account={} order={}", request.account_uri, request.order_id);
+        let origin = Origin {
+            order_id: &request.order_id,
+            request_sha256: &digest,
+        };
         let result = self
             .select_profile(request)
             .and_then(|profile| {
@@ -183,7 +251,7 @@ impl Issuer {
                 let keys = self.key_policy()?;
                 policy::check(profile, &keys, request, now)
             })
-            .and_then(|checked| self.sign_checked(checked, uid, &detail, now, rng));
+            .and_then(|checked| self.sign_checked(checked, uid, &detail, Some(origin), now, rng));
         let signed = match result {
             Ok(signed) => signed,
             Err(e) => {
@@ -208,6 +276,15 @@ impl Issuer {
                 return Err(e);
             }
         };
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(request.order_id.clone(), digest, signed.clone());
+        self.issued(signed)
+    }
+
+    /// The reply for a signed leaf: it, its serial and validity, the chain.
+    fn issued(&self, signed: SignedCertificate) -> Result<IssuedCertificate, Error> {
         let chain_pem = format!("{}{}", ca::pem(&signed.der)?, self.ca.chain_pem());
         Ok(IssuedCertificate {
             der: signed.der,
@@ -260,12 +337,14 @@ impl Issuer {
     }
 
     /// Builds, signs and audits a checked request. A lint failure is audited
-    /// as a refusal by the caller.
+    /// as a refusal by the caller. The audit record carries the certificate,
+    /// and for an ACME issuance (`origin`) the order and the CSR's hash.
     pub fn sign_checked(
         &self,
         checked: Checked,
         uid: Option<u32>,
         detail: &str,
+        origin: Option<Origin<'_>>,
         now: i64,
         rng: &mut dyn RngCore,
     ) -> Result<SignedCertificate, Error> {
@@ -282,6 +361,9 @@ impl Issuer {
                 requester_uid: uid,
                 tbs_der: Some(tbs_der),
                 detail: Some(detail.to_owned()),
+                order_id: origin.map(|o| o.order_id.to_owned()),
+                request_sha256: origin.map(|o| o.request_sha256.to_owned()),
+                certificate_der: Some(signed.der.clone()),
                 ..audit::Entry::default()
             },
             now,

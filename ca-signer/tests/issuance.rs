@@ -811,3 +811,93 @@ fn crl_numbers_never_go_backwards_and_chain_file_is_served() {
 fn request_for(der: Vec<u8>) -> IssueRequest {
     request(der, ids(&["a.example.org"], &[]))
 }
+
+/// The issue records of the audit log at `dir`.
+fn issue_records(dir: &Path) -> Vec<ca_signer::audit::Record> {
+    let (records, _) =
+        ca_signer::audit::read_verified(&dir.join("audit/audit.log")).expect("audit verifies");
+    records
+        .into_iter()
+        .filter(|r| r.operation == ca_signer::audit::Operation::Issue)
+        .collect()
+}
+
+/// A request repeated after its answer was lost (the frontend or the signer
+/// died before the certificate was stored) gets the certificate already
+/// signed, also after a restart of the signer, and no second signature; a
+/// request that differs in anything but its statements is a new issuance.
+/// Every issue record carries its certificate, order and request digest.
+#[test]
+fn a_repeated_request_gets_the_same_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = ca_config(dir.path(), KeyType::EcP256);
+    let issuer = issuer(dir.path(), &cfg);
+    let req = request(
+        csr(&["again.example.org"], None, false),
+        ids(&["again.example.org"], &[]),
+    );
+    let first = issuer
+        .issue(&req, None, now(), &mut rand::rng())
+        .expect("issue");
+    let issues_before = issue_records(dir.path()).len();
+    let repeat = issuer
+        .issue(&req, None, now() + 5, &mut rand::rng())
+        .expect("repeat");
+    assert_eq!(repeat.der, first.der, "the same certificate");
+    assert_eq!(repeat.serial_hex, first.serial_hex);
+    assert_eq!(repeat.chain_pem, first.chain_pem);
+    assert_eq!(
+        issue_records(dir.path()).len(),
+        issues_before,
+        "no second signature, no second record"
+    );
+
+    // The record holds what a repeat after a restart needs.
+    let record = issue_records(dir.path())
+        .into_iter()
+        .find(|r| r.serial.as_deref() == Some(first.serial_hex.as_str()))
+        .expect("the issue record");
+    assert_eq!(record.order_id.as_deref(), Some("order-1"));
+    assert_eq!(
+        record.request_sha256.as_deref(),
+        Some(ca_signer::service::request_sha256(&req).as_str())
+    );
+    let logged = openssl::base64::decode_block(record.certificate.as_deref().expect("certificate"))
+        .expect("base64");
+    assert_eq!(logged, first.der, "the log holds the certificate itself");
+
+    // A restarted signer answers the repeat from its audit log.
+    drop(issuer);
+    let restarted = issuer_with(dir.path(), full_config(dir.path(), cfg.clone()));
+    let after_restart = restarted
+        .issue(&req, None, now() + 10, &mut rand::rng())
+        .expect("repeat after restart");
+    assert_eq!(after_restart.der, first.der);
+    assert_eq!(after_restart.not_before, first.not_before);
+    assert_eq!(after_restart.not_after, first.not_after);
+
+    // Anything else different is a new certificate.
+    let mut other_csr = req.clone();
+    other_csr.csr_der = csr(&["again.example.org"], None, false);
+    let mut other_order = req.clone();
+    other_order.order_id = "order-2".to_owned();
+    let mut other_validity = req.clone();
+    other_validity.not_after = Some(now() + 30 * DAY);
+    let mut other_account = req.clone();
+    other_account.account_uri = "https://acme.example.org/acme/acct/2".to_owned();
+    let mut serials = std::collections::BTreeSet::from([first.serial_hex.clone()]);
+    for (what, r) in [
+        ("another CSR", other_csr),
+        ("another order", other_order),
+        ("another validity", other_validity),
+        ("another account", other_account),
+    ] {
+        let issued = restarted
+            .issue(&r, None, now(), &mut rand::rng())
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            serials.insert(issued.serial_hex),
+            "{what}: a new certificate"
+        );
+    }
+}

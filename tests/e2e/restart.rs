@@ -209,6 +209,12 @@ async fn signer_killed_during_finalize_leaves_order_retryable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let leaf = verify_chain(dir.path(), ca.ca_cert(), &chain);
     assert_eq!(dns_sans(&leaf), vec![names[0]]);
+
+    // Whenever the kill landed (even after the old signer had signed and
+    // audited but before it answered), the order got the certificate the
+    // audit log holds, and no certificate is signed without being stored.
+    let run = reconcile(&ca.state_dir().join("audit.log"), &ca.db_path());
+    run.assert_success();
 }
 
 /// Finalizes `order`, as a careful client would: while the order is
