@@ -99,3 +99,40 @@ fn decode(b64: &str, serial: &str) -> Option<SignedCertificate> {
         der,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(serial: &str) -> SignedCertificate {
+        SignedCertificate {
+            der: serial.as_bytes().to_vec(),
+            serial_hex: serial.to_owned(),
+            not_before: 0,
+            not_after: 1,
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_entries_up_to_the_bound() {
+        let mut t = RecentIssues::default();
+        let n = audit::RECENT_ISSUES + 6;
+        for i in 0..n {
+            t.insert(format!("o{i}"), format!("d{i}"), cert(&format!("{i:x}")));
+        }
+        assert_eq!(t.len(), audit::RECENT_ISSUES);
+        assert!(t.get("o0", "d0").is_none(), "the oldest is forgotten");
+        assert!(t.get("o5", "d5").is_none());
+        let newest = n - 1;
+        assert_eq!(
+            t.get(&format!("o{newest}"), &format!("d{newest}"))
+                .map(|c| c.serial_hex.clone()),
+            Some(format!("{newest:x}"))
+        );
+        assert!(t.get("o6", "d6").is_some(), "the oldest kept one");
+        // The same key again replaces, and does not count twice.
+        t.insert("o6".into(), "d6".into(), cert("ff"));
+        assert_eq!(t.len(), audit::RECENT_ISSUES);
+        assert!(t.get("o6", "other digest").is_none());
+    }
+}
