@@ -229,7 +229,8 @@ impl Issuer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&request.order_id, &digest)
-            .cloned();
+            .cloned()
+            .filter(|signed| self.signed_by_current_issuer(&signed.der));
         if let Some(signed) = repeated {
             tracing::warn!(
                 target: "signer",
@@ -281,6 +282,24 @@ impl Issuer {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(request.order_id.clone(), digest, signed.clone());
         self.issued(signed)
+    }
+
+    /// Whether `der` is a certificate whose signature verifies with the
+    /// current issuing key: a certificate remembered from before the CA was
+    /// replaced is not handed out with the new chain (a new one is issued).
+    fn signed_by_current_issuer(&self, der: &[u8]) -> bool {
+        use der::{Decode, Encode};
+        let Ok(cert) = x509_cert::Certificate::from_der(der) else {
+            return false;
+        };
+        let Ok(tbs) = cert.tbs_certificate().to_der() else {
+            return false;
+        };
+        self.ca
+            .issuer()
+            .public_key
+            .verify(&tbs, cert.signature().raw_bytes())
+            .unwrap_or(false)
     }
 
     /// The reply for a signed leaf: it, its serial and validity, the chain.

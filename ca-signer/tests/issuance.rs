@@ -900,4 +900,21 @@ fn a_repeated_request_gets_the_same_certificate() {
             "{what}: a new certificate"
         );
     }
+
+    // A CA replaced since (same audit log, new key and certificate) does not
+    // hand out the old CA's certificate: the repeat is a new issuance.
+    drop(restarted);
+    std::fs::remove_file(cfg.key_file.as_deref().expect("key file")).expect("remove key");
+    std::fs::remove_file(&cfg.cert_file).expect("remove cert");
+    let new_ca = issuer_with(dir.path(), full_config(dir.path(), cfg.clone()));
+    let reissued = new_ca
+        .issue(&req, None, now(), &mut rand::rng())
+        .expect("issue under the new CA");
+    assert!(
+        !serials.contains(&reissued.serial_hex),
+        "a new certificate under the new CA"
+    );
+    let new_root = X509::from_pem(&std::fs::read(&cfg.cert_file).expect("new CA")).expect("pem");
+    let leaf = X509::from_der(&reissued.der).expect("der");
+    verifies(&leaf, &new_root).expect("verifies with the new CA");
 }
