@@ -106,9 +106,14 @@ async fn measure(
     let mut pids: Vec<(String, i32)> = managed.map(ManagedCa::pids).unwrap_or_default();
     pids.extend(opts.watch_pids.iter().map(|w| (w.name.clone(), w.pid)));
 
-    let accounts = load::create_accounts(&directory, &bundle, opts.clients)
-        .await
-        .context("creating the accounts")?;
+    let account_deadline = Duration::from_secs(opts.issuance_timeout_secs);
+    let accounts = tokio::time::timeout(
+        account_deadline,
+        load::create_accounts(&directory, &bundle, opts.clients),
+    )
+    .await
+    .map_err(|_| anyhow!("no answer from {directory} within {account_deadline:?}"))?
+    .context("creating the accounts")?;
     progress(&format!("{} accounts created", accounts.len()));
 
     let cfg = Arc::new(LoadConfig {
@@ -117,6 +122,7 @@ async fn measure(
         key_type: opts.key_type,
         poll_cap: Duration::from_millis(opts.poll_ms),
         poll_timeout: Duration::from_secs(opts.poll_timeout_secs),
+        issuance_timeout: Duration::from_secs(opts.issuance_timeout_secs),
         verify_cert: opts.verify_cert,
         run_tag: run_tag(),
     });

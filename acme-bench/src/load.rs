@@ -55,6 +55,8 @@ pub struct LoadConfig {
     pub poll_cap: Duration,
     /// Give up polling after this long.
     pub poll_timeout: Duration,
+    /// Give up a whole issuance after this long.
+    pub issuance_timeout: Duration,
     /// Check each certificate.
     pub verify_cert: bool,
     /// Random label making this run's names unique.
@@ -319,7 +321,19 @@ pub async fn run_phase(
                     .and_then(|i| csrs.get(i))
                     .and_then(|slot| lock(slot).take());
                 let outcome = match csr {
-                    Some(Ok(csr)) => issue(&cfg, &responders, &account, &name, csr).await,
+                    Some(Ok(csr)) => {
+                        let flow = issue(&cfg, &responders, &account, &name, csr);
+                        match tokio::time::timeout(cfg.issuance_timeout, flow).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => Err(FlowError::new(
+                                "timeout",
+                                format!(
+                                    "{name}: no certificate within {:?} (the server stopped answering?)",
+                                    cfg.issuance_timeout
+                                ),
+                            )),
+                        }
+                    }
                     Some(Err(e)) => Err(FlowError::new("client", format!("CSR: {e}"))),
                     None => Err(FlowError::new("client", "no CSR for this ticket")),
                 };

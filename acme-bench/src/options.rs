@@ -107,6 +107,12 @@ pub struct Options {
     #[arg(long, default_value_t = 30)]
     pub poll_timeout_secs: u64,
 
+    /// Give up one issuance (every request and poll of it) after this many
+    /// seconds: a server that stops answering ends the run with `timeout`
+    /// errors instead of hanging it.
+    #[arg(long, default_value_t = 120)]
+    pub issuance_timeout_secs: u64,
+
     /// Write the started CA's logs here instead of the temporary directory
     /// (kept after the run).
     #[arg(long, value_name = "FILE")]
@@ -135,8 +141,11 @@ impl Options {
                 return Err("--ca-backend only applies when the bench starts Akāmu".into());
             }
         }
-        if self.max_secs == 0 || self.poll_timeout_secs == 0 {
-            return Err("--max-secs and --poll-timeout-secs must be positive".into());
+        if self.max_secs == 0 || self.poll_timeout_secs == 0 || self.issuance_timeout_secs == 0 {
+            return Err(
+                "--max-secs, --poll-timeout-secs and --issuance-timeout-secs must be positive"
+                    .into(),
+            );
         }
         let ports = [self.http_port, self.tls_port, self.dns_port];
         for (i, a) in ports.iter().enumerate() {
@@ -362,7 +371,18 @@ mod tests {
         assert!(!o.verify_cert);
         assert!(o.managed());
         assert!(o.db.is_none());
+        assert_eq!(o.issuance_timeout_secs, 120);
         o.check().expect("defaults are consistent");
+    }
+
+    #[test]
+    fn a_zero_issuance_timeout_is_refused() {
+        let o = parse(&["--issuance-timeout-secs", "0"]).expect("parse");
+        let err = o.check().expect_err("zero timeout");
+        assert!(err.contains("--issuance-timeout-secs"), "{err}");
+        let o = parse(&["--issuance-timeout-secs", "5"]).expect("parse");
+        assert_eq!(o.issuance_timeout_secs, 5);
+        o.check().expect("positive timeout");
     }
 
     #[test]

@@ -46,7 +46,7 @@
 //!
 //! Error types are ACME problem types without `urn:ietf:params:acme:error:`
 //! (`badNonce`, `connection`, `unauthorized`, …) or the bench's own:
-//! `timeout` (polling gave up), `transport` (HTTP/TLS failure),
+//! `timeout` (polling gave up, or `--issuance-timeout-secs` passed), `transport` (HTTP/TLS failure),
 //! `orderInvalid` (invalid order with no error detail), `verify`
 //! (`--verify-cert` refused the certificate), `client` (anything else).
 //! Fields are only ever added; a removal or change of meaning bumps
