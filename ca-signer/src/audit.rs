@@ -158,19 +158,21 @@ pub struct Summary {
     pub head: String,
     /// The highest CRL Number recorded, if any.
     pub max_crl_number: Option<u64>,
-    /// The last [`RECENT_ISSUES`] issue records that name an order and
-    /// carry their certificate, oldest first.
-    pub recent_issues: Vec<Record>,
 }
-
-/// How many recent issue records [`AuditLog::open`] hands back: more than
-/// the issuances a frontend can have in flight when it or the signer dies.
-pub const RECENT_ISSUES: usize = 1024;
 
 impl AuditLog {
     /// Opens (or creates, mode 0600) the log at `path` after verifying every
     /// existing record.
     pub fn open(path: &Path) -> Result<(Self, Summary), AuditError> {
+        Self::open_observing(path, |_| {})
+    }
+
+    /// [`open`](Self::open), handing each verified record to `observe` as
+    /// the log streams by.
+    pub fn open_observing(
+        path: &Path,
+        mut observe: impl FnMut(&Record),
+    ) -> Result<(Self, Summary), AuditError> {
         let io_err = |source| AuditError::Io {
             path: path.to_owned(),
             source,
@@ -181,31 +183,20 @@ impl AuditLog {
         let summary = if path.exists() {
             // Streamed: a long log is verified without holding it in memory.
             let mut max_crl_number = None;
-            let mut recent = std::collections::VecDeque::with_capacity(RECENT_ISSUES);
             let (records, head) = for_each_verified(path, |r| {
                 max_crl_number = max_crl_number.max(r.crl_number);
-                if r.operation == Operation::Issue
-                    && r.order_id.is_some()
-                    && r.certificate.is_some()
-                {
-                    if recent.len() == RECENT_ISSUES {
-                        recent.pop_front();
-                    }
-                    recent.push_back(r.clone());
-                }
+                observe(r);
             })?;
             Summary {
                 records,
                 head,
                 max_crl_number,
-                recent_issues: recent.into(),
             }
         } else {
             Summary {
                 records: 0,
                 head: GENESIS.to_owned(),
                 max_crl_number: None,
-                recent_issues: Vec::new(),
             }
         };
         let file = OpenOptions::new()

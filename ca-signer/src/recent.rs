@@ -1,32 +1,59 @@
-//! The certificates issued recently, by order and request digest, so that a
+//! The certificates issued recently, by request digest, so that a
 //! repeated request is answered with the certificate already signed instead
 //! of a second one.
 //!
 //! A request is repeated when the certificate never reached the frontend's
 //! database: the frontend died between the signer's answer and its commit,
 //! or the signer died between its audit record and its answer. The order
-//! stays `processing` and the frontend asks again with the same request. Without this, the first certificate would be signed and audited but
+//! stays `processing` and the frontend asks again with the same request.
+//! Without this, the first certificate would be signed and audited but
 //! never stored or served. The table is rebuilt at start from the audit
-//! log's last [`audit::RECENT_ISSUES`] issue records, which carry the order,
-//! the request's digest and the certificate.
+//! log's last [`CAPACITY`] issue records, which carry the request's digest
+//! and the certificate.
 
 use std::collections::{HashMap, VecDeque};
 
 use der::Decode;
 use x509_cert::Certificate;
 
-use crate::audit::{self, Record};
+use crate::audit::{Operation, Record};
 use crate::tbs::SignedCertificate;
 
-/// `(order id, request SHA-256 hex)`.
-type Key = (String, String);
+/// How many issuances are remembered: more than a frontend can have in
+/// flight when it or the signer dies.
+pub const CAPACITY: usize = 1024;
 
-/// A bounded map from [`Key`] to the certificate issued for it.
+/// A bounded map from a request's digest (`service::request_sha256`, which
+/// covers its order) to the certificate issued for it.
 #[derive(Debug, Default)]
 pub struct RecentIssues {
-    by_key: HashMap<Key, SignedCertificate>,
+    by_digest: HashMap<String, SignedCertificate>,
     /// Insertion order, for evicting the oldest.
-    order: VecDeque<Key>,
+    order: VecDeque<String>,
+}
+
+/// What a repeat needs from an issue record: the request's digest, the
+/// certificate (base64 DER) and its serial.
+fn repeatable(r: &Record) -> Option<(&str, &str, &str)> {
+    if r.operation != Operation::Issue {
+        return None;
+    }
+    Some((
+        r.request_sha256.as_deref()?,
+        r.certificate.as_deref()?,
+        r.serial.as_deref()?,
+    ))
+}
+
+/// Keeps in `tail` the last [`CAPACITY`] records a repeat could use, as the
+/// audit log streams by at start (the others are not cloned).
+pub fn keep_tail(tail: &mut VecDeque<Record>, r: &Record) {
+    if repeatable(r).is_some() {
+        if tail.len() == CAPACITY {
+            tail.pop_front();
+        }
+        tail.push_back(r.clone());
+    }
 }
 
 impl RecentIssues {
@@ -34,16 +61,14 @@ impl RecentIssues {
     /// A record whose certificate does not decode is skipped with a warning
     /// (the log's hash chain was verified; this is a record from a future
     /// format, not tampering).
-    pub fn from_records(records: &[Record]) -> RecentIssues {
+    pub fn from_records(records: impl IntoIterator<Item = Record>) -> RecentIssues {
         let mut table = RecentIssues::default();
         for r in records {
-            let (Some(order), Some(digest), Some(cert), Some(serial)) =
-                (&r.order_id, &r.request_sha256, &r.certificate, &r.serial)
-            else {
+            let Some((digest, cert, serial)) = repeatable(&r) else {
                 continue;
             };
             match decode(cert, serial) {
-                Some(signed) => table.insert(order.clone(), digest.clone(), signed),
+                Some(signed) => table.insert(digest.to_owned(), signed),
                 None => tracing::warn!(
                     target: "signer",
                     seq = r.seq,
@@ -54,35 +79,37 @@ impl RecentIssues {
         table
     }
 
-    /// The certificate issued for `order_id` and the request with digest
-    /// `request_sha256` (hex), if it is recent.
-    pub fn get(&self, order_id: &str, request_sha256: &str) -> Option<&SignedCertificate> {
-        self.by_key
-            .get(&(order_id.to_owned(), request_sha256.to_owned()))
+    /// The certificate issued for the request with digest `request_sha256`
+    /// (hex), if it is recent.
+    pub fn get(&self, request_sha256: &str) -> Option<&SignedCertificate> {
+        self.by_digest.get(request_sha256)
     }
 
-    /// Remembers `signed` for `order_id` and `request_sha256`, forgetting
-    /// the oldest entry past [`audit::RECENT_ISSUES`].
-    pub fn insert(&mut self, order_id: String, request_sha256: String, signed: SignedCertificate) {
-        let key = (order_id, request_sha256);
-        if self.by_key.insert(key.clone(), signed).is_none() {
-            self.order.push_back(key);
+    /// Remembers `signed` for `request_sha256`, forgetting the oldest entry
+    /// past [`CAPACITY`].
+    pub fn insert(&mut self, request_sha256: String, signed: SignedCertificate) {
+        if self
+            .by_digest
+            .insert(request_sha256.clone(), signed)
+            .is_none()
+        {
+            self.order.push_back(request_sha256);
         }
-        while self.order.len() > audit::RECENT_ISSUES {
+        while self.order.len() > CAPACITY {
             if let Some(old) = self.order.pop_front() {
-                self.by_key.remove(&old);
+                self.by_digest.remove(&old);
             }
         }
     }
 
     /// How many certificates are remembered.
     pub fn len(&self) -> usize {
-        self.by_key.len()
+        self.by_digest.len()
     }
 
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.by_digest.is_empty()
     }
 }
 
@@ -116,23 +143,22 @@ mod tests {
     #[test]
     fn keeps_the_newest_entries_up_to_the_bound() {
         let mut t = RecentIssues::default();
-        let n = audit::RECENT_ISSUES + 6;
+        let n = CAPACITY + 6;
         for i in 0..n {
-            t.insert(format!("o{i}"), format!("d{i}"), cert(&format!("{i:x}")));
+            t.insert(format!("d{i}"), cert(&format!("{i:x}")));
         }
-        assert_eq!(t.len(), audit::RECENT_ISSUES);
-        assert!(t.get("o0", "d0").is_none(), "the oldest is forgotten");
-        assert!(t.get("o5", "d5").is_none());
+        assert_eq!(t.len(), CAPACITY);
+        assert!(t.get("d0").is_none(), "the oldest is forgotten");
+        assert!(t.get("d5").is_none());
         let newest = n - 1;
         assert_eq!(
-            t.get(&format!("o{newest}"), &format!("d{newest}"))
-                .map(|c| c.serial_hex.clone()),
+            t.get(&format!("d{newest}")).map(|c| c.serial_hex.clone()),
             Some(format!("{newest:x}"))
         );
-        assert!(t.get("o6", "d6").is_some(), "the oldest kept one");
+        assert!(t.get("d6").is_some(), "the oldest kept one");
         // The same key again replaces, and does not count twice.
-        t.insert("o6".into(), "d6".into(), cert("ff"));
-        assert_eq!(t.len(), audit::RECENT_ISSUES);
-        assert!(t.get("o6", "other digest").is_none());
+        t.insert("d6".into(), cert("ff"));
+        assert_eq!(t.len(), CAPACITY);
+        assert!(t.get("other digest").is_none());
     }
 }

@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::error::PolicyRefusal;
 use crate::files::{self, CERT_MODE};
 use crate::policy::{self, Checked, KeyPolicy, Profile};
-use crate::recent::RecentIssues;
+use crate::recent::{self, RecentIssues};
 use crate::tbs::{self, LeafUrls, SignedCertificate};
 use shared_proto::statement::StatementVerifier;
 
@@ -100,7 +100,9 @@ impl Issuer {
     /// audit log and restores the CRL Number.
     pub fn new(ca: Ca, config: &Config) -> Result<Self, Error> {
         let audit_path = config.audit_path();
-        let (audit, summary) = AuditLog::open(&audit_path)?;
+        let mut tail = std::collections::VecDeque::new();
+        let (audit, summary) =
+            AuditLog::open_observing(&audit_path, |r| recent::keep_tail(&mut tail, r))?;
         let crl_path = audit_path.with_file_name("crl-number");
         let stored = match std::fs::read_to_string(&crl_path) {
             Ok(text) => text.trim().parse::<u64>().map_err(|_| Error::ConfigValue {
@@ -181,7 +183,7 @@ impl Issuer {
                 path: crl_path,
             }),
             crl_validity_secs: i64::from(config.ca.crl_validity_hours) * 3600,
-            recent: Mutex::new(RecentIssues::from_records(&summary.recent_issues)),
+            recent: Mutex::new(RecentIssues::from_records(tail)),
         })
     }
 
@@ -228,7 +230,7 @@ impl Issuer {
             .recent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&request.order_id, &digest)
+            .get(&digest)
             .cloned()
             .filter(|signed| self.signed_by_current_issuer(&signed.der));
         if let Some(signed) = repeated {
@@ -280,7 +282,7 @@ impl Issuer {
         self.recent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(request.order_id.clone(), digest, signed.clone());
+            .insert(digest, signed.clone());
         self.issued(signed)
     }
 
