@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::handlers::revoke_cert::check_reason;
+use crate::protocol::revocation::check_reason;
 use crate::{now, store};
 
 /// What an operator revocation did.
@@ -26,7 +26,7 @@ pub enum Revoked {
 /// in the database named by the frontend configuration at `config_path`
 /// (the embedded default when `None`).
 pub fn revoke(config_path: Option<&Path>, serial_hex: &str, reason: i64) -> Result<Revoked, Error> {
-    let config = Config::load(config_path).map_err(|e| Error::Internal(e.to_string()))?;
+    let config = Config::load(config_path).map_err(|e| Error::Startup(e.to_string()))?;
     let reason = check_reason(Some(reason))?;
     let serial = normalise_serial(serial_hex)
         .ok_or_else(|| Error::Malformed(format!("{serial_hex:?} is not a hexadecimal serial")))?;

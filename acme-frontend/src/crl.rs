@@ -79,12 +79,7 @@ async fn refresh(app: &App) -> Result<(), Error> {
             reason,
         })
         .collect();
-    let crl = app
-        .peers
-        .generate_crl(CrlRequest { revoked })
-        .await
-        .map_err(|e| Error::Unavailable(e.to_string()))?
-        .map_err(|e| Error::Internal(format!("signer refused the CRL: {e}")))?;
+    let crl = app.peers.generate_crl(CrlRequest { revoked }).await??;
     tracing::info!(target: "frontend", number = crl.number, entries = mark.0, "CRL updated");
     if let Ok(mut current) = app.crl.current.write() {
         *current = Some((crl, mark));

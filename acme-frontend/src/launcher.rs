@@ -35,7 +35,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             None => std::env::current_exe()
                 .ok()
                 .and_then(|p| p.parent().map(Path::to_path_buf))
-                .ok_or_else(|| Error::Internal("cannot locate this executable".into()))?,
+                .ok_or_else(|| Error::Startup("cannot locate this executable".into()))?,
         };
         let uid = nix::unistd::geteuid().as_raw();
         let signer_cfg = config.state_dir.join("signer.toml");
@@ -49,7 +49,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             ("signer", bin_dir.join("ca-signer"), signer_cfg),
         ] {
             if !bin.exists() {
-                return Err(Error::Internal(format!(
+                return Err(Error::Startup(format!(
                     "{} not found (build the workspace binaries first)",
                     bin.display()
                 )));
@@ -68,7 +68,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     };
     let listener = TcpListener::bind(config.listen_addr)
         .await
-        .map_err(|e| Error::Internal(format!("binding {}: {e}", config.listen_addr)))?;
+        .map_err(|e| Error::Startup(format!("binding {}: {e}", config.listen_addr)))?;
     drop_privileges(&config)?;
     let app = App::new(config)?;
     tokio::spawn(jobs::sweep_forever(app.clone()));
@@ -112,7 +112,7 @@ fn drop_privileges(config: &Config) -> Result<(), Error> {
         run_as.as_ref().map(|(_, g)| g.as_str()),
     );
     let who =
-        drop_privileges(&plan).map_err(|e| Error::Internal(format!("dropping privileges: {e}")))?;
+        drop_privileges(&plan).map_err(|e| Error::Startup(format!("dropping privileges: {e}")))?;
     tracing::info!(target: "frontend", uid = who.uid, gid = who.gid, "privileges dropped");
     let mut secrets = vec![config.database_path()];
     if config.tls.enabled {
@@ -120,7 +120,7 @@ fn drop_privileges(config: &Config) -> Result<(), Error> {
     }
     for secret in secrets.iter().filter(|p| p.exists()) {
         shared_proto::privileges::check_private_file(secret)
-            .map_err(|e| Error::Internal(format!("refusing to start: {e}")))?;
+            .map_err(|e| Error::Startup(format!("refusing to start: {e}")))?;
     }
     Ok(())
 }
@@ -175,12 +175,19 @@ fn create_private_dir(dir: &Path) -> Result<(), Error> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))
+        .map_err(|source| Error::Io {
+            context: "creating",
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), Error> {
-    std::fs::write(path, text)
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))
+    std::fs::write(path, text).map_err(|source| Error::Io {
+        context: "writing",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn toml_str(s: &str) -> String {
@@ -318,7 +325,7 @@ impl Supervised {
         .await;
         match waited {
             Ok(true) => Ok(Self { name, pid, task }),
-            _ => Err(Error::Internal(format!("{name} did not become ready"))),
+            _ => Err(Error::Startup(format!("{name} did not become ready"))),
         }
     }
 

@@ -6,6 +6,7 @@ use diesel::sqlite::SqliteConnection;
 use super::models::CertRow;
 use super::schema::certificates::dsl;
 use crate::error::Error;
+use crate::protocol::CertificateStatus;
 
 /// The certificate with this id.
 pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<CertRow>, Error> {
@@ -29,15 +30,17 @@ pub fn by_serial(conn: &mut SqliteConnection, serial: &str) -> Result<Option<Cer
 pub fn revoke(conn: &mut SqliteConnection, id: &str, reason: i32, now: i64) -> Result<bool, Error> {
     // A revocation is acknowledged only once it is on disk.
     let n = super::durable_tx(conn, |conn| {
-        Ok(
-            diesel::update(dsl::certificates.find(id).filter(dsl::status.eq("valid")))
-                .set((
-                    dsl::status.eq("revoked"),
-                    dsl::revoked_at.eq(Some(now)),
-                    dsl::revocation_reason.eq(Some(reason)),
-                ))
-                .execute(conn)?,
+        Ok(diesel::update(
+            dsl::certificates
+                .find(id)
+                .filter(dsl::status.eq(CertificateStatus::Valid)),
         )
+        .set((
+            dsl::status.eq(CertificateStatus::Revoked),
+            dsl::revoked_at.eq(Some(now)),
+            dsl::revocation_reason.eq(Some(reason)),
+        ))
+        .execute(conn)?)
     })?;
     Ok(n == 1)
 }
@@ -49,7 +52,7 @@ pub fn revoked_unexpired(
     now: i64,
 ) -> Result<Vec<(String, i64, Option<i32>)>, Error> {
     let rows: Vec<(String, Option<i64>, Option<i32>)> = dsl::certificates
-        .filter(dsl::status.eq("revoked"))
+        .filter(dsl::status.eq(CertificateStatus::Revoked))
         .filter(dsl::not_after.gt(now))
         .order(dsl::serial_number.asc())
         .select((dsl::serial_number, dsl::revoked_at, dsl::revocation_reason))
@@ -64,7 +67,7 @@ pub fn revoked_unexpired(
 pub fn revocation_mark(conn: &mut SqliteConnection) -> Result<(i64, i64), Error> {
     use diesel::dsl::{count_star, max};
     let (n, latest): (i64, Option<i64>) = dsl::certificates
-        .filter(dsl::status.eq("revoked"))
+        .filter(dsl::status.eq(CertificateStatus::Revoked))
         .select((count_star(), max(dsl::revoked_at)))
         .first(conn)?;
     Ok((n, latest.unwrap_or(0)))
