@@ -77,7 +77,7 @@ pub async fn orders(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Er
     let auth = req.authenticate(app, KeyRef::Kid).await?;
     auth.require_post_as_get()?;
     let account = auth.account()?;
-    require_owner(&account.id, &id, "the orders list")?;
+    require_owner(&account.id, id, "the orders list")?;
     let cursor = match req.query.as_deref() {
         None => 0,
         Some(q) => q

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::App;
 use crate::error::Error;
 use crate::http::Reply;
+use crate::http::resource::Resource;
 
 /// `GET /acme/directory`.
 pub fn get(app: &App) -> Result<Reply, Error> {
@@ -33,12 +34,12 @@ pub fn get(app: &App) -> Result<Reply, Error> {
     Ok(Reply::json(
         StatusCode::OK,
         &json!({
-            "newNonce": u.absolute("/acme/new-nonce"),
-            "newAccount": u.absolute("/acme/new-account"),
-            "newOrder": u.absolute("/acme/new-order"),
-            "newAuthz": u.absolute("/acme/new-authz"),
-            "revokeCert": u.absolute("/acme/revoke-cert"),
-            "keyChange": u.absolute("/acme/key-change"),
+            "newNonce": u.of(Resource::NewNonce),
+            "newAccount": u.of(Resource::NewAccount),
+            "newOrder": u.of(Resource::NewOrder),
+            "newAuthz": u.of(Resource::NewAuthz),
+            "revokeCert": u.of(Resource::RevokeCert),
+            "keyChange": u.of(Resource::KeyChange),
             "meta": meta,
         }),
     ))

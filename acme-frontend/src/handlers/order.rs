@@ -37,7 +37,7 @@ pub async fn reply(
         .read(move |c| store::orders::with_authzs(c, &oid))
         .await?
         .ok_or(Error::NotFound)?;
-    require_owner(&order.account_id, &account_id, "this order")?;
+    require_owner(&order.account_id, account_id, "this order")?;
     let body = views::order(&app.urls, &order, &authzs, now())?;
     let mut reply = Reply::json(status, &body).location(&app.urls.order(id));
     if body["status"] == "processing" {

@@ -492,10 +492,7 @@ mod tests {
                 panic!("job panics on purpose");
             })
             .await;
-        assert!(
-            matches!(panicked, Err(Error::Database(_))),
-            "{panicked:?}"
-        );
+        assert!(matches!(panicked, Err(Error::Database(_))), "{panicked:?}");
         store
             .run(|c| seed(c, "after"))
             .await
