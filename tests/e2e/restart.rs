@@ -142,6 +142,20 @@ async fn signer_killed_before_finalize_still_issues() {
     let report: serde_json::Value = serde_json::from_str(first).expect("--json report");
     assert_eq!(report["audit_only"], serde_json::json!([serial]), "{run}");
     assert_eq!(report["database_only"], serde_json::json!([]), "{run}");
+
+    // `--import` brings it back from the certificate its audit record
+    // carries; afterwards the two records agree again.
+    let chain = ca.ca_cert().as_os_str().to_owned();
+    let run = reconcile_with(
+        &audit_log,
+        &copy,
+        &["--import".as_ref(), "--chain".as_ref(), &chain],
+    );
+    run.assert_success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("--json output");
+    assert_eq!(report["imported"], serde_json::json!([serial]), "{run}");
+    assert_eq!(report["audit_only"], serde_json::json!([]), "{run}");
+    reconcile(&audit_log, &copy).assert_success();
 }
 
 /// Writes a consistent snapshot of the live WAL database `db` to `copy`
@@ -170,18 +184,26 @@ fn snapshot_without_certificate(
 
 /// `akamu-cli --json audit reconcile` of `audit_log` against `db`.
 fn reconcile(audit_log: &std::path::Path, db: &std::path::Path) -> crate::support::operator::Run {
-    crate::support::operator::akamu_cli(
-        &[
-            "--json".as_ref(),
-            "audit".as_ref(),
-            "reconcile".as_ref(),
-            "--audit-log".as_ref(),
-            audit_log.as_os_str(),
-            "--database".as_ref(),
-            db.as_os_str(),
-        ],
-        &[],
-    )
+    reconcile_with(audit_log, db, &[])
+}
+
+/// [`reconcile`] with `extra` arguments.
+fn reconcile_with(
+    audit_log: &std::path::Path,
+    db: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> crate::support::operator::Run {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--json".as_ref(),
+        "audit".as_ref(),
+        "reconcile".as_ref(),
+        "--audit-log".as_ref(),
+        audit_log.as_os_str(),
+        "--database".as_ref(),
+        db.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    crate::support::operator::akamu_cli(&args, &[])
 }
 
 /// A finalize racing with the signer's death: whichever wins, the order

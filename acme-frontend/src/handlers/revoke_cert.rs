@@ -13,7 +13,7 @@ use shared_proto::Identifier;
 use crate::auth::{KeyRef, Requester};
 use crate::error::Error;
 use crate::http::{Reply, Request};
-use crate::protocol::revocation::check_reason;
+use crate::protocol::revocation::{check_reason, serial_hex};
 use crate::store;
 use crate::{App, now};
 
@@ -52,13 +52,13 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         .map_err(|_| Error::Malformed("certificate is not base64url".into()))?;
     let x509 = X509::from_der(&der)
         .map_err(|_| Error::Malformed("certificate is not a DER X.509 certificate".into()))?;
-    let serial = x509
-        .serial_number()
-        .to_bn()
-        .map_err(|e| Error::Internal(format!("serial: {e}")))?
-        .to_hex_str()
-        .map_err(|e| Error::Internal(format!("serial: {e}")))?
-        .to_ascii_lowercase();
+    let serial = serial_hex(
+        &x509
+            .serial_number()
+            .to_bn()
+            .map_err(|e| Error::Malformed(format!("certificate serial: {e}")))?
+            .to_vec(),
+    );
     let s = serial.clone();
     let row = app
         .store

@@ -72,3 +72,39 @@ pub fn revocation_mark(conn: &mut SqliteConnection) -> Result<(i64, i64), Error>
         .first(conn)?;
     Ok((n, latest.unwrap_or(0)))
 }
+
+/// Every certificate serial in the database.
+pub fn all_serials(conn: &mut SqliteConnection) -> Result<Vec<String>, Error> {
+    Ok(dsl::certificates.select(dsl::serial_number).load(conn)?)
+}
+
+/// Stores a certificate found only in the signer's audit log (a crash
+/// between the signature and its commit): inserts its row and, if its order
+/// still waits in `processing`, completes the order with it, in one durable
+/// transaction. False (and nothing written) when a row with its serial
+/// exists already.
+pub fn import(conn: &mut SqliteConnection, cert: CertRow, now: i64) -> Result<bool, Error> {
+    use super::schema::orders;
+    use crate::protocol::OrderStatus;
+    super::durable_tx(conn, |conn| {
+        if by_serial(conn, &cert.serial_number)?.is_some() {
+            return Ok(false);
+        }
+        diesel::insert_into(dsl::certificates)
+            .values(&cert)
+            .execute(conn)?;
+        diesel::update(
+            orders::table
+                .find(&cert.order_id)
+                .filter(orders::status.eq(OrderStatus::Processing)),
+        )
+        .set((
+            orders::status.eq(OrderStatus::Valid),
+            orders::certificate_id.eq(Some(&cert.id)),
+            orders::csr.eq(None::<Vec<u8>>),
+            orders::updated.eq(now),
+        ))
+        .execute(conn)?;
+        Ok(true)
+    })
+}

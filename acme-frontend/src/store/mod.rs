@@ -168,6 +168,20 @@ impl Store {
         })
     }
 
+    /// Opens an existing database read-only, with no writer thread and no
+    /// migrations: for operator reports on a database a running frontend
+    /// owns.
+    pub fn open_read_only(path: &Path) -> Result<SqliteConnection, Error> {
+        if !path.exists() {
+            return Err(Error::Io {
+                context: "opening",
+                path: path.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "database not found"),
+            });
+        }
+        connect(&format!("file:{}?mode=ro", path.display()), READER_PRAGMAS)
+    }
+
     /// Runs `f` on the writer and waits on the calling thread (start-up
     /// work and operator commands; never on an async task). Committed
     /// durably.
