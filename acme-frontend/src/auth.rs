@@ -215,7 +215,7 @@ impl AccountCache {
 pub async fn update_account<R, F>(app: &App, id: &str, f: F) -> Result<R, Error>
 where
     R: Send + 'static,
-    F: FnOnce(&mut diesel::SqliteConnection) -> Result<R, Error> + Send + 'static,
+    F: FnOnce(&mut store::Conn) -> Result<R, Error> + Send + 'static,
 {
     let result = app.store.run(f).await;
     app.accounts.invalidate(id);

@@ -28,6 +28,10 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{DatabaseError, Error};
 
+/// The connection a store function runs on; callers outside this module
+/// name it only to pass it along.
+pub type Conn = SqliteConnection;
+
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Read connections kept beside the single writer (WAL lets them read
