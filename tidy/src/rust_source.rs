@@ -183,15 +183,33 @@ fn blank_char_literal(chars: &[char], i: usize, out: &mut String) -> usize {
 
 /// Blanks every item under `#[cfg(test)]` (or `#[cfg(all(test, …))]`) in
 /// code already passed through [`blank_comments_and_literals`]: an inline
-/// `mod tests { … }`, a test-only `fn`, `use` or `impl`. Out-of-line test
-/// modules are reported so that their files can be exempted too.
+/// `mod tests { … }`, a test-only `fn`, `use` or `impl`, and a module that
+/// says `#![cfg(test)]` of itself. Out-of-line test modules are reported so
+/// that their files can be exempted too.
 pub fn blank_test_items(code: &str) -> WithoutTests {
     let chars: Vec<char> = code.chars().collect();
     let mut out = chars.clone();
     let mut test_modules = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        if chars[i] == '#' && chars.get(i + 1) == Some(&'[') {
+        if chars[i] == '#' && chars.get(i + 1) == Some(&'!') && chars.get(i + 2) == Some(&'[') {
+            // `#![cfg(test)]`: the enclosing module (the file, at the top) is
+            // test code up to its closing brace.
+            let end = matching(&chars, i + 2, '[', ']');
+            let attr: String = chars[i + 3..end.saturating_sub(1).max(i + 3)]
+                .iter()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            if is_test_cfg(&attr) {
+                let block_end = enclosing_block_end(&chars, end);
+                for c in &mut out[i..block_end] {
+                    *c = blank(*c);
+                }
+                i = block_end;
+            } else {
+                i = end;
+            }
+        } else if chars[i] == '#' && chars.get(i + 1) == Some(&'[') {
             let end = matching(&chars, i + 1, '[', ']');
             let attr: String = chars[i + 2..end.saturating_sub(1).max(i + 2)]
                 .iter()
@@ -234,6 +252,21 @@ fn matching(chars: &[char], open: usize, left: char, right: char) -> usize {
             }
         }
         i += 1;
+    }
+    chars.len()
+}
+
+/// The index of the `}` closing the block that `start` is in (the end of the
+/// code at the top level).
+fn enclosing_block_end(chars: &[char], start: usize) -> usize {
+    let mut depth = 0usize;
+    for (i, c) in chars.iter().enumerate().skip(start) {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return i,
+            '}' => depth -= 1,
+            _ => {}
+        }
     }
     chars.len()
 }
@@ -391,6 +424,16 @@ mod tests {
         let stripped = blank_test_items(&blank_comments_and_literals(src));
         assert_eq!(stripped.test_modules, vec!["more".to_owned()]);
         assert_eq!(find(&tokens(&stripped.code), &["diesel"]), vec![9]);
+    }
+
+    #[test]
+    fn inner_test_cfg_covers_its_module() {
+        let src = "mod a {\n    #![cfg(test)]\n    use diesel::x;\n}\nuse diesel::y;\n";
+        let stripped = blank_test_items(&blank_comments_and_literals(src));
+        assert_eq!(find(&tokens(&stripped.code), &["diesel"]), vec![5]);
+        let file = "//! Tests only.\n#![cfg(test)]\nuse diesel::z;\n";
+        let stripped = blank_test_items(&blank_comments_and_literals(file));
+        assert!(find(&tokens(&stripped.code), &["diesel"]).is_empty());
     }
 
     #[test]

@@ -130,6 +130,7 @@ const SQL_HOMES: &[&str] = &["acme-frontend/src/store/"];
 /// attributes), raw queries, and other SQL crates.
 const SQL_IDENTIFIERS: &[&str] = &[
     "diesel",
+    "diesel_migrations",
     "sql_query",
     "rusqlite",
     "sqlx",
