@@ -75,7 +75,12 @@ async fn insert_order(db: &Db, id: &str, account: &str, names: &[&str]) -> Vec<A
         authzs.push(a);
         challenges.extend(c);
     }
-    let row = order(id, account, &authzs.iter().collect::<Vec<_>>(), T0 + LIFETIME);
+    let row = order(
+        id,
+        account,
+        &authzs.iter().collect::<Vec<_>>(),
+        T0 + LIFETIME,
+    );
     let new = NewOrder {
         order: row,
         authz_ids: authzs.iter().map(|a| a.id.clone()).collect(),
@@ -91,7 +96,12 @@ async fn insert_order(db: &Db, id: &str, account: &str, names: &[&str]) -> Vec<A
 
 /// An order that reuses `authzs` (already stored).
 async fn insert_order_reusing(db: &Db, id: &str, account: &str, authzs: &[AuthzRow]) {
-    let row = order(id, account, &authzs.iter().collect::<Vec<_>>(), T0 + LIFETIME);
+    let row = order(
+        id,
+        account,
+        &authzs.iter().collect::<Vec<_>>(),
+        T0 + LIFETIME,
+    );
     let new = NewOrder {
         order: row,
         authz_ids: authzs.iter().map(|a| a.id.clone()).collect(),
@@ -186,7 +196,11 @@ async fn an_invalid_authorization_fails_every_pending_order_that_shares_it() {
     for id in ["o1", "o2"] {
         let (o, a) = stored_order(&db, id).await;
         assert_eq!(o.status, OrderStatus::Invalid, "{id}");
-        assert!(o.error.as_deref().is_some_and(|e| e.contains("incorrectResponse")));
+        assert!(
+            o.error
+                .as_deref()
+                .is_some_and(|e| e.contains("incorrectResponse"))
+        );
         assert_eq!(a.last().map(|a| a.status), Some(AuthzStatus::Invalid));
     }
     // A result arriving for a challenge that is no longer processing (a
@@ -306,7 +320,11 @@ async fn a_failed_issuance_makes_the_order_invalid_once() {
             .await
             .expect("begin")
     );
-    let listed = db.store.read(store::orders::processing).await.expect("read");
+    let listed = db
+        .store
+        .read(store::orders::processing)
+        .await
+        .expect("read");
     assert_eq!(listed.len(), 1, "the sweep sees the processing order");
     db.store
         .run(|c| store::orders::fail_processing(c, "o1", r#"{"type":"x"}"#, T0 + 6))
