@@ -86,7 +86,7 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
                 if r.detail.as_deref() == Some(server_cert::AUDIT_DETAIL) {
                     server.insert(serial);
                 } else {
-                    logged.insert(serial, audit_only(&r));
+                    logged.insert(serial, audit_only(r));
                 }
             })
             .map_err(|e| broken(&audit_log, &e))?;
