@@ -302,7 +302,7 @@ async fn a_finalize_raced_by_many_tasks_issues_one_certificate() {
     assert_eq!(o.status, OrderStatus::Valid);
     let serials = db
         .store
-        .read(|c| store::certificates::all_serials(c))
+        .read(store::certificates::all_serials)
         .await
         .expect("serials");
     assert_eq!(serials.len(), 1, "{serials:?}");
