@@ -376,12 +376,44 @@ impl Config {
 
     /// Parses and checks a TOML document.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        let parse_error = |source| ConfigError::Parse {
             origin: origin.to_owned(),
             source,
-        })?;
+        };
+        let raw: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        let config: Self = toml::from_str(text).map_err(parse_error)?;
         config.check()?;
+        if !config.launcher.enabled {
+            config.check_one_owner(&raw)?;
+        }
         Ok(config)
+    }
+
+    /// Without the launcher the signer has its own configuration, which
+    /// owns the CA's facts; the frontend learns them over the RPC
+    /// (`ca_info`). A second copy here could only drift, so the sections
+    /// the launcher would hand to the signer are refused.
+    fn check_one_owner(&self, raw: &toml::Table) -> Result<(), ConfigError> {
+        let signer_only = raw
+            .get("signer")
+            .and_then(toml::Value::as_table)
+            .and_then(|t| {
+                ["key", "policy", "audit", "profiles"]
+                    .into_iter()
+                    .find(|k| t.contains_key(*k))
+            });
+        let section = if raw.contains_key("ca") {
+            Some("[ca]".to_owned())
+        } else {
+            signer_only.map(|k| format!("[signer.{k}]"))
+        };
+        match section {
+            Some(section) => Err(ConfigError::Invalid(format!(
+                "{section} belongs in the signer's configuration when [launcher] enabled = false \
+                 (the frontend asks the signer for the CA's facts)"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -606,5 +638,33 @@ allow_private_targets    = false
             Config::parse("[ca]\nvalidity_days = 0", "t"),
             Err(ConfigError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn without_the_launcher_the_signers_sections_are_refused() {
+        let off = "[launcher]\nenabled = false\n";
+        for section in [
+            "[ca]\ncrl_url = \"http://x/crl\"",
+            "[signer.profiles.short]\nvalidity_hours = 24",
+            "[signer.policy]\nmax_validity_days = 90",
+        ] {
+            let refused = Config::parse(&format!("{off}{section}\n"), "t");
+            assert!(
+                matches!(&refused, Err(ConfigError::Invalid(d)) if d.contains("signer's configuration")),
+                "{section}: {refused:?}"
+            );
+            // With the launcher they are its input for the signer.
+            assert!(
+                Config::parse(&format!("{section}\n"), "t").is_ok(),
+                "{section}"
+            );
+        }
+        assert!(
+            Config::parse(
+                &format!("{off}[signer]\nsocket_path = \"/run/s.sock\"\n"),
+                "t"
+            )
+            .is_ok()
+        );
     }
 }

@@ -133,7 +133,9 @@ fn announce(app: &App, children: &[Supervised]) {
             .map(|c| c.pid.load(Ordering::SeqCst))
     };
     let c = &app.config;
-    let ca_cert = absolute(&c.ca_cert_file());
+    // The CA certificate's file is the signer's; only the launcher, which
+    // wrote the signer's configuration, knows where it is.
+    let ca_cert = c.launcher.enabled.then(|| absolute(&c.ca_cert_file()));
     let directory = app.urls.directory();
     let ready = json!({
         "directory": directory,
@@ -143,6 +145,10 @@ fn announce(app: &App, children: &[Supervised]) {
         "validator_pid": pid_of("validator"),
     });
     let state = c.state_dir.display();
+    let ca_cert_text = ca_cert.as_deref().map_or_else(
+        || "(the signer's [ca] cert_file)".to_owned(),
+        |p| p.display().to_string(),
+    );
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "READY {ready}");
     let _ = writeln!(
@@ -158,8 +164,8 @@ fn announce(app: &App, children: &[Supervised]) {
         std::process::id(),
         pid_of("signer").map_or("-".into(), |p| p.to_string()),
         pid_of("validator").map_or("-".into(), |p| p.to_string()),
-        ca_cert.display(),
-        ca_cert.display(),
+        ca_cert_text,
+        ca_cert_text,
         c.server.http_validation_port,
     );
     let _ = out.flush();
