@@ -39,6 +39,8 @@ pub struct Issuer {
     profile: Profile,
     profiles: std::collections::BTreeMap<String, Profile>,
     statements: Option<StatementVerifier>,
+    /// `[policy] statement_max_age_secs`.
+    statement_max_age_secs: i64,
     urls: LeafUrls,
     allow_p521: bool,
     allow_ed25519: bool,
@@ -148,12 +150,23 @@ impl Issuer {
                     })?,
                 )
             }
-            None => {
+            None if config.insecure_issue_without_statements => {
                 tracing::warn!(
                     target: "signer",
-                    "validator_public_key_file is not set: issuing without validation statements"
+                    "INSECURE: insecure_issue_without_statements is set and there is no \
+                     validator_public_key_file: any allowed caller gets a certificate for any \
+                     name, without validation statements"
                 );
                 None
+            }
+            None => {
+                return Err(Error::ConfigValue {
+                    field: "validator_public_key_file",
+                    problem: "required: without it the signer would issue on the caller's word \
+                              alone (set insecure_issue_without_statements = true to do that \
+                              in a test or a lab)"
+                        .to_owned(),
+                });
             }
         };
         tracing::info!(
@@ -169,6 +182,7 @@ impl Issuer {
             profile,
             profiles,
             statements,
+            statement_max_age_secs: i64::from(config.policy.statement_max_age_secs),
             urls: LeafUrls {
                 crl: config.ca.crl_url.clone(),
                 ocsp: config.ca.ocsp_url.clone(),
@@ -329,8 +343,12 @@ impl Issuer {
 
     /// With a validator key configured: every identifier must be covered by
     /// a statement that verifies with it, for this account, unexpired (a
-    /// wildcard by a dns-01 statement). The frontend can pass statements
-    /// along but cannot make them.
+    /// wildcard by a dns-01 statement), and fresh by the signer's own
+    /// measure (`[policy] statement_max_age_secs`; see
+    /// [`Statement::is_fresh`](shared_proto::statement::Statement::is_fresh)).
+    /// The frontend can pass statements along but cannot make them, nor
+    /// make them last. A name covered only by stale statements is refused
+    /// with [`PolicyRefusal::StaleStatement`], naming the newest of them.
     pub fn check_statements(&self, request: &IssueRequest, now: i64) -> Result<(), Error> {
         let Some(verifier) = &self.statements else {
             return Ok(());
@@ -347,12 +365,34 @@ impl Issuer {
             })
             .collect();
         for id in &request.identifiers {
-            if !valid
+            let covering = valid
                 .iter()
-                .any(|st| st.covers(id, &request.account_uri, now))
-            {
-                return Err(PolicyRefusal::Unvalidated(id.to_string()).into());
+                .filter(|st| st.covers(id, &request.account_uri, now));
+            let mut newest_stale: Option<&shared_proto::statement::Statement> = None;
+            let mut fresh = false;
+            for st in covering {
+                if st.is_fresh(now, self.statement_max_age_secs) {
+                    fresh = true;
+                    break;
+                }
+                if newest_stale.is_none_or(|n| st.validated_at > n.validated_at) {
+                    newest_stale = Some(st);
+                }
             }
+            if fresh {
+                continue;
+            }
+            return Err(match newest_stale {
+                Some(st) => PolicyRefusal::StaleStatement {
+                    name: id.to_string(),
+                    statement: st.id.clone(),
+                    validated_at: st.validated_at,
+                    max_age_secs: self.statement_max_age_secs,
+                    now,
+                }
+                .into(),
+                None => PolicyRefusal::Unvalidated(id.to_string()).into(),
+            });
         }
         Ok(())
     }
