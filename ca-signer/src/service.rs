@@ -278,11 +278,18 @@ impl Issuer {
                         .iter()
                         .map(ToString::to_string)
                         .collect();
+                    // The profile asked for (the default when none was):
+                    // the one the request was refused under, or an unknown
+                    // name.
+                    let profile = request
+                        .profile
+                        .clone()
+                        .unwrap_or_else(|| self.profile.name.clone());
                     self.audit.append(
                         Operation::Refusal,
                         audit::Entry {
                             names,
-                            profile: Some(self.profile.name.clone()),
+                            profile: Some(profile),
                             requester_uid: uid,
                             detail: Some(format!("{detail} reason={e}")),
                             ..audit::Entry::default()
@@ -410,6 +417,7 @@ impl Issuer {
         rng: &mut dyn RngCore,
     ) -> Result<SignedCertificate, Error> {
         let names: Vec<String> = checked.sans().iter().map(ToString::to_string).collect();
+        let profile = checked.profile().to_owned();
         let linted = tbs::build_leaf(checked, self.ca.issuer(), &self.urls, rng)?;
         let tbs_der = linted.tbs_der().to_vec();
         let signed = linted.sign(self.ca.key())?;
@@ -418,7 +426,7 @@ impl Issuer {
             audit::Entry {
                 serial: Some(signed.serial_hex.clone()),
                 names,
-                profile: Some(self.profile.name.clone()),
+                profile: Some(profile),
                 requester_uid: uid,
                 tbs_der: Some(tbs_der),
                 detail: Some(detail.to_owned()),

@@ -927,3 +927,61 @@ fn a_repeated_request_gets_the_same_certificate() {
     let leaf = X509::from_der(&reissued.der).expect("der");
     verifies(&leaf, &new_root).expect("verifies with the new CA");
 }
+
+/// The audit record names the profile a leaf was issued (or refused) under,
+/// not the default one.
+#[test]
+fn audit_records_name_the_profile_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = full_config(dir.path(), ca_config(dir.path(), KeyType::EcP256));
+    config.profiles.insert(
+        "short".to_owned(),
+        config::ProfileConfig {
+            validity_hours: Some(24),
+            max_sans: 1,
+            client_auth: true,
+        },
+    );
+    let issuer = issuer_with(dir.path(), config);
+    let mut short = request_for(csr(&["a.example.org"], None, false));
+    short.profile = Some("short".to_owned());
+    let issued = issuer
+        .issue(&short, None, now(), &mut rand::rng())
+        .expect("issue under short");
+    assert_eq!(issued.not_after - issued.not_before, DAY);
+    let default = issuer
+        .issue(
+            &request_for(csr(&["a.example.org"], None, false)),
+            None,
+            now(),
+            &mut rand::rng(),
+        )
+        .expect("issue under the default");
+    let mut too_many = request(
+        csr(&["a.example.org", "b.example.org"], None, false),
+        ids(&["a.example.org", "b.example.org"], &[]),
+    );
+    too_many.profile = Some("short".to_owned());
+    issuer
+        .issue(&too_many, None, now(), &mut rand::rng())
+        .expect_err("two names under a profile of one");
+
+    let (records, _) =
+        ca_signer::audit::read_verified(&dir.path().join("audit/audit.log")).expect("audit");
+    let profile_of = |serial: &str| {
+        records
+            .iter()
+            .find(|r| r.serial.as_deref() == Some(serial))
+            .and_then(|r| r.profile.clone())
+    };
+    assert_eq!(profile_of(&issued.serial_hex).as_deref(), Some("short"));
+    assert_eq!(
+        profile_of(&default.serial_hex).as_deref(),
+        Some("tls-server")
+    );
+    let refusal = records
+        .iter()
+        .find(|r| r.operation == ca_signer::audit::Operation::Refusal)
+        .expect("the refusal is audited");
+    assert_eq!(refusal.profile.as_deref(), Some("short"));
+}
