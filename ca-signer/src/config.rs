@@ -111,13 +111,27 @@ pub struct Pkcs11Config {
 }
 
 /// `[audit]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Audit {
     /// The audit log. Default `<state dir>/audit.log`, where the state dir is
     /// the directory of `[ca] key_file` (or of `[ca] cert_file`).
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// How many recent issuances a repeated request is answered from in
+    /// memory (default 1024); an older one is found by reading the log
+    /// from the order's `processing_since`. At least 1.
+    #[serde(default = "default_recent_issuances")]
+    pub recent_issuances: usize,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            path: None,
+            recent_issuances: default_recent_issuances(),
+        }
+    }
 }
 
 /// `[policy]`.
@@ -304,6 +318,10 @@ pub fn default_max_validity_days() -> u32 {
 pub fn default_profile_name() -> String {
     DEFAULT_PROFILE.to_owned()
 }
+/// Default for [`Audit::recent_issuances`].
+pub fn default_recent_issuances() -> usize {
+    crate::recent::CAPACITY
+}
 /// Default for [`Policy::statement_max_age_secs`].
 pub fn default_statement_max_age_secs() -> u32 {
     shared_proto::statement::DEFAULT_MAX_AGE_SECS
@@ -364,6 +382,9 @@ impl Config {
                 "ca.validity_days",
                 "must be between 1 and [policy] max_validity_days",
             );
+        }
+        if self.audit.recent_issuances == 0 {
+            return bad("audit.recent_issuances", "must be at least 1");
         }
         if self.policy.statement_max_age_secs == 0 {
             return bad("policy.statement_max_age_secs", "must be positive");

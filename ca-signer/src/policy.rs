@@ -726,6 +726,7 @@ mod tests {
             order_id: "order-1".to_owned(),
             statements: Vec::new(),
             profile: None,
+            processing_since: None,
         }
     }
 

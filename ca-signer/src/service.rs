@@ -28,6 +28,7 @@ use crate::crl;
 use crate::error::Error;
 use crate::error::PolicyRefusal;
 use crate::files::{self, CERT_MODE};
+use crate::inflight::InFlight;
 use crate::policy::{self, Checked, KeyPolicy, Profile};
 use crate::recent::{self, RecentIssues};
 use crate::tbs::{self, LeafUrls, SignedCertificate};
@@ -50,6 +51,8 @@ pub struct Issuer {
     crl_validity_secs: i64,
     /// Certificates issued recently, for repeated requests.
     recent: Mutex<RecentIssues>,
+    /// The request digests being worked on, one request at a time each.
+    in_flight: InFlight,
 }
 
 /// What an ACME issuance was for, recorded with it.
@@ -102,9 +105,8 @@ impl Issuer {
     /// audit log and restores the CRL Number.
     pub fn new(ca: Ca, config: &Config) -> Result<Self, Error> {
         let audit_path = config.audit_path();
-        let mut tail = std::collections::VecDeque::new();
-        let (audit, summary) =
-            AuditLog::open_observing(&audit_path, |r| recent::keep_tail(&mut tail, r))?;
+        let mut tail = recent::Tail::new(config.audit.recent_issuances);
+        let (audit, summary) = AuditLog::open_observing(&audit_path, |r| tail.observe(r))?;
         let crl_path = audit_path.with_file_name("crl-number");
         let stored = match std::fs::read_to_string(&crl_path) {
             Ok(text) => text.trim().parse::<u64>().map_err(|_| Error::ConfigValue {
@@ -197,7 +199,8 @@ impl Issuer {
                 path: crl_path,
             }),
             crl_validity_secs: i64::from(config.ca.crl_validity_hours) * 3600,
-            recent: Mutex::new(RecentIssues::from_records(tail)),
+            recent: Mutex::new(RecentIssues::from_tail(tail)),
+            in_flight: InFlight::default(),
         })
     }
 
@@ -228,10 +231,11 @@ impl Issuer {
     /// Checks `request`, builds the leaf, signs it and audits it. A refusal
     /// is audited too. `now` is Unix seconds; `uid` is the requester's.
     ///
-    /// A request equal to one this signer issued for recently (same order,
+    /// A request equal to one this signer has issued for (same order,
     /// account, CSR, identifiers, validity and profile) is answered with that
     /// certificate, not a new one (see [`crate::recent`]): no new signature,
-    /// so nothing new to check or audit.
+    /// so nothing new to check or audit. Identical requests are handled one
+    /// at a time, so two that arrive together get one certificate.
     pub fn issue(
         &self,
         request: &IssueRequest,
@@ -240,14 +244,10 @@ impl Issuer {
         rng: &mut dyn RngCore,
     ) -> Result<IssuedCertificate, Error> {
         let digest = request_sha256(request);
-        let repeated = self
-            .recent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&digest)
-            .cloned()
-            .filter(|signed| self.signed_by_current_issuer(&signed.der));
-        if let Some(signed) = repeated {
+        // Held until the certificate is in the table (or the request
+        // failed): an identical request waits here, then finds it.
+        let _turn = self.in_flight.enter(&digest);
+        if let Some(signed) = self.already_issued(request, &digest)? {
             tracing::warn!(
                 target: "signer",
                 order = %request.order_id,
@@ -303,8 +303,58 @@ impl Issuer {
         self.recent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(digest, signed.clone());
+            .insert(digest, signed.clone(), now);
         self.issued(signed)
+    }
+
+    /// The certificate already issued for `request` (digest `digest`), if
+    /// any and if it verifies with the current issuing key: from the table
+    /// of recent issuances, else, when the request may have been signed
+    /// before the table's coverage (its `processing_since`, less
+    /// [`recent::REPEAT_MARGIN_SECS`], is not after the newest issuance the
+    /// table dropped), from the audit log read from that time on. A log
+    /// that cannot be read fails the request rather than risk a second
+    /// signature.
+    fn already_issued(
+        &self,
+        request: &IssueRequest,
+        digest: &str,
+    ) -> Result<Option<SignedCertificate>, Error> {
+        let (hit, complete_after) = {
+            let table = self
+                .recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (table.get(digest).cloned(), table.complete_after())
+        };
+        if let Some(signed) = hit {
+            // The log holds the same certificate: a miss there too.
+            return Ok(Some(signed).filter(|s| self.signed_by_current_issuer(&s.der)));
+        }
+        let (Some(since), Some(complete_after)) = (request.processing_since, complete_after) else {
+            return Ok(None);
+        };
+        let from = since.saturating_sub(recent::REPEAT_MARGIN_SECS);
+        if from > complete_after {
+            return Ok(None);
+        }
+        let Some((signed, time)) = recent::find_in_log(self.audit.path(), from, digest)? else {
+            return Ok(None);
+        };
+        if !self.signed_by_current_issuer(&signed.der) {
+            return Ok(None);
+        }
+        tracing::info!(
+            target: "signer",
+            order = %request.order_id,
+            serial = %signed.serial_hex,
+            "repeated request found in the audit log"
+        );
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(digest.to_owned(), signed.clone(), time);
+        Ok(Some(signed))
     }
 
     /// Whether `der` is a certificate whose signature verifies with the

@@ -215,6 +215,7 @@ fn request(csr_der: Vec<u8>, names: &[&str]) -> IssueRequest {
         order_id: "order-1".to_owned(),
         statements: Vec::new(),
         profile: None,
+        processing_since: None,
     }
 }
 

@@ -59,6 +59,7 @@ fn full_config(dir: &Path, ca: config::Ca) -> Config {
         signer: config::Signer::default(),
         audit: config::Audit {
             path: Some(dir.join("audit/audit.log")),
+            ..config::Audit::default()
         },
         policy: config::Policy::default(),
         profiles: Default::default(),
@@ -130,6 +131,7 @@ fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssueRequest {
         order_id: "order-1".to_owned(),
         statements: Vec::new(),
         profile: None,
+        processing_since: None,
     }
 }
 

@@ -94,6 +94,7 @@ fn request(names: &[&str], statements: Vec<SignedStatement>) -> IssueRequest {
         order_id: "o1".into(),
         statements,
         profile: None,
+        processing_since: None,
     }
 }
 
