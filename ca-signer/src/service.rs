@@ -16,7 +16,8 @@ use std::time::Instant;
 use rand::RngCore;
 use shared_proto::peer::PeerCred;
 use shared_proto::signer::{
-    CaChain, CrlRequest, IssueRequest, IssuedCertificate, SignedCrl, SignerError, SignerRpc,
+    CaInfo, CrlRequest, IssueRequest, IssuedCertificate, ProfileInfo, SignedCrl, SignerError,
+    SignerRpc,
 };
 use tarpc::context::Context;
 
@@ -42,6 +43,8 @@ pub struct Issuer {
     statements: Option<StatementVerifier>,
     /// `[policy] statement_max_age_secs`.
     statement_max_age_secs: i64,
+    /// `[policy] max_validity_days`, in seconds.
+    max_validity_secs: i64,
     urls: LeafUrls,
     allow_p521: bool,
     allow_ed25519: bool,
@@ -185,6 +188,7 @@ impl Issuer {
             profiles,
             statements,
             statement_max_age_secs: i64::from(config.policy.statement_max_age_secs),
+            max_validity_secs: i64::from(config.policy.max_validity_days) * 86_400,
             urls: LeafUrls {
                 crl: config.ca.crl_url.clone(),
                 ocsp: config.ca.ocsp_url.clone(),
@@ -547,10 +551,30 @@ impl Issuer {
         })
     }
 
-    /// The chain served after each leaf: `cert_file`, then `chain_file`.
-    pub fn chain(&self) -> CaChain {
-        CaChain {
-            pem: self.ca.chain_pem(),
+    /// What the CA is, for the frontend: the chain served after each leaf
+    /// (`cert_file`, then `chain_file`), the URLs put in leaves, the
+    /// profiles, the validity ceiling and the CA's own notAfter.
+    pub fn ca_info(&self) -> CaInfo {
+        let profile_info = |p: &Profile| ProfileInfo {
+            name: p.name.clone(),
+            validity_secs: p.validity_secs,
+            // At most policy::MAX_IDENTIFIERS (config validation).
+            max_sans: u32::try_from(p.max_sans).unwrap_or(u32::MAX),
+            extended_key_usages: std::iter::once("serverAuth")
+                .chain(p.client_auth.then_some("clientAuth"))
+                .map(str::to_owned)
+                .collect(),
+        };
+        CaInfo {
+            chain_pem: self.ca.chain_pem(),
+            crl_url: self.urls.crl.clone(),
+            ocsp_url: self.urls.ocsp.clone(),
+            ca_issuers_url: self.urls.ca_issuers.clone(),
+            default_profile: self.profile.name.clone(),
+            // A BTreeMap: sorted by name.
+            profiles: self.profiles.values().map(profile_info).collect(),
+            max_validity_secs: self.max_validity_secs,
+            ca_not_after: self.ca.not_after(),
         }
     }
 }
@@ -637,8 +661,8 @@ impl SignerRpc for SignerService {
         }
     }
 
-    async fn ca_chain(self, _ctx: Context) -> Result<CaChain, SignerError> {
-        Ok(self.issuer.chain())
+    async fn ca_info(self, _ctx: Context) -> Result<CaInfo, SignerError> {
+        Ok(self.issuer.ca_info())
     }
 
     async fn generate_crl(

@@ -79,16 +79,16 @@ impl Signer {
         self.dir.path()
     }
 
-    /// `ca_chain` over a fresh connection: the signer serves.
+    /// `ca_info` over a fresh connection: the signer serves.
     async fn assert_serves(&self) {
         let stream = transport::connect(&self.socket).await.expect("connect");
         let client =
             SignerRpcClient::new(tarpc::client::Config::default(), transport::framed(stream))
                 .spawn();
         let ctx = shared_proto::deadline::context_with(shared_proto::deadline::SIGNER_CALL);
-        let chain = client.ca_chain(ctx).await.expect("rpc").expect("chain");
+        let info = client.ca_info(ctx).await.expect("rpc").expect("CA info");
         assert_eq!(
-            chain.pem.as_bytes(),
+            info.chain_pem.as_bytes(),
             std::fs::read(self.dir().join("ca/ca.cert.pem")).expect("read")
         );
     }

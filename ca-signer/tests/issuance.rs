@@ -673,9 +673,9 @@ async fn issues_over_the_socket() {
     );
 
     let ctx = shared_proto::deadline::context_with(Duration::from_secs(10));
-    let chain = client.ca_chain(ctx).await.expect("rpc").expect("chain");
+    let info = client.ca_info(ctx).await.expect("rpc").expect("CA info");
     assert_eq!(
-        chain.pem.as_bytes(),
+        info.chain_pem.as_bytes(),
         std::fs::read(&config.ca.cert_file).expect("read")
     );
 
@@ -805,7 +805,7 @@ fn crl_numbers_never_go_backwards_and_chain_file_is_served() {
     let mut with_chain = config;
     with_chain.ca.chain_file = Some(extra);
     let issuer = issuer_with(dir.path(), with_chain);
-    let chain = X509::stack_from_pem(issuer.chain().pem.as_bytes()).expect("chain");
+    let chain = X509::stack_from_pem(issuer.ca_info().chain_pem.as_bytes()).expect("chain");
     assert_eq!(chain.len(), 2);
     let der = csr(&["a.example.org"], None, false);
     let issued = issuer
