@@ -192,6 +192,9 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
         order_id: order.id.clone(),
         statements,
         profile: order.profile.clone(),
+        // `updated` is set when the order enters `processing` and not
+        // changed while it stays there.
+        processing_since: Some(order.updated),
     };
     let refusal = match app.peers.issue(request).await {
         Ok(Ok(cert)) => {

@@ -100,10 +100,10 @@ impl Peers {
     /// The CA chain served after each leaf.
     pub async fn ca_chain(&self) -> Result<Result<String, SignerError>, CallError> {
         let r = retry(&self.signer, |c| async move {
-            c.ca_chain(context_with(deadline::SIGNER_CALL)).await
+            c.ca_info(context_with(deadline::SIGNER_CALL)).await
         })
         .await?;
-        Ok(r.map(|chain| chain.pem))
+        Ok(r.map(|info| info.chain_pem))
     }
 
     /// Asks the signer to sign a CRL.
