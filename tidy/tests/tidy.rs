@@ -467,8 +467,8 @@ const PROTOCOL_VERSION: u16 = shared_proto::PROTOCOL_VERSION;
 /// it traces); the test names one that is missing.
 fn wire_types(t: &mut WireTrace) {
     use shared_proto::signer::{
-        CaChain, CrlRequest, IssueRequest, IssuedCertificate, RevokedEntry, SignedCrl, SignerError,
-        SignerRpcRequest, SignerRpcResponse,
+        CaInfo, CrlRequest, IssueRequest, IssuedCertificate, ProfileInfo, RevokedEntry, SignedCrl,
+        SignerError, SignerRpcRequest, SignerRpcResponse,
     };
     use shared_proto::statement::{SignedStatement, Statement};
     use shared_proto::validator::{
@@ -489,12 +489,13 @@ fn wire_types(t: &mut WireTrace) {
     t.ty::<SignerRpcRequest>();
     responses!(SignerRpcResponse {
         IssueCertificate,
-        CaChain,
+        CaInfo,
         GenerateCrl
     });
     t.ty::<IssueRequest>();
     t.ty::<IssuedCertificate>();
-    t.ty::<CaChain>();
+    t.ty::<CaInfo>();
+    t.ty::<ProfileInfo>();
     t.ty::<CrlRequest>();
     t.ty::<RevokedEntry>();
     t.ty::<SignedCrl>();
