@@ -198,6 +198,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
     };
     let refusal = match app.peers.issue(request).await {
         Ok(Ok(cert)) => {
+            crate::fault::point(crate::fault::AFTER_SIGN_BEFORE_COMMIT);
             let t = now();
             let row = CertRow {
                 id: random_id(12),

@@ -71,10 +71,14 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .map_err(|e| Error::Startup(format!("binding {}: {e}", config.listen_addr)))?;
     drop_privileges(&config)?;
     let app = App::new(config)?;
-    tokio::spawn(jobs::sweep_forever(app.clone()));
-    if app.config.ca.crl_url.is_some() {
-        tokio::spawn(crate::crl::refresh_forever(app.clone()));
+    // Learn the CA's facts before the first request when the signer is up
+    // (a signer that is down is retried in the background).
+    if let Err(e) = crate::ca::facts(&app).await {
+        tracing::warn!(target: "frontend", error = %e, "the signer did not tell the CA's facts yet");
     }
+    tokio::spawn(crate::ca::refresh_forever(app.clone()));
+    tokio::spawn(jobs::sweep_forever(app.clone()));
+    tokio::spawn(crate::crl::refresh_forever(app.clone()));
     announce(&app, &children);
 
     let shutdown = async {

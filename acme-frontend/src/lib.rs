@@ -11,9 +11,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod ca;
 pub mod config;
 pub mod crl;
 pub mod error;
+pub mod fault;
 pub mod handlers;
 pub mod http;
 pub mod jobs;
@@ -44,6 +46,8 @@ pub struct App {
     pub probes_in_flight: Arc<jobs::InFlight>,
     /// Orders whose issuance is running in this process.
     pub issuance_in_flight: Arc<jobs::InFlight>,
+    /// What the CA is, as the signer last said.
+    pub ca: ca::CaFacts,
     /// The CRL being served.
     pub crl: crl::CrlCache,
     /// Woken after each revocation so the CRL follows at once.
@@ -70,6 +74,7 @@ impl App {
             urls,
             probes_in_flight: Arc::default(),
             issuance_in_flight: Arc::default(),
+            ca: ca::CaFacts::default(),
             crl: crl::CrlCache::default(),
             revocations: tokio::sync::Notify::new(),
             key_cache: Mutex::new(std::collections::HashMap::new()),

@@ -61,6 +61,7 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
     }
     let mut processing = order;
     processing.status = OrderStatus::Processing;
+    processing.updated = t;
     processing.csr = Some(csr);
     jobs::issue(app, processing).await?;
     super::order::reply(app, id, &account_id, StatusCode::OK).await

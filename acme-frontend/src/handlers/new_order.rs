@@ -87,14 +87,17 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let not_before = parse_time("notBefore", &payload.not_before)?;
     let not_after = parse_time("notAfter", &payload.not_after)?;
     let t = now();
-    check_window(not_before, not_after, t, app.config.ca.validity_days)?;
-    let profiles = &app.config.server.profiles;
+    let ca = crate::ca::facts(app).await?;
+    // Profiles are the signer's; the ones [server.profiles] describes are
+    // advertised and may be asked for (without descriptions, `profile` is
+    // ignored and the signer's default applies).
+    let described = &app.config.server.profiles;
     let profile = match payload.profile {
-        Some(p) if profiles.is_empty() => {
-            tracing::debug!(target: "frontend", profile = %p, "profiles not configured; ignored");
+        Some(p) if described.is_empty() => {
+            tracing::debug!(target: "frontend", profile = %p, "profiles not advertised; ignored");
             None
         }
-        Some(p) if profiles.contains_key(&p) => Some(p),
+        Some(p) if described.contains_key(&p) => Some(p),
         Some(p) => {
             return Err(Error::InvalidProfile(format!(
                 "profile {p:?} is not offered (see the directory's meta.profiles)"
@@ -102,6 +105,8 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         }
         None => None,
     };
+    let validity_secs = crate::ca::profile(&ca, profile.as_deref())?.validity_secs;
+    check_window(not_before, not_after, t, validity_secs)?;
 
     let lifetime = app.config.server.authz_expiry_secs;
     let order_expires = t + app.config.server.order_expiry_secs;

@@ -48,11 +48,11 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
     }
 }
 
+/// Whether `path` is the CRL distribution point the signer puts in its
+/// leaves (known once the signer told the CA's facts).
 fn is_crl_path(app: &App, path: &str) -> bool {
-    app.config
-        .ca
-        .crl_url
-        .as_deref()
-        .and_then(crate::crl::serving_path)
+    app.ca
+        .cached()
+        .and_then(|info| crate::ca::crl_path(&info))
         .is_some_and(|p| p == path)
 }
