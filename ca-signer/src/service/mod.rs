@@ -8,32 +8,32 @@
 //! Every signature is appended to the audit log (and fsynced) before it is
 //! returned; refusals are appended too. If the log cannot be written, the
 //! request fails.
+//!
+//! Files: this one issues leaves; `statements` checks validator
+//! statements, `crls` signs CRLs, `rpc` is the tarpc handler.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Mutex;
 
 use rand::RngCore;
-use shared_proto::peer::PeerCred;
-use shared_proto::signer::{
-    CaInfo, CrlRequest, IssueRequest, IssuedCertificate, ProfileInfo, SignedCrl, SignerError,
-    SignerRpc,
-};
-use tarpc::context::Context;
+use shared_proto::signer::{CaInfo, IssueRequest, IssuedCertificate, ProfileInfo};
+use shared_proto::statement::StatementVerifier;
 
 use crate::audit::{self, AuditLog, Operation};
 use crate::blocklist::Blocklist;
 use crate::ca::{self, Ca};
 use crate::config::{self, Config};
-use crate::crl;
-use crate::error::Error;
-use crate::error::PolicyRefusal;
-use crate::files::{self, CERT_MODE};
+use crate::error::{Error, PolicyRefusal};
 use crate::inflight::InFlight;
 use crate::policy::{self, Checked, KeyPolicy, Profile};
 use crate::recent::{self, RecentIssues};
 use crate::tbs::{self, LeafUrls, SignedCertificate};
-use shared_proto::statement::StatementVerifier;
+
+mod crls;
+mod rpc;
+mod statements;
+
+use crls::CrlCounter;
+pub use rpc::SignerService;
 
 /// The CA with everything needed to issue and to sign CRLs.
 pub struct Issuer {
@@ -97,12 +97,6 @@ pub fn request_sha256(request: &IssueRequest) -> String {
     hex::encode(h.finish())
 }
 
-/// The last CRL Number used, persisted next to the audit log.
-struct CrlCounter {
-    last: u64,
-    path: PathBuf,
-}
-
 impl Issuer {
     /// An issuer for `ca` configured by `config`; opens (and verifies) the
     /// audit log and restores the CRL Number.
@@ -110,22 +104,7 @@ impl Issuer {
         let audit_path = config.audit_path();
         let mut tail = recent::Tail::new(config.audit.recent_issuances);
         let (audit, summary) = AuditLog::open_observing(&audit_path, |r| tail.observe(r))?;
-        let crl_path = audit_path.with_file_name("crl-number");
-        let stored = match std::fs::read_to_string(&crl_path) {
-            Ok(text) => text.trim().parse::<u64>().map_err(|_| Error::ConfigValue {
-                field: "audit.path",
-                problem: format!("{} does not hold a CRL Number", crl_path.display()),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(source) => {
-                return Err(Error::Read {
-                    path: crl_path,
-                    source,
-                });
-            }
-        };
-        // Never go backwards, even if the counter file was lost.
-        let last = stored.max(summary.max_crl_number.unwrap_or(0));
+        let crl = CrlCounter::restore(&audit_path, &summary)?;
         let make_profile = |name: &str| {
             let settings = config.profiles.get(name);
             let validity_hours = settings
@@ -179,7 +158,7 @@ impl Issuer {
             audit = %audit_path.display(),
             records = summary.records,
             head = %summary.head,
-            crl_number = last,
+            crl_number = crl.last,
             "audit log verified"
         );
         Ok(Self {
@@ -198,10 +177,7 @@ impl Issuer {
             allow_ed25519: config.policy.allow_ed25519,
             blocklist: Blocklist::new(&config.blocked_keys_path()),
             audit,
-            crl: Mutex::new(CrlCounter {
-                last,
-                path: crl_path,
-            }),
+            crl: Mutex::new(crl),
             crl_validity_secs: i64::from(config.ca.crl_validity_hours) * 3600,
             recent: Mutex::new(RecentIssues::from_tail(tail)),
             in_flight: InFlight::default(),
@@ -402,62 +378,6 @@ impl Issuer {
         }
     }
 
-    /// With a validator key configured: every identifier must be covered by
-    /// a statement that verifies with it, for this account, unexpired (a
-    /// wildcard by a dns-01 statement), and fresh by the signer's own
-    /// measure (`[policy] statement_max_age_secs`; see
-    /// [`Statement::is_fresh`](shared_proto::statement::Statement::is_fresh)).
-    /// The frontend can pass statements along but cannot make them, nor
-    /// make them last. A name covered only by stale statements is refused
-    /// with [`PolicyRefusal::StaleStatement`], naming the newest of them.
-    pub fn check_statements(&self, request: &IssueRequest, now: i64) -> Result<(), Error> {
-        let Some(verifier) = &self.statements else {
-            return Ok(());
-        };
-        let valid: Vec<&shared_proto::statement::Statement> = request
-            .statements
-            .iter()
-            .filter_map(|s| match verifier.verify(s) {
-                Ok(st) => Some(st),
-                Err(e) => {
-                    tracing::warn!(target: "signer", error = %e, "ignoring a statement that does not verify");
-                    None
-                }
-            })
-            .collect();
-        for id in &request.identifiers {
-            let covering = valid
-                .iter()
-                .filter(|st| st.covers(id, &request.account_uri, now));
-            let mut newest_stale: Option<&shared_proto::statement::Statement> = None;
-            let mut fresh = false;
-            for st in covering {
-                if st.is_fresh(now, self.statement_max_age_secs) {
-                    fresh = true;
-                    break;
-                }
-                if newest_stale.is_none_or(|n| st.validated_at > n.validated_at) {
-                    newest_stale = Some(st);
-                }
-            }
-            if fresh {
-                continue;
-            }
-            return Err(match newest_stale {
-                Some(st) => PolicyRefusal::StaleStatement {
-                    name: id.to_string(),
-                    statement: st.id.clone(),
-                    validated_at: st.validated_at,
-                    max_age_secs: self.statement_max_age_secs,
-                    now,
-                }
-                .into(),
-                None => PolicyRefusal::Unvalidated(id.to_string()).into(),
-            });
-        }
-        Ok(())
-    }
-
     /// Builds, signs and audits a checked request. A lint failure is audited
     /// as a refusal by the caller. The audit record carries the certificate,
     /// and for an ACME issuance (`origin`) the order and the CSR's hash.
@@ -494,63 +414,6 @@ impl Issuer {
         Ok(signed)
     }
 
-    /// Signs a CRL listing `request.revoked` with the next CRL Number, valid
-    /// from `now` for `[ca] crl_validity_hours`. The number is persisted
-    /// before signing, so it never repeats.
-    pub fn generate_crl(
-        &self,
-        request: &CrlRequest,
-        uid: Option<u32>,
-        now: i64,
-    ) -> Result<SignedCrl, Error> {
-        let mut counter = self
-            .crl
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let number = counter.last + 1;
-        let next_update = now + self.crl_validity_secs;
-        let linted = match crl::build(self.ca.issuer(), &request.revoked, number, now, next_update)
-        {
-            Ok(l) => l,
-            Err(e) => {
-                if e.is_refusal() {
-                    self.audit.append(
-                        Operation::Refusal,
-                        audit::Entry {
-                            requester_uid: uid,
-                            detail: Some(format!("crl reason={e}")),
-                            ..audit::Entry::default()
-                        },
-                        now,
-                    )?;
-                }
-                return Err(e);
-            }
-        };
-        files::write_atomic(&counter.path, format!("{number}\n").as_bytes(), CERT_MODE)?;
-        counter.last = number;
-        let tbs_der = linted.tbs_der().to_vec();
-        let signed = linted.sign(self.ca.key())?;
-        self.audit.append(
-            Operation::Crl,
-            audit::Entry {
-                subject: Some(self.ca.issuer().name.to_string()),
-                requester_uid: uid,
-                tbs_der: Some(tbs_der),
-                crl_number: Some(number),
-                detail: Some(format!("entries={}", signed.entries)),
-                ..audit::Entry::default()
-            },
-            now,
-        )?;
-        Ok(SignedCrl {
-            der: signed.der,
-            number,
-            this_update: now,
-            next_update,
-        })
-    }
-
     /// What the CA is, for the frontend: the chain served after each leaf
     /// (`cert_file`, then `chain_file`), the URLs put in leaves, the
     /// profiles, the validity ceiling and the CA's own notAfter.
@@ -575,124 +438,6 @@ impl Issuer {
             profiles: self.profiles.values().map(profile_info).collect(),
             max_validity_secs: self.max_validity_secs,
             ca_not_after: self.ca.not_after(),
-        }
-    }
-}
-
-/// The tarpc handler for one connection.
-#[derive(Clone)]
-pub struct SignerService {
-    issuer: Arc<Issuer>,
-    peer: PeerCred,
-}
-
-impl SignerService {
-    /// A handler for a connection from `peer`.
-    pub fn new(issuer: Arc<Issuer>, peer: PeerCred) -> Self {
-        Self { issuer, peer }
-    }
-
-    fn expired(&self, ctx: &Context) -> bool {
-        if ctx.deadline <= Instant::now() {
-            tracing::warn!(target: "signer", uid = self.peer.uid, "request arrived after its deadline");
-            return true;
-        }
-        false
-    }
-}
-
-impl SignerRpc for SignerService {
-    async fn issue_certificate(
-        self,
-        ctx: Context,
-        request: IssueRequest,
-    ) -> Result<IssuedCertificate, SignerError> {
-        if self.expired(&ctx) {
-            return Err(SignerError::Internal);
-        }
-        let uid = self.peer.uid;
-        let account = request.account_uri.clone();
-        let order = request.order_id.clone();
-        let sans: Vec<String> = request
-            .identifiers
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let issuer = Arc::clone(&self.issuer);
-        // Signing is CPU work (and may block on a token): keep it off the
-        // async workers. If the deadline passes, tarpc drops this future and
-        // the result is discarded.
-        let result = tokio::task::spawn_blocking(move || {
-            issuer.issue(&request, Some(uid), crate::unix_now(), &mut rand::rng())
-        })
-        .await
-        .map_err(Error::from)
-        .and_then(|r| r);
-        match result {
-            Ok(cert) => {
-                tracing::info!(
-                    target: "signer",
-                    serial = %cert.serial_hex,
-                    sans = ?sans,
-                    uid,
-                    account = %account,
-                    order = %order,
-                    not_before = cert.not_before,
-                    not_after = cert.not_after,
-                    "issued certificate"
-                );
-                Ok(cert)
-            }
-            Err(e) => {
-                let reply = e.to_signer_error();
-                if reply != SignerError::Internal {
-                    tracing::warn!(
-                        target: "signer",
-                        sans = ?sans,
-                        uid,
-                        account = %account,
-                        order = %order,
-                        reason = %e,
-                        "refused certificate"
-                    );
-                }
-                Err(reply)
-            }
-        }
-    }
-
-    async fn ca_info(self, _ctx: Context) -> Result<CaInfo, SignerError> {
-        Ok(self.issuer.ca_info())
-    }
-
-    async fn generate_crl(
-        self,
-        ctx: Context,
-        request: CrlRequest,
-    ) -> Result<SignedCrl, SignerError> {
-        if self.expired(&ctx) {
-            return Err(SignerError::Internal);
-        }
-        let uid = self.peer.uid;
-        let issuer = Arc::clone(&self.issuer);
-        let result = tokio::task::spawn_blocking(move || {
-            issuer.generate_crl(&request, Some(uid), crate::unix_now())
-        })
-        .await
-        .map_err(Error::from)
-        .and_then(|r| r);
-        match result {
-            Ok(crl) => {
-                tracing::info!(
-                    target: "signer",
-                    number = crl.number,
-                    uid,
-                    next_update = crl.next_update,
-                    "signed CRL"
-                );
-                Ok(crl)
-            }
-            Err(e) => Err(e.to_signer_error()),
         }
     }
 }

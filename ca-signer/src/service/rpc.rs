@@ -1,0 +1,132 @@
+//! The tarpc handler: runs the [`Issuer`] on a blocking thread per call and
+//! maps its errors once.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use shared_proto::peer::PeerCred;
+use shared_proto::signer::{
+    CaInfo, CrlRequest, IssueRequest, IssuedCertificate, SignedCrl, SignerError, SignerRpc,
+};
+use tarpc::context::Context;
+
+use super::Issuer;
+use crate::error::Error;
+
+/// The tarpc handler for one connection.
+#[derive(Clone)]
+pub struct SignerService {
+    issuer: Arc<Issuer>,
+    peer: PeerCred,
+}
+
+impl SignerService {
+    /// A handler for a connection from `peer`.
+    pub fn new(issuer: Arc<Issuer>, peer: PeerCred) -> Self {
+        Self { issuer, peer }
+    }
+
+    fn expired(&self, ctx: &Context) -> bool {
+        if ctx.deadline <= Instant::now() {
+            tracing::warn!(target: "signer", uid = self.peer.uid, "request arrived after its deadline");
+            return true;
+        }
+        false
+    }
+}
+
+impl SignerRpc for SignerService {
+    async fn issue_certificate(
+        self,
+        ctx: Context,
+        request: IssueRequest,
+    ) -> Result<IssuedCertificate, SignerError> {
+        if self.expired(&ctx) {
+            return Err(SignerError::Internal);
+        }
+        let uid = self.peer.uid;
+        let account = request.account_uri.clone();
+        let order = request.order_id.clone();
+        let sans: Vec<String> = request
+            .identifiers
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let issuer = Arc::clone(&self.issuer);
+        // Signing is CPU work (and may block on a token): keep it off the
+        // async workers. If the deadline passes, tarpc drops this future and
+        // the result is discarded.
+        let result = tokio::task::spawn_blocking(move || {
+            issuer.issue(&request, Some(uid), crate::unix_now(), &mut rand::rng())
+        })
+        .await
+        .map_err(Error::from)
+        .and_then(|r| r);
+        match result {
+            Ok(cert) => {
+                tracing::info!(
+                    target: "signer",
+                    serial = %cert.serial_hex,
+                    sans = ?sans,
+                    uid,
+                    account = %account,
+                    order = %order,
+                    not_before = cert.not_before,
+                    not_after = cert.not_after,
+                    "issued certificate"
+                );
+                Ok(cert)
+            }
+            Err(e) => {
+                let reply = e.to_signer_error();
+                if reply != SignerError::Internal {
+                    tracing::warn!(
+                        target: "signer",
+                        sans = ?sans,
+                        uid,
+                        account = %account,
+                        order = %order,
+                        reason = %e,
+                        "refused certificate"
+                    );
+                }
+                Err(reply)
+            }
+        }
+    }
+
+    async fn ca_info(self, _ctx: Context) -> Result<CaInfo, SignerError> {
+        Ok(self.issuer.ca_info())
+    }
+
+    async fn generate_crl(
+        self,
+        ctx: Context,
+        request: CrlRequest,
+    ) -> Result<SignedCrl, SignerError> {
+        if self.expired(&ctx) {
+            return Err(SignerError::Internal);
+        }
+        let uid = self.peer.uid;
+        let issuer = Arc::clone(&self.issuer);
+        let result = tokio::task::spawn_blocking(move || {
+            issuer.generate_crl(&request, Some(uid), crate::unix_now())
+        })
+        .await
+        .map_err(Error::from)
+        .and_then(|r| r);
+        match result {
+            Ok(crl) => {
+                tracing::info!(
+                    target: "signer",
+                    number = crl.number,
+                    uid,
+                    next_update = crl.next_update,
+                    "signed CRL"
+                );
+                Ok(crl)
+            }
+            Err(e) => Err(e.to_signer_error()),
+        }
+    }
+}
