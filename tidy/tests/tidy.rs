@@ -120,6 +120,92 @@ fn protocol_core_imports_no_io_and_reads_no_clock() {
 }
 
 // ---------------------------------------------------------------------------
+// 1b. Layering inside the frontend, and problems built in one place.
+
+/// Frontend modules below the HTTP layer: background jobs, the operator
+/// module, the CA's facts, the CRL cache, the store and the protocol core
+/// never reach up into handlers or the HTTP layer.
+const BELOW_HTTP: &[&str] = &[
+    "acme-frontend/src/jobs.rs",
+    "acme-frontend/src/admin.rs",
+    "acme-frontend/src/ca.rs",
+    "acme-frontend/src/crl.rs",
+    "acme-frontend/src/store",
+    "acme-frontend/src/protocol",
+];
+
+#[test]
+fn jobs_operator_store_and_protocol_do_not_import_handlers() {
+    let root = workspace_root();
+    let mut violations = Vec::new();
+    for below in BELOW_HTTP {
+        let files = if below.ends_with(".rs") {
+            let path = root.join(below);
+            assert!(
+                path.is_file(),
+                "{below} does not exist any more: update the tidy test"
+            );
+            vec![path]
+        } else {
+            rust_files_under(&root, below)
+        };
+        for path in files {
+            let (toks, _) = read_tokens(&path, true);
+            violations.extend(banned_uses(
+                &root,
+                &path,
+                &toks,
+                &|_| false,
+                &[&["crate", "::", "handlers"], &["crate", "::", "http"]],
+            ));
+        }
+    }
+    assert_none(
+        "background jobs, the operator module, the CA facts, the CRL cache, the store and the \
+         protocol core import no HTTP handler and nothing of the HTTP layer (shared RFC rules live \
+         in protocol/)",
+        &violations,
+    );
+}
+
+#[test]
+fn only_error_rs_builds_problem_documents() {
+    let root = workspace_root();
+    let mut violations = Vec::new();
+    for path in rust_files_under(&root, "acme-frontend/src") {
+        let rel = relative(&root, &path);
+        if rel == "acme-frontend/src/error.rs" {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        // The namespace of ACME error types, spelled out, means a problem
+        // document written by hand.
+        for (n, line) in src.lines().enumerate() {
+            if line.contains("urn:ietf:params:acme:error") && !line.trim_start().starts_with("//") {
+                violations.push(Violation {
+                    path: rel.clone(),
+                    line: n + 1,
+                    found: "an ACME error type written out".to_owned(),
+                });
+            }
+        }
+        let (toks, _) = read_tokens(&path, true);
+        violations.extend(banned_uses(
+            &root,
+            &path,
+            &toks,
+            &|_| false,
+            &[&["Problem", "{"], &["Problem", "::", "acme"]],
+        ));
+    }
+    assert_none(
+        "acme-frontend's problem documents are built only in error.rs (From<&Error> for Problem)",
+        &violations,
+    );
+}
+
+// ---------------------------------------------------------------------------
 // 2. Only store/ has SQL.
 
 /// Where SQL may live. When the store becomes its own crate, this is the
