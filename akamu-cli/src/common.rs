@@ -1,8 +1,6 @@
 //! What every ACME command shares: the server connection flags, key files
 //! (written 0600), the `<account-key>.account-url` sidecar, and EAB flags.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,24 +109,7 @@ pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        CliError::io(path, e)
-    })
+    daemon_kit::files::write_atomic(path, bytes, mode).map_err(|e| CliError::io(path, e.source))
 }
 
 /// The account for `--account-key`: from the sidecar when present (checked

@@ -136,7 +136,7 @@ pub enum Error {
     /// Privileges could not be dropped, or a key or PIN file is readable by
     /// others.
     #[error("{0}")]
-    Privileges(#[from] shared_proto::privileges::PrivilegeError),
+    Privileges(#[from] daemon_kit::privileges::PrivilegeError),
 }
 
 /// Why a subscriber public key is not acceptable.

@@ -15,9 +15,7 @@
 pub mod csr;
 pub mod deadline;
 pub mod identifier;
-pub mod logging;
 pub mod peer;
-pub mod privileges;
 pub mod signer;
 pub mod statement;
 pub mod transport;
