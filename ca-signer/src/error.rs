@@ -8,7 +8,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use shared_proto::csr::CsrError;
+use akamu_pki::csr::CsrError;
 use shared_proto::signer::SignerError;
 
 /// Everything that can go wrong in the signer.

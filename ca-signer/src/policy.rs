@@ -12,10 +12,10 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use akamu_pki::csr::{ParsedCsr, public_key_from_spki};
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
-use shared_proto::csr::{ParsedCsr, public_key_from_spki};
 use shared_proto::identifier::is_valid_dns_name;
 use shared_proto::signer::IssueRequest;
 use shared_proto::{Identifier, IdentifierKind};
@@ -702,11 +702,11 @@ mod tests {
 
     // ---- Requests through `check`: the CSR's key, decoded once ----
 
+    use akamu_pki::csr::CsrError;
     use openssl::ec::{EcGroup, EcKey};
     use openssl::ecdsa::EcdsaSig;
     use openssl::hash::MessageDigest;
     use openssl::pkey::Private;
-    use shared_proto::csr::CsrError;
 
     fn request_for(csr_der: Vec<u8>) -> IssueRequest {
         IssueRequest {
@@ -848,7 +848,7 @@ mod tests {
             Err(Error::Csr(CsrError::Parse(_)))
         ));
         // The point at infinity is not a key, whatever the signature
-        // (shared_proto::csr's tests forge one that verifies for it).
+        // (akamu_pki::csr's tests forge one that verifies for it).
         let der = with_point(&openssl_csr(&ec_pkey), &[0x00], |_| {
             vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]
         });
