@@ -146,15 +146,11 @@ fn broken(path: &Path, e: &AuditError) -> CliError {
     }
 }
 
-/// Lower-case hex without leading zeros, as the frontend stores serials.
+/// The serial's canonical spelling ([`akamu_pki::serial::normalize`]), as
+/// the frontend stores it; a text that is no serial is kept (lower-cased) so
+/// that it shows up as a difference.
 fn normalise(serial: &str) -> String {
-    let s = serial.to_ascii_lowercase();
-    let t = s.trim_start_matches('0');
-    if t.is_empty() {
-        "0".to_owned()
-    } else {
-        t.to_owned()
-    }
+    akamu_pki::serial::normalize(serial).unwrap_or_else(|_| serial.to_ascii_lowercase())
 }
 
 #[derive(QueryableByName)]
