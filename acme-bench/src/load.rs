@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use akamu_jose::KeyType;
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use hyper_util::client::legacy::Client as HyperClient;
@@ -37,7 +38,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::options::{ChallengeKind, KeyType};
+use crate::options::ChallengeKind;
 use crate::responders::Responders;
 
 /// Most error messages kept as samples in the report.
@@ -232,27 +233,12 @@ pub struct Csr {
 
 /// Generates a key of `key_type` and a CSR for `name` (SAN only, no subject).
 pub fn make_csr(key_type: KeyType, name: &str) -> Result<Csr> {
-    use openssl::ec::{EcGroup, EcKey};
-    use openssl::nid::Nid;
-    let (key, digest) = match key_type {
-        KeyType::EcP256 => {
-            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-            (
-                PKey::from_ec_key(EcKey::generate(&group)?)?,
-                MessageDigest::sha256(),
-            )
-        }
-        KeyType::EcP384 => {
-            let group = EcGroup::from_curve_name(Nid::SECP384R1)?;
-            (
-                PKey::from_ec_key(EcKey::generate(&group)?)?,
-                MessageDigest::sha384(),
-            )
-        }
-        KeyType::Rsa(bits) => (
-            PKey::from_rsa(openssl::rsa::Rsa::generate(bits)?)?,
-            MessageDigest::sha256(),
-        ),
+    let key = key_type.generate()?;
+    let digest = match key_type {
+        KeyType::EcP384 => MessageDigest::sha384(),
+        KeyType::EcP521 => MessageDigest::sha512(),
+        KeyType::Ed25519 | KeyType::Ed448 => MessageDigest::null(),
+        KeyType::EcP256 | KeyType::Rsa(_) => MessageDigest::sha256(),
     };
     let mut req = X509ReqBuilder::new()?;
     req.set_pubkey(&key)?;

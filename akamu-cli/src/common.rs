@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use akamu_client::{Account, AccountKey, AccountOptions, AcmeClient, EabOptions};
+use akamu_client::{Account, AccountKey, AccountOptions, AcmeClient, EabOptions, KeyType};
 
 use crate::error::CliError;
 use crate::output::Output;
@@ -85,13 +85,13 @@ pub fn load_key(path: &Path) -> Result<AccountKey, CliError> {
 /// Returns the key and whether it was generated.
 pub fn load_or_generate_key(
     path: &Path,
-    key_type: &str,
+    key_type: KeyType,
     out: &Output,
 ) -> Result<(AccountKey, bool), CliError> {
     if path.exists() {
         return Ok((load_key(path)?, false));
     }
-    let key = AccountKey::generate(key_type)?;
+    let key = AccountKey::generate_key_type(key_type)?;
     write_private(path, key.to_pem()?.as_bytes())?;
     out.progress(&format!("generated {key_type} key {}", path.display()));
     Ok((key, true))
