@@ -1,5 +1,5 @@
 //! PKCS#10 certificate requests: parse with x509-cert, verify the
-//! self-signature ([`verify`]), and compare the requested names with an
+//! self-signature (`csr/verify.rs`), and compare the requested names with an
 //! order's identifiers (RFC 8555 §7.4).
 //!
 //! Both the frontend (to answer `badCSR` early) and the signer (which trusts no
