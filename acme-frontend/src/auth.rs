@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use akamu_jose::{Alg, FlattenedJws, Jwk, ProtectedHeader, VerifyingKey};
 
 use crate::App;
-use crate::error::Error;
+use crate::error::{DatabaseError, Error, JwsError};
 use crate::protocol::AccountStatus;
 
 use crate::store::{self, models::AccountRow};
@@ -90,45 +90,29 @@ pub async fn authenticate(
             "Content-Type must be {JOSE_JSON}"
         )));
     }
-    let jws = FlattenedJws::parse(body)
-        .map_err(|e| Error::Malformed(format!("request is not a flattened JWS: {e}")))?;
+    let jws = FlattenedJws::parse(body).map_err(|e| JwsError::NotFlattened(e.to_string()))?;
     let header = jws.header()?;
     if header.crit.is_some() {
-        return Err(Error::Malformed(
-            "unsupported critical JWS header extensions".into(),
-        ));
+        return Err(JwsError::CriticalHeader.into());
     }
-    let alg = Alg::parse(&header.alg).ok_or_else(|| {
-        Error::BadSignatureAlgorithm(format!("JWS algorithm {:?} is not supported", header.alg))
-    })?;
+    let alg =
+        Alg::parse(&header.alg).ok_or_else(|| JwsError::UnsupportedAlg(header.alg.clone()))?;
     match header.url.as_deref() {
-        None => return Err(Error::Malformed("JWS header has no url".into())),
+        None => return Err(JwsError::NoUrl.into()),
         Some(u) if u != url => {
-            return Err(Error::Unauthorized(format!(
-                "JWS url {u:?} does not match the request URL {url:?}"
-            )));
+            return Err(JwsError::UrlMismatch {
+                signed: u.to_owned(),
+                requested: url.to_owned(),
+            }
+            .into());
         }
         Some(_) => {}
     }
     let (public, requester) = match (&header.jwk, &header.kid, key_ref) {
-        (Some(_), Some(_), _) => {
-            return Err(Error::Malformed("JWS header has both jwk and kid".into()));
-        }
-        (None, None, _) => {
-            return Err(Error::Malformed(
-                "JWS header has neither jwk nor kid".into(),
-            ));
-        }
-        (Some(_), None, KeyRef::Kid) => {
-            return Err(Error::Malformed(
-                "this request must be signed with kid, not jwk".into(),
-            ));
-        }
-        (None, Some(_), KeyRef::Jwk) => {
-            return Err(Error::Malformed(
-                "this request must be signed with jwk, not kid".into(),
-            ));
-        }
+        (Some(_), Some(_), _) => return Err(JwsError::BothJwkAndKid.into()),
+        (None, None, _) => return Err(JwsError::NeitherJwkNorKid.into()),
+        (Some(_), None, KeyRef::Kid) => return Err(JwsError::KidRequired.into()),
+        (None, Some(_), KeyRef::Jwk) => return Err(JwsError::JwkRequired.into()),
         (Some(jwk), None, KeyRef::Jwk | KeyRef::Either) => {
             let jwk = Jwk::from_json(jwk)?;
             let public = key_for(&jwk, alg)?;
@@ -141,14 +125,9 @@ pub async fn authenticate(
         }
     };
     jws.verify_with(alg, &public)?;
-    let nonce = header
-        .nonce
-        .as_deref()
-        .ok_or_else(|| Error::BadNonce("JWS header has no nonce".into()))?;
+    let nonce = header.nonce.as_deref().ok_or(JwsError::NoNonce)?;
     if !app.nonces.consume(nonce, crate::now()) {
-        return Err(Error::BadNonce(
-            "nonce is unknown, expired or already used".into(),
-        ));
+        return Err(JwsError::BadNonce.into());
     }
     let payload = jws.payload_bytes()?;
     Ok(Authenticated {
@@ -236,7 +215,7 @@ impl AccountCache {
 pub async fn update_account<R, F>(app: &App, id: &str, f: F) -> Result<R, Error>
 where
     R: Send + 'static,
-    F: FnOnce(&mut diesel::SqliteConnection) -> Result<R, Error> + Send + 'static,
+    F: FnOnce(&mut store::Conn) -> Result<R, Error> + Send + 'static,
 {
     let result = app.store.run(f).await;
     app.accounts.invalidate(id);
@@ -262,8 +241,10 @@ fn account_key(app: &App, account: &AccountRow, alg: Alg) -> Result<Arc<Verifyin
         key.jwk().check_alg(alg)?;
         return Ok(key);
     }
-    let jwk: Jwk = serde_json::from_str(&account.jwk)
-        .map_err(|e| Error::Internal(format!("stored JWK: {e}")))?;
+    let jwk: Jwk = serde_json::from_str(&account.jwk).map_err(|_| DatabaseError::Corrupt {
+        what: "account JWK",
+        value: account.jwk.clone(),
+    })?;
     let key = key_for(&jwk, alg)?;
     if let Ok(mut cache) = app.key_cache.lock() {
         if cache.len() >= KEY_CACHE_MAX {
@@ -303,8 +284,8 @@ async fn account_for_kid(app: &App, kid: &str) -> Result<AccountRow, Error> {
             account
         }
     };
-    match AccountStatus::parse(&account.status) {
-        Some(AccountStatus::Valid) => Ok(account),
+    match account.status {
+        AccountStatus::Valid => Ok(account),
         _ => Err(Error::Unauthorized(format!(
             "account is {}",
             account.status
@@ -316,10 +297,10 @@ async fn account_for_kid(app: &App, kid: &str) -> Result<AccountRow, Error> {
 mod tests {
     use super::*;
 
-    fn row(id: &str, status: &str) -> AccountRow {
+    fn row(id: &str, status: AccountStatus) -> AccountRow {
         AccountRow {
             id: id.into(),
-            status: status.into(),
+            status,
             contact: "[]".into(),
             jwk: "{}".into(),
             jwk_thumbprint: format!("tp-{id}"),
@@ -334,7 +315,7 @@ mod tests {
         let cache = AccountCache::default();
         // A reader takes the generation and reads the row ...
         let generation = cache.generation();
-        let stale = row("a", "valid");
+        let stale = row("a", AccountStatus::Valid);
         // ... meanwhile the account is deactivated and the cache dropped ...
         cache.invalidate("a");
         // ... so the reader's row is not cached.
@@ -343,8 +324,11 @@ mod tests {
 
         // A read after the change is cached, and dropped by the next change.
         let generation = cache.generation();
-        cache.insert(generation, &row("a", "deactivated"));
-        assert_eq!(cache.get("a").map(|r| r.status), Some("deactivated".into()));
+        cache.insert(generation, &row("a", AccountStatus::Deactivated));
+        assert_eq!(
+            cache.get("a").map(|r| r.status),
+            Some(AccountStatus::Deactivated)
+        );
         cache.invalidate("a");
         assert!(cache.get("a").is_none());
     }

@@ -1,7 +1,8 @@
 //! CRLs: the frontend keeps the current CRL in memory, asks the signer for a
 //! new one after every revocation (ACME or operator) and before the current
-//! one is half-way to its nextUpdate, and serves it at the path of
-//! `[ca] crl_url` as `application/pkix-crl`.
+//! one is half-way to its nextUpdate, and serves it at the path of the
+//! signer's `crl_url` (learned over the RPC, see [`crate::ca`]) as
+//! `application/pkix-crl`.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -42,14 +43,15 @@ impl CrlCache {
     }
 }
 
-/// The URL path the CRL is served at, from `[ca] crl_url`.
+/// The URL path the CRL is served at, from the signer's `crl_url`.
 pub fn serving_path(crl_url: &str) -> Option<String> {
     let rest = crl_url.split_once("://")?.1;
     let path = &rest[rest.find('/')?..];
     Some(path.split(['?', '#']).next().unwrap_or(path).to_owned())
 }
 
-/// Keeps the CRL fresh forever (only started when `crl_url` is set).
+/// Keeps the CRL fresh forever (idle while the signer publishes no
+/// `crl_url`).
 pub async fn refresh_forever(app: Arc<App>) {
     loop {
         if let Err(e) = refresh(&app).await {
@@ -63,6 +65,14 @@ pub async fn refresh_forever(app: Arc<App>) {
 }
 
 async fn refresh(app: &App) -> Result<(), Error> {
+    if app
+        .ca
+        .cached()
+        .and_then(|info| crate::ca::crl_path(&info))
+        .is_none()
+    {
+        return Ok(());
+    }
     let t = now();
     let mark = app.store.read(store::certificates::revocation_mark).await?;
     if !app.crl.needs_refresh(mark, t) {
@@ -79,12 +89,7 @@ async fn refresh(app: &App) -> Result<(), Error> {
             reason,
         })
         .collect();
-    let crl = app
-        .peers
-        .generate_crl(CrlRequest { revoked })
-        .await
-        .map_err(|e| Error::Unavailable(e.to_string()))?
-        .map_err(|e| Error::Internal(format!("signer refused the CRL: {e}")))?;
+    let crl = app.peers.generate_crl(CrlRequest { revoked }).await??;
     tracing::info!(target: "frontend", number = crl.number, entries = mark.0, "CRL updated");
     if let Ok(mut current) = app.crl.current.write() {
         *current = Some((crl, mark));

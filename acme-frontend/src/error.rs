@@ -1,24 +1,28 @@
 //! The frontend's one error type and its only mapping to RFC 7807 problem
 //! documents with RFC 8555 error types (§6.7).
 //!
-//! **Invariant:** problem documents are built here and nowhere else; internal
-//! detail is logged and the client sees `serverInternal`.
+//! **Invariant:** problem documents are built here and nowhere else; the
+//! conversions from the signer's and the validator's errors live here too.
+//! Internal detail is logged and the client sees `serverInternal`.
+
+use std::path::PathBuf;
 
 use http::StatusCode;
 use serde::Serialize;
+use shared_proto::signer::SignerError;
+use shared_proto::validator::ValidationProblem;
 
-/// Everything a request can fail with.
+use crate::rpc::CallError;
+
+/// Everything a request or a background job can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request is malformed.
     #[error("{0}")]
     Malformed(String),
-    /// The nonce is missing, unknown or used.
-    #[error("{0}")]
-    BadNonce(String),
-    /// The JWS algorithm is not supported.
-    #[error("{0}")]
-    BadSignatureAlgorithm(String),
+    /// The JWS envelope failed a check (RFC 8555 §6.2–§6.5).
+    #[error(transparent)]
+    Jws(#[from] JwsError),
     /// The client may not do this.
     #[error("{0}")]
     Unauthorized(String),
@@ -89,17 +93,124 @@ pub enum Error {
         /// The conflicting resource.
         location: String,
     },
-    /// A server-side failure; the string is logged, never sent.
+    /// The signer answered with a refusal or an internal failure.
+    #[error("{0}")]
+    Signer(#[from] SignerError),
+    /// The validator found the challenge not fulfilled.
+    #[error("{0}")]
+    Validation(#[from] ValidationProblem),
+    /// The signer or the validator could not be reached in time.
+    #[error(transparent)]
+    Peer(#[from] CallError),
+    /// A resource that is not there yet (the first CRL before the signer
+    /// signed it).
+    #[error("{0}")]
+    NotYetAvailable(&'static str),
+    /// Work this server could not finish (the detail is safe to show).
+    #[error("{0}")]
+    Unfinished(&'static str),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// A file could not be read or written.
+    #[error("{context} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`reading`, `binding`, …).
+        context: &'static str,
+        /// The file or address.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The configuration or the environment does not allow starting.
+    #[error("{0}")]
+    Startup(String),
+    /// An invariant of this process did not hold (a bug, or a database
+    /// changed behind its back); the string is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
-    /// A dependency (signer, validator) is unavailable right now.
-    #[error("{0}")]
-    Unavailable(String),
 }
 
-impl From<diesel::result::Error> for Error {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Internal(format!("database: {e}"))
+/// Why the JWS envelope of a request was refused (RFC 8555 §6.2–§6.5).
+#[derive(Debug, thiserror::Error)]
+pub enum JwsError {
+    /// The body is not a flattened JWS (§6.2).
+    #[error("request is not a flattened JWS: {0}")]
+    NotFlattened(String),
+    /// The protected header has `crit` (RFC 7515 §4.1.11).
+    #[error("unsupported critical JWS header extensions")]
+    CriticalHeader,
+    /// The `alg` is not one this server verifies (§6.2).
+    #[error("JWS algorithm {0:?} is not supported")]
+    UnsupportedAlg(String),
+    /// The protected header has no `url` (§6.4).
+    #[error("JWS header has no url")]
+    NoUrl,
+    /// The `url` is not the URL the request was sent to (§6.4).
+    #[error("JWS url {signed:?} does not match the request URL {requested:?}")]
+    UrlMismatch {
+        /// The `url` in the header.
+        signed: String,
+        /// The URL addressed.
+        requested: String,
+    },
+    /// Both `jwk` and `kid` (§6.2).
+    #[error("JWS header has both jwk and kid")]
+    BothJwkAndKid,
+    /// Neither `jwk` nor `kid` (§6.2).
+    #[error("JWS header has neither jwk nor kid")]
+    NeitherJwkNorKid,
+    /// `jwk` where the resource needs `kid` (§6.2).
+    #[error("this request must be signed with kid, not jwk")]
+    KidRequired,
+    /// `kid` where the resource needs `jwk` (§6.2).
+    #[error("this request must be signed with jwk, not kid")]
+    JwkRequired,
+    /// No `nonce` (§6.5).
+    #[error("JWS header has no nonce")]
+    NoNonce,
+    /// A nonce this server did not issue, or already consumed (§6.5).
+    #[error("nonce is unknown, expired or already used")]
+    BadNonce,
+    /// The key, the signature or the encoding failed (akamu-jose).
+    #[error(transparent)]
+    Jose(#[from] akamu_jose::JoseError),
+}
+
+/// Why the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    /// A query or a commit failed.
+    #[error("database: {0}")]
+    Query(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database could not be opened or prepared.
+    #[error("opening database {path}: {detail}")]
+    Open {
+        /// The file.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A batch did not commit; every job in it failed.
+    #[error("database batch not committed: {0}")]
+    Batch(String),
+    /// The writer thread is gone (the process is shutting down).
+    #[error("the database writer dropped the request")]
+    WriterGone,
+    /// A stored value does not parse (a status, identifiers, a key).
+    #[error("stored {what} does not parse: {value:?}")]
+    Corrupt {
+        /// Which column.
+        what: &'static str,
+        /// The value found.
+        value: String,
+    },
+}
+
+/// Maps a JOSE failure onto the ACME error a client should see.
+impl From<akamu_jose::JoseError> for Error {
+    fn from(e: akamu_jose::JoseError) -> Self {
+        Self::Jws(JwsError::Jose(e))
     }
 }
 
@@ -131,8 +242,9 @@ pub struct Problem {
 pub const ACME_ERROR_NS: &str = "urn:ietf:params:acme:error:";
 
 impl Problem {
-    /// A problem of ACME error type `name` (e.g. `malformed`).
-    pub fn acme(name: &str, status: StatusCode, detail: impl Into<String>) -> Self {
+    /// A problem of ACME error type `name` (e.g. `malformed`). Private: the
+    /// only way to a problem is `From<&Error>`.
+    fn acme(name: &str, status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             kind: format!("{ACME_ERROR_NS}{name}"),
             detail: detail.into(),
@@ -148,6 +260,17 @@ impl Problem {
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
+
+    /// The `serverInternal` answer for a failure whose detail stays in the
+    /// log.
+    fn internal(e: &Error) -> Self {
+        tracing::error!(target: "frontend", error = %e, "internal error");
+        Problem::acme(
+            "serverInternal",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error",
+        )
+    }
 }
 
 impl From<&Error> for Problem {
@@ -156,11 +279,7 @@ impl From<&Error> for Problem {
         let d = e.to_string();
         match e {
             Error::Malformed(_) => Problem::acme("malformed", S::BAD_REQUEST, d),
-            Error::BadNonce(_) => Problem::acme("badNonce", S::BAD_REQUEST, d),
-            Error::BadSignatureAlgorithm(_) => Problem {
-                algorithms: Some(akamu_jose::Alg::ALL.iter().map(|s| s.to_string()).collect()),
-                ..Problem::acme("badSignatureAlgorithm", S::BAD_REQUEST, d)
-            },
+            Error::Jws(jws) => jws_problem(jws, d),
             Error::Unauthorized(_) => Problem::acme("unauthorized", S::UNAUTHORIZED, d),
             Error::AccountDoesNotExist(_) => {
                 Problem::acme("accountDoesNotExist", S::BAD_REQUEST, d)
@@ -199,33 +318,83 @@ impl From<&Error> for Problem {
                 location: Some(location.clone()),
                 ..Problem::acme("malformed", S::CONFLICT, d)
             },
-            Error::Internal(detail) => {
-                tracing::error!(target: "frontend", %detail, "internal error");
-                Problem::acme(
-                    "serverInternal",
-                    S::INTERNAL_SERVER_ERROR,
-                    "internal server error",
-                )
+            Error::Signer(refusal) => signer_problem(refusal, e),
+            Error::Validation(p) => Problem::acme(p.kind.acme_type(), S::BAD_REQUEST, &p.detail),
+            Error::Peer(_) | Error::NotYetAvailable(_) => {
+                Problem::acme("serverInternal", S::SERVICE_UNAVAILABLE, d)
             }
-            Error::Unavailable(_) => Problem::acme("serverInternal", S::SERVICE_UNAVAILABLE, d),
+            Error::Unfinished(_) => Problem::acme("serverInternal", S::INTERNAL_SERVER_ERROR, d),
+            Error::Database(_) | Error::Io { .. } | Error::Startup(_) | Error::Internal(_) => {
+                Problem::internal(e)
+            }
         }
     }
 }
 
-/// Maps a JOSE failure onto the ACME error a client should see.
-impl From<akamu_jose::JoseError> for Error {
-    fn from(e: akamu_jose::JoseError) -> Self {
-        use akamu_jose::JoseError as J;
-        match e {
-            J::UnsupportedAlg(_) => Self::BadSignatureAlgorithm(e.to_string()),
-            J::WeakKey(_) => Self::BadPublicKey(e.to_string()),
-            J::BadSignature => Self::Malformed("JWS signature verification failed".into()),
-            J::Crypto(_) => Self::Malformed(format!("JWS could not be verified: {e}")),
-            J::Base64 | J::Json(_) | J::AlgKeyMismatch { .. } | J::BadJwk(_) => {
-                Self::Malformed(e.to_string())
-            }
-        }
+/// The problem for a refused JWS envelope.
+fn jws_problem(e: &JwsError, d: String) -> Problem {
+    use StatusCode as S;
+    use akamu_jose::JoseError as J;
+    let bad_alg = || Problem {
+        algorithms: Some(akamu_jose::Alg::ALL.iter().map(|s| s.to_string()).collect()),
+        ..Problem::acme("badSignatureAlgorithm", S::BAD_REQUEST, d.clone())
+    };
+    match e {
+        JwsError::UnsupportedAlg(_) | JwsError::Jose(J::UnsupportedAlg(_)) => bad_alg(),
+        JwsError::NoNonce | JwsError::BadNonce => Problem::acme("badNonce", S::BAD_REQUEST, d),
+        JwsError::UrlMismatch { .. } => Problem::acme("unauthorized", S::UNAUTHORIZED, d),
+        JwsError::Jose(J::WeakKey(_)) => Problem::acme("badPublicKey", S::BAD_REQUEST, d),
+        JwsError::Jose(J::BadSignature) => Problem::acme(
+            "malformed",
+            S::BAD_REQUEST,
+            "JWS signature verification failed",
+        ),
+        JwsError::Jose(J::Crypto(_)) => Problem::acme(
+            "malformed",
+            S::BAD_REQUEST,
+            format!("JWS could not be verified: {d}"),
+        ),
+        JwsError::Jose(J::Base64 | J::Json(_) | J::AlgKeyMismatch { .. } | J::BadJwk(_))
+        | JwsError::NotFlattened(_)
+        | JwsError::CriticalHeader
+        | JwsError::NoUrl
+        | JwsError::BothJwkAndKid
+        | JwsError::NeitherJwkNorKid
+        | JwsError::KidRequired
+        | JwsError::JwkRequired => Problem::acme("malformed", S::BAD_REQUEST, d),
     }
+}
+
+/// The problem for a signer's refusal (RFC 8555 §7.4: the order becomes
+/// invalid with it).
+fn signer_problem(refusal: &SignerError, e: &Error) -> Problem {
+    use StatusCode as S;
+    match refusal {
+        SignerError::BadCsr(d) => Problem::acme("badCSR", S::BAD_REQUEST, d),
+        SignerError::BadPublicKey(d) => Problem::acme("badPublicKey", S::BAD_REQUEST, d),
+        SignerError::Unvalidated(name) => Problem::acme(
+            "unauthorized",
+            S::UNAUTHORIZED,
+            format!("the CA has no valid validation of {name} for this account"),
+        ),
+        SignerError::PolicyRefused(d) => Problem::acme(
+            "badCSR",
+            S::BAD_REQUEST,
+            format!("refused by the CA's issuance policy: {d}"),
+        ),
+        SignerError::Internal => Problem::internal(e),
+    }
+}
+
+/// `e` as the problem JSON stored with an invalid order or challenge.
+pub fn problem_json(e: &Error) -> String {
+    // Serialising strings and integers cannot fail.
+    serde_json::to_string(&Problem::from(e)).unwrap_or_default()
+}
+
+/// `e` as the problem object of a resource's `error` member.
+pub fn problem_value(e: &Error) -> serde_json::Value {
+    serde_json::to_value(Problem::from(e)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -234,14 +403,26 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_acme_type_and_status() {
+        use shared_proto::validator::ProblemKind;
         let cases: Vec<(Error, &str, u16)> = vec![
             (Error::Malformed("x".into()), "malformed", 400),
-            (Error::BadNonce("x".into()), "badNonce", 400),
+            (JwsError::BadNonce.into(), "badNonce", 400),
+            (JwsError::NoNonce.into(), "badNonce", 400),
             (
-                Error::BadSignatureAlgorithm("x".into()),
+                JwsError::UnsupportedAlg("none".into()).into(),
                 "badSignatureAlgorithm",
                 400,
             ),
+            (
+                JwsError::UrlMismatch {
+                    signed: "a".into(),
+                    requested: "b".into(),
+                }
+                .into(),
+                "unauthorized",
+                401,
+            ),
+            (JwsError::BothJwkAndKid.into(), "malformed", 400),
             (Error::Unauthorized("x".into()), "unauthorized", 401),
             (
                 Error::AccountDoesNotExist("x".into()),
@@ -270,20 +451,48 @@ mod tests {
             (Error::NotFound, "malformed", 404),
             (Error::UnsupportedMediaType("x".into()), "malformed", 415),
             (Error::PayloadTooLarge(1), "malformed", 413),
+            (SignerError::BadCsr("x".into()).into(), "badCSR", 400),
+            (
+                SignerError::BadPublicKey("x".into()).into(),
+                "badPublicKey",
+                400,
+            ),
+            (
+                SignerError::Unvalidated("a.example".into()).into(),
+                "unauthorized",
+                401,
+            ),
+            (SignerError::PolicyRefused("x".into()).into(), "badCSR", 400),
+            (SignerError::Internal.into(), "serverInternal", 500),
+            (
+                ValidationProblem::new(ProblemKind::Dns, "no TXT").into(),
+                "dns",
+                400,
+            ),
+            (
+                DatabaseError::Batch("secret detail".into()).into(),
+                "serverInternal",
+                500,
+            ),
             (
                 Error::Internal("secret detail".into()),
                 "serverInternal",
                 500,
             ),
+            (Error::NotYetAvailable("later"), "serverInternal", 503),
         ];
         for (err, kind, status) in cases {
             let p = Problem::from(&err);
-            assert_eq!(p.kind, format!("{ACME_ERROR_NS}{kind}"));
-            assert_eq!(p.status, status);
+            assert_eq!(p.kind, format!("{ACME_ERROR_NS}{kind}"), "{err:?}");
+            assert_eq!(p.status, status, "{err:?}");
         }
-        let p = Problem::from(&Error::Internal("secret detail".into()));
-        assert!(!p.detail.contains("secret"));
-        let p = Problem::from(&Error::BadSignatureAlgorithm("x".into()));
+        for secret in [
+            Error::Internal("secret detail".into()),
+            DatabaseError::Batch("secret detail".into()).into(),
+        ] {
+            assert!(!Problem::from(&secret).detail.contains("secret"));
+        }
+        let p = Problem::from(&Error::from(JwsError::UnsupportedAlg("x".into())));
         assert!(
             p.algorithms
                 .is_some_and(|a| a.contains(&"ES256".to_string()))
@@ -293,11 +502,16 @@ mod tests {
     #[test]
     fn jose_errors_map() {
         use akamu_jose::JoseError as J;
-        assert!(matches!(
-            Error::from(J::UnsupportedAlg("none".into())),
-            Error::BadSignatureAlgorithm(_)
-        ));
-        assert!(matches!(Error::from(J::BadSignature), Error::Malformed(_)));
-        assert!(matches!(Error::from(J::Base64), Error::Malformed(_)));
+        let kind = |e: J| Problem::from(&Error::from(e)).kind;
+        assert_eq!(
+            kind(J::UnsupportedAlg("none".into())),
+            format!("{ACME_ERROR_NS}badSignatureAlgorithm")
+        );
+        assert_eq!(kind(J::BadSignature), format!("{ACME_ERROR_NS}malformed"));
+        assert_eq!(kind(J::Base64), format!("{ACME_ERROR_NS}malformed"));
+        assert_eq!(
+            kind(J::WeakKey("512 bits".into())),
+            format!("{ACME_ERROR_NS}badPublicKey")
+        );
     }
 }

@@ -7,7 +7,8 @@
 //! with no work in flight (after a restart) is picked up again; an order that
 //! cannot be issued before it expires becomes invalid.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::json;
@@ -15,8 +16,8 @@ use shared_proto::signer::{IssueRequest, SignerError};
 use shared_proto::validator::{ChallengeType, ValidateRequest};
 use shared_proto::{Identifier, IdentifierKind};
 
-use crate::error::{Error, Problem};
-use crate::handlers::views;
+use crate::error::{DatabaseError, Error, problem_json};
+use crate::protocol::CertificateStatus;
 use crate::store::authzs::Outcome;
 use crate::store::models::{AuthzRow, CertRow, ChallengeRow, OrderRow};
 use crate::{App, now, random_id, store};
@@ -26,6 +27,51 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Work younger than this is assumed to be in flight elsewhere in this process.
 const GRACE_SECS: i64 = 5;
 
+/// Keys (challenge or order ids) of work running in this process.
+///
+/// **Invariant:** a key is held only by a live [`Claim`]; dropping the
+/// claim releases it, also when the job holding it panics (its future is
+/// dropped while unwinding), so the sweep can pick the work up again.
+#[derive(Default)]
+pub struct InFlight {
+    keys: Mutex<HashSet<String>>,
+}
+
+impl InFlight {
+    /// Claims `key`, or `None` when it is already claimed.
+    pub fn claim(self: &Arc<Self>, key: &str) -> Option<Claim> {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.insert(key.to_owned()).then(|| Claim {
+            set: Arc::clone(self),
+            key: key.to_owned(),
+        })
+    }
+
+    /// Whether `key` is claimed.
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(key)
+    }
+}
+
+/// A claimed key of an [`InFlight`] set, released on drop.
+pub struct Claim {
+    set: Arc<InFlight>,
+    key: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.set
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
 /// Starts probing a challenge in the background (once per challenge).
 /// Returns the probe's task, finished once the result is recorded, or
 /// `None` when a probe of this challenge is already running.
@@ -34,31 +80,17 @@ pub fn dispatch_probe(
     challenge: ChallengeRow,
     authz: AuthzRow,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    {
-        let Ok(mut set) = app.probes_in_flight.lock() else {
-            return None;
-        };
-        if !set.insert(challenge.id.clone()) {
-            return None;
-        }
-    }
+    let claim = app.probes_in_flight.claim(&challenge.id)?;
     Some(tokio::spawn(async move {
-        let id = challenge.id.clone();
+        let _claim = claim;
         run_probe(&app, challenge, authz).await;
-        if let Ok(mut set) = app.probes_in_flight.lock() {
-            set.remove(&id);
-        }
     }))
-}
-
-fn problem_json(p: &Problem) -> String {
-    serde_json::to_string(p).unwrap_or_default()
 }
 
 async fn run_probe(app: &App, challenge: ChallengeRow, authz: AuthzRow) {
     let outcome = match probe(app, &challenge, &authz).await {
         Ok(o) => o,
-        Err(e) => Outcome::Invalid(problem_json(&Problem::from(&e))),
+        Err(e) => Outcome::Invalid(problem_json(&e)),
     };
     let valid = matches!(outcome, Outcome::Valid(..));
     let cid = challenge.id.clone();
@@ -83,15 +115,21 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
         .read(move |c| store::accounts::by_id(c, &account_id))
         .await?
         .ok_or_else(|| Error::Internal("authorization without account".into()))?;
-    let kind = IdentifierKind::parse(&authz.identifier_type)
-        .ok_or_else(|| Error::Internal("bad stored identifier type".into()))?;
+    let kind =
+        IdentifierKind::parse(&authz.identifier_type).ok_or_else(|| DatabaseError::Corrupt {
+            what: "identifier type",
+            value: authz.identifier_type.clone(),
+        })?;
     let value = if authz.wildcard {
         format!("*.{}", authz.identifier_value)
     } else {
         authz.identifier_value.clone()
     };
-    let challenge_type = ChallengeType::parse(&challenge.kind)
-        .ok_or_else(|| Error::Internal("bad stored challenge type".into()))?;
+    let challenge_type =
+        ChallengeType::parse(&challenge.kind).ok_or_else(|| DatabaseError::Corrupt {
+            what: "challenge type",
+            value: challenge.kind.clone(),
+        })?;
     let request = ValidateRequest {
         identifier: Identifier { kind, value },
         challenge_type,
@@ -115,16 +153,8 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
                 .as_ref()
                 .and_then(|st| serde_json::to_string(st).ok()),
         ),
-        Ok(Err(p)) => Outcome::Invalid(problem_json(&Problem::acme(
-            p.kind.acme_type(),
-            http::StatusCode::BAD_REQUEST,
-            p.detail,
-        ))),
-        Err(e) => Outcome::Invalid(problem_json(&Problem::acme(
-            "serverInternal",
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            format!("validation could not be performed: {e}"),
-        ))),
+        Ok(Err(p)) => Outcome::Invalid(problem_json(&Error::Validation(p))),
+        Err(e) => Outcome::Invalid(problem_json(&Error::Peer(e))),
     })
 }
 
@@ -132,19 +162,10 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
 /// it. A refusal makes the order invalid and is returned; an unavailable
 /// signer leaves the order `processing` for the sweep.
 pub async fn issue(app: &Arc<App>, order: OrderRow) -> Result<(), Error> {
-    {
-        let Ok(mut set) = app.issuance_in_flight.lock() else {
-            return Err(Error::Internal("issuance lock poisoned".into()));
-        };
-        if !set.insert(order.id.clone()) {
-            return Ok(());
-        }
-    }
-    let result = issue_inner(app, &order).await;
-    if let Ok(mut set) = app.issuance_in_flight.lock() {
-        set.remove(&order.id);
-    }
-    result
+    let Some(_claim) = app.issuance_in_flight.claim(&order.id) else {
+        return Ok(());
+    };
+    issue_inner(app, &order).await
 }
 
 async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
@@ -164,23 +185,27 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
         .collect();
     let request = IssueRequest {
         csr_der: csr,
-        identifiers: views::stored_identifiers(order)?,
+        identifiers: order.identifiers()?,
         not_before: order.not_before,
         not_after: order.not_after,
         account_uri: app.urls.account(&order.account_id),
         order_id: order.id.clone(),
         statements,
         profile: order.profile.clone(),
+        // `updated` is set when the order enters `processing` and not
+        // changed while it stays there.
+        processing_since: Some(order.updated),
     };
     let refusal = match app.peers.issue(request).await {
         Ok(Ok(cert)) => {
+            crate::fault::point(crate::fault::AFTER_SIGN_BEFORE_COMMIT);
             let t = now();
             let row = CertRow {
                 id: random_id(12),
                 order_id: order.id.clone(),
                 account_id: order.account_id.clone(),
                 serial_number: cert.serial_hex.clone(),
-                status: "valid".into(),
+                status: CertificateStatus::Valid,
                 der: cert.der,
                 pem: cert.chain_pem,
                 not_before: cert.not_before,
@@ -195,24 +220,17 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
             tracing::info!(target: "frontend", order = %order.id, serial = %cert.serial_hex, "certificate issued");
             return Ok(());
         }
-        Ok(Err(SignerError::BadCsr(d))) => Error::BadCsr(d),
-        Ok(Err(SignerError::BadPublicKey(d))) => Error::BadPublicKey(d),
-        Ok(Err(SignerError::Unvalidated(name))) => Error::Unauthorized(format!(
-            "the CA has no valid validation of {name} for this account"
-        )),
-        Ok(Err(SignerError::PolicyRefused(d))) => {
-            Error::BadCsr(format!("refused by the CA's issuance policy: {d}"))
-        }
         Ok(Err(SignerError::Internal)) => {
             tracing::warn!(target: "frontend", order = %order.id, "signer failed internally; will retry");
             return Ok(());
         }
+        Ok(Err(refusal)) => Error::Signer(refusal),
         Err(e) => {
             tracing::warn!(target: "frontend", order = %order.id, error = %e, "signer unavailable; will retry");
             return Ok(());
         }
     };
-    let problem = problem_json(&Problem::from(&refusal));
+    let problem = problem_json(&refusal);
     let oid = order.id.clone();
     app.store
         .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
@@ -244,9 +262,7 @@ async fn sweep(app: &Arc<App>) -> Result<(), Error> {
             continue;
         }
         if t >= order.expires {
-            let problem = problem_json(&Problem::acme(
-                "serverInternal",
-                http::StatusCode::INTERNAL_SERVER_ERROR,
+            let problem = problem_json(&Error::Unfinished(
                 "the certificate could not be issued before the order expired",
             ));
             let oid = order.id.clone();

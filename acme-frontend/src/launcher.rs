@@ -35,7 +35,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             None => std::env::current_exe()
                 .ok()
                 .and_then(|p| p.parent().map(Path::to_path_buf))
-                .ok_or_else(|| Error::Internal("cannot locate this executable".into()))?,
+                .ok_or_else(|| Error::Startup("cannot locate this executable".into()))?,
         };
         let uid = nix::unistd::geteuid().as_raw();
         let signer_cfg = config.state_dir.join("signer.toml");
@@ -49,7 +49,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             ("signer", bin_dir.join("ca-signer"), signer_cfg),
         ] {
             if !bin.exists() {
-                return Err(Error::Internal(format!(
+                return Err(Error::Startup(format!(
                     "{} not found (build the workspace binaries first)",
                     bin.display()
                 )));
@@ -68,13 +68,17 @@ pub async fn run(config: Config) -> Result<(), Error> {
     };
     let listener = TcpListener::bind(config.listen_addr)
         .await
-        .map_err(|e| Error::Internal(format!("binding {}: {e}", config.listen_addr)))?;
+        .map_err(|e| Error::Startup(format!("binding {}: {e}", config.listen_addr)))?;
     drop_privileges(&config)?;
     let app = App::new(config)?;
-    tokio::spawn(jobs::sweep_forever(app.clone()));
-    if app.config.ca.crl_url.is_some() {
-        tokio::spawn(crate::crl::refresh_forever(app.clone()));
+    // Learn the CA's facts before the first request when the signer is up
+    // (a signer that is down is retried in the background).
+    if let Err(e) = crate::ca::facts(&app).await {
+        tracing::warn!(target: "frontend", error = %e, "the signer did not tell the CA's facts yet");
     }
+    tokio::spawn(crate::ca::refresh_forever(app.clone()));
+    tokio::spawn(jobs::sweep_forever(app.clone()));
+    tokio::spawn(crate::crl::refresh_forever(app.clone()));
     announce(&app, &children);
 
     let shutdown = async {
@@ -112,7 +116,7 @@ fn drop_privileges(config: &Config) -> Result<(), Error> {
         run_as.as_ref().map(|(_, g)| g.as_str()),
     );
     let who =
-        drop_privileges(&plan).map_err(|e| Error::Internal(format!("dropping privileges: {e}")))?;
+        drop_privileges(&plan).map_err(|e| Error::Startup(format!("dropping privileges: {e}")))?;
     tracing::info!(target: "frontend", uid = who.uid, gid = who.gid, "privileges dropped");
     let mut secrets = vec![config.database_path()];
     if config.tls.enabled {
@@ -120,7 +124,7 @@ fn drop_privileges(config: &Config) -> Result<(), Error> {
     }
     for secret in secrets.iter().filter(|p| p.exists()) {
         daemon_kit::privileges::check_private_file(secret)
-            .map_err(|e| Error::Internal(format!("refusing to start: {e}")))?;
+            .map_err(|e| Error::Startup(format!("refusing to start: {e}")))?;
     }
     Ok(())
 }
@@ -133,7 +137,9 @@ fn announce(app: &App, children: &[Supervised]) {
             .map(|c| c.pid.load(Ordering::SeqCst))
     };
     let c = &app.config;
-    let ca_cert = absolute(&c.ca_cert_file());
+    // The CA certificate's file is the signer's; only the launcher, which
+    // wrote the signer's configuration, knows where it is.
+    let ca_cert = c.launcher.enabled.then(|| absolute(&c.ca_cert_file()));
     let directory = app.urls.directory();
     let ready = json!({
         "directory": directory,
@@ -143,6 +149,10 @@ fn announce(app: &App, children: &[Supervised]) {
         "validator_pid": pid_of("validator"),
     });
     let state = c.state_dir.display();
+    let ca_cert_text = ca_cert.as_deref().map_or_else(
+        || "(the signer's [ca] cert_file)".to_owned(),
+        |p| p.display().to_string(),
+    );
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "READY {ready}");
     let _ = writeln!(
@@ -158,8 +168,8 @@ fn announce(app: &App, children: &[Supervised]) {
         std::process::id(),
         pid_of("signer").map_or("-".into(), |p| p.to_string()),
         pid_of("validator").map_or("-".into(), |p| p.to_string()),
-        ca_cert.display(),
-        ca_cert.display(),
+        ca_cert_text,
+        ca_cert_text,
         c.server.http_validation_port,
     );
     let _ = out.flush();
@@ -175,12 +185,19 @@ fn create_private_dir(dir: &Path) -> Result<(), Error> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))
+        .map_err(|source| Error::Io {
+            context: "creating",
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), Error> {
-    std::fs::write(path, text)
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))
+    std::fs::write(path, text).map_err(|source| Error::Io {
+        context: "writing",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn toml_str(s: &str) -> String {
@@ -318,7 +335,7 @@ impl Supervised {
         .await;
         match waited {
             Ok(true) => Ok(Self { name, pid, task }),
-            _ => Err(Error::Internal(format!("{name} did not become ready"))),
+            _ => Err(Error::Startup(format!("{name} did not become ready"))),
         }
     }
 

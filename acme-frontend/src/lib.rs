@@ -11,9 +11,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod ca;
 pub mod config;
 pub mod crl;
 pub mod error;
+pub mod fault;
 pub mod handlers;
 pub mod http;
 pub mod jobs;
@@ -24,7 +26,6 @@ pub mod rpc;
 pub mod store;
 pub mod urls;
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 pub use config::Config;
@@ -42,9 +43,11 @@ pub struct App {
     /// URL construction.
     pub urls: urls::Urls,
     /// Challenges whose probe is running in this process.
-    pub probes_in_flight: Mutex<HashSet<String>>,
+    pub probes_in_flight: Arc<jobs::InFlight>,
     /// Orders whose issuance is running in this process.
-    pub issuance_in_flight: Mutex<HashSet<String>>,
+    pub issuance_in_flight: Arc<jobs::InFlight>,
+    /// What the CA is, as the signer last said.
+    pub ca: ca::CaFacts,
     /// The CRL being served.
     pub crl: crl::CrlCache,
     /// Woken after each revocation so the CRL follows at once.
@@ -69,8 +72,9 @@ impl App {
             nonces: nonces::NonceBook::default(),
             peers,
             urls,
-            probes_in_flight: Mutex::new(HashSet::new()),
-            issuance_in_flight: Mutex::new(HashSet::new()),
+            probes_in_flight: Arc::default(),
+            issuance_in_flight: Arc::default(),
+            ca: ca::CaFacts::default(),
             crl: crl::CrlCache::default(),
             revocations: tokio::sync::Notify::new(),
             key_cache: Mutex::new(std::collections::HashMap::new()),

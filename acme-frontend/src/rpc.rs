@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shared_proto::deadline::{self, context_with};
-use shared_proto::signer::{IssueRequest, IssuedCertificate, SignerError, SignerRpcClient};
+use shared_proto::signer::{CaInfo, IssueRequest, IssuedCertificate, SignerError, SignerRpcClient};
 use shared_proto::transport::{self, TransportError};
 use shared_proto::validator::{
     ValidateRequest, ValidationProblem, ValidationRecord, ValidatorRpcClient,
 };
 use tarpc::client::RpcError;
 use tokio::net::UnixStream;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 /// A reconnecting link to one peer.
 struct Link<C> {
@@ -20,6 +20,9 @@ struct Link<C> {
     path: PathBuf,
     client: Mutex<Option<C>>,
     make: fn(UnixStream) -> C,
+    /// Notified after each new connection (the first, and every one after
+    /// the peer restarted).
+    connected: Notify,
 }
 
 impl<C: Clone> Link<C> {
@@ -31,6 +34,7 @@ impl<C: Clone> Link<C> {
         let stream = transport::connect(&self.path).await?;
         let client = (self.make)(stream);
         *slot = Some(client.clone());
+        self.connected.notify_one();
         tracing::debug!(target: "frontend", peer = self.name, "connected");
         Ok(client)
     }
@@ -72,12 +76,14 @@ impl Peers {
                 path: signer_socket,
                 client: Mutex::new(None),
                 make: |s| SignerRpcClient::new(Default::default(), transport::framed(s)).spawn(),
+                connected: Notify::new(),
             },
             validator: Link {
                 name: "validator",
                 path: validator_socket,
                 client: Mutex::new(None),
                 make: |s| ValidatorRpcClient::new(Default::default(), transport::framed(s)).spawn(),
+                connected: Notify::new(),
             },
         }
     }
@@ -97,13 +103,18 @@ impl Peers {
         .await
     }
 
-    /// The CA chain served after each leaf.
-    pub async fn ca_chain(&self) -> Result<Result<String, SignerError>, CallError> {
-        let r = retry(&self.signer, |c| async move {
-            c.ca_chain(context_with(deadline::SIGNER_CALL)).await
+    /// What the CA is, as the signer owns it.
+    pub async fn ca_info(&self) -> Result<Result<CaInfo, SignerError>, CallError> {
+        retry(&self.signer, |c| async move {
+            c.ca_info(context_with(deadline::SIGNER_CALL)).await
         })
-        .await?;
-        Ok(r.map(|chain| chain.pem))
+        .await
+    }
+
+    /// Notified each time a new connection to the signer is made: after its
+    /// restart the CA's facts may have changed.
+    pub fn signer_connected(&self) -> &Notify {
+        &self.signer.connected
     }
 
     /// Asks the signer to sign a CRL.

@@ -1,5 +1,7 @@
-//! The URLs of every resource, built from `base_url` (paths as in the
-//! Akāmu reference).
+//! The URLs of every resource: `base_url` + the path from the one resource
+//! table ([`Resource`]).
+
+use crate::http::resource::Resource;
 
 /// URL builder.
 #[derive(Clone, Debug)]
@@ -19,40 +21,44 @@ impl Urls {
     pub fn absolute(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+    /// The absolute URL of `resource`.
+    pub fn of(&self, resource: Resource<'_>) -> String {
+        self.absolute(&resource.path())
+    }
     /// `/acme/directory`.
     pub fn directory(&self) -> String {
-        self.absolute("/acme/directory")
+        self.of(Resource::Directory)
     }
-    /// Prefix of account URLs.
+    /// Prefix of account URLs (an account URL with an empty id).
     pub fn account_prefix(&self) -> String {
-        self.absolute("/acme/account/")
+        self.of(Resource::Account(""))
     }
     /// An account.
     pub fn account(&self, id: &str) -> String {
-        format!("{}{id}", self.account_prefix())
+        self.of(Resource::Account(id))
     }
     /// An account's orders list.
     pub fn orders(&self, account_id: &str) -> String {
-        self.absolute(&format!("/acme/orders/{account_id}"))
+        self.of(Resource::Orders(account_id))
     }
     /// An order.
     pub fn order(&self, id: &str) -> String {
-        self.absolute(&format!("/acme/order/{id}"))
+        self.of(Resource::Order(id))
     }
     /// An order's finalize URL.
     pub fn finalize(&self, id: &str) -> String {
-        self.absolute(&format!("/acme/order/{id}/finalize"))
+        self.of(Resource::Finalize(id))
     }
     /// An authorization.
     pub fn authz(&self, id: &str) -> String {
-        self.absolute(&format!("/acme/authz/{id}"))
+        self.of(Resource::Authz(id))
     }
     /// A challenge.
     pub fn challenge(&self, authz_id: &str, kind: &str) -> String {
-        self.absolute(&format!("/acme/chall/{authz_id}/{kind}"))
+        self.of(Resource::Challenge(authz_id, kind))
     }
     /// A certificate.
     pub fn certificate(&self, id: &str) -> String {
-        self.absolute(&format!("/acme/cert/{id}"))
+        self.of(Resource::Certificate(id))
     }
 }

@@ -42,11 +42,18 @@ pub struct Config {
     /// The frontend's own HTTPS certificate, issued at start from this config.
     #[serde(default)]
     pub server_certificate: Option<ServerCertificate>,
-    /// The validator's Ed25519 public key (PEM). When set, every issuance
-    /// needs a valid statement from that key for each name; when absent the
-    /// signer issues on the frontend's word alone (and says so at start).
+    /// The validator's Ed25519 public key (PEM). Every issuance needs a
+    /// valid, fresh statement from that key for each name. Required unless
+    /// `insecure_issue_without_statements` is set.
     #[serde(default)]
     pub validator_public_key_file: Option<PathBuf>,
+    /// Start without `validator_public_key_file` and issue on the
+    /// frontend's word alone: any caller allowed on the socket gets any
+    /// name. For tests and labs only; the signer logs a warning at every
+    /// start. Default false; may not be set with
+    /// `validator_public_key_file`.
+    #[serde(default)]
+    pub insecure_issue_without_statements: bool,
     /// User to become when started as root (default: stay, but drop every
     /// capability and set `no_new_privs`); production uses `akamu-signer`.
     #[serde(default)]
@@ -104,13 +111,27 @@ pub struct Pkcs11Config {
 }
 
 /// `[audit]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Audit {
     /// The audit log. Default `<state dir>/audit.log`, where the state dir is
     /// the directory of `[ca] key_file` (or of `[ca] cert_file`).
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// How many recent issuances a repeated request is answered from in
+    /// memory (default 1024); an older one is found by reading the log
+    /// from the order's `processing_since`. At least 1.
+    #[serde(default = "default_recent_issuances")]
+    pub recent_issuances: usize,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            path: None,
+            recent_issuances: default_recent_issuances(),
+        }
+    }
 }
 
 /// `[policy]`.
@@ -133,6 +154,11 @@ pub struct Policy {
     /// The profile used for requests. Default `tls-server`.
     #[serde(default = "default_profile_name")]
     pub default_profile: String,
+    /// The oldest validator statement the signer relies on, in seconds
+    /// since its validation (default 86400). An older statement covers
+    /// nothing, whatever its `expires` says.
+    #[serde(default = "default_statement_max_age_secs")]
+    pub statement_max_age_secs: u32,
 }
 
 impl Default for Policy {
@@ -143,6 +169,7 @@ impl Default for Policy {
             allow_p521: false,
             allow_ed25519: false,
             default_profile: default_profile_name(),
+            statement_max_age_secs: default_statement_max_age_secs(),
         }
     }
 }
@@ -291,6 +318,14 @@ pub fn default_max_validity_days() -> u32 {
 pub fn default_profile_name() -> String {
     DEFAULT_PROFILE.to_owned()
 }
+/// Default for [`Audit::recent_issuances`].
+pub fn default_recent_issuances() -> usize {
+    crate::recent::CAPACITY
+}
+/// Default for [`Policy::statement_max_age_secs`].
+pub fn default_statement_max_age_secs() -> u32 {
+    shared_proto::statement::DEFAULT_MAX_AGE_SECS
+}
 /// Default for [`ProfileConfig::max_sans`].
 pub fn default_max_sans() -> usize {
     100
@@ -346,6 +381,18 @@ impl Config {
             return bad(
                 "ca.validity_days",
                 "must be between 1 and [policy] max_validity_days",
+            );
+        }
+        if self.audit.recent_issuances == 0 {
+            return bad("audit.recent_issuances", "must be at least 1");
+        }
+        if self.policy.statement_max_age_secs == 0 {
+            return bad("policy.statement_max_age_secs", "must be positive");
+        }
+        if self.insecure_issue_without_statements && self.validator_public_key_file.is_some() {
+            return bad(
+                "insecure_issue_without_statements",
+                "may not be set with validator_public_key_file",
             );
         }
         if self.ca.crl_validity_hours == 0 || self.ca.crl_validity_hours > 24 * 10 {

@@ -209,6 +209,26 @@ pub enum PolicyRefusal {
     /// No valid validator statement covers this name for the account.
     #[error("no valid validation statement covers {0}")]
     Unvalidated(String),
+    /// The statements covering this name all verify but are older than the
+    /// signer's `[policy] statement_max_age_secs` (or validated in the
+    /// future beyond the allowed clock skew): the name must be validated
+    /// again.
+    #[error(
+        "validation statement {statement} for {name} was made at {validated_at}, \
+         not within the signer's {max_age_secs} s before now ({now})"
+    )]
+    StaleStatement {
+        /// The name.
+        name: String,
+        /// The newest statement that would otherwise cover it (its id).
+        statement: String,
+        /// That statement's `validated_at`.
+        validated_at: i64,
+        /// The signer's maximum age.
+        max_age_secs: i64,
+        /// The signer's clock.
+        now: i64,
+    },
     /// The requested profile does not exist.
     #[error("unknown profile {0:?}")]
     UnknownProfile(String),
@@ -233,6 +253,21 @@ impl Error {
             Self::Policy(PolicyRefusal::Unvalidated(name)) => {
                 SignerError::Unvalidated(name.clone())
             }
+            // Like an expired statement: the name needs a new validation.
+            Self::Policy(PolicyRefusal::StaleStatement {
+                name,
+                validated_at,
+                max_age_secs,
+                now,
+                ..
+            }) => SignerError::Unvalidated(if validated_at > now {
+                format!("{name} (its validation statement is dated in the future)")
+            } else {
+                format!(
+                    "{name} (validated {} s ago; the signer relies on validations up to {max_age_secs} s old)",
+                    now - validated_at
+                )
+            }),
             Self::Policy(e) => SignerError::PolicyRefused(e.to_string()),
             other => {
                 tracing::error!(target: "signer", error = %other, "internal error");

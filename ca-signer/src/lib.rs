@@ -20,6 +20,7 @@ pub mod config;
 pub mod crl;
 pub mod error;
 pub mod files;
+pub mod inflight;
 pub mod keys;
 pub mod policy;
 pub mod recent;

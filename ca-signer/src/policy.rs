@@ -85,9 +85,15 @@ pub struct Checked {
     pub(crate) client_auth: bool,
     pub(crate) ca_not_after: i64,
     pub(crate) max_validity_secs: i64,
+    pub(crate) profile: String,
 }
 
 impl Checked {
+    /// The name of the profile the request was checked against (recorded
+    /// with the issuance).
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
     /// The subscriber's SubjectPublicKeyInfo, DER.
     pub fn spki_der(&self) -> &[u8] {
         &self.spki_der
@@ -142,6 +148,7 @@ pub fn check(
         client_auth: profile.client_auth,
         ca_not_after: profile.ca_not_after,
         max_validity_secs: profile.validity_secs,
+        profile: profile.name.clone(),
     })
 }
 
@@ -168,6 +175,7 @@ pub fn check_server_certificate(
         client_auth: false,
         ca_not_after: profile.ca_not_after,
         max_validity_secs: profile.validity_secs,
+        profile: profile.name.clone(),
     })
 }
 
@@ -718,6 +726,7 @@ mod tests {
             order_id: "order-1".to_owned(),
             statements: Vec::new(),
             profile: None,
+            processing_since: None,
         }
     }
 

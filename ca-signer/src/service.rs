@@ -16,7 +16,8 @@ use std::time::Instant;
 use rand::RngCore;
 use shared_proto::peer::PeerCred;
 use shared_proto::signer::{
-    CaChain, CrlRequest, IssueRequest, IssuedCertificate, SignedCrl, SignerError, SignerRpc,
+    CaInfo, CrlRequest, IssueRequest, IssuedCertificate, ProfileInfo, SignedCrl, SignerError,
+    SignerRpc,
 };
 use tarpc::context::Context;
 
@@ -28,6 +29,7 @@ use crate::crl;
 use crate::error::Error;
 use crate::error::PolicyRefusal;
 use crate::files::{self, CERT_MODE};
+use crate::inflight::InFlight;
 use crate::policy::{self, Checked, KeyPolicy, Profile};
 use crate::recent::{self, RecentIssues};
 use crate::tbs::{self, LeafUrls, SignedCertificate};
@@ -39,6 +41,10 @@ pub struct Issuer {
     profile: Profile,
     profiles: std::collections::BTreeMap<String, Profile>,
     statements: Option<StatementVerifier>,
+    /// `[policy] statement_max_age_secs`.
+    statement_max_age_secs: i64,
+    /// `[policy] max_validity_days`, in seconds.
+    max_validity_secs: i64,
     urls: LeafUrls,
     allow_p521: bool,
     allow_ed25519: bool,
@@ -48,6 +54,8 @@ pub struct Issuer {
     crl_validity_secs: i64,
     /// Certificates issued recently, for repeated requests.
     recent: Mutex<RecentIssues>,
+    /// The request digests being worked on, one request at a time each.
+    in_flight: InFlight,
 }
 
 /// What an ACME issuance was for, recorded with it.
@@ -100,9 +108,8 @@ impl Issuer {
     /// audit log and restores the CRL Number.
     pub fn new(ca: Ca, config: &Config) -> Result<Self, Error> {
         let audit_path = config.audit_path();
-        let mut tail = std::collections::VecDeque::new();
-        let (audit, summary) =
-            AuditLog::open_observing(&audit_path, |r| recent::keep_tail(&mut tail, r))?;
+        let mut tail = recent::Tail::new(config.audit.recent_issuances);
+        let (audit, summary) = AuditLog::open_observing(&audit_path, |r| tail.observe(r))?;
         let crl_path = audit_path.with_file_name("crl-number");
         let stored = match std::fs::read_to_string(&crl_path) {
             Ok(text) => text.trim().parse::<u64>().map_err(|_| Error::ConfigValue {
@@ -148,12 +155,23 @@ impl Issuer {
                     })?,
                 )
             }
-            None => {
+            None if config.insecure_issue_without_statements => {
                 tracing::warn!(
                     target: "signer",
-                    "validator_public_key_file is not set: issuing without validation statements"
+                    "INSECURE: insecure_issue_without_statements is set and there is no \
+                     validator_public_key_file: any allowed caller gets a certificate for any \
+                     name, without validation statements"
                 );
                 None
+            }
+            None => {
+                return Err(Error::ConfigValue {
+                    field: "validator_public_key_file",
+                    problem: "required: without it the signer would issue on the caller's word \
+                              alone (set insecure_issue_without_statements = true to do that \
+                              in a test or a lab)"
+                        .to_owned(),
+                });
             }
         };
         tracing::info!(
@@ -169,6 +187,8 @@ impl Issuer {
             profile,
             profiles,
             statements,
+            statement_max_age_secs: i64::from(config.policy.statement_max_age_secs),
+            max_validity_secs: i64::from(config.policy.max_validity_days) * 86_400,
             urls: LeafUrls {
                 crl: config.ca.crl_url.clone(),
                 ocsp: config.ca.ocsp_url.clone(),
@@ -183,7 +203,8 @@ impl Issuer {
                 path: crl_path,
             }),
             crl_validity_secs: i64::from(config.ca.crl_validity_hours) * 3600,
-            recent: Mutex::new(RecentIssues::from_records(tail)),
+            recent: Mutex::new(RecentIssues::from_tail(tail)),
+            in_flight: InFlight::default(),
         })
     }
 
@@ -214,10 +235,11 @@ impl Issuer {
     /// Checks `request`, builds the leaf, signs it and audits it. A refusal
     /// is audited too. `now` is Unix seconds; `uid` is the requester's.
     ///
-    /// A request equal to one this signer issued for recently (same order,
+    /// A request equal to one this signer has issued for (same order,
     /// account, CSR, identifiers, validity and profile) is answered with that
     /// certificate, not a new one (see [`crate::recent`]): no new signature,
-    /// so nothing new to check or audit.
+    /// so nothing new to check or audit. Identical requests are handled one
+    /// at a time, so two that arrive together get one certificate.
     pub fn issue(
         &self,
         request: &IssueRequest,
@@ -226,14 +248,10 @@ impl Issuer {
         rng: &mut dyn RngCore,
     ) -> Result<IssuedCertificate, Error> {
         let digest = request_sha256(request);
-        let repeated = self
-            .recent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&digest)
-            .cloned()
-            .filter(|signed| self.signed_by_current_issuer(&signed.der));
-        if let Some(signed) = repeated {
+        // Held until the certificate is in the table (or the request
+        // failed): an identical request waits here, then finds it.
+        let _turn = self.in_flight.enter(&digest);
+        if let Some(signed) = self.already_issued(request, &digest)? {
             tracing::warn!(
                 target: "signer",
                 order = %request.order_id,
@@ -264,11 +282,18 @@ impl Issuer {
                         .iter()
                         .map(ToString::to_string)
                         .collect();
+                    // The profile asked for (the default when none was):
+                    // the one the request was refused under, or an unknown
+                    // name.
+                    let profile = request
+                        .profile
+                        .clone()
+                        .unwrap_or_else(|| self.profile.name.clone());
                     self.audit.append(
                         Operation::Refusal,
                         audit::Entry {
                             names,
-                            profile: Some(self.profile.name.clone()),
+                            profile: Some(profile),
                             requester_uid: uid,
                             detail: Some(format!("{detail} reason={e}")),
                             ..audit::Entry::default()
@@ -282,8 +307,58 @@ impl Issuer {
         self.recent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(digest, signed.clone());
+            .insert(digest, signed.clone(), now);
         self.issued(signed)
+    }
+
+    /// The certificate already issued for `request` (digest `digest`), if
+    /// any and if it verifies with the current issuing key: from the table
+    /// of recent issuances, else, when the request may have been signed
+    /// before the table's coverage (its `processing_since`, less
+    /// [`recent::REPEAT_MARGIN_SECS`], is not after the newest issuance the
+    /// table dropped), from the audit log read from that time on. A log
+    /// that cannot be read fails the request rather than risk a second
+    /// signature.
+    fn already_issued(
+        &self,
+        request: &IssueRequest,
+        digest: &str,
+    ) -> Result<Option<SignedCertificate>, Error> {
+        let (hit, complete_after) = {
+            let table = self
+                .recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (table.get(digest).cloned(), table.complete_after())
+        };
+        if let Some(signed) = hit {
+            // The log holds the same certificate: a miss there too.
+            return Ok(Some(signed).filter(|s| self.signed_by_current_issuer(&s.der)));
+        }
+        let (Some(since), Some(complete_after)) = (request.processing_since, complete_after) else {
+            return Ok(None);
+        };
+        let from = since.saturating_sub(recent::REPEAT_MARGIN_SECS);
+        if from > complete_after {
+            return Ok(None);
+        }
+        let Some((signed, time)) = recent::find_in_log(self.audit.path(), from, digest)? else {
+            return Ok(None);
+        };
+        if !self.signed_by_current_issuer(&signed.der) {
+            return Ok(None);
+        }
+        tracing::info!(
+            target: "signer",
+            order = %request.order_id,
+            serial = %signed.serial_hex,
+            "repeated request found in the audit log"
+        );
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(digest.to_owned(), signed.clone(), time);
+        Ok(Some(signed))
     }
 
     /// Whether `der` is a certificate whose signature verifies with the
@@ -329,8 +404,12 @@ impl Issuer {
 
     /// With a validator key configured: every identifier must be covered by
     /// a statement that verifies with it, for this account, unexpired (a
-    /// wildcard by a dns-01 statement). The frontend can pass statements
-    /// along but cannot make them.
+    /// wildcard by a dns-01 statement), and fresh by the signer's own
+    /// measure (`[policy] statement_max_age_secs`; see
+    /// [`Statement::is_fresh`](shared_proto::statement::Statement::is_fresh)).
+    /// The frontend can pass statements along but cannot make them, nor
+    /// make them last. A name covered only by stale statements is refused
+    /// with [`PolicyRefusal::StaleStatement`], naming the newest of them.
     pub fn check_statements(&self, request: &IssueRequest, now: i64) -> Result<(), Error> {
         let Some(verifier) = &self.statements else {
             return Ok(());
@@ -347,12 +426,34 @@ impl Issuer {
             })
             .collect();
         for id in &request.identifiers {
-            if !valid
+            let covering = valid
                 .iter()
-                .any(|st| st.covers(id, &request.account_uri, now))
-            {
-                return Err(PolicyRefusal::Unvalidated(id.to_string()).into());
+                .filter(|st| st.covers(id, &request.account_uri, now));
+            let mut newest_stale: Option<&shared_proto::statement::Statement> = None;
+            let mut fresh = false;
+            for st in covering {
+                if st.is_fresh(now, self.statement_max_age_secs) {
+                    fresh = true;
+                    break;
+                }
+                if newest_stale.is_none_or(|n| st.validated_at > n.validated_at) {
+                    newest_stale = Some(st);
+                }
             }
+            if fresh {
+                continue;
+            }
+            return Err(match newest_stale {
+                Some(st) => PolicyRefusal::StaleStatement {
+                    name: id.to_string(),
+                    statement: st.id.clone(),
+                    validated_at: st.validated_at,
+                    max_age_secs: self.statement_max_age_secs,
+                    now,
+                }
+                .into(),
+                None => PolicyRefusal::Unvalidated(id.to_string()).into(),
+            });
         }
         Ok(())
     }
@@ -370,6 +471,7 @@ impl Issuer {
         rng: &mut dyn RngCore,
     ) -> Result<SignedCertificate, Error> {
         let names: Vec<String> = checked.sans().iter().map(ToString::to_string).collect();
+        let profile = checked.profile().to_owned();
         let linted = tbs::build_leaf(checked, self.ca.issuer(), &self.urls, rng)?;
         let tbs_der = linted.tbs_der().to_vec();
         let signed = linted.sign(self.ca.key())?;
@@ -378,7 +480,7 @@ impl Issuer {
             audit::Entry {
                 serial: Some(signed.serial_hex.clone()),
                 names,
-                profile: Some(self.profile.name.clone()),
+                profile: Some(profile),
                 requester_uid: uid,
                 tbs_der: Some(tbs_der),
                 detail: Some(detail.to_owned()),
@@ -449,10 +551,30 @@ impl Issuer {
         })
     }
 
-    /// The chain served after each leaf: `cert_file`, then `chain_file`.
-    pub fn chain(&self) -> CaChain {
-        CaChain {
-            pem: self.ca.chain_pem(),
+    /// What the CA is, for the frontend: the chain served after each leaf
+    /// (`cert_file`, then `chain_file`), the URLs put in leaves, the
+    /// profiles, the validity ceiling and the CA's own notAfter.
+    pub fn ca_info(&self) -> CaInfo {
+        let profile_info = |p: &Profile| ProfileInfo {
+            name: p.name.clone(),
+            validity_secs: p.validity_secs,
+            // At most policy::MAX_IDENTIFIERS (config validation).
+            max_sans: u32::try_from(p.max_sans).unwrap_or(u32::MAX),
+            extended_key_usages: std::iter::once("serverAuth")
+                .chain(p.client_auth.then_some("clientAuth"))
+                .map(str::to_owned)
+                .collect(),
+        };
+        CaInfo {
+            chain_pem: self.ca.chain_pem(),
+            crl_url: self.urls.crl.clone(),
+            ocsp_url: self.urls.ocsp.clone(),
+            ca_issuers_url: self.urls.ca_issuers.clone(),
+            default_profile: self.profile.name.clone(),
+            // A BTreeMap: sorted by name.
+            profiles: self.profiles.values().map(profile_info).collect(),
+            max_validity_secs: self.max_validity_secs,
+            ca_not_after: self.ca.not_after(),
         }
     }
 }
@@ -539,8 +661,8 @@ impl SignerRpc for SignerService {
         }
     }
 
-    async fn ca_chain(self, _ctx: Context) -> Result<CaChain, SignerError> {
-        Ok(self.issuer.chain())
+    async fn ca_info(self, _ctx: Context) -> Result<CaInfo, SignerError> {
+        Ok(self.issuer.ca_info())
     }
 
     async fn generate_crl(

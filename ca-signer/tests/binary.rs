@@ -31,6 +31,7 @@ impl Signer {
                 socket_path = "{socket}"
                 socket_mode = 0o600
                 allowed_uids = [{me}]
+                insecure_issue_without_statements = true
                 [ca]
                 key_file = "{dir}/ca/ca.key.pem"
                 cert_file = "{dir}/ca/ca.cert.pem"
@@ -78,16 +79,16 @@ impl Signer {
         self.dir.path()
     }
 
-    /// `ca_chain` over a fresh connection: the signer serves.
+    /// `ca_info` over a fresh connection: the signer serves.
     async fn assert_serves(&self) {
         let stream = transport::connect(&self.socket).await.expect("connect");
         let client =
             SignerRpcClient::new(tarpc::client::Config::default(), transport::framed(stream))
                 .spawn();
         let ctx = shared_proto::deadline::context_with(shared_proto::deadline::SIGNER_CALL);
-        let chain = client.ca_chain(ctx).await.expect("rpc").expect("chain");
+        let info = client.ca_info(ctx).await.expect("rpc").expect("CA info");
         assert_eq!(
-            chain.pem.as_bytes(),
+            info.chain_pem.as_bytes(),
             std::fs::read(self.dir().join("ca/ca.cert.pem")).expect("read")
         );
     }
@@ -143,4 +144,77 @@ async fn hostile_peers_do_not_crash_or_wedge_the_signer() {
         .assert_silent_peer_dropped(shared_proto::deadline::CONNECT + Duration::from_secs(2))
         .await;
     signer.stop().await;
+}
+
+/// A signer configuration in `dir` with no validator key, plus `extra`
+/// top-level lines; returns its path.
+fn config_without_validator_key(dir: &Path, extra: &str) -> PathBuf {
+    let me = nix::unistd::geteuid().as_raw();
+    let path = dir.join("signer.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "socket_path = {:?}\nallowed_uids = [{me}]\n{extra}\n[ca]\nkey_file = {:?}\ncert_file = {:?}\n",
+            dir.join("signer.sock"),
+            dir.join("ca/ca.key.pem"),
+            dir.join("ca/ca.cert.pem"),
+        ),
+    )
+    .expect("config");
+    path
+}
+
+/// Without `validator_public_key_file` the signer would issue on its
+/// caller's word: it refuses to start, unless the configuration says
+/// `insecure_issue_without_statements = true`, and then it says so at every
+/// start.
+#[test]
+fn refuses_to_start_without_a_validator_key_unless_told_it_is_insecure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_without_validator_key(dir.path(), "");
+    let out = Command::new(env!("CARGO_BIN_EXE_ca-signer"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("validator_public_key_file"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("READY"),
+        "no READY line"
+    );
+    assert!(!dir.path().join("signer.sock").exists());
+
+    let config =
+        config_without_validator_key(dir.path(), "insecure_issue_without_statements = true");
+    for start in 0..2 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ca-signer"))
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        assert!(line.starts_with("READY "), "start {start}: {line:?}");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains("INSECURE")),
+            "start {start} warns: {stderr}"
+        );
+    }
 }

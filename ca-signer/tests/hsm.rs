@@ -121,6 +121,7 @@ fn signer_toml(h: &Hsm, dir: &Path, tag: &str, me: u32) -> String {
         r#"
 socket_path = "{dir}/signer.sock"
 allowed_uids = [{me}]
+insecure_issue_without_statements = true
 [ca]
 cert_file = "{dir}/intermediate.pem"
 hash_alg = "sha256"
@@ -214,6 +215,7 @@ fn request(csr_der: Vec<u8>, names: &[&str]) -> IssueRequest {
         order_id: "order-1".to_owned(),
         statements: Vec::new(),
         profile: None,
+        processing_since: None,
     }
 }
 

@@ -59,11 +59,15 @@ fn full_config(dir: &Path, ca: config::Ca) -> Config {
         signer: config::Signer::default(),
         audit: config::Audit {
             path: Some(dir.join("audit/audit.log")),
+            ..config::Audit::default()
         },
         policy: config::Policy::default(),
         profiles: Default::default(),
         server_certificate: None,
         validator_public_key_file: None,
+        // These tests are about the policy, the TBS and the audit log, not
+        // the statements (tests/statements.rs).
+        insecure_issue_without_statements: true,
         user: None,
         group: None,
     }
@@ -127,6 +131,7 @@ fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssueRequest {
         order_id: "order-1".to_owned(),
         statements: Vec::new(),
         profile: None,
+        processing_since: None,
     }
 }
 
@@ -668,9 +673,9 @@ async fn issues_over_the_socket() {
     );
 
     let ctx = shared_proto::deadline::context_with(Duration::from_secs(10));
-    let chain = client.ca_chain(ctx).await.expect("rpc").expect("chain");
+    let info = client.ca_info(ctx).await.expect("rpc").expect("CA info");
     assert_eq!(
-        chain.pem.as_bytes(),
+        info.chain_pem.as_bytes(),
         std::fs::read(&config.ca.cert_file).expect("read")
     );
 
@@ -800,7 +805,7 @@ fn crl_numbers_never_go_backwards_and_chain_file_is_served() {
     let mut with_chain = config;
     with_chain.ca.chain_file = Some(extra);
     let issuer = issuer_with(dir.path(), with_chain);
-    let chain = X509::stack_from_pem(issuer.chain().pem.as_bytes()).expect("chain");
+    let chain = X509::stack_from_pem(issuer.ca_info().chain_pem.as_bytes()).expect("chain");
     assert_eq!(chain.len(), 2);
     let der = csr(&["a.example.org"], None, false);
     let issued = issuer
@@ -923,4 +928,62 @@ fn a_repeated_request_gets_the_same_certificate() {
     let new_root = X509::from_pem(&std::fs::read(&cfg.cert_file).expect("new CA")).expect("pem");
     let leaf = X509::from_der(&reissued.der).expect("der");
     verifies(&leaf, &new_root).expect("verifies with the new CA");
+}
+
+/// The audit record names the profile a leaf was issued (or refused) under,
+/// not the default one.
+#[test]
+fn audit_records_name_the_profile_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = full_config(dir.path(), ca_config(dir.path(), KeyType::EcP256));
+    config.profiles.insert(
+        "short".to_owned(),
+        config::ProfileConfig {
+            validity_hours: Some(24),
+            max_sans: 1,
+            client_auth: true,
+        },
+    );
+    let issuer = issuer_with(dir.path(), config);
+    let mut short = request_for(csr(&["a.example.org"], None, false));
+    short.profile = Some("short".to_owned());
+    let issued = issuer
+        .issue(&short, None, now(), &mut rand::rng())
+        .expect("issue under short");
+    assert_eq!(issued.not_after - issued.not_before, DAY);
+    let default = issuer
+        .issue(
+            &request_for(csr(&["a.example.org"], None, false)),
+            None,
+            now(),
+            &mut rand::rng(),
+        )
+        .expect("issue under the default");
+    let mut too_many = request(
+        csr(&["a.example.org", "b.example.org"], None, false),
+        ids(&["a.example.org", "b.example.org"], &[]),
+    );
+    too_many.profile = Some("short".to_owned());
+    issuer
+        .issue(&too_many, None, now(), &mut rand::rng())
+        .expect_err("two names under a profile of one");
+
+    let (records, _) =
+        ca_signer::audit::read_verified(&dir.path().join("audit/audit.log")).expect("audit");
+    let profile_of = |serial: &str| {
+        records
+            .iter()
+            .find(|r| r.serial.as_deref() == Some(serial))
+            .and_then(|r| r.profile.clone())
+    };
+    assert_eq!(profile_of(&issued.serial_hex).as_deref(), Some("short"));
+    assert_eq!(
+        profile_of(&default.serial_hex).as_deref(),
+        Some("tls-server")
+    );
+    let refusal = records
+        .iter()
+        .find(|r| r.operation == ca_signer::audit::Operation::Refusal)
+        .expect("the refusal is audited");
+    assert_eq!(refusal.profile.as_deref(), Some("short"));
 }

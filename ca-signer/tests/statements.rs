@@ -22,11 +22,16 @@ fn now() -> i64 {
 }
 
 fn config(dir: &Path, validator_key: &Path) -> Config {
+    config_with(dir, validator_key, "")
+}
+
+/// [`config`] with `tables` (whole TOML tables such as `[policy]`) appended.
+fn config_with(dir: &Path, validator_key: &Path, tables: &str) -> Config {
     let uid = nix::unistd::geteuid().as_raw();
     let text = format!(
         "socket_path = {:?}\nallowed_uids = [{uid}]\nvalidator_public_key_file = {:?}\n\
          [ca]\nkey_file = {:?}\ncert_file = {:?}\nkey_type = \"ec:P-256\"\n\
-         [audit]\npath = {:?}\n",
+         [audit]\npath = {:?}\n{tables}",
         dir.join("run/signer.sock"),
         public_path(validator_key),
         dir.join("ca/ca.key.pem"),
@@ -65,6 +70,20 @@ fn statement(
     .expect("sign")
 }
 
+/// An http-01 statement for `name` and [`ACCOUNT`] named `id`, validated at
+/// `validated_at` and expiring a day from now.
+fn statement_at(key: &StatementKey, id: &str, name: &str, validated_at: i64) -> SignedStatement {
+    key.sign(Statement {
+        id: id.into(),
+        account_uri: ACCOUNT.into(),
+        identifier: Identifier::dns(name),
+        challenge_type: ChallengeType::Http01,
+        validated_at,
+        expires: now() + 86_400,
+    })
+    .expect("sign")
+}
+
 fn request(names: &[&str], statements: Vec<SignedStatement>) -> IssueRequest {
     IssueRequest {
         csr_der: csr(names),
@@ -75,6 +94,7 @@ fn request(names: &[&str], statements: Vec<SignedStatement>) -> IssueRequest {
         order_id: "o1".into(),
         statements,
         profile: None,
+        processing_since: None,
     }
 }
 
@@ -216,6 +236,94 @@ async fn issuance_needs_a_valid_statement_for_every_name() {
         .filter(|l| l.contains("not validated") || l.contains("no valid validation statement"))
         .count();
     assert_eq!(refusals, 7, "audit log:\n{log}");
+
+    stop_tx.send(()).expect("stop");
+    handle.await.expect("join").expect("serve");
+}
+
+/// The signer decides how old a statement it relies on, whatever `expires`
+/// the statement carries: one older than `[policy] statement_max_age_secs`
+/// (or dated too far in the future) covers nothing, and the refusal is
+/// audited with the stale statement named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_older_than_the_signers_maximum_cover_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let validator_key_path = dir.path().join("validator/statement.key");
+    let validator = StatementKey::load_or_create(&validator_key_path).expect("validator key");
+    let config = config_with(
+        dir.path(),
+        &validator_key_path,
+        "[policy]\nstatement_max_age_secs = 3600\n",
+    );
+    std::fs::create_dir_all(dir.path().join("run")).expect("mkdir");
+    let server = Server::start(&config).expect("start");
+    let path = server.socket_path().to_owned();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(server.serve_until(async move {
+        let _ = stop_rx.await;
+    }));
+    let stream = transport::connect(&path).await.expect("connect");
+    let client =
+        SignerRpcClient::new(tarpc::client::Config::default(), transport::framed(stream)).spawn();
+    let call = |req: IssueRequest| {
+        let client = client.clone();
+        async move {
+            client
+                .issue_certificate(
+                    shared_proto::deadline::context_with(shared_proto::deadline::SIGNER_CALL),
+                    req,
+                )
+                .await
+                .expect("rpc")
+        }
+    };
+
+    let name = "a.example.org";
+    let stale = statement_at(&validator, "stale-statement-1", name, now() - 7200);
+    let result = call(request(&[name], vec![stale.clone()])).await;
+    match &result {
+        Err(SignerError::Unvalidated(detail)) => {
+            assert!(detail.starts_with(&format!("dns:{name} ")), "{detail}");
+            assert!(detail.contains("3600 s"), "{detail}");
+        }
+        other => panic!("a stale statement is refused: {other:?}"),
+    }
+    let future = statement_at(&validator, "future-statement-1", name, now() + 3600);
+    let result = call(request(&[name], vec![future])).await;
+    assert!(
+        matches!(&result, Err(SignerError::Unvalidated(d)) if d.contains("future")),
+        "{result:?}"
+    );
+    // A fresh statement beside the stale one is enough.
+    let fresh = statement_at(&validator, "fresh-statement-1", name, now() - 1800);
+    let issued = call(request(&[name], vec![stale, fresh])).await;
+    assert!(issued.is_ok(), "{issued:?}");
+
+    let log = std::fs::read_to_string(dir.path().join("audit/audit.log")).expect("audit log");
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect();
+    let refusals: Vec<&str> = records
+        .iter()
+        .filter(|r| r["operation"] == "refusal")
+        .map(|r| r["detail"].as_str().expect("detail"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{log}");
+    assert!(
+        refusals[0].contains("stale-statement-1") && refusals[0].contains("3600"),
+        "{}",
+        refusals[0]
+    );
+    assert!(
+        refusals[1].contains("future-statement-1"),
+        "{}",
+        refusals[1]
+    );
+    assert_eq!(
+        records.iter().filter(|r| r["operation"] == "issue").count(),
+        1
+    );
 
     stop_tx.send(()).expect("stop");
     handle.await.expect("join").expect("serve");

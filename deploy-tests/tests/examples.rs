@@ -2,7 +2,9 @@
 //! real config types and agree with the units: the launcher is off, both
 //! ends of each socket name the same path inside the directory tmpfiles.d
 //! makes for it, and each daemon's files sit where its unit lets it write
-//! (or, for keys, where only the signer can read).
+//! (or, for keys, where only the signer can read). Each fact has one owner:
+//! the frontend's file carries none of the signer's, and every URL the
+//! signer puts in a leaf is one the frontend serves.
 
 use std::path::{Path, PathBuf};
 
@@ -77,4 +79,43 @@ fn examples_parse_and_match_the_units() {
         ),
         (80, 443)
     );
+}
+
+/// The URLs the signer writes into every leaf (CRL distribution point, and
+/// OCSP/caIssuers when set) are under the frontend's `base_url`, where the
+/// frontend serves them: the CRL at the path of `crl_url`, learned from the
+/// signer over the RPC. A CRL URL nobody serves would make every leaf fail
+/// revocation checking.
+#[test]
+fn the_urls_in_every_leaf_are_served_by_the_frontend() {
+    let frontend = acme_frontend::config::Config::parse(&example("frontend.toml"), "frontend.toml")
+        .expect("frontend.toml parses (and carries none of the signer's sections)");
+    let signer =
+        ca_signer::config::Config::from_toml(&example("signer.toml")).expect("signer.toml parses");
+    let crl = signer
+        .ca
+        .crl_url
+        .as_deref()
+        .expect("the example signer publishes a CRL");
+    let under_base = |url: &str| {
+        url.strip_prefix(&frontend.base_url)
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    assert!(
+        under_base(crl),
+        "signer.toml's crl_url {crl} is not under frontend.toml's base_url {}: no one would serve it",
+        frontend.base_url
+    );
+    assert!(
+        acme_frontend::crl::serving_path(crl).is_some(),
+        "the frontend cannot derive a path from {crl}"
+    );
+    for (key, url) in [
+        ("ocsp_url", &signer.ca.ocsp_url),
+        ("ca_issuers_url", &signer.ca.ca_issuers_url),
+    ] {
+        if let Some(url) = url {
+            panic!("signer.toml sets {key} = {url}, which the frontend does not serve");
+        }
+    }
 }

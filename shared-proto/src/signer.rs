@@ -14,8 +14,9 @@ use crate::Identifier;
 pub trait SignerRpc {
     /// Issues a leaf certificate for a finalized order.
     async fn issue_certificate(request: IssueRequest) -> Result<IssuedCertificate, SignerError>;
-    /// The certificates served after each leaf (the issuing CA first).
-    async fn ca_chain() -> Result<CaChain, SignerError>;
+    /// What the CA is: its chain, the URLs and profiles it puts in leaves,
+    /// its limits. (Protocol version 3 had `ca_chain` here, the chain alone.)
+    async fn ca_info() -> Result<CaInfo, SignerError>;
     /// Signs a fresh CRL listing `request.revoked`, with the next CRL Number.
     async fn generate_crl(request: CrlRequest) -> Result<SignedCrl, SignerError>;
 }
@@ -41,6 +42,14 @@ pub struct IssueRequest {
     /// The signer profile to issue under (ACME profiles extension); `None`
     /// for the signer's default.
     pub profile: Option<String>,
+    /// When the frontend moved the order to `processing` (Unix seconds).
+    /// The frontend sends it on every attempt, the first and each retry:
+    /// a retry the signer no longer holds in memory is looked up in its
+    /// audit log from this time on, so an order is never signed twice.
+    /// `None` makes a request the signer no longer remembers a new
+    /// issuance. Not part of the request's identity (a retry has the same
+    /// digest).
+    pub processing_since: Option<i64>,
 }
 
 /// A signed leaf certificate.
@@ -58,11 +67,44 @@ pub struct IssuedCertificate {
     pub chain_pem: String,
 }
 
-/// The CA certificates the signer serves after each leaf.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CaChain {
-    /// PEM certificates, the issuing CA first.
-    pub pem: String,
+/// What the CA is, as the signer owns it. The frontend asks for it when it
+/// connects and again after the signer restarts; it keeps no copy of these
+/// facts in its own configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaInfo {
+    /// PEM certificates served after each leaf, the issuing CA first.
+    pub chain_pem: String,
+    /// CRL distribution point put in every leaf (`[ca] crl_url`), if any.
+    pub crl_url: Option<String>,
+    /// OCSP URL put in every leaf's AIA, if any.
+    pub ocsp_url: Option<String>,
+    /// caIssuers URL put in every leaf's AIA, if any.
+    pub ca_issuers_url: Option<String>,
+    /// The profile used when an order names none.
+    pub default_profile: String,
+    /// Every profile the signer issues under (the default included), sorted
+    /// by name.
+    pub profiles: Vec<ProfileInfo>,
+    /// The longest validity the signer will sign (`[policy]
+    /// max_validity_days`), seconds.
+    pub max_validity_secs: i64,
+    /// The issuing CA certificate's notAfter, Unix seconds (no leaf
+    /// outlives it).
+    pub ca_not_after: i64,
+}
+
+/// One issuance profile as the signer enforces it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileInfo {
+    /// The profile's name, as an order names it.
+    pub name: String,
+    /// Validity of leaves issued under it, seconds.
+    pub validity_secs: i64,
+    /// Most names (SANs) a certificate may carry.
+    pub max_sans: u32,
+    /// Extended key usages, as names: "serverAuth", and "clientAuth" when
+    /// the profile allows it.
+    pub extended_key_usages: Vec<String>,
 }
 
 /// A request to sign a CRL: the full list of revoked, unexpired certificates.

@@ -19,6 +19,17 @@ use crate::{Identifier, IdentifierKind};
 /// Domain separation for statement signatures.
 pub const DOMAIN: &[u8] = b"akamu-validation-statement-v1\0";
 
+/// How far a statement's `validated_at` may lie ahead of the verifier's
+/// clock: the validator and the signer may run on hosts whose clocks
+/// differ a little. Further ahead, the statement is refused.
+pub const CLOCK_SKEW_SECS: i64 = 60;
+
+/// The longest a statement is relied on by default, seconds: the
+/// reference's authorization lifetime (one day). The validator caps the
+/// statements it signs at its own maximum, and the signer refuses
+/// statements older than its own; both default to this.
+pub const DEFAULT_MAX_AGE_SECS: u32 = 86_400;
+
 /// What the validator vouches for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement {
@@ -33,7 +44,9 @@ pub struct Statement {
     pub challenge_type: ChallengeType,
     /// When (Unix seconds).
     pub validated_at: i64,
-    /// Until when it may be relied on: the authorization's expiry.
+    /// Until when it may be relied on: the authorization's expiry, capped
+    /// by the validator at `validated_at` plus its own maximum (see
+    /// [`capped_expiry`]).
     pub expires: i64,
 }
 
@@ -84,6 +97,24 @@ impl Statement {
             && (!san.is_wildcard() || self.challenge_type == ChallengeType::Dns01)
             && (san.kind != IdentifierKind::Ip || self.challenge_type != ChallengeType::Dns01)
     }
+
+    /// Whether, as of `now`, this statement is recent enough for a verifier
+    /// that relies on statements at most `max_age_secs` old: validated no
+    /// longer than that ago, and not later than `now` plus
+    /// [`CLOCK_SKEW_SECS`]. The verifier decides this, whatever `expires`
+    /// the statement carries.
+    pub fn is_fresh(&self, now: i64, max_age_secs: i64) -> bool {
+        self.validated_at <= now.saturating_add(CLOCK_SKEW_SECS)
+            && now.saturating_sub(self.validated_at) <= max_age_secs
+    }
+}
+
+/// The expiry a validator puts in a statement validated at `validated_at`:
+/// what the caller asked for (`requested`, the authorization's expiry), but
+/// never more than `max_age_secs` after the validation. The caller cannot
+/// make a statement last longer than the validator allows.
+pub fn capped_expiry(validated_at: i64, requested: i64, max_age_secs: i64) -> i64 {
+    requested.min(validated_at.saturating_add(max_age_secs))
 }
 
 /// The validator's signing key.
@@ -333,5 +364,22 @@ mod tests {
         );
         let w = statement(Identifier::dns("*.example.org"), ChallengeType::Dns01);
         assert!(w.covers(&Identifier::dns("*.example.org"), acct, 150));
+    }
+
+    #[test]
+    fn freshness_is_the_verifiers_maximum_with_a_little_skew() {
+        // validated_at = 100
+        let s = statement(Identifier::dns("a.example.org"), ChallengeType::Http01);
+        assert!(s.is_fresh(100, 50));
+        assert!(s.is_fresh(150, 50), "exactly the maximum age");
+        assert!(!s.is_fresh(151, 50), "older than the maximum");
+        assert!(s.is_fresh(100 - CLOCK_SKEW_SECS, 50), "a little ahead");
+        assert!(
+            !s.is_fresh(100 - CLOCK_SKEW_SECS - 1, 50),
+            "too far in the future"
+        );
+        assert_eq!(capped_expiry(100, 1_000, 50), 150);
+        assert_eq!(capped_expiry(100, 120, 50), 120);
+        assert_eq!(capped_expiry(i64::MAX - 1, i64::MAX, 50), i64::MAX);
     }
 }

@@ -249,14 +249,12 @@ async fn three_users_signer_without_network_issuance_works() {
             "listen_addr = \"127.0.0.1:{listen_port}\"\nbase_url = \"https://localhost:{listen_port}\"\n\
              state_dir = {:?}\nuser = \"{FRONTEND}\"\n\
              [database]\npath = {:?}\n\
-             [ca]\ncert_file = {:?}\n\
              [tls]\nenabled = true\ncert_file = {:?}\nkey_file = {:?}\n\
              [server]\nhttp_validation_port = {http_port}\nallow_private_targets = true\n\
              [signer]\nsocket_path = {:?}\n[validator]\nsocket_path = {:?}\n\
              [launcher]\nenabled = false\n",
             frontend_dir,
             frontend_dir.join("akamu.db"),
-            tls_dir.join("ca.cert.pem"),
             tls_dir.join("server.crt"),
             server_key,
             run_signer.join("signer.sock"),

@@ -142,6 +142,20 @@ async fn signer_killed_before_finalize_still_issues() {
     let report: serde_json::Value = serde_json::from_str(first).expect("--json report");
     assert_eq!(report["audit_only"], serde_json::json!([serial]), "{run}");
     assert_eq!(report["database_only"], serde_json::json!([]), "{run}");
+
+    // `--import` brings it back from the certificate its audit record
+    // carries; afterwards the two records agree again.
+    let chain = ca.ca_cert().as_os_str().to_owned();
+    let run = reconcile_with(
+        &audit_log,
+        &copy,
+        &["--import".as_ref(), "--chain".as_ref(), &chain],
+    );
+    run.assert_success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("--json output");
+    assert_eq!(report["imported"], serde_json::json!([serial]), "{run}");
+    assert_eq!(report["audit_only"], serde_json::json!([]), "{run}");
+    reconcile(&audit_log, &copy).assert_success();
 }
 
 /// Writes a consistent snapshot of the live WAL database `db` to `copy`
@@ -170,18 +184,26 @@ fn snapshot_without_certificate(
 
 /// `akamu-cli --json audit reconcile` of `audit_log` against `db`.
 fn reconcile(audit_log: &std::path::Path, db: &std::path::Path) -> crate::support::operator::Run {
-    crate::support::operator::akamu_cli(
-        &[
-            "--json".as_ref(),
-            "audit".as_ref(),
-            "reconcile".as_ref(),
-            "--audit-log".as_ref(),
-            audit_log.as_os_str(),
-            "--database".as_ref(),
-            db.as_os_str(),
-        ],
-        &[],
-    )
+    reconcile_with(audit_log, db, &[])
+}
+
+/// [`reconcile`] with `extra` arguments.
+fn reconcile_with(
+    audit_log: &std::path::Path,
+    db: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> crate::support::operator::Run {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--json".as_ref(),
+        "audit".as_ref(),
+        "reconcile".as_ref(),
+        "--audit-log".as_ref(),
+        audit_log.as_os_str(),
+        "--database".as_ref(),
+        db.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    crate::support::operator::akamu_cli(&args, &[])
 }
 
 /// A finalize racing with the signer's death: whichever wins, the order
@@ -326,4 +348,79 @@ async fn validator_killed_mid_validation_leaves_no_challenge_processing() {
             );
         }
     }
+}
+
+/// The worst moment for the frontend to die: the signer has signed (and
+/// audited) the certificate, the frontend has not committed it. A fault
+/// point makes the frontend abort exactly there, every time. After a restart
+/// the recovery sweep asks the signer again with the order's
+/// `processing_since`, the signer answers with the certificate it already
+/// signed, and the client gets that one: one signature per order, every
+/// signed certificate in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frontend_killed_between_signature_and_commit_loses_no_certificate() {
+    let dns = DnsServer::start().await;
+    let mut ca = Ca::start_async(crate::support::procs::CaOptions {
+        dns_resolver_addr: Some(dns.addr()),
+        env: vec![(
+            "AKAMU_FAULT_POINT".into(),
+            acme_frontend::fault::AFTER_SIGN_BEFORE_COMMIT.into(),
+        )],
+        ..Default::default()
+    })
+    .await;
+    let http = Http01Server::start(ca.http_validation_port()).await;
+    let account = acme_account(&ca).await;
+    let names = ["crash-before-commit.example.org"];
+    let mut order = new_order(&account, &names).await;
+    answer_http01(&mut order, &http).await;
+    wait_ready(&mut order).await;
+    let order_id = order
+        .url()
+        .rsplit('/')
+        .next()
+        .expect("order URL has an id")
+        .to_owned();
+
+    // The frontend aborts while answering: the client sees a broken
+    // connection, not a certificate.
+    let (csr_der, _key) = csr(&names);
+    assert!(
+        order.finalize_csr(&csr_der).await.is_err(),
+        "the frontend must die before answering the finalize"
+    );
+    ca.restart_after_crash(Vec::new(), RESTART_TIMEOUT).await;
+
+    let chain = download(&mut order).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leaf = verify_chain(dir.path(), ca.ca_cert(), &chain);
+    assert_eq!(dns_sans(&leaf), vec![names[0]]);
+    let serial = leaf
+        .serial_number()
+        .to_bn()
+        .and_then(|bn| bn.to_hex_str().map(|h| h.to_ascii_lowercase()))
+        .expect("serial as hex");
+
+    // Exactly one signature for the order, and it is the certificate
+    // served.
+    let audit_log = ca.state_dir().join("audit.log");
+    let text = std::fs::read_to_string(&audit_log).expect("read the audit log");
+    let issued: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["operation"] == "issue" && r["order_id"] == order_id.as_str())
+        .collect();
+    assert_eq!(
+        issued.len(),
+        1,
+        "signatures for order {order_id}: {issued:?}"
+    );
+    assert_eq!(
+        issued[0]["serial"]
+            .as_str()
+            .map(|s| s.trim_start_matches('0')),
+        Some(serial.trim_start_matches('0')),
+        "the served certificate is the one signed before the crash"
+    );
+    reconcile(&audit_log, &ca.db_path()).assert_success();
 }

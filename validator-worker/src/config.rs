@@ -49,6 +49,13 @@ pub struct Config {
     /// Default: `validator-statement.key` next to the socket.
     #[serde(default)]
     pub statement_key_file: Option<PathBuf>,
+    /// Longest a signed statement may be relied on, in seconds from the
+    /// validation (default 86400, the reference's authorization lifetime).
+    /// A statement's `expires` is the authorization's expiry the frontend
+    /// asks for, but never later than the validation plus this: the
+    /// frontend cannot make a validation last longer.
+    #[serde(default = "default_statement_max_age_secs")]
+    pub statement_max_age_secs: u32,
     /// User to become when started as root (default: stay, but drop every
     /// capability and set `no_new_privs`); production uses `akamu-validator`.
     #[serde(default)]
@@ -88,6 +95,11 @@ pub fn default_probe_timeout_ms() -> u64 {
     20_000
 }
 
+/// Default for [`Config::statement_max_age_secs`].
+pub fn default_statement_max_age_secs() -> u32 {
+    shared_proto::statement::DEFAULT_MAX_AGE_SECS
+}
+
 impl Config {
     /// A configuration with defaults for everything but the socket and the
     /// allow-list.
@@ -103,6 +115,7 @@ impl Config {
             connect_timeout_ms: default_connect_timeout_ms(),
             probe_timeout_ms: default_probe_timeout_ms(),
             statement_key_file: None,
+            statement_max_age_secs: default_statement_max_age_secs(),
             user: None,
             group: None,
         }
@@ -159,6 +172,11 @@ impl Config {
         if self.connect_timeout_ms == 0 || self.probe_timeout_ms == 0 {
             return Err(Error::InvalidConfig("timeouts must be positive"));
         }
+        if self.statement_max_age_secs == 0 {
+            return Err(Error::InvalidConfig(
+                "statement_max_age_secs must be positive",
+            ));
+        }
         Ok(())
     }
 
@@ -206,6 +224,18 @@ mod tests {
     fn defaults_match_new() {
         let c = Config::parse("socket_path = \"v.sock\"\nallowed_uids = [7]\n").expect("parse");
         assert_eq!(c, Config::new("v.sock", vec![7]));
+    }
+
+    #[test]
+    fn statement_max_age_is_positive_and_defaults_to_a_day() {
+        let base = "socket_path = \"v\"\nallowed_uids = [1]\n";
+        assert_eq!(
+            Config::parse(base).expect("parse").statement_max_age_secs,
+            86_400
+        );
+        let c = Config::parse(&format!("{base}statement_max_age_secs = 600\n")).expect("parse");
+        assert_eq!(c.statement_max_age_secs, 600);
+        assert!(Config::parse(&format!("{base}statement_max_age_secs = 0\n")).is_err());
     }
 
     #[test]

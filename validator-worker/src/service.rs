@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use shared_proto::statement::{Statement, StatementKey};
+use shared_proto::statement::{Statement, StatementKey, capped_expiry};
 use shared_proto::validator::{
     ChallengeType, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorRpc,
 };
@@ -69,7 +69,13 @@ impl ValidatorService {
             identifier: request.identifier.clone(),
             challenge_type: request.challenge_type,
             validated_at: record.validated_at,
-            expires: request.authz_expires,
+            // The frontend asks for the authorization's expiry; the
+            // validator decides how long its word lasts.
+            expires: capped_expiry(
+                record.validated_at,
+                request.authz_expires,
+                i64::from(self.prober.config.statement_max_age_secs),
+            ),
         };
         let signed = key.sign(statement).map_err(|e| {
             tracing::error!(error = %e, "statement signing failed");

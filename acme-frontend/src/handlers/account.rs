@@ -11,6 +11,7 @@ use super::views;
 use crate::auth::{self, KeyRef};
 use crate::error::Error;
 use crate::http::{Reply, Request};
+use crate::protocol::require_owner;
 use crate::protocol::{AccountStatus, contact};
 use crate::store;
 use crate::{App, now};
@@ -42,10 +43,10 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
             }
             let aid = account.id.clone();
             auth::update_account(app, &account.id, move |c| {
-                store::accounts::set_status(c, &aid, "deactivated", t)
+                store::accounts::set_status(c, &aid, AccountStatus::Deactivated, t)
             })
             .await?;
-            account.status = status;
+            account.status = AccountStatus::Deactivated;
             tracing::info!(target: "frontend", account = %account.id, "account deactivated");
         }
         if let Some(contacts) = update.contact {
@@ -76,11 +77,7 @@ pub async fn orders(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Er
     let auth = req.authenticate(app, KeyRef::Kid).await?;
     auth.require_post_as_get()?;
     let account = auth.account()?;
-    if account.id != id {
-        return Err(Error::Unauthorized(
-            "the orders list belongs to another account".into(),
-        ));
-    }
+    require_owner(&account.id, id, "the orders list")?;
     let cursor = match req.query.as_deref() {
         None => 0,
         Some(q) => q

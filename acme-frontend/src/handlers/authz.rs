@@ -9,6 +9,8 @@ use super::views;
 use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
+use crate::protocol::ChallengeStatus;
+use crate::protocol::require_owner;
 use crate::store;
 use crate::{App, now};
 
@@ -41,15 +43,8 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
             .store
             .read(move |c| store::authzs::by_id(c, &aid))
             .await?;
-        match owner {
-            Some(a) if a.account_id == account_id => {}
-            Some(_) => {
-                return Err(Error::Unauthorized(
-                    "this authorization belongs to another account".into(),
-                ));
-            }
-            None => return Err(Error::NotFound),
-        }
+        let owner = owner.ok_or(Error::NotFound)?;
+        require_owner(&owner.account_id, &account_id, "this authorization")?;
         let (aid, t) = (id.to_owned(), now());
         if !app
             .store
@@ -68,14 +63,13 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
         .read(move |c| store::authzs::with_challenges(c, &aid))
         .await?
         .ok_or(Error::NotFound)?;
-    if authz.account_id != account_id {
-        return Err(Error::Unauthorized(
-            "this authorization belongs to another account".into(),
-        ));
-    }
+    require_owner(&authz.account_id, &account_id, "this authorization")?;
     let body = views::authz(&app.urls, &authz, &challenges, now())?;
     let mut reply = Reply::json(StatusCode::OK, &body);
-    if challenges.iter().any(|c| c.status == "processing") {
+    if challenges
+        .iter()
+        .any(|c| c.status == ChallengeStatus::Processing)
+    {
         reply = reply.retry_after(1);
     }
     Ok(reply)

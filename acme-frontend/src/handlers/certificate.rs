@@ -9,6 +9,7 @@ use crate::App;
 use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
+use crate::protocol::require_owner;
 use crate::store;
 
 /// The media type of a PEM chain (RFC 8555 §9.1).
@@ -38,10 +39,6 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
     let auth = req.authenticate(app, KeyRef::Kid).await?;
     auth.require_post_as_get()?;
     let cert = load(app, id).await?;
-    if cert.account_id != auth.account()?.id {
-        return Err(Error::Unauthorized(
-            "this certificate belongs to another account".into(),
-        ));
-    }
+    require_owner(&cert.account_id, &auth.account()?.id, "this certificate")?;
     Ok(pem_reply(cert.pem))
 }

@@ -13,6 +13,8 @@ use super::views;
 use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
+use crate::protocol::ChallengeStatus;
+use crate::protocol::require_owner;
 use crate::store;
 use crate::store::models::{AuthzRow, ChallengeRow};
 use crate::{App, jobs, now};
@@ -39,11 +41,7 @@ pub async fn post(
         .read(move |c| store::authzs::by_id(c, &aid))
         .await?
         .ok_or(Error::NotFound)?;
-    if authz.account_id != account_id {
-        return Err(Error::Unauthorized(
-            "this challenge belongs to another account".into(),
-        ));
-    }
+    require_owner(&authz.account_id, &account_id, "this challenge")?;
     let challenge_id = format!("{authz_id}/{kind}");
     let (authz, challenge) = if respond {
         let (aid, cid, t) = (authz_id.to_owned(), challenge_id.clone(), now());
@@ -77,7 +75,7 @@ pub async fn post(
         &views::challenge(&app.urls, &authz, &challenge),
     )
     .link(&app.urls.authz(&authz.id), "up");
-    if challenge.status == "processing" {
+    if challenge.status == ChallengeStatus::Processing {
         reply = reply.retry_after(1);
     }
     Ok(reply)

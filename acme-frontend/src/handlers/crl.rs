@@ -9,10 +9,9 @@ use crate::http::Reply;
 
 /// `GET <path of crl_url>`.
 pub fn get(app: &App) -> Result<Reply, Error> {
-    let der = app
-        .crl
-        .der()
-        .ok_or_else(|| Error::Unavailable("the CRL is not available yet; retry shortly".into()))?;
+    let der = app.crl.der().ok_or(Error::NotYetAvailable(
+        "the CRL is not available yet; retry shortly",
+    ))?;
     Ok(Reply::empty(StatusCode::OK)
         .body(der.into())
         .header(CONTENT_TYPE, "application/pkix-crl")

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::App;
 use crate::error::Error;
 use crate::http::Reply;
+use crate::http::resource::Resource;
 
 /// `GET /acme/directory`.
 pub fn get(app: &App) -> Result<Reply, Error> {
@@ -21,11 +22,21 @@ pub fn get(app: &App) -> Result<Reply, Error> {
     if !s.caa_identities.is_empty() {
         meta.insert("caaIdentities".into(), s.caa_identities.clone().into());
     }
-    if !s.profiles.is_empty() {
-        meta.insert(
-            "profiles".into(),
-            serde_json::to_value(&s.profiles).unwrap_or_default(),
-        );
+    // The profiles [server.profiles] describes, among those the signer
+    // offers (draft-aaron-acme-profiles).
+    let offered = app.ca.cached();
+    let profiles: serde_json::Map<String, serde_json::Value> = s
+        .profiles
+        .iter()
+        .filter(|(name, _)| {
+            offered
+                .as_ref()
+                .is_some_and(|info| info.profiles.iter().any(|p| &&p.name == name))
+        })
+        .map(|(name, description)| (name.clone(), description.clone().into()))
+        .collect();
+    if !profiles.is_empty() {
+        meta.insert("profiles".into(), profiles.into());
     }
     if s.external_account_required {
         meta.insert("externalAccountRequired".into(), true.into());
@@ -33,12 +44,12 @@ pub fn get(app: &App) -> Result<Reply, Error> {
     Ok(Reply::json(
         StatusCode::OK,
         &json!({
-            "newNonce": u.absolute("/acme/new-nonce"),
-            "newAccount": u.absolute("/acme/new-account"),
-            "newOrder": u.absolute("/acme/new-order"),
-            "newAuthz": u.absolute("/acme/new-authz"),
-            "revokeCert": u.absolute("/acme/revoke-cert"),
-            "keyChange": u.absolute("/acme/key-change"),
+            "newNonce": u.of(Resource::NewNonce),
+            "newAccount": u.of(Resource::NewAccount),
+            "newOrder": u.of(Resource::NewOrder),
+            "newAuthz": u.of(Resource::NewAuthz),
+            "revokeCert": u.of(Resource::RevokeCert),
+            "keyChange": u.of(Resource::KeyChange),
             "meta": meta,
         }),
     ))

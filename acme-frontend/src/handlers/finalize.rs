@@ -11,12 +11,13 @@ use akamu_pki::csr::ParsedCsr;
 use http::StatusCode;
 use serde::Deserialize;
 
-use super::views;
 use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
-use crate::protocol::order::{authz_status, check_finalizable, order_status};
-use crate::store::{self, authzs::parse_authz, authzs::parse_order};
+use crate::protocol::OrderStatus;
+use crate::protocol::order::check_finalizable;
+use crate::protocol::require_owner;
+use crate::store;
 use crate::{App, jobs, now};
 
 #[derive(Deserialize)]
@@ -35,27 +36,14 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
         .read(move |c| store::orders::with_authzs(c, &oid))
         .await?
         .ok_or(Error::NotFound)?;
-    if order.account_id != account_id {
-        return Err(Error::Unauthorized(
-            "this order belongs to another account".into(),
-        ));
-    }
+    require_owner(&order.account_id, &account_id, "this order")?;
     let t = now();
-    let statuses = authzs
-        .iter()
-        .map(|a| Ok(authz_status(parse_authz(&a.status)?, a.expires, t)))
-        .collect::<Result<Vec<_>, Error>>()?;
-    check_finalizable(order_status(
-        parse_order(&order.status)?,
-        order.expires,
-        &statuses,
-        t,
-    ))?;
+    check_finalizable(order.status_at(&authzs, t))?;
 
     let csr = akamu_jose::b64_decode(&payload.csr)
         .map_err(|_| Error::BadCsr("csr is not base64url".into()))?;
     let parsed = ParsedCsr::parse_and_verify(&csr).map_err(|e| Error::BadCsr(e.to_string()))?;
-    let identifiers = views::stored_identifiers(&order)?;
+    let identifiers = order.identifiers()?;
     parsed
         .check_against(&identifiers)
         .map_err(|e| Error::BadCsr(e.to_string()))?;
@@ -72,7 +60,8 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
         ));
     }
     let mut processing = order;
-    processing.status = "processing".into();
+    processing.status = OrderStatus::Processing;
+    processing.updated = t;
     processing.csr = Some(csr);
     jobs::issue(app, processing).await?;
     super::order::reply(app, id, &account_id, StatusCode::OK).await

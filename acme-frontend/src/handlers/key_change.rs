@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::views;
 use crate::auth::{self, KeyRef};
-use crate::error::Error;
+use crate::error::{Error, JwsError};
 use crate::http::{Reply, Request};
 use crate::{App, now, store};
 
@@ -27,12 +27,8 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let inner = FlattenedJws::parse(&auth.payload)
         .map_err(|e| Error::Malformed(format!("key-change payload is not a JWS: {e}")))?;
     let header = inner.header()?;
-    let alg = Alg::parse(&header.alg).ok_or_else(|| {
-        Error::BadSignatureAlgorithm(format!(
-            "inner JWS algorithm {:?} is not supported",
-            header.alg
-        ))
-    })?;
+    let alg =
+        Alg::parse(&header.alg).ok_or_else(|| JwsError::UnsupportedAlg(header.alg.clone()))?;
     if header.kid.is_some() {
         return Err(Error::Malformed("the inner JWS must not have a kid".into()));
     }

@@ -70,7 +70,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let t = now();
     let row = AccountRow {
         id: random_id(12),
-        status: AccountStatus::Valid.as_str().into(),
+        status: AccountStatus::Valid,
         contact: serde_json::to_string(&payload.contact)
             .map_err(|e| Error::Internal(format!("contact JSON: {e}")))?,
         jwk: jwk.canonical_json(),
@@ -164,7 +164,7 @@ async fn verify_eab(
 }
 
 fn existing_reply(app: &App, account: &AccountRow) -> Result<Reply, Error> {
-    if account.status != AccountStatus::Valid.as_str() {
+    if account.status != AccountStatus::Valid {
         return Err(Error::Unauthorized(format!(
             "account is {}",
             account.status

@@ -13,7 +13,9 @@ use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::protocol::identifier::{WireIdentifier, offered_challenges, parse_all};
-use crate::protocol::{AuthzStatus, ChallengeStatus, OrderStatus};
+use crate::protocol::order::stored_order_status;
+use crate::protocol::validity::check_window;
+use crate::protocol::{AuthzStatus, ChallengeStatus};
 use crate::store::models::{AuthzRow, ChallengeRow, OrderRow};
 use crate::store::{self, orders::NewOrder};
 use crate::{App, now, random_id};
@@ -27,9 +29,6 @@ struct Payload {
     profile: Option<String>,
 }
 
-/// Clock skew allowed on a requested notBefore in the past, in seconds.
-pub const NOT_BEFORE_GRACE_SECS: i64 = 300;
-
 fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, Error> {
     v.as_deref()
         .map(|s| {
@@ -38,41 +37,6 @@ fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, Error> {
                 .map_err(|_| Error::Malformed(format!("{field} is not an RFC 3339 date-time")))
         })
         .transpose()
-}
-
-/// Checks a requested validity window (RFC 8555 §7.1.3) against the CA's
-/// `validity_days`.
-pub fn check_window(
-    not_before: Option<i64>,
-    not_after: Option<i64>,
-    now: i64,
-    validity_days: u32,
-) -> Result<(), Error> {
-    let max = i64::from(validity_days) * 86400;
-    if let Some(nb) = not_before {
-        if nb < now - NOT_BEFORE_GRACE_SECS {
-            return Err(Error::Malformed("notBefore is in the past".into()));
-        }
-        if nb > now + max {
-            return Err(Error::Malformed(
-                "notBefore is too far in the future".into(),
-            ));
-        }
-    }
-    if let Some(na) = not_after {
-        let start = not_before.unwrap_or(now);
-        if na <= start {
-            return Err(Error::Malformed(
-                "notAfter must be later than notBefore and now".into(),
-            ));
-        }
-        if na - start > max {
-            return Err(Error::Malformed(format!(
-                "the requested validity exceeds this CA's maximum of {validity_days} days"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// A fresh pending authorization for `id` with the challenges it offers.
@@ -89,7 +53,7 @@ pub fn new_authz(
             id: format!("{authz_id}/{}", kind.as_str()),
             authz_id: authz_id.clone(),
             kind: kind.as_str().into(),
-            status: ChallengeStatus::Pending.as_str().into(),
+            status: ChallengeStatus::Pending,
             validated: None,
             error: None,
             validation_record: None,
@@ -100,7 +64,7 @@ pub fn new_authz(
     let authz = AuthzRow {
         id: authz_id,
         account_id: account_id.to_owned(),
-        status: AuthzStatus::Pending.as_str().into(),
+        status: AuthzStatus::Pending,
         identifier_type: id.kind.as_str().into(),
         identifier_value: id.base_name().into(),
         wildcard: id.is_wildcard(),
@@ -123,14 +87,17 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let not_before = parse_time("notBefore", &payload.not_before)?;
     let not_after = parse_time("notAfter", &payload.not_after)?;
     let t = now();
-    check_window(not_before, not_after, t, app.config.ca.validity_days)?;
-    let profiles = &app.config.server.profiles;
+    let ca = crate::ca::facts(app).await?;
+    // Profiles are the signer's; the ones [server.profiles] describes are
+    // advertised and may be asked for (without descriptions, `profile` is
+    // ignored and the signer's default applies).
+    let described = &app.config.server.profiles;
     let profile = match payload.profile {
-        Some(p) if profiles.is_empty() => {
-            tracing::debug!(target: "frontend", profile = %p, "profiles not configured; ignored");
+        Some(p) if described.is_empty() => {
+            tracing::debug!(target: "frontend", profile = %p, "profiles not advertised; ignored");
             None
         }
-        Some(p) if profiles.contains_key(&p) => Some(p),
+        Some(p) if described.contains_key(&p) => Some(p),
         Some(p) => {
             return Err(Error::InvalidProfile(format!(
                 "profile {p:?} is not offered (see the directory's meta.profiles)"
@@ -138,6 +105,8 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         }
         None => None,
     };
+    let validity_secs = crate::ca::profile(&ca, profile.as_deref())?.validity_secs;
+    check_window(not_before, not_after, t, validity_secs)?;
 
     let lifetime = app.config.server.authz_expiry_secs;
     let order_expires = t + app.config.server.order_expiry_secs;
@@ -163,19 +132,11 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
                     }
                 }
             }
-            let all_valid = authzs
-                .iter()
-                .all(|a| a.status == AuthzStatus::Valid.as_str());
+            let statuses: Vec<AuthzStatus> = authzs.iter().map(|a| a.status).collect();
             let order = OrderRow {
                 id: oid,
                 account_id: aid,
-                status: if all_valid {
-                    OrderStatus::Ready
-                } else {
-                    OrderStatus::Pending
-                }
-                .as_str()
-                .into(),
+                status: stored_order_status(&statuses),
                 expires: order_expires,
                 identifiers: order_identifiers,
                 not_before,
@@ -202,21 +163,4 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let body = views::order(&app.urls, &order, &authzs, t)?;
     tracing::info!(target: "frontend", order = %order_id, account = %account.id, n = identifiers.len(), "order created");
     Ok(Reply::json(StatusCode::CREATED, &body).location(&app.urls.order(&order_id)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn validity_window() {
-        let now = 1_000_000;
-        assert!(check_window(None, None, now, 90).is_ok());
-        assert!(check_window(Some(now), Some(now + 90 * 86400), now, 90).is_ok());
-        assert!(check_window(Some(now - 100), None, now, 90).is_ok());
-        assert!(check_window(Some(now - 1000), None, now, 90).is_err());
-        assert!(check_window(None, Some(now + 91 * 86400), now, 90).is_err());
-        assert!(check_window(Some(now + 10), Some(now + 5), now, 90).is_err());
-        assert!(check_window(None, Some(now - 1), now, 90).is_err());
-    }
 }

@@ -8,6 +8,7 @@ use super::views;
 use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
+use crate::protocol::require_owner;
 use crate::store;
 use crate::{App, now};
 
@@ -36,11 +37,7 @@ pub async fn reply(
         .read(move |c| store::orders::with_authzs(c, &oid))
         .await?
         .ok_or(Error::NotFound)?;
-    if order.account_id != account_id {
-        return Err(Error::Unauthorized(
-            "this order belongs to another account".into(),
-        ));
-    }
+    require_owner(&order.account_id, account_id, "this order")?;
     let body = views::order(&app.urls, &order, &authzs, now())?;
     let mut reply = Reply::json(status, &body).location(&app.urls.order(id));
     if body["status"] == "processing" {

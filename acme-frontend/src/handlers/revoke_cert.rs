@@ -13,6 +13,7 @@ use shared_proto::Identifier;
 use crate::auth::{KeyRef, Requester};
 use crate::error::Error;
 use crate::http::{Reply, Request};
+use crate::protocol::revocation::{check_reason, serial_hex};
 use crate::store;
 use crate::{App, now};
 
@@ -20,16 +21,6 @@ use crate::{App, now};
 struct Payload {
     certificate: String,
     reason: Option<i64>,
-}
-
-/// CRL reason codes a subscriber may use (RFC 5280 §5.3.1; 7 is unused).
-pub fn check_reason(reason: Option<i64>) -> Result<i32, Error> {
-    match reason.unwrap_or(0) {
-        r @ (0..=6 | 8..=10) => Ok(r as i32),
-        r => Err(Error::BadRevocationReason(format!(
-            "reason code {r} is not allowed (0-6, 8-10)"
-        ))),
-    }
 }
 
 /// The DNS and IP names of a certificate.
@@ -61,13 +52,13 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         .map_err(|_| Error::Malformed("certificate is not base64url".into()))?;
     let x509 = X509::from_der(&der)
         .map_err(|_| Error::Malformed("certificate is not a DER X.509 certificate".into()))?;
-    let serial = x509
-        .serial_number()
-        .to_bn()
-        .map_err(|e| Error::Internal(format!("serial: {e}")))?
-        .to_hex_str()
-        .map_err(|e| Error::Internal(format!("serial: {e}")))?
-        .to_ascii_lowercase();
+    let serial = serial_hex(
+        &x509
+            .serial_number()
+            .to_bn()
+            .map_err(|e| Error::Malformed(format!("certificate serial: {e}")))?
+            .to_vec(),
+    );
     let s = serial.clone();
     let row = app
         .store
@@ -122,22 +113,4 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     tracing::info!(target: "frontend", %serial, reason, "certificate revoked");
     app.revocations.notify_one();
     Ok(Reply::empty(StatusCode::OK))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reason_codes() {
-        for ok in [None, Some(0), Some(1), Some(6), Some(8), Some(10)] {
-            assert!(check_reason(ok).is_ok(), "{ok:?}");
-        }
-        for bad in [Some(7), Some(11), Some(-1)] {
-            assert!(
-                matches!(check_reason(bad), Err(Error::BadRevocationReason(_))),
-                "{bad:?}"
-            );
-        }
-    }
 }

@@ -3,9 +3,8 @@
 use serde_json::{Value, json};
 use shared_proto::Identifier;
 
-use crate::error::Error;
-use crate::protocol::order::{authz_status, order_status};
-use crate::store::authzs::{parse_authz, parse_order};
+use crate::error::{Error, problem_value};
+use crate::protocol::OrderStatus;
 use crate::store::models::{AccountRow, AuthzRow, ChallengeRow, OrderRow};
 use crate::urls::Urls;
 
@@ -29,16 +28,6 @@ pub fn identifiers_json(ids: &[Identifier]) -> Value {
     )
 }
 
-/// Parses an order's stored identifiers.
-pub fn stored_identifiers(order: &OrderRow) -> Result<Vec<Identifier>, Error> {
-    let wire: Vec<crate::protocol::identifier::WireIdentifier> =
-        serde_json::from_str(&order.identifiers)
-            .map_err(|e| Error::Internal(format!("stored identifiers: {e}")))?;
-    wire.iter()
-        .map(crate::protocol::identifier::parse)
-        .collect()
-}
-
 fn stored_problem(json: &Option<String>) -> Option<Value> {
     json.as_deref().and_then(|s| serde_json::from_str(s).ok())
 }
@@ -56,11 +45,7 @@ pub fn account(urls: &Urls, a: &AccountRow) -> Value {
 
 /// An order object, with its status derived as of `now`.
 pub fn order(urls: &Urls, o: &OrderRow, authzs: &[AuthzRow], now: i64) -> Result<Value, Error> {
-    let statuses = authzs
-        .iter()
-        .map(|a| Ok(authz_status(parse_authz(&a.status)?, a.expires, now)))
-        .collect::<Result<Vec<_>, Error>>()?;
-    let status = order_status(parse_order(&o.status)?, o.expires, &statuses, now);
+    let status = o.status_at(authzs, now);
     let mut v = json!({
         "status": status.as_str(),
         "expires": rfc3339(o.expires),
@@ -82,11 +67,10 @@ pub fn order(urls: &Urls, o: &OrderRow, authzs: &[AuthzRow], now: i64) -> Result
     }
     if let Some(err) = stored_problem(&o.error) {
         v["error"] = err;
-    } else if status == crate::protocol::OrderStatus::Invalid && o.status != "invalid" {
-        v["error"] = json!({
-            "type": "urn:ietf:params:acme:error:malformed",
-            "detail": "the order or one of its authorizations expired",
-        });
+    } else if status == OrderStatus::Invalid && o.status != OrderStatus::Invalid {
+        v["error"] = problem_value(&Error::Malformed(
+            "the order or one of its authorizations expired".into(),
+        ));
     }
     Ok(v)
 }
@@ -122,7 +106,7 @@ pub fn authz(
     challenges: &[ChallengeRow],
     now: i64,
 ) -> Result<Value, Error> {
-    let status = authz_status(parse_authz(&a.status)?, a.expires, now);
+    let status = a.status_at(now);
     let mut v = json!({
         "identifier": {"type": a.identifier_type, "value": a.identifier_value},
         "status": status.as_str(),

@@ -2,8 +2,10 @@
 //! headers every ACME response carries.
 
 pub mod idle;
+pub mod message;
+pub mod resource;
 pub mod response;
 pub mod router;
 pub mod server;
 
-pub use response::{Reply, Request};
+pub use message::{Reply, Request};

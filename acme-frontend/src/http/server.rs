@@ -45,16 +45,16 @@ const SHUTDOWN_POLL: Duration = Duration::from_secs(1);
 pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, Error> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| Error::Internal(format!("reading {}: {e}", cert_file.display())))?;
+        .map_err(|e| Error::Startup(format!("reading {}: {e}", cert_file.display())))?;
     let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| Error::Internal(format!("reading {}: {e}", key_file.display())))?;
+        .map_err(|e| Error::Startup(format!("reading {}: {e}", key_file.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Internal(format!("TLS versions: {e}")))?
+        .map_err(|e| Error::Startup(format!("TLS versions: {e}")))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| Error::Internal(format!("TLS certificate: {e}")))?;
+        .map_err(|e| Error::Startup(format!("TLS certificate: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

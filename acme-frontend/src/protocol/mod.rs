@@ -7,8 +7,25 @@
 pub mod contact;
 pub mod identifier;
 pub mod order;
+pub mod revocation;
+pub mod validity;
 
 use std::fmt;
+
+use crate::error::Error;
+
+/// Refuses a request by account `requester` for a resource (`what`, e.g.
+/// "this order") owned by account `owner` (RFC 8555 §7.3: an account sees
+/// and changes only its own resources).
+pub fn require_owner(owner: &str, requester: &str, what: &str) -> Result<(), Error> {
+    if owner == requester {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized(format!(
+            "{what} belongs to another account"
+        )))
+    }
+}
 
 macro_rules! status_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -30,6 +47,12 @@ macro_rules! status_enum {
             /// Parses the RFC 8555 spelling.
             pub fn parse(s: &str) -> Option<Self> {
                 match s { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
             }
         }
 
@@ -65,6 +88,10 @@ status_enum!(
         Expired => "expired",
         Revoked => "revoked",
     }
+);
+status_enum!(
+    /// Certificate status as this CA records it (revoked ones go on the CRL).
+    CertificateStatus { Valid => "valid", Revoked => "revoked" }
 );
 status_enum!(
     /// Challenge status (RFC 8555 §7.1.6).

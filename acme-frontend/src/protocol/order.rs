@@ -42,6 +42,14 @@ pub fn order_status(
     }) {
         return OrderStatus::Invalid;
     }
+    stored_order_status(authzs)
+}
+
+/// The status of a live (unexpired, not failed) order whose authorizations
+/// have these statuses: `ready` once every one is valid, else `pending`.
+/// The one place that decides "all authorizations valid ⇒ order ready":
+/// new orders, the validation cascade and [`order_status`] all ask it.
+pub fn stored_order_status(authzs: &[AuthzStatus]) -> OrderStatus {
     if !authzs.is_empty() && authzs.iter().all(|a| *a == AuthzStatus::Valid) {
         OrderStatus::Ready
     } else {

@@ -63,7 +63,7 @@ pub fn update_contact(
 pub fn set_status(
     conn: &mut SqliteConnection,
     id: &str,
-    status: &str,
+    status: crate::protocol::AccountStatus,
     now: i64,
 ) -> Result<(), Error> {
     diesel::update(dsl::accounts.find(id))

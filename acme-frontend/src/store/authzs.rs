@@ -7,7 +7,9 @@ use super::models::{AuthzRow, ChallengeRow};
 use super::schema::{authorizations, challenges, order_authorizations, orders};
 use super::write_tx;
 use crate::error::Error;
-use crate::protocol::order::{ChallengeTrigger, after_validation, authz_status, trigger_challenge};
+use crate::protocol::order::{
+    ChallengeTrigger, after_validation, authz_status, stored_order_status, trigger_challenge,
+};
 use crate::protocol::{AuthzStatus, ChallengeStatus, OrderStatus};
 
 /// The authorization with this id.
@@ -91,17 +93,16 @@ pub fn start_challenge(
         else {
             return Ok(None);
         };
-        let authz_now = authz_status(parse_authz(&authz.status)?, authz.expires, now);
-        let chall_now = parse_chall(&challenge.status)?;
-        let dispatch = trigger_challenge(chall_now, authz_now)? == ChallengeTrigger::Start;
+        let authz_now = authz_status(authz.status, authz.expires, now);
+        let dispatch = trigger_challenge(challenge.status, authz_now)? == ChallengeTrigger::Start;
         if dispatch {
             diesel::update(challenges::table.find(challenge_id))
                 .set((
-                    challenges::status.eq(ChallengeStatus::Processing.as_str()),
+                    challenges::status.eq(ChallengeStatus::Processing),
                     challenges::updated.eq(now),
                 ))
                 .execute(conn)?;
-            challenge.status = ChallengeStatus::Processing.as_str().into();
+            challenge.status = ChallengeStatus::Processing;
             challenge.updated = now;
         }
         Ok(Some(Started {
@@ -138,7 +139,7 @@ pub fn record_validation(
         else {
             return Ok(());
         };
-        if parse_chall(&challenge.status)? != ChallengeStatus::Processing {
+        if challenge.status != ChallengeStatus::Processing {
             return Ok(());
         }
         let ok = matches!(outcome, Outcome::Valid(..));
@@ -149,7 +150,7 @@ pub fn record_validation(
         };
         diesel::update(challenges::table.find(challenge_id))
             .set((
-                challenges::status.eq(chall_status.as_str()),
+                challenges::status.eq(chall_status),
                 challenges::validated.eq(ok.then_some(now)),
                 challenges::error.eq(error),
                 challenges::validation_record.eq(record),
@@ -160,10 +161,10 @@ pub fn record_validation(
         diesel::update(
             authorizations::table
                 .find(&authz_id)
-                .filter(authorizations::status.eq(AuthzStatus::Pending.as_str())),
+                .filter(authorizations::status.eq(AuthzStatus::Pending)),
         )
         .set((
-            authorizations::status.eq(authz_new.as_str()),
+            authorizations::status.eq(authz_new),
             authorizations::error.eq(error),
             authorizations::statement.eq(statement),
             authorizations::updated.eq(now),
@@ -177,26 +178,26 @@ pub fn record_validation(
         for order_id in order_ids {
             let pending = orders::table
                 .find(&order_id)
-                .filter(orders::status.eq(OrderStatus::Pending.as_str()));
+                .filter(orders::status.eq(OrderStatus::Pending));
             if !ok {
                 diesel::update(pending)
                     .set((
-                        orders::status.eq(OrderStatus::Invalid.as_str()),
+                        orders::status.eq(OrderStatus::Invalid),
                         orders::error.eq(error),
                         orders::updated.eq(now),
                     ))
                     .execute(conn)?;
                 continue;
             }
-            let statuses: Vec<String> = order_authorizations::table
+            let statuses: Vec<AuthzStatus> = order_authorizations::table
                 .inner_join(authorizations::table)
                 .filter(order_authorizations::order_id.eq(&order_id))
                 .select(authorizations::status)
                 .load(conn)?;
-            if statuses.iter().all(|s| s == AuthzStatus::Valid.as_str()) {
+            if stored_order_status(&statuses) == OrderStatus::Ready {
                 diesel::update(pending)
                     .set((
-                        orders::status.eq(OrderStatus::Ready.as_str()),
+                        orders::status.eq(OrderStatus::Ready),
                         orders::updated.eq(now),
                     ))
                     .execute(conn)?;
@@ -219,29 +220,13 @@ pub struct PendingProbe {
 pub fn processing(conn: &mut SqliteConnection) -> Result<Vec<PendingProbe>, Error> {
     let rows: Vec<(ChallengeRow, AuthzRow)> = challenges::table
         .inner_join(authorizations::table)
-        .filter(challenges::status.eq(ChallengeStatus::Processing.as_str()))
+        .filter(challenges::status.eq(ChallengeStatus::Processing))
         .select((ChallengeRow::as_select(), AuthzRow::as_select()))
         .load(conn)?;
     Ok(rows
         .into_iter()
         .map(|(challenge, authz)| PendingProbe { challenge, authz })
         .collect())
-}
-
-/// Parses a stored authorization status.
-pub fn parse_authz(s: &str) -> Result<AuthzStatus, Error> {
-    AuthzStatus::parse(s).ok_or_else(|| Error::Internal(format!("bad stored authz status {s:?}")))
-}
-
-/// Parses a stored challenge status.
-pub fn parse_chall(s: &str) -> Result<ChallengeStatus, Error> {
-    ChallengeStatus::parse(s)
-        .ok_or_else(|| Error::Internal(format!("bad stored challenge status {s:?}")))
-}
-
-/// Parses a stored order status.
-pub fn parse_order(s: &str) -> Result<OrderStatus, Error> {
-    OrderStatus::parse(s).ok_or_else(|| Error::Internal(format!("bad stored order status {s:?}")))
 }
 
 /// The newest valid authorization of `account_id` for an identifier that is
@@ -258,7 +243,7 @@ pub fn reusable(
         .filter(authorizations::identifier_type.eq(identifier.kind.as_str()))
         .filter(authorizations::identifier_value.eq(identifier.base_name()))
         .filter(authorizations::wildcard.eq(identifier.is_wildcard()))
-        .filter(authorizations::status.eq(AuthzStatus::Valid.as_str()))
+        .filter(authorizations::status.eq(AuthzStatus::Valid))
         .filter(authorizations::expires.gt(valid_until))
         .order(authorizations::expires.desc())
         .select(AuthzRow::as_select())
@@ -275,14 +260,11 @@ pub fn deactivate(conn: &mut SqliteConnection, id: &str, now: i64) -> Result<boo
     let n = diesel::update(
         authorizations::table
             .find(id)
-            .filter(
-                authorizations::status
-                    .eq_any([AuthzStatus::Pending.as_str(), AuthzStatus::Valid.as_str()]),
-            )
+            .filter(authorizations::status.eq_any([AuthzStatus::Pending, AuthzStatus::Valid]))
             .filter(authorizations::expires.gt(now)),
     )
     .set((
-        authorizations::status.eq(AuthzStatus::Deactivated.as_str()),
+        authorizations::status.eq(AuthzStatus::Deactivated),
         authorizations::updated.eq(now),
     ))
     .execute(conn)?;

@@ -6,6 +6,7 @@ use diesel::sqlite::SqliteConnection;
 use super::models::CertRow;
 use super::schema::certificates::dsl;
 use crate::error::Error;
+use crate::protocol::CertificateStatus;
 
 /// The certificate with this id.
 pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<CertRow>, Error> {
@@ -29,15 +30,17 @@ pub fn by_serial(conn: &mut SqliteConnection, serial: &str) -> Result<Option<Cer
 pub fn revoke(conn: &mut SqliteConnection, id: &str, reason: i32, now: i64) -> Result<bool, Error> {
     // A revocation is acknowledged only once it is on disk.
     let n = super::durable_tx(conn, |conn| {
-        Ok(
-            diesel::update(dsl::certificates.find(id).filter(dsl::status.eq("valid")))
-                .set((
-                    dsl::status.eq("revoked"),
-                    dsl::revoked_at.eq(Some(now)),
-                    dsl::revocation_reason.eq(Some(reason)),
-                ))
-                .execute(conn)?,
+        Ok(diesel::update(
+            dsl::certificates
+                .find(id)
+                .filter(dsl::status.eq(CertificateStatus::Valid)),
         )
+        .set((
+            dsl::status.eq(CertificateStatus::Revoked),
+            dsl::revoked_at.eq(Some(now)),
+            dsl::revocation_reason.eq(Some(reason)),
+        ))
+        .execute(conn)?)
     })?;
     Ok(n == 1)
 }
@@ -49,7 +52,7 @@ pub fn revoked_unexpired(
     now: i64,
 ) -> Result<Vec<(String, i64, Option<i32>)>, Error> {
     let rows: Vec<(String, Option<i64>, Option<i32>)> = dsl::certificates
-        .filter(dsl::status.eq("revoked"))
+        .filter(dsl::status.eq(CertificateStatus::Revoked))
         .filter(dsl::not_after.gt(now))
         .order(dsl::serial_number.asc())
         .select((dsl::serial_number, dsl::revoked_at, dsl::revocation_reason))
@@ -64,8 +67,44 @@ pub fn revoked_unexpired(
 pub fn revocation_mark(conn: &mut SqliteConnection) -> Result<(i64, i64), Error> {
     use diesel::dsl::{count_star, max};
     let (n, latest): (i64, Option<i64>) = dsl::certificates
-        .filter(dsl::status.eq("revoked"))
+        .filter(dsl::status.eq(CertificateStatus::Revoked))
         .select((count_star(), max(dsl::revoked_at)))
         .first(conn)?;
     Ok((n, latest.unwrap_or(0)))
+}
+
+/// Every certificate serial in the database.
+pub fn all_serials(conn: &mut SqliteConnection) -> Result<Vec<String>, Error> {
+    Ok(dsl::certificates.select(dsl::serial_number).load(conn)?)
+}
+
+/// Stores a certificate found only in the signer's audit log (a crash
+/// between the signature and its commit): inserts its row and, if its order
+/// still waits in `processing`, completes the order with it, in one durable
+/// transaction. False (and nothing written) when a row with its serial
+/// exists already.
+pub fn import(conn: &mut SqliteConnection, cert: CertRow, now: i64) -> Result<bool, Error> {
+    use super::schema::orders;
+    use crate::protocol::OrderStatus;
+    super::durable_tx(conn, |conn| {
+        if by_serial(conn, &cert.serial_number)?.is_some() {
+            return Ok(false);
+        }
+        diesel::insert_into(dsl::certificates)
+            .values(&cert)
+            .execute(conn)?;
+        diesel::update(
+            orders::table
+                .find(&cert.order_id)
+                .filter(orders::status.eq(OrderStatus::Processing)),
+        )
+        .set((
+            orders::status.eq(OrderStatus::Valid),
+            orders::certificate_id.eq(Some(&cert.id)),
+            orders::csr.eq(None::<Vec<u8>>),
+            orders::updated.eq(now),
+        ))
+        .execute(conn)?;
+        Ok(true)
+    })
 }

@@ -12,6 +12,7 @@ pub mod eab;
 pub mod models;
 pub mod orders;
 pub mod schema;
+pub mod status;
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -25,7 +26,11 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::error::Error;
+use crate::error::{DatabaseError, Error};
+
+/// The connection a store function runs on; callers outside this module
+/// name it only to pass it along.
+pub type Conn = SqliteConnection;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -78,7 +83,7 @@ impl Job {
                     reply(match (result, commit) {
                         (Some(Ok(v)), Ok(())) => Ok(v),
                         (Some(Err(e)), _) => Err(e),
-                        (_, Err(e)) => Err(Error::Internal(format!("database: {e}"))),
+                        (_, Err(e)) => Err(DatabaseError::Batch(e).into()),
                         (None, Ok(())) => Err(writer_gone()),
                     })
                 })
@@ -94,11 +99,21 @@ thread_local! {
 }
 
 fn connect(url: &str, pragmas: &str) -> Result<SqliteConnection, Error> {
-    let mut conn = SqliteConnection::establish(url)
-        .map_err(|e| Error::Internal(format!("opening database {url}: {e}")))?;
+    let open = |detail: String| DatabaseError::Open {
+        path: url.to_owned(),
+        detail,
+    };
+    let mut conn = SqliteConnection::establish(url).map_err(|e| open(e.to_string()))?;
     conn.batch_execute(pragmas)
-        .map_err(|e| Error::Internal(format!("database pragmas: {e}")))?;
+        .map_err(|e| open(format!("pragmas: {e}")))?;
     Ok(conn)
+}
+
+/// Every diesel failure is a [`DatabaseError::Query`].
+impl From<diesel::result::Error> for Error {
+    fn from(e: diesel::result::Error) -> Self {
+        DatabaseError::Query(Box::new(e)).into()
+    }
 }
 
 /// Commits are synced at checkpoints (`NORMAL`), except the ones that must
@@ -115,14 +130,20 @@ impl Store {
     /// in-memory database (one connection).
     pub fn open(path: &Path) -> Result<Self, Error> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::Internal(format!("creating {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                context: "creating",
+                path: parent.to_owned(),
+                source,
+            })?;
         }
         let url = path.to_string_lossy();
         let mut writer = connect(&url, WRITER_PRAGMAS)?;
         writer
             .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| Error::Internal(format!("database migrations: {e}")))?;
+            .map_err(|e| DatabaseError::Open {
+                path: url.to_string(),
+                detail: format!("migrations: {e}"),
+            })?;
         let in_memory = path == Path::new(":memory:");
         if !in_memory {
             use std::os::unix::fs::PermissionsExt;
@@ -139,12 +160,30 @@ impl Store {
         std::thread::Builder::new()
             .name("akamu-db-writer".into())
             .spawn(move || writer_loop(writer, rx))
-            .map_err(|e| Error::Internal(format!("starting the database writer: {e}")))?;
+            .map_err(|source| Error::Io {
+                context: "starting the database writer for",
+                path: path.to_owned(),
+                source,
+            })?;
         Ok(Self {
             writer: tx,
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Opens an existing database read-only, with no writer thread and no
+    /// migrations: for operator reports on a database a running frontend
+    /// owns.
+    pub fn open_read_only(path: &Path) -> Result<SqliteConnection, Error> {
+        if !path.exists() {
+            return Err(Error::Io {
+                context: "opening",
+                path: path.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "database not found"),
+            });
+        }
+        connect(&format!("file:{}?mode=ro", path.display()), READER_PRAGMAS)
     }
 
     /// Runs `f` on the writer and waits on the calling thread (start-up
@@ -233,16 +272,16 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let mut guard = readers[start % n]
                 .lock()
-                .map_err(|_| Error::Internal("database lock poisoned".into()))?;
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             f(&mut guard)
         })
         .await
-        .map_err(|e| Error::Internal(format!("database task: {e}")))?
+        .map_err(|e| DatabaseError::Batch(format!("read task: {e}")))?
     }
 }
 
 fn writer_gone() -> Error {
-    Error::Internal("the database writer dropped the request".into())
+    DatabaseError::WriterGone.into()
 }
 
 /// The writer thread: takes every job waiting, runs them in one immediate
@@ -471,7 +510,7 @@ mod tests {
                 panic!("job panics on purpose");
             })
             .await;
-        assert!(matches!(panicked, Err(Error::Internal(_))), "{panicked:?}");
+        assert!(matches!(panicked, Err(Error::Database(_))), "{panicked:?}");
         store
             .run(|c| seed(c, "after"))
             .await

@@ -3,6 +3,9 @@
 use diesel::prelude::*;
 
 use super::schema::*;
+use crate::protocol::{
+    AccountStatus, AuthzStatus, CertificateStatus, ChallengeStatus, OrderStatus,
+};
 
 /// `accounts` row.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -12,7 +15,7 @@ pub struct AccountRow {
     /// Account id (the last segment of its URL).
     pub id: String,
     /// `valid` or `deactivated`.
-    pub status: String,
+    pub status: AccountStatus,
     /// JSON array of contact URIs.
     pub contact: String,
     /// Canonical public JWK JSON.
@@ -37,7 +40,7 @@ pub struct OrderRow {
     /// Owner.
     pub account_id: String,
     /// Stored status (see `protocol::order::order_status`).
-    pub status: String,
+    pub status: OrderStatus,
     /// Expiry, Unix seconds.
     pub expires: i64,
     /// JSON `[{type,value}]`.
@@ -70,7 +73,7 @@ pub struct AuthzRow {
     /// Owner.
     pub account_id: String,
     /// Stored status.
-    pub status: String,
+    pub status: AuthzStatus,
     /// `dns` or `ip`.
     pub identifier_type: String,
     /// The identifier without a wildcard label.
@@ -116,7 +119,7 @@ pub struct ChallengeRow {
     /// `http-01`, `dns-01`, `tls-alpn-01`.
     pub kind: String,
     /// Stored status.
-    pub status: String,
+    pub status: ChallengeStatus,
     /// When it became valid.
     pub validated: Option<i64>,
     /// Problem JSON when invalid.
@@ -143,7 +146,7 @@ pub struct CertRow {
     /// Lower-case hex serial.
     pub serial_number: String,
     /// `valid` or `revoked`.
-    pub status: String,
+    pub status: CertificateStatus,
     /// Leaf DER.
     pub der: Vec<u8>,
     /// Served PEM chain.
@@ -158,4 +161,34 @@ pub struct CertRow {
     pub revocation_reason: Option<i32>,
     /// Created, Unix seconds.
     pub created: i64,
+}
+
+impl OrderRow {
+    /// The status clients see as of `now`, derived from the stored status,
+    /// the expiry and the authorizations' statuses
+    /// ([`crate::protocol::order::order_status`]).
+    pub fn status_at(&self, authzs: &[AuthzRow], now: i64) -> OrderStatus {
+        let statuses: Vec<AuthzStatus> = authzs.iter().map(|a| a.status_at(now)).collect();
+        crate::protocol::order::order_status(self.status, self.expires, &statuses, now)
+    }
+
+    /// The order's identifiers, parsed from their stored JSON.
+    pub fn identifiers(&self) -> Result<Vec<shared_proto::Identifier>, crate::error::Error> {
+        let corrupt = || crate::error::DatabaseError::Corrupt {
+            what: "order identifiers",
+            value: self.identifiers.clone(),
+        };
+        let wire: Vec<crate::protocol::identifier::WireIdentifier> =
+            serde_json::from_str(&self.identifiers).map_err(|_| corrupt())?;
+        wire.iter()
+            .map(|w| crate::protocol::identifier::parse(w).map_err(|_| corrupt().into()))
+            .collect()
+    }
+}
+
+impl AuthzRow {
+    /// The status clients see as of `now` (expired once past `expires`).
+    pub fn status_at(&self, now: i64) -> AuthzStatus {
+        crate::protocol::order::authz_status(self.status, self.expires, now)
+    }
 }

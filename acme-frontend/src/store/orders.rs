@@ -109,10 +109,10 @@ pub fn begin_processing(
     let n = diesel::update(
         orders::table
             .find(id)
-            .filter(orders::status.eq(OrderStatus::Ready.as_str())),
+            .filter(orders::status.eq(OrderStatus::Ready)),
     )
     .set((
-        orders::status.eq(OrderStatus::Processing.as_str()),
+        orders::status.eq(OrderStatus::Processing),
         orders::csr.eq(Some(csr)),
         orders::updated.eq(now),
     ))
@@ -131,10 +131,10 @@ pub fn complete_issuance(
         let n = diesel::update(
             orders::table
                 .find(&cert.order_id)
-                .filter(orders::status.eq(OrderStatus::Processing.as_str())),
+                .filter(orders::status.eq(OrderStatus::Processing)),
         )
         .set((
-            orders::status.eq(OrderStatus::Valid.as_str()),
+            orders::status.eq(OrderStatus::Valid),
             orders::certificate_id.eq(Some(&cert.id)),
             orders::csr.eq(None::<Vec<u8>>),
             orders::updated.eq(now),
@@ -163,10 +163,10 @@ pub fn fail_processing(
     diesel::update(
         orders::table
             .find(id)
-            .filter(orders::status.eq(OrderStatus::Processing.as_str())),
+            .filter(orders::status.eq(OrderStatus::Processing)),
     )
     .set((
-        orders::status.eq(OrderStatus::Invalid.as_str()),
+        orders::status.eq(OrderStatus::Invalid),
         orders::error.eq(Some(problem_json)),
         orders::csr.eq(None::<Vec<u8>>),
         orders::updated.eq(now),
@@ -178,7 +178,7 @@ pub fn fail_processing(
 /// Orders left in `processing` (by a crash or an unavailable signer).
 pub fn processing(conn: &mut SqliteConnection) -> Result<Vec<OrderRow>, Error> {
     Ok(orders::table
-        .filter(orders::status.eq(OrderStatus::Processing.as_str()))
+        .filter(orders::status.eq(OrderStatus::Processing))
         .select(OrderRow::as_select())
         .load(conn)?)
 }

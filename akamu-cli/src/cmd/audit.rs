@@ -1,13 +1,12 @@
 //! `akamu-cli audit`: verify the signer's hash-chained audit log, and
 //! reconcile it with the frontend's database.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use ca_signer::audit::{self, AuditError, Operation};
+use acme_frontend::admin::{self, AuditOnly};
+use ca_signer::audit::{self, AuditError, Operation, Record};
 use ca_signer::server_cert;
-use diesel::prelude::*;
-use diesel::sql_types::Text;
 use serde_json::json;
 
 use crate::error::CliError;
@@ -29,7 +28,8 @@ enum Action {
         path: PathBuf,
     },
     /// Report serials issued according to the audit log but missing from the
-    /// database, and the reverse.
+    /// database, and the reverse; with --import, bring the audit-only
+    /// certificates into the database (served, listed, revocable).
     Reconcile {
         /// The audit log.
         #[arg(long, value_name = "PATH")]
@@ -41,6 +41,15 @@ enum Action {
         /// The SQLite database, instead of the one named by --config.
         #[arg(long, value_name = "PATH")]
         database: Option<PathBuf>,
+        /// Store every certificate found only in the audit log in the
+        /// database (the certificate each record carries, with its order),
+        /// so it can be served, revoked and put on the CRL. Needs --chain.
+        #[arg(long, requires = "chain")]
+        import: bool,
+        /// The CA chain (PEM, issuing CA first) served after an imported
+        /// leaf: the signer's `cert_file` followed by its `chain_file`.
+        #[arg(long, value_name = "PEM")]
+        chain: Option<PathBuf>,
     },
 }
 
@@ -59,23 +68,25 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
             audit_log,
             config,
             database,
+            import,
+            chain,
         } => {
             // The frontend's own HTTPS certificates are signed at the
             // signer's start, not through ACME: they are never in the
             // database, and are listed apart.
             let mut server = BTreeSet::new();
-            let mut logged = BTreeSet::new();
+            let mut logged = BTreeMap::new();
             let (_, head) = audit::for_each_verified(&audit_log, |r| {
-                let Some(serial) = r.serial.as_deref() else {
+                let Some(serial) = r.serial.as_deref().and_then(admin::normalise_serial) else {
                     return;
                 };
                 if r.operation != Operation::Issue {
                     return;
                 }
                 if r.detail.as_deref() == Some(server_cert::AUDIT_DETAIL) {
-                    server.insert(normalise(serial));
+                    server.insert(serial);
                 } else {
-                    logged.insert(normalise(serial));
+                    logged.insert(serial, audit_only(r));
                 }
             })
             .map_err(|e| broken(&audit_log, &e))?;
@@ -85,14 +96,32 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
                     .map_err(|e| CliError::Usage(e.to_string()))?
                     .database_path(),
             };
-            let stored = database_serials(&db_path)?;
-            let only_log: Vec<&String> = logged.difference(&stored).collect();
-            let only_db: Vec<&String> = stored.difference(&logged).collect();
+            let bad_db = |e: acme_frontend::error::Error| CliError::BadFile {
+                path: db_path.clone(),
+                reason: e.to_string(),
+            };
+            let stored = admin::database_serials(&db_path).map_err(bad_db)?;
+            let logged_serials: BTreeSet<String> = logged.keys().cloned().collect();
+            let mut only_log: Vec<&String> = logged_serials.difference(&stored).collect();
+            let only_db: Vec<&String> = stored.difference(&logged_serials).collect();
+            let mut imported = Vec::new();
+            if import && let Some(chain) = &chain {
+                let chain_pem =
+                    std::fs::read_to_string(chain).map_err(|e| CliError::io(chain, e))?;
+                for serial in &only_log {
+                    let Some(Some(cert)) = logged.get(*serial) else {
+                        continue;
+                    };
+                    admin::import_certificate(&db_path, cert, &chain_pem).map_err(bad_db)?;
+                    imported.push((*serial).clone());
+                }
+                only_log.retain(|s| !imported.contains(s));
+            }
             let server: Vec<&String> = server.iter().collect();
             let human = format!(
                 "audit log {} (head {head}): {} issued through ACME, {} server certificate(s) \
                  ({}); database {}: {} certificates\n\
-                 in the audit log only: {}\nin the database only: {}",
+                 in the audit log only: {}\nin the database only: {}\nimported: {}",
                 audit_log.display(),
                 logged.len(),
                 server.len(),
@@ -101,6 +130,7 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
                 stored.len(),
                 list(&only_log),
                 list(&only_db),
+                list(&imported.iter().collect::<Vec<_>>()),
             );
             out.result(
                 &human,
@@ -108,6 +138,7 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
                     "audit_only": only_log,
                     "database_only": only_db,
                     "server_certificates": server,
+                    "imported": imported,
                     "head": head,
                 }),
             );
@@ -146,35 +177,18 @@ fn broken(path: &Path, e: &AuditError) -> CliError {
     }
 }
 
-/// The serial's canonical spelling ([`akamu_pki::serial::normalize`]), as
-/// the frontend stores it; a text that is no serial is kept (lower-cased) so
-/// that it shows up as a difference.
-fn normalise(serial: &str) -> String {
-    akamu_pki::serial::normalize(serial).unwrap_or_else(|_| serial.to_ascii_lowercase())
-}
-
-#[derive(QueryableByName)]
-struct SerialRow {
-    #[diesel(sql_type = Text)]
-    serial_number: String,
-}
-
-/// Every certificate serial in the frontend's database (read-only).
-fn database_serials(path: &Path) -> Result<BTreeSet<String>, CliError> {
-    if !path.exists() {
-        return Err(CliError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "database not found"),
-        ));
-    }
-    let url = format!("file:{}?mode=ro", path.display());
-    let bad = |e: &dyn std::fmt::Display| CliError::BadFile {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    };
-    let mut conn = SqliteConnection::establish(&url).map_err(|e| bad(&e))?;
-    let rows: Vec<SerialRow> = diesel::sql_query("SELECT serial_number FROM certificates")
-        .load(&mut conn)
-        .map_err(|e| bad(&e))?;
-    Ok(rows.iter().map(|r| normalise(&r.serial_number)).collect())
+/// What an issue record holds for an import: its certificate, order and
+/// account (`None` for records written before they carried certificates).
+fn audit_only(r: &Record) -> Option<AuditOnly> {
+    let der = openssl::base64::decode_block(r.certificate.as_deref()?).ok()?;
+    let account_uri = r.detail.as_deref().and_then(|d| {
+        d.split(' ')
+            .find_map(|kv| kv.strip_prefix("account="))
+            .map(str::to_owned)
+    });
+    Some(AuditOnly {
+        der,
+        order_id: r.order_id.clone()?,
+        account_uri,
+    })
 }

@@ -90,6 +90,8 @@ pub struct Ca {
     tls_alpn_validation_port: u16,
     output: Arc<Mutex<String>>,
     discard_on_failure: bool,
+    /// The launcher binary.
+    frontend: PathBuf,
 }
 
 impl Ca {
@@ -136,29 +138,8 @@ impl Ca {
         let config_path = dir.path().join("akamu.toml");
         std::fs::write(&config_path, &config).expect("write config");
 
-        let mut child = Command::new(&frontend)
-            .arg("--config")
-            .arg(&config_path)
-            .current_dir(dir.path())
-            .env("RUST_BACKTRACE", "1")
-            .env("NO_COLOR", "1")
-            .envs(opts.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", frontend.display()));
-
-        let output = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel::<String>();
-        // Both pipes exist: we asked for them just above.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        spawn_reader("stdout", stdout, output.clone(), Some(ready_tx));
-        spawn_reader("stderr", stderr, output.clone(), None);
-
         let mut ca = Ca {
-            child: Some(child),
+            child: None,
             ready: Ready {
                 directory: String::new(),
                 ca_cert: PathBuf::new(),
@@ -171,10 +152,42 @@ impl Ca {
             config_path,
             http_validation_port,
             tls_alpn_validation_port,
-            output,
+            output: Arc::new(Mutex::new(String::new())),
             discard_on_failure: opts.discard_on_failure,
+            frontend,
         };
-        ca.ready.frontend_pid = ca.child_id();
+        ca.spawn(&opts.env);
+        ca
+    }
+
+    /// Starts the frontend (the launcher) on this CA's configuration and
+    /// state, with `env`, and waits for its READY line.
+    fn spawn(&mut self, env: &[(String, PathBuf)]) {
+        let workdir = self
+            .config_path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let mut child = Command::new(&self.frontend)
+            .arg("--config")
+            .arg(&self.config_path)
+            .current_dir(&workdir)
+            .env("RUST_BACKTRACE", "1")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.frontend.display()));
+
+        let (ready_tx, ready_rx) = mpsc::channel::<String>();
+        // Both pipes exist: we asked for them just above.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        spawn_reader("stdout", stdout, self.output.clone(), Some(ready_tx));
+        spawn_reader("stderr", stderr, self.output.clone(), None);
+        self.child = Some(child);
+        self.ready.frontend_pid = self.child_id();
 
         let line = match ready_rx.recv_timeout(READY_TIMEOUT) {
             Ok(line) => line,
@@ -184,24 +197,87 @@ impl Ca {
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 // Give stderr's reader a moment to catch the last words.
                 thread::sleep(Duration::from_millis(200));
-                let status = ca.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                let status = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
                 panic!("acme-frontend closed stdout before READY (exit status: {status:?})")
             }
         };
         let json = line.trim_start_matches("READY").trim();
-        ca.ready = serde_json::from_str(json)
+        self.ready = serde_json::from_str(json)
             .unwrap_or_else(|e| panic!("READY line is not the agreed JSON ({e}): {line}"));
         assert_eq!(
-            ca.ready.frontend_pid,
-            ca.child_id(),
+            self.ready.frontend_pid,
+            self.child_id(),
             "READY frontend_pid is not the pid we spawned"
         );
         assert!(
-            ca.ready.ca_cert.is_absolute(),
+            self.ready.ca_cert.is_absolute(),
             "READY ca_cert must be absolute: {}",
-            ca.ready.ca_cert.display()
+            self.ready.ca_cert.display()
         );
-        ca
+    }
+
+    /// After the frontend died on its own (a crash, a fault point): waits
+    /// for it and for the children it started to be gone, then starts it
+    /// again on the same configuration and state, with `env`.
+    pub async fn restart_after_crash(&mut self, env: Vec<(String, PathBuf)>, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut child = self.child.take().expect("the frontend was started");
+        while matches!(child.try_wait(), Ok(None)) {
+            assert!(
+                Instant::now() < deadline,
+                "acme-frontend did not exit within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let status = child.wait();
+        append(
+            &self.output,
+            &format!("[e2e] acme-frontend exit: {status:?}\n"),
+        );
+        // Its children get SIGTERM when it dies (PR_SET_PDEATHSIG); a new
+        // signer must not race the old one for the socket.
+        for pid in [self.ready.signer_pid, self.ready.validator_pid] {
+            while pid > 0 && is_our_binary(pid) {
+                assert!(
+                    Instant::now() < deadline,
+                    "child {pid} outlived acme-frontend for {timeout:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let mut this = std::mem::replace(self, Ca::placeholder());
+        let this = tokio::task::spawn_blocking(move || {
+            this.spawn(&env);
+            this
+        })
+        .await
+        .unwrap_or_else(|e| panic!("restarting acme-frontend: {e}"));
+        *self = this;
+    }
+
+    /// An empty `Ca` that owns nothing (moved out of while restarting).
+    fn placeholder() -> Ca {
+        Ca {
+            child: None,
+            ready: Ready {
+                directory: String::new(),
+                ca_cert: PathBuf::new(),
+                frontend_pid: 0,
+                signer_pid: 0,
+                validator_pid: 0,
+            },
+            dir: None,
+            state_dir: PathBuf::new(),
+            config_path: PathBuf::new(),
+            http_validation_port: 0,
+            tls_alpn_validation_port: 0,
+            output: Arc::new(Mutex::new(String::new())),
+            discard_on_failure: true,
+            frontend: PathBuf::new(),
+        }
     }
 
     /// [`Ca::start`] on a blocking thread, for async tests.

@@ -40,6 +40,11 @@ async fn challenge_server() -> HttpServer {
 /// Starts the binary with its socket under `dir` and http-01 probes sent to
 /// `http_port`; waits for its READY line. Returns the process and the socket.
 async fn start(dir: &Path, http_port: u16) -> (Proc, PathBuf) {
+    start_with(dir, http_port, "").await
+}
+
+/// [`start`] with `extra` lines appended to the configuration.
+async fn start_with(dir: &Path, http_port: u16, extra: &str) -> (Proc, PathBuf) {
     let socket = dir.join("run").join("validator.sock");
     let config = dir.join("validator.toml");
     let uid = nix::unistd::geteuid().as_raw();
@@ -47,7 +52,7 @@ async fn start(dir: &Path, http_port: u16) -> (Proc, PathBuf) {
         &config,
         format!(
             "socket_path = {:?}\nallowed_uids = [{uid}]\nhttp_validation_port = {http_port}\n\
-             dns_resolver_addr = \"127.0.0.1:9\"\nallow_private_targets = true\n",
+             dns_resolver_addr = \"127.0.0.1:9\"\nallow_private_targets = true\n{extra}",
             socket.display().to_string(),
         ),
     )
@@ -177,4 +182,45 @@ async fn hostile_peers_do_not_crash_or_wedge_the_validator() {
         .assert_silent_peer_dropped(shared_proto::deadline::CONNECT + Duration::from_secs(2))
         .await;
     assert!(matches!(child.0.try_wait(), Ok(None)), "still running");
+}
+
+/// The frontend asks for the authorization's expiry, but the validator
+/// signs no statement that lasts longer than its own
+/// `statement_max_age_secs` after the validation; a shorter request is
+/// kept.
+#[tokio::test]
+async fn statements_last_at_most_the_validators_maximum() {
+    let server = challenge_server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_child, socket) =
+        start_with(dir.path(), server.port(), "statement_max_age_secs = 600\n").await;
+    let stream = connect(&socket).await.expect("connect");
+    let client = ValidatorRpcClient::new(Default::default(), framed(stream)).spawn();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let verifier = shared_proto::statement::StatementVerifier::from_file(
+        &shared_proto::statement::public_path(&socket.with_file_name("validator-statement.key")),
+    )
+    .expect("public key");
+    let verifier = &verifier;
+    let validate = |authz_expires: i64| {
+        let client = client.clone();
+        async move {
+            let mut req = request(Identifier::ip(lo4()), ChallengeType::Http01);
+            req.authz_expires = authz_expires;
+            let record = client
+                .validate_challenge(context::current(), req)
+                .await
+                .expect("rpc")
+                .expect("valid");
+            let signed = record.statement.expect("statement");
+            verifier.verify(&signed).expect("verifies").clone()
+        }
+    };
+    let long = validate(now + 30 * 86_400).await;
+    assert_eq!(long.expires, long.validated_at + 600, "capped: {long:?}");
+    let short = validate(now + 60).await;
+    assert_eq!(short.expires, now + 60, "a shorter expiry is kept");
 }

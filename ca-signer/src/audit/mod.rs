@@ -12,7 +12,8 @@
 //! file may end in a partial line), so the signer fails closed.
 //!
 //! [`verify`] checks a whole file and returns the head hash, or the index of
-//! the first bad record.
+//! the first bad record. [`search`] reads the log from a point in time
+//! without reading all of it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -21,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+
+pub mod search;
 
 /// `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

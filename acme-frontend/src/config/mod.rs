@@ -1,0 +1,264 @@
+//! The frontend's configuration (TOML, strict: unknown keys are errors).
+//!
+//! Key names follow the Akāmu reference (`[ca]`, `[server]`, …) so its users
+//! can bring their files. Every field has a documented default; the same
+//! defaults appear in `docs/src/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+mod sections;
+
+pub use sections::*;
+use sections::{default_base_url, default_listen_addr, default_state_dir};
+
+/// The embedded default configuration (a CA on loopback).
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
+
+/// Top-level configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP(S) server binds. Default `127.0.0.1:14000`.
+    #[serde(default = "default_listen_addr")]
+    pub listen_addr: SocketAddr,
+    /// Public base URL in every URL we hand out; no trailing slash.
+    /// Default `https://localhost:14000`.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Directory for sockets and default file locations. Default `akamu-data`.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// `[database]`.
+    #[serde(default)]
+    pub database: Database,
+    /// `[ca]`: passed to the signer by the launcher.
+    #[serde(default)]
+    pub ca: Ca,
+    /// `[tls]`: HTTPS for ACME clients.
+    #[serde(default)]
+    pub tls: Tls,
+    /// `[server]`: protocol and validation settings.
+    #[serde(default)]
+    pub server: Server,
+    /// `[signer]`: how to reach `ca-signer`.
+    #[serde(default)]
+    pub signer: SignerLink,
+    /// `[validator]`: how to reach `validator-worker`.
+    #[serde(default)]
+    pub validator: ValidatorLink,
+    /// `[launcher]`: whether this process starts the other two.
+    #[serde(default)]
+    pub launcher: Launcher,
+    /// User to switch to when started as root. Default `akamu-frontend`, or
+    /// no switch when the launcher is enabled (development runs everything
+    /// as the invoking user).
+    pub user: Option<String>,
+    /// Group to switch to when started as root. Default: as `user`.
+    pub group: Option<String>,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has unknown keys.
+    #[error("parsing {origin}: {source}")]
+    Parse {
+        /// The file name or `embedded default`.
+        origin: String,
+        /// The parser's message.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                Self::parse(&text, &p.display().to_string())
+            }
+            None => Self::parse(EMBEDDED_DEFAULT, "embedded default"),
+        }
+    }
+
+    /// Parses and checks a TOML document.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let parse_error = |source| ConfigError::Parse {
+            origin: origin.to_owned(),
+            source,
+        };
+        let raw: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        let config: Self = toml::from_str(text).map_err(parse_error)?;
+        config.check()?;
+        if !config.launcher.enabled {
+            config.check_one_owner(&raw)?;
+        }
+        Ok(config)
+    }
+
+    /// Without the launcher the signer has its own configuration, which
+    /// owns the CA's facts; the frontend learns them over the RPC
+    /// (`ca_info`). A second copy here could only drift, so the sections
+    /// the launcher would hand to the signer are refused.
+    fn check_one_owner(&self, raw: &toml::Table) -> Result<(), ConfigError> {
+        let signer_only = raw
+            .get("signer")
+            .and_then(toml::Value::as_table)
+            .and_then(|t| {
+                ["key", "policy", "audit", "profiles"]
+                    .into_iter()
+                    .find(|k| t.contains_key(*k))
+            });
+        let section = if raw.contains_key("ca") {
+            Some("[ca]".to_owned())
+        } else {
+            signer_only.map(|k| format!("[signer.{k}]"))
+        };
+        match section {
+            Some(section) => Err(ConfigError::Invalid(format!(
+                "{section} belongs in the signer's configuration when [launcher] enabled = false \
+                 (the frontend asks the signer for the CA's facts)"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.base_url.ends_with('/') {
+            return Err(ConfigError::Invalid(
+                "base_url must not end with '/'".into(),
+            ));
+        }
+        if !(self.base_url.starts_with("https://") || self.base_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(
+                "base_url must be an http(s) URL".into(),
+            ));
+        }
+        if self.ca.validity_days == 0 {
+            return Err(ConfigError::Invalid(
+                "[ca] validity_days must be at least 1".into(),
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "[server] max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        if !(1..=65_536).contains(&self.server.max_connections) {
+            return Err(ConfigError::Invalid(
+                "[server] max_connections must be between 1 and 65536".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.server.idle_timeout_secs) {
+            return Err(ConfigError::Invalid(
+                "[server] idle_timeout_secs must be between 1 and 3600".into(),
+            ));
+        }
+        if self.server.challenge_wait_ms > 10_000 {
+            return Err(ConfigError::Invalid(
+                "[server] challenge_wait_ms must be at most 10000".into(),
+            ));
+        }
+        for (kid, key) in &self.server.eab_keys {
+            match akamu_jose::b64_decode(key) {
+                Ok(k) if k.len() >= 16 => {}
+                Ok(_) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "[server.eab_keys] {kid:?}: key must be at least 16 bytes"
+                    )));
+                }
+                Err(_) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "[server.eab_keys] {kid:?}: key is not base64url without padding"
+                    )));
+                }
+            }
+        }
+        if self.server.external_account_required && self.server.eab_keys.is_empty() {
+            tracing::warn!(target: "frontend", "external_account_required is set but [server.eab_keys] is empty");
+        }
+        if self.server.order_expiry_secs < 60 || self.server.authz_expiry_secs < 60 {
+            return Err(ConfigError::Invalid(
+                "expiry must be at least 60 seconds".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn in_state(&self, explicit: &Option<PathBuf>, name: &str) -> PathBuf {
+        explicit
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join(name))
+    }
+
+    /// The EAB keys, decoded (validated by [`Config::parse`]).
+    pub fn eab_keys(&self) -> Vec<(String, Vec<u8>)> {
+        self.server
+            .eab_keys
+            .iter()
+            .filter_map(|(k, v)| akamu_jose::b64_decode(v).ok().map(|key| (k.clone(), key)))
+            .collect()
+    }
+
+    /// The user and group to become when started as root, if any (see
+    /// [`Config::user`]).
+    pub fn run_as(&self) -> Option<(String, String)> {
+        let user = match (&self.user, self.launcher.enabled) {
+            (Some(u), _) => u.clone(),
+            (None, true) => return None,
+            (None, false) => "akamu-frontend".into(),
+        };
+        let group = self.group.clone().unwrap_or_else(|| user.clone());
+        Some((user, group))
+    }
+
+    /// The SQLite file.
+    pub fn database_path(&self) -> PathBuf {
+        self.in_state(&self.database.path, "akamu.db")
+    }
+    /// The CA key file.
+    pub fn ca_key_file(&self) -> PathBuf {
+        self.in_state(&self.ca.key_file, "ca.key.pem")
+    }
+    /// The CA certificate file.
+    pub fn ca_cert_file(&self) -> PathBuf {
+        self.in_state(&self.ca.cert_file, "ca.cert.pem")
+    }
+    /// The HTTPS certificate chain.
+    pub fn tls_cert_file(&self) -> PathBuf {
+        self.in_state(&self.tls.cert_file, "server.crt")
+    }
+    /// The HTTPS key.
+    pub fn tls_key_file(&self) -> PathBuf {
+        self.in_state(&self.tls.key_file, "server.key")
+    }
+    /// The signer's socket.
+    pub fn signer_socket(&self) -> PathBuf {
+        self.in_state(&self.signer.socket_path, "signer.sock")
+    }
+    /// The validator's socket.
+    pub fn validator_socket(&self) -> PathBuf {
+        self.in_state(&self.validator.socket_path, "validator.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests;

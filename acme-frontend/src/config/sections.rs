@@ -1,0 +1,286 @@
+//! The sections of the frontend's configuration, one struct per TOML
+//! table, each field with its default function.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `[database]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// SQLite file. Default `<state_dir>/akamu.db`.
+    pub path: Option<PathBuf>,
+}
+
+/// `[ca]`: the issuing CA, owned by `ca-signer`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ca {
+    /// CA private key PEM. Default `<state_dir>/ca.key.pem`.
+    pub key_file: Option<PathBuf>,
+    /// CA certificate PEM. Default `<state_dir>/ca.cert.pem`.
+    pub cert_file: Option<PathBuf>,
+    /// Key type generated on first run. Default `ec:P-256`.
+    #[serde(default = "default_key_type")]
+    pub key_type: String,
+    /// Hash for signatures. Default `sha256`.
+    #[serde(default = "default_hash_alg")]
+    pub hash_alg: String,
+    /// Leaf validity in days. Default 90.
+    #[serde(default = "default_validity_days")]
+    pub validity_days: u32,
+    /// Generated root's validity in years. Default 10.
+    #[serde(default = "default_ca_validity_years")]
+    pub ca_validity_years: u32,
+    /// Generated root's CN. Default `Akāmu CA`.
+    #[serde(default = "default_common_name")]
+    pub common_name: String,
+    /// Generated root's O. Default `Akāmu`.
+    #[serde(default = "default_organization")]
+    pub organization: String,
+    /// CRL distribution point put in leaves. Default none.
+    pub crl_url: Option<String>,
+    /// OCSP responder URL put in leaves. Default none.
+    pub ocsp_url: Option<String>,
+    /// Certificates served after the issuing CA (e.g. the root). Default none.
+    pub chain_file: Option<PathBuf>,
+    /// AIA caIssuers URL put in leaves (where the issuing CA certificate can
+    /// be fetched). Default none.
+    pub ca_issuers_url: Option<String>,
+}
+
+impl Default for Ca {
+    fn default() -> Self {
+        Self {
+            key_file: None,
+            cert_file: None,
+            key_type: default_key_type(),
+            hash_alg: default_hash_alg(),
+            validity_days: default_validity_days(),
+            ca_validity_years: default_ca_validity_years(),
+            common_name: default_common_name(),
+            organization: default_organization(),
+            crl_url: None,
+            ocsp_url: None,
+            chain_file: None,
+            ca_issuers_url: None,
+        }
+    }
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Serve HTTPS. Default false (plain HTTP behind a proxy); the embedded
+    /// default turns it on.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Certificate chain PEM. Default `<state_dir>/server.crt`.
+    pub cert_file: Option<PathBuf>,
+    /// Private key PEM. Default `<state_dir>/server.key`.
+    pub key_file: Option<PathBuf>,
+    /// Name the launcher asks the signer to certify (with `127.0.0.1`) when
+    /// the files are missing. Default `localhost`.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            cert_file: None,
+            key_file: None,
+            server_name: default_server_name(),
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Port the validator fetches http-01 tokens from. Default 80.
+    #[serde(default = "default_http_port")]
+    pub http_validation_port: u16,
+    /// Port the validator connects to for tls-alpn-01. Default 443.
+    #[serde(default = "default_tls_alpn_port")]
+    pub tls_alpn_validation_port: u16,
+    /// DNS resolver for every validator lookup (`ip:port`). Default: system.
+    pub dns_resolver_addr: Option<SocketAddr>,
+    /// Let the validator probe loopback/private addresses. Default false.
+    #[serde(default)]
+    pub allow_private_targets: bool,
+    /// Largest accepted request body. Default 65536.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How long a challenge response waits for its validation before
+    /// answering `processing` (milliseconds, at most 10000; 0 answers at
+    /// once). Default 1000.
+    #[serde(default = "default_challenge_wait_ms")]
+    pub challenge_wait_ms: u64,
+    /// Seconds without a byte in either direction after which a client
+    /// connection is shut down (HTTP/1.1 and HTTP/2; at most 3600). An
+    /// HTTP/1.1 connection also waits at most 10 s for request headers.
+    /// Default 30.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Client connections served at once (TLS handshakes included); past it
+    /// new connections wait in the listen backlog. 1 to 65536. Default 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Order lifetime in seconds. Default 86400.
+    #[serde(default = "default_expiry_secs")]
+    pub order_expiry_secs: i64,
+    /// Authorization lifetime in seconds. Default 86400.
+    #[serde(default = "default_expiry_secs")]
+    pub authz_expiry_secs: i64,
+    /// Terms of service URL for the directory. Default none.
+    pub terms_of_service_url: Option<String>,
+    /// Operator website for the directory. Default none.
+    pub website_url: Option<String>,
+    /// CAA identities for the directory. Default none.
+    #[serde(default)]
+    pub caa_identities: Vec<String>,
+    /// Certificate profiles offered to clients (name → description or
+    /// documentation URL); each name is also a profile of the signer.
+    /// Default none (a `profile` in new-order is then ignored).
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, String>,
+    /// Require External Account Binding on new accounts. Default false.
+    #[serde(default)]
+    pub external_account_required: bool,
+    /// EAB keys: key id → base64url HMAC key (at least 16 bytes). Seeded
+    /// into the database at start with insert-or-ignore. Default none.
+    #[serde(default)]
+    pub eab_keys: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            http_validation_port: default_http_port(),
+            tls_alpn_validation_port: default_tls_alpn_port(),
+            dns_resolver_addr: None,
+            allow_private_targets: false,
+            max_body_bytes: default_max_body_bytes(),
+            challenge_wait_ms: default_challenge_wait_ms(),
+            idle_timeout_secs: default_idle_timeout_secs(),
+            max_connections: default_max_connections(),
+            order_expiry_secs: default_expiry_secs(),
+            authz_expiry_secs: default_expiry_secs(),
+            terms_of_service_url: None,
+            website_url: None,
+            caa_identities: Vec::new(),
+            profiles: Default::default(),
+            external_account_required: false,
+            eab_keys: Default::default(),
+        }
+    }
+}
+
+/// `[signer]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerLink {
+    /// The signer's socket. Default `<state_dir>/signer.sock`.
+    pub socket_path: Option<PathBuf>,
+    /// `[signer.key]`: the CA key backend (`file` or `pkcs11`), passed to the
+    /// signer verbatim by the launcher, which checks it strictly. Default:
+    /// `[ca] key_file`.
+    pub key: Option<toml::Table>,
+    /// `[signer.policy]`: the signer's `[policy]` (validity ceiling, key
+    /// policy, blocklist), passed verbatim. Default: the signer's defaults.
+    pub policy: Option<toml::Table>,
+    /// `[signer.audit]`: the signer's `[audit]` (log path), passed verbatim.
+    pub audit: Option<toml::Table>,
+    /// `[signer.profiles]`: the signer's `[profiles.<name>]`, passed verbatim.
+    pub profiles: Option<toml::Table>,
+}
+
+/// `[validator]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorLink {
+    /// The validator's socket. Default `<state_dir>/validator.sock`.
+    pub socket_path: Option<PathBuf>,
+}
+
+/// `[launcher]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Launcher {
+    /// Start `ca-signer` and `validator-worker` as children and restart them
+    /// when they exit. Default true; production runs them as their own
+    /// services and sets this to false.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Directory holding the two binaries. Default: next to this executable.
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl Default for Launcher {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bin_dir: None,
+        }
+    }
+}
+
+pub(super) fn default_listen_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 14000))
+}
+pub(super) fn default_base_url() -> String {
+    "https://localhost:14000".into()
+}
+pub(super) fn default_state_dir() -> PathBuf {
+    PathBuf::from("akamu-data")
+}
+fn default_key_type() -> String {
+    "ec:P-256".into()
+}
+fn default_hash_alg() -> String {
+    "sha256".into()
+}
+fn default_validity_days() -> u32 {
+    90
+}
+fn default_ca_validity_years() -> u32 {
+    10
+}
+fn default_common_name() -> String {
+    "Akāmu CA".into()
+}
+fn default_organization() -> String {
+    "Akāmu".into()
+}
+fn default_server_name() -> String {
+    "localhost".into()
+}
+fn default_http_port() -> u16 {
+    80
+}
+fn default_tls_alpn_port() -> u16 {
+    443
+}
+fn default_max_body_bytes() -> usize {
+    65536
+}
+fn default_challenge_wait_ms() -> u64 {
+    1000
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_idle_timeout_secs() -> u64 {
+    30
+}
+fn default_expiry_secs() -> i64 {
+    86400
+}
+fn default_true() -> bool {
+    true
+}

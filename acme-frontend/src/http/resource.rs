@@ -1,0 +1,154 @@
+//! The one table of this server's ACME resources: each row gives a
+//! resource's path (the Akāmu reference's) and the methods it answers.
+//! Routing ([`super::router`]), the `Allow` header of a 405 and URL building
+//! ([`crate::urls`]) all read it, so a new endpoint is one row here plus its
+//! handler in the router's match (which the compiler makes exhaustive).
+
+/// One path segment of a row: a literal, or a captured id.
+macro_rules! segment {
+    ($lit:literal) => {
+        $lit
+    };
+    ($capture:ident) => {
+        $capture
+    };
+}
+
+macro_rules! resources {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $(($($field:ident),+))? => [$($seg:tt),+], allow $allow:literal;
+    )+) => {
+        /// A resource of this server, with the ids its path carries.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Resource<'a> {
+            $(
+                $(#[$doc])*
+                $variant $(($(resources!(@str $field)),+))?,
+            )+
+        }
+
+        impl<'a> Resource<'a> {
+            /// The resource at `path` (no query), if any.
+            pub fn parse(path: &'a str) -> Option<Self> {
+                let segments: Vec<&'a str> = path.strip_prefix('/')?.split('/').collect();
+                match segments.as_slice() {
+                    $(
+                        [$($seg),+] => Some(Self::$variant $(($(*$field),+))?),
+                    )+
+                    _ => None,
+                }
+            }
+
+            /// The path of this resource.
+            pub fn path(&self) -> String {
+                let mut path = String::new();
+                match self {
+                    $(
+                        Self::$variant $(($($field),+))? => {
+                            $(
+                                path.push('/');
+                                path.push_str(segment!($seg));
+                            )+
+                        }
+                    )+
+                }
+                path
+            }
+
+            /// The methods this resource answers, as the `Allow` header of a
+            /// 405 lists them (RFC 9110 §15.5.6).
+            pub fn allow(&self) -> &'static str {
+                match self {
+                    $(Self::$variant { .. } => $allow,)+
+                }
+            }
+        }
+    };
+    (@str $field:ident) => { &'a str };
+}
+
+resources! {
+    /// RFC 8555 §7.1.1.
+    Directory => ["acme", "directory"], allow "GET, HEAD";
+    /// RFC 8555 §7.2.
+    NewNonce => ["acme", "new-nonce"], allow "GET, HEAD";
+    /// RFC 8555 §7.3.
+    NewAccount => ["acme", "new-account"], allow "POST";
+    /// RFC 8555 §7.3.2: an account, by id.
+    Account(id) => ["acme", "account", id], allow "POST";
+    /// RFC 8555 §7.1.2.1: an account's orders list, by account id.
+    Orders(id) => ["acme", "orders", id], allow "POST";
+    /// RFC 8555 §7.4.
+    NewOrder => ["acme", "new-order"], allow "POST";
+    /// RFC 8555 §7.4.1.
+    NewAuthz => ["acme", "new-authz"], allow "POST";
+    /// RFC 8555 §7.6.
+    RevokeCert => ["acme", "revoke-cert"], allow "POST";
+    /// RFC 8555 §7.3.5.
+    KeyChange => ["acme", "key-change"], allow "POST";
+    /// RFC 8555 §7.1.3: an order, by id.
+    Order(id) => ["acme", "order", id], allow "POST";
+    /// RFC 8555 §7.4: an order's finalize URL.
+    Finalize(id) => ["acme", "order", id, "finalize"], allow "POST";
+    /// RFC 8555 §7.1.4: an authorization, by id.
+    Authz(id) => ["acme", "authz", id], allow "POST";
+    /// RFC 8555 §7.1.5: a challenge, by authorization id and type.
+    Challenge(authz, kind) => ["acme", "chall", authz, kind], allow "POST";
+    /// RFC 8555 §7.4.2: a certificate chain, by id (public: GET too).
+    Certificate(id) => ["acme", "cert", id], allow "GET, HEAD, POST";
+}
+
+impl Resource<'_> {
+    /// Whether this resource answers `method`.
+    pub fn allows(&self, method: &http::Method) -> bool {
+        self.allow().split(", ").any(|m| m == method.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_parses_back_from_its_path() {
+        let all = [
+            Resource::Directory,
+            Resource::NewNonce,
+            Resource::NewAccount,
+            Resource::Account("a1"),
+            Resource::Orders("a1"),
+            Resource::NewOrder,
+            Resource::NewAuthz,
+            Resource::RevokeCert,
+            Resource::KeyChange,
+            Resource::Order("o1"),
+            Resource::Finalize("o1"),
+            Resource::Authz("z1"),
+            Resource::Challenge("z1", "http-01"),
+            Resource::Certificate("c1"),
+        ];
+        for r in all {
+            let path = r.path();
+            assert_eq!(Resource::parse(&path), Some(r), "{path}");
+        }
+        assert_eq!(Resource::Finalize("o1").path(), "/acme/order/o1/finalize");
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        for bad in [
+            "",
+            "/",
+            "/acme",
+            "/acme/order",
+            "/acme/order/o/x",
+            "acme/directory",
+        ] {
+            assert_eq!(Resource::parse(bad), None, "{bad:?}");
+        }
+        let cert = Resource::Certificate("c");
+        assert!(cert.allows(&http::Method::HEAD));
+        assert!(!Resource::Order("o").allows(&http::Method::GET));
+    }
+}

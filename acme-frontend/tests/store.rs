@@ -1,0 +1,364 @@
+//! In-process tests of the store's transitions against a real SQLite file in
+//! a temporary directory (no spawned binaries): the validation cascade
+//! (challenge → authorization → every order that shares it), expiry as
+//! clients see it, one certificate for a finalize raced by many tasks, and
+//! in-flight claims released when a job fails or panics.
+
+use std::sync::Arc;
+
+use acme_frontend::error::Error;
+use acme_frontend::handlers::new_order::new_authz;
+use acme_frontend::jobs::InFlight;
+use acme_frontend::protocol::{
+    AccountStatus, AuthzStatus, CertificateStatus, ChallengeStatus, OrderStatus,
+};
+use acme_frontend::store::authzs::Outcome;
+use acme_frontend::store::models::{AccountRow, AuthzRow, CertRow, ChallengeRow, OrderRow};
+use acme_frontend::store::orders::NewOrder;
+use acme_frontend::store::{self, Store};
+use shared_proto::Identifier;
+
+const T0: i64 = 1_800_000_000;
+const LIFETIME: i64 = 3600;
+
+struct Db {
+    _dir: tempfile::TempDir,
+    store: Store,
+}
+
+fn db() -> Db {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("akamu.db")).expect("open the database");
+    Db { _dir: dir, store }
+}
+
+fn account(id: &str) -> AccountRow {
+    AccountRow {
+        id: id.into(),
+        status: AccountStatus::Valid,
+        contact: "[]".into(),
+        jwk: "{}".into(),
+        jwk_thumbprint: format!("thumbprint-{id}"),
+        tos_agreed: true,
+        created: T0,
+        updated: T0,
+    }
+}
+
+/// A pending order of `account` over `authzs`, expiring at `expires`.
+fn order(id: &str, account: &str, authzs: &[&AuthzRow], expires: i64) -> OrderRow {
+    let statuses: Vec<AuthzStatus> = authzs.iter().map(|a| a.status).collect();
+    OrderRow {
+        id: id.into(),
+        account_id: account.into(),
+        status: acme_frontend::protocol::order::stored_order_status(&statuses),
+        expires,
+        identifiers: "[]".into(),
+        not_before: None,
+        not_after: None,
+        error: None,
+        csr: None,
+        certificate_id: None,
+        created: T0,
+        updated: T0,
+        profile: None,
+    }
+}
+
+/// Stores `order` with fresh authorizations (and their challenges) for
+/// `names`, returning the authorizations.
+async fn insert_order(db: &Db, id: &str, account: &str, names: &[&str]) -> Vec<AuthzRow> {
+    let mut authzs = Vec::new();
+    let mut challenges: Vec<ChallengeRow> = Vec::new();
+    for name in names {
+        let (a, c) = new_authz(&Identifier::dns(name), account, T0, LIFETIME);
+        authzs.push(a);
+        challenges.extend(c);
+    }
+    let row = order(
+        id,
+        account,
+        &authzs.iter().collect::<Vec<_>>(),
+        T0 + LIFETIME,
+    );
+    let new = NewOrder {
+        order: row,
+        authz_ids: authzs.iter().map(|a| a.id.clone()).collect(),
+        new_authzs: authzs.clone(),
+        challenges,
+    };
+    db.store
+        .run(move |c| store::orders::insert(c, new))
+        .await
+        .expect("insert order");
+    authzs
+}
+
+/// An order that reuses `authzs` (already stored).
+async fn insert_order_reusing(db: &Db, id: &str, account: &str, authzs: &[AuthzRow]) {
+    let row = order(
+        id,
+        account,
+        &authzs.iter().collect::<Vec<_>>(),
+        T0 + LIFETIME,
+    );
+    let new = NewOrder {
+        order: row,
+        authz_ids: authzs.iter().map(|a| a.id.clone()).collect(),
+        new_authzs: Vec::new(),
+        challenges: Vec::new(),
+    };
+    db.store
+        .run(move |c| store::orders::insert(c, new))
+        .await
+        .expect("insert order");
+}
+
+async fn add_account(db: &Db, id: &str) {
+    let row = account(id);
+    db.store
+        .run(move |c| store::accounts::insert_or_existing(c, row).map(|_| ()))
+        .await
+        .expect("insert account");
+}
+
+/// Answers the http-01 challenge of `authz` and records `outcome`.
+async fn validate(db: &Db, authz: &AuthzRow, outcome: Outcome) {
+    let (aid, cid) = (authz.id.clone(), format!("{}/http-01", authz.id));
+    let started = db
+        .store
+        .run(move |c| store::authzs::start_challenge(c, &aid, &cid, T0 + 1))
+        .await
+        .expect("start challenge")
+        .expect("challenge exists");
+    assert!(started.dispatch, "a pending challenge starts a probe");
+    assert_eq!(started.challenge.status, ChallengeStatus::Processing);
+    let cid = started.challenge.id.clone();
+    db.store
+        .run(move |c| store::authzs::record_validation(c, &cid, outcome, T0 + 2))
+        .await
+        .expect("record validation");
+}
+
+async fn stored_order(db: &Db, id: &str) -> (OrderRow, Vec<AuthzRow>) {
+    let id = id.to_owned();
+    db.store
+        .read(move |c| store::orders::with_authzs(c, &id))
+        .await
+        .expect("read order")
+        .expect("order exists")
+}
+
+fn valid() -> Outcome {
+    Outcome::Valid("{}".into(), None)
+}
+
+fn invalid() -> Outcome {
+    Outcome::Invalid(r#"{"type":"urn:ietf:params:acme:error:incorrectResponse"}"#.into())
+}
+
+#[tokio::test]
+async fn the_cascade_makes_an_order_ready_only_when_every_authorization_is_valid() {
+    let db = db();
+    add_account(&db, "acct").await;
+    let authzs = insert_order(&db, "o1", "acct", &["a.example", "b.example"]).await;
+
+    validate(&db, &authzs[0], valid()).await;
+    let (o, a) = stored_order(&db, "o1").await;
+    assert_eq!(o.status, OrderStatus::Pending, "one of two authorizations");
+    assert_eq!(a[0].status, AuthzStatus::Valid);
+    assert_eq!(a[1].status, AuthzStatus::Pending);
+
+    validate(&db, &authzs[1], valid()).await;
+    let (o, a) = stored_order(&db, "o1").await;
+    assert_eq!(o.status, OrderStatus::Ready);
+    assert_eq!(o.status_at(&a, T0 + 3), OrderStatus::Ready);
+    // A challenge already decided is not started again.
+    let (aid, cid) = (authzs[0].id.clone(), format!("{}/http-01", authzs[0].id));
+    let again = db
+        .store
+        .run(move |c| store::authzs::start_challenge(c, &aid, &cid, T0 + 3))
+        .await
+        .expect("start challenge")
+        .expect("exists");
+    assert!(!again.dispatch);
+    assert_eq!(again.challenge.status, ChallengeStatus::Valid);
+}
+
+#[tokio::test]
+async fn an_invalid_authorization_fails_every_pending_order_that_shares_it() {
+    let db = db();
+    add_account(&db, "acct").await;
+    let authzs = insert_order(&db, "o1", "acct", &["a.example", "b.example"]).await;
+    insert_order_reusing(&db, "o2", "acct", &authzs[1..]).await;
+
+    validate(&db, &authzs[1], invalid()).await;
+    for id in ["o1", "o2"] {
+        let (o, a) = stored_order(&db, id).await;
+        assert_eq!(o.status, OrderStatus::Invalid, "{id}");
+        assert!(
+            o.error
+                .as_deref()
+                .is_some_and(|e| e.contains("incorrectResponse"))
+        );
+        assert_eq!(a.last().map(|a| a.status), Some(AuthzStatus::Invalid));
+    }
+    // A result arriving for a challenge that is no longer processing (a
+    // second probe, a restart) changes nothing.
+    let cid = format!("{}/http-01", authzs[1].id);
+    db.store
+        .run(move |c| store::authzs::record_validation(c, &cid, valid(), T0 + 9))
+        .await
+        .expect("late result");
+    let (o, _) = stored_order(&db, "o2").await;
+    assert_eq!(o.status, OrderStatus::Invalid);
+}
+
+#[tokio::test]
+async fn orders_and_authorizations_expire_as_clients_see_them() {
+    let db = db();
+    add_account(&db, "acct").await;
+    let authzs = insert_order(&db, "o1", "acct", &["a.example"]).await;
+    validate(&db, &authzs[0], valid()).await;
+    let (o, a) = stored_order(&db, "o1").await;
+    let expiry = T0 + LIFETIME;
+    assert_eq!(o.status_at(&a, expiry - 1), OrderStatus::Ready);
+    assert_eq!(a[0].status_at(expiry - 1), AuthzStatus::Valid);
+    assert_eq!(a[0].status_at(expiry), AuthzStatus::Expired);
+    assert_eq!(o.status_at(&a, expiry), OrderStatus::Invalid);
+    // Reuse looks only at authorizations valid past the given instant.
+    let id = Identifier::dns("a.example");
+    let (i1, i2) = (id.clone(), id);
+    let reusable = db
+        .store
+        .read(move |c| {
+            Ok((
+                store::authzs::reusable(c, "acct", &i1, expiry - 1)?.is_some(),
+                store::authzs::reusable(c, "acct", &i2, expiry)?.is_some(),
+            ))
+        })
+        .await
+        .expect("read");
+    assert_eq!(reusable, (true, false));
+}
+
+fn certificate(id: &str, order_id: &str, serial: &str) -> CertRow {
+    CertRow {
+        id: id.into(),
+        order_id: order_id.into(),
+        account_id: "acct".into(),
+        serial_number: serial.into(),
+        status: CertificateStatus::Valid,
+        der: vec![0x30, 0x00],
+        pem: String::new(),
+        not_before: T0,
+        not_after: T0 + 90 * 86400,
+        revoked_at: None,
+        revocation_reason: None,
+        created: T0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finalize_raced_by_many_tasks_issues_one_certificate() {
+    let db = Arc::new(db());
+    add_account(&db, "acct").await;
+    let authzs = insert_order(&db, "o1", "acct", &["a.example"]).await;
+    validate(&db, &authzs[0], valid()).await;
+
+    let mut tasks = Vec::new();
+    for i in 0..16u8 {
+        let db = Arc::clone(&db);
+        tasks.push(tokio::spawn(async move {
+            let began = db
+                .store
+                .run(move |c| store::orders::begin_processing(c, "o1", &[i], T0 + 5))
+                .await
+                .expect("begin processing");
+            if !began {
+                return false;
+            }
+            let cert = certificate(&format!("c{i}"), "o1", &format!("{i:x}"));
+            db.store
+                .run_durable(move |c| store::orders::complete_issuance(c, cert, T0 + 6))
+                .await
+                .expect("the winner completes");
+            true
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.expect("join"));
+    }
+    assert_eq!(winners, 1, "exactly one finalize moves ready → processing");
+    // A second completion of the same order is refused and stores nothing.
+    let late = certificate("late", "o1", "ffff");
+    let refused = db
+        .store
+        .run_durable(move |c| store::orders::complete_issuance(c, late, T0 + 7))
+        .await;
+    assert!(matches!(refused, Err(Error::Internal(_))), "{refused:?}");
+    let (o, _) = stored_order(&db, "o1").await;
+    assert_eq!(o.status, OrderStatus::Valid);
+    let serials = db
+        .store
+        .read(store::certificates::all_serials)
+        .await
+        .expect("serials");
+    assert_eq!(serials.len(), 1, "{serials:?}");
+}
+
+#[tokio::test]
+async fn a_failed_issuance_makes_the_order_invalid_once() {
+    let db = db();
+    add_account(&db, "acct").await;
+    let authzs = insert_order(&db, "o1", "acct", &["a.example"]).await;
+    validate(&db, &authzs[0], valid()).await;
+    assert!(
+        db.store
+            .run(|c| store::orders::begin_processing(c, "o1", b"csr", T0 + 5))
+            .await
+            .expect("begin")
+    );
+    let listed = db
+        .store
+        .read(store::orders::processing)
+        .await
+        .expect("read");
+    assert_eq!(listed.len(), 1, "the sweep sees the processing order");
+    db.store
+        .run(|c| store::orders::fail_processing(c, "o1", r#"{"type":"x"}"#, T0 + 6))
+        .await
+        .expect("fail");
+    let (o, _) = stored_order(&db, "o1").await;
+    assert_eq!(o.status, OrderStatus::Invalid);
+    assert_eq!(o.csr, None, "the CSR is dropped with the attempt");
+    assert!(
+        db.store
+            .read(store::orders::processing)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn in_flight_claims_are_released_when_a_job_fails_or_panics() {
+    let set = Arc::new(InFlight::default());
+    let claim = set.claim("order-1").expect("first claim");
+    assert!(set.claim("order-1").is_none(), "one job per key");
+    drop(claim);
+    assert!(set.claim("order-1").is_some(), "released on drop");
+
+    // A job that panics while holding its claim releases it as its future
+    // is dropped.
+    let claim = set.claim("challenge-1").expect("claim");
+    let job = tokio::spawn(async move {
+        let _claim = claim;
+        tokio::task::yield_now().await;
+        panic!("job panics on purpose");
+    });
+    assert!(job.await.is_err_and(|e| e.is_panic()));
+    assert!(!set.contains("challenge-1"), "the panic released the claim");
+    assert!(set.claim("challenge-1").is_some());
+}
