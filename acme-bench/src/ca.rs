@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use akamu_jose::KeyType;
 use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -98,7 +99,7 @@ impl ManagedCa {
             CaBackend::File => String::new(),
             CaBackend::SoftHsm => {
                 let hsm = dir.path().join("hsm");
-                let conf = init_softhsm(&hsm, &state, opts.ca_key_type.as_str())?;
+                let conf = init_softhsm(&hsm, &state, opts.ca_key_type)?;
                 env.push(("SOFTHSM2_CONF".into(), conf));
                 format!(
                     "\n[signer.key]\nbackend = \"pkcs11\"\nmodule = \"{SOFTHSM_MODULE}\"\n\
@@ -107,14 +108,7 @@ impl ManagedCa {
                 )
             }
         };
-        let config = config_toml(
-            port,
-            &state,
-            &db,
-            opts.ca_key_type.as_str(),
-            targets,
-            &signer_key,
-        );
+        let config = config_toml(port, &state, &db, opts.ca_key_type, targets, &signer_key);
         let config_path = dir.path().join("akamu.toml");
         std::fs::write(&config_path, config)?;
         let log_path = match &opts.ca_log {
@@ -277,7 +271,7 @@ pub fn config_toml(
     port: u16,
     state: &Path,
     db: &str,
-    ca_key_type: &str,
+    ca_key_type: KeyType,
     t: Targets,
     signer_key: &str,
 ) -> String {
@@ -328,7 +322,7 @@ allow_private_targets    = true
 /// root certificate is written to `state/ca.cert.pem`, the ceremony's audit
 /// record to `state/audit.log` (the signer's default audit log). Returns the
 /// `SOFTHSM2_CONF` path the signer needs.
-fn init_softhsm(hsm: &Path, state: &Path, key_type: &str) -> Result<PathBuf> {
+fn init_softhsm(hsm: &Path, state: &Path, key_type: KeyType) -> Result<PathBuf> {
     let conf = test_kit::softhsm::init_token(hsm, TOKEN_LABEL)
         .context("SoftHSM2 token")?
         .conf;
@@ -337,7 +331,7 @@ fn init_softhsm(hsm: &Path, state: &Path, key_type: &str) -> Result<PathBuf> {
         .arg("--internal-hsm-init")
         .arg(hsm)
         .arg("--ca-key-type")
-        .arg(key_type)
+        .arg(key_type.to_string())
         .env("SOFTHSM2_CONF", &conf)
         .env("ACME_BENCH_STATE", state)
         .output()?;
@@ -352,7 +346,7 @@ fn init_softhsm(hsm: &Path, state: &Path, key_type: &str) -> Result<PathBuf> {
 
 /// The `--internal-hsm-init DIR` child: a root key in the token and its
 /// self-signed certificate, through the signer's own ceremony code.
-pub fn hsm_ceremony(hsm: &Path, key_type: &str) -> Result<()> {
+pub fn hsm_ceremony(hsm: &Path, key_type: KeyType) -> Result<()> {
     use ca_signer::ceremony::{KeyStore, RootParams, Token, init_root};
     let state = PathBuf::from(
         std::env::var_os("ACME_BENCH_STATE").ok_or_else(|| anyhow!("ACME_BENCH_STATE unset"))?,
@@ -366,7 +360,12 @@ pub fn hsm_ceremony(hsm: &Path, key_type: &str) -> Result<()> {
             },
             label: KEY_LABEL.into(),
         },
-        key_type: key_type.parse().map_err(|e: String| anyhow!(e))?,
+        // The signer's configuration still has its own key-type enum with the
+        // same spellings.
+        key_type: key_type
+            .to_string()
+            .parse()
+            .map_err(|e: String| anyhow!(e))?,
         hash: ca_signer::config::default_hash_alg(),
         subject: "CN=acme-bench SoftHSM2 root,O=Akamu".into(),
         validity_years: 1,
@@ -391,7 +390,7 @@ mod tests {
             4443,
             Path::new("/tmp/x/state"),
             ":memory:",
-            "rsa:2048",
+            KeyType::Rsa(2048),
             Targets {
                 http_port: 5002,
                 tls_port: 5003,

@@ -8,7 +8,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let opts = Options::parse();
     if let Some(dir) = &opts.internal_hsm_init {
-        return match acme_bench::ca::hsm_ceremony(dir, opts.ca_key_type.as_str()) {
+        return match acme_bench::ca::hsm_ceremony(dir, opts.ca_key_type) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("acme-bench: {e:#}");

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use akamu_jose::KeyType;
 use clap::Parser;
 
 /// Runs full RFC 8555 flows (new-order → challenge → finalize → download)
@@ -38,13 +39,13 @@ pub struct Options {
     pub challenge: ChallengeKind,
 
     /// Subscriber (CSR) key type: ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096.
-    #[arg(long, default_value = "ec:P-256")]
+    #[arg(long, default_value = "ec:P-256", value_parser = csr_key_type)]
     pub key_type: KeyType,
 
     /// CA key type generated when the bench starts Akāmu (`[ca] key_type`):
     /// ec:P-256, ec:P-384, ec:P-521, rsa:2048, rsa:3072, rsa:4096, ed25519.
-    #[arg(long, default_value = "ec:P-256")]
-    pub ca_key_type: CaKeyType,
+    #[arg(long, default_value = "ec:P-256", value_parser = ca_key_type)]
+    pub ca_key_type: KeyType,
 
     /// Where the CA key lives when the bench starts Akāmu: `file`, or
     /// `softhsm` (a SoftHSM2 token in the temporary directory, reached over
@@ -200,73 +201,27 @@ impl fmt::Display for ChallengeKind {
     }
 }
 
-/// A subscriber key type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    /// ECDSA P-256 (CSR signed with SHA-256).
-    EcP256,
-    /// ECDSA P-384 (CSR signed with SHA-384).
-    EcP384,
-    /// RSA with this many bits (CSR signed with SHA-256).
-    Rsa(u32),
-}
-
-impl FromStr for KeyType {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "ec:P-256" | "P-256" => Ok(Self::EcP256),
-            "ec:P-384" | "P-384" => Ok(Self::EcP384),
-            "rsa:2048" => Ok(Self::Rsa(2048)),
-            "rsa:3072" => Ok(Self::Rsa(3072)),
-            "rsa:4096" => Ok(Self::Rsa(4096)),
-            other => Err(format!(
-                "unknown key type {other:?} (ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096)"
-            )),
-        }
+/// Parses `--key-type`: an [`akamu_jose::KeyType`] the bench makes CSRs
+/// for (ECDSA P-256/P-384 and RSA).
+fn csr_key_type(s: &str) -> Result<KeyType, String> {
+    match s.parse::<KeyType>().map_err(|e| e.to_string())? {
+        kt @ (KeyType::EcP256 | KeyType::EcP384 | KeyType::Rsa(_)) => Ok(kt),
+        other => Err(format!(
+            "the bench makes no {other} CSRs (ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096)"
+        )),
     }
 }
 
-impl fmt::Display for KeyType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::EcP256 => f.write_str("ec:P-256"),
-            Self::EcP384 => f.write_str("ec:P-384"),
-            Self::Rsa(bits) => write!(f, "rsa:{bits}"),
-        }
-    }
-}
-
-/// A CA key type, in `[ca] key_type` syntax.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaKeyType(String);
-
-impl CaKeyType {
-    /// The `[ca] key_type` value.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for CaKeyType {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const KNOWN: [&str; 7] = [
-            "ec:P-256", "ec:P-384", "ec:P-521", "rsa:2048", "rsa:3072", "rsa:4096", "ed25519",
-        ];
-        if KNOWN.contains(&s) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(format!("unknown CA key type {s:?} ({})", KNOWN.join(", ")))
-        }
-    }
-}
-
-impl fmt::Display for CaKeyType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// Parses `--ca-key-type`: an [`akamu_jose::KeyType`] the signer generates
+/// CA keys of (`[ca] key_type`: every type but Ed448).
+fn ca_key_type(s: &str) -> Result<KeyType, String> {
+    match s.parse::<KeyType>().map_err(|e| e.to_string())? {
+        KeyType::Ed448 => Err(
+            "the signer makes no ed448 CA keys (ec:P-256, ec:P-384, ec:P-521, rsa:2048, \
+             rsa:3072, rsa:4096, ed25519)"
+                .to_owned(),
+        ),
+        kt => Ok(kt),
     }
 }
 
@@ -365,7 +320,7 @@ mod tests {
         assert_eq!(o.poll_ms, 50);
         assert_eq!(o.challenge, ChallengeKind::Http01);
         assert_eq!(o.key_type, KeyType::EcP256);
-        assert_eq!(o.ca_key_type.as_str(), "ec:P-256");
+        assert_eq!(o.ca_key_type, KeyType::EcP256);
         assert_eq!(o.ca_backend, CaBackend::File);
         assert_eq!(o.output, OutputFormat::Text);
         assert!(!o.verify_cert);
@@ -425,7 +380,7 @@ mod tests {
         );
         assert_eq!(o.challenge, ChallengeKind::TlsAlpn01);
         assert_eq!(o.key_type, KeyType::Rsa(2048));
-        assert_eq!(o.ca_key_type.as_str(), "ec:P-384");
+        assert_eq!(o.ca_key_type, KeyType::EcP384);
         assert_eq!(o.db.as_deref(), Some(":memory:"));
         assert_eq!(o.output, OutputFormat::Json);
         assert!(o.verify_cert);
@@ -492,7 +447,13 @@ mod tests {
             assert_eq!(s.parse::<ChallengeKind>().expect("parse").to_string(), s);
         }
         for s in ["ec:P-256", "ec:P-384", "rsa:2048", "rsa:4096"] {
-            assert_eq!(s.parse::<KeyType>().expect("parse").to_string(), s);
+            assert_eq!(csr_key_type(s).expect("parse").to_string(), s);
         }
+        for s in ["ec:P-256", "ec:P-521", "rsa:3072", "ed25519"] {
+            assert_eq!(ca_key_type(s).expect("parse").to_string(), s);
+        }
+        assert_eq!(ca_key_type("P-384"), Ok(KeyType::EcP384));
+        assert!(ca_key_type("ed448").is_err());
+        assert!(csr_key_type("ed25519").is_err());
     }
 }

@@ -109,7 +109,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
 /// `no_new_privs` (a low port was bound with CAP_NET_BIND_SERVICE, which is
 /// gone now).
 fn drop_privileges(config: &Config) -> Result<(), Error> {
-    use shared_proto::privileges::{drop_privileges, plan};
+    use daemon_kit::privileges::{drop_privileges, plan};
     let run_as = config.run_as();
     let plan = plan(
         run_as.as_ref().map(|(u, _)| u.as_str()),
@@ -123,7 +123,7 @@ fn drop_privileges(config: &Config) -> Result<(), Error> {
         secrets.push(config.tls_key_file());
     }
     for secret in secrets.iter().filter(|p| p.exists()) {
-        shared_proto::privileges::check_private_file(secret)
+        daemon_kit::privileges::check_private_file(secret)
             .map_err(|e| Error::Startup(format!("refusing to start: {e}")))?;
     }
     Ok(())

@@ -87,10 +87,7 @@ impl App {
 /// takes `now` as an argument.
 #[allow(clippy::disallowed_methods)]
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    daemon_kit::unix_now()
 }
 
 /// Random base64url id of `bytes` random bytes.

@@ -17,7 +17,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    shared_proto::logging::init();
+    daemon_kit::logging::init();
     let config = match acme_frontend::Config::load(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {

@@ -1,13 +1,11 @@
 //! What every ACME command shares: the server connection flags, key files
 //! (written 0600), the `<account-key>.account-url` sidecar, and EAB flags.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use akamu_client::{Account, AccountKey, AccountOptions, AcmeClient, EabOptions};
+use akamu_client::{Account, AccountKey, AccountOptions, AcmeClient, EabOptions, KeyType};
 
 use crate::error::CliError;
 use crate::output::Output;
@@ -87,13 +85,13 @@ pub fn load_key(path: &Path) -> Result<AccountKey, CliError> {
 /// Returns the key and whether it was generated.
 pub fn load_or_generate_key(
     path: &Path,
-    key_type: &str,
+    key_type: KeyType,
     out: &Output,
 ) -> Result<(AccountKey, bool), CliError> {
     if path.exists() {
         return Ok((load_key(path)?, false));
     }
-    let key = AccountKey::generate(key_type)?;
+    let key = AccountKey::generate_key_type(key_type)?;
     write_private(path, key.to_pem()?.as_bytes())?;
     out.progress(&format!("generated {key_type} key {}", path.display()));
     Ok((key, true))
@@ -111,24 +109,7 @@ pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        CliError::io(path, e)
-    })
+    daemon_kit::files::write_atomic(path, bytes, mode).map_err(|e| CliError::io(path, e.source))
 }
 
 /// The account for `--account-key`: from the sidecar when present (checked

@@ -109,6 +109,7 @@ mod star;
 mod transport;
 
 pub use account::{Account, AccountOptions, EabOptions};
+pub use akamu_jose::KeyType;
 pub use ari::{RenewalInfo, cert_id_from_parts, renewal_cert_id};
 pub use client::{AcmeClient, ClientBuilder, DEFAULT_POLL_TIMEOUT, Directory, DirectoryMeta};
 pub use csr::{build_csr, build_onion_csr, pem_to_der};

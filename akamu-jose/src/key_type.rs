@@ -1,5 +1,14 @@
 //! Key-type names as the Akāmu tools spell them (`ec:P-256`, `rsa:3072`,
-//! `ed25519`, …) and key generation from them.
+//! `ed25519`, …) and key generation from them: the one vocabulary for
+//! account keys (`akamu-client`, `akamu-cli --key-type`), certificate keys
+//! (`acme-bench --key-type`) and CA keys (`[ca] key_type`,
+//! `acme-bench --ca-key-type`, `akamu-cli ceremony --key-type`).
+//!
+//! The canonical spellings are the reference's (`ec:P-256`, `ec:P-384`,
+//! `ec:P-521`, `rsa:2048`, `rsa:3072`, `rsa:4096`, `ed25519`) plus `ed448`;
+//! parsing ignores case and also takes the older spellings `P-256`,
+//! `ec:p256`, `rsa2048` and so on. [`fmt::Display`] and serde write the
+//! canonical spelling.
 
 use std::fmt;
 use std::str::FromStr;
@@ -64,14 +73,16 @@ impl FromStr for KeyType {
 
     /// Parses `ec:P-256`, `ec:P-384`, `ec:P-521`, `rsa:2048`, `rsa:3072`,
     /// `rsa:4096`, `ed25519` or `ed448` (case-insensitive).
+    /// Also takes `P-256`/`ec:p256`-style curve names and `rsa2048`-style
+    /// RSA sizes, the spellings the signer's configuration accepted before.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s.to_ascii_lowercase().as_str() {
-            "ec:p-256" | "ec:p256" => Self::EcP256,
-            "ec:p-384" | "ec:p384" => Self::EcP384,
-            "ec:p-521" | "ec:p521" => Self::EcP521,
-            "rsa:2048" => Self::Rsa(2048),
-            "rsa:3072" => Self::Rsa(3072),
-            "rsa:4096" => Self::Rsa(4096),
+            "ec:p-256" | "ec:p256" | "p-256" => Self::EcP256,
+            "ec:p-384" | "ec:p384" | "p-384" => Self::EcP384,
+            "ec:p-521" | "ec:p521" | "p-521" => Self::EcP521,
+            "rsa:2048" | "rsa2048" => Self::Rsa(2048),
+            "rsa:3072" | "rsa3072" => Self::Rsa(3072),
+            "rsa:4096" | "rsa4096" => Self::Rsa(4096),
             "ed25519" => Self::Ed25519,
             "ed448" => Self::Ed448,
             _ => return Err(UnknownKeyType(s.to_owned())),
@@ -92,6 +103,19 @@ impl fmt::Display for KeyType {
     }
 }
 
+impl serde::Serialize for KeyType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use openssl::pkey::Id;
@@ -105,9 +129,31 @@ mod tests {
             let kt: KeyType = name.parse().expect("parse");
             assert_eq!(kt.to_string(), name);
         }
+        for (alias, canonical) in [
+            ("P-256", "ec:P-256"),
+            ("ec:p256", "ec:P-256"),
+            ("EC:P-384", "ec:P-384"),
+            ("P-521", "ec:P-521"),
+            ("rsa2048", "rsa:2048"),
+            ("rsa3072", "rsa:3072"),
+            ("RSA:4096", "rsa:4096"),
+            ("Ed25519", "ed25519"),
+        ] {
+            let kt: KeyType = alias.parse().expect(alias);
+            assert_eq!(kt.to_string(), canonical);
+        }
         assert!("rsa:1024".parse::<KeyType>().is_err());
         assert!("ml-dsa-65".parse::<KeyType>().is_err());
         assert!("dsa".parse::<KeyType>().is_err());
+    }
+
+    #[test]
+    fn serde_uses_the_canonical_spelling() {
+        let kt: KeyType = serde_json::from_str("\"P-384\"").expect("alias");
+        assert_eq!(kt, KeyType::EcP384);
+        assert_eq!(serde_json::to_string(&kt).expect("json"), "\"ec:P-384\"");
+        let err = serde_json::from_str::<KeyType>("\"dsa\"").expect_err("dsa");
+        assert!(err.to_string().contains("unsupported key type"), "{err}");
     }
 
     #[test]

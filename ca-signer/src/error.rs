@@ -8,7 +8,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use shared_proto::csr::CsrError;
+use akamu_pki::csr::CsrError;
 use shared_proto::signer::SignerError;
 
 /// Everything that can go wrong in the signer.
@@ -136,7 +136,7 @@ pub enum Error {
     /// Privileges could not be dropped, or a key or PIN file is readable by
     /// others.
     #[error("{0}")]
-    Privileges(#[from] shared_proto::privileges::PrivilegeError),
+    Privileges(#[from] daemon_kit::privileges::PrivilegeError),
 }
 
 /// Why a subscriber public key is not acceptable.

@@ -29,8 +29,6 @@ pub mod server_cert;
 pub mod service;
 pub mod tbs;
 
-use std::io::Write;
-
 pub use config::Config;
 pub use error::Error;
 
@@ -44,13 +42,13 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
     let mut term = signal(SignalKind::terminate()).map_err(Error::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Runtime)?;
-    let who = shared_proto::privileges::drop_privileges(&shared_proto::privileges::plan(
+    let who = daemon_kit::privileges::drop_privileges(&daemon_kit::privileges::plan(
         config.user.as_deref(),
         config.group.as_deref(),
     ))?;
     tracing::info!(target: "signer", uid = who.uid, gid = who.gid, "privileges dropped");
     for secret in config.secret_files().iter().filter(|p| p.exists()) {
-        shared_proto::privileges::check_private_file(secret)?;
+        daemon_kit::privileges::check_private_file(secret)?;
     }
     let server = server::Server::start(&config)?;
     print_ready(server.socket_path())?;
@@ -64,27 +62,18 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .await
 }
 
-/// The READY line for a socket path.
+/// The READY line for a socket path ([`daemon_kit::ready`]).
 pub fn ready_line(socket: &std::path::Path) -> String {
-    let json = serde_json::json!({
-        "service": "signer",
-        "socket": socket.to_string_lossy(),
-        "pid": std::process::id(),
-    });
-    format!("READY {json}")
+    daemon_kit::ready::line(daemon_kit::Daemon::Signer, socket, std::process::id())
 }
 
 fn print_ready(socket: &std::path::Path) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", ready_line(socket)).map_err(Error::Runtime)?;
-    out.flush().map_err(Error::Runtime)
+    daemon_kit::ready::print(daemon_kit::Daemon::Signer, socket).map_err(Error::Runtime)
 }
 
 /// The current time in Unix seconds: the only place the signer reads the
-/// clock. Everything below takes `now` as a parameter.
+/// clock ([`daemon_kit::unix_now`]). Everything below takes `now` as a
+/// parameter.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    daemon_kit::unix_now()
 }

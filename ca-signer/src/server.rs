@@ -1,15 +1,17 @@
-//! The accept loop: bind the socket, check each peer, serve tarpc.
+//! The signer's server: load the CA, bind the socket, then serve tarpc
+//! through the shared accept loop ([`daemon_kit::accept`]).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::StreamExt;
+use daemon_kit::Daemon;
+use daemon_kit::accept::Acceptor;
 use shared_proto::peer::AllowList;
 use shared_proto::signer::SignerRpc;
-use shared_proto::transport::{self, TransportError};
-use tarpc::server::{BaseChannel, Channel};
-use tokio::net::{UnixListener, UnixStream};
+use shared_proto::transport;
+use tarpc::server::Serve;
+use tokio::net::UnixListener;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -70,50 +72,19 @@ impl Server {
         &self.issuer
     }
 
-    /// Serves connections until `shutdown` completes, then removes the socket.
+    /// Serves connections until `shutdown` completes, then removes the socket
+    /// ([`daemon_kit::accept`]).
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        tokio::spawn(serve_connection(stream, self.allow.clone(), Arc::clone(&self.issuer)));
-                    }
-                    Err(e) => {
-                        // Usually EMFILE: back off briefly instead of spinning.
-                        tracing::warn!(target: "signer", error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
+        let issuer = self.issuer;
+        Acceptor::new(Daemon::Signer, self.listener, self.socket_path, self.allow)
+            .serve_until(
+                move |peer| {
+                    let service = SignerService::new(Arc::clone(&issuer), peer).serve();
+                    move |ctx, req| Serve::serve(service, ctx, req)
                 },
-            }
-        }
-        if let Err(e) = std::fs::remove_file(&self.socket_path) {
-            tracing::warn!(target: "signer", socket = %self.socket_path.display(), error = %e, "cannot remove socket");
-        }
-        tracing::info!(target: "signer", "stopped");
+                shutdown,
+            )
+            .await;
         Ok(())
     }
-}
-
-async fn serve_connection(mut stream: UnixStream, allow: AllowList, issuer: Arc<Issuer>) {
-    let peer = match transport::accept_handshake(&mut stream, &allow).await {
-        Ok(peer) => peer,
-        Err(TransportError::PeerNotAllowed { uid }) => {
-            tracing::warn!(target: "signer", uid, "refused connection from a uid not on the allow-list");
-            return;
-        }
-        Err(e) => {
-            tracing::warn!(target: "signer", error = %e, "connection handshake failed");
-            return;
-        }
-    };
-    tracing::debug!(target: "signer", uid = peer.uid, pid = ?peer.pid, "connection accepted");
-    BaseChannel::with_defaults(transport::framed(stream))
-        .execute(SignerService::new(issuer, peer).serve())
-        .for_each(|request| async {
-            tokio::spawn(request);
-        })
-        .await;
-    tracing::debug!(target: "signer", uid = peer.uid, "connection closed");
 }

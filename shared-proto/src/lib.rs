@@ -5,19 +5,14 @@
 //!   `SO_PEERCRED` allow-list, protocol-version preamble, bincode frames with a
 //!   length cap.
 //! * [`deadline`] builds tarpc contexts with an explicit deadline.
-//! * [`csr`] parses and verifies PKCS#10 requests; the frontend checks a CSR
-//!   before it calls the signer, and the signer checks it again because it trusts
-//!   no caller.
+//! * [`statement`] is the validator-signed statement of what it validated.
 //!
 //! bincode is positional: append fields and variants at the end, never reorder,
 //! and bump [`PROTOCOL_VERSION`] on any change of a wire type.
 
-pub mod csr;
 pub mod deadline;
 pub mod identifier;
-pub mod logging;
 pub mod peer;
-pub mod privileges;
 pub mod signer;
 pub mod statement;
 pub mod transport;

@@ -56,7 +56,7 @@ pub enum Error {
     StatementKey(#[from] shared_proto::statement::StatementError),
     /// Privileges could not be dropped, or a secret file is too open.
     #[error("{0}")]
-    Privileges(#[from] shared_proto::privileges::PrivilegeError),
+    Privileges(#[from] daemon_kit::privileges::PrivilegeError),
 }
 
 /// Why one probe failed. Each variant maps to exactly one [`ProblemKind`].

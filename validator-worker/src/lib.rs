@@ -21,9 +21,10 @@ pub mod server;
 pub mod service;
 pub mod tls_alpn01;
 
-use std::io::Write as _;
 use std::sync::Arc;
 
+use daemon_kit::Daemon;
+use daemon_kit::accept::Acceptor;
 use shared_proto::peer::AllowList;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -38,7 +39,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     config.validate()?;
     let path = config.socket_path.clone();
     let allow = AllowList::new(config.allowed_uids.iter().copied());
-    let who = shared_proto::privileges::drop_privileges(&shared_proto::privileges::plan(
+    let who = daemon_kit::privileges::drop_privileges(&daemon_kit::privileges::plan(
         config.user.as_deref(),
         config.group.as_deref(),
     ))?;
@@ -47,7 +48,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let key = Arc::new(shared_proto::statement::StatementKey::load_or_create(
         &key_path,
     )?);
-    shared_proto::privileges::check_private_file(&key_path)?;
+    daemon_kit::privileges::check_private_file(&key_path)?;
     let prober = Arc::new(Prober::new(config.clone())?);
     let service = ValidatorService::new(prober).with_statement_key(key);
 
@@ -74,51 +75,24 @@ pub async fn run(config: Config) -> Result<(), Error> {
         allow_private_targets = config.allow_private_targets,
         "validator listening"
     );
-    print_ready(&path).map_err(io("writing the READY line"))?;
+    daemon_kit::ready::print(Daemon::Validator, &path).map_err(io("writing the READY line"))?;
 
-    tokio::select! {
-        () = server::serve(listener, allow, service) => {}
-        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
-    }
-    if let Err(e) = std::fs::remove_file(&path) {
-        tracing::warn!(socket = %path.display(), error = %e, "cannot remove socket");
-    }
+    let shutdown = async move {
+        tokio::select! {
+            _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    };
+    server::serve_until(
+        Acceptor::new(Daemon::Validator, listener, path, allow),
+        service,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 
-/// The machine-readable line a launcher or test harness waits for.
-pub fn ready_line(path: &std::path::Path, pid: u32) -> String {
-    let socket = serde_json::Value::String(path.to_string_lossy().into_owned());
-    format!(r#"READY {{"service":"validator","socket":{socket},"pid":{pid}}}"#)
-}
-
-fn print_ready(path: &std::path::Path) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", ready_line(path, std::process::id()))?;
-    out.flush()
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
+/// Seconds since the Unix epoch ([`daemon_kit::unix_now`]).
 pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ready_line_is_exact_json() {
-        let line = ready_line(std::path::Path::new("akamu-data/validator.sock"), 42);
-        assert_eq!(
-            line,
-            r#"READY {"service":"validator","socket":"akamu-data/validator.sock","pid":42}"#
-        );
-        let json: serde_json::Value =
-            serde_json::from_str(line.strip_prefix("READY ").expect("prefix")).expect("json");
-        assert_eq!(json["pid"], 42);
-    }
+    daemon_kit::unix_now()
 }

@@ -17,7 +17,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    shared_proto::logging::init();
+    daemon_kit::logging::init();
 
     let config = match Config::load(&args.config) {
         Ok(c) => c,

@@ -1,45 +1,30 @@
-//! The accept loop: `SO_PEERCRED` allow-list and protocol preamble per
-//! connection, then tarpc requests served concurrently.
+//! The validator's server: [`ValidatorService`] behind the shared accept
+//! loop ([`daemon_kit::accept`]), which checks the `SO_PEERCRED` allow-list
+//! and the protocol preamble per connection and serves tarpc requests
+//! concurrently.
 
-use std::time::Duration;
+use std::future::Future;
 
-use futures::StreamExt;
-use shared_proto::peer::AllowList;
-use shared_proto::transport::{accept_handshake, framed};
+use daemon_kit::accept::Acceptor;
 use shared_proto::validator::ValidatorRpc;
-use tarpc::server::{BaseChannel, Channel};
-use tokio::net::UnixListener;
+use tarpc::server::Serve;
 
 use crate::service::ValidatorService;
 
-/// Accepts connections on `listener` forever.
-pub async fn serve(listener: UnixListener, allow: AllowList, service: ValidatorService) {
-    loop {
-        let mut stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let allow = allow.clone();
-        let service = service.clone();
-        tokio::spawn(async move {
-            match accept_handshake(&mut stream, &allow).await {
-                Ok(peer) => tracing::debug!(uid = peer.uid, pid = ?peer.pid, "peer connected"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "refused connection");
-                    return;
-                }
-            }
-            BaseChannel::with_defaults(framed(stream))
-                .execute(service.serve())
-                .for_each(|request| async {
-                    tokio::spawn(request);
-                })
-                .await;
-        });
-    }
+/// Serves `service` on `acceptor` until `shutdown` completes, then removes
+/// the socket.
+pub async fn serve_until(
+    acceptor: Acceptor,
+    service: ValidatorService,
+    shutdown: impl Future<Output = ()>,
+) {
+    acceptor
+        .serve_until(
+            move |_peer| {
+                let serve = service.clone().serve();
+                move |ctx, req| Serve::serve(serve, ctx, req)
+            },
+            shutdown,
+        )
+        .await;
 }

@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
+use akamu_pki::csr::ParsedCsr;
 use http::StatusCode;
 use serde::Deserialize;
-use shared_proto::csr::ParsedCsr;
 
 use crate::auth::KeyRef;
 use crate::error::Error;

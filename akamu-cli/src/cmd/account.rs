@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use akamu_client::DEFAULT_POLL_TIMEOUT;
+use akamu_client::{DEFAULT_POLL_TIMEOUT, KeyType};
 use serde_json::json;
 
 use crate::common::{
@@ -30,7 +30,7 @@ enum Action {
         conn: ConnArgs,
         /// Key type to generate when the key file does not exist.
         #[arg(long, default_value = "ec:P-256", value_name = "TYPE")]
-        key_type: String,
+        key_type: KeyType,
         /// Contact URI (e.g. mailto:admin@example.com); repeatable.
         #[arg(long = "contact", value_name = "URI")]
         contacts: Vec<String>,
@@ -68,7 +68,7 @@ enum Action {
         new_key: PathBuf,
         /// Key type for generating --new-key.
         #[arg(long, default_value = "ec:P-256", value_name = "TYPE")]
-        new_key_type: String,
+        new_key_type: KeyType,
     },
 }
 
@@ -83,7 +83,7 @@ pub async fn run(args: Args, out: &Output) -> Result<(), CliError> {
             eab,
         } => {
             let client = conn.connect(DEFAULT_POLL_TIMEOUT).await?;
-            let (key, _) = load_or_generate_key(&conn.account_key, &key_type, out)?;
+            let (key, _) = load_or_generate_key(&conn.account_key, key_type, out)?;
             let account =
                 register(&client, &conn, Arc::new(key), &contacts, agree_tos, &eab).await?;
             out.progress(&format!(
@@ -122,7 +122,7 @@ pub async fn run(args: Args, out: &Output) -> Result<(), CliError> {
         } => {
             let client = conn.connect(DEFAULT_POLL_TIMEOUT).await?;
             let account = require_account(&client, &conn).await?;
-            let (key, _) = load_or_generate_key(&new_key, &new_key_type, out)?;
+            let (key, _) = load_or_generate_key(&new_key, new_key_type, out)?;
             let pem = key.to_pem()?;
             let rolled = client.key_change(&account, Arc::new(key)).await?;
             write_private(&conn.account_key, pem.as_bytes())?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use akamu_client::{
     Account, AcmeClient, Authorization, ChallengeSolver as _, Dns01Helper, DnsPersist01Helper,
-    Http01Solver, Identifier, NewOrder, Order, PollOptions, TlsAlpn01Solver, build_csr,
+    Http01Solver, Identifier, KeyType, NewOrder, Order, PollOptions, TlsAlpn01Solver, build_csr,
     build_onion_csr,
 };
 use serde_json::json;
@@ -40,10 +40,10 @@ pub struct IssueArgs {
     pub out: PathBuf,
     /// Account key type when generating a new account key.
     #[arg(long, default_value = "ec:P-256", value_name = "TYPE")]
-    pub key_type: String,
+    pub key_type: KeyType,
     /// Certificate key type.
     #[arg(long, default_value = "ec:P-256", value_name = "TYPE")]
-    pub cert_key_type: String,
+    pub cert_key_type: KeyType,
     /// Certificate private key PEM to reuse (generated there when absent);
     /// default: a new key saved to <out>.key.pem.
     #[arg(long, value_name = "FILE")]
@@ -210,9 +210,9 @@ pub async fn obtain(
         .clone()
         .unwrap_or_else(|| key_path_for(&args.out));
     let cert_key = match &args.cert_key {
-        Some(path) => load_or_generate_key(path, &args.cert_key_type, out)?.0,
+        Some(path) => load_or_generate_key(path, args.cert_key_type, out)?.0,
         None => {
-            let key = akamu_client::AccountKey::generate(&args.cert_key_type)?;
+            let key = akamu_client::AccountKey::generate_key_type(args.cert_key_type)?;
             write_private(&key_path, key.to_pem()?.as_bytes())?;
             out.progress(&format!(
                 "generated {} certificate key {}",
@@ -288,7 +288,7 @@ async fn account(
     args: &IssueArgs,
     out: &Output,
 ) -> Result<Account, CliError> {
-    let (key, generated) = load_or_generate_key(&conn.account_key, &args.key_type, out)?;
+    let (key, generated) = load_or_generate_key(&conn.account_key, args.key_type, out)?;
     let key = Arc::new(key);
     if !generated && let Some(a) = sidecar_account(client, conn, Arc::clone(&key)).await? {
         return Ok(a);

@@ -93,9 +93,7 @@ impl CaPublicKey {
                     return Ok(false);
                 };
                 let digest = openssl::hash::hash(md, message)?;
-                Ok(shared_proto::csr::ecdsa_verify_digest(
-                    ec, &digest, signature,
-                ))
+                Ok(akamu_pki::csr::ecdsa_verify_digest(ec, &digest, signature))
             }
             SignatureAlgorithm::Ed25519 => {
                 let mut verifier = Verifier::new_without_digest(&self.pkey)?;

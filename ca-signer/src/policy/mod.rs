@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use shared_proto::csr::ParsedCsr;
+use akamu_pki::csr::ParsedCsr;
 use shared_proto::identifier::is_valid_dns_name;
 use shared_proto::signer::IssueRequest;
 use shared_proto::{Identifier, IdentifierKind};

@@ -4,7 +4,7 @@
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
-use shared_proto::csr::public_key_from_spki;
+use akamu_pki::csr::public_key_from_spki;
 
 use super::KeyPolicy;
 use crate::error::KeyRefusal;

@@ -298,7 +298,7 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
 use openssl::pkey::Private;
-use shared_proto::csr::CsrError;
+use akamu_pki::csr::CsrError;
 
 fn request_for(csr_der: Vec<u8>) -> IssueRequest {
     IssueRequest {
@@ -441,7 +441,7 @@ fn csr_keys_are_judged_as_before() {
         Err(Error::Csr(CsrError::Parse(_)))
     ));
     // The point at infinity is not a key, whatever the signature
-    // (shared_proto::csr's tests forge one that verifies for it).
+    // (akamu_pki::csr's tests forge one that verifies for it).
     let der = with_point(&openssl_csr(&ec_pkey), &[0x00], |_| {
         vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]
     });

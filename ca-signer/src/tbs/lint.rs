@@ -147,7 +147,7 @@ const SHA1_ALGORITHMS: [ObjectIdentifier; 2] = [
 /// The subject key's type and size: RSA ≥ 2048 bits, EC on P-256/P-384/P-521,
 /// or Ed25519 (the policy decides which of those are accepted).
 fn lint_key(spki_der: &[u8]) -> Result<(), Error> {
-    let key = shared_proto::csr::public_key_from_spki(spki_der)?;
+    let key = akamu_pki::csr::public_key_from_spki(spki_der)?;
     let ok = match key.id() {
         openssl::pkey::Id::RSA => key.bits() >= 2048,
         openssl::pkey::Id::EC => matches!(

@@ -14,30 +14,23 @@
 //! in the reference's bench. Subscriber keys and CSRs for a phase are made
 //! before the phase's clock starts.
 
+mod certs;
+mod client;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
-use bytes::Bytes;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
+use akamu_jose::KeyType;
+use anyhow::Result;
 use instant_acme::{
-    Account, AuthorizationStatus, BodyWrapper, ChallengeType, Identifier, NewAccount, NewOrder,
-    Order, OrderStatus,
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
 };
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::stack::Stack;
-use openssl::x509::extension::SubjectAlternativeName;
-use openssl::x509::{X509, X509ReqBuilder};
-use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
-use crate::options::{ChallengeKind, KeyType};
+pub use self::certs::{Csr, CsrSlot, make_csr, make_csrs, verify_chain};
+pub use self::client::{create_accounts, http_client};
+use crate::options::ChallengeKind;
 use crate::responders::Responders;
 
 /// Most error messages kept as samples in the report.
@@ -161,115 +154,6 @@ pub fn problem_kind(urn: Option<&str>) -> String {
     }
 }
 
-/// An HTTPS client for instant-acme trusting only the roots in `bundle`.
-pub fn http_client(bundle: &Path) -> Result<Box<dyn instant_acme::HttpClient>> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(bundle)
-        .with_context(|| format!("read {}", bundle.display()))?
-    {
-        roots.add(cert.with_context(|| format!("parse {}", bundle.display()))?)?;
-    }
-    if roots.is_empty() {
-        return Err(anyhow!("no certificate in {}", bundle.display()));
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    // Without TCP_NODELAY, a request written in two TLS records waits for
-    // the server's delayed ACK (40 ms on Linux) before its second half.
-    let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
-    tcp.set_nodelay(true);
-    tcp.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(tcp);
-    let client: HyperClient<_, BodyWrapper<Bytes>> =
-        HyperClient::builder(TokioExecutor::new()).build(connector);
-    Ok(Box::new(client))
-}
-
-/// Creates one account per client (not timed).
-pub async fn create_accounts(directory: &str, bundle: &Path, clients: u32) -> Result<Vec<Account>> {
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let http = http_client(bundle)?;
-        let directory = directory.to_owned();
-        set.spawn(async move {
-            Account::builder_with_http(http)
-                .create(
-                    &NewAccount {
-                        contact: &[],
-                        terms_of_service_agreed: true,
-                        only_return_existing: false,
-                    },
-                    directory,
-                    None,
-                )
-                .await
-                .map(|(account, _)| account)
-        });
-    }
-    let mut accounts = Vec::new();
-    while let Some(res) = set.join_next().await {
-        accounts.push(res?.map_err(|e| anyhow!("create an account: {e}"))?);
-    }
-    Ok(accounts)
-}
-
-/// A subscriber key and a CSR naming `name`.
-pub struct Csr {
-    /// The key.
-    pub key: PKey<Private>,
-    /// DER of the CSR.
-    pub der: Vec<u8>,
-}
-
-/// Generates a key of `key_type` and a CSR for `name` (SAN only, no subject).
-pub fn make_csr(key_type: KeyType, name: &str) -> Result<Csr> {
-    use openssl::ec::{EcGroup, EcKey};
-    use openssl::nid::Nid;
-    let (key, digest) = match key_type {
-        KeyType::EcP256 => {
-            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-            (
-                PKey::from_ec_key(EcKey::generate(&group)?)?,
-                MessageDigest::sha256(),
-            )
-        }
-        KeyType::EcP384 => {
-            let group = EcGroup::from_curve_name(Nid::SECP384R1)?;
-            (
-                PKey::from_ec_key(EcKey::generate(&group)?)?,
-                MessageDigest::sha384(),
-            )
-        }
-        KeyType::Rsa(bits) => (
-            PKey::from_rsa(openssl::rsa::Rsa::generate(bits)?)?,
-            MessageDigest::sha256(),
-        ),
-    };
-    let mut req = X509ReqBuilder::new()?;
-    req.set_pubkey(&key)?;
-    let mut exts = Stack::new()?;
-    exts.push(
-        SubjectAlternativeName::new()
-            .dns(name)
-            .build(&req.x509v3_context(None))?,
-    )?;
-    req.add_extensions(&exts)?;
-    req.sign(&key, digest)?;
-    Ok(Csr {
-        der: req.build().to_der()?,
-        key,
-    })
-}
-
 /// The DNS name of issuance number `ticket`.
 pub fn name_for(run_tag: &str, ticket: u64) -> String {
     format!(
@@ -357,50 +241,6 @@ pub async fn run_phase(
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A prepared CSR for one ticket, taken by the client that runs it.
-pub type CsrSlot = Mutex<Option<Result<Csr, String>>>;
-
-/// Keys and CSRs for tickets `first..first+count`, made on blocking
-/// threads before a phase, so that the load generator's key generation
-/// (slow for RSA) neither competes with the CA for CPU nor counts as the
-/// load generator's CPU in the measured window.
-pub async fn make_csrs(key_type: KeyType, run_tag: &str, first: u64, count: u64) -> Vec<CsrSlot> {
-    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get) as u64;
-    let per = count.div_ceil(workers.max(1)).max(1);
-    let mut set = tokio::task::JoinSet::new();
-    let mut start = first;
-    while start < first + count {
-        let stop = (start + per).min(first + count);
-        let tag = run_tag.to_owned();
-        set.spawn_blocking(move || {
-            let csrs: Vec<(u64, Result<Csr, String>)> = (start..stop)
-                .map(|t| {
-                    (
-                        t,
-                        make_csr(key_type, &name_for(&tag, t)).map_err(|e| e.to_string()),
-                    )
-                })
-                .collect();
-            csrs
-        });
-        start = stop;
-    }
-    let mut all: Vec<(u64, Result<Csr, String>)> = Vec::new();
-    while let Some(chunk) = set.join_next().await {
-        if let Ok(chunk) = chunk {
-            all.extend(chunk);
-        }
-    }
-    all.sort_by_key(|(t, _)| *t);
-    let mut out: Vec<CsrSlot> = (0..count).map(|_| Mutex::new(None)).collect();
-    for (t, csr) in all {
-        if let Some(slot) = usize::try_from(t - first).ok().and_then(|i| out.get_mut(i)) {
-            *slot = Mutex::new(Some(csr));
-        }
-    }
-    out
 }
 
 /// One full issuance for `name` with a prepared CSR. Returns its timings
@@ -605,37 +445,6 @@ async fn explain_invalid(order: &mut Order, e: FlowError) -> FlowError {
     e
 }
 
-/// Checks a downloaded chain: the leaf names exactly `name`, carries the
-/// CSR's key, and is signed by the next certificate.
-pub fn verify_chain(pem: &str, name: &str, key: &PKey<Private>) -> Result<(), String> {
-    let certs = X509::stack_from_pem(pem.as_bytes()).map_err(|e| format!("chain PEM: {e}"))?;
-    let leaf = certs.first().ok_or("empty chain")?;
-    let sans: Vec<String> = leaf
-        .subject_alt_names()
-        .map(|s| {
-            s.iter()
-                .filter_map(|n| n.dnsname().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if sans != [name.to_owned()] {
-        return Err(format!("leaf names {sans:?}, expected [{name}]"));
-    }
-    let leaf_key = leaf.public_key().map_err(|e| format!("leaf key: {e}"))?;
-    if !leaf_key.public_eq(key) {
-        return Err("leaf key is not the CSR's key".into());
-    }
-    let issuer = certs.get(1).ok_or("no issuer certificate after the leaf")?;
-    let issuer_key = issuer
-        .public_key()
-        .map_err(|e| format!("issuer key: {e}"))?;
-    match leaf.verify(&issuer_key) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err("leaf signature does not verify with the issuer's key".into()),
-        Err(e) => Err(format!("verify leaf signature: {e}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,55 +477,5 @@ mod tests {
         let a = name_for("r1", 1);
         assert_eq!(a, "i1.r1.acme-bench.test");
         assert_ne!(a, name_for("r1", 2));
-    }
-
-    #[test]
-    fn csrs_for_every_key_type() {
-        for kt in [KeyType::EcP256, KeyType::EcP384, KeyType::Rsa(2048)] {
-            let csr = make_csr(kt, "www.acme-bench.test").expect("csr");
-            let req = openssl::x509::X509Req::from_der(&csr.der).expect("parse");
-            assert!(req.verify(&csr.key).expect("verify"), "{kt}");
-        }
-    }
-
-    #[test]
-    fn verify_chain_checks_names_key_and_signature() {
-        use openssl::asn1::Asn1Time;
-        use openssl::x509::X509Builder;
-        let ca_key = make_csr(KeyType::EcP256, "x").expect("key").key;
-        let leaf_key = make_csr(KeyType::EcP256, "x").expect("key").key;
-        let build = |subject_key: &PKey<Private>, signer: &PKey<Private>, san: Option<&str>| {
-            let mut b = X509Builder::new().expect("builder");
-            b.set_pubkey(subject_key).expect("key");
-            b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
-                .expect("nb");
-            b.set_not_after(&Asn1Time::days_from_now(1).expect("t"))
-                .expect("na");
-            if let Some(san) = san {
-                let ext = SubjectAlternativeName::new()
-                    .dns(san)
-                    .build(&b.x509v3_context(None, None))
-                    .expect("san");
-                b.append_extension(ext).expect("ext");
-            }
-            b.sign(signer, MessageDigest::sha256()).expect("sign");
-            String::from_utf8(b.build().to_pem().expect("pem")).expect("utf8")
-        };
-        let ca = build(&ca_key, &ca_key, None);
-        let good = build(&leaf_key, &ca_key, Some("a.acme-bench.test")) + &ca;
-        verify_chain(&good, "a.acme-bench.test", &leaf_key).expect("good chain");
-        assert!(
-            verify_chain(&good, "b.acme-bench.test", &leaf_key).is_err(),
-            "name"
-        );
-        assert!(
-            verify_chain(&good, "a.acme-bench.test", &ca_key).is_err(),
-            "key"
-        );
-        let forged = build(&leaf_key, &leaf_key, Some("a.acme-bench.test")) + &ca;
-        assert!(
-            verify_chain(&forged, "a.acme-bench.test", &leaf_key).is_err(),
-            "signature"
-        );
     }
 }
