@@ -10,9 +10,10 @@ use std::path::Path;
 use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::CertificateStatus;
-use crate::protocol::revocation::{check_reason, serial_hex};
+use crate::protocol::revocation::check_reason;
 use crate::store::models::CertRow;
 use crate::{now, random_id, store};
+use akamu_pki::serial;
 
 /// What an operator revocation did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,8 +34,8 @@ pub enum Revoked {
 pub fn revoke(config_path: Option<&Path>, serial_hex: &str, reason: i64) -> Result<Revoked, Error> {
     let config = Config::load(config_path).map_err(|e| Error::Startup(e.to_string()))?;
     let reason = check_reason(Some(reason))?;
-    let serial = normalise_serial(serial_hex)
-        .ok_or_else(|| Error::Malformed(format!("{serial_hex:?} is not a hexadecimal serial")))?;
+    let serial = serial::normalize(serial_hex)
+        .map_err(|e| Error::Malformed(format!("{serial_hex:?}: {e}")))?;
     let db = store::Store::open(&config.database_path())?;
     db.run_blocking(move |c| {
         let row = store::certificates::by_serial(c, &serial)?
@@ -48,13 +49,13 @@ pub fn revoke(config_path: Option<&Path>, serial_hex: &str, reason: i64) -> Resu
 }
 
 /// Every certificate serial in the database at `db_path`, normalised
-/// ([`normalise_serial`]); opened read-only, so a running frontend is not
+/// ([`serial::normalize`]); opened read-only, so a running frontend is not
 /// disturbed.
 pub fn database_serials(db_path: &Path) -> Result<BTreeSet<String>, Error> {
     let mut conn = store::Store::open_read_only(db_path)?;
     Ok(store::certificates::all_serials(&mut conn)?
         .iter()
-        .filter_map(|s| normalise_serial(s))
+        .filter_map(|s| serial::normalize(s).ok())
         .collect())
 }
 
@@ -81,7 +82,7 @@ pub fn import_certificate(
 ) -> Result<bool, Error> {
     let x509 = openssl::x509::X509::from_der(&cert.der)
         .map_err(|e| Error::Malformed(format!("audit record certificate: {e}")))?;
-    let serial = serial_hex(
+    let serial = serial::to_hex(
         &x509
             .serial_number()
             .to_bn()
@@ -140,35 +141,4 @@ fn asn1_unix(t: &openssl::asn1::Asn1TimeRef) -> Result<i64, Error> {
         .diff(t)
         .map_err(|e| Error::Malformed(format!("certificate time: {e}")))?;
     Ok(i64::from(d.days) * 86400 + i64::from(d.secs))
-}
-
-/// Lower-case hex without separators or leading zeros (as openssl's BIGNUM
-/// prints it and as the store keeps it).
-pub fn normalise_serial(s: &str) -> Option<String> {
-    let hex: String = s
-        .chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let trimmed = hex.trim_start_matches('0');
-    Some(if trimmed.is_empty() {
-        "0".into()
-    } else {
-        trimmed.into()
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serial_forms() {
-        assert_eq!(normalise_serial("00:AB:cd").as_deref(), Some("abcd"));
-        assert_eq!(normalise_serial("0x12"), None);
-        assert_eq!(normalise_serial(""), None);
-    }
 }

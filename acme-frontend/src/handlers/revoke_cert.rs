@@ -13,9 +13,10 @@ use shared_proto::Identifier;
 use crate::auth::{KeyRef, Requester};
 use crate::error::Error;
 use crate::http::{Reply, Request};
-use crate::protocol::revocation::{check_reason, serial_hex};
+use crate::protocol::revocation::check_reason;
 use crate::store;
 use crate::{App, now};
+use akamu_pki::serial;
 
 #[derive(Deserialize)]
 struct Payload {
@@ -52,7 +53,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         .map_err(|_| Error::Malformed("certificate is not base64url".into()))?;
     let x509 = X509::from_der(&der)
         .map_err(|_| Error::Malformed("certificate is not a DER X.509 certificate".into()))?;
-    let serial = serial_hex(
+    let serial = serial::to_hex(
         &x509
             .serial_number()
             .to_bn()

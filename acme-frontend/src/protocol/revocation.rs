@@ -3,16 +3,6 @@
 
 use crate::error::Error;
 
-/// A certificate serial (big-endian bytes) as the store keeps it and CRL
-/// requests carry it: lower-case hex without leading zeros ("0" for zero).
-pub fn serial_hex(serial: &[u8]) -> String {
-    let hex = hex::encode(serial);
-    match hex.trim_start_matches('0') {
-        "" => "0".to_owned(),
-        t => t.to_owned(),
-    }
-}
-
 /// CRL reason codes a subscriber may use (RFC 5280 §5.3.1; 7 is unused).
 pub fn check_reason(reason: Option<i64>) -> Result<i32, Error> {
     match reason.unwrap_or(0) {
@@ -26,13 +16,6 @@ pub fn check_reason(reason: Option<i64>) -> Result<i32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serial_forms() {
-        assert_eq!(serial_hex(&[0x00, 0x0a, 0xbc]), "abc");
-        assert_eq!(serial_hex(&[]), "0");
-        assert_eq!(serial_hex(&[0, 0]), "0");
-    }
 
     #[test]
     fn reason_codes() {

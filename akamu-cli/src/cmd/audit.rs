@@ -77,7 +77,11 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
             let mut server = BTreeSet::new();
             let mut logged = BTreeMap::new();
             let (_, head) = audit::for_each_verified(&audit_log, |r| {
-                let Some(serial) = r.serial.as_deref().and_then(admin::normalise_serial) else {
+                let Some(serial) = r
+                    .serial
+                    .as_deref()
+                    .and_then(|s| akamu_pki::serial::normalize(s).ok())
+                else {
                     return;
                 };
                 if r.operation != Operation::Issue {

@@ -1,10 +1,10 @@
 //! The subscriber key policy: RSA sizes and exponent, EC curves, Ed25519
 //! when allowed, the blocklist, and the ROCA and Fermat weak-key checks.
 
+use akamu_pki::csr::public_key_from_spki;
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
-use akamu_pki::csr::public_key_from_spki;
 
 use super::KeyPolicy;
 use crate::error::KeyRefusal;

@@ -294,11 +294,11 @@ fn fermat_breaks_close_primes() {
 
 // ---- Requests through `check`: the CSR's key, decoded once ----
 
+use akamu_pki::csr::CsrError;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
 use openssl::pkey::Private;
-use akamu_pki::csr::CsrError;
 
 fn request_for(csr_der: Vec<u8>) -> IssueRequest {
     IssueRequest {

@@ -131,7 +131,7 @@ impl LintedTbs {
         issuer: &IssuerInfo,
         expect: &Expectations,
     ) -> Result<Self, Error> {
-        let serial_hex = hex::encode(serial.as_bytes());
+        let serial_hex = akamu_pki::serial::to_hex(serial.as_bytes());
         let validity = Validity::new(time(not_before)?, time(not_after)?);
         let adapter = IssuerAdapter {
             spki_der: issuer.spki_der().to_vec(),
