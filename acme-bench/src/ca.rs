@@ -360,12 +360,7 @@ pub fn hsm_ceremony(hsm: &Path, key_type: KeyType) -> Result<()> {
             },
             label: KEY_LABEL.into(),
         },
-        // The signer's configuration still has its own key-type enum with the
-        // same spellings.
-        key_type: key_type
-            .to_string()
-            .parse()
-            .map_err(|e: String| anyhow!(e))?,
+        key_type,
         hash: ca_signer::config::default_hash_alg(),
         subject: "CN=acme-bench SoftHSM2 root,O=Akamu".into(),
         validity_years: 1,

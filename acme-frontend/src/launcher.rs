@@ -219,7 +219,7 @@ pub fn signer_config(c: &Config, uid: u32) -> String {
         toml_path(&statement_public_key(c)),
         toml_path(&c.ca_key_file()),
         toml_path(&c.ca_cert_file()),
-        toml_str(&c.ca.key_type),
+        toml_str(&c.ca.key_type.to_string()),
         toml_str(&c.ca.hash_alg),
         c.ca.validity_days,
         c.ca.ca_validity_years,

@@ -23,7 +23,7 @@ pub struct Ca {
     pub cert_file: Option<PathBuf>,
     /// Key type generated on first run. Default `ec:P-256`.
     #[serde(default = "default_key_type")]
-    pub key_type: String,
+    pub key_type: akamu_jose::KeyType,
     /// Hash for signatures. Default `sha256`.
     #[serde(default = "default_hash_alg")]
     pub hash_alg: String,
@@ -239,8 +239,8 @@ pub(super) fn default_base_url() -> String {
 pub(super) fn default_state_dir() -> PathBuf {
     PathBuf::from("akamu-data")
 }
-fn default_key_type() -> String {
-    "ec:P-256".into()
+fn default_key_type() -> akamu_jose::KeyType {
+    akamu_jose::KeyType::EcP256
 }
 fn default_hash_alg() -> String {
     "sha256".into()

@@ -57,7 +57,7 @@ struct InitRoot {
     key_file: Option<PathBuf>,
     /// Key type: ec:P-256, ec:P-384, rsa:3072, rsa:4096.
     #[arg(long, value_name = "TYPE", default_value = "ec:P-384")]
-    key_type: String,
+    key_type: KeyType,
     /// Signature digest: sha256, sha384 or sha512 (default: by key type).
     #[arg(long, value_name = "HASH")]
     hash: Option<String>,
@@ -103,7 +103,7 @@ struct IssueIntermediate {
     key_file: Option<PathBuf>,
     /// Key type of the issuing key.
     #[arg(long, value_name = "TYPE", default_value = "ec:P-256")]
-    key_type: String,
+    key_type: KeyType,
     /// Digest of the root's signature (default: by the root's key type).
     #[arg(long, value_name = "HASH")]
     hash: Option<String>,
@@ -139,7 +139,7 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
     let mut say = |s: &str| out.progress(s);
     match args.step {
         Step::InitRoot(a) => {
-            let key_type = key_type(&a.key_type)?;
+            let key_type = a.key_type;
             let params = RootParams {
                 key: store(
                     &a.token,
@@ -161,7 +161,7 @@ pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
             report(out, "root", &params.out, &params.audit_log, &done);
         }
         Step::IssueIntermediate(a) => {
-            let key_type = key_type(&a.key_type)?;
+            let key_type = a.key_type;
             let root_hash = match a.hash.as_deref() {
                 Some(h) => hash(Some(h), key_type)?,
                 None => root_hash(&a.root_cert)?,
@@ -284,10 +284,6 @@ fn store(
             "give {label_flag} (token) or the matching --…-file (file backend)"
         ))),
     }
-}
-
-fn key_type(s: &str) -> Result<KeyType, CliError> {
-    s.parse().map_err(CliError::Usage)
 }
 
 fn hash(s: Option<&str>, key_type: KeyType) -> Result<HashAlg, CliError> {

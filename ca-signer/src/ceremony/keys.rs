@@ -175,10 +175,10 @@ fn generate_in_token(session: &Session, label: &str, key_type: KeyType) -> Resul
             public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
             Mechanism::RsaPkcsKeyPairGen
         }
-        KeyType::Ed25519 => {
-            return Err(Error::UnsupportedCaKey(
-                "ed25519 keys in a token (use ec:P-256, ec:P-384 or rsa:N)".to_owned(),
-            ));
+        KeyType::Ed25519 | KeyType::Ed448 => {
+            return Err(Error::UnsupportedCaKey(format!(
+                "{key_type} keys in a token (use ec:P-256, ec:P-384 or rsa:N)"
+            )));
         }
     };
     session.generate_key_pair(&mechanism, &public, &private)?;
