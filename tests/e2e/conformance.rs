@@ -61,7 +61,8 @@ macro_rules! here {
     };
 }
 
-/// The table, in the order of the RFC.
+/// The table, in the order of the RFC (one row per line).
+#[rustfmt::skip]
 fn table() -> Vec<Row> {
     use Level::{Must, Should};
     use Proof::{Elsewhere, NotMet};
@@ -72,343 +73,68 @@ fn table() -> Vec<Row> {
         proof,
     };
     vec![
-        row(
-            "6.1",
-            Should,
-            "TLS per RFC 7525 (BCP 195): TLS 1.2 or later only",
-            here!(tls_1_2_or_later),
-        ),
-        row(
-            "6.1",
-            Should,
-            "generally accessible servers send Access-Control-Allow-Origin: *",
-            NotMet(
-                "a private CA for a site's own clients; no browser-based client is expected, and a \
-             CORS header alone would not help without answering preflight OPTIONS",
-            ),
-        ),
-        row(
-            "6.2",
-            Must,
-            "requests are flattened JWS; anything else is malformed",
-            Elsewhere("malformed::jws_envelope_mistakes_are_problems"),
-        ),
-        row(
-            "6.2",
-            Must,
-            "a Content-Type other than application/jose+json is 415 malformed",
-            here!(content_type_415),
-        ),
-        row(
-            "6.2",
-            Must,
-            "an unsupported alg (none, MAC) is 400 badSignatureAlgorithm with an algorithms list",
-            here!(bad_signature_algorithm),
-        ),
+        row("6.1", Should, "TLS per RFC 7525 (BCP 195): TLS 1.2 or later only", here!(tls_1_2_or_later)),
+        row("6.1", Should, "generally accessible servers send Access-Control-Allow-Origin: *", NotMet("a private CA for a site's own clients; no browser-based client is expected, and a \
+             CORS header alone would not help without answering preflight OPTIONS")),
+        row("6.2", Must, "requests are flattened JWS: one signature, no unprotected header, payload neither detached nor unencoded", Elsewhere("malformed::jws_envelope_mistakes_are_problems")),
+        row("6.2", Must, "a Content-Type other than application/jose+json is 415 malformed", here!(content_type_415)),
+        row("6.2", Must, "an unsupported alg (none, MAC) is 400 badSignatureAlgorithm with an algorithms list", here!(bad_signature_algorithm)),
         row("6.2", Must, "ES256 is implemented", here!(es256_and_eddsa)),
-        row(
-            "6.2",
-            Should,
-            "EdDSA with Ed25519 is implemented",
-            here!(es256_and_eddsa),
-        ),
-        row(
-            "6.2",
-            Must,
-            "jwk for newAccount (and revokeCert by certificate key), kid for all else",
-            Elsewhere("malformed::jws_envelope_mistakes_are_problems"),
-        ),
-        row(
-            "6.2",
-            Must,
-            "a kid that names no account is accountDoesNotExist",
-            Elsewhere("bad_input::unknown_kid_is_account_does_not_exist"),
-        ),
-        row(
-            "6.2",
-            Must,
-            "a signature that does not verify is refused",
-            Elsewhere("bad_input::signature_by_another_key_is_refused"),
-        ),
-        row(
-            "6.3",
-            Must,
-            "GET and POST-as-GET both answer the directory and newNonce",
-            here!(bootstrap_get_and_post_as_get),
-        ),
-        row(
-            "6.3",
-            Must,
-            "a GET of any other resource is 405 malformed",
-            here!(get_elsewhere_is_405),
-        ),
-        row(
-            "6.3",
-            Must,
-            "POST-as-GET authenticates and applies access control",
-            here!(post_as_get_access_control),
-        ),
-        row(
-            "6.4",
-            Must,
-            "the JWS url must equal the request URL (unauthorized otherwise)",
-            Elsewhere("bad_input::url_mismatch_is_unauthorized"),
-        ),
-        row(
-            "6.5",
-            Must,
-            "every successful POST answer carries a Replay-Nonce",
-            here!(nonce_on_every_post),
-        ),
-        row(
-            "6.5",
-            Should,
-            "error answers carry a Replay-Nonce too",
-            here!(nonce_on_errors),
-        ),
-        row(
-            "6.5",
-            Must,
-            "a missing nonce is 400 badNonce",
-            here!(missing_nonce_is_bad_nonce),
-        ),
-        row(
-            "6.5",
-            Must,
-            "a used or unknown nonce is 400 badNonce with a fresh Replay-Nonce",
-            Elsewhere("bad_input::replayed_nonce_is_bad_nonce_with_a_fresh_one"),
-        ),
-        row(
-            "6.5.1",
-            Must,
-            "Replay-Nonce values are base64url without padding",
-            here!(nonce_syntax),
-        ),
-        row(
-            "6.6",
-            Should,
-            "a rate-limited request is 429 rateLimited with Retry-After",
-            NotMet("no rate limits on this branch yet (issue 12, rate-limit section)"),
-        ),
-        row(
-            "6.7",
-            Must,
-            "errors are problem documents (application/problem+json, ACME types)",
-            Elsewhere("malformed::payloads_that_are_not_objects_are_malformed_everywhere"),
-        ),
-        row(
-            "7.1",
-            Must,
-            "every resource but the directory links its index (rel=\"index\")",
-            here!(index_link),
-        ),
-        row(
-            "7.1",
-            Must,
-            "a challenge links its authorization (rel=\"up\")",
-            here!(challenge_up_link),
-        ),
-        row(
-            "7.1",
-            Should,
-            "a certificate links a resource with its issuer (rel=\"up\")",
-            here!(certificate_up_link),
-        ),
-        row(
-            "7.1.1",
-            Must,
-            "the directory names newNonce, newAccount, newOrder, revokeCert, keyChange",
-            here!(directory_fields),
-        ),
-        row(
-            "7.1.2",
-            Must,
-            "an account object has status and its orders URL",
-            here!(account_object),
-        ),
-        row(
-            "7.1.2.1",
-            Must,
-            "a paginated orders list links the next page (rel=\"next\")",
-            Elsewhere("orders::orders_list_paginates_with_link_next"),
-        ),
-        row(
-            "7.1.3",
-            Must,
-            "an order has status, identifiers, authorizations, finalize; expires while pending or valid; certificate once valid",
-            here!(order_object),
-        ),
-        row(
-            "7.1.4",
-            Must,
-            "an authorization has identifier, status, challenges; expires while pending or valid",
-            here!(authz_object),
-        ),
-        row(
-            "7.1.4",
-            Must,
-            "a wildcard authorization says wildcard: true, its identifier without *.",
-            Elsewhere("rfc8555::offered_challenges_follow_the_identifier"),
-        ),
-        row(
-            "7.1.5",
-            Must,
-            "a challenge has type, url, status; validated once valid",
-            here!(challenge_object),
-        ),
-        row(
-            "7.1.6",
-            Must,
-            "a failed challenge makes its authorization and order invalid",
-            Elsewhere("rfc8555::failed_challenge_invalidates_authz_and_order_with_the_error"),
-        ),
-        row(
-            "7.2",
-            Must,
-            "newNonce: HEAD 200, GET 204, Cache-Control: no-store",
-            here!(new_nonce_statuses),
-        ),
-        row(
-            "7.3",
-            Must,
-            "newAccount is 201 with Location; the same key again is 200 with that Location",
-            here!(new_account_created_then_found),
-        ),
-        row(
-            "7.3",
-            Must,
-            "orders values sent by the client are ignored",
-            here!(client_orders_ignored),
-        ),
-        row(
-            "7.3",
-            Must,
-            "an unsupported contact scheme is unsupportedContact, a bad contact invalidContact",
-            here!(contact_errors),
-        ),
-        row(
-            "7.3.1",
-            Must,
-            "onlyReturnExisting for an unknown key is accountDoesNotExist",
-            here!(only_return_existing),
-        ),
-        row(
-            "7.3.2",
-            Must,
-            "updates to orders, termsOfServiceAgreed and unknown fields are ignored",
-            here!(account_update_ignores),
-        ),
-        row(
-            "7.3.2",
-            Must,
-            "updates to status other than deactivated are ignored",
-            NotMet(
-                "refused as malformed instead (as Boulder does), so that a mistyped deactivation is \
-             not silently ignored; see malformed::objects_of_the_wrong_shape_are_problems",
-            ),
-        ),
-        row(
-            "7.3.4",
-            Must,
-            "external account binding is verified (MAC, key id, single use)",
-            Elsewhere("accounts::eab_required_wrong_mac_reuse_and_consumption"),
-        ),
-        row(
-            "7.3.5",
-            Must,
-            "key change: inner JWS checked, the new key takes over",
-            Elsewhere("accounts::key_rollover_old_key_refused_new_key_works"),
-        ),
-        row(
-            "7.3.5",
-            Must,
-            "key change to a key in use is 409 with that account's Location",
-            Elsewhere("accounts::key_change_to_another_accounts_key_is_409_with_its_location"),
-        ),
-        row(
-            "7.3.6",
-            Must,
-            "a deactivated account's requests are unauthorized",
-            Elsewhere("accounts::deactivated_account_is_refused"),
-        ),
-        row(
-            "7.4",
-            Must,
-            "newOrder is 201 with the order URL in Location",
-            here!(new_order_created),
-        ),
-        row(
-            "7.4",
-            Must,
-            "finalizing an order that is not ready is 403 orderNotReady",
-            here!(finalize_not_ready),
-        ),
-        row(
-            "7.4",
-            Must,
-            "a CSR that does not name exactly the order's identifiers is badCSR",
-            Elsewhere("bad_input::finalize_csr_with_an_extra_san_is_bad_csr"),
-        ),
-        row(
-            "7.4",
-            Must,
-            "a notBefore/notAfter the CA cannot honour is refused",
-            Elsewhere("orders::requested_validity_is_honoured_and_bounded"),
-        ),
-        row(
-            "7.4",
-            Should,
-            "processing orders carry Retry-After",
-            Elsewhere("rfc8555::processing_resources_carry_retry_after"),
-        ),
-        row(
-            "7.4.2",
-            Must,
-            "the certificate is served as application/pem-certificate-chain, leaf first",
-            here!(certificate_format),
-        ),
-        row(
-            "7.4.2",
-            Should,
-            "each rel=\"alternate\" is a chain from the same leaf (one chain: none sent)",
-            here!(no_alternate_chain),
-        ),
-        row(
-            "7.5.1",
-            Must,
-            "fields of a challenge response that the type does not define are ignored",
-            here!(challenge_response_extra_fields),
-        ),
-        row(
-            "7.5.2",
-            Must,
-            "a deactivated authorization invalidates its order",
-            Elsewhere("orders::authorization_deactivation_invalidates_the_order"),
-        ),
-        row(
-            "7.6",
-            Must,
-            "revocation by the account that holds the certificate",
-            Elsewhere("revocation::owner_revokes_with_instant_acme_then_already_revoked"),
-        ),
-        row(
-            "7.6",
-            Must,
-            "revocation by the certificate's key (jwk)",
-            Elsewhere("revocation::revocation_by_the_certificate_key"),
-        ),
-        row(
-            "7.6",
-            Must,
-            "revocation by an account authorized for every identifier",
-            Elsewhere("revocation::non_owner_with_valid_authorizations_for_all_names_revokes"),
-        ),
-        row(
-            "7.6",
-            Must,
-            "unauthorized revokers and disallowed reasons are refused",
-            Elsewhere("revocation::stranger_and_reason_7_are_refused"),
-        ),
+        row("6.2", Should, "EdDSA with Ed25519 is implemented", here!(es256_and_eddsa)),
+        row("6.2", Must, "jwk for newAccount (and revokeCert by certificate key), kid for all else", Elsewhere("malformed::jws_envelope_mistakes_are_problems")),
+        row("6.2", Must, "a kid that names no account is accountDoesNotExist", Elsewhere("bad_input::unknown_kid_is_account_does_not_exist")),
+        row("6.2", Must, "a signature that does not verify is refused", Elsewhere("bad_input::signature_by_another_key_is_refused")),
+        row("6.3", Must, "GET and POST-as-GET both answer the directory and newNonce", here!(bootstrap_get_and_post_as_get)),
+        row("6.3", Must, "a GET of any other resource is 405 malformed", here!(get_elsewhere_is_405)),
+        row("6.3", Must, "POST-as-GET authenticates and applies access control", here!(post_as_get_access_control)),
+        row("6.4", Must, "the JWS url must equal the request URL (unauthorized otherwise)", Elsewhere("bad_input::url_mismatch_is_unauthorized")),
+        row("6.5", Must, "every successful POST answer carries a Replay-Nonce", here!(nonce_on_every_post)),
+        row("6.5", Should, "error answers carry a Replay-Nonce too", here!(nonce_on_errors)),
+        row("6.5", Must, "a missing nonce is 400 badNonce", here!(missing_nonce_is_bad_nonce)),
+        row("6.5", Must, "a used or unknown nonce is 400 badNonce with a fresh Replay-Nonce", Elsewhere("bad_input::replayed_nonce_is_bad_nonce_with_a_fresh_one")),
+        row("6.5.1", Must, "Replay-Nonce values are base64url without padding", here!(nonce_syntax)),
+        row("6.6", Should, "a rate-limited request is 429 rateLimited with Retry-After", NotMet("no rate limits on this branch yet (issue 12, rate-limit section)")),
+        row("6.7", Must, "errors are problem documents (application/problem+json, ACME types)", Elsewhere("malformed::payloads_that_are_not_objects_are_malformed_everywhere")),
+        row("7.1", Must, "every resource but the directory links its index (rel=\"index\")", here!(index_link)),
+        row("7.1", Must, "a challenge links its authorization (rel=\"up\")", here!(challenge_up_link)),
+        row("7.1", Should, "a certificate links a resource with its issuer (rel=\"up\")", here!(certificate_up_link)),
+        row("7.1.1", Must, "the directory names newNonce, newAccount, newOrder, revokeCert, keyChange", here!(directory_fields)),
+        row("7.1.2", Must, "an account object has status and its orders URL", here!(account_object)),
+        row("7.1.2.1", Must, "a paginated orders list links the next page (rel=\"next\")", Elsewhere("orders::orders_list_paginates_with_link_next")),
+        row("7.1.3", Must, "an order has status, identifiers, authorizations, finalize; expires while pending or valid; certificate once valid", here!(order_object)),
+        row("7.1.4", Must, "an authorization has identifier, status, challenges; expires while pending or valid", here!(authz_object)),
+        row("7.1.4", Must, "a wildcard authorization says wildcard: true, its identifier without *.", Elsewhere("rfc8555::offered_challenges_follow_the_identifier")),
+        row("7.1.5", Must, "a challenge has type, url, status; validated once valid", here!(challenge_object)),
+        row("7.1.6", Must, "a failed challenge makes its authorization and order invalid", Elsewhere("rfc8555::failed_challenge_invalidates_authz_and_order_with_the_error")),
+        row("7.2", Must, "newNonce: HEAD 200, GET 204, Cache-Control: no-store", here!(new_nonce_statuses)),
+        row("7.3", Must, "newAccount is 201 with Location; the same key again is 200 with that Location", here!(new_account_created_then_found)),
+        row("7.3", Must, "orders values sent by the client are ignored", here!(client_orders_ignored)),
+        row("7.3", Must, "an unsupported contact scheme is unsupportedContact, a bad contact invalidContact", here!(contact_errors)),
+        row("7.3.1", Must, "onlyReturnExisting for an unknown key is accountDoesNotExist", here!(only_return_existing)),
+        row("7.3.2", Must, "updates to orders, termsOfServiceAgreed and unknown fields are ignored", here!(account_update_ignores)),
+        row("7.3.2", Must, "updates to status other than deactivated are ignored", NotMet("refused as malformed instead (as Boulder does), so that a mistyped deactivation is \
+             not silently ignored; see malformed::objects_of_the_wrong_shape_are_problems")),
+        row("7.3.4", Must, "external account binding is verified (MAC, key id, single use)", Elsewhere("accounts::eab_required_wrong_mac_reuse_and_consumption")),
+        row("7.3.5", Must, "key change: inner JWS checked, the new key takes over", Elsewhere("accounts::key_rollover_old_key_refused_new_key_works")),
+        row("7.3.5", Must, "key change to a key in use is 409 with that account's Location", Elsewhere("accounts::key_change_to_another_accounts_key_is_409_with_its_location")),
+        row("7.3.6", Must, "a deactivated account's requests are unauthorized", Elsewhere("accounts::deactivated_account_is_refused")),
+        row("7.3.6", Should, "pending operations of a deactivated account are cancelled", NotMet("its pending orders and authorizations are left to expire; nothing can act on them, \
+             since every request signed by the account's key is refused")),
+        row("7.3.6", Should, "certificates of a deactivated account are not revoked", here!(deactivation_keeps_certificates)),
+        row("7.4", Must, "newOrder is 201 with the order URL in Location", here!(new_order_created)),
+        row("7.4.1", Must, "newAuthz (offered in the directory) is 201 with the authorization in Location", Elsewhere("orders::pre_authorization_makes_the_order_ready")),
+        row("7.4", Must, "finalizing an order that is not ready is 403 orderNotReady", here!(finalize_not_ready)),
+        row("7.4", Must, "a CSR that does not name exactly the order's identifiers is badCSR", Elsewhere("bad_input::finalize_csr_with_an_extra_san_is_bad_csr")),
+        row("7.4", Must, "a notBefore/notAfter the CA cannot honour is refused", Elsewhere("orders::requested_validity_is_honoured_and_bounded")),
+        row("7.4", Should, "processing orders carry Retry-After", Elsewhere("rfc8555::processing_resources_carry_retry_after")),
+        row("7.4.2", Must, "the certificate is served as application/pem-certificate-chain, leaf first", here!(certificate_format)),
+        row("7.4.2", Should, "each rel=\"alternate\" is a chain from the same leaf (one chain: none sent)", here!(no_alternate_chain)),
+        row("7.5.1", Must, "fields of a challenge response that the type does not define are ignored", here!(challenge_response_extra_fields)),
+        row("7.5.2", Must, "a deactivated authorization invalidates its order", Elsewhere("orders::authorization_deactivation_invalidates_the_order")),
+        row("7.6", Must, "revocation by the account that holds the certificate", Elsewhere("revocation::owner_revokes_with_instant_acme_then_already_revoked")),
+        row("7.6", Must, "revocation by the certificate's key (jwk)", Elsewhere("revocation::revocation_by_the_certificate_key")),
+        row("7.6", Must, "revocation by an account authorized for every identifier", Elsewhere("revocation::non_owner_with_valid_authorizations_for_all_names_revokes")),
+        row("7.6", Must, "unauthorized revokers and disallowed reasons are refused", Elsewhere("revocation::stranger_and_reason_7_are_refused")),
     ]
 }
 
@@ -1130,6 +856,28 @@ async fn challenge_response_extra_fields(c: &Ctx) {
         .await;
     assert_ne!(rsp.json()["status"], "pending", "{}", rsp.json());
     assert_eq!(c.s.settle(&order_url).await["status"], "ready");
+}
+
+async fn deactivation_keeps_certificates(c: &Ctx) {
+    let s = Session::new(c.raw()).await;
+    let issued = s.issue_http01(&c.http, &["deactivated.example.org"]).await;
+    let rsp = s
+        .post_ok(&s.account.kid, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(rsp.json()["status"], "deactivated");
+    // Revoking by the certificate's own key succeeds: it was not revoked.
+    let rsp = crate::support::acme::revoke_with_key(
+        c.raw(),
+        &issued.leaf_key(),
+        &issued.leaf_der(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        rsp.status,
+        StatusCode::OK,
+        "revocation after deactivation: {rsp:?}"
+    );
 }
 
 // ---------------------------------------------------------------- helpers
