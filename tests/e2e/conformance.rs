@@ -92,6 +92,7 @@ fn table() -> Vec<Row> {
         row("6.5", Should, "error answers carry a Replay-Nonce too", here!(nonce_on_errors)),
         row("6.5", Must, "a missing nonce is 400 badNonce", here!(missing_nonce_is_bad_nonce)),
         row("6.5", Must, "a used or unknown nonce is 400 badNonce with a fresh Replay-Nonce", Elsewhere("bad_input::replayed_nonce_is_bad_nonce_with_a_fresh_one")),
+        row("6.5", Must, "nonces are unique to each message", here!(nonces_unique)),
         row("6.5.1", Must, "Replay-Nonce values are base64url without padding", here!(nonce_syntax)),
         row("6.6", Should, "a rate-limited request is 429 rateLimited with Retry-After", NotMet("no rate limits on this branch yet (issue 12, rate-limit section)")),
         row("6.7", Must, "errors are problem documents (application/problem+json, ACME types)", Elsewhere("malformed::payloads_that_are_not_objects_are_malformed_everywhere")),
@@ -123,6 +124,7 @@ fn table() -> Vec<Row> {
         row("7.3.6", Should, "certificates of a deactivated account are not revoked", here!(deactivation_keeps_certificates)),
         row("7.4", Must, "newOrder is 201 with the order URL in Location", here!(new_order_created)),
         row("7.4.1", Must, "newAuthz (offered in the directory) is 201 with the authorization in Location", Elsewhere("orders::pre_authorization_makes_the_order_ready")),
+        row("7.4", Must, "an order the CA cannot fulfil is an error: rejectedIdentifier, unsupportedIdentifier", here!(refused_identifiers)),
         row("7.4", Must, "finalizing an order that is not ready is 403 orderNotReady", here!(finalize_not_ready)),
         row("7.4", Must, "a CSR that does not name exactly the order's identifiers is badCSR", Elsewhere("bad_input::finalize_csr_with_an_extra_san_is_bad_csr")),
         row("7.4", Must, "a notBefore/notAfter the CA cannot honour is refused", Elsewhere("orders::requested_validity_is_honoured_and_bounded")),
@@ -515,6 +517,21 @@ async fn missing_nonce_is_bad_nonce(c: &Ctx) {
     assert!(rsp.nonce().is_some(), "badNonce carries a fresh nonce");
 }
 
+async fn nonces_unique(c: &Ctx) {
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..20 {
+        assert!(
+            seen.insert(c.raw().nonce().await),
+            "a nonce handed out twice"
+        );
+    }
+    let rsp = c.s.post_ok(&c.s.account.kid, None).await;
+    assert!(
+        seen.insert(rsp.nonce().expect("nonce")),
+        "a nonce handed out twice"
+    );
+}
+
 async fn nonce_syntax(c: &Ctx) {
     for _ in 0..5 {
         let nonce = c.raw().nonce().await;
@@ -819,6 +836,22 @@ async fn new_order_created(c: &Ctx) {
     assert_eq!(c.s.post_ok(&url, None).await.json(), rsp.json());
 }
 
+async fn refused_identifiers(c: &Ctx) {
+    for (identifier, kind) in [
+        (
+            json!({"type": "email", "value": "me@example.org"}),
+            "unsupportedIdentifier",
+        ),
+        (dns("127.0.0.1"), "rejectedIdentifier"),
+        (dns("under_score.example.org"), "rejectedIdentifier"),
+    ] {
+        let rsp =
+            c.s.new_order_raw(std::slice::from_ref(&identifier), json!({}))
+                .await;
+        rsp.assert_problem(&format!("newOrder for {identifier}"), &[kind]);
+    }
+}
+
 async fn finalize_not_ready(c: &Ctx) {
     let (_, order) = c.pending_order("not-ready.example.org").await;
     let (der, _) = csr(&["not-ready.example.org"]);
@@ -998,9 +1031,10 @@ async fn refused_bodies_reach_the_client_as_413() {
     let dir = tempfile::tempdir().expect("tempdir");
     let big = dir.path().join("big");
     std::fs::write(&big, vec![b'A'; 4 * 1024 * 1024]).expect("write body");
-    // HTTP/1.1 only: curl 7.88 (Debian 12) gives up its HTTP/2 upload with
-    // error 92 when the answer comes first, whatever the server does (hyper's
-    // HTTP/2 client above reads the 413 to a 4 MiB body).
+    // HTTP/1.1 only: curl 7.88 (Debian 12) fails its HTTP/2 upload with
+    // error 92 when the answer and the stream's RST_STREAM(NO_ERROR) come
+    // before the body is sent (RFC 9113 §8.1 allows both); hyper's HTTP/2
+    // client above reads the 413 to a 4 MiB body.
     for version in ["--http1.1"] {
         let out = tokio::process::Command::new(&curl)
             .args(["-sS", version, "--cacert"])
