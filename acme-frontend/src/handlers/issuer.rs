@@ -4,11 +4,12 @@
 //! (`application/pkix-cert`, RFC 2585 §4.1), as Boulder served its
 //! `issuer-cert`, with `Link: rel="up"` to the next one while there is one.
 //!
-//! RFC 8555 defines no `up` link on certificates (its chain is in the PEM
-//! download itself, §7.4.2), but ACME clients from before the RFC (lego
-//! until 2025, certbot's `cert_chain_uri`) follow one from the certificate
-//! to its issuer, fetching it with POST-as-GET or GET and parsing DER; so a
-//! certificate download links `up` to its issuer here (see
+//! RFC 8555 §7.1 allows `up` "from certificate resources to indicate a
+//! resource from which the client may fetch a chain of CA certificates".
+//! Today's clients take the chain from the PEM download itself (§7.4.2);
+//! older ones followed `up` to the issuer and parsed DER (lego until 2025,
+//! by POST-as-GET, when a download held no chain; ACMEv1 clients against
+//! Boulder's `issuer-cert`). So a certificate download links `up` here (see
 //! [`super::certificate`]).
 
 use std::sync::Arc;
