@@ -353,8 +353,8 @@ async fn unknown_resources_and_wrong_methods_are_problems() {
     rsp.assert_problem("POST-as-GET of an unknown order", &["malformed"]);
     assert_eq!(rsp.status, StatusCode::NOT_FOUND);
 
-    // RFC 8555 §6.3: resources other than the directory, newNonce (and, in
-    // the reference, certificate downloads) are POST-only. The reference's
+    // RFC 8555 §6.3: resources other than the directory and newNonce are
+    // POST-only. The reference's
     // error table maps a wrong method to 405 (as Boulder and Pebble do).
     let rsp = f.raw.get(&f.raw.url("newOrder")).await;
     rsp.assert_problem("GET newOrder", &["malformed"]);

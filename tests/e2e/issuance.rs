@@ -47,18 +47,13 @@ async fn http01_two_names_chain_verifies_with_openssl() {
     let leaf_key = leaf.public_key().expect("leaf public key");
     assert!(leaf_key.public_eq(&key), "the leaf certifies the CSR's key");
 
-    // The reference's download path: a plain GET of the certificate URL
-    // returns the same PEM chain as application/pem-certificate-chain.
+    // RFC 8555 §6.3: the certificate is fetched by POST-as-GET (as
+    // instant-acme did above); a plain GET is 405 (the reference's public
+    // GET is the STAR exception only; conformance::get_elsewhere_is_405).
     let raw = RawClient::new(&ca).await;
     let rsp = raw.get(&issued.cert_url).await;
-    assert_eq!(
-        rsp.status,
-        http::StatusCode::OK,
-        "GET {}: {rsp:?}",
-        issued.cert_url
-    );
-    assert_eq!(rsp.content_type(), "application/pem-certificate-chain");
-    assert_eq!(String::from_utf8_lossy(&rsp.body), issued.chain_pem);
+    rsp.assert_problem("GET of the certificate URL", &["malformed"]);
+    assert_eq!(rsp.status, http::StatusCode::METHOD_NOT_ALLOWED);
 }
 
 /// RFC 8555 §8.4: dns-01 through the TXT records of the test DNS server.

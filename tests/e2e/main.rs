@@ -29,6 +29,10 @@ mod accounts;
 /// window, lifetimes.
 mod orders;
 
+/// RFC 8555 §6–§7 as a table: each MUST and SHOULD a server controls, by
+/// section, checked here or by the test it names; 413s reach the client.
+mod conformance;
+
 /// Protocol details: Retry-After, offered challenges, IP identifiers,
 /// failed challenges.
 mod rfc8555;

@@ -1,4 +1,10 @@
-//! RFC 8555 §7.4.2: certificate download, leaf first then the CA chain.
+//! RFC 8555 §7.4.2: certificate download (POST-as-GET), leaf first then the
+//! CA chain, with `Link: rel="up"` to the issuer ([`super::issuer`]).
+//!
+//! No `Link: rel="alternate"` is sent: RFC 8555 §7.4.2 offers it for other
+//! chains from the same leaf to other trust anchors, and the signer serves
+//! exactly one chain (its certificate and the one chain file configured
+//! above it), so there is no alternative to link to.
 
 use std::sync::Arc;
 
@@ -23,15 +29,15 @@ async fn load(app: &App, id: &str) -> Result<store::models::CertRow, Error> {
         .ok_or(Error::NotFound)
 }
 
-fn pem_reply(pem: String) -> Reply {
-    Reply::empty(StatusCode::OK)
+fn pem_reply(app: &App, pem: String) -> Reply {
+    let up = super::issuer::up_of(app, &pem);
+    let reply = Reply::empty(StatusCode::OK)
         .body(pem.into())
-        .header(CONTENT_TYPE, PEM_CHAIN)
-}
-
-/// `GET /acme/cert/{id}`: certificates are public.
-pub async fn get(app: &Arc<App>, id: &str) -> Result<Reply, Error> {
-    Ok(pem_reply(load(app, id).await?.pem))
+        .header(CONTENT_TYPE, PEM_CHAIN);
+    match up {
+        Some(url) => reply.link(&url, "up"),
+        None => reply,
+    }
 }
 
 /// `POST /acme/cert/{id}` (POST-as-GET by the owning account).
@@ -40,5 +46,5 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
     auth.require_post_as_get()?;
     let cert = load(app, id).await?;
     require_owner(&cert.account_id, &auth.account()?.id, "this certificate")?;
-    Ok(pem_reply(cert.pem))
+    Ok(pem_reply(app, cert.pem))
 }

@@ -4,9 +4,19 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::App;
+use crate::auth::KeyRef;
 use crate::error::Error;
-use crate::http::Reply;
 use crate::http::resource::Resource;
+use crate::http::{Reply, Request};
+
+/// `POST /acme/directory`: a POST-as-GET by an account, answered as a GET
+/// (RFC 8555 §6.3: "in addition to POST-as-GET requests for these
+/// resources").
+pub async fn post(app: &App, req: &Request) -> Result<Reply, Error> {
+    let auth = req.authenticate(app, KeyRef::Kid).await?;
+    auth.require_post_as_get()?;
+    get(app)
+}
 
 /// `GET /acme/directory`.
 pub fn get(app: &App) -> Result<Reply, Error> {

@@ -8,6 +8,7 @@ pub mod challenge;
 pub mod crl;
 pub mod directory;
 pub mod finalize;
+pub mod issuer;
 pub mod key_change;
 pub mod new_account;
 pub mod new_authz;

@@ -69,10 +69,10 @@ macro_rules! resources {
 }
 
 resources! {
-    /// RFC 8555 §7.1.1.
-    Directory => ["acme", "directory"], allow "GET, HEAD";
-    /// RFC 8555 §7.2.
-    NewNonce => ["acme", "new-nonce"], allow "GET, HEAD";
+    /// RFC 8555 §7.1.1; GET, and POST-as-GET as for every resource (§6.3).
+    Directory => ["acme", "directory"], allow "GET, HEAD, POST";
+    /// RFC 8555 §7.2; GET, and POST-as-GET as for every resource (§6.3).
+    NewNonce => ["acme", "new-nonce"], allow "GET, HEAD, POST";
     /// RFC 8555 §7.3.
     NewAccount => ["acme", "new-account"], allow "POST";
     /// RFC 8555 §7.3.2: an account, by id.
@@ -95,8 +95,14 @@ resources! {
     Authz(id) => ["acme", "authz", id], allow "POST";
     /// RFC 8555 §7.1.5: a challenge, by authorization id and type.
     Challenge(authz, kind) => ["acme", "chall", authz, kind], allow "POST";
-    /// RFC 8555 §7.4.2: a certificate chain, by id (public: GET too).
-    Certificate(id) => ["acme", "cert", id], allow "GET, HEAD, POST";
+    /// RFC 8555 §7.4.2: a certificate chain, by id (POST-as-GET only: a
+    /// plain GET is refused as for every resource but the two above, §6.3).
+    Certificate(id) => ["acme", "cert", id], allow "POST";
+    /// The CA certificate at position `n` of the signer's chain (`0` issued
+    /// the leaves), DER: the target of a certificate's `Link: rel="up"`.
+    /// Public like the CRL (GET), and POST-as-GET for clients that fetch
+    /// every ACME link that way.
+    Issuer(n) => ["acme", "issuer", n], allow "GET, HEAD, POST";
 }
 
 impl Resource<'_> {
@@ -127,6 +133,7 @@ mod tests {
             Resource::Authz("z1"),
             Resource::Challenge("z1", "http-01"),
             Resource::Certificate("c1"),
+            Resource::Issuer("0"),
         ];
         for r in all {
             let path = r.path();
@@ -147,8 +154,20 @@ mod tests {
         ] {
             assert_eq!(Resource::parse(bad), None, "{bad:?}");
         }
-        let cert = Resource::Certificate("c");
-        assert!(cert.allows(&http::Method::HEAD));
+        // RFC 8555 §6.3: GET only for the directory and newNonce (and the
+        // issuer certificate, which is no ACME resource); POST-as-GET for
+        // all.
+        for r in [
+            Resource::Directory,
+            Resource::NewNonce,
+            Resource::Issuer("0"),
+        ] {
+            assert!(r.allows(&http::Method::GET), "{r:?}");
+            assert!(r.allows(&http::Method::HEAD), "{r:?}");
+            assert!(r.allows(&http::Method::POST), "{r:?}");
+        }
+        assert!(!Resource::Certificate("c").allows(&http::Method::GET));
+        assert!(!Resource::Certificate("c").allows(&http::Method::HEAD));
         assert!(!Resource::Order("o").allows(&http::Method::GET));
     }
 }

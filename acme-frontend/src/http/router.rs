@@ -28,7 +28,9 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
         return Err(Error::MethodNotAllowed(resource.allow()));
     }
     match resource {
+        Resource::Directory if *m == Method::POST => handlers::directory::post(app, &req).await,
         Resource::Directory => handlers::directory::get(app),
+        Resource::NewNonce if *m == Method::POST => handlers::new_nonce::post(app, &req).await,
         Resource::NewNonce => Ok(handlers::new_nonce::get(m)),
         Resource::NewAccount => handlers::new_account::post(app, &req).await,
         Resource::Account(id) => handlers::account::post(app, &req, id).await,
@@ -41,10 +43,9 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
         Resource::Finalize(id) => handlers::finalize::post(app, &req, id).await,
         Resource::Authz(id) => handlers::authz::post(app, &req, id).await,
         Resource::Challenge(authz, kind) => handlers::challenge::post(app, &req, authz, kind).await,
-        Resource::Certificate(id) if *m == Method::POST => {
-            handlers::certificate::post(app, &req, id).await
-        }
-        Resource::Certificate(id) => handlers::certificate::get(app, id).await,
+        Resource::Certificate(id) => handlers::certificate::post(app, &req, id).await,
+        Resource::Issuer(n) if *m == Method::POST => handlers::issuer::post(app, &req, n).await,
+        Resource::Issuer(n) => handlers::issuer::get(app, n).await,
     }
 }
 

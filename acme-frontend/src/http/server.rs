@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use bytes::BytesMut;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -37,6 +38,10 @@ const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle connection that is being shut down may take to finish
 /// its requests in flight before it is dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// The most of a refused (too large) body that is read and thrown away
+/// before the 413 is sent, so that a client still sending sees the answer
+/// instead of a TCP reset (closing a socket with unread data resets it).
+const DRAIN_MAX: usize = 1024 * 1024;
 /// How often a connection being shut down is checked for requests in
 /// flight (the first check also lets a GOAWAY reach the peer).
 const SHUTDOWN_POLL: Duration = Duration::from_secs(1);
@@ -192,28 +197,16 @@ impl Drop for InFlight {
     }
 }
 
-async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> http::Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
+async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> http::Response<ResponseBody> {
+    let (parts, mut body) = req.into_parts();
     let method = parts.method.clone();
     let result = async {
-        let limit = app.config.server.max_body_bytes;
         let declared = parts
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(Error::PayloadTooLarge(limit));
-        }
-        let body =
-            match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
-                Ok(Ok(collected)) => collected.to_bytes(),
-                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                    return Err(Error::PayloadTooLarge(limit));
-                }
-                Ok(Err(e)) => return Err(Error::Malformed(format!("reading request body: {e}"))),
-                Err(_) => return Err(Error::Malformed("request body timed out".into())),
-            };
+        let body = read_body(&mut body, app.config.server.max_body_bytes, declared).await?;
         let path = parts.uri.path().to_owned();
         let query = parts.uri.query().map(str::to_owned);
         let request = Request {
@@ -236,5 +229,89 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> http::Response<
         route(&app, request).await
     }
     .await;
-    finish(&app, &method, result)
+    finish(&app, &method, result).map(|reply| ResponseBody {
+        reply,
+        _request: body,
+    })
+}
+
+/// A response body that holds the request's body until the response has
+/// been sent. A request body left unread (a refused one) is thus dropped
+/// after the response is complete, and HTTP/2 ends the request stream with
+/// `RST_STREAM(NO_ERROR)` as RFC 9113 §8.1 asks for an early response, not
+/// with `CANCEL`, which clients (curl) take as the failure of the whole
+/// exchange, response included.
+pub struct ResponseBody {
+    reply: Full<Bytes>,
+    _request: Incoming,
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.get_mut().reply).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.reply.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.reply.size_hint()
+    }
+}
+
+/// Reads a request body of at most `limit` bytes within [`BODY_TIMEOUT`].
+///
+/// A body over the limit (declared by `Content-Length` or found while
+/// reading) is a 413, answered only after the rest of the body, up to
+/// [`DRAIN_MAX`] bytes in all, has been read and discarded within the same
+/// deadline: a client that is still sending would otherwise get a reset
+/// instead of the problem document. A body declared larger than
+/// [`DRAIN_MAX`] is refused at once, without reading it (a client that sent
+/// `Expect: 100-continue` then never sends it).
+async fn read_body(
+    body: &mut Incoming,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<Bytes, Error> {
+    if declared.is_some_and(|n| n > DRAIN_MAX) {
+        return Err(Error::PayloadTooLarge(limit));
+    }
+    let deadline = Instant::now() + BODY_TIMEOUT;
+    let mut refused = declared.is_some_and(|n| n > limit);
+    let mut collected = BytesMut::new();
+    let mut seen = 0usize;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) if !refused => return Ok(collected.freeze()),
+            Ok(Some(Err(e))) if !refused => {
+                return Err(Error::Malformed(format!("reading request body: {e}")));
+            }
+            Err(_) if !refused => return Err(Error::Malformed("request body timed out".into())),
+            // A refused body that was read to its end, failed or stalled.
+            Ok(None | Some(Err(_))) | Err(_) => return Err(Error::PayloadTooLarge(limit)),
+        };
+        let Ok(data) = frame.into_data() else {
+            // Trailers carry no body bytes.
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > DRAIN_MAX {
+            return Err(Error::PayloadTooLarge(limit));
+        }
+        refused |= seen > limit;
+        if refused {
+            // Draining: nothing past the limit is kept.
+            collected = BytesMut::new();
+        } else {
+            collected.extend_from_slice(&data);
+        }
+    }
 }
