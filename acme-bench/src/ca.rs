@@ -404,8 +404,8 @@ mod tests {
 
     /// Enough of TOML to check `key = value` lines without a toml dependency.
     mod toml_like {
-        pub struct Value(Vec<(String, String)>);
-        pub fn parse(text: &str) -> Value {
+        pub(super) struct Value(Vec<(String, String)>);
+        pub(super) fn parse(text: &str) -> Value {
             Value(
                 text.lines()
                     .filter_map(|l| l.split_once('='))
@@ -414,7 +414,7 @@ mod tests {
             )
         }
         impl Value {
-            pub fn get(&self, key: &str) -> Option<&str> {
+            pub(super) fn get(&self, key: &str) -> Option<&str> {
                 self.0
                     .iter()
                     .find(|(k, _)| k == key)

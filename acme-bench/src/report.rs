@@ -364,7 +364,7 @@ mod tests {
     }
 
     /// A filled-in report, as a run would produce.
-    pub fn sample() -> Report {
+    pub(super) fn sample() -> Report {
         Report {
             schema_version: SCHEMA_VERSION,
             tool: "acme-bench".into(),

@@ -12,7 +12,7 @@ use crate::output::Output;
 
 /// Flags naming the server and the account key.
 #[derive(clap::Args, Clone, Debug)]
-pub struct ConnArgs {
+pub(crate) struct ConnArgs {
     /// ACME directory URL (required: a private CA has no public default).
     #[arg(long, env = "AKAMU_SERVER", value_name = "URL")]
     pub server: String,
@@ -27,7 +27,7 @@ pub struct ConnArgs {
 
 /// External Account Binding flags.
 #[derive(clap::Args, Clone, Debug, Default)]
-pub struct EabArgs {
+pub(crate) struct EabArgs {
     /// External Account Binding key ID.
     #[arg(long, value_name = "KID", requires = "eab_key")]
     pub eab_kid: Option<String>,
@@ -42,7 +42,7 @@ pub struct EabArgs {
 impl ConnArgs {
     /// Connects: fetches the directory, trusting `--ca-bundle` besides the
     /// system roots; `poll` bounds every wait.
-    pub async fn connect(&self, poll: Duration) -> Result<AcmeClient, CliError> {
+    pub(crate) async fn connect(&self, poll: Duration) -> Result<AcmeClient, CliError> {
         let mut builder = AcmeClient::builder(&self.server).poll_timeout(poll);
         if let Some(bundle) = &self.ca_bundle {
             let pem = read(bundle)?;
@@ -55,25 +55,25 @@ impl ConnArgs {
     }
 
     /// `<account-key>.account-url`.
-    pub fn sidecar(&self) -> PathBuf {
+    pub(crate) fn sidecar(&self) -> PathBuf {
         sidecar_path(&self.account_key)
     }
 }
 
 /// `<key>.account-url`.
-pub fn sidecar_path(key: &Path) -> PathBuf {
+pub(crate) fn sidecar_path(key: &Path) -> PathBuf {
     let mut s = key.as_os_str().to_owned();
     s.push(".account-url");
     PathBuf::from(s)
 }
 
 /// Reads a file.
-pub fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|e| CliError::io(path, e))
 }
 
 /// Loads a key PEM file.
-pub fn load_key(path: &Path) -> Result<AccountKey, CliError> {
+pub(crate) fn load_key(path: &Path) -> Result<AccountKey, CliError> {
     let pem = read(path)?;
     AccountKey::from_pem(&pem).map_err(|e| CliError::BadFile {
         path: path.to_owned(),
@@ -83,7 +83,7 @@ pub fn load_key(path: &Path) -> Result<AccountKey, CliError> {
 
 /// Loads `path`, or generates a `key_type` key and saves it there (0600).
 /// Returns the key and whether it was generated.
-pub fn load_or_generate_key(
+pub(crate) fn load_or_generate_key(
     path: &Path,
     key_type: KeyType,
     out: &Output,
@@ -99,12 +99,12 @@ pub fn load_or_generate_key(
 
 /// Writes `bytes` to `path` with mode 0600, replacing it atomically
 /// (temporary file in the same directory, then rename).
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     write_atomic(path, bytes, 0o600)
 }
 
 /// Writes a public file (certificate chain) atomically with mode 0644.
-pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+pub(crate) fn write_public(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     write_atomic(path, bytes, 0o644)
 }
 
@@ -114,7 +114,7 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
 
 /// The account for `--account-key`: from the sidecar when present (checked
 /// with the server), otherwise `None`.
-pub async fn sidecar_account(
+pub(crate) async fn sidecar_account(
     client: &AcmeClient,
     conn: &ConnArgs,
     key: Arc<AccountKey>,
@@ -136,7 +136,10 @@ pub async fn sidecar_account(
 
 /// The account from the sidecar; a missing sidecar is an I/O error that
 /// says to register first.
-pub async fn require_account(client: &AcmeClient, conn: &ConnArgs) -> Result<Account, CliError> {
+pub(crate) async fn require_account(
+    client: &AcmeClient,
+    conn: &ConnArgs,
+) -> Result<Account, CliError> {
     let key = Arc::new(load_key(&conn.account_key)?);
     match sidecar_account(client, conn, key).await? {
         Some(a) => Ok(a),
@@ -151,7 +154,7 @@ pub async fn require_account(client: &AcmeClient, conn: &ConnArgs) -> Result<Acc
 }
 
 /// Registers `key` and writes the sidecar.
-pub async fn register(
+pub(crate) async fn register(
     client: &AcmeClient,
     conn: &ConnArgs,
     key: Arc<AccountKey>,
@@ -185,7 +188,7 @@ pub async fn register(
 }
 
 /// The account as JSON.
-pub fn account_json(a: &Account) -> serde_json::Value {
+pub(crate) fn account_json(a: &Account) -> serde_json::Value {
     serde_json::json!({
         "url": a.url,
         "status": a.status,
@@ -195,7 +198,7 @@ pub fn account_json(a: &Account) -> serde_json::Value {
 }
 
 /// The account as the reference's human lines.
-pub fn account_text(a: &Account) -> String {
+pub(crate) fn account_text(a: &Account) -> String {
     let mut text = format!("URL:     {}\nStatus:  {}", a.url, a.status);
     for c in &a.contacts {
         text.push_str(&format!("\nContact: {c}"));

@@ -6,7 +6,7 @@ use akamu_client::ClientError;
 
 /// What can make a command fail.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// The ACME library failed (the server said no, or the exchange broke).
     #[error("{0}")]
     Client(#[from] ClientError),
@@ -38,7 +38,7 @@ pub enum CliError {
 impl CliError {
     /// The process exit code: 1 ACME or server error, 2 usage error,
     /// 3 I/O error.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Client(ClientError::InvalidArgument(_)) | Self::Usage(_) => 2,
             Self::Client(ClientError::Io(_)) | Self::Io { .. } | Self::BadFile { .. } => 3,
@@ -48,7 +48,7 @@ impl CliError {
     }
 
     /// An I/O error on `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
             source,

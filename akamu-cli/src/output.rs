@@ -8,14 +8,14 @@ use serde_json::Value;
 use crate::error::CliError;
 
 /// Where and how a command reports.
-pub struct Output {
+pub(crate) struct Output {
     json: bool,
     start: Instant,
 }
 
 impl Output {
     /// `json`: results as one JSON document on stdout.
-    pub fn new(json: bool) -> Self {
+    pub(crate) fn new(json: bool) -> Self {
         Self {
             json,
             start: Instant::now(),
@@ -23,12 +23,12 @@ impl Output {
     }
 
     /// One progress line (`[  1.2s] order placed …`) on stderr.
-    pub fn progress(&self, msg: &str) {
+    pub(crate) fn progress(&self, msg: &str) {
         eprintln!("[{:>6.1}s] {msg}", self.start.elapsed().as_secs_f64());
     }
 
     /// A progress line while polling: status and time spent waiting.
-    pub fn waiting(&self, what: &str, status: &str, waited: Duration) {
+    pub(crate) fn waiting(&self, what: &str, status: &str, waited: Duration) {
         self.progress(&format!(
             "  waiting for {what}: {status}, {:.1}s elapsed",
             waited.as_secs_f64()
@@ -36,12 +36,12 @@ impl Output {
     }
 
     /// A warning on stderr.
-    pub fn warn(&self, msg: &str) {
+    pub(crate) fn warn(&self, msg: &str) {
         eprintln!("warning: {msg}");
     }
 
     /// The command's result: `human` lines, or `json` when `--json`.
-    pub fn result(&self, human: &str, json: Value) {
+    pub(crate) fn result(&self, human: &str, json: Value) {
         if self.json {
             println!("{json}");
         } else {
@@ -50,7 +50,7 @@ impl Output {
     }
 
     /// The failure, on stderr (and as JSON on stdout with `--json`).
-    pub fn error(&self, e: &CliError) {
+    pub(crate) fn error(&self, e: &CliError) {
         eprintln!("error: {e}");
         if self.json {
             let mut doc = serde_json::json!({"error": e.to_string(), "exit_code": e.exit_code()});

@@ -24,9 +24,10 @@ use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use crate::ClientError;
 
 /// CA/Browser Forum `caSigningNonce` (BR Appendix B; RFC 9799 §4).
-pub const OID_CA_SIGNING_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.140.41");
+pub(crate) const OID_CA_SIGNING_NONCE: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("2.23.140.41");
 /// CA/Browser Forum `applicantSigningNonce` (BR Appendix B; RFC 9799 §4).
-pub const OID_APPLICANT_SIGNING_NONCE: ObjectIdentifier =
+pub(crate) const OID_APPLICANT_SIGNING_NONCE: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("2.23.140.42");
 /// `id-Ed25519` (RFC 8410).
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");

@@ -41,18 +41,18 @@ pub(crate) struct Response {
 
 impl Response {
     /// The `Location` header.
-    pub fn location(&self) -> Option<String> {
+    pub(crate) fn location(&self) -> Option<String> {
         header_str(&self.headers, LOCATION.as_str()).map(str::to_owned)
     }
 
     /// `Retry-After` as a duration from now (RFC 9110 §10.2.3: seconds or an
     /// HTTP-date).
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         header_str(&self.headers, RETRY_AFTER.as_str()).and_then(parse_retry_after)
     }
 
     /// The `Content-Type` without parameters, lower-cased.
-    pub fn content_type(&self) -> String {
+    pub(crate) fn content_type(&self) -> String {
         header_str(&self.headers, CONTENT_TYPE.as_str())
             .and_then(|v| v.split(';').next())
             .unwrap_or("")
@@ -61,14 +61,17 @@ impl Response {
     }
 
     /// The body as JSON of type `T`.
-    pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, ClientError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+    ) -> Result<T, ClientError> {
         serde_json::from_slice(&self.body)
             .map_err(|e| ClientError::Http(format!("malformed {what} from the server: {e}")))
     }
 
     /// Turns an error status into the right `ClientError`: the problem
     /// document when there is one, the bare status otherwise.
-    pub fn error_for_status(self, url: &str) -> Result<Self, ClientError> {
+    pub(crate) fn error_for_status(self, url: &str) -> Result<Self, ClientError> {
         if self.status.is_success() {
             return Ok(self);
         }
@@ -127,7 +130,7 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub fn new(tls: &TlsOptions, timeout: Duration) -> Result<Self, ClientError> {
+    pub(crate) fn new(tls: &TlsOptions, timeout: Duration) -> Result<Self, ClientError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -162,7 +165,7 @@ impl Transport {
 
     /// One HTTP exchange with the deadline and body cap applied. Any
     /// `Replay-Nonce` in the response goes to the pool.
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         method: Method,
         url: &str,
@@ -213,7 +216,7 @@ impl Transport {
     }
 
     /// Takes a nonce from the pool.
-    pub fn pop_nonce(&self) -> Option<String> {
+    pub(crate) fn pop_nonce(&self) -> Option<String> {
         self.lock_nonces().pop()
     }
 

@@ -16,7 +16,7 @@ use crate::output::Output;
 
 /// `account` flags.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
 }
@@ -73,7 +73,7 @@ enum Action {
 }
 
 /// Runs an account subcommand.
-pub async fn run(args: Args, out: &Output) -> Result<(), CliError> {
+pub(crate) async fn run(args: Args, out: &Output) -> Result<(), CliError> {
     match args.action {
         Action::Register {
             conn,

@@ -12,7 +12,7 @@ use crate::output::Output;
 
 /// `admin` subcommands.
 #[derive(clap::Args, Clone, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
 }
@@ -58,7 +58,7 @@ enum Action {
 }
 
 /// Runs an admin subcommand.
-pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
+pub(crate) fn run(args: Args, out: &Output) -> Result<(), CliError> {
     match args.action {
         Action::Revoke {
             serial,

@@ -14,7 +14,7 @@ use crate::output::Output;
 
 /// `audit` subcommands.
 #[derive(clap::Args, Clone, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
 }
@@ -54,7 +54,7 @@ enum Action {
 }
 
 /// Runs an audit subcommand.
-pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
+pub(crate) fn run(args: Args, out: &Output) -> Result<(), CliError> {
     match args.action {
         Action::Verify { path } => {
             let head = audit::verify(&path).map_err(|e| broken(&path, &e))?;

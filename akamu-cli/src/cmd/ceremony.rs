@@ -13,7 +13,7 @@ use crate::output::Output;
 
 /// `ceremony` subcommands.
 #[derive(clap::Args, Clone, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     step: Step,
 }
@@ -134,7 +134,7 @@ struct IssueIntermediate {
 }
 
 /// Runs a ceremony step.
-pub fn run(args: Args, out: &Output) -> Result<(), CliError> {
+pub(crate) fn run(args: Args, out: &Output) -> Result<(), CliError> {
     let now = ca_signer::unix_now();
     let mut say = |s: &str| out.progress(s);
     match args.step {

@@ -22,7 +22,7 @@ use crate::output::Output;
 
 /// `issue` flags.
 #[derive(clap::Args, Clone, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     pub conn: ConnArgs,
     #[command(flatten)]
@@ -31,7 +31,7 @@ pub struct Args {
 
 /// Flags shared by `issue` and `renew`.
 #[derive(clap::Args, Clone, Debug)]
-pub struct IssueArgs {
+pub(crate) struct IssueArgs {
     /// Domain (or IP address) to include; repeatable; the first is the CN.
     #[arg(short = 'd', long = "domain", required = true, value_name = "DOMAIN")]
     pub domains: Vec<String>,
@@ -78,7 +78,7 @@ pub struct IssueArgs {
 
 /// The challenge types `issue` can answer.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChallengeKind {
+pub(crate) enum ChallengeKind {
     /// RFC 8555 §8.3, built-in HTTP server.
     #[value(name = "http-01")]
     Http01,
@@ -109,7 +109,7 @@ impl ChallengeKind {
 }
 
 /// What an issuance produced.
-pub struct Issued {
+pub(crate) struct Issued {
     /// The chain file.
     pub cert_path: PathBuf,
     /// The certificate key file.
@@ -124,7 +124,7 @@ pub struct Issued {
 
 impl Issued {
     /// The result document.
-    pub fn json(&self, domains: &[String]) -> serde_json::Value {
+    pub(crate) fn json(&self, domains: &[String]) -> serde_json::Value {
         json!({
             "certificate": self.cert_path,
             "key": self.key_path,
@@ -136,7 +136,7 @@ impl Issued {
     }
 
     /// The result lines.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!(
             "Certificate: {}\nKey:         {}\nExpires:     {}\nURL:         {}",
             self.cert_path.display(),
@@ -148,7 +148,7 @@ impl Issued {
 }
 
 /// Runs `issue`.
-pub async fn run(args: Args, out: &Output) -> Result<(), CliError> {
+pub(crate) async fn run(args: Args, out: &Output) -> Result<(), CliError> {
     let issued = obtain(&args.conn, &args.issue, None, out).await?;
     out.result(&issued.text(), issued.json(&args.issue.domains));
     Ok(())
@@ -156,7 +156,7 @@ pub async fn run(args: Args, out: &Output) -> Result<(), CliError> {
 
 /// The whole issuance; `replaces` is the ARI cert-id of the certificate
 /// being renewed, when the server supports ARI.
-pub async fn obtain(
+pub(crate) async fn obtain(
     conn: &ConnArgs,
     args: &IssueArgs,
     replaces: Option<&str>,

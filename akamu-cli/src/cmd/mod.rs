@@ -1,9 +1,9 @@
 //! One module per top-level command; each has `Args` and `run`.
 
-pub mod account;
-pub mod admin;
-pub mod audit;
-pub mod ceremony;
-pub mod issue;
-pub mod renew;
-pub mod revoke;
+pub(crate) mod account;
+pub(crate) mod admin;
+pub(crate) mod audit;
+pub(crate) mod ceremony;
+pub(crate) mod issue;
+pub(crate) mod renew;
+pub(crate) mod revoke;

@@ -15,7 +15,7 @@ use crate::output::Output;
 
 /// `renew` flags.
 #[derive(clap::Args, Clone, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     conn: ConnArgs,
     #[command(flatten)]
@@ -38,7 +38,7 @@ enum Verdict {
 }
 
 /// Runs `renew`.
-pub async fn run(args: Args, out: &Output) -> Result<(), CliError> {
+pub(crate) async fn run(args: Args, out: &Output) -> Result<(), CliError> {
     let verdict = match (&args.cert, args.force) {
         (Some(cert), false) => ari_verdict(&args.conn, cert, out).await?,
         (Some(cert), true) => {

@@ -13,7 +13,7 @@ use crate::output::Output;
 
 /// `revoke` flags.
 #[derive(clap::Args, Clone, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     conn: ConnArgs,
     /// PEM file holding the certificate to revoke (the first block).
@@ -29,7 +29,7 @@ pub struct Args {
 }
 
 /// Runs `revoke`.
-pub async fn run(args: Args, out: &Output) -> Result<(), CliError> {
+pub(crate) async fn run(args: Args, out: &Output) -> Result<(), CliError> {
     if let Some(r) = args.reason {
         validate_reason(r)?;
     }

@@ -21,7 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::ClientError;
 
 /// The ALPN protocol of RFC 8737 §6.2.
-pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+pub(super) const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 /// Handshake deadline per connection.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -20,17 +20,17 @@ use super::http01::Http01Server;
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `{"type": "dns", "value": name}`.
-pub fn dns(name: &str) -> Value {
+pub(crate) fn dns(name: &str) -> Value {
     json!({"type": "dns", "value": name})
 }
 
 /// `{"type": "ip", "value": addr}`.
-pub fn ip(addr: &str) -> Value {
+pub(crate) fn ip(addr: &str) -> Value {
     json!({"type": "ip", "value": addr})
 }
 
 /// One account speaking raw JWS to one CA.
-pub struct Session {
+pub(crate) struct Session {
     /// The HTTPS client (directory already fetched).
     pub raw: RawClient,
     /// The account (key and `kid`).
@@ -39,7 +39,7 @@ pub struct Session {
 
 /// What a raw issuance produced.
 #[derive(Debug, Clone)]
-pub struct RawIssued {
+pub(crate) struct RawIssued {
     /// The order URL.
     pub order_url: String,
     /// The order object once `valid`.
@@ -54,7 +54,7 @@ pub struct RawIssued {
 
 impl RawIssued {
     /// The leaf certificate.
-    pub fn leaf(&self) -> X509 {
+    pub(crate) fn leaf(&self) -> X509 {
         X509::stack_from_pem(self.chain_pem.as_bytes())
             .expect("chain is PEM")
             .into_iter()
@@ -63,19 +63,19 @@ impl RawIssued {
     }
 
     /// The leaf, DER.
-    pub fn leaf_der(&self) -> Vec<u8> {
+    pub(crate) fn leaf_der(&self) -> Vec<u8> {
         self.leaf().to_der().expect("DER")
     }
 
     /// The leaf's key as a JWS signing key (for revocation by certificate key).
-    pub fn leaf_key(&self) -> SigningKey {
+    pub(crate) fn leaf_key(&self) -> SigningKey {
         SigningKey::from_pem(self.key_pem.as_bytes()).expect("leaf key PEM")
     }
 }
 
 impl Session {
     /// Registers a fresh ES256 account on `raw`'s CA.
-    pub async fn new(raw: &RawClient) -> Session {
+    pub(crate) async fn new(raw: &RawClient) -> Session {
         Session {
             raw: raw.clone(),
             account: JwsAccount::create(raw).await,
@@ -83,7 +83,7 @@ impl Session {
     }
 
     /// A session for an existing account key and URL.
-    pub fn with_account(raw: &RawClient, account: JwsAccount) -> Session {
+    pub(crate) fn with_account(raw: &RawClient, account: JwsAccount) -> Session {
         Session {
             raw: raw.clone(),
             account,
@@ -91,13 +91,13 @@ impl Session {
     }
 
     /// A `kid`-signed POST with a fresh nonce (`None` = POST-as-GET).
-    pub async fn post(&self, url: &str, payload: Option<&Value>) -> RawResponse {
+    pub(crate) async fn post(&self, url: &str, payload: Option<&Value>) -> RawResponse {
         let body = self.account.sign(&self.raw.nonce().await, url, payload);
         self.raw.post_jose(url, &body).await
     }
 
     /// [`Session::post`], asserting a 2xx answer.
-    pub async fn post_ok(&self, url: &str, payload: Option<&Value>) -> RawResponse {
+    pub(crate) async fn post_ok(&self, url: &str, payload: Option<&Value>) -> RawResponse {
         let rsp = self.post(url, payload).await;
         assert!(
             rsp.status.is_success(),
@@ -110,7 +110,7 @@ impl Session {
 
     /// newOrder for `identifiers` (plus any extra payload fields); returns
     /// the raw answer.
-    pub async fn new_order_raw(&self, identifiers: &[Value], extra: Value) -> RawResponse {
+    pub(crate) async fn new_order_raw(&self, identifiers: &[Value], extra: Value) -> RawResponse {
         let mut payload = json!({ "identifiers": identifiers });
         if let (Value::Object(p), Value::Object(e)) = (&mut payload, extra) {
             p.extend(e);
@@ -119,18 +119,18 @@ impl Session {
     }
 
     /// newOrder, asserting `201 Created` with a Location; returns (URL, order).
-    pub async fn new_order(&self, identifiers: &[Value]) -> (String, Value) {
+    pub(crate) async fn new_order(&self, identifiers: &[Value]) -> (String, Value) {
         let rsp = self.new_order_raw(identifiers, json!({})).await;
         created(&rsp, "newOrder")
     }
 
     /// POST-as-GET of an authorization.
-    pub async fn authz(&self, url: &str) -> Value {
+    pub(crate) async fn authz(&self, url: &str) -> Value {
         self.post_ok(url, None).await.json()
     }
 
     /// The authorization URLs of `order`.
-    pub fn authz_urls(order: &Value) -> Vec<String> {
+    pub(crate) fn authz_urls(order: &Value) -> Vec<String> {
         order["authorizations"]
             .as_array()
             .unwrap_or_else(|| panic!("order has no authorizations: {order}"))
@@ -140,14 +140,14 @@ impl Session {
     }
 
     /// The key authorization for `token` (RFC 8555 §8.1).
-    pub fn key_authorization(&self, token: &str) -> String {
+    pub(crate) fn key_authorization(&self, token: &str) -> String {
         let thumbprint = self.account.key.thumbprint().expect("thumbprint");
         format!("{token}.{thumbprint}")
     }
 
     /// Publishes the http-01 answer of every pending authorization of
     /// `order` on `http` and responds to the challenges.
-    pub async fn answer_http01(&self, order: &Value, http: &Http01Server) {
+    pub(crate) async fn answer_http01(&self, order: &Value, http: &Http01Server) {
         for url in Self::authz_urls(order) {
             let authz = self.authz(&url).await;
             if authz["status"] == "valid" {
@@ -164,7 +164,7 @@ impl Session {
 
     /// Polls `url` (order or authorization) until its status is not
     /// `pending` or `processing`; returns the object.
-    pub async fn settle(&self, url: &str) -> Value {
+    pub(crate) async fn settle(&self, url: &str) -> Value {
         let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
         loop {
             let obj = self.post_ok(url, None).await.json();
@@ -182,14 +182,14 @@ impl Session {
     }
 
     /// Finalizes `order` with `csr_der`; returns the raw answer.
-    pub async fn finalize_raw(&self, order: &Value, csr_der: &[u8]) -> RawResponse {
+    pub(crate) async fn finalize_raw(&self, order: &Value, csr_der: &[u8]) -> RawResponse {
         let url = order["finalize"].as_str().expect("finalize URL");
         self.post(url, Some(&json!({"csr": b64(csr_der)}))).await
     }
 
     /// Finalizes a ready order with a fresh CSR for `names`, waits for
     /// `valid` and downloads the chain.
-    pub async fn finalize_and_download(
+    pub(crate) async fn finalize_and_download(
         &self,
         order_url: &str,
         order: &Value,
@@ -221,7 +221,7 @@ impl Session {
 
     /// The whole http-01 flow for `identifiers` (`names` are their values,
     /// for the CSR).
-    pub async fn issue_http01(&self, http: &Http01Server, names: &[&str]) -> RawIssued {
+    pub(crate) async fn issue_http01(&self, http: &Http01Server, names: &[&str]) -> RawIssued {
         let ids: Vec<Value> = names.iter().map(|n| identifier(n)).collect();
         let (url, order) = self.new_order(&ids).await;
         self.answer_http01(&order, http).await;
@@ -231,14 +231,14 @@ impl Session {
     }
 
     /// revokeCert signed by this account (`kid`).
-    pub async fn revoke(&self, cert_der: &[u8], reason: Option<i64>) -> RawResponse {
+    pub(crate) async fn revoke(&self, cert_der: &[u8], reason: Option<i64>) -> RawResponse {
         let url = self.raw.url("revokeCert");
         self.post(&url, Some(&revocation(cert_der, reason))).await
     }
 }
 
 /// An identifier object for `value`: `ip` if it parses as an address.
-pub fn identifier(value: &str) -> Value {
+pub(crate) fn identifier(value: &str) -> Value {
     if value.parse::<std::net::IpAddr>().is_ok() {
         ip(value)
     } else {
@@ -247,7 +247,7 @@ pub fn identifier(value: &str) -> Value {
 }
 
 /// The revokeCert payload.
-pub fn revocation(cert_der: &[u8], reason: Option<i64>) -> Value {
+pub(crate) fn revocation(cert_der: &[u8], reason: Option<i64>) -> Value {
     let mut payload = json!({"certificate": b64(cert_der)});
     if let Some(r) = reason {
         payload["reason"] = json!(r);
@@ -256,7 +256,7 @@ pub fn revocation(cert_der: &[u8], reason: Option<i64>) -> Value {
 }
 
 /// revokeCert signed with `key` in a `jwk` header (the certificate's key).
-pub async fn revoke_with_key(
+pub(crate) async fn revoke_with_key(
     raw: &RawClient,
     key: &SigningKey,
     cert_der: &[u8],
@@ -268,7 +268,7 @@ pub async fn revoke_with_key(
 }
 
 /// The challenge of `kind` in `authz` (panics, quoting the authz, if absent).
-pub fn challenge(authz: &Value, kind: &str) -> Value {
+pub(crate) fn challenge(authz: &Value, kind: &str) -> Value {
     authz["challenges"]
         .as_array()
         .unwrap_or_else(|| panic!("authorization has no challenges: {authz}"))
@@ -279,7 +279,7 @@ pub fn challenge(authz: &Value, kind: &str) -> Value {
 }
 
 /// The challenge types offered by `authz`, sorted.
-pub fn challenge_types(authz: &Value) -> Vec<String> {
+pub(crate) fn challenge_types(authz: &Value) -> Vec<String> {
     let mut types: Vec<String> = authz["challenges"]
         .as_array()
         .unwrap_or_else(|| panic!("authorization has no challenges: {authz}"))
@@ -291,7 +291,7 @@ pub fn challenge_types(authz: &Value) -> Vec<String> {
 }
 
 /// Asserts `201 Created` with a Location; returns (Location, body).
-pub fn created(rsp: &RawResponse, what: &str) -> (String, Value) {
+pub(crate) fn created(rsp: &RawResponse, what: &str) -> (String, Value) {
     assert_eq!(
         rsp.status,
         StatusCode::CREATED,
@@ -306,7 +306,7 @@ pub fn created(rsp: &RawResponse, what: &str) -> (String, Value) {
 }
 
 /// The `Link` headers of `rsp` with relation `rel`, as URLs.
-pub fn links(rsp: &RawResponse, rel: &str) -> Vec<String> {
+pub(crate) fn links(rsp: &RawResponse, rel: &str) -> Vec<String> {
     rsp.headers
         .get_all(http::header::LINK)
         .iter()
@@ -328,7 +328,7 @@ pub fn links(rsp: &RawResponse, rel: &str) -> Vec<String> {
 
 /// certbot's account key (`private_key.json`, an RSA JWK with the private
 /// parts) as a signing key.
-pub fn signing_key_from_rsa_jwk(jwk: &Value) -> SigningKey {
+pub(crate) fn signing_key_from_rsa_jwk(jwk: &Value) -> SigningKey {
     let n = |k: &str| {
         let s = jwk[k]
             .as_str()

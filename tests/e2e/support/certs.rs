@@ -7,13 +7,13 @@ use std::process::Command;
 use openssl::x509::X509;
 
 /// Splits a PEM bundle into its certificates (leaf first, as downloaded).
-pub fn split_chain(chain_pem: &str) -> Vec<X509> {
+pub(crate) fn split_chain(chain_pem: &str) -> Vec<X509> {
     X509::stack_from_pem(chain_pem.as_bytes())
         .unwrap_or_else(|e| panic!("downloaded chain is not PEM certificates ({e}):\n{chain_pem}"))
 }
 
 /// The DNS SANs of `cert`, sorted.
-pub fn dns_sans(cert: &X509) -> Vec<String> {
+pub(crate) fn dns_sans(cert: &X509) -> Vec<String> {
     let mut names: Vec<String> = cert
         .subject_alt_names()
         .map(|sans| {
@@ -27,7 +27,7 @@ pub fn dns_sans(cert: &X509) -> Vec<String> {
 }
 
 /// The IP-address SANs of `cert`, as text, sorted.
-pub fn ip_sans(cert: &X509) -> Vec<String> {
+pub(crate) fn ip_sans(cert: &X509) -> Vec<String> {
     let mut ips: Vec<String> = cert
         .subject_alt_names()
         .map(|sans| {
@@ -52,7 +52,7 @@ pub fn ip_sans(cert: &X509) -> Vec<String> {
 /// Verifies a PEM bundle (leaf first, then the CA) with `openssl verify`
 /// against the CA certificate and asserts its SANs are exactly `dns` and
 /// `ips` (any order) and nothing else. Returns the leaf.
-pub fn verify_with_sans(
+pub(crate) fn verify_with_sans(
     dir: &Path,
     ca_cert: &Path,
     chain_pem: &str,
@@ -75,13 +75,13 @@ pub fn verify_with_sans(
 }
 
 /// Number of SAN entries of any kind (DNS, IP, email, URI, …).
-pub fn san_count(cert: &X509) -> usize {
+pub(crate) fn san_count(cert: &X509) -> usize {
     cert.subject_alt_names().map_or(0, |s| s.len())
 }
 
 /// Runs `openssl verify -CAfile root [-untrusted chain] leaf` and asserts
 /// it prints `leaf: OK` and exits 0.
-pub fn openssl_verify(root: &Path, untrusted: Option<&Path>, leaf: &Path) {
+pub(crate) fn openssl_verify(root: &Path, untrusted: Option<&Path>, leaf: &Path) {
     let mut cmd = Command::new("openssl");
     cmd.arg("verify").arg("-CAfile").arg(root);
     if let Some(chain) = untrusted {
@@ -101,7 +101,7 @@ pub fn openssl_verify(root: &Path, untrusted: Option<&Path>, leaf: &Path) {
 /// Writes the leaf and the rest of the chain to `dir/leaf.pem` and
 /// `dir/chain.pem`, then runs [`openssl_verify`] with the CA certificate as
 /// the only trust anchor. Returns the leaf.
-pub fn verify_chain(dir: &Path, ca_cert: &Path, chain_pem: &str) -> X509 {
+pub(crate) fn verify_chain(dir: &Path, ca_cert: &Path, chain_pem: &str) -> X509 {
     let certs = split_chain(chain_pem);
     assert!(
         certs.len() >= 2,

@@ -31,16 +31,16 @@ use super::http01::Http01Server;
 use super::procs::Ca;
 
 /// `application/problem+json`, the only acceptable error body (RFC 8555 §6.7).
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 /// `application/jose+json`, the content type of every ACME POST (§6.2).
-pub const JOSE_JSON: &str = "application/jose+json";
+pub(crate) const JOSE_JSON: &str = "application/jose+json";
 
 /// How long order polling waits before giving up.
 const POLL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A rustls client config that trusts only the certificates in `ca_cert`,
 /// with the ring provider chosen explicitly (CRATE-NOTES: rustls / hyper).
-pub fn tls_config(ca_cert: &Path) -> rustls::ClientConfig {
+pub(crate) fn tls_config(ca_cert: &Path) -> rustls::ClientConfig {
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(ca_cert)
         .unwrap_or_else(|e| panic!("read CA cert {}: {e}", ca_cert.display()));
@@ -66,12 +66,12 @@ fn https_connector(ca_cert: &Path) -> HttpsConnector<HttpConnector> {
 }
 
 /// An instant-acme account builder whose HTTPS client trusts only the CA.
-pub fn account_builder(ca: &Ca) -> AccountBuilder {
+pub(crate) fn account_builder(ca: &Ca) -> AccountBuilder {
     account_builder_trusting(ca.ca_cert())
 }
 
 /// An instant-acme account builder whose HTTPS client trusts only `ca_cert`.
-pub fn account_builder_trusting(ca_cert: &Path) -> AccountBuilder {
+pub(crate) fn account_builder_trusting(ca_cert: &Path) -> AccountBuilder {
     let http: HyperClient<_, BodyWrapper<Bytes>> =
         HyperClient::builder(TokioExecutor::new()).build(https_connector(ca_cert));
     Account::builder_with_http(Box::new(http))
@@ -79,7 +79,7 @@ pub fn account_builder_trusting(ca_cert: &Path) -> AccountBuilder {
 
 /// The ACME problem type of an instant-acme error, without the
 /// `urn:ietf:params:acme:error:` prefix (panics if it is not a problem).
-pub fn problem_type(err: &instant_acme::Error) -> String {
+pub(crate) fn problem_type(err: &instant_acme::Error) -> String {
     match err {
         instant_acme::Error::Api(p) => p
             .r#type
@@ -92,7 +92,7 @@ pub fn problem_type(err: &instant_acme::Error) -> String {
 }
 
 /// Creates a new ACME account (fresh P-256 key, ToS agreed) with instant-acme.
-pub async fn acme_account(ca: &Ca) -> Account {
+pub(crate) async fn acme_account(ca: &Ca) -> Account {
     let (account, _credentials) = account_builder(ca)
         .create(
             &NewAccount {
@@ -110,7 +110,7 @@ pub async fn acme_account(ca: &Ca) -> Account {
 
 /// What a completed order gives the applicant.
 #[derive(Debug, Clone)]
-pub struct Issued {
+pub(crate) struct Issued {
     /// The order URL.
     pub order_url: String,
     /// The downloaded chain, PEM, leaf first.
@@ -122,7 +122,7 @@ pub struct Issued {
 }
 
 /// Places a new order for DNS `names`.
-pub async fn new_order(account: &Account, names: &[&str]) -> Order {
+pub(crate) async fn new_order(account: &Account, names: &[&str]) -> Order {
     let identifiers: Vec<Identifier> = names
         .iter()
         .map(|n| Identifier::Dns((*n).to_owned()))
@@ -135,7 +135,7 @@ pub async fn new_order(account: &Account, names: &[&str]) -> Order {
 
 /// Publishes the http-01 key authorization of every pending authorization on
 /// `http` and tells the CA the challenges are ready. Returns the challenge URLs.
-pub async fn answer_http01(order: &mut Order, http: &Http01Server) -> Vec<String> {
+pub(crate) async fn answer_http01(order: &mut Order, http: &Http01Server) -> Vec<String> {
     let mut urls = Vec::new();
     let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {
@@ -165,7 +165,7 @@ pub async fn answer_http01(order: &mut Order, http: &Http01Server) -> Vec<String
 }
 
 /// Polls until the order is `ready` (panics on `invalid` or a timeout).
-pub async fn wait_ready(order: &mut Order) {
+pub(crate) async fn wait_ready(order: &mut Order) {
     let policy = RetryPolicy::new()
         .initial_delay(Duration::from_millis(200))
         .backoff(1.5)
@@ -184,7 +184,7 @@ pub async fn wait_ready(order: &mut Order) {
 }
 
 /// A P-256 key and a CSR naming exactly `names` (no subject), as DER.
-pub fn csr(names: &[&str]) -> (Vec<u8>, String) {
+pub(crate) fn csr(names: &[&str]) -> (Vec<u8>, String) {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let mut params = rcgen::CertificateParams::new(names).expect("valid SANs");
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -195,7 +195,7 @@ pub fn csr(names: &[&str]) -> (Vec<u8>, String) {
 
 /// Finalizes with a fresh CSR for `names` and polls until the chain can be
 /// downloaded.
-pub async fn finalize_and_download(order: &mut Order, names: &[&str]) -> Issued {
+pub(crate) async fn finalize_and_download(order: &mut Order, names: &[&str]) -> Issued {
     let (csr_der, key_pem) = csr(names);
     order
         .finalize_csr(&csr_der)
@@ -216,7 +216,7 @@ pub async fn finalize_and_download(order: &mut Order, names: &[&str]) -> Issued 
 }
 
 /// Polls a finalized order until `valid` and downloads the chain.
-pub async fn download(order: &mut Order) -> String {
+pub(crate) async fn download(order: &mut Order) -> String {
     let policy = RetryPolicy::new()
         .initial_delay(Duration::from_millis(200))
         .backoff(1.5)
@@ -228,7 +228,7 @@ pub async fn download(order: &mut Order) -> String {
 }
 
 /// The whole http-01 flow: order → challenges → ready → finalize → download.
-pub async fn issue_http01(account: &Account, http: &Http01Server, names: &[&str]) -> Issued {
+pub(crate) async fn issue_http01(account: &Account, http: &Http01Server, names: &[&str]) -> Issued {
     let mut order = new_order(account, names).await;
     assert_eq!(
         order.state().status,
@@ -242,7 +242,7 @@ pub async fn issue_http01(account: &Account, http: &Http01Server, names: &[&str]
 
 /// One HTTP response, fully read.
 #[derive(Debug, Clone)]
-pub struct RawResponse {
+pub(crate) struct RawResponse {
     /// Status code.
     pub status: StatusCode,
     /// Headers.
@@ -253,7 +253,7 @@ pub struct RawResponse {
 
 impl RawResponse {
     /// The `Content-Type` header, or "" when absent.
-    pub fn content_type(&self) -> &str {
+    pub(crate) fn content_type(&self) -> &str {
         self.headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -261,7 +261,7 @@ impl RawResponse {
     }
 
     /// The `Replay-Nonce` header, if any.
-    pub fn nonce(&self) -> Option<String> {
+    pub(crate) fn nonce(&self) -> Option<String> {
         self.headers
             .get("replay-nonce")
             .and_then(|v| v.to_str().ok())
@@ -269,7 +269,7 @@ impl RawResponse {
     }
 
     /// The `Location` header, if any.
-    pub fn location(&self) -> Option<String> {
+    pub(crate) fn location(&self) -> Option<String> {
         self.headers
             .get(http::header::LOCATION)
             .and_then(|v| v.to_str().ok())
@@ -277,7 +277,7 @@ impl RawResponse {
     }
 
     /// The body as JSON (panics with the body text if it is not).
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
                 "body is not JSON ({e}); status {}: {}",
@@ -292,7 +292,7 @@ impl RawResponse {
     /// (short names like `"malformed"`, prefixed here with
     /// `urn:ietf:params:acme:error:`; an empty list accepts any ACME error
     /// type). Returns the problem document.
-    pub fn assert_problem(&self, what: &str, types: &[&str]) -> Value {
+    pub(crate) fn assert_problem(&self, what: &str, types: &[&str]) -> Value {
         let text = String::from_utf8_lossy(&self.body);
         assert_ne!(
             self.status,
@@ -336,14 +336,14 @@ impl RawResponse {
 
 /// A plain HTTPS client trusting only the CA, for hand-built requests.
 #[derive(Clone)]
-pub struct RawClient {
+pub(crate) struct RawClient {
     client: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     directory: Value,
 }
 
 impl RawClient {
     /// Connects to `ca` and fetches its directory.
-    pub async fn new(ca: &Ca) -> RawClient {
+    pub(crate) async fn new(ca: &Ca) -> RawClient {
         let client =
             HyperClient::builder(TokioExecutor::new()).build(https_connector(ca.ca_cert()));
         let mut raw = RawClient {
@@ -357,7 +357,7 @@ impl RawClient {
     }
 
     /// A URL from the directory (`"newNonce"`, `"newAccount"`, …).
-    pub fn url(&self, resource: &str) -> String {
+    pub(crate) fn url(&self, resource: &str) -> String {
         self.directory[resource]
             .as_str()
             .unwrap_or_else(|| panic!("directory has no {resource}: {}", self.directory))
@@ -365,7 +365,7 @@ impl RawClient {
     }
 
     /// Sends one request.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         url: &str,
@@ -398,12 +398,12 @@ impl RawClient {
     }
 
     /// GET `url`.
-    pub async fn get(&self, url: &str) -> RawResponse {
+    pub(crate) async fn get(&self, url: &str) -> RawResponse {
         self.send(Method::GET, url, None, Vec::new()).await
     }
 
     /// A fresh nonce from newNonce (HEAD).
-    pub async fn nonce(&self) -> String {
+    pub(crate) async fn nonce(&self) -> String {
         let rsp = self
             .send(Method::HEAD, &self.url("newNonce"), None, Vec::new())
             .await;
@@ -412,7 +412,7 @@ impl RawClient {
     }
 
     /// POST a body with `application/jose+json`.
-    pub async fn post_jose(&self, url: &str, body: &Value) -> RawResponse {
+    pub(crate) async fn post_jose(&self, url: &str, body: &Value) -> RawResponse {
         self.send(
             Method::POST,
             url,
@@ -424,7 +424,7 @@ impl RawClient {
 }
 
 /// An ACME account driven by hand: our own key, our own JWS.
-pub struct JwsAccount {
+pub(crate) struct JwsAccount {
     /// The account key.
     pub key: SigningKey,
     /// The account URL (`kid`).
@@ -433,7 +433,7 @@ pub struct JwsAccount {
 
 impl JwsAccount {
     /// Registers a fresh ES256 account through newAccount with a `jwk` header.
-    pub async fn create(raw: &RawClient) -> JwsAccount {
+    pub(crate) async fn create(raw: &RawClient) -> JwsAccount {
         let key = SigningKey::generate(Alg::Es256).expect("generate ES256 key");
         let url = raw.url("newAccount");
         let body = sign_with_jwk(
@@ -456,7 +456,7 @@ impl JwsAccount {
 
     /// A flattened JWS with `kid`, `nonce` and `url`, over `payload`
     /// (`None` = POST-as-GET, empty payload).
-    pub fn sign(&self, nonce: &str, url: &str, payload: Option<&Value>) -> Value {
+    pub(crate) fn sign(&self, nonce: &str, url: &str, payload: Option<&Value>) -> Value {
         let payload = payload
             .map(|p| p.to_string().into_bytes())
             .unwrap_or_default();
@@ -470,7 +470,7 @@ impl JwsAccount {
 }
 
 /// A flattened JWS with an embedded `jwk` (newAccount, revoke by cert key).
-pub fn sign_with_jwk(key: &SigningKey, nonce: &str, url: &str, payload: &Value) -> Value {
+pub(crate) fn sign_with_jwk(key: &SigningKey, nonce: &str, url: &str, payload: &Value) -> Value {
     let jwk = key.public_jwk().expect("public JWK").to_json();
     key.sign_flattened(
         json!({"jwk": jwk, "nonce": nonce, "url": url}),

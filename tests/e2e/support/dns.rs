@@ -7,4 +7,4 @@
 //! [`DnsRecords`] is the handle the control endpoint
 //! (`super::dns_control`) publishes through.
 
-pub use test_kit::dns::{DnsRecords, DnsServer};
+pub(crate) use test_kit::dns::{DnsRecords, DnsServer};

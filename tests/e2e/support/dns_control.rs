@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use super::dns::{DnsRecords, DnsServer};
 
 /// A running control endpoint. Stops when dropped.
-pub struct DnsControl {
+pub(crate) struct DnsControl {
     url: String,
     log: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
@@ -32,7 +32,7 @@ pub struct DnsControl {
 
 impl DnsControl {
     /// Serves control requests for `dns` on a free port of 127.0.0.1.
-    pub async fn start(dns: &DnsServer) -> DnsControl {
+    pub(crate) async fn start(dns: &DnsServer) -> DnsControl {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("bind DNS control endpoint");
@@ -47,17 +47,17 @@ impl DnsControl {
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// Every request served so far, as `add NAME VALUE` / `remove NAME VALUE`.
-    pub fn log(&self) -> Vec<String> {
+    pub(crate) fn log(&self) -> Vec<String> {
         lock(&self.log).clone()
     }
 
     /// The logged operations of kind `op` (`"add"` or `"remove"`).
-    pub fn ops(&self, op: &str) -> Vec<String> {
+    pub(crate) fn ops(&self, op: &str) -> Vec<String> {
         self.log()
             .into_iter()
             .filter(|l| l.split(' ').next() == Some(op))
@@ -73,7 +73,7 @@ impl Drop for DnsControl {
 
 /// The hook scripts, written into a directory by [`hook_scripts`].
 #[derive(Debug, Clone)]
-pub struct HookScripts {
+pub(crate) struct HookScripts {
     /// lego's `EXEC_PATH`: `script present|cleanup FQDN VALUE`.
     pub lego_exec: PathBuf,
     /// certbot's `--manual-auth-hook` (uses `CERTBOT_DOMAIN`, `CERTBOT_VALIDATION`).
@@ -84,7 +84,7 @@ pub struct HookScripts {
 
 /// Writes executable hook scripts into `dir` that publish and remove TXT
 /// records through `control` with curl (loopback, no proxy).
-pub fn hook_scripts(dir: &Path, control: &DnsControl) -> HookScripts {
+pub(crate) fn hook_scripts(dir: &Path, control: &DnsControl) -> HookScripts {
     let url = control.url();
     let call = |op: &str, name: &str, value: &str| {
         format!(

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 const PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// A running token server. Stops when dropped.
-pub struct Http01Server {
+pub(crate) struct Http01Server {
     addr: SocketAddr,
     state: Arc<State>,
     task: JoinHandle<()>,
@@ -41,7 +41,7 @@ struct State {
 
 impl Http01Server {
     /// Listens on `127.0.0.1:port` (the CA's `http_validation_port`).
-    pub async fn start(port: u16) -> Http01Server {
+    pub(crate) async fn start(port: u16) -> Http01Server {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
             .unwrap_or_else(|e| panic!("bind http-01 server on 127.0.0.1:{port}: {e}"));
@@ -52,32 +52,32 @@ impl Http01Server {
     }
 
     /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Serves `key_authorization` at `/.well-known/acme-challenge/<token>`.
-    pub fn set(&self, token: &str, key_authorization: &str) {
+    pub(crate) fn set(&self, token: &str, key_authorization: &str) {
         lock(&self.state.tokens).insert(token.to_owned(), key_authorization.to_owned());
     }
 
     /// Stops serving `token` (it then gets 404).
-    pub fn remove(&self, token: &str) {
+    pub(crate) fn remove(&self, token: &str) {
         lock(&self.state.tokens).remove(token);
     }
 
     /// Delays every answer by `delay` (zero by default).
-    pub fn set_delay(&self, delay: Duration) {
+    pub(crate) fn set_delay(&self, delay: Duration) {
         *lock(&self.state.delay) = delay;
     }
 
     /// Number of challenge requests received so far.
-    pub fn hits(&self) -> u64 {
+    pub(crate) fn hits(&self) -> u64 {
         self.state.hits.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `n` challenge requests have arrived.
-    pub async fn wait_hits(&self, n: u64, timeout: Duration) {
+    pub(crate) async fn wait_hits(&self, n: u64, timeout: Duration) {
         let wait = async {
             loop {
                 let notified = self.state.hit.notified();

@@ -4,22 +4,22 @@
 #![allow(dead_code)]
 
 /// Hand-driven RFC 8555 sessions over raw JWS.
-pub mod acme;
+pub(crate) mod acme;
 /// Judging certificates: `openssl verify` and SANs.
-pub mod certs;
+pub(crate) mod certs;
 /// instant-acme and raw HTTPS clients trusting the test CA.
-pub mod client;
+pub(crate) mod client;
 /// A real DNS server (hickory-server) for the validator's lookups.
-pub mod dns;
+pub(crate) mod dns;
 /// An HTTP endpoint through which hook scripts publish TXT records.
-pub mod dns_control;
+pub(crate) mod dns_control;
 /// The applicant's http-01 token server.
-pub mod http01;
+pub(crate) mod http01;
 /// The operator's tools: `akamu-cli` and the `openssl` CLI.
-pub mod operator;
+pub(crate) mod operator;
 /// `/proc` queries: children, states, listening sockets.
-pub mod pids;
+pub(crate) mod pids;
 /// Spawning the CA and waiting for its READY line.
-pub mod procs;
+pub(crate) mod procs;
 /// Running lego and certbot against a test CA.
-pub mod tools;
+pub(crate) mod tools;

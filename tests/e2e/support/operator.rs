@@ -9,7 +9,7 @@ use super::procs::binary_path;
 
 /// What a command printed and how it exited.
 #[derive(Debug, Clone)]
-pub struct Run {
+pub(crate) struct Run {
     /// The command line, for failure messages.
     pub command: String,
     /// Exit code (`None` when killed by a signal).
@@ -22,17 +22,17 @@ pub struct Run {
 
 impl Run {
     /// Exit status 0.
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.code == Some(0)
     }
 
     /// Both streams, for matching text wherever the tool printed it.
-    pub fn all_output(&self) -> String {
+    pub(crate) fn all_output(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
 
     /// Panics with everything the command printed unless it succeeded.
-    pub fn assert_success(&self) -> &Run {
+    pub(crate) fn assert_success(&self) -> &Run {
         assert!(self.success(), "{self}");
         self
     }
@@ -69,7 +69,7 @@ fn run(mut cmd: Command) -> Run {
 }
 
 /// Runs the built `akamu-cli` with `args` and extra environment `env`.
-pub fn akamu_cli<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &Path)]) -> Run {
+pub(crate) fn akamu_cli<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &Path)]) -> Run {
     let mut cmd = Command::new(binary_path("akamu-cli"));
     cmd.args(args).env("NO_COLOR", "1");
     for (k, v) in env {
@@ -79,14 +79,14 @@ pub fn akamu_cli<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &Path)]) -> Run {
 }
 
 /// Runs the `openssl` command-line tool with `args`.
-pub fn openssl<S: AsRef<OsStr>>(args: &[S]) -> Run {
+pub(crate) fn openssl<S: AsRef<OsStr>>(args: &[S]) -> Run {
     let mut cmd = Command::new("openssl");
     cmd.args(args);
     run(cmd)
 }
 
 /// Runs any program (softhsm2-util, pkilint) with `args` and `env`.
-pub fn program<S: AsRef<OsStr>>(program: &Path, args: &[S], env: &[(&str, &Path)]) -> Run {
+pub(crate) fn program<S: AsRef<OsStr>>(program: &Path, args: &[S], env: &[(&str, &Path)]) -> Run {
     let mut cmd = Command::new(program);
     cmd.args(args);
     for (k, v) in env {

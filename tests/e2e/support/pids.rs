@@ -3,7 +3,7 @@
 //! sockets (a restarted child is ready when it serves its socket again).
 
 /// `(pid, comm)` of the live processes whose parent is `parent`.
-pub fn children_of(parent: i32) -> Vec<(i32, String)> {
+pub(crate) fn children_of(parent: i32) -> Vec<(i32, String)> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return out;
@@ -28,7 +28,7 @@ pub fn children_of(parent: i32) -> Vec<(i32, String)> {
 }
 
 /// `(comm, state, ppid)` from `/proc/PID/stat`.
-pub fn proc_stat(pid: i32) -> Option<(String, char, i32)> {
+pub(crate) fn proc_stat(pid: i32) -> Option<(String, char, i32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // comm is in parentheses and may itself contain spaces or parentheses.
     let open = stat.find('(')?;
@@ -41,7 +41,7 @@ pub fn proc_stat(pid: i32) -> Option<(String, char, i32)> {
 }
 
 /// True if `pid` holds a listening Unix socket that has a path.
-pub fn listens_on_unix_socket(pid: i32) -> bool {
+pub(crate) fn listens_on_unix_socket(pid: i32) -> bool {
     const SO_ACCEPTCON: u32 = 0x0001_0000;
     let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
         return false;
@@ -76,7 +76,7 @@ pub fn listens_on_unix_socket(pid: i32) -> bool {
 }
 
 /// True if `pid` is alive and runs one of the three Akāmu binaries.
-pub fn is_our_binary(pid: i32) -> bool {
+pub(crate) fn is_our_binary(pid: i32) -> bool {
     match proc_stat(pid) {
         Some((comm, state, _)) => {
             state != 'Z'

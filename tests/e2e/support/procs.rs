@@ -30,7 +30,7 @@ const TERM_GRACE: Duration = Duration::from_secs(5);
 
 /// What a test can choose about the CA it starts.
 #[derive(Debug, Clone, Default)]
-pub struct CaOptions {
+pub(crate) struct CaOptions {
     /// `server.dns_resolver_addr`: the test DNS server the validator must use.
     pub dns_resolver_addr: Option<SocketAddr>,
     /// `server.http_validation_port`; a free port is picked when `None`.
@@ -66,7 +66,7 @@ pub struct CaOptions {
 
 /// The machine-readable line the launcher prints once everything is up.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Ready {
+pub(crate) struct Ready {
     /// ACME directory URL.
     pub directory: String,
     /// Absolute path of the CA certificate (PEM).
@@ -80,7 +80,7 @@ pub struct Ready {
 }
 
 /// A running CA: three processes, one temp directory. Killed on `Drop`.
-pub struct Ca {
+pub(crate) struct Ca {
     child: Option<Child>,
     ready: Ready,
     dir: Option<tempfile::TempDir>,
@@ -99,7 +99,7 @@ impl Ca {
     ///
     /// Blocks the calling thread; async tests call this through
     /// [`Ca::start_async`].
-    pub fn start(opts: CaOptions) -> Ca {
+    pub(crate) fn start(opts: CaOptions) -> Ca {
         let frontend = opts
             .frontend_binary
             .clone()
@@ -222,7 +222,11 @@ impl Ca {
     /// After the frontend died on its own (a crash, a fault point): waits
     /// for it and for the children it started to be gone, then starts it
     /// again on the same configuration and state, with `env`.
-    pub async fn restart_after_crash(&mut self, env: Vec<(String, PathBuf)>, timeout: Duration) {
+    pub(crate) async fn restart_after_crash(
+        &mut self,
+        env: Vec<(String, PathBuf)>,
+        timeout: Duration,
+    ) {
         let deadline = Instant::now() + timeout;
         let mut child = self.child.take().expect("the frontend was started");
         while matches!(child.try_wait(), Ok(None)) {
@@ -281,7 +285,7 @@ impl Ca {
     }
 
     /// [`Ca::start`] on a blocking thread, for async tests.
-    pub async fn start_async(opts: CaOptions) -> Ca {
+    pub(crate) async fn start_async(opts: CaOptions) -> Ca {
         match tokio::task::spawn_blocking(move || Ca::start(opts)).await {
             Ok(ca) => ca,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -290,22 +294,22 @@ impl Ca {
     }
 
     /// The ACME directory URL from the READY line.
-    pub fn directory(&self) -> &str {
+    pub(crate) fn directory(&self) -> &str {
         &self.ready.directory
     }
 
     /// The CA certificate path from the READY line.
-    pub fn ca_cert(&self) -> &Path {
+    pub(crate) fn ca_cert(&self) -> &Path {
         &self.ready.ca_cert
     }
 
     /// The whole READY record.
-    pub fn ready(&self) -> &Ready {
+    pub(crate) fn ready(&self) -> &Ready {
         &self.ready
     }
 
     /// Base URL (`https://localhost:PORT`), derived from the directory URL.
-    pub fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         let dir = &self.ready.directory;
         match dir.find("/acme/") {
             Some(i) => dir[..i].to_owned(),
@@ -314,43 +318,43 @@ impl Ca {
     }
 
     /// The state directory given in the config.
-    pub fn state_dir(&self) -> &Path {
+    pub(crate) fn state_dir(&self) -> &Path {
         &self.state_dir
     }
 
     /// The SQLite database path given in the config.
-    pub fn db_path(&self) -> PathBuf {
+    pub(crate) fn db_path(&self) -> PathBuf {
         self.state_dir.join("akamu.db")
     }
 
     /// The config file the frontend was started with.
-    pub fn config_path(&self) -> &Path {
+    pub(crate) fn config_path(&self) -> &Path {
         &self.config_path
     }
 
     /// The port the validator fetches http-01 tokens from.
-    pub fn http_validation_port(&self) -> u16 {
+    pub(crate) fn http_validation_port(&self) -> u16 {
         self.http_validation_port
     }
 
     /// The port the validator connects to for tls-alpn-01.
-    pub fn tls_alpn_validation_port(&self) -> u16 {
+    pub(crate) fn tls_alpn_validation_port(&self) -> u16 {
         self.tls_alpn_validation_port
     }
 
     /// Everything the three processes printed so far (stdout and stderr).
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         lock(&self.output).clone()
     }
 
     /// Current live children of the frontend as `(pid, comm)`, read from `/proc`.
-    pub fn children(&self) -> Vec<(i32, String)> {
+    pub(crate) fn children(&self) -> Vec<(i32, String)> {
         children_of(self.ready.frontend_pid)
     }
 
     /// Pid of the live child whose command name starts with `prefix`
     /// (`/proc` truncates names to 15 bytes: use `"validator-worke"` or less).
-    pub fn child_pid(&self, prefix: &str) -> Option<i32> {
+    pub(crate) fn child_pid(&self, prefix: &str) -> Option<i32> {
         self.children()
             .into_iter()
             .find(|(_, comm)| comm.starts_with(prefix))
@@ -358,18 +362,18 @@ impl Ca {
     }
 
     /// Current pid of the `ca-signer` child, if one is running.
-    pub fn signer_pid(&self) -> Option<i32> {
+    pub(crate) fn signer_pid(&self) -> Option<i32> {
         self.child_pid("ca-signer")
     }
 
     /// Current pid of the `validator-worker` child, if one is running.
-    pub fn validator_pid(&self) -> Option<i32> {
+    pub(crate) fn validator_pid(&self) -> Option<i32> {
         self.child_pid("validator-work")
     }
 
     /// Waits until a child matching `prefix` runs with a pid other than
     /// `old`, i.e. the launcher restarted it. Returns the new pid.
-    pub async fn wait_restarted(&self, prefix: &str, old: i32, timeout: Duration) -> i32 {
+    pub(crate) async fn wait_restarted(&self, prefix: &str, old: i32, timeout: Duration) -> i32 {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(pid) = self.child_pid(prefix).filter(|p| *p != old) {
@@ -386,7 +390,7 @@ impl Ca {
 
     /// Waits until process `pid` listens on a Unix socket (the signer and
     /// the validator serve tarpc on one), read from `/proc/net/unix`.
-    pub async fn wait_listening(&self, pid: i32, timeout: Duration) {
+    pub(crate) async fn wait_listening(&self, pid: i32, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !listens_on_unix_socket(pid) {
             assert!(
@@ -479,7 +483,7 @@ impl Drop for Ca {
 /// Path of a workspace binary next to the test executable.
 ///
 /// Panics with instructions when it has not been built.
-pub fn binary_path(name: &str) -> PathBuf {
+pub(crate) fn binary_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/debug/deps/e2e-HASH → target/debug
     let mut dir = exe.parent().expect("exe has a parent").to_path_buf();
@@ -496,7 +500,7 @@ pub fn binary_path(name: &str) -> PathBuf {
 }
 
 /// Finds an executable called `name` on `PATH`.
-pub fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
@@ -504,12 +508,12 @@ pub fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// The last `n` lines of `text` (for quoting long logs in a failure).
-pub fn tail(text: &str, n: usize) -> String {
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-pub use test_kit::ports::free_port;
+pub(crate) use test_kit::ports::free_port;
 
 /// What [`config_toml`] puts into the generated config.
 struct ConfigParts<'a> {

@@ -14,14 +14,14 @@ use super::procs::{Ca, tail, which};
 const TOOL_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Path of `name` on PATH, or a panic saying how to install it.
-pub fn require(name: &str) -> PathBuf {
+pub(crate) fn require(name: &str) -> PathBuf {
     which(name).unwrap_or_else(|| {
         panic!("{name} is not installed: `apt-get install {name}` (CI installs it itself)")
     })
 }
 
 /// Removes every proxy setting so the client only talks to loopback.
-pub fn loopback_only(cmd: &mut Command) -> &mut Command {
+pub(crate) fn loopback_only(cmd: &mut Command) -> &mut Command {
     for var in [
         "HTTPS_PROXY",
         "https_proxy",
@@ -39,7 +39,7 @@ pub fn loopback_only(cmd: &mut Command) -> &mut Command {
 }
 
 /// Runs `cmd` to completion within the time limit.
-pub async fn run(cmd: &mut Command, what: &str) -> Output {
+pub(crate) async fn run(cmd: &mut Command, what: &str) -> Output {
     tokio::time::timeout(TOOL_TIMEOUT, cmd.output())
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {TOOL_TIMEOUT:?}"))
@@ -48,7 +48,7 @@ pub async fn run(cmd: &mut Command, what: &str) -> Output {
 
 /// stdout and stderr of `out` (stderr's tail), plus `log`'s tail, for a
 /// failure message.
-pub fn describe(out: &Output, log: &str) -> String {
+pub(crate) fn describe(out: &Output, log: &str) -> String {
     format!(
         "exit {}\nstdout:\n{}\nstderr:\n{}\nlog:\n{}",
         out.status,
@@ -59,7 +59,7 @@ pub fn describe(out: &Output, log: &str) -> String {
 }
 
 /// Debian's lego against one CA, with all state under `path`.
-pub struct Lego {
+pub(crate) struct Lego {
     bin: PathBuf,
     directory: String,
     ca_cert: PathBuf,
@@ -69,7 +69,7 @@ pub struct Lego {
 
 impl Lego {
     /// lego for `ca`, storing accounts and certificates in `path`.
-    pub fn new(ca: &Ca, path: &Path) -> Lego {
+    pub(crate) fn new(ca: &Ca, path: &Path) -> Lego {
         Lego {
             bin: require("lego"),
             directory: ca.directory().to_owned(),
@@ -80,7 +80,7 @@ impl Lego {
     }
 
     /// `lego --server … --accept-tos --email … --path … GLOBAL… COMMAND…`.
-    pub fn command(&self, global: &[&str], command: &[&str]) -> Command {
+    pub(crate) fn command(&self, global: &[&str], command: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--server")
             .arg(&self.directory)
@@ -97,7 +97,12 @@ impl Lego {
     }
 
     /// Runs lego and returns its output, whatever the exit status.
-    pub async fn output(&self, global: &[&str], command: &[&str], env: &[(&str, &str)]) -> Output {
+    pub(crate) async fn output(
+        &self,
+        global: &[&str],
+        command: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut cmd = self.command(global, command);
         for (k, v) in env {
             cmd.env(k, v);
@@ -106,7 +111,12 @@ impl Lego {
     }
 
     /// Runs lego and asserts it succeeded.
-    pub async fn ok(&self, global: &[&str], command: &[&str], env: &[(&str, &str)]) -> Output {
+    pub(crate) async fn ok(
+        &self,
+        global: &[&str],
+        command: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let out = self.output(global, command, env).await;
         assert!(
             out.status.success(),
@@ -117,21 +127,21 @@ impl Lego {
     }
 
     /// `PATH/certificates/NAME.crt` (lego writes `*` as `_`).
-    pub fn cert_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn cert_path(&self, name: &str) -> PathBuf {
         self.path
             .join("certificates")
             .join(format!("{}.crt", name.replace('*', "_")))
     }
 
     /// `PATH/certificates/NAME.key`.
-    pub fn key_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn key_path(&self, name: &str) -> PathBuf {
         self.path
             .join("certificates")
             .join(format!("{}.key", name.replace('*', "_")))
     }
 
     /// The bundle lego stored for `name` (leaf then issuer), PEM.
-    pub fn bundle(&self, name: &str) -> String {
+    pub(crate) fn bundle(&self, name: &str) -> String {
         let path = self.cert_path(name);
         std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("lego wrote no {}: {e}", path.display()))
@@ -139,7 +149,7 @@ impl Lego {
 }
 
 /// Debian's certbot against one CA, with config, work and logs under `dir`.
-pub struct Certbot {
+pub(crate) struct Certbot {
     bin: PathBuf,
     directory: String,
     ca_cert: PathBuf,
@@ -148,7 +158,7 @@ pub struct Certbot {
 
 impl Certbot {
     /// certbot for `ca`, with all its state in `dir`.
-    pub fn new(ca: &Ca, dir: &Path) -> Certbot {
+    pub(crate) fn new(ca: &Ca, dir: &Path) -> Certbot {
         Certbot {
             bin: require("certbot"),
             directory: ca.directory().to_owned(),
@@ -159,7 +169,7 @@ impl Certbot {
 
     /// `certbot ARGS… --server … --config-dir … --work-dir … --logs-dir …
     /// --non-interactive`.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .arg("--server")
@@ -177,22 +187,22 @@ impl Certbot {
     }
 
     /// `--config-dir`.
-    pub fn config_dir(&self) -> PathBuf {
+    pub(crate) fn config_dir(&self) -> PathBuf {
         self.dir.join("config")
     }
 
     /// certbot's log (empty if it wrote none).
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("logs/letsencrypt.log")).unwrap_or_default()
     }
 
     /// Runs certbot and returns its output, whatever the exit status.
-    pub async fn output(&self, args: &[&str]) -> Output {
+    pub(crate) async fn output(&self, args: &[&str]) -> Output {
         run(&mut self.command(args), "certbot").await
     }
 
     /// Runs certbot and asserts it succeeded.
-    pub async fn ok(&self, args: &[&str]) -> Output {
+    pub(crate) async fn ok(&self, args: &[&str]) -> Output {
         let out = self.output(args).await;
         assert!(
             out.status.success(),
@@ -203,13 +213,13 @@ impl Certbot {
     }
 
     /// `config/live/NAME`.
-    pub fn live(&self, name: &str) -> PathBuf {
+    pub(crate) fn live(&self, name: &str) -> PathBuf {
         self.config_dir().join("live").join(name)
     }
 
     /// The account directory certbot keeps for this server
     /// (`config/accounts/HOST:PORT/acme/directory/ID`); exactly one exists.
-    pub fn account_dir(&self) -> PathBuf {
+    pub(crate) fn account_dir(&self) -> PathBuf {
         let root = self.config_dir().join("accounts");
         let mut found = Vec::new();
         let mut stack = vec![root.clone()];

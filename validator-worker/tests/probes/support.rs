@@ -26,18 +26,18 @@ use validator_worker::probe::Prober;
 use validator_worker::service::ValidatorService;
 
 /// A 43-character base64url token.
-pub const TOKEN: &str = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
+pub(crate) const TOKEN: &str = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
 /// Its key authorization with a made-up thumbprint.
-pub const KEY_AUTH: &str =
+pub(crate) const KEY_AUTH: &str =
     "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
 
 /// The path http-01 fetches.
-pub fn challenge_path() -> String {
+pub(crate) fn challenge_path() -> String {
     format!("/.well-known/acme-challenge/{TOKEN}")
 }
 
 /// A validation request.
-pub fn request(identifier: Identifier, challenge_type: ChallengeType) -> ValidateRequest {
+pub(crate) fn request(identifier: Identifier, challenge_type: ChallengeType) -> ValidateRequest {
     ValidateRequest {
         identifier,
         challenge_type,
@@ -49,7 +49,7 @@ pub fn request(identifier: Identifier, challenge_type: ChallengeType) -> Validat
 }
 
 /// A config for probing loopback: private targets allowed, short timeouts.
-pub fn config() -> Config {
+pub(crate) fn config() -> Config {
     let mut c = Config::new("unused.sock", vec![0]);
     c.allow_private_targets = true;
     c.connect_timeout_ms = 2_000;
@@ -60,13 +60,13 @@ pub fn config() -> Config {
 }
 
 /// A service over a prober built from `config`.
-pub fn service(config: Config) -> ValidatorService {
+pub(crate) fn service(config: Config) -> ValidatorService {
     ValidatorService::new(Arc::new(Prober::new(config).expect("prober")))
 }
 
 /// Asserts that `result` is a problem of `kind` and returns it.
 #[track_caller]
-pub fn expect_problem<T: std::fmt::Debug>(
+pub(crate) fn expect_problem<T: std::fmt::Debug>(
     result: Result<T, ValidationProblem>,
     kind: ProblemKind,
 ) -> ValidationProblem {
@@ -81,7 +81,7 @@ pub fn expect_problem<T: std::fmt::Debug>(
 
 /// What the HTTP server saw of one request.
 #[derive(Clone, Debug)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// The path and query.
     pub path: String,
     /// The Host header.
@@ -94,7 +94,7 @@ type Handler = dyn Fn(&str) -> Response<Full<Bytes>> + Send + Sync;
 
 /// A hyper HTTP/1 server on 127.0.0.1 (optionally over TLS) answering with
 /// `handler(path)` and recording every request.
-pub struct HttpServer {
+pub(crate) struct HttpServer {
     /// Its address.
     pub addr: SocketAddr,
     /// The requests seen.
@@ -110,14 +110,14 @@ impl Drop for HttpServer {
 
 impl HttpServer {
     /// Starts a plain HTTP server.
-    pub async fn start(
+    pub(crate) async fn start(
         handler: impl Fn(&str) -> Response<Full<Bytes>> + Send + Sync + 'static,
     ) -> Self {
         Self::start_inner(Arc::new(handler), None).await
     }
 
     /// Starts an HTTPS server with a self-signed certificate.
-    pub async fn start_tls(
+    pub(crate) async fn start_tls(
         handler: impl Fn(&str) -> Response<Full<Bytes>> + Send + Sync + 'static,
     ) -> Self {
         let key = rcgen::KeyPair::generate().expect("key");
@@ -188,25 +188,25 @@ impl HttpServer {
     }
 
     /// The port.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.addr.port()
     }
 
     /// The requests seen so far.
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
 }
 
 /// A response with `status` and `body`.
-pub fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+pub(crate) fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r
 }
 
 /// A redirect to `location`.
-pub fn redirect(location: &str) -> Response<Full<Bytes>> {
+pub(crate) fn redirect(location: &str) -> Response<Full<Bytes>> {
     let mut r = respond(StatusCode::FOUND, "");
     r.headers_mut()
         .insert(http::header::LOCATION, location.parse().expect("location"));
@@ -218,7 +218,7 @@ pub fn redirect(location: &str) -> Response<Full<Bytes>> {
 /// The certificate is served through a fixed resolver rather than
 /// `with_single_cert`, which refuses certificates with unknown critical
 /// extensions (such as id-pe-acmeIdentifier).
-pub fn server_tls_config(
+pub(crate) fn server_tls_config(
     cert: CertificateDer<'static>,
     key: &rcgen::KeyPair,
     alpn: Vec<Vec<u8>>,
@@ -228,7 +228,7 @@ pub fn server_tls_config(
 
 /// Like [`server_tls_config`], limited to `versions`; `key` signs the
 /// handshake even when it is not the certificate's key.
-pub fn server_tls_config_with(
+pub(crate) fn server_tls_config_with(
     cert: CertificateDer<'static>,
     key: &rcgen::KeyPair,
     alpn: Vec<Vec<u8>>,
@@ -264,7 +264,7 @@ impl rustls::server::ResolvesServerCert for FixedCert {
 
 /// A hickory DNS server on 127.0.0.1 (UDP and TCP on one port) serving one
 /// in-memory zone.
-pub struct DnsServer {
+pub(crate) struct DnsServer {
     /// Its address.
     pub addr: SocketAddr,
     task: JoinHandle<()>,
@@ -277,7 +277,7 @@ impl Drop for DnsServer {
 }
 
 /// Records of a test zone.
-pub enum Rr {
+pub(crate) enum Rr {
     /// An A record.
     A(&'static str, Ipv4Addr),
     /// A TXT record of one or more character-strings.
@@ -287,7 +287,7 @@ pub enum Rr {
 impl DnsServer {
     /// Serves `origin` (for example `"test."`) with `records` (names relative
     /// to the origin).
-    pub async fn start(origin: &str, records: Vec<Rr>) -> Self {
+    pub(crate) async fn start(origin: &str, records: Vec<Rr>) -> Self {
         let origin = Name::from_ascii(origin).expect("origin");
         let mut zone =
             InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::empty(
@@ -342,6 +342,6 @@ impl DnsServer {
 }
 
 /// The loopback IPv4 address as an `IpAddr`.
-pub fn lo4() -> IpAddr {
+pub(crate) fn lo4() -> IpAddr {
     IpAddr::V4(Ipv4Addr::LOCALHOST)
 }
