@@ -84,8 +84,6 @@ pub fn all_serials(conn: &mut SqliteConnection) -> Result<Vec<String>, Error> {
 /// transaction. False (and nothing written) when a row with its serial
 /// exists already.
 pub fn import(conn: &mut SqliteConnection, cert: CertRow, now: i64) -> Result<bool, Error> {
-    use super::schema::orders;
-    use crate::protocol::OrderStatus;
     super::durable_tx(conn, |conn| {
         if by_serial(conn, &cert.serial_number)?.is_some() {
             return Ok(false);
@@ -93,18 +91,7 @@ pub fn import(conn: &mut SqliteConnection, cert: CertRow, now: i64) -> Result<bo
         diesel::insert_into(dsl::certificates)
             .values(&cert)
             .execute(conn)?;
-        diesel::update(
-            orders::table
-                .find(&cert.order_id)
-                .filter(orders::status.eq(OrderStatus::Processing)),
-        )
-        .set((
-            orders::status.eq(OrderStatus::Valid),
-            orders::certificate_id.eq(Some(&cert.id)),
-            orders::csr.eq(None::<Vec<u8>>),
-            orders::updated.eq(now),
-        ))
-        .execute(conn)?;
+        super::orders::finish_processing(conn, &cert.order_id, &cert.id, now)?;
         Ok(true)
     })
 }

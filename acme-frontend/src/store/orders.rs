@@ -128,19 +128,7 @@ pub fn complete_issuance(
     now: i64,
 ) -> Result<(), Error> {
     super::durable_tx(conn, |conn| {
-        let n = diesel::update(
-            orders::table
-                .find(&cert.order_id)
-                .filter(orders::status.eq(OrderStatus::Processing)),
-        )
-        .set((
-            orders::status.eq(OrderStatus::Valid),
-            orders::certificate_id.eq(Some(&cert.id)),
-            orders::csr.eq(None::<Vec<u8>>),
-            orders::updated.eq(now),
-        ))
-        .execute(conn)?;
-        if n != 1 {
+        if !finish_processing(conn, &cert.order_id, &cert.id, now)? {
             return Err(Error::Internal(format!(
                 "order {} left processing before its certificate was stored",
                 cert.order_id
@@ -151,6 +139,30 @@ pub fn complete_issuance(
             .execute(conn)?;
         Ok(())
     })
+}
+
+/// Moves a `processing` order to `valid` with certificate `cert_id` (its
+/// row is inserted in the same transaction by the caller). False when the
+/// order was not `processing`.
+pub(super) fn finish_processing(
+    conn: &mut SqliteConnection,
+    order_id: &str,
+    cert_id: &str,
+    now: i64,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        orders::table
+            .find(order_id)
+            .filter(orders::status.eq(OrderStatus::Processing)),
+    )
+    .set((
+        orders::status.eq(OrderStatus::Valid),
+        orders::certificate_id.eq(Some(cert_id)),
+        orders::csr.eq(None::<Vec<u8>>),
+        orders::updated.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// Marks a processing order invalid with a problem document.
