@@ -158,17 +158,28 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
     })
 }
 
+/// Which attempt at an order's certificate a call to [`issue`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// The finalize that moved the order to `processing`: nothing can have
+    /// asked the signer for it before (the move is a guarded update).
+    First,
+    /// The recovery sweep, after a crash, a dead signer or a deadline: the
+    /// signer may have signed it already.
+    Retry,
+}
+
 /// Asks the signer for the certificate of a `processing` order and records
 /// it. A refusal makes the order invalid and is returned; an unavailable
 /// signer leaves the order `processing` for the sweep.
-pub async fn issue(app: &Arc<App>, order: OrderRow) -> Result<(), Error> {
+pub async fn issue(app: &Arc<App>, order: OrderRow, attempt: Attempt) -> Result<(), Error> {
     let Some(_claim) = app.issuance_in_flight.claim(&order.id) else {
         return Ok(());
     };
-    issue_inner(app, &order).await
+    issue_inner(app, &order, attempt).await
 }
 
-async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
+async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Result<(), Error> {
     let Some(csr) = order.csr.clone() else {
         return Err(Error::Internal(format!(
             "order {} is processing without a CSR",
@@ -192,9 +203,14 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow) -> Result<(), Error> {
         order_id: order.id.clone(),
         statements,
         profile: order.profile.clone(),
-        // `updated` is set when the order enters `processing` and not
-        // changed while it stays there.
-        processing_since: Some(order.updated),
+        // A retry may repeat a request the signer already signed: it tells
+        // the signer since when (`updated` is set when the order enters
+        // `processing` and not changed while it stays there), and the
+        // signer looks the request up that far back. A first attempt cannot
+        // be a repeat, so the signer does no lookup beyond its table of
+        // recent issuances (a lookup per issuance would read the last
+        // minutes of its audit log every time).
+        processing_since: (attempt == Attempt::Retry).then_some(order.updated),
     };
     let refusal = match app.peers.issue(request).await {
         Ok(Ok(cert)) => {
@@ -273,7 +289,7 @@ async fn sweep(app: &Arc<App>) -> Result<(), Error> {
         }
         let app = app.clone();
         tokio::spawn(async move {
-            let _ = issue(&app, order).await;
+            let _ = issue(&app, order, Attempt::Retry).await;
         });
     }
     Ok(())

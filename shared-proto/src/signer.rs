@@ -42,13 +42,13 @@ pub struct IssueRequest {
     /// The signer profile to issue under (ACME profiles extension); `None`
     /// for the signer's default.
     pub profile: Option<String>,
-    /// When the frontend moved the order to `processing` (Unix seconds).
-    /// The frontend sends it on every attempt, the first and each retry:
-    /// a retry the signer no longer holds in memory is looked up in its
-    /// audit log from this time on, so an order is never signed twice.
-    /// `None` makes a request the signer no longer remembers a new
-    /// issuance. Not part of the request's identity (a retry has the same
-    /// digest).
+    /// When the frontend moved the order to `processing` (Unix seconds),
+    /// sent on every retry: a retry the signer no longer holds in memory is
+    /// looked up in its audit log from this time on, so an order is never
+    /// signed twice. `None` on the first attempt, which cannot repeat an
+    /// earlier one (the move to `processing` is guarded): the signer then
+    /// answers only from its table of recent issuances and does no lookup.
+    /// Not part of the request's identity (a retry has the same digest).
     pub processing_since: Option<i64>,
 }
 

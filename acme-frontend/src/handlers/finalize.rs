@@ -63,6 +63,6 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
     processing.status = OrderStatus::Processing;
     processing.updated = t;
     processing.csr = Some(csr);
-    jobs::issue(app, processing).await?;
+    jobs::issue(app, processing, jobs::Attempt::First).await?;
     super::order::reply(app, id, &account_id, StatusCode::OK).await
 }
