@@ -9,18 +9,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use instant_acme::{Identifier, NewOrder};
+use instant_acme::{Identifier, NewOrder, OrderStatus};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::issuance::start_ca;
 use crate::support::client::{
-    acme_account, answer_http01, csr, download, new_order, problem_type, wait_ready,
+    acme_account, answer_http01, csr, download, issue_http01, new_order, problem_type, wait_ready,
 };
 use crate::support::dns::DnsServer;
 use crate::support::http01::Http01Server;
 use crate::support::operator::{Run, akamu_cli};
 use crate::support::pids::proc_stat;
+use crate::support::procs::{Ca, CaOptions};
 
 /// Size of the tmpfs holding the state directory.
 const TMPFS_SIZE: &str = "32m";
@@ -30,7 +31,6 @@ const TMPFS_SIZE: &str = "32m";
 /// state it holds, it is dropped first, and the CA's own clean-up then
 /// removes the directory underneath.
 ///
-/// [`Ca`]: crate::support::procs::Ca
 struct Tmpfs {
     path: PathBuf,
 }
@@ -178,7 +178,7 @@ async fn a_full_disk_gives_server_internal_and_the_ca_recovers_once_space_is_fre
     assert_eq!(problem_type(&err), "serverInternal", "{err:?}");
     // Reads still work: the order is still ready, nothing was half-written.
     let state_now = order.refresh().await.expect("fetch the order").status;
-    assert_eq!(state_now, instant_acme::OrderStatus::Ready);
+    assert_eq!(state_now, OrderStatus::Ready);
 
     // Free the space: the same order finalizes and its certificate is
     // served.
@@ -208,4 +208,101 @@ async fn a_full_disk_gives_server_internal_and_the_ca_recovers_once_space_is_fre
         ca.config_path().as_os_str(),
     ])
     .assert_success();
+}
+
+/// Issue 12: the signer fails closed when its audit log cannot be
+/// appended to: no certificate leaves it unlogged, the order waits in
+/// `processing`, and after the operations chapter's recovery (free space,
+/// remove the partial last line, restart the signer) the same order is
+/// issued and the audit log and the database agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_the_audit_log_makes_the_signer_refuse_to_sign() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "[e2e] SKIPPED a_full_disk_under_the_audit_log_makes_the_signer_refuse_to_sign: \
+             mounting a tmpfs needs root"
+        );
+        return;
+    }
+    let audit_dir = tempfile::tempdir().expect("tempdir");
+    let _tmpfs = Tmpfs::mount(audit_dir.path(), "4m");
+    let audit_log = audit_dir.path().join("audit.log");
+    let dns = DnsServer::start().await;
+    let ca = Ca::start_async(CaOptions {
+        dns_resolver_addr: Some(dns.addr()),
+        extra_toml: format!("[signer.audit]\npath = \"{}\"\n", audit_log.display()),
+        ..CaOptions::default()
+    })
+    .await;
+    let http = Http01Server::start(ca.http_validation_port()).await;
+    let account = acme_account(&ca).await;
+    // tmpfs allocates whole pages: an append that fits in the slack of the
+    // log's last page still succeeds on a full disk. Issue until the next
+    // record (about 1.3 KB) cannot fit.
+    let mut n = 0;
+    while 4096 - std::fs::metadata(&audit_log).expect("stat").len() % 4096 >= 1600 {
+        let name = format!("before{n}.disk.akamu.test");
+        issue_http01(&account, &http, &[name.as_str()]).await;
+        n += 1;
+    }
+    let names = ["audit.disk.akamu.test"];
+    let mut order = new_order(&account, &names).await;
+    answer_http01(&mut order, &http).await;
+    wait_ready(&mut order).await;
+    let issued_before = acme_frontend::admin::database_serials(&ca.db_path()).expect("serials");
+
+    let filler = audit_dir.path().join("filler");
+    fill(&filler);
+    let (csr_der, _key) = csr(&names);
+    order
+        .finalize_csr(&csr_der)
+        .await
+        .expect("finalize is accepted; issuance waits");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let state = order.refresh().await.expect("fetch the order");
+    assert_eq!(state.status, OrderStatus::Processing, "{state:?}");
+    assert_eq!(state.certificate, None);
+    assert_eq!(
+        acme_frontend::admin::database_serials(&ca.db_path()).expect("serials"),
+        issued_before,
+        "no certificate without its audit record"
+    );
+    let verify = |what: &str| {
+        let run = cli(&["audit".as_ref(), "verify".as_ref(), audit_log.as_os_str()]);
+        eprintln!("[e2e] audit verify {what}: {run}");
+        run
+    };
+    let torn = !verify("on the full disk").success();
+
+    // Recovery: free space, remove a partial last line, restart the signer.
+    std::fs::remove_file(&filler).expect("free the space");
+    let log = std::fs::read(&audit_log).expect("read audit log");
+    let whole = log.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    assert_eq!(
+        torn,
+        whole < log.len(),
+        "verify fails exactly on a partial line"
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&audit_log)
+        .and_then(|f| f.set_len(whole as u64))
+        .expect("cut the partial line");
+    verify("after the cut").assert_success();
+    let signer = ca.signer_pid().expect("the signer runs");
+    kill(Pid::from_raw(signer), Signal::SIGKILL).expect("kill the signer");
+    ca.wait_restarted("ca-signer", signer, Duration::from_secs(30))
+        .await;
+    let chain = download(&mut order).await;
+    assert!(chain.contains("BEGIN CERTIFICATE"));
+    cli(&[
+        "audit".as_ref(),
+        "reconcile".as_ref(),
+        "--audit-log".as_ref(),
+        audit_log.as_os_str(),
+        "--config".as_ref(),
+        ca.config_path().as_os_str(),
+    ])
+    .assert_success();
+    eprintln!("[e2e] the audit append was cut short: {torn}");
 }
