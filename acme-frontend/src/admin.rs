@@ -5,13 +5,13 @@
 //! these functions (and they only through `store`).
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::protocol::CertificateStatus;
 use crate::protocol::revocation::check_reason;
-use crate::store::models::CertRow;
+use crate::protocol::{CertificateStatus, OrderStatus};
+use crate::store::models::{CertRow, OrderRow};
 use crate::{now, random_id, store};
 use akamu_pki::serial;
 
@@ -74,7 +74,10 @@ pub struct AuditOnly {
 /// Brings an audit-only certificate into the database at `db_path`, with
 /// `chain_pem` (the CA chain served after the leaf) appended, so it is
 /// listed, served, revocable and put on the CRL when revoked; an order still
-/// `processing` completes with it. `Ok(false)` when it is there already.
+/// `processing` completes with it. When its order row is gone (a restored
+/// backup older than the order), a `valid` stand-in order naming the
+/// certificate's SANs takes its place; its account must be in the database.
+/// `Ok(false)` when it is there already.
 pub fn import_certificate(
     db_path: &Path,
     cert: &AuditOnly,
@@ -94,6 +97,7 @@ pub fn import_certificate(
         .to_pem()
         .map_err(|e| Error::Malformed(format!("audit record certificate: {e}")))?;
     let pem = format!("{}{chain_pem}", String::from_utf8_lossy(&leaf_pem));
+    let identifiers = san_identifiers(&x509).to_string();
     let db = store::Store::open(db_path)?;
     let (order_id, uri, der) = (
         cert.order_id.clone(),
@@ -114,7 +118,28 @@ pub fn import_certificate(
                     ))
                 })?,
         };
+        if store::accounts::by_id(c, &account_id)?.is_none() {
+            return Err(Error::Malformed(format!(
+                "account {account_id} (of order {order_id}) is not in the database: \
+                 the certificate cannot be imported without it"
+            )));
+        }
         let t = now();
+        let stand_in = OrderRow {
+            id: order_id.clone(),
+            account_id: account_id.clone(),
+            status: OrderStatus::Valid,
+            expires: not_before,
+            identifiers,
+            not_before: Some(not_before),
+            not_after: Some(not_after),
+            error: None,
+            csr: None,
+            certificate_id: None,
+            created: t,
+            updated: t,
+            profile: None,
+        };
         let row = CertRow {
             id: random_id(12),
             order_id,
@@ -129,8 +154,158 @@ pub fn import_certificate(
             revocation_reason: None,
             created: t,
         };
-        store::certificates::import(c, row, t)
+        store::certificates::import(c, row, stand_in, t)
     })
+}
+
+/// What [`backup`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backup {
+    /// The backup file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// How many certificates it holds.
+    pub certificates: i64,
+}
+
+/// Writes a consistent copy of the database named by the frontend
+/// configuration at `config_path` (the embedded default when `None`) to
+/// `out`, while the frontend serves. See [`backup_database`].
+pub fn backup(config_path: Option<&Path>, out: &Path) -> Result<Backup, Error> {
+    backup_database(&database_path(config_path)?, out)
+}
+
+/// Writes a consistent copy of the database at `db_path` to `out` (mode
+/// 0600: it holds EAB keys) and checks it ([`check_database`]) before it
+/// appears under its name. `out` must not exist: an existing file is never
+/// overwritten, not even one created while the copy was written.
+///
+/// The copy is one read transaction of SQLite's `VACUUM INTO` (see
+/// `store::maintenance`), written beside `out` and linked into place.
+pub fn backup_database(db_path: &Path, out: &Path) -> Result<Backup, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let exists = |source: std::io::Error| Error::Io {
+        context: "refusing to overwrite",
+        path: out.to_owned(),
+        source,
+    };
+    if out.symlink_metadata().is_ok() {
+        return Err(exists(std::io::ErrorKind::AlreadyExists.into()));
+    }
+    let name = out
+        .file_name()
+        .ok_or_else(|| Error::Malformed(format!("{} names no file", out.display())))?;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let partial = Partial(dir.join(format!(
+        ".{}.partial-{}",
+        name.to_string_lossy(),
+        random_id(6)
+    )));
+    let io = |context: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source: std::io::Error| Error::Io {
+            context,
+            path,
+            source,
+        }
+    };
+    // SQLite writes into an existing empty file, keeping its mode.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial.0)
+        .map_err(io("creating", &partial.0))?;
+    store::maintenance::vacuum_into(db_path, &partial.0)?;
+    std::fs::File::open(&partial.0)
+        .and_then(|f| f.sync_all())
+        .map_err(io("syncing", &partial.0))?;
+    let report = check_database(&partial.0)?;
+    if !report.problems.is_empty() {
+        return Err(Error::Internal(format!(
+            "the copy of {} fails its check: {}",
+            db_path.display(),
+            report.problems.join("; ")
+        )));
+    }
+    // A hard link never replaces an existing file.
+    std::fs::hard_link(&partial.0, out).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => exists(e),
+        _ => io("linking", out)(e),
+    })?;
+    drop(partial);
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", dir))?;
+    let bytes = std::fs::metadata(out).map_err(io("reading", out))?.len();
+    Ok(Backup {
+        path: out.to_owned(),
+        bytes,
+        certificates: report.certificates,
+    })
+}
+
+/// A temporary file removed on drop.
+struct Partial(PathBuf);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// What [`check_database`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseReport {
+    /// `PRAGMA integrity_check` and `PRAGMA foreign_key_check` findings;
+    /// empty when the database is consistent.
+    pub problems: Vec<String>,
+    /// How many certificates it holds.
+    pub certificates: i64,
+}
+
+/// Checks the database at `db_path` (SQLite's integrity check and every
+/// foreign key), opened read-only: safe beside a running frontend, and on
+/// a backup before it is restored.
+pub fn check_database(db_path: &Path) -> Result<DatabaseReport, Error> {
+    let mut conn = store::Store::open_read_only(db_path)?;
+    Ok(DatabaseReport {
+        problems: store::maintenance::problems(&mut conn)?,
+        certificates: store::maintenance::certificate_count(&mut conn)?,
+    })
+}
+
+/// The database path of the frontend configuration at `config_path` (the
+/// embedded default when `None`).
+pub fn database_path(config_path: Option<&Path>) -> Result<PathBuf, Error> {
+    Ok(Config::load(config_path)
+        .map_err(|e| Error::Startup(e.to_string()))?
+        .database_path())
+}
+
+/// The certificate's SANs as an order's identifiers JSON
+/// (`[{"type":"dns","value":…}]`).
+fn san_identifiers(x509: &openssl::x509::X509) -> serde_json::Value {
+    let names = x509.subject_alt_names();
+    let ids: Vec<serde_json::Value> = names
+        .iter()
+        .flat_map(|stack| stack.iter())
+        .filter_map(|name| {
+            if let Some(dns) = name.dnsname() {
+                return Some(serde_json::json!({ "type": "dns", "value": dns }));
+            }
+            let ip = match name.ipaddress()? {
+                [a, b, c, d] => std::net::IpAddr::from([*a, *b, *c, *d]),
+                bytes => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+            };
+            Some(serde_json::json!({ "type": "ip", "value": ip.to_string() }))
+        })
+        .collect();
+    serde_json::Value::Array(ids)
 }
 
 /// Unix seconds of an ASN.1 time.

@@ -6,6 +6,10 @@
 //! invalid with `serverInternal`; a challenge or order found `processing`
 //! with no work in flight (after a restart) is picked up again; an order that
 //! cannot be issued before it expires becomes invalid.
+//!
+//! [`sweep_forever`] also starts the retention clean-up ([`retention`]).
+
+pub mod retention;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -254,8 +258,10 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
     Err(refusal)
 }
 
-/// Runs the recovery sweep forever.
+/// Runs the recovery sweep forever, and starts the retention clean-up
+/// beside it.
 pub async fn sweep_forever(app: Arc<App>) {
+    tokio::spawn(retention::prune_forever(app.clone()));
     loop {
         if let Err(e) = sweep(&app).await {
             tracing::warn!(target: "frontend", error = %e, "recovery sweep failed");

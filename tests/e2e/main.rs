@@ -68,3 +68,11 @@ mod crl;
 /// Key policy at finalize: RSA-1024, Fermat-weak and blocked keys are
 /// `badPublicKey`; refusals are audited; a tampered audit log is caught.
 mod key_policy;
+
+/// Operations (issue 12): `akamu-cli admin backup` under load and the
+/// restore drill of the operations chapter.
+mod backup;
+
+/// A full disk under the state directory (a tmpfs; root only):
+/// `serverInternal`, a consistent database, recovery once space is freed.
+mod disk_full;

@@ -172,6 +172,11 @@ impl Config {
                 "[server] idle_timeout_secs must be between 1 and 3600".into(),
             ));
         }
+        if !(1..=3650).contains(&self.server.retention_days) {
+            return Err(ConfigError::Invalid(
+                "[server] retention_days must be between 1 and 3650".into(),
+            ));
+        }
         if self.server.challenge_wait_ms > 10_000 {
             return Err(ConfigError::Invalid(
                 "[server] challenge_wait_ms must be at most 10000".into(),

@@ -137,6 +137,11 @@ pub struct Server {
     /// Authorization lifetime in seconds. Default 86400.
     #[serde(default = "default_expiry_secs")]
     pub authz_expiry_secs: i64,
+    /// Days an expired order or authorization (with its challenges) is
+    /// kept before the background clean-up deletes it; certificates, their
+    /// orders and revocations are never deleted. 1 to 3650. Default 30.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
     /// Terms of service URL for the directory. Default none.
     pub terms_of_service_url: Option<String>,
     /// Operator website for the directory. Default none.
@@ -171,6 +176,7 @@ impl Default for Server {
             max_connections: default_max_connections(),
             order_expiry_secs: default_expiry_secs(),
             authz_expiry_secs: default_expiry_secs(),
+            retention_days: default_retention_days(),
             terms_of_service_url: None,
             website_url: None,
             caa_identities: Vec::new(),
@@ -280,6 +286,9 @@ fn default_idle_timeout_secs() -> u64 {
 }
 fn default_expiry_secs() -> i64 {
     86400
+}
+fn default_retention_days() -> u32 {
+    30
 }
 fn default_true() -> bool {
     true

@@ -104,6 +104,21 @@ fn unknown_keys_and_bad_values_are_errors() {
 }
 
 #[test]
+fn retention_days_defaults_to_30_and_is_range_checked() {
+    let c = Config::parse("", "t").expect("defaults");
+    assert_eq!(c.server.retention_days, 30);
+    for bad in ["0", "3651"] {
+        let refused = Config::parse(&format!("[server]\nretention_days = {bad}"), "t");
+        assert!(
+            matches!(&refused, Err(ConfigError::Invalid(d)) if d.contains("retention_days")),
+            "{bad}: {refused:?}"
+        );
+    }
+    let c = Config::parse("[server]\nretention_days = 3650", "t").expect("in range");
+    assert_eq!(c.server.retention_days, 3650);
+}
+
+#[test]
 fn without_the_launcher_the_signers_sections_are_refused() {
     let off = "[launcher]\nenabled = false\n";
     for section in [

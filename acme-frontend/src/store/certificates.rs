@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
-use super::models::CertRow;
+use super::models::{CertRow, OrderRow};
 use super::schema::certificates::dsl;
 use crate::error::Error;
 use crate::protocol::CertificateStatus;
@@ -79,14 +79,35 @@ pub fn all_serials(conn: &mut SqliteConnection) -> Result<Vec<String>, Error> {
 }
 
 /// Stores a certificate found only in the signer's audit log (a crash
-/// between the signature and its commit): inserts its row and, if its order
-/// still waits in `processing`, completes the order with it, in one durable
-/// transaction. False (and nothing written) when a row with its serial
-/// exists already.
-pub fn import(conn: &mut SqliteConnection, cert: CertRow, now: i64) -> Result<bool, Error> {
+/// between the signature and its commit, or a restored backup older than
+/// the signature): inserts its row and, if its order still waits in
+/// `processing`, completes the order with it, in one durable transaction.
+/// When the order row is gone (created after the backup, or deleted), the
+/// certificate's row needs one (`certificates.order_id` refers to it):
+/// `stand_in`, a `valid` order naming the certificate, is inserted first.
+/// False (and nothing written) when a row with its serial exists already.
+pub fn import(
+    conn: &mut SqliteConnection,
+    cert: CertRow,
+    stand_in: OrderRow,
+    now: i64,
+) -> Result<bool, Error> {
+    use super::schema::orders;
+    use crate::protocol::OrderStatus;
+
     super::durable_tx(conn, |conn| {
         if by_serial(conn, &cert.serial_number)?.is_some() {
             return Ok(false);
+        }
+        if super::orders::by_id(conn, &cert.order_id)?.is_none() {
+            diesel::insert_into(orders::table)
+                .values(&OrderRow {
+                    id: cert.order_id.clone(),
+                    certificate_id: Some(cert.id.clone()),
+                    status: OrderStatus::Valid,
+                    ..stand_in
+                })
+                .execute(conn)?;
         }
         diesel::insert_into(dsl::certificates)
             .values(&cert)

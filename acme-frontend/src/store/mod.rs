@@ -9,8 +9,10 @@ pub mod accounts;
 pub mod authzs;
 pub mod certificates;
 pub mod eab;
+pub mod maintenance;
 pub mod models;
 pub mod orders;
+pub mod retention;
 pub mod schema;
 pub mod status;
 

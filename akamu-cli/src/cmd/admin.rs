@@ -1,7 +1,9 @@
 //! `akamu-cli admin`: operator actions that never touch the CA key.
 //! `revoke` records a revocation in the frontend's database (the frontend
 //! then has the signer sign a new CRL); `block-key` adds a key to the
-//! signer's blocklist, which the signer re-reads on its next request.
+//! signer's blocklist, which the signer re-reads on its next request;
+//! `backup` writes a consistent copy of the database while the frontend
+//! serves, and `check` checks a database (live, backup or restored).
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +32,28 @@ enum Action {
         /// The frontend's configuration. Default: the embedded default.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+    /// Write a consistent copy of the frontend's database to a new file
+    /// while the CA serves (SQLite `VACUUM INTO`); never overwrites a file.
+    Backup {
+        /// The frontend's configuration (for `[database] path`). Default:
+        /// the embedded default.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The backup file to create; it must not exist.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Check a database: SQLite's integrity check and every foreign key.
+    /// Exits non-zero when anything is wrong.
+    Check {
+        /// The frontend's configuration (for `[database] path`). Default:
+        /// the embedded default.
+        #[arg(long, value_name = "FILE", conflicts_with = "database")]
+        config: Option<PathBuf>,
+        /// The SQLite file to check (a backup, say), instead of --config's.
+        #[arg(long, value_name = "FILE")]
+        database: Option<PathBuf>,
     },
     /// Add a public key to the signer's blocklist (SPKI SHA-256).
     BlockKey {
@@ -77,6 +101,56 @@ pub(crate) fn run(args: Args, out: &Output) -> Result<(), CliError> {
                 }
             };
             out.result(&human, json!({ "serial": serial, "state": state }));
+            Ok(())
+        }
+        Action::Backup { config, out: file } => {
+            let done = acme_frontend::admin::backup(config.as_deref(), &file).map_err(|e| {
+                CliError::BadFile {
+                    path: file.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            out.result(
+                &format!(
+                    "backup written to {} ({} bytes, {} certificates, integrity ok)",
+                    done.path.display(),
+                    done.bytes,
+                    done.certificates
+                ),
+                json!({
+                    "path": done.path,
+                    "bytes": done.bytes,
+                    "certificates": done.certificates,
+                }),
+            );
+            Ok(())
+        }
+        Action::Check { config, database } => {
+            let path = match database {
+                Some(p) => p,
+                None => acme_frontend::admin::database_path(config.as_deref())
+                    .map_err(|e| CliError::Usage(e.to_string()))?,
+            };
+            let bad = |reason: String| CliError::BadFile {
+                path: path.clone(),
+                reason,
+            };
+            let report =
+                acme_frontend::admin::check_database(&path).map_err(|e| bad(e.to_string()))?;
+            if !report.problems.is_empty() {
+                return Err(bad(format!(
+                    "database is inconsistent: {}",
+                    report.problems.join("; ")
+                )));
+            }
+            out.result(
+                &format!(
+                    "database {} ok ({} certificates)",
+                    path.display(),
+                    report.certificates
+                ),
+                json!({ "ok": true, "path": path, "certificates": report.certificates }),
+            );
             Ok(())
         }
         Action::BlockKey {

@@ -1,0 +1,77 @@
+//! The retention clean-up: every [`PRUNE_EVERY`], deletes orders,
+//! authorizations and challenges that expired more than `[server]
+//! retention_days` ago (what is kept is listed in `store::retention`).
+//!
+//! **Invariant:** the clean-up never holds the writer for long: each batch
+//! is one short writer job of at most [`BATCH`] orders and [`BATCH`]
+//! authorizations (with their links and challenges), and the next batch
+//! waits [`PAUSE`], so requests' writes are committed between batches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::store::Store;
+use crate::store::retention::{self, Pruned};
+use crate::{App, now};
+
+/// How often the clean-up runs (its first run is [`FIRST_RUN_AFTER`] after
+/// the start).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Delay before the first run, so start-up work goes first.
+pub const FIRST_RUN_AFTER: Duration = Duration::from_secs(60);
+/// Most orders, and most authorizations, deleted by one batch.
+pub const BATCH: i64 = 500;
+/// Pause between two batches.
+pub const PAUSE: Duration = Duration::from_millis(50);
+
+/// The instant before which something expired is due for deletion.
+pub fn cutoff(now: i64, retention_days: u32) -> i64 {
+    now - i64::from(retention_days) * 86_400
+}
+
+/// Runs the clean-up forever, with the configured retention.
+pub async fn prune_forever(app: Arc<App>) {
+    let days = app.config.server.retention_days;
+    tokio::time::sleep(FIRST_RUN_AFTER).await;
+    loop {
+        match prune(&app.store, cutoff(now(), days), BATCH, PAUSE).await {
+            Ok(done) if done.is_empty() => {}
+            Ok(done) => tracing::info!(
+                target: "frontend",
+                orders = done.orders,
+                authorizations = done.authorizations,
+                challenges = done.challenges,
+                retention_days = days,
+                "deleted expired rows past retention"
+            ),
+            Err(e) => {
+                tracing::warn!(target: "frontend", error = %e, "retention clean-up failed; retrying later")
+            }
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+/// Deletes everything due before `cutoff`, `batch` rows of a kind per
+/// writer job, pausing `pause` between jobs, until a batch finds less than
+/// a full load. Returns the totals.
+pub async fn prune(
+    store: &Store,
+    cutoff: i64,
+    batch: i64,
+    pause: Duration,
+) -> Result<Pruned, Error> {
+    let mut total = Pruned::default();
+    loop {
+        let done = store
+            .run(move |c| retention::prune_batch(c, cutoff, batch))
+            .await?;
+        total.add(done);
+        let full = i64::try_from(done.orders.max(done.authorizations)).unwrap_or(i64::MAX);
+        if full < batch {
+            return Ok(total);
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
