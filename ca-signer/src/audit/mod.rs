@@ -134,8 +134,9 @@ pub enum AuditError {
         /// What is wrong with it.
         reason: String,
     },
-    /// An earlier write failed; the log accepts nothing until restart.
-    #[error("an earlier write failed; refusing to append")]
+    /// An earlier write failed and could not be rolled back; the log
+    /// accepts nothing until restart.
+    #[error("an earlier write failed and could not be undone; refusing to append")]
     Poisoned,
 }
 
@@ -271,16 +272,29 @@ impl AuditLog {
             path: self.path.clone(),
             source: io::Error::other(e),
         })?;
+        let io = |source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let before = state.file.metadata().map_err(io)?.len();
         let written = state
             .file
             .write_all(line.as_bytes())
             .and_then(|()| state.file.sync_all());
         if let Err(source) = written {
-            state.poisoned = true;
-            return Err(AuditError::Io {
-                path: self.path.clone(),
-                source,
-            });
+            // A write cut short (a full disk) leaves part of the line: cut
+            // the file back to where it was, so the log stays whole and the
+            // next append (once there is space) goes on from the same head.
+            // Only if that fails too does the log refuse every append.
+            let undone = state
+                .file
+                .set_len(before)
+                .and_then(|()| state.file.sync_all());
+            if let Err(e) = undone {
+                tracing::error!(target: "signer", error = %e, "cannot undo a failed audit append; refusing further appends");
+                state.poisoned = true;
+            }
+            return Err(io(source));
         }
         state.next_seq += 1;
         state.head = record.hash.clone();
