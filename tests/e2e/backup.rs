@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use tokio::sync::Mutex;
 
 use crate::issuance::start_ca;
-use crate::support::client::{RawClient, acme_account, issue_http01};
+use crate::support::client::{acme_account, issue_http01, problem_type};
 use crate::support::dns::DnsServer;
 use crate::support::http01::Http01Server;
 use crate::support::operator::{Run, akamu_cli};
@@ -35,6 +35,9 @@ struct Cert {
     serial: String,
     url: String,
     chain_pem: String,
+    /// Its order, and the index of the client (account) that placed it.
+    order_url: String,
+    client: usize,
 }
 
 /// The normalised serial of the leaf of `chain_pem`.
@@ -81,7 +84,8 @@ async fn wait_exited(pid: i32, timeout: Duration) {
     }
 }
 
-/// Issues certificates for fresh names until `stop`, recording each.
+/// Issues certificates for fresh names until `stop`, recording each;
+/// gives the account back.
 async fn client_loop(
     account: Account,
     http: Arc<Http01Server>,
@@ -89,7 +93,7 @@ async fn client_loop(
     stop: Arc<AtomicBool>,
     issued: Arc<Mutex<Vec<Cert>>>,
     count: Arc<AtomicUsize>,
-) {
+) -> Account {
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         let name = format!("c{id}-{n}.backup.akamu.test");
@@ -98,10 +102,13 @@ async fn client_loop(
             serial: serial_of(&got.chain_pem),
             url: got.cert_url,
             chain_pem: got.chain_pem,
+            order_url: got.order_url,
+            client: id,
         });
         count.fetch_add(1, Ordering::Relaxed);
         n += 1;
     }
+    account
 }
 
 /// Issue 12: an online backup under load restores to a CA that serves
@@ -171,8 +178,9 @@ async fn a_backup_taken_under_load_restores_to_a_ca_serving_every_certificate_in
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::Relaxed);
+    let mut accounts = Vec::new();
     for c in clients {
-        c.await.expect("client task");
+        accounts.push(c.await.expect("client task"));
     }
     let issued = issued.lock().await.clone();
 
@@ -238,20 +246,29 @@ async fn a_backup_taken_under_load_restores_to_a_ca_serving_every_certificate_in
     ca.restart_after_crash(Vec::new(), Duration::from_secs(30))
         .await;
 
-    // Every certificate the backup holds is served at its URL.
-    let raw = RawClient::new(&ca).await;
+    // Every certificate the backup holds is served at its URL, to the
+    // account that ordered it (POST-as-GET, RFC 8555 §7.4.2).
     let mut served = 0;
     for cert in &issued {
-        let rsp = raw.get(&cert.url).await;
+        let account = &accounts[cert.client];
+        let fetched = match account.order(cert.order_url.clone()).await {
+            Ok(mut order) => order.certificate().await,
+            Err(e) => Err(e),
+        };
         if in_backup.contains(&cert.serial) {
-            assert_eq!(rsp.status, http::StatusCode::OK, "GET {}", cert.url);
-            assert_eq!(String::from_utf8_lossy(&rsp.body), cert.chain_pem);
+            let chain = fetched
+                .unwrap_or_else(|e| panic!("{} after the restore: {e}", cert.url))
+                .unwrap_or_else(|| panic!("{} has no certificate after the restore", cert.url));
+            assert_eq!(chain, cert.chain_pem, "{}", cert.url);
             served += 1;
         } else {
-            assert_eq!(
-                rsp.status,
-                http::StatusCode::NOT_FOUND,
-                "a certificate signed after the backup is not in the restored database"
+            let err = fetched.expect_err(
+                "a certificate signed after the backup is not in the restored database",
+            );
+            assert!(
+                problem_type(&err) == "malformed",
+                "{}: {err}",
+                cert.order_url
             );
         }
     }
