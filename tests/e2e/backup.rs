@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use tokio::sync::Mutex;
 
 use crate::issuance::start_ca;
-use crate::support::client::{acme_account, issue_http01, problem_type};
+use crate::support::client::{acme_account, issue_http01};
 use crate::support::dns::DnsServer;
 use crate::support::http01::Http01Server;
 use crate::support::operator::{Run, akamu_cli};
@@ -262,14 +262,18 @@ async fn a_backup_taken_under_load_restores_to_a_ca_serving_every_certificate_in
             assert_eq!(chain, cert.chain_pem, "{}", cert.url);
             served += 1;
         } else {
-            let err = fetched.expect_err(
-                "a certificate signed after the backup is not in the restored database",
-            );
-            assert!(
-                problem_type(&err) == "malformed",
-                "{}: {err}",
-                cert.order_url
-            );
+            // Not in the restored database: its order is gone (404), or the
+            // backup caught it before `valid` (pending or ready: no
+            // certificate), or `processing`, which the recovery sweep
+            // completes with the certificate the signer already signed for
+            // it. Never a different certificate.
+            if let Ok(Some(chain)) = fetched {
+                assert_eq!(
+                    chain, cert.chain_pem,
+                    "{}: a processing order completes with the certificate already signed",
+                    cert.order_url
+                );
+            }
         }
     }
     assert_eq!(served, in_backup.len());
