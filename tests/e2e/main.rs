@@ -22,6 +22,10 @@ mod certbot;
 /// wildcard, renew and revoke.
 mod lego;
 
+/// rustls-acme, as the reference's downstream servers embed it: obtain and
+/// renew over tls-alpn-01.
+mod rustls_acme;
+
 /// Accounts: key rollover, EAB, deactivation, terms of service.
 mod accounts;
 
