@@ -48,6 +48,64 @@ pub fn revoke(config_path: Option<&Path>, serial_hex: &str, reason: i64) -> Resu
     })
 }
 
+/// Which certificates `renew_early` marks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RenewEarly {
+    /// These serials (any spelling [`serial::normalize`] accepts).
+    Serials(Vec<String>),
+    /// Every unexpired certificate issued before this Unix time.
+    IssuedBefore(i64),
+}
+
+/// Marks certificates for early renewal (RFC 9773, as Boulder's incident
+/// tooling does): their renewal-info window then lies in the past, with
+/// `explanation_url` as its `explanationURL`. The mark is durable (a
+/// database row per certificate). Returns how many were marked; an unknown
+/// serial is an error and marks nothing.
+pub fn renew_early(
+    config_path: Option<&Path>,
+    which: RenewEarly,
+    explanation_url: Option<&str>,
+) -> Result<usize, Error> {
+    let config = Config::load(config_path).map_err(|e| Error::Startup(e.to_string()))?;
+    if let Some(url) = explanation_url {
+        let ok = url
+            .parse::<http::Uri>()
+            .is_ok_and(|u| matches!(u.scheme_str(), Some("https" | "http")) && u.host().is_some());
+        if !ok {
+            return Err(Error::Malformed(format!(
+                "explanation URL {url:?} is not an http(s) URL"
+            )));
+        }
+    }
+    let serials = match &which {
+        RenewEarly::Serials(list) => list
+            .iter()
+            .map(|s| serial::normalize(s).map_err(|e| Error::Malformed(format!("{s:?}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?,
+        RenewEarly::IssuedBefore(_) => Vec::new(),
+    };
+    let url = explanation_url.map(str::to_owned);
+    let db = store::Store::open(&config.database_path())?;
+    let t = now();
+    db.run_blocking(move |c| {
+        let ids = match which {
+            RenewEarly::IssuedBefore(before) => {
+                store::renewals::unexpired_issued_before(c, before, t)?
+            }
+            RenewEarly::Serials(_) => serials
+                .iter()
+                .map(|s| {
+                    store::certificates::by_serial(c, s)?
+                        .map(|row| row.id)
+                        .ok_or_else(|| Error::Malformed(format!("no certificate with serial {s}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        store::renewals::mark_early(c, &ids, url.as_deref(), t)
+    })
+}
+
 /// Every certificate serial in the database at `db_path`, normalised
 /// ([`serial::normalize`]); opened read-only, so a running frontend is not
 /// disturbed.
@@ -139,6 +197,8 @@ pub fn import_certificate(
             created: t,
             updated: t,
             profile: None,
+            replaces: None,
+            replaces_certificate: None,
         };
         let row = CertRow {
             id: random_id(12),

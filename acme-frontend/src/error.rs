@@ -75,6 +75,10 @@ pub enum Error {
     /// (draft-aaron-acme-profiles).
     #[error("{0}")]
     InvalidProfile(String),
+    /// The certificate a new order `replaces` was already replaced by a
+    /// finalized order (RFC 9773 §5).
+    #[error("{0}")]
+    AlreadyReplaced(String),
     /// The revocation reason code is not allowed (RFC 8555 §7.6).
     #[error("{0}")]
     BadRevocationReason(String),
@@ -307,6 +311,7 @@ impl From<&Error> for Problem {
             }
             Error::PayloadTooLarge(_) => Problem::acme("malformed", S::PAYLOAD_TOO_LARGE, d),
             Error::InvalidProfile(_) => Problem::acme("invalidProfile", S::BAD_REQUEST, d),
+            Error::AlreadyReplaced(_) => Problem::acme("alreadyReplaced", S::CONFLICT, d),
             Error::BadRevocationReason(_) => {
                 Problem::acme("badRevocationReason", S::BAD_REQUEST, d)
             }
@@ -438,6 +443,7 @@ mod tests {
             (Error::BadCsr("x".into()), "badCSR", 400),
             (Error::BadPublicKey("x".into()), "badPublicKey", 400),
             (Error::OrderNotReady("x".into()), "orderNotReady", 403),
+            (Error::AlreadyReplaced("x".into()), "alreadyReplaced", 409),
             (
                 Error::RejectedIdentifier("x".into()),
                 "rejectedIdentifier",

@@ -25,6 +25,12 @@ impl Urls {
     pub fn of(&self, resource: Resource<'_>) -> String {
         self.absolute(&resource.path())
     }
+    /// The directory's `renewalInfo` (RFC 9773 §3): the renewal-info URL
+    /// of a certificate is this, `/`, and its identifier.
+    pub fn renewal_info_base(&self) -> String {
+        let url = self.of(Resource::RenewalInfo(""));
+        url.trim_end_matches('/').to_owned()
+    }
     /// `/acme/directory`.
     pub fn directory(&self) -> String {
         self.of(Resource::Directory)

@@ -65,6 +65,8 @@ fn order_row(id: &str, authzs: &[AuthzRow], expires: i64) -> OrderRow {
         created: T0,
         updated: T0,
         profile: None,
+        replaces: None,
+        replaces_certificate: None,
     }
 }
 

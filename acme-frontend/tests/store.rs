@@ -62,6 +62,8 @@ fn order(id: &str, account: &str, authzs: &[&AuthzRow], expires: i64) -> OrderRo
         created: T0,
         updated: T0,
         profile: None,
+        replaces: None,
+        replaces_certificate: None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The built `akamu-cli` binary against our CA and against Pebble:
 //! register, issue (http-01, tls-alpn-01, dns-01 through --dns-hook),
-//! renew --force, revoke, key-change, deregister, and the exit codes.
+//! renew (ARI window, admin renew-early, --force), revoke, key-change, deregister, and the exit codes.
 
 #[path = "../../akamu-client/tests/support/mod.rs"]
 mod support;
@@ -55,6 +55,13 @@ async fn cli(server: &str, bundle: &Path, args: &[&str]) -> Run {
         run.stderr
     );
     run
+}
+
+/// `args` followed by `--out out`.
+fn args_with_out<'a>(args: &[&'a str], out: &'a str) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend(["--out", out]);
+    all
 }
 
 fn ok(run: &Run) {
@@ -233,7 +240,8 @@ async fn cli_against_our_ca() {
     let cert_key = dir.path().join("cert.pem.key.pem");
     assert_eq!(mode(&cert_key), 0o600, "certificate key is private");
 
-    // renew --force (and without --force: no ARI on this server → warning, renews)
+    // renew --force; without --force the ARI window decides (RFC 9773):
+    // not yet for a fresh certificate, at once after admin renew-early.
     let renewed = dir.path().join("renewed.pem");
     let run = cli(
         &server,
@@ -260,28 +268,62 @@ async fn cli_against_our_ca() {
     ok(&run);
     assert_eq!(run.json()["renewed"], true);
     assert_eq!(sans(&renewed), ["www.example.org"]);
+    let renew = [
+        "--json",
+        "renew",
+        "--account-key",
+        s(&acct),
+        "-d",
+        "www.example.org",
+        "--cert",
+        s(&renewed),
+        "--http-port",
+        &http_port,
+        "--bind-addr",
+        "127.0.0.1",
+    ];
+    let run = cli(&server, &bundle, &args_with_out(&renew, s(&renewed))).await;
+    ok(&run);
+    assert_eq!(run.json()["renewed"], false, "inside its first two thirds");
+    assert!(run.stderr.contains("ARI window"), "{}", run.stderr);
+    let serial = openssl::x509::X509::from_pem(&std::fs::read(&renewed).expect("read"))
+        .expect("leaf")
+        .serial_number()
+        .to_bn()
+        .and_then(|b| b.to_hex_str().map(|h| h.to_string()))
+        .expect("serial");
     let run = cli(
         &server,
         &bundle,
         &[
-            "renew",
-            "--account-key",
-            s(&acct),
-            "-d",
-            "www.example.org",
-            "--cert",
-            s(&renewed),
-            "--out",
-            s(&renewed),
-            "--http-port",
-            &http_port,
-            "--bind-addr",
-            "127.0.0.1",
+            "--json",
+            "admin",
+            "renew-early",
+            "--serial",
+            &serial,
+            "--explanation-url",
+            "https://example.org/incident-1",
+            "--config",
+            s(&ca.config),
         ],
     )
     .await;
     ok(&run);
-    assert!(run.stderr.contains("ARI check failed"), "{}", run.stderr);
+    assert_eq!(run.json()["marked"], 1);
+    let again = dir.path().join("again.pem");
+    let run = cli(&server, &bundle, &args_with_out(&renew, s(&again))).await;
+    ok(&run);
+    assert_eq!(run.json()["renewed"], true, "marked for early renewal");
+    assert_eq!(sans(&again), ["www.example.org"]);
+    // The marked certificate is replaced now: naming it again is refused.
+    let run = cli(
+        &server,
+        &bundle,
+        &args_with_out(&renew, s(&dir.path().join("third.pem"))),
+    )
+    .await;
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stderr.contains("alreadyReplaced"), "{}", run.stderr);
 
     // issue over tls-alpn-01 with a given certificate key path
     let tls_cert = dir.path().join("tls.pem");

@@ -41,6 +41,9 @@ mod conformance;
 /// failed challenges.
 mod rfc8555;
 
+/// ACME Renewal Information (RFC 9773): windows, identifiers, `replaces`.
+mod ari;
+
 /// Revocation by owner, certificate key, authorized account; refusals.
 mod revocation;
 

@@ -172,6 +172,11 @@ impl Config {
                 "[server] idle_timeout_secs must be between 1 and 3600".into(),
             ));
         }
+        if !(60..=604_800).contains(&self.server.ari_retry_after_secs) {
+            return Err(ConfigError::Invalid(
+                "[server] ari_retry_after_secs must be between 60 and 604800".into(),
+            ));
+        }
         if !(1..=3650).contains(&self.server.retention_days) {
             return Err(ConfigError::Invalid(
                 "[server] retention_days must be between 1 and 3650".into(),

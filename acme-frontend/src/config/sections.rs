@@ -142,6 +142,11 @@ pub struct Server {
     /// orders and revocations are never deleted. 1 to 3650. Default 30.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// `Retry-After` of renewal-info answers (RFC 9773 §4.3), seconds,
+    /// before a jitter of up to a tenth is added. 60 to 604800. Default
+    /// 21600.
+    #[serde(default = "default_ari_retry_after_secs")]
+    pub ari_retry_after_secs: u32,
     /// Terms of service URL for the directory. Default none.
     pub terms_of_service_url: Option<String>,
     /// Operator website for the directory. Default none.
@@ -177,6 +182,7 @@ impl Default for Server {
             order_expiry_secs: default_expiry_secs(),
             authz_expiry_secs: default_expiry_secs(),
             retention_days: default_retention_days(),
+            ari_retry_after_secs: default_ari_retry_after_secs(),
             terms_of_service_url: None,
             website_url: None,
             caa_identities: Vec::new(),
@@ -287,6 +293,10 @@ fn default_idle_timeout_secs() -> u64 {
 fn default_expiry_secs() -> i64 {
     86400
 }
+fn default_ari_retry_after_secs() -> u32 {
+    21600
+}
+
 fn default_retention_days() -> u32 {
     30
 }

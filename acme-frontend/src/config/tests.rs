@@ -152,7 +152,6 @@ fn without_the_launcher_the_signers_sections_are_refused() {
 /// leaves the list, so the list is always exactly what is missing.
 const REFERENCE_KEYS_NOT_YET_SUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("mtc", None, "issue 16 (transparency log)"),
-    ("server", Some("ari_retry_after_secs"), "issue 13 (ARI)"),
     (
         "server",
         Some("allow_subdomain_auth"),

@@ -60,6 +60,7 @@ pub fn get(app: &App) -> Result<Reply, Error> {
             "newAuthz": u.of(Resource::NewAuthz),
             "revokeCert": u.of(Resource::RevokeCert),
             "keyChange": u.of(Resource::KeyChange),
+            "renewalInfo": u.renewal_info_base(),
             "meta": meta,
         }),
     ))

@@ -50,9 +50,25 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
 
     let oid = id.to_owned();
     let csr_stored = csr.clone();
+    // RFC 9773 §5: the certificate the order replaces is claimed in the
+    // same transaction that starts processing, so of two orders replacing
+    // one certificate only one gets this far.
+    let replaces = order.replaces_certificate.clone();
     let began = app
         .store
-        .run(move |c| store::orders::begin_processing(c, &oid, &csr_stored, t))
+        .run(move |c| {
+            if !store::orders::begin_processing(c, &oid, &csr_stored, t)? {
+                return Ok(false);
+            }
+            if let Some(cert) = &replaces
+                && !store::renewals::claim(c, cert, &oid, t)?
+            {
+                return Err(Error::AlreadyReplaced(format!(
+                    "the certificate this order replaces was replaced by another order (certificate {cert})"
+                )));
+            }
+            Ok(true)
+        })
         .await?;
     if !began {
         return Err(Error::OrderNotReady(

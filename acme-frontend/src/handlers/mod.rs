@@ -15,5 +15,6 @@ pub mod new_authz;
 pub mod new_nonce;
 pub mod new_order;
 pub mod order;
+pub mod renewal_info;
 pub mod revoke_cert;
 pub mod views;

@@ -27,6 +27,9 @@ struct Payload {
     not_before: Option<String>,
     not_after: Option<String>,
     profile: Option<String>,
+    /// RFC 9773 §5: the ARI identifier of the certificate this order
+    /// replaces.
+    replaces: Option<String>,
 }
 
 fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, Error> {
@@ -105,6 +108,12 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         }
         None => None,
     };
+    let replaces = match &payload.replaces {
+        Some(text) => {
+            Some(super::renewal_info::predecessor(app, text, &account.id, &identifiers).await?)
+        }
+        None => None,
+    };
     let validity_secs = crate::ca::profile(&ca, profile.as_deref())?.validity_secs;
     check_window(not_before, not_after, t, validity_secs)?;
 
@@ -147,6 +156,8 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
                 created: t,
                 updated: t,
                 profile,
+                replaces: replaces.as_ref().map(|(id, _)| id.clone()),
+                replaces_certificate: replaces.map(|(_, cert)| cert),
             };
             store::orders::insert(
                 c,

@@ -62,6 +62,9 @@ pub fn order(urls: &Urls, o: &OrderRow, authzs: &[AuthzRow], now: i64) -> Result
     if let Some(p) = &o.profile {
         v["profile"] = p.clone().into();
     }
+    if let Some(replaces) = &o.replaces {
+        v["replaces"] = replaces.clone().into();
+    }
     if let Some(cert) = &o.certificate_id {
         v["certificate"] = urls.certificate(cert).into();
     }

@@ -103,6 +103,9 @@ resources! {
     /// Public like the CRL (GET), and POST-as-GET for clients that fetch
     /// every ACME link that way.
     Issuer(n) => ["acme", "issuer", n], allow "GET, HEAD, POST";
+    /// RFC 9773 §4: the renewal information of a certificate, by its ARI
+    /// certificate identifier. Unauthenticated GET (§4.1).
+    RenewalInfo(cert_id) => ["acme", "renewal-info", cert_id], allow "GET, HEAD";
 }
 
 impl Resource<'_> {
@@ -134,6 +137,7 @@ mod tests {
             Resource::Challenge("z1", "http-01"),
             Resource::Certificate("c1"),
             Resource::Issuer("0"),
+            Resource::RenewalInfo("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"),
         ];
         for r in all {
             let path = r.path();

@@ -46,6 +46,7 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
         Resource::Certificate(id) => handlers::certificate::post(app, &req, id).await,
         Resource::Issuer(n) if *m == Method::POST => handlers::issuer::post(app, &req, n).await,
         Resource::Issuer(n) => handlers::issuer::get(app, n).await,
+        Resource::RenewalInfo(id) => handlers::renewal_info::get(app, id).await,
     }
 }
 

@@ -4,6 +4,7 @@
 //!
 //! **Invariant:** nothing in this module imports tokio, hyper or diesel.
 
+pub mod ari;
 pub mod contact;
 pub mod identifier;
 pub mod order;

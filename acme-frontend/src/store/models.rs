@@ -61,6 +61,11 @@ pub struct OrderRow {
     pub updated: i64,
     /// The requested certificate profile.
     pub profile: Option<String>,
+    /// The ARI certificate identifier of the certificate this order
+    /// replaces (RFC 9773 §5), as the client sent it.
+    pub replaces: Option<String>,
+    /// The id of that certificate's row.
+    pub replaces_certificate: Option<String>,
 }
 
 /// `authorizations` row.

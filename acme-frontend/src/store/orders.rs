@@ -172,7 +172,7 @@ pub fn fail_processing(
     problem_json: &str,
     now: i64,
 ) -> Result<(), Error> {
-    diesel::update(
+    let n = diesel::update(
         orders::table
             .find(id)
             .filter(orders::status.eq(OrderStatus::Processing)),
@@ -184,6 +184,10 @@ pub fn fail_processing(
         orders::updated.eq(now),
     ))
     .execute(conn)?;
+    if n == 1 {
+        // A failed replacement no longer holds the certificate it replaces.
+        super::renewals::release(conn, id)?;
+    }
     Ok(())
 }
 

@@ -29,6 +29,8 @@ diesel::table! {
         created -> BigInt,
         updated -> BigInt,
         profile -> Nullable<Text>,
+        replaces -> Nullable<Text>,
+        replaces_certificate -> Nullable<Text>,
     }
 }
 
@@ -116,3 +118,23 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(eab_keys, accounts);
+
+diesel::table! {
+    replacements (certificate_id) {
+        certificate_id -> Text,
+        order_id -> Text,
+        created -> BigInt,
+    }
+}
+
+diesel::table! {
+    renewal_marks (certificate_id) {
+        certificate_id -> Text,
+        marked_at -> BigInt,
+        explanation_url -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(replacements -> certificates (certificate_id));
+diesel::joinable!(renewal_marks -> certificates (certificate_id));
+diesel::allow_tables_to_appear_in_same_query!(replacements, renewal_marks, certificates);

@@ -3,7 +3,8 @@
 //! then has the signer sign a new CRL); `block-key` adds a key to the
 //! signer's blocklist, which the signer re-reads on its next request;
 //! `backup` writes a consistent copy of the database while the frontend
-//! serves, and `check` checks a database (live, backup or restored).
+//! serves, `check` checks a database (live, backup or restored), and
+//! `renew-early` moves certificates' ARI windows into the past.
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,22 @@ enum Action {
         #[arg(long, value_name = "FILE")]
         database: Option<PathBuf>,
     },
+    /// Ask ARI clients to renew certificates now (RFC 9773): their
+    /// renewal-info window moves into the past. Durable.
+    RenewEarly {
+        /// Serials (hex) of the certificates to renew.
+        #[arg(long, value_name = "HEX", num_args = 1.., required_unless_present = "issued_before", conflicts_with = "issued_before")]
+        serial: Vec<String>,
+        /// Every unexpired certificate issued before this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339")]
+        issued_before: Option<String>,
+        /// A page explaining why, given to clients as `explanationURL`.
+        #[arg(long, value_name = "URL")]
+        explanation_url: Option<String>,
+        /// The frontend's configuration. Default: the embedded default.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Add a public key to the signer's blocklist (SPKI SHA-256).
     BlockKey {
         /// The SPKI SHA-256, hex.
@@ -101,6 +118,35 @@ pub(crate) fn run(args: Args, out: &Output) -> Result<(), CliError> {
                 }
             };
             out.result(&human, json!({ "serial": serial, "state": state }));
+            Ok(())
+        }
+        Action::RenewEarly {
+            serial,
+            issued_before,
+            explanation_url,
+            config,
+        } => {
+            let which = match &issued_before {
+                Some(t) => {
+                    let t = time::OffsetDateTime::parse(
+                        t,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .map_err(|e| CliError::Usage(format!("--issued-before {t:?}: {e}")))?;
+                    acme_frontend::admin::RenewEarly::IssuedBefore(t.unix_timestamp())
+                }
+                None => acme_frontend::admin::RenewEarly::Serials(serial.clone()),
+            };
+            let n = acme_frontend::admin::renew_early(
+                config.as_deref(),
+                which,
+                explanation_url.as_deref(),
+            )
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+            out.result(
+                &format!("{n} certificates marked for renewal now"),
+                json!({ "marked": n, "explanation_url": explanation_url }),
+            );
             Ok(())
         }
         Action::Backup { config, out: file } => {

@@ -157,6 +157,8 @@ fn reader(
 pub struct Ca {
     pub directory: String,
     pub ca_cert: PathBuf,
+    /// The frontend's configuration file (for `akamu-cli admin --config`).
+    pub config: PathBuf,
     pub http_port: u16,
     pub tls_port: u16,
     _proc: Proc,
@@ -222,6 +224,7 @@ allow_private_targets    = true
         Ca {
             directory: ready["directory"].as_str().expect("directory").to_owned(),
             ca_cert: PathBuf::from(ready["ca_cert"].as_str().expect("ca_cert")),
+            config: config_path,
             http_port,
             tls_port,
             _proc: proc,
