@@ -942,6 +942,7 @@ fn audit_records_name_the_profile_used() {
             validity_hours: Some(24),
             max_sans: 1,
             client_auth: true,
+            common_name: false,
         },
     );
     let issuer = issuer_with(dir.path(), config);
@@ -951,6 +952,15 @@ fn audit_records_name_the_profile_used() {
         .issue(&short, None, now(), &mut rand::rng())
         .expect("issue under short");
     assert_eq!(issued.not_after - issued.not_before, DAY);
+    // `common_name = false`: an empty subject, the name in the SAN only.
+    let subject_entries = |der: &[u8]| {
+        openssl::x509::X509::from_der(der)
+            .expect("leaf")
+            .subject_name()
+            .entries()
+            .count()
+    };
+    assert_eq!(subject_entries(&issued.der), 0);
     let default = issuer
         .issue(
             &request_for(csr(&["a.example.org"], None, false)),
@@ -959,6 +969,7 @@ fn audit_records_name_the_profile_used() {
             &mut rand::rng(),
         )
         .expect("issue under the default");
+    assert_eq!(subject_entries(&default.der), 1, "CN under the default");
     let mut too_many = request(
         csr(&["a.example.org", "b.example.org"], None, false),
         ids(&["a.example.org", "b.example.org"], &[]),

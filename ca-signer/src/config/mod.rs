@@ -193,6 +193,14 @@ pub struct ProfileConfig {
     /// Add the clientAuth EKU beside serverAuth. Default false.
     #[serde(default)]
     pub client_auth: bool,
+    /// Put a DNS name of the certificate in the subject commonName (the
+    /// CSR's CN when it is one of them and fits, else the first that fits).
+    /// IP addresses never go into the CN: an IP-only certificate has an
+    /// empty subject whatever this says. `false` gives every certificate an
+    /// empty subject, as Let's Encrypt's short-lived profile does. Default
+    /// true.
+    #[serde(default = "default_true")]
+    pub common_name: bool,
 }
 
 /// `[ca]`: the CA key and certificate, and the leaf profile.
@@ -311,3 +319,7 @@ pub fn default_max_sans() -> usize {
 
 /// The profile that always exists.
 pub const DEFAULT_PROFILE: &str = "tls-server";
+
+fn default_true() -> bool {
+    true
+}

@@ -49,6 +49,9 @@ pub struct Profile {
     pub max_sans: usize,
     /// Add the clientAuth EKU.
     pub client_auth: bool,
+    /// Put a DNS name in the subject commonName (never an IP address: an
+    /// IP-only certificate has an empty subject).
+    pub common_name: bool,
     /// The CA certificate's `notAfter` (Unix seconds): no leaf outlives it.
     pub ca_not_after: i64,
 }
@@ -62,6 +65,7 @@ impl Profile {
             validity_secs: i64::from(validity_days) * 86_400,
             max_sans: MAX_IDENTIFIERS,
             client_auth: false,
+            common_name: true,
             ca_not_after,
         }
     }
@@ -146,7 +150,11 @@ pub fn check(
         .filter(|cn| sans.contains(cn));
     Ok(Checked {
         spki_der: csr.spki_der,
-        common_name: pick_common_name(csr_cn.as_ref(), &sans),
+        common_name: if profile.common_name {
+            pick_common_name(csr_cn.as_ref(), &sans)
+        } else {
+            None
+        },
         sans,
         not_before,
         not_after,
@@ -275,11 +283,14 @@ fn normalise(name: &str) -> Identifier {
 }
 
 /// The subject CN: the preferred identifier if it fits in a CN, else the first
-/// SAN that does, else none (the SAN extension is then critical).
+/// SAN that does, else none (the SAN extension is then critical). Only DNS
+/// names: an IP address in the CN is discouraged by the Baseline
+/// Requirements, and clients such as certbot 5 read the CN as a DNS name.
 fn pick_common_name(preferred: Option<&Identifier>, sans: &[Identifier]) -> Option<String> {
     preferred
         .into_iter()
         .chain(sans)
+        .filter(|id| id.kind == shared_proto::IdentifierKind::Dns)
         .map(|id| &id.value)
         .find(|v| v.chars().count() <= MAX_CN_CHARS)
         .cloned()

@@ -145,6 +145,13 @@ fn common_name_prefers_the_csr_cn_and_fits_64_chars() {
         pick_common_name(Some(&short), &sans).as_deref(),
         Some("b.example.org")
     );
+    // Never an IP address: an IP-only certificate has no CN.
+    let ip = Identifier::ip("192.0.2.1".parse().expect("ip"));
+    assert_eq!(pick_common_name(Some(&ip), std::slice::from_ref(&ip)), None);
+    assert_eq!(
+        pick_common_name(Some(&ip), &[ip.clone(), short.clone()]).as_deref(),
+        Some("b.example.org")
+    );
 }
 
 #[test]

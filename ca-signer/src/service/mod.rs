@@ -115,6 +115,7 @@ impl Issuer {
                 validity_secs: validity_hours * 3600,
                 max_sans: settings.map_or_else(config::default_max_sans, |p| p.max_sans),
                 client_auth: settings.is_some_and(|p| p.client_auth),
+                common_name: settings.is_none_or(|p| p.common_name),
                 ca_not_after: ca.not_after(),
             }
         };
