@@ -99,6 +99,22 @@ pub fn profile<'a>(info: &'a CaInfo, name: Option<&str>) -> Result<&'a ProfileIn
         })
 }
 
+/// A description of a profile for the directory's `meta.profiles` when
+/// `[server.profiles]` gives none: its validity and extended key usages.
+pub fn describe(p: &ProfileInfo) -> String {
+    let hours = p.validity_secs / 3600;
+    let validity = if hours % 24 == 0 {
+        format!("{} days", hours / 24)
+    } else {
+        format!("{hours} hours")
+    };
+    format!(
+        "certificates valid for {validity}, at most {} names, {}",
+        p.max_sans,
+        p.extended_key_usages.join(" and ")
+    )
+}
+
 /// The URL path of the CRL, if the signer puts a CRL URL in its leaves.
 pub fn crl_path(info: &CaInfo) -> Option<String> {
     info.crl_url.as_deref().and_then(crate::crl::serving_path)

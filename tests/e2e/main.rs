@@ -44,6 +44,9 @@ mod rfc8555;
 /// ACME Renewal Information (RFC 9773): windows, identifiers, `replaces`.
 mod ari;
 
+/// Certificate profiles: advertised from the signer, chosen, withdrawn.
+mod profiles;
+
 /// Revocation by owner, certificate key, authorized account; refusals.
 mod revocation;
 

@@ -154,9 +154,10 @@ pub struct Server {
     /// CAA identities for the directory. Default none.
     #[serde(default)]
     pub caa_identities: Vec<String>,
-    /// Certificate profiles offered to clients (name → description or
-    /// documentation URL); each name is also a profile of the signer.
-    /// Default none (a `profile` in new-order is then ignored).
+    /// Descriptions (or documentation URLs) of the signer's profiles for
+    /// the directory's `meta.profiles`, by name. The signer's profiles are
+    /// advertised either way; a name the signer does not offer is not.
+    /// Default none.
     #[serde(default)]
     pub profiles: std::collections::BTreeMap<String, String>,
     /// Require External Account Binding on new accounts. Default false.

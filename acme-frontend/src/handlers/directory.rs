@@ -32,19 +32,26 @@ pub fn get(app: &App) -> Result<Reply, Error> {
     if !s.caa_identities.is_empty() {
         meta.insert("caaIdentities".into(), s.caa_identities.clone().into());
     }
-    // The profiles [server.profiles] describes, among those the signer
-    // offers (draft-aaron-acme-profiles).
-    let offered = app.ca.cached();
-    let profiles: serde_json::Map<String, serde_json::Value> = s
-        .profiles
-        .iter()
-        .filter(|(name, _)| {
-            offered
-                .as_ref()
-                .is_some_and(|info| info.profiles.iter().any(|p| &&p.name == name))
+    // draft-ietf-acme-profiles: every profile the signer offers, with the
+    // description or URL [server.profiles] gives it, else one made from
+    // the signer's facts.
+    let profiles: serde_json::Map<String, serde_json::Value> = app
+        .ca
+        .cached()
+        .map(|info| {
+            info.profiles
+                .iter()
+                .map(|p| {
+                    let text = s
+                        .profiles
+                        .get(&p.name)
+                        .cloned()
+                        .unwrap_or_else(|| crate::ca::describe(p));
+                    (p.name.clone(), text.into())
+                })
+                .collect()
         })
-        .map(|(name, description)| (name.clone(), description.clone().into()))
-        .collect();
+        .unwrap_or_default();
     if !profiles.is_empty() {
         meta.insert("profiles".into(), profiles.into());
     }

@@ -40,6 +40,11 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
     let t = now();
     check_finalizable(order.status_at(&authzs, t))?;
 
+    // The profile may have left the signer since the order was placed
+    // (draft-ietf-acme-profiles: invalidProfile at finalize too).
+    let ca = crate::ca::facts(app).await?;
+    crate::ca::profile(&ca, order.profile.as_deref())?;
+
     let csr = akamu_jose::b64_decode(&payload.csr)
         .map_err(|_| Error::BadCsr("csr is not base64url".into()))?;
     let parsed = ParsedCsr::parse_and_verify(&csr).map_err(|e| Error::BadCsr(e.to_string()))?;

@@ -91,30 +91,16 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let not_after = parse_time("notAfter", &payload.not_after)?;
     let t = now();
     let ca = crate::ca::facts(app).await?;
-    // Profiles are the signer's; the ones [server.profiles] describes are
-    // advertised and may be asked for (without descriptions, `profile` is
-    // ignored and the signer's default applies).
-    let described = &app.config.server.profiles;
-    let profile = match payload.profile {
-        Some(p) if described.is_empty() => {
-            tracing::debug!(target: "frontend", profile = %p, "profiles not advertised; ignored");
-            None
-        }
-        Some(p) if described.contains_key(&p) => Some(p),
-        Some(p) => {
-            return Err(Error::InvalidProfile(format!(
-                "profile {p:?} is not offered (see the directory's meta.profiles)"
-            )));
-        }
-        None => None,
-    };
+    // Profiles are the signer's (draft-ietf-acme-profiles): an unknown one
+    // is invalidProfile; none means the signer's default.
+    let profile = payload.profile;
+    let validity_secs = crate::ca::profile(&ca, profile.as_deref())?.validity_secs;
     let replaces = match &payload.replaces {
         Some(text) => {
             Some(super::renewal_info::predecessor(app, text, &account.id, &identifiers).await?)
         }
         None => None,
     };
-    let validity_secs = crate::ca::profile(&ca, profile.as_deref())?.validity_secs;
     check_window(not_before, not_after, t, validity_secs)?;
 
     let lifetime = app.config.server.authz_expiry_secs;
