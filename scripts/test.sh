@@ -22,6 +22,12 @@ if [ ! -x .venv/bin/lint_cabf_serverauth_cert ]; then
     python3 -m venv .venv && .venv/bin/pip install -q pkilint
 fi
 
+# certbot 5 (PyPI) beside Debian's 2.1: profiles, IP addresses, ARI
+# (tests/e2e/certbot5.rs).
+if [ ! -x .venv-certbot5/bin/certbot ]; then
+    python3 -m venv .venv-certbot5 && .venv-certbot5/bin/pip install -q 'certbot>=5,<6'
+fi
+
 # Lints (skip with AKAMU_SKIP_LINT=1 when iterating).
 if [ "${AKAMU_SKIP_LINT:-0}" != 1 ]; then
     if cargo clippy --version >/dev/null 2>&1; then

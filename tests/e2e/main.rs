@@ -18,6 +18,9 @@ mod issuance;
 /// hooks, update_account, revoke, unregister.
 mod certbot;
 
+/// certbot 5 from PyPI: profiles, IP addresses, renewal by ARI.
+mod certbot5;
+
 /// Debian's lego, unmodified: http-01, tls-alpn-01, dns-01 (exec hook),
 /// wildcard, renew and revoke.
 mod lego;

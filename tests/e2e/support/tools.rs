@@ -167,6 +167,24 @@ impl Certbot {
         }
     }
 
+    /// The current certbot from PyPI (5.x, with ARI, profiles and IP
+    /// addresses), installed by `scripts/test.sh` in `.venv-certbot5` at
+    /// the workspace root, for `ca` with all its state in `dir`.
+    pub(crate) fn pypi(ca: &Ca, dir: &Path) -> Certbot {
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-certbot5/bin/certbot");
+        assert!(
+            bin.is_file(),
+            "{} is missing: `python3 -m venv .venv-certbot5 && .venv-certbot5/bin/pip install 'certbot>=5,<6'` (scripts/test.sh does it)",
+            bin.display()
+        );
+        Certbot {
+            bin,
+            directory: ca.directory().to_owned(),
+            ca_cert: ca.ca_cert().to_owned(),
+            dir: dir.to_owned(),
+        }
+    }
+
     /// `certbot ARGS… --server … --config-dir … --work-dir … --logs-dir …
     /// --non-interactive`.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
@@ -181,7 +199,10 @@ impl Certbot {
             .arg("--logs-dir")
             .arg(self.dir.join("logs"))
             .arg("--non-interactive")
-            .env("REQUESTS_CA_BUNDLE", &self.ca_cert);
+            .env("REQUESTS_CA_BUNDLE", &self.ca_cert)
+            // certbot stores naive local times (ARI's retry-after): UTC
+            // makes them comparable whatever the machine's zone.
+            .env("TZ", "UTC");
         loopback_only(&mut cmd);
         cmd
     }
