@@ -77,6 +77,16 @@ impl fmt::Display for Identifier {
     }
 }
 
+/// Whether `name` (a DNS name, any case, with or without a trailing dot or
+/// a wildcard label) is under the `.onion` special-use domain (RFC 7686):
+/// Tor hidden services, which DNS-based validation cannot prove control of
+/// (RFC 9799 forbids dns-01 for them).
+pub fn is_onion(name: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    name.len() >= 6 && name[name.len() - 6..].eq_ignore_ascii_case(".onion")
+        || name.eq_ignore_ascii_case("onion")
+}
+
 /// Whether `name` is a syntactically valid DNS name for a certificate: LDH
 /// labels of 1–63 octets, at least two labels, at most 253 octets, a leading
 /// `*.` allowed only as the whole first label.
@@ -103,6 +113,23 @@ pub fn is_valid_dns_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn onion_names() {
+        for onion in ["x.onion", "A.B.ONION", "x.onion.", "*.x.onion", "onion"] {
+            assert!(is_onion(onion), "{onion}");
+        }
+        for other in [
+            "onion.example",
+            "xonion",
+            "x.onions",
+            "example.org",
+            "",
+            ".",
+        ] {
+            assert!(!is_onion(other), "{other}");
+        }
+    }
 
     #[test]
     fn dns_name_rules() {

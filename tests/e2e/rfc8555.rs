@@ -218,7 +218,7 @@ async fn processing_resources_carry_retry_after() {
 
 /// §7.1.3 / §8: a wildcard is offered dns-01 only; an IP address (RFC
 /// 8738) is offered http-01 and tls-alpn-01 but never dns-01; a plain name
-/// all three.
+/// all three; a .onion name (RFC 9799) is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offered_challenges_follow_the_identifier() {
     let f = Fixture::new().await;
@@ -248,6 +248,19 @@ async fn offered_challenges_follow_the_identifier() {
         "plain name: {authz}"
     );
     assert!(authz.get("wildcard").is_none_or(|w| w == &json!(false)));
+
+    // RFC 9799: a .onion name is never offered dns-01; without
+    // onion-csr-01 this CA refuses it outright.
+    let rsp = s
+        .new_order_raw(
+            &[dns(
+                "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion",
+            )],
+            json!({}),
+        )
+        .await;
+    rsp.assert_problem("a .onion name", &["rejectedIdentifier"]);
+    assert_eq!(rsp.status, http::StatusCode::BAD_REQUEST);
 }
 
 /// RFC 8738 with instant-acme's `Identifier::Ip`: http-01 on 127.0.0.1,

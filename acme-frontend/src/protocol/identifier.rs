@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use serde::Deserialize;
-use shared_proto::identifier::is_valid_dns_name;
+use shared_proto::identifier::{is_onion, is_valid_dns_name};
 use shared_proto::validator::ChallengeType;
 use shared_proto::{Identifier, IdentifierKind};
 
@@ -31,6 +31,12 @@ pub fn parse(wire: &WireIdentifier) -> Result<Identifier, Error> {
             if !is_valid_dns_name(&id.value) {
                 return Err(Error::RejectedIdentifier(format!(
                     "{:?} is not a valid DNS name for a certificate",
+                    wire.value
+                )));
+            }
+            if is_onion(&id.value) {
+                return Err(Error::RejectedIdentifier(format!(
+                    "{:?} is a .onion name: RFC 9799 needs onion-csr-01 or a probe over Tor, which this CA does not offer, and forbids dns-01",
                     wire.value
                 )));
             }
@@ -119,6 +125,16 @@ mod tests {
             Err(Error::Malformed(_))
         ));
         assert!(matches!(parse_all(&[]), Err(Error::Malformed(_))));
+        for onion in [
+            "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion",
+            "*.pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion",
+            "www.duskgytldkxiuqc6.ONION",
+        ] {
+            assert!(
+                matches!(parse(&w("dns", onion)), Err(Error::RejectedIdentifier(_))),
+                "{onion}"
+            );
+        }
     }
 
     #[test]

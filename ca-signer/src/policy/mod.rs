@@ -246,7 +246,12 @@ fn check_identifiers(
     for id in identifiers {
         match id.kind {
             IdentifierKind::Dns => {
-                if !dns_ok(&id.value) || id.value != id.value.to_ascii_lowercase() {
+                // .onion names need RFC 9799's methods, which no statement
+                // of ours attests yet.
+                if !dns_ok(&id.value)
+                    || id.value != id.value.to_ascii_lowercase()
+                    || shared_proto::identifier::is_onion(&id.value)
+                {
                     return Err(PolicyRefusal::InvalidDnsName(id.value.clone()));
                 }
             }

@@ -99,6 +99,10 @@ fn identifier_table() {
             PolicyRefusal::InvalidDnsName("UPPER.example.org".into()),
         ),
         (
+            vec![Identifier::dns("duskgytldkxiuqc6.onion")],
+            PolicyRefusal::InvalidDnsName("duskgytldkxiuqc6.onion".into()),
+        ),
+        (
             vec![bad(IdentifierKind::Ip, "010.0.0.1")],
             PolicyRefusal::InvalidIpAddress("010.0.0.1".into()),
         ),
