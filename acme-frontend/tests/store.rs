@@ -364,3 +364,79 @@ async fn in_flight_claims_are_released_when_a_job_fails_or_panics() {
     assert!(!set.contains("challenge-1"), "the panic released the claim");
     assert!(set.claim("challenge-1").is_some());
 }
+
+/// RFC 9773 state: a certificate is claimed by one replacing order at a
+/// time, a failed replacement releases its claim, and early-renewal marks
+/// select by serial or by issuance time (unexpired only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacement_claims_and_renewal_marks() {
+    let db = db();
+    add_account(&db, "acct").await;
+    let authzs = insert_order(&db, "o1", "acct", &["a.example"]).await;
+    validate(&db, &authzs[0], valid()).await;
+    db.store
+        .run(|c| store::orders::begin_processing(c, "o1", &[1], T0 + 5))
+        .await
+        .expect("begin");
+    let mut old = certificate("c-old", "o1", "0a");
+    old.created = T0 + 6;
+    db.store
+        .run_durable(move |c| store::orders::complete_issuance(c, old, T0 + 6))
+        .await
+        .expect("issue");
+
+    let claims = db
+        .store
+        .run(|c| {
+            Ok((
+                store::renewals::claim(c, "c-old", "o2", T0 + 10)?,
+                store::renewals::claim(c, "c-old", "o2", T0 + 11)?,
+                store::renewals::claim(c, "c-old", "o3", T0 + 12)?,
+                store::renewals::replaced_by(c, "c-old")?,
+            ))
+        })
+        .await
+        .expect("claims");
+    assert_eq!(claims, (true, true, false, Some("o2".to_owned())));
+    let after_release = db
+        .store
+        .run(|c| {
+            store::renewals::release(c, "o2")?;
+            Ok((
+                store::renewals::replaced_by(c, "c-old")?,
+                store::renewals::claim(c, "c-old", "o3", T0 + 13)?,
+            ))
+        })
+        .await
+        .expect("release");
+    assert_eq!(
+        after_release,
+        (None, true),
+        "o3 may replace it once o2 failed"
+    );
+
+    let marks = db
+        .store
+        .run(|c| {
+            let before = store::renewals::unexpired_issued_before(c, T0 + 7, T0 + 8)?;
+            let none = store::renewals::unexpired_issued_before(c, T0 + 6, T0 + 8)?;
+            let expired = store::renewals::unexpired_issued_before(c, T0 + 7, T0 + 91 * 86400)?;
+            let n = store::renewals::mark_early(c, &before, Some("https://x.example/i"), T0 + 9)?;
+            let again = store::renewals::mark_early(c, &before, None, T0 + 10)?;
+            Ok((
+                before,
+                none,
+                expired,
+                n,
+                again,
+                store::renewals::mark(c, "c-old")?,
+            ))
+        })
+        .await
+        .expect("marks");
+    assert_eq!(marks.0, ["c-old"]);
+    assert!(marks.1.is_empty(), "issued at T0+6, not before it");
+    assert!(marks.2.is_empty(), "expired certificates are not marked");
+    assert_eq!((marks.3, marks.4), (1, 1));
+    assert_eq!(marks.5, Some((T0 + 10, None)), "the latest mark wins");
+}
