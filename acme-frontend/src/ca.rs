@@ -138,6 +138,7 @@ mod tests {
                     validity_secs: 86_400,
                     max_sans: 100,
                     extended_key_usages: vec!["serverAuth".into()],
+                    authz_reuse_secs: None,
                 })
                 .collect(),
             max_validity_secs: 90 * 86_400,

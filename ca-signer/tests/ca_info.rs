@@ -31,6 +31,7 @@ max_sans = 10
 [profiles.mtls]
 max_sans = 3
 client_auth = true
+authz_reuse_secs = 3600
 "#,
         socket = dir.join("run/signer.sock"),
         key = dir.join("ca/ca.key.pem"),
@@ -88,12 +89,14 @@ async fn ca_info_reports_the_configured_ca() {
                 validity_secs: 30 * 86_400,
                 max_sans: 3,
                 extended_key_usages: vec!["serverAuth".to_owned(), "clientAuth".to_owned()],
+                authz_reuse_secs: Some(3600),
             },
             ProfileInfo {
                 name: "web".to_owned(),
                 validity_secs: 240 * 3600,
                 max_sans: 10,
                 extended_key_usages: server_auth(),
+                authz_reuse_secs: None,
             },
         ],
         "every configured profile, sorted by name"
@@ -146,6 +149,7 @@ async fn ca_info_of_a_minimal_signer() {
             validity_secs: 90 * 86_400,
             max_sans: 100,
             extended_key_usages: vec!["serverAuth".to_owned()],
+            authz_reuse_secs: None,
         }]
     );
     assert_eq!(info.max_validity_secs, 100 * 86_400);

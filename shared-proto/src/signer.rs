@@ -105,6 +105,10 @@ pub struct ProfileInfo {
     /// Extended key usages, as names: "serverAuth", and "clientAuth" when
     /// the profile allows it.
     pub extended_key_usages: Vec<String>,
+    /// How long after its validation an authorization may serve orders
+    /// under this profile, seconds (Boulder's validation profiles); `None`:
+    /// as long as the authorization is valid.
+    pub authz_reuse_secs: Option<i64>,
 }
 
 /// A request to sign a CRL: the full list of revoked, unexpired certificates.

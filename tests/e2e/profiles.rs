@@ -32,6 +32,9 @@ common_name = false
 
 [signer.profiles.mtls]
 client_auth = true
+
+[signer.profiles.fresh]
+authz_reuse_secs = 2
 "#;
 
 async fn start(dns_server: &DnsServer, signer_profiles: &str) -> Ca {
@@ -72,7 +75,7 @@ async fn directory_advertises_the_signers_profiles_and_orders_use_them() {
     let profiles = dir["meta"]["profiles"].as_object().expect("meta.profiles");
     let mut names: Vec<&str> = profiles.keys().map(String::as_str).collect();
     names.sort_unstable();
-    assert_eq!(names, ["mtls", "short", "tls-server"], "{dir}");
+    assert_eq!(names, ["fresh", "mtls", "short", "tls-server"], "{dir}");
     assert_eq!(profiles["short"], "https://example.org/profiles/short");
     let mtls = profiles["mtls"].as_str().expect("text");
     assert!(
@@ -178,4 +181,38 @@ async fn a_withdrawn_profile_is_invalid_at_finalize() {
     let again = s.post_ok(&url, None).await;
     let again: Value = serde_json::from_slice(&again.body).expect("order");
     assert_eq!(again["status"], "ready", "not finalized: {again}");
+}
+
+/// A profile's `authz_reuse_secs` (Boulder's validation profiles): its
+/// orders reuse an authorization only that long after its validation;
+/// orders under the default profile reuse it as long as it is valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_limits_authorization_reuse() {
+    let dns_server = DnsServer::start().await;
+    let ca = start(&dns_server, SIGNER_PROFILES).await;
+    let http = Http01Server::start(ca.http_validation_port()).await;
+    let raw = RawClient::new(&ca).await;
+    let s = Session::new(&raw).await;
+    let name = "reuse.example.org";
+    let (url, order) = s.new_order(&[dns(name)]).await;
+    s.answer_http01(&order, &http).await;
+    assert_eq!(s.settle(&url).await["status"], "ready");
+
+    let status = |profile: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let extra = profile.map_or_else(|| json!({}), |p| json!({ "profile": p }));
+            let rsp = s.new_order_raw(&[dns(name)], extra).await;
+            let (_, order) = created(&rsp, "an order for the validated name");
+            order["status"].as_str().expect("status").to_owned()
+        }
+    };
+    assert_eq!(status(Some("fresh")).await, "ready", "validated just now");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        status(Some("fresh")).await,
+        "pending",
+        "older than the profile allows"
+    );
+    assert_eq!(status(None).await, "ready", "the default profile reuses it");
 }

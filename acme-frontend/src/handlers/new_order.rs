@@ -94,7 +94,9 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     // Profiles are the signer's (draft-ietf-acme-profiles): an unknown one
     // is invalidProfile; none means the signer's default.
     let profile = payload.profile;
-    let validity_secs = crate::ca::profile(&ca, profile.as_deref())?.validity_secs;
+    let chosen = crate::ca::profile(&ca, profile.as_deref())?;
+    let validity_secs = chosen.validity_secs;
+    let validated_since = chosen.authz_reuse_secs.map_or(i64::MIN, |r| t - r);
     let replaces = match &payload.replaces {
         Some(text) => {
             Some(super::renewal_info::predecessor(app, text, &account.id, &identifiers).await?)
@@ -117,7 +119,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
             let mut new_authzs = Vec::new();
             let mut challenges = Vec::new();
             for id in &ids {
-                match store::authzs::reusable(c, &aid, id, t)? {
+                match store::authzs::reusable_since(c, &aid, id, t, validated_since)? {
                     Some(existing) => authzs.push(existing),
                     None => {
                         let (authz, chall) = new_authz(id, &aid, t, lifetime);

@@ -238,6 +238,18 @@ pub fn reusable(
     identifier: &shared_proto::Identifier,
     valid_until: i64,
 ) -> Result<Option<AuthzRow>, Error> {
+    reusable_since(conn, account_id, identifier, valid_until, i64::MIN)
+}
+
+/// [`reusable`], among authorizations validated at or after
+/// `validated_since` (a profile's reuse limit).
+pub fn reusable_since(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    identifier: &shared_proto::Identifier,
+    valid_until: i64,
+    validated_since: i64,
+) -> Result<Option<AuthzRow>, Error> {
     Ok(authorizations::table
         .filter(authorizations::account_id.eq(account_id))
         .filter(authorizations::identifier_type.eq(identifier.kind.as_str()))
@@ -245,6 +257,9 @@ pub fn reusable(
         .filter(authorizations::wildcard.eq(identifier.is_wildcard()))
         .filter(authorizations::status.eq(AuthzStatus::Valid))
         .filter(authorizations::expires.gt(valid_until))
+        // A valid authorization's `updated` is the moment it became valid
+        // (nothing changes it afterwards but deactivation).
+        .filter(authorizations::updated.ge(validated_since))
         .order(authorizations::expires.desc())
         .select(AuthzRow::as_select())
         // Not `.first()`: SQLite re-prepares a statement whose `LIMIT ?`

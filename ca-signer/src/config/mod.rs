@@ -201,6 +201,12 @@ pub struct ProfileConfig {
     /// true.
     #[serde(default = "default_true")]
     pub common_name: bool,
+    /// Orders under this profile reuse an authorization only this many
+    /// seconds after its validation (Boulder's validation profiles). The
+    /// frontend applies it; default: for as long as the authorization is
+    /// valid.
+    #[serde(default)]
+    pub authz_reuse_secs: Option<u32>,
 }
 
 /// `[ca]`: the CA key and certificate, and the leaf profile.

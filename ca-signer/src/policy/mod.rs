@@ -52,6 +52,9 @@ pub struct Profile {
     /// Put a DNS name in the subject commonName (never an IP address: an
     /// IP-only certificate has an empty subject).
     pub common_name: bool,
+    /// Seconds after validation an authorization serves orders under this
+    /// profile (told to the frontend, which reuses authorizations).
+    pub authz_reuse_secs: Option<i64>,
     /// The CA certificate's `notAfter` (Unix seconds): no leaf outlives it.
     pub ca_not_after: i64,
 }
@@ -66,6 +69,7 @@ impl Profile {
             max_sans: MAX_IDENTIFIERS,
             client_auth: false,
             common_name: true,
+            authz_reuse_secs: None,
             ca_not_after,
         }
     }

@@ -116,6 +116,7 @@ impl Issuer {
                 max_sans: settings.map_or_else(config::default_max_sans, |p| p.max_sans),
                 client_auth: settings.is_some_and(|p| p.client_auth),
                 common_name: settings.is_none_or(|p| p.common_name),
+                authz_reuse_secs: settings.and_then(|p| p.authz_reuse_secs).map(i64::from),
                 ca_not_after: ca.not_after(),
             }
         };
@@ -428,6 +429,7 @@ impl Issuer {
                 .chain(p.client_auth.then_some("clientAuth"))
                 .map(str::to_owned)
                 .collect(),
+            authz_reuse_secs: p.authz_reuse_secs,
         };
         CaInfo {
             chain_pem: self.ca.chain_pem(),
