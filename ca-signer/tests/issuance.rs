@@ -943,6 +943,7 @@ fn audit_records_name_the_profile_used() {
             max_sans: 1,
             client_auth: true,
             common_name: false,
+            authz_reuse_secs: None,
         },
     );
     let issuer = issuer_with(dir.path(), config);
