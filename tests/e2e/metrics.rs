@@ -231,6 +231,8 @@ async fn scrape_passes_promtool_and_shows_what_happened() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     promtool_check(&text.0);
+    // Shown with --nocapture (the sample in docs/src/operations.md).
+    println!("--- scrape ---\n{}--- end of scrape ---", text.0);
 
     assert!(text.value("akamu_certificates_issued_total", &[]) >= 1.0);
     assert_eq!(text.value("akamu_certificates_revoked_total", &[]), 1.0);

@@ -72,13 +72,13 @@ impl Collector for Figures {
         gauge(
             &mut e,
             "akamu_signer_up",
-            "Whether the signer answered this scrape's metrics RPC in time (1) or not (0)",
+            "Whether the signer answered this scrape's metrics RPC in time (1) or not (0).",
             i64::from(self.signer.is_some()),
         )?;
         gauge(
             &mut e,
             "akamu_validator_up",
-            "Whether the validator answered this scrape's metrics RPC in time (1) or not (0)",
+            "Whether the validator answered this scrape's metrics RPC in time (1) or not (0).",
             i64::from(self.validator.is_some()),
         )?;
         if let Some(s) = &self.signer {
@@ -91,7 +91,7 @@ impl Collector for Figures {
             gauge(
                 &mut e,
                 "akamu_crl_age_seconds",
-                "Seconds since thisUpdate of the CRL being served",
+                "Seconds since thisUpdate of the CRL being served.",
                 (self.now - this_update).max(0),
             )?;
         }
@@ -108,25 +108,25 @@ impl Figures {
         let families: [ProcessFamily; 4] = [
             (
                 "akamu_process_cpu_seconds",
-                "User and system CPU time spent by each process, seconds",
+                "User and system CPU time spent by each process, seconds.",
                 MetricType::Counter,
                 |p| p.cpu_seconds,
             ),
             (
                 "akamu_process_resident_memory_bytes",
-                "Resident memory of each process, bytes",
+                "Resident memory of each process, bytes.",
                 MetricType::Gauge,
                 |p| p.resident_memory_bytes as f64,
             ),
             (
                 "akamu_process_virtual_memory_bytes",
-                "Virtual memory of each process, bytes",
+                "Virtual memory of each process, bytes.",
                 MetricType::Gauge,
                 |p| p.virtual_memory_bytes as f64,
             ),
             (
                 "akamu_process_start_time_seconds",
-                "Start time of each process since the Unix epoch, seconds",
+                "Start time of each process since the Unix epoch, seconds.",
                 MetricType::Gauge,
                 |p| p.start_time_seconds,
             ),
@@ -150,7 +150,7 @@ fn encode_signer(e: &mut DescriptorEncoder, s: &SignerMetrics) -> Fmt {
     {
         let mut m = e.encode_descriptor(
             "akamu_signer_signatures",
-            "Signatures made with the CA key, by kind (certificate, crl)",
+            "Signatures made with the CA key, by kind (certificate, crl).",
             None,
             MetricType::Counter,
         )?;
@@ -164,37 +164,37 @@ fn encode_signer(e: &mut DescriptorEncoder, s: &SignerMetrics) -> Fmt {
     counter(
         e,
         "akamu_signer_refusals",
-        "Issue requests the signer refused by policy (audited)",
+        "Issue requests the signer refused by policy (audited).",
         s.refusals,
     )?;
     counter(
         e,
         "akamu_signer_repeated_requests",
-        "Repeated issue requests answered with the certificate already signed",
+        "Repeated issue requests answered with the certificate already signed.",
         s.repeated_requests,
     )?;
     counter(
         e,
         "akamu_signer_key_errors",
-        "Signing operations with the CA key (file or HSM) that failed",
+        "Signing operations with the CA key (file or HSM) that failed.",
         s.key_errors,
     )?;
     counter(
         e,
         "akamu_signer_audit_errors",
-        "Audit-log appends that failed",
+        "Audit-log appends that failed.",
         s.audit_errors,
     )?;
     histogram(
         e,
         "akamu_signer_sign_duration_seconds",
-        "Duration of each signature with the CA key",
+        "Duration of each signature with the CA key.",
         &s.sign_seconds,
     )?;
     histogram(
         e,
         "akamu_signer_audit_append_duration_seconds",
-        "Duration of each audit-log append, fsync included",
+        "Duration of each audit-log append, fsync included.",
         &s.audit_append_seconds,
     )
 }
@@ -204,7 +204,7 @@ fn encode_validator(e: &mut DescriptorEncoder, v: &ValidatorMetrics) -> Fmt {
     if !v.probes.is_empty() {
         let mut m = e.encode_descriptor(
             "akamu_validator_probes",
-            "Probes the validator finished, by challenge type and result (valid, or the ACME problem type)",
+            "Probes the validator finished, by challenge type and result (valid, or the ACME problem type).",
             None,
             MetricType::Counter,
         )?;
@@ -217,7 +217,7 @@ fn encode_validator(e: &mut DescriptorEncoder, v: &ValidatorMetrics) -> Fmt {
     histogram(
         e,
         "akamu_validator_probe_duration_seconds",
-        "Duration of each probe (resolution, connection and statement included)",
+        "Duration of each probe (resolution, connection and statement included).",
         &v.probe_seconds,
     )
 }
