@@ -21,6 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use instant_acme::{RevocationReason, RevocationRequest};
 use rustls::pki_types::CertificateDer;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::client::{RawClient, acme_account, issue_http01};
 use crate::support::dns::DnsServer;
@@ -322,6 +323,33 @@ async fn scrape_passes_promtool_and_shows_what_happened() {
     let rsp = raw.get(&format!("{}/metrics", ca.base_url())).await;
     assert_eq!(rsp.status, StatusCode::NOT_FOUND, "{rsp:?}");
     assert!(!String::from_utf8_lossy(&rsp.body).contains("akamu_"));
+
+    // Bounded: a request body is never waited for, and a peer that sends
+    // nothing is dropped after the header deadline.
+    let addr = format!("127.0.0.1:{metrics_port}");
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .expect("send headers");
+    let mut head = vec![0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+        .await
+        .expect("answered without the announced body")
+        .expect("read");
+    assert_eq!(&head, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&head));
+    let mut silent = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut byte))
+        .await
+        .expect("a silent connection is closed by the server");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
 
     // A signer that does not answer (stopped): the scrape still succeeds,
     // within the peer deadline, and says so.
