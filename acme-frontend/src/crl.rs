@@ -30,6 +30,14 @@ impl CrlCache {
             .and_then(|c| c.as_ref().map(|(crl, _)| crl.der.clone()))
     }
 
+    /// `thisUpdate` of the current CRL, Unix seconds.
+    pub fn this_update(&self) -> Option<i64> {
+        self.current
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().map(|(crl, _)| crl.this_update))
+    }
+
     fn needs_refresh(&self, mark: (i64, i64), now: i64) -> bool {
         let Ok(current) = self.current.read() else {
             return true;

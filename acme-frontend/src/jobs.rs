@@ -142,7 +142,14 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
         account_uri: app.urls.account(&account.id),
         authz_expires: authz.expires,
     };
-    Ok(match app.peers.validate(request).await {
+    let result = app.peers.validate(request).await;
+    let counted = match &result {
+        Ok(Ok(_)) => "valid",
+        Ok(Err(p)) => p.kind.acme_type(),
+        Err(_) => "unavailable",
+    };
+    crate::metrics::validation(challenge_type.as_str(), counted);
+    Ok(match result {
         Ok(Ok(record)) => Outcome::Valid(
             json!({
                 "url": record.url,
@@ -184,6 +191,7 @@ pub async fn issue(app: &Arc<App>, order: OrderRow, attempt: Attempt) -> Result<
 }
 
 async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Result<(), Error> {
+    let started = tokio::time::Instant::now();
     let Some(csr) = order.csr.clone() else {
         return Err(Error::Internal(format!(
             "order {} is processing without a CSR",
@@ -237,6 +245,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
             app.store
                 .run_durable(move |c| store::orders::complete_issuance(c, row, t))
                 .await?;
+            crate::metrics::issued(started.elapsed());
             tracing::info!(target: "frontend", order = %order.id, serial = %cert.serial_hex, "certificate issued");
             return Ok(());
         }

@@ -69,8 +69,21 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|e| Error::Startup(format!("binding {}: {e}", config.listen_addr)))?;
+    // Off unless configured; bound before privileges are dropped.
+    let metrics_listener = match config.metrics.listen_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Startup(format!("binding [metrics] {addr}: {e}")))?,
+        ),
+        None => None,
+    };
     drop_privileges(&config)?;
     let app = App::new(config)?;
+    if let Some(listener) = metrics_listener {
+        tracing::info!(target: "frontend", addr = ?listener.local_addr().ok(), "serving /metrics");
+        tokio::spawn(crate::metrics::server::serve(app.clone(), listener));
+    }
     // Learn the CA's facts before the first request when the signer is up
     // (a signer that is down is retried in the background).
     if let Err(e) = crate::ca::facts(&app).await {

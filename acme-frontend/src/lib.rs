@@ -20,6 +20,7 @@ pub mod handlers;
 pub mod http;
 pub mod jobs;
 pub mod launcher;
+pub mod metrics;
 pub mod nonces;
 pub mod protocol;
 pub mod rpc;

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shared_proto::deadline::{self, context_with};
-use shared_proto::signer::{CaInfo, IssueRequest, IssuedCertificate, SignerError, SignerRpcClient};
+use shared_proto::signer::{
+    CaInfo, IssueRequest, IssuedCertificate, SignerError, SignerMetrics, SignerRpcClient,
+};
 use shared_proto::transport::{self, TransportError};
 use shared_proto::validator::{
-    ValidateRequest, ValidationProblem, ValidationRecord, ValidatorRpcClient,
+    ValidateRequest, ValidationProblem, ValidationRecord, ValidatorMetrics, ValidatorRpcClient,
 };
 use tarpc::client::RpcError;
 use tokio::net::UnixStream;
@@ -93,7 +95,7 @@ impl Peers {
         &self,
         request: IssueRequest,
     ) -> Result<Result<IssuedCertificate, SignerError>, CallError> {
-        retry(&self.signer, |c| {
+        retry(&self.signer, "issue_certificate", |c| {
             let request = request.clone();
             async move {
                 c.issue_certificate(context_with(deadline::SIGNER_CALL), request)
@@ -105,7 +107,7 @@ impl Peers {
 
     /// What the CA is, as the signer owns it.
     pub async fn ca_info(&self) -> Result<Result<CaInfo, SignerError>, CallError> {
-        retry(&self.signer, |c| async move {
+        retry(&self.signer, "ca_info", |c| async move {
             c.ca_info(context_with(deadline::SIGNER_CALL)).await
         })
         .await
@@ -122,7 +124,7 @@ impl Peers {
         &self,
         request: shared_proto::signer::CrlRequest,
     ) -> Result<Result<shared_proto::signer::SignedCrl, SignerError>, CallError> {
-        retry(&self.signer, |c| {
+        retry(&self.signer, "generate_crl", |c| {
             let request = request.clone();
             async move {
                 c.generate_crl(context_with(deadline::SIGNER_CALL), request)
@@ -132,12 +134,29 @@ impl Peers {
         .await
     }
 
+    /// The signer's figures for `/metrics`: one attempt within `deadline`
+    /// (connection included), `None` if the signer did not answer.
+    pub async fn signer_metrics(&self, deadline: Duration) -> Option<SignerMetrics> {
+        once(&self.signer, "metrics", deadline, |c| async move {
+            c.metrics(context_with(deadline)).await
+        })
+        .await
+    }
+
+    /// The validator's figures for `/metrics`, like [`Self::signer_metrics`].
+    pub async fn validator_metrics(&self, deadline: Duration) -> Option<ValidatorMetrics> {
+        once(&self.validator, "metrics", deadline, |c| async move {
+            c.metrics(context_with(deadline)).await
+        })
+        .await
+    }
+
     /// Asks the validator to probe a challenge.
     pub async fn validate(
         &self,
         request: ValidateRequest,
     ) -> Result<Result<ValidationRecord, ValidationProblem>, CallError> {
-        retry(&self.validator, |c| {
+        retry(&self.validator, "validate_challenge", |c| {
             let request = request.clone();
             async move {
                 c.validate_challenge(context_with(deadline::VALIDATOR_CALL), request)
@@ -148,10 +167,67 @@ impl Peers {
     }
 }
 
+/// Calls `f` on the link's client once, within `deadline` (connection
+/// included); a failure resets the link. Counted for `/metrics` like every
+/// call.
+async fn once<C, T, F, Fut>(
+    link: &Link<C>,
+    method: &'static str,
+    deadline: Duration,
+    f: F,
+) -> Option<T>
+where
+    C: Clone,
+    F: FnOnce(C) -> Fut,
+    Fut: std::future::Future<Output = Result<T, RpcError>>,
+{
+    let attempt = async {
+        let Ok(client) = link.get().await else {
+            crate::metrics::rpc(link.name, method, Err("connect"));
+            return None;
+        };
+        match timed(link.name, method, f(client)).await {
+            Ok(v) => Some(v),
+            Err(_) => {
+                link.reset().await;
+                None
+            }
+        }
+    };
+    match tokio::time::timeout(deadline, attempt).await {
+        Ok(v) => v,
+        Err(_) => {
+            crate::metrics::rpc(link.name, method, Err("deadline"));
+            None
+        }
+    }
+}
+
+/// Awaits one call, recording its duration or its failure for `/metrics`.
+async fn timed<T>(
+    peer: &'static str,
+    method: &'static str,
+    call: impl std::future::Future<Output = Result<T, RpcError>>,
+) -> Result<T, RpcError> {
+    let started = tokio::time::Instant::now();
+    let result = call.await;
+    crate::metrics::rpc(
+        peer,
+        method,
+        match &result {
+            Ok(_) => Ok(started.elapsed()),
+            Err(RpcError::DeadlineExceeded) => Err("deadline"),
+            Err(_) => Err("transport"),
+        },
+    );
+    result
+}
+
 /// Calls `f` on the link's client; on transport failures resets the link and
 /// retries with backoff until [`RETRY_BUDGET`] is spent. A deadline exceeded
-/// by the peer itself is not retried.
-async fn retry<C, T, F, Fut>(link: &Link<C>, f: F) -> Result<T, CallError>
+/// by the peer itself is not retried. Every attempt is counted for
+/// `/metrics` under `method`.
+async fn retry<C, T, F, Fut>(link: &Link<C>, method: &'static str, f: F) -> Result<T, CallError>
 where
     C: Clone,
     F: Fn(C) -> Fut,
@@ -161,7 +237,7 @@ where
     let mut backoff = Duration::from_millis(50);
     loop {
         let detail = match link.get().await {
-            Ok(client) => match f(client).await {
+            Ok(client) => match timed(link.name, method, f(client)).await {
                 Ok(v) => return Ok(v),
                 Err(RpcError::DeadlineExceeded) => {
                     return Err(CallError::Unavailable {
@@ -174,7 +250,10 @@ where
                     e.to_string()
                 }
             },
-            Err(e) => e.to_string(),
+            Err(e) => {
+                crate::metrics::rpc(link.name, method, Err("connect"));
+                e.to_string()
+            }
         };
         if start.elapsed() + backoff > RETRY_BUDGET {
             tracing::warn!(target: "frontend", peer = link.name, %detail, "giving up on peer");

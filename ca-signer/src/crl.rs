@@ -131,7 +131,8 @@ impl LintedCrl {
         {
             return Err(Error::WrongSigningKey);
         }
-        let signature = key.sign(&self.tbs_der)?;
+        let signature =
+            crate::metrics::sign(crate::metrics::SignatureKind::Crl, key, &self.tbs_der)?;
         let crl = CertificateList {
             signature_algorithm: self.tbs.signature.clone(),
             tbs_cert_list: self.tbs,

@@ -22,6 +22,7 @@ pub mod error;
 pub mod files;
 pub mod inflight;
 pub mod keys;
+pub mod metrics;
 pub mod policy;
 pub mod recent;
 pub mod server;

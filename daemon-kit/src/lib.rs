@@ -1,6 +1,7 @@
 //! Plumbing the Akāmu daemons share, written once: the accept loop of the
 //! signer and the validator ([`accept`]), the `READY` line a launcher waits
 //! for ([`ready`]), the clock ([`clock`]), atomic file writes ([`files`]),
+//! the figures reported to `/metrics` ([`figures`]),
 //! dropping privileges ([`privileges`]) and logging set-up ([`logging`]).
 //!
 //! Arrows point down: this crate uses `shared-proto`'s transport and
@@ -8,6 +9,7 @@
 
 pub mod accept;
 pub mod clock;
+pub mod figures;
 pub mod files;
 pub mod logging;
 pub mod privileges;

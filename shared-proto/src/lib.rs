@@ -6,12 +6,15 @@
 //!   length cap.
 //! * [`deadline`] builds tarpc contexts with an explicit deadline.
 //! * [`statement`] is the validator-signed statement of what it validated.
+//! * [`metrics`] holds the figures the daemons report to the frontend's
+//!   `/metrics`.
 //!
 //! bincode is positional: append fields and variants at the end, never reorder,
 //! and bump [`PROTOCOL_VERSION`] on any change of a wire type.
 
 pub mod deadline;
 pub mod identifier;
+pub mod metrics;
 pub mod peer;
 pub mod signer;
 pub mod statement;
@@ -22,4 +25,4 @@ pub use identifier::{Identifier, IdentifierKind};
 
 /// Version of the wire types in this crate. Both ends send it in the connection
 /// preamble and refuse to talk to a different version.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;

@@ -19,6 +19,9 @@ pub trait SignerRpc {
     async fn ca_info() -> Result<CaInfo, SignerError>;
     /// Signs a fresh CRL listing `request.revoked`, with the next CRL Number.
     async fn generate_crl(request: CrlRequest) -> Result<SignedCrl, SignerError>;
+    /// The signer's own figures (signatures, latencies, errors, CPU and
+    /// memory) for the frontend's `/metrics` (protocol version 6).
+    async fn metrics() -> SignerMetrics;
 }
 
 /// A request to issue one leaf certificate.
@@ -141,6 +144,30 @@ pub struct SignedCrl {
     pub this_update: i64,
     /// `nextUpdate`, Unix seconds.
     pub next_update: i64,
+}
+
+/// The signer's figures since it started, for the frontend's `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SignerMetrics {
+    /// Leaf certificates signed (a repeated request answered with the
+    /// certificate already signed is not counted again).
+    pub certificates_signed: u64,
+    /// CRLs signed.
+    pub crls_signed: u64,
+    /// Issue requests refused by policy (audited refusals).
+    pub refusals: u64,
+    /// Repeated issue requests answered with the certificate already signed.
+    pub repeated_requests: u64,
+    /// Signing operations with the CA key that failed (file key or HSM).
+    pub key_errors: u64,
+    /// Audit-log appends that failed (the request then failed too).
+    pub audit_errors: u64,
+    /// Duration of each signature with the CA key (certificates and CRLs).
+    pub sign_seconds: crate::metrics::Histogram,
+    /// Duration of each audit-log append, fsync included.
+    pub audit_append_seconds: crate::metrics::Histogram,
+    /// The signer process's CPU and memory.
+    pub process: crate::metrics::ProcessFigures,
 }
 
 /// Why the signer refused or failed a request.

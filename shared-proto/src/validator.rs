@@ -18,6 +18,33 @@ pub trait ValidatorRpc {
     async fn validate_challenge(
         request: ValidateRequest,
     ) -> Result<ValidationRecord, ValidationProblem>;
+    /// The validator's own figures (probes by challenge type and result,
+    /// probe latency, CPU and memory) for the frontend's `/metrics`
+    /// (protocol version 6).
+    async fn metrics() -> ValidatorMetrics;
+}
+
+/// The validator's figures since it started, for the frontend's `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValidatorMetrics {
+    /// Probes finished, by challenge type and result.
+    pub probes: Vec<ProbeCount>,
+    /// Duration of each probe (request checks, resolution, connection and
+    /// statement included).
+    pub probe_seconds: crate::metrics::Histogram,
+    /// The validator process's CPU and memory.
+    pub process: crate::metrics::ProcessFigures,
+}
+
+/// How many probes of one challenge type ended one way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeCount {
+    /// The challenge type.
+    pub challenge: ChallengeType,
+    /// `None` for a successful probe, else the problem it ended with.
+    pub problem: Option<ProblemKind>,
+    /// How many.
+    pub count: u64,
 }
 
 /// ACME challenge types.

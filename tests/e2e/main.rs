@@ -86,6 +86,11 @@ mod key_policy;
 /// restore drill of the operations chapter.
 mod backup;
 
+/// Metrics (issue 12): `/metrics` on its own listener, checked with
+/// `promtool check metrics`; the signer's and the validator's figures over
+/// their RPC; off by default.
+mod metrics;
+
 /// A full disk under the state directory (a tmpfs; root only):
 /// `serverInternal`, a consistent database, recovery once space is freed.
 mod disk_full;

@@ -553,14 +553,15 @@ const PROTOCOL_VERSION: u16 = shared_proto::PROTOCOL_VERSION;
 /// listed on its own (serde-reflection finds all variants only of the type
 /// it traces); the test names one that is missing.
 fn wire_types(t: &mut WireTrace) {
+    use shared_proto::metrics::{Histogram, ProcessFigures};
     use shared_proto::signer::{
         CaInfo, CrlRequest, IssueRequest, IssuedCertificate, ProfileInfo, RevokedEntry, SignedCrl,
-        SignerError, SignerRpcRequest, SignerRpcResponse,
+        SignerError, SignerMetrics, SignerRpcRequest, SignerRpcResponse,
     };
     use shared_proto::statement::{SignedStatement, Statement};
     use shared_proto::validator::{
-        ChallengeType, ProblemKind, ValidateRequest, ValidationProblem, ValidationRecord,
-        ValidatorRpcRequest, ValidatorRpcResponse,
+        ChallengeType, ProbeCount, ProblemKind, ValidateRequest, ValidationProblem,
+        ValidationRecord, ValidatorMetrics, ValidatorRpcRequest, ValidatorRpcResponse,
     };
     use shared_proto::{Identifier, IdentifierKind};
 
@@ -577,7 +578,8 @@ fn wire_types(t: &mut WireTrace) {
     responses!(SignerRpcResponse {
         IssueCertificate,
         CaInfo,
-        GenerateCrl
+        GenerateCrl,
+        Metrics
     });
     t.ty::<IssueRequest>();
     t.ty::<IssuedCertificate>();
@@ -587,15 +589,25 @@ fn wire_types(t: &mut WireTrace) {
     t.ty::<RevokedEntry>();
     t.ty::<SignedCrl>();
     t.ty::<SignerError>();
+    t.ty::<SignerMetrics>();
 
     // ValidatorRpc.
     t.ty::<ValidatorRpcRequest>();
-    responses!(ValidatorRpcResponse { ValidateChallenge });
+    responses!(ValidatorRpcResponse {
+        ValidateChallenge,
+        Metrics
+    });
     t.ty::<ValidateRequest>();
     t.ty::<ChallengeType>();
     t.ty::<ValidationRecord>();
     t.ty::<ValidationProblem>();
     t.ty::<ProblemKind>();
+    t.ty::<ValidatorMetrics>();
+    t.ty::<ProbeCount>();
+
+    // Figures of the metrics RPCs.
+    t.ty::<Histogram>();
+    t.ty::<ProcessFigures>();
 
     // Validation statements (their JSON is what the validator signs).
     t.ty::<Statement>();

@@ -15,6 +15,7 @@ pub mod danger;
 pub mod dns01;
 pub mod error;
 pub mod http01;
+pub mod metrics;
 pub mod probe;
 pub mod resolver;
 pub mod server;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use shared_proto::statement::{Statement, StatementKey, capped_expiry};
 use shared_proto::validator::{
-    ChallengeType, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorRpc,
+    ChallengeType, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorMetrics,
+    ValidatorRpc,
 };
 use tarpc::context;
 
@@ -90,6 +91,7 @@ impl ValidatorService {
         &self,
         request: &ValidateRequest,
     ) -> Result<ValidationRecord, ValidationProblem> {
+        let started = std::time::Instant::now();
         let result = match check_request(request) {
             Ok(()) => self
                 .probe(request)
@@ -112,7 +114,13 @@ impl ValidatorService {
                 "probe finished"
             ),
         }
-        result.map_err(ValidationProblem::from)
+        let result = result.map_err(ValidationProblem::from);
+        crate::metrics::probed(
+            request.challenge_type,
+            result.as_ref().err().map(|p| p.kind),
+            started.elapsed(),
+        );
+        result
     }
 
     async fn probe(&self, request: &ValidateRequest) -> Result<ValidationRecord, ProbeError> {
@@ -146,6 +154,10 @@ impl ValidatorRpc for ValidatorService {
         request: ValidateRequest,
     ) -> Result<ValidationRecord, ValidationProblem> {
         self.validate(&request).await
+    }
+
+    async fn metrics(self, _: context::Context) -> ValidatorMetrics {
+        crate::metrics::snapshot()
     }
 }
 

@@ -52,6 +52,9 @@ pub struct Config {
     /// `[launcher]`: whether this process starts the other two.
     #[serde(default)]
     pub launcher: Launcher,
+    /// `[metrics]`: the Prometheus listener (off by default).
+    #[serde(default)]
+    pub metrics: Metrics,
     /// User to switch to when started as root. Default `akamu-frontend`, or
     /// no switch when the launcher is enabled (development runs everything
     /// as the invoking user).

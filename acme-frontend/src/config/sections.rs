@@ -221,6 +221,15 @@ pub struct ValidatorLink {
     pub socket_path: Option<PathBuf>,
 }
 
+/// `[metrics]`: the Prometheus listener, off unless `listen_addr` is set.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Address of the plain-HTTP listener serving `GET /metrics` (for
+    /// example `127.0.0.1:9100`). Default: none, nothing listens.
+    pub listen_addr: Option<SocketAddr>,
+}
+
 /// `[launcher]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -112,6 +112,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         ));
     }
     tracing::info!(target: "frontend", %serial, reason, "certificate revoked");
+    crate::metrics::revoked();
     app.revocations.notify_one();
     Ok(Reply::empty(StatusCode::OK))
 }

@@ -14,6 +14,28 @@ macro_rules! segment {
     };
 }
 
+/// A path segment as a literal, or `None` for a captured id.
+macro_rules! literal {
+    ($lit:literal) => {
+        Some($lit)
+    };
+    ($capture:ident) => {
+        None
+    };
+}
+
+/// The last literal of a row's segments: the resource's name.
+const fn last_literal(segments: &[Option<&'static str>]) -> &'static str {
+    let mut i = segments.len();
+    while i > 0 {
+        i -= 1;
+        if let Some(s) = segments[i] {
+            return s;
+        }
+    }
+    ""
+}
+
 macro_rules! resources {
     ($(
         $(#[$doc:meta])*
@@ -54,6 +76,15 @@ macro_rules! resources {
                     )+
                 }
                 path
+            }
+
+            /// The resource's name, the last literal segment of its path
+            /// (`new-order`, `finalize`, `chall`): the `endpoint` label of
+            /// the request metrics, never a URL or an id.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant { .. } => const { last_literal(&[$(literal!($seg)),+]) },)+
+                }
             }
 
             /// The methods this resource answers, as the `Allow` header of a
@@ -144,6 +175,12 @@ mod tests {
             assert_eq!(Resource::parse(&path), Some(r), "{path}");
         }
         assert_eq!(Resource::Finalize("o1").path(), "/acme/order/o1/finalize");
+        // Names label the request metrics: one per row, none empty.
+        let names: std::collections::BTreeSet<&str> = all.iter().map(Resource::name).collect();
+        assert_eq!(names.len(), all.len(), "{names:?}");
+        assert!(!names.contains(""));
+        assert_eq!(Resource::NewOrder.name(), "new-order");
+        assert_eq!(Resource::Finalize("o1").name(), "finalize");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub fn finish(
         Ok(r) => r,
         Err(e) => {
             let problem = Problem::from(&e);
+            crate::metrics::problem(&problem.kind);
             if problem.status >= 500 {
                 tracing::warn!(target: "frontend", kind = %problem.kind, detail = %problem.detail, "request failed");
             } else {

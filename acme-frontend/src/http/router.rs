@@ -50,6 +50,16 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
     }
 }
 
+/// The `endpoint` label of a request for `path`: its resource's name,
+/// `crl`, or `unknown` (a small fixed set, never the path itself).
+pub fn endpoint(app: &App, path: &str) -> &'static str {
+    match Resource::parse(path) {
+        Some(r) => r.name(),
+        None if is_crl_path(app, path) => "crl",
+        None => "unknown",
+    }
+}
+
 /// Whether `path` is the CRL distribution point the signer puts in its
 /// leaves (known once the signer told the CA's facts).
 fn is_crl_path(app: &App, path: &str) -> bool {

@@ -200,6 +200,7 @@ impl Drop for InFlight {
 async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> http::Response<ResponseBody> {
     let (parts, mut body) = req.into_parts();
     let method = parts.method.clone();
+    let endpoint = super::router::endpoint(&app, parts.uri.path());
     let result = async {
         let declared = parts
             .headers
@@ -229,7 +230,9 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> http::Response<
         route(&app, request).await
     }
     .await;
-    finish(&app, &method, result).map(|reply| ResponseBody {
+    let response = finish(&app, &method, result);
+    crate::metrics::request(endpoint, response.status().as_u16());
+    response.map(|reply| ResponseBody {
         reply,
         _request: body,
     })

@@ -361,8 +361,12 @@ fn run_batch(
             Err("a write job panicked; its batch was rolled back".into()),
         );
     }
+    let committing = std::time::Instant::now();
     match AnsiTransactionManager::commit_transaction(&mut *conn) {
-        Ok(()) => (finishes, Ok(())),
+        Ok(()) => {
+            crate::metrics::db_commit(committing.elapsed(), finishes.len(), durable);
+            (finishes, Ok(()))
+        }
         Err(e) => {
             rollback_all(conn);
             (finishes, Err(format!("commit: {e}")))

@@ -235,7 +235,20 @@ impl AuditLog {
     }
 
     /// Appends `entry` at time `now`, fsyncs, and returns the new record.
+    /// The append's duration (and a failure) is counted for `/metrics`.
     pub fn append(
+        &self,
+        operation: Operation,
+        entry: Entry,
+        now: i64,
+    ) -> Result<Record, AuditError> {
+        let started = std::time::Instant::now();
+        let result = self.append_timed(operation, entry, now);
+        crate::metrics::audit_appended(started, result.is_ok());
+        result
+    }
+
+    fn append_timed(
         &self,
         operation: Operation,
         entry: Entry,

@@ -236,6 +236,7 @@ impl Issuer {
                 serial = %signed.serial_hex,
                 "repeated request: answering with the certificate already issued for it"
             );
+            crate::metrics::repeated();
             return self.issued(signed);
         }
         let detail = format!("account={} order={}", request.account_uri, request.order_id);
@@ -255,6 +256,7 @@ impl Issuer {
             Ok(signed) => signed,
             Err(e) => {
                 if e.is_refusal() {
+                    crate::metrics::refused();
                     let names = request
                         .identifiers
                         .iter()

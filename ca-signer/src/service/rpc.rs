@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use shared_proto::peer::PeerCred;
 use shared_proto::signer::{
-    CaInfo, CrlRequest, IssueRequest, IssuedCertificate, SignedCrl, SignerError, SignerRpc,
+    CaInfo, CrlRequest, IssueRequest, IssuedCertificate, SignedCrl, SignerError, SignerMetrics,
+    SignerRpc,
 };
 use tarpc::context::Context;
 
@@ -97,6 +98,11 @@ impl SignerRpc for SignerService {
 
     async fn ca_info(self, _ctx: Context) -> Result<CaInfo, SignerError> {
         Ok(self.issuer.ca_info())
+    }
+
+    async fn metrics(self, _ctx: Context) -> SignerMetrics {
+        // Reads a few atomics and two small files under /proc/self.
+        crate::metrics::snapshot()
     }
 
     async fn generate_crl(

@@ -164,7 +164,11 @@ impl LintedTbs {
         {
             return Err(Error::WrongSigningKey);
         }
-        let signature = key.sign(&self.tbs_der)?;
+        let signature = crate::metrics::sign(
+            crate::metrics::SignatureKind::Certificate,
+            key,
+            &self.tbs_der,
+        )?;
         let cert = self
             .builder
             .assemble(BitString::from_bytes(&signature)?, &self.issuer)?;
