@@ -18,7 +18,7 @@ use crate::protocol::validity::check_window;
 use crate::protocol::{AuthzStatus, ChallengeStatus};
 use crate::store::models::{AuthzRow, ChallengeRow, OrderRow};
 use crate::store::{self, orders::NewOrder};
-use crate::{App, now, random_id};
+use crate::{App, now, random_id, rate_limits};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -83,7 +83,10 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let auth = req.authenticate(app, KeyRef::Kid).await?;
     let account = auth.account()?.clone();
     let payload: Payload = auth.json()?;
-    let identifiers = parse_all(&payload.identifiers)?;
+    let identifiers = parse_all(
+        &payload.identifiers,
+        app.config.server.max_identifiers_per_order,
+    )?;
     let not_before = parse_time("notBefore", &payload.not_before)?;
     let not_after = parse_time("notAfter", &payload.not_after)?;
     let t = now();
@@ -115,6 +118,9 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let ids = identifiers.clone();
     let oid = order_id.clone();
     let order_identifiers = views::identifiers_json(&identifiers).to_string();
+    // Limits are decided in the job that inserts the order: a refusal, or
+    // a failure after the spend, rolls the whole order back, spend included.
+    let limits = app.rate_limits.clone();
     let (order, authzs) = app
         .store
         .run(move |c| {
@@ -131,6 +137,17 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
                         challenges.extend(chall);
                     }
                 }
+            }
+            if !limits.is_empty() {
+                let order = rate_limits::NewOrder {
+                    account_id: &aid,
+                    identifiers: &ids,
+                    new_authzs: new_authzs.len(),
+                    // The hook for ARI renewals (RFC 9773 `replaces`),
+                    // which will be exempt; no order is one yet.
+                    renewal_exempt: false,
+                };
+                rate_limits::admit_new_order(c, &limits, &order, crate::now_ms())?;
             }
             let statuses: Vec<AuthzStatus> = authzs.iter().map(|a| a.status).collect();
             let order = OrderRow {

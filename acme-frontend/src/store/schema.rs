@@ -116,3 +116,20 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(eab_keys, accounts);
+
+diesel::table! {
+    rate_limit_buckets (limit_name, bucket_key) {
+        limit_name -> Text,
+        bucket_key -> Text,
+        tat -> BigInt,
+    }
+}
+
+diesel::table! {
+    paused_identifiers (account_id, identifier_type, identifier_value) {
+        account_id -> Text,
+        identifier_type -> Text,
+        identifier_value -> Text,
+        paused_at -> BigInt,
+    }
+}
