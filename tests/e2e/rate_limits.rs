@@ -14,11 +14,12 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::acme::{Session, challenge, dns};
+use crate::support::client::JwsAccount;
 use crate::support::client::{JOSE_JSON, RawClient, RawResponse, sign_with_jwk};
 use crate::support::dns::DnsServer;
 use crate::support::http01::Http01Server;
 use crate::support::operator::akamu_cli;
-use crate::support::procs::{Ca, CaOptions};
+use crate::support::procs::{Ca, CaOptions, binary_path, free_port};
 
 const RATE_LIMITED: &str = "rateLimited";
 
@@ -133,6 +134,143 @@ async fn new_orders_per_account_is_429_with_retry_after_and_passes_after_the_per
     // Another account has its own bucket.
     let other = Session::new(&f.raw).await;
     other.new_order(&[dns("o0.example.org")]).await;
+}
+
+/// A second `acme-frontend` on the same database, the signer's and the
+/// validator's sockets and the same public base URL (two front ends behind
+/// one load balancer), killed on drop.
+struct SecondFrontend {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl SecondFrontend {
+    fn start(ca: &Ca, limits: &str) -> SecondFrontend {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let s = ca.state_dir().display();
+        let config = format!(
+            "listen_addr = \"127.0.0.1:{port}\"\nbase_url = \"{base}\"\n\
+             state_dir = \"{state}\"\nuser = \"root\"\ngroup = \"root\"\n\
+             [database]\npath = \"{db}\"\n\
+             [tls]\nenabled = true\ncert_file = \"{s}/server.crt\"\nkey_file = \"{s}/server.key\"\n\
+             [signer]\nsocket_path = \"{s}/signer.sock\"\n\
+             [validator]\nsocket_path = \"{s}/validator.sock\"\n\
+             [launcher]\nenabled = false\n{limits}",
+            base = ca.base_url(),
+            state = dir.path().join("state").display(),
+            db = ca.db_path().display(),
+        );
+        let path = dir.path().join("frontend.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut child = std::process::Command::new(binary_path("acme-frontend"))
+            .arg("--config")
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).expect("stderr file"))
+            .spawn()
+            .expect("spawn the second acme-frontend");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let ready = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("READY "));
+        let this = SecondFrontend {
+            child,
+            port,
+            _dir: dir,
+        };
+        assert!(
+            ready,
+            "the second frontend printed no READY line: {}",
+            std::fs::read_to_string(this._dir.path().join("stderr")).unwrap_or_default()
+        );
+        this
+    }
+
+    /// `account`'s POST of `payload` to `url` (a URL of the shared base),
+    /// sent to this front end with one of its own nonces.
+    async fn post(
+        &self,
+        raw: &RawClient,
+        ca: &Ca,
+        account: &JwsAccount,
+        url: &str,
+        payload: &Value,
+    ) -> RawResponse {
+        let here = |u: &str| {
+            let moved = u.replacen(
+                &ca.base_url(),
+                &format!("https://localhost:{}", self.port),
+                1,
+            );
+            assert_ne!(moved, u, "{u} is not under {}", ca.base_url());
+            moved
+        };
+        let nonce = raw
+            .send(Method::HEAD, &here(&raw.url("newNonce")), None, Vec::new())
+            .await
+            .nonce()
+            .expect("the second frontend's nonce");
+        let body = account.sign(&nonce, url, Some(payload));
+        raw.post_jose(&here(url), &body).await
+    }
+}
+
+impl Drop for SecondFrontend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two front ends on one database share the buckets: a burst of 2 is
+/// two orders in all, whichever front end takes them.
+#[tokio::test]
+async fn a_second_frontend_on_the_same_database_sees_the_same_bucket() {
+    let limits = "[rate_limits.new_orders_per_account]\ncount = 1\nperiod_secs = 3600\nburst = 2\n";
+    let f = Fixture::new("", limits, &["example.org."]).await;
+    let second = SecondFrontend::start(&f.ca, limits);
+    let s = Session::new(&f.raw).await;
+    let new_order = f.raw.url("newOrder");
+    let order = |name: &str| json!({"identifiers": [dns(name)]});
+    let rsp = second
+        .post(
+            &f.raw,
+            &f.ca,
+            &s.account,
+            &new_order,
+            &order("b1.example.org"),
+        )
+        .await;
+    assert_eq!(
+        rsp.status,
+        StatusCode::CREATED,
+        "through the second: {rsp:?}"
+    );
+    s.new_order(&[dns("a1.example.org")]).await;
+    let rsp = s.new_order_raw(&[dns("a2.example.org")], json!({})).await;
+    assert_limited(
+        &rsp,
+        "third order, first front end",
+        "new_orders_per_account",
+    );
+    let rsp = second
+        .post(
+            &f.raw,
+            &f.ca,
+            &s.account,
+            &new_order,
+            &order("b2.example.org"),
+        )
+        .await;
+    assert_limited(
+        &rsp,
+        "third order, second front end",
+        "new_orders_per_account",
+    );
 }
 
 /// New accounts per client address, the address taken from
