@@ -3,8 +3,9 @@
 //! then has the signer sign a new CRL); `block-key` adds a key to the
 //! signer's blocklist, which the signer re-reads on its next request;
 //! `unpause` lifts the pause repeated failed validations put on an
-//! account's identifiers; `backup` writes a consistent copy of the database while the frontend
-//! serves, and `check` checks a database (live, backup or restored).
+//! account's identifiers; `backup` writes a consistent copy of the
+//! database while the frontend serves, and `check` checks a database
+//! (live, backup or restored).
 
 use std::path::{Path, PathBuf};
 
