@@ -1,11 +1,12 @@
 //! Rate-limit state in a real SQLite file (no spawned binaries): two
 //! stores opened on one database file, as two front ends on one database,
 //! share every bucket; a job that fails after its spend takes the spend
-//! back; pauses and unpauses; the pending counts use their partial indexes.
+//! back; pauses and unpauses (the pending counts' query plans are checked
+//! in `store::rate_limits`).
 
 use std::net::IpAddr;
 
-use acme_frontend::config::{BucketLimit, CountLimit, RateLimits};
+use acme_frontend::config::{BucketLimit, RateLimits};
 use acme_frontend::error::Error;
 use acme_frontend::protocol::AccountStatus;
 use acme_frontend::rate_limits::{self, NewOrder, Policy};
@@ -221,50 +222,4 @@ async fn failures_pause_and_unpause_lifts_and_refills() {
     );
     // The bucket was refilled: the next failure does not pause at once.
     assert!(!fail(false, NOW_MS + 8).await);
-}
-
-#[tokio::test]
-async fn pending_counts_use_their_partial_indexes() {
-    use diesel::prelude::*;
-    #[derive(QueryableByName)]
-    struct Plan {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        detail: String,
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("akamu.db");
-    Store::open(&path).expect("migrate");
-    let mut conn = Store::open_read_only(&path).expect("read-only");
-    let plan = |conn: &mut diesel::SqliteConnection, sql: &str| -> String {
-        diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-            .load::<Plan>(conn)
-            .expect("plan")
-            .into_iter()
-            .map(|p| p.detail)
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    // The statements diesel builds for `store::rate_limits`, as SQLite
-    // sees them.
-    let orders = plan(
-        &mut conn,
-        "SELECT COUNT(*), MIN(expires) FROM orders WHERE account_id = 'a' \
-         AND status IN ('pending', 'ready') AND expires > 0",
-    );
-    assert!(orders.contains("idx_orders_account_unfinished"), "{orders}");
-    let authzs = plan(
-        &mut conn,
-        "SELECT COUNT(*), MIN(expires) FROM authorizations WHERE account_id = 'a' \
-         AND status = 'pending' AND expires > 0",
-    );
-    assert!(authzs.contains("idx_authz_account_pending"), "{authzs}");
-    // And the functions answer.
-    let p = Policy::from_config(&RateLimits {
-        pending_orders_per_account: Some(CountLimit { count: 1 }),
-        ..RateLimits::default()
-    })
-    .expect("policy");
-    assert!(!p.is_empty());
-    let counts = store::rate_limits::unfinished_orders(&mut conn, "a", 0).expect("count");
-    assert_eq!(counts, (0, None));
 }

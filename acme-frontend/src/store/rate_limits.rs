@@ -7,8 +7,8 @@
 
 use diesel::dsl::{count_star, min, sql};
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
-use diesel::sqlite::SqliteConnection;
+use diesel::sql_types::{BigInt, Bool, Nullable};
+use diesel::sqlite::{Sqlite, SqliteConnection};
 use shared_proto::Identifier;
 
 use super::schema::{authorizations, orders, paused_identifiers, rate_limit_buckets};
@@ -166,15 +166,22 @@ pub fn unfinished_orders(
     account_id: &str,
     now: i64,
 ) -> Result<(i64, Option<i64>), Error> {
+    Ok(unfinished_orders_query(account_id, now).get_result(conn)?)
+}
+
+fn unfinished_orders_query(
+    account_id: &str,
+    now: i64,
+) -> orders::BoxedQuery<'_, Sqlite, (BigInt, Nullable<BigInt>)> {
     // The status test is written out so that SQLite matches it with the
     // partial index `idx_orders_account_unfinished` (a bound parameter
     // would not match the index's literal).
-    Ok(orders::table
+    orders::table
         .filter(orders::account_id.eq(account_id))
         .filter(sql::<Bool>("status IN ('pending', 'ready')"))
         .filter(orders::expires.gt(now))
         .select((count_star(), min(orders::expires)))
-        .get_result(conn)?)
+        .into_boxed()
 }
 
 /// How many authorizations of `account_id` are pending and unexpired at
@@ -184,11 +191,62 @@ pub fn pending_authzs(
     account_id: &str,
     now: i64,
 ) -> Result<(i64, Option<i64>), Error> {
+    Ok(pending_authzs_query(account_id, now).get_result(conn)?)
+}
+
+fn pending_authzs_query(
+    account_id: &str,
+    now: i64,
+) -> authorizations::BoxedQuery<'_, Sqlite, (BigInt, Nullable<BigInt>)> {
     // Written out for the partial index `idx_authz_account_pending`.
-    Ok(authorizations::table
+    authorizations::table
         .filter(authorizations::account_id.eq(account_id))
         .filter(sql::<Bool>("status = 'pending'"))
         .filter(authorizations::expires.gt(now))
         .select((count_star(), min(authorizations::expires)))
-        .get_result(conn)?)
+        .into_boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+
+    /// SQLite's plan for a statement diesel built (its SQL, binds unset).
+    fn plan<Q: diesel::query_builder::QueryFragment<Sqlite>>(
+        conn: &mut SqliteConnection,
+        q: &Q,
+    ) -> String {
+        let text = diesel::debug_query::<Sqlite, _>(q).to_string();
+        let sql = text.split(" -- binds").next().unwrap_or_default();
+        diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<Plan>(conn)
+            .expect("plan")
+            .into_iter()
+            .map(|p| p.detail)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn the_pending_counts_use_their_partial_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        crate::store::Store::open(&path).expect("migrate");
+        let mut conn = crate::store::Store::open_read_only(&path).expect("open");
+        let orders = plan(&mut conn, &unfinished_orders_query("a", 0));
+        assert!(orders.contains("idx_orders_account_unfinished"), "{orders}");
+        let authzs = plan(&mut conn, &pending_authzs_query("a", 0));
+        assert!(authzs.contains("idx_authz_account_pending"), "{authzs}");
+        assert_eq!(
+            unfinished_orders(&mut conn, "a", 0).expect("count"),
+            (0, None)
+        );
+        assert_eq!(pending_authzs(&mut conn, "a", 0).expect("count"), (0, None));
+    }
 }
