@@ -62,14 +62,8 @@ pub fn unpause(
     identifiers: &[String],
 ) -> Result<rate_limits::Unpaused, Error> {
     let config = Config::load(config_path).map_err(|e| Error::Startup(e.to_string()))?;
-    let account_id = account
-        .trim()
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| Error::Malformed(format!("{account:?} is not an account id or URL")))?
-        .to_owned();
+    let account_id = rate_limits::account_id_of(account)
+        .ok_or_else(|| Error::Malformed(format!("{account:?} is not an account id or URL")))?;
     let ids = identifiers
         .iter()
         .map(|s| operator_identifier(s))

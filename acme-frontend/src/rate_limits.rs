@@ -208,9 +208,9 @@ impl Policy {
     }
 }
 
-/// The account id an override names: an id, or an account URL (its last
-/// path segment).
-fn account_id_of(s: &str) -> Option<String> {
+/// The account id an override or an operator names: an id, or an account
+/// URL (its last path segment).
+pub fn account_id_of(s: &str) -> Option<String> {
     let id = s.trim().trim_end_matches('/').rsplit('/').next()?;
     let ok = !id.is_empty()
         && id
