@@ -1,5 +1,6 @@
 //! Operator actions on the frontend's database, used by `akamu-cli admin`
-//! and `akamu-cli audit reconcile`. They never involve the CA key: a
+//! (revocation, unpausing a rate-limited account, backups, checks) and
+//! `akamu-cli audit reconcile`. They never involve the CA key: a
 //! revocation is recorded here, and the running frontend notices it and has
 //! the signer sign a new CRL. The CLI reaches the database only through
 //! these functions (and they only through `store`).
@@ -9,10 +10,11 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::protocol::identifier::{self, WireIdentifier};
 use crate::protocol::revocation::check_reason;
 use crate::protocol::{CertificateStatus, OrderStatus};
 use crate::store::models::{CertRow, OrderRow};
-use crate::{now, random_id, store};
+use crate::{now, random_id, rate_limits, store};
 use akamu_pki::serial;
 
 /// What an operator revocation did.
@@ -104,6 +106,54 @@ pub fn renew_early(
         };
         store::renewals::mark_early(c, &ids, url.as_deref(), t)
     })
+}
+
+/// Lifts the pauses of an account (rate limit
+/// `failed_validations_per_account_identifier`) in the database named by
+/// the frontend configuration at `config_path`: for `identifiers` (`name`,
+/// `dns:name`, an IP address or `ip:address`), or every paused identifier
+/// of the account when empty. `account` is its id or URL. Returns what was
+/// lifted (empty when nothing was paused).
+pub fn unpause(
+    config_path: Option<&Path>,
+    account: &str,
+    identifiers: &[String],
+) -> Result<rate_limits::Unpaused, Error> {
+    let config = Config::load(config_path).map_err(|e| Error::Startup(e.to_string()))?;
+    let account_id = rate_limits::account_id_of(account)
+        .ok_or_else(|| Error::Malformed(format!("{account:?} is not an account id or URL")))?;
+    let ids = identifiers
+        .iter()
+        .map(|s| operator_identifier(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let db = store::Store::open(&config.database_path())?;
+    db.run_blocking(move |c| {
+        if store::accounts::by_id(c, &account_id)?.is_none() {
+            return Err(Error::Malformed(format!("no account {account_id}")));
+        }
+        let only = (!ids.is_empty()).then_some(ids.as_slice());
+        rate_limits::unpause(c, &account_id, only)
+    })
+}
+
+/// An identifier as an operator types it: `dns:name`, `ip:address`, or
+/// the bare name or address.
+fn operator_identifier(s: &str) -> Result<shared_proto::Identifier, Error> {
+    let wire = match s.split_once(':') {
+        Some((kind @ ("dns" | "ip"), value)) => WireIdentifier {
+            kind: kind.to_owned(),
+            value: value.to_owned(),
+        },
+        _ if s.parse::<std::net::IpAddr>().is_ok() => WireIdentifier {
+            kind: "ip".to_owned(),
+            value: s.to_owned(),
+        },
+        _ => WireIdentifier {
+            kind: "dns".to_owned(),
+            value: s.to_owned(),
+        },
+    };
+    identifier::parse(&wire)
 }
 
 /// Every certificate serial in the database at `db_path`, normalised

@@ -97,6 +97,18 @@ pub enum Error {
         /// The conflicting resource.
         location: String,
     },
+    /// A rate limit refused the request (RFC 8555 §6.6); made only by
+    /// `rate_limits::refuse`.
+    #[error("{detail}")]
+    RateLimited {
+        /// The limit (its `[rate_limits]` table name).
+        limit: &'static str,
+        /// Seconds until the limit allows the request (`Retry-After`);
+        /// `None` when only an operator can lift it.
+        retry_after_secs: Option<u64>,
+        /// Explanation, naming the limit.
+        detail: String,
+    },
     /// The signer answered with a refusal or an internal failure.
     #[error("{0}")]
     Signer(#[from] SignerError),
@@ -240,6 +252,9 @@ pub struct Problem {
     /// Sent as the `Allow` header, not in the body (405).
     #[serde(skip)]
     pub allow: Option<&'static str>,
+    /// Sent as the `Retry-After` header in seconds, not in the body (429).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 /// The ACME error namespace.
@@ -257,6 +272,7 @@ impl Problem {
             algorithms: None,
             location: None,
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -322,6 +338,12 @@ impl From<&Error> for Problem {
             Error::Conflict { location, .. } => Problem {
                 location: Some(location.clone()),
                 ..Problem::acme("malformed", S::CONFLICT, d)
+            },
+            Error::RateLimited {
+                retry_after_secs, ..
+            } => Problem {
+                retry_after: *retry_after_secs,
+                ..Problem::acme("rateLimited", S::TOO_MANY_REQUESTS, d)
             },
             Error::Signer(refusal) => signer_problem(refusal, e),
             Error::Validation(p) => Problem::acme(p.kind.acme_type(), S::BAD_REQUEST, &p.detail),
@@ -486,6 +508,15 @@ mod tests {
                 500,
             ),
             (Error::NotYetAvailable("later"), "serverInternal", 503),
+            (
+                Error::RateLimited {
+                    limit: "new_orders_per_account",
+                    retry_after_secs: Some(3),
+                    detail: "x".into(),
+                },
+                "rateLimited",
+                429,
+            ),
         ];
         for (err, kind, status) in cases {
             let p = Problem::from(&err);

@@ -98,9 +98,28 @@ async fn run_probe(app: &App, challenge: ChallengeRow, authz: AuthzRow) {
     };
     let valid = matches!(outcome, Outcome::Valid(..));
     let cid = challenge.id.clone();
+    let limits = app.rate_limits.clone();
+    let identifier = authz_identifier(&authz);
+    let account_id = authz.account_id.clone();
     let result = app
         .store
-        .run(move |c| store::authzs::record_validation(c, &cid, outcome, now()))
+        .run(move |c| {
+            let recorded = store::authzs::record_validation(c, &cid, outcome, now())?;
+            // The failed-validations limit counts (and pauses) in the same
+            // transaction as the result it counts.
+            if recorded && !limits.is_empty() {
+                let id = identifier?;
+                crate::rate_limits::after_validation(
+                    c,
+                    &limits,
+                    &account_id,
+                    &id,
+                    valid,
+                    crate::now_ms(),
+                )?;
+            }
+            Ok(())
+        })
         .await;
     match result {
         Ok(()) => {
@@ -112,13 +131,8 @@ async fn run_probe(app: &App, challenge: ChallengeRow, authz: AuthzRow) {
     }
 }
 
-async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<Outcome, Error> {
-    let account_id = authz.account_id.clone();
-    let account = app
-        .store
-        .read(move |c| store::accounts::by_id(c, &account_id))
-        .await?
-        .ok_or_else(|| Error::Internal("authorization without account".into()))?;
+/// The identifier an authorization is for (with its wildcard label).
+fn authz_identifier(authz: &AuthzRow) -> Result<Identifier, Error> {
     let kind =
         IdentifierKind::parse(&authz.identifier_type).ok_or_else(|| DatabaseError::Corrupt {
             what: "identifier type",
@@ -129,13 +143,24 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
     } else {
         authz.identifier_value.clone()
     };
+    Ok(Identifier { kind, value })
+}
+
+async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<Outcome, Error> {
+    let account_id = authz.account_id.clone();
+    let account = app
+        .store
+        .read(move |c| store::accounts::by_id(c, &account_id))
+        .await?
+        .ok_or_else(|| Error::Internal("authorization without account".into()))?;
+    let identifier = authz_identifier(authz)?;
     let challenge_type =
         ChallengeType::parse(&challenge.kind).ok_or_else(|| DatabaseError::Corrupt {
             what: "challenge type",
             value: challenge.kind.clone(),
         })?;
     let request = ValidateRequest {
-        identifier: Identifier { kind, value },
+        identifier,
         challenge_type,
         token: authz.token.clone(),
         key_authorization: format!("{}.{}", authz.token, account.jwk_thumbprint),
@@ -242,8 +267,23 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
                 revocation_reason: None,
                 created: t,
             };
+            let limits = app.rate_limits.clone();
+            let (account_id, identifiers) = (order.account_id.clone(), order.identifiers()?);
             app.store
-                .run_durable(move |c| store::orders::complete_issuance(c, row, t))
+                .run_durable(move |c| {
+                    store::orders::complete_issuance(c, row, t)?;
+                    // Counted with the certificate, in its transaction.
+                    if !limits.is_empty() {
+                        crate::rate_limits::count_issuance(
+                            c,
+                            &limits,
+                            &account_id,
+                            &identifiers,
+                            crate::now_ms(),
+                        )?;
+                    }
+                    Ok(())
+                })
                 .await?;
             crate::metrics::issued(started.elapsed());
             tracing::info!(target: "frontend", order = %order.id, serial = %cert.serial_hex, "certificate issued");

@@ -23,6 +23,7 @@ pub mod launcher;
 pub mod metrics;
 pub mod nonces;
 pub mod protocol;
+pub mod rate_limits;
 pub mod rpc;
 pub mod store;
 pub mod urls;
@@ -57,6 +58,10 @@ pub struct App {
     pub key_cache: Mutex<auth::KeyCache>,
     /// Account rows by id (see `auth`).
     pub accounts: auth::AccountCache,
+    /// `[rate_limits]`, resolved.
+    pub rate_limits: Arc<rate_limits::Policy>,
+    /// `[server] trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl App {
@@ -67,6 +72,13 @@ impl App {
         store.run_blocking(move |c| store::eab::seed(c, &keys, now()))?;
         let peers = rpc::Peers::new(config.signer_socket(), config.validator_socket());
         let urls = urls::Urls::new(&config.base_url);
+        let rate_limits = Arc::new(
+            rate_limits::Policy::from_config(&config.rate_limits)
+                .map_err(|e| error::Error::Startup(format!("[rate_limits] {e}")))?,
+        );
+        let trusted_proxies = config
+            .trusted_proxies()
+            .map_err(|e| error::Error::Startup(e.to_string()))?;
         Ok(Arc::new(Self {
             config,
             store,
@@ -80,6 +92,8 @@ impl App {
             revocations: tokio::sync::Notify::new(),
             key_cache: Mutex::new(std::collections::HashMap::new()),
             accounts: auth::AccountCache::default(),
+            rate_limits,
+            trusted_proxies,
         }))
     }
 }
@@ -89,6 +103,11 @@ impl App {
 #[allow(clippy::disallowed_methods)]
 pub fn now() -> i64 {
     daemon_kit::unix_now()
+}
+
+/// The current time in Unix milliseconds (rate-limit buckets).
+pub fn now_ms() -> i64 {
+    daemon_kit::unix_now_ms()
 }
 
 /// Random base64url id of `bytes` random bytes.

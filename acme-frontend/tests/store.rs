@@ -208,10 +208,12 @@ async fn an_invalid_authorization_fails_every_pending_order_that_shares_it() {
     // A result arriving for a challenge that is no longer processing (a
     // second probe, a restart) changes nothing.
     let cid = format!("{}/http-01", authzs[1].id);
-    db.store
+    let recorded = db
+        .store
         .run(move |c| store::authzs::record_validation(c, &cid, valid(), T0 + 9))
         .await
         .expect("late result");
+    assert!(!recorded, "a late result is not recorded");
     let (o, _) = stored_order(&db, "o2").await;
     assert_eq!(o.status, OrderStatus::Invalid);
 }

@@ -12,6 +12,15 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The current time in Unix milliseconds (for rate-limit buckets, whose
+/// periods can be a second or two).
+#[allow(clippy::disallowed_methods)] // the one place that reads the clock
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -20,5 +29,6 @@ mod tests {
     fn now_is_after_2026() {
         // 2026-01-01T00:00:00Z
         assert!(unix_now() > 1_767_225_600);
+        assert!(unix_now_ms() / 1000 >= unix_now() - 1);
     }
 }

@@ -97,7 +97,7 @@ fn table() -> Vec<Row> {
         row("6.5", Must, "a used or unknown nonce is 400 badNonce with a fresh Replay-Nonce", Elsewhere("bad_input::replayed_nonce_is_bad_nonce_with_a_fresh_one")),
         row("6.5", Must, "nonces are unique to each message", here!(nonces_unique)),
         row("6.5.1", Must, "Replay-Nonce values are base64url without padding", here!(nonce_syntax)),
-        row("6.6", Should, "a rate-limited request is 429 rateLimited with Retry-After", NotMet("no rate limits on this branch yet (issue 12, rate-limit section)")),
+        row("6.6", Should, "a rate-limited request is 429 rateLimited with Retry-After", Elsewhere("rate_limits::new_orders_per_account_is_429_with_retry_after_and_passes_after_the_period")),
         row("6.7", Must, "errors are problem documents (application/problem+json, ACME types)", Elsewhere("malformed::payloads_that_are_not_objects_are_malformed_everywhere")),
         row("7.1", Described, "every resource but the directory links its index (rel=\"index\")", here!(index_link)),
         row("7.1", Described, "a challenge links its authorization (rel=\"up\")", here!(challenge_up_link)),

@@ -82,6 +82,11 @@ mod crl;
 /// `badPublicKey`; refusals are audited; a tampered audit log is caught.
 mod key_policy;
 
+/// Rate limits (issue 12): GCRA buckets in the database, 429 rateLimited
+/// with Retry-After, overrides, X-Forwarded-For from trusted proxies,
+/// pausing and `akamu-cli admin unpause`, per registered domain; caps.
+mod rate_limits;
+
 /// Operations (issue 12): `akamu-cli admin backup` under load and the
 /// restore drill of the operations chapter.
 mod backup;

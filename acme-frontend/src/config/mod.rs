@@ -43,6 +43,9 @@ pub struct Config {
     /// `[server]`: protocol and validation settings.
     #[serde(default)]
     pub server: Server,
+    /// `[rate_limits]`: GCRA buckets and counts, off unless configured.
+    #[serde(default)]
+    pub rate_limits: RateLimits,
     /// `[signer]`: how to reach `ca-signer`.
     #[serde(default)]
     pub signer: SignerLink,
@@ -165,6 +168,14 @@ impl Config {
                 "[server] max_body_bytes must be at least 1024".into(),
             ));
         }
+        if !(1..=100).contains(&self.server.max_identifiers_per_order) {
+            return Err(ConfigError::Invalid(
+                "[server] max_identifiers_per_order must be between 1 and 100".into(),
+            ));
+        }
+        self.trusted_proxies()?;
+        crate::rate_limits::Policy::from_config(&self.rate_limits)
+            .map_err(|e| ConfigError::Invalid(format!("[rate_limits] {e}")))?;
         if !(1..=65_536).contains(&self.server.max_connections) {
             return Err(ConfigError::Invalid(
                 "[server] max_connections must be between 1 and 65536".into(),
@@ -241,6 +252,21 @@ impl Config {
         };
         let group = self.group.clone().unwrap_or_else(|| user.clone());
         Some((user, group))
+    }
+
+    /// `[server] trusted_proxies`, parsed (an address is a /32 or /128).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                crate::rate_limits::parse_cidr(s).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "[server] trusted_proxies: {s:?} is not a CIDR or an IP address"
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// The SQLite file.

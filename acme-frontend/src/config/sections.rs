@@ -116,6 +116,16 @@ pub struct Server {
     /// Largest accepted request body. Default 65536.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Most identifiers one new-order may carry (1 to 100, the signer's
+    /// own ceiling). Default 100.
+    #[serde(default = "default_max_identifiers_per_order")]
+    pub max_identifiers_per_order: usize,
+    /// Reverse proxies (CIDRs or addresses) whose `X-Forwarded-For` is
+    /// believed: when the TCP peer is one of them, the client address is
+    /// the rightmost `X-Forwarded-For` entry that is not itself a trusted
+    /// proxy. Default none (the TCP peer is the client).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// How long a challenge response waits for its validation before
     /// answering `processing` (milliseconds, at most 10000; 0 answers at
     /// once). Default 1000.
@@ -177,6 +187,8 @@ impl Default for Server {
             dns_resolver_addr: None,
             allow_private_targets: false,
             max_body_bytes: default_max_body_bytes(),
+            max_identifiers_per_order: default_max_identifiers_per_order(),
+            trusted_proxies: Vec::new(),
             challenge_wait_ms: default_challenge_wait_ms(),
             idle_timeout_secs: default_idle_timeout_secs(),
             max_connections: default_max_connections(),
@@ -192,6 +204,76 @@ impl Default for Server {
             eab_keys: Default::default(),
         }
     }
+}
+
+/// `[rate_limits]`: one table per limit; a limit without a table is off.
+/// See `docs/src/operations.md` ("Rate limits").
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// New accounts per client IP address. Default off.
+    pub new_accounts_per_ip: Option<BucketLimit>,
+    /// New accounts per client IPv6 /48 (IPv4 clients are not counted
+    /// here). Default off.
+    pub new_accounts_per_ipv6_range: Option<BucketLimit>,
+    /// New orders per account. Default off.
+    pub new_orders_per_account: Option<BucketLimit>,
+    /// Failed validations per account and identifier; a failure past the
+    /// limit pauses the pair until `akamu-cli admin unpause`. Default off.
+    pub failed_validations_per_account_identifier: Option<BucketLimit>,
+    /// Certificates per registered domain (public suffix + 1), checked at
+    /// new-order, counted at issuance. Default off.
+    pub certificates_per_registered_domain: Option<BucketLimit>,
+    /// Orders of an account not yet finalized (pending or ready, not
+    /// expired), a count. Default off.
+    pub pending_orders_per_account: Option<CountLimit>,
+    /// Pending, unexpired authorizations of an account, a count. Default
+    /// off.
+    pub pending_authorizations_per_account: Option<CountLimit>,
+    /// `[[rate_limits.overrides]]`: other values for one account or one
+    /// IP range. Default none.
+    #[serde(default)]
+    pub overrides: Vec<LimitOverride>,
+}
+
+/// A GCRA bucket: `count` requests per `period_secs`, at most `burst` at
+/// once.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketLimit {
+    /// Requests per period (at least 1).
+    pub count: u64,
+    /// The period in seconds (at least 1).
+    pub period_secs: u64,
+    /// Requests allowed at once from a full bucket (at least 1).
+    pub burst: u64,
+}
+
+/// A count limit: at most `count` objects at a time.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountLimit {
+    /// The most objects (at least 1).
+    pub count: u64,
+}
+
+/// `[[rate_limits.overrides]]`: a limit's values for one account or one
+/// IP range.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverride {
+    /// The limit (a `[rate_limits]` table name).
+    pub limit: String,
+    /// The account, by id or URL (limits kept per account).
+    pub account: Option<String>,
+    /// A CIDR or an address (limits kept per client IP).
+    pub ip: Option<String>,
+    /// As the limit's `count`.
+    pub count: u64,
+    /// As the limit's `period_secs` (bucket limits only).
+    pub period_secs: Option<u64>,
+    /// As the limit's `burst` (bucket limits only).
+    pub burst: Option<u64>,
 }
 
 /// `[signer]`.
@@ -290,6 +372,9 @@ fn default_tls_alpn_port() -> u16 {
 }
 fn default_max_body_bytes() -> usize {
     65536
+}
+fn default_max_identifiers_per_order() -> usize {
+    100
 }
 fn default_challenge_wait_ms() -> u64 {
     1000

@@ -225,3 +225,66 @@ fn reference_complete_example_loads_but_for_keys_of_later_issues() {
         }
     }
 }
+
+#[test]
+fn rate_limits_trusted_proxies_and_identifier_caps_are_checked() {
+    let c = Config::parse("", "t").expect("defaults");
+    assert_eq!(c.server.max_identifiers_per_order, 100);
+    assert!(c.server.trusted_proxies.is_empty());
+    assert!(c.rate_limits.new_orders_per_account.is_none());
+    let embedded = Config::load(None).expect("embedded default");
+    assert!(
+        crate::rate_limits::Policy::from_config(&embedded.rate_limits)
+            .expect("policy")
+            .is_empty(),
+        "the embedded default sets no limit"
+    );
+    let ok = Config::parse(
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"2001:db8::1\"]\n\
+         [rate_limits.new_orders_per_account]\ncount = 300\nperiod_secs = 10800\nburst = 300\n\
+         [rate_limits.pending_orders_per_account]\ncount = 10\n\
+         [[rate_limits.overrides]]\nlimit = \"new_orders_per_account\"\naccount = \"abc\"\n\
+         count = 1\nperiod_secs = 1\nburst = 1\n",
+        "t",
+    )
+    .expect("valid");
+    assert_eq!(ok.trusted_proxies().expect("parsed").len(), 2);
+    for (bad, needle) in [
+        (
+            "[server]\nmax_identifiers_per_order = 101",
+            "max_identifiers_per_order",
+        ),
+        (
+            "[server]\nmax_identifiers_per_order = 0",
+            "max_identifiers_per_order",
+        ),
+        (
+            "[server]\ntrusted_proxies = [\"proxy.example\"]",
+            "trusted_proxies",
+        ),
+        (
+            "[rate_limits.new_orders_per_account]\ncount = 0\nperiod_secs = 1\nburst = 1",
+            "new_orders_per_account",
+        ),
+        (
+            "[[rate_limits.overrides]]\nlimit = \"new_accounts_per_ip\"\naccount = \"a\"\ncount = 1\nperiod_secs = 1\nburst = 1",
+            "give `ip`",
+        ),
+    ] {
+        let refused = Config::parse(bad, "t");
+        assert!(
+            matches!(&refused, Err(ConfigError::Invalid(d)) if d.contains(needle)),
+            "{bad}: {refused:?}"
+        );
+    }
+    for unknown in [
+        "[rate_limits.new_orders_per_account]\ncount = 1\nperiod_secs = 1\nburst = 1\nrate = 2",
+        "[rate_limits.pending_orders_per_account]\ncount = 1\nburst = 1",
+        "[rate_limits.new_orders]\ncount = 1",
+    ] {
+        assert!(
+            matches!(Config::parse(unknown, "t"), Err(ConfigError::Parse { .. })),
+            "{unknown}"
+        );
+    }
+}

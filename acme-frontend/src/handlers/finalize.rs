@@ -47,6 +47,12 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
 
     let csr = akamu_jose::b64_decode(&payload.csr)
         .map_err(|_| Error::BadCsr("csr is not base64url".into()))?;
+    if csr.len() > crate::protocol::MAX_CSR_BYTES {
+        return Err(Error::BadCsr(format!(
+            "the CSR is larger than {} bytes",
+            crate::protocol::MAX_CSR_BYTES
+        )));
+    }
     let parsed = ParsedCsr::parse_and_verify(&csr).map_err(|e| Error::BadCsr(e.to_string()))?;
     let identifiers = order.identifiers()?;
     parsed

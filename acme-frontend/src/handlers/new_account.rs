@@ -11,6 +11,7 @@ use crate::auth::{KeyRef, Requester};
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::protocol::{AccountStatus, contact};
+use crate::rate_limits;
 use crate::store::{self, models::AccountRow};
 use crate::{App, now, random_id};
 
@@ -79,18 +80,24 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         created: t,
         updated: t,
     };
-    let (account, created) = match eab_kid {
-        Some(kid) => {
-            app.store
-                .run(move |c| store::eab::create_account_with_key(c, row, &kid))
-                .await?
-        }
-        None => {
-            app.store
-                .run(move |c| store::accounts::insert_or_existing(c, row))
-                .await?
-        }
-    };
+    // The limits are spent in the job that creates the account, once it is
+    // known to be new: a refusal rolls the account (and an EAB key's use)
+    // back, and an existing account costs nothing.
+    let limits = app.rate_limits.clone();
+    let ip = req.client_ip;
+    let (account, created) = app
+        .store
+        .run(move |c| {
+            let (account, created) = match eab_kid {
+                Some(kid) => store::eab::create_account_with_key(c, row, &kid)?,
+                None => store::accounts::insert_or_existing(c, row)?,
+            };
+            if created && !limits.is_empty() {
+                rate_limits::admit_new_account(c, &limits, ip, crate::now_ms())?;
+            }
+            Ok((account, created))
+        })
+        .await?;
     if !created {
         return existing_reply(app, &account);
     }

@@ -10,7 +10,7 @@ use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::protocol::identifier::{WireIdentifier, parse};
-use crate::{App, now, store};
+use crate::{App, now, rate_limits, store};
 
 #[derive(Deserialize)]
 struct Payload {
@@ -32,8 +32,15 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let (authz, challenges) = new_authz(&id, &account.id, t, app.config.server.authz_expiry_secs);
     let body = views::authz(&app.urls, &authz, &challenges, t)?;
     let authz_id = authz.id.clone();
+    let limits = app.rate_limits.clone();
+    let account_id = account.id.clone();
     app.store
-        .run(move |c| store::authzs::insert(c, authz, challenges))
+        .run(move |c| {
+            if !limits.is_empty() {
+                rate_limits::admit_new_authz(c, &limits, &account_id, &id, crate::now_ms())?;
+            }
+            store::authzs::insert(c, authz, challenges)
+        })
         .await?;
     tracing::info!(target: "frontend", authz = %authz_id, account = %account.id, "pre-authorization created");
     Ok(Reply::json(StatusCode::CREATED, &body).location(&app.urls.authz(&authz_id)))

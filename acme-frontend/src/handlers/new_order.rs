@@ -18,7 +18,7 @@ use crate::protocol::validity::check_window;
 use crate::protocol::{AuthzStatus, ChallengeStatus};
 use crate::store::models::{AuthzRow, ChallengeRow, OrderRow};
 use crate::store::{self, orders::NewOrder};
-use crate::{App, now, random_id};
+use crate::{App, now, random_id, rate_limits};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,7 +86,10 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let auth = req.authenticate(app, KeyRef::Kid).await?;
     let account = auth.account()?.clone();
     let payload: Payload = auth.json()?;
-    let identifiers = parse_all(&payload.identifiers)?;
+    let identifiers = parse_all(
+        &payload.identifiers,
+        app.config.server.max_identifiers_per_order,
+    )?;
     let not_before = parse_time("notBefore", &payload.not_before)?;
     let not_after = parse_time("notAfter", &payload.not_after)?;
     let t = now();
@@ -103,6 +106,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         }
         None => None,
     };
+    let renewal_exempt = replaces.as_ref().is_some_and(|p| p.due);
     check_window(not_before, not_after, t, validity_secs)?;
 
     let lifetime = app.config.server.authz_expiry_secs;
@@ -112,6 +116,9 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let ids = identifiers.clone();
     let oid = order_id.clone();
     let order_identifiers = views::identifiers_json(&identifiers).to_string();
+    // Limits are decided in the job that inserts the order: a refusal, or
+    // a failure after the spend, rolls the whole order back, spend included.
+    let limits = app.rate_limits.clone();
     let (order, authzs) = app
         .store
         .run(move |c| {
@@ -129,6 +136,17 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
                     }
                 }
             }
+            if !limits.is_empty() {
+                let order = rate_limits::NewOrder {
+                    account_id: &aid,
+                    identifiers: &ids,
+                    new_authzs: new_authzs.len(),
+                    // An ARI renewal (RFC 9773 `replaces`) inside its
+                    // predecessor's window.
+                    renewal_exempt,
+                };
+                rate_limits::admit_new_order(c, &limits, &order, crate::now_ms())?;
+            }
             let statuses: Vec<AuthzStatus> = authzs.iter().map(|a| a.status).collect();
             let order = OrderRow {
                 id: oid,
@@ -144,8 +162,8 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
                 created: t,
                 updated: t,
                 profile,
-                replaces: replaces.as_ref().map(|(id, _)| id.clone()),
-                replaces_certificate: replaces.map(|(_, cert)| cert),
+                replaces: replaces.as_ref().map(|p| p.cert_id.clone()),
+                replaces_certificate: replaces.map(|p| p.certificate_id),
             };
             store::orders::insert(
                 c,

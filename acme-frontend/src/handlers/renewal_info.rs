@@ -32,14 +32,12 @@ pub async fn get(app: &Arc<App>, text: &str) -> Result<Reply, Error> {
         })
         .await?
         .ok_or(Error::NotFound)?;
-    let reason = if cert.status == CertificateStatus::Revoked {
-        Reason::Revoked
-    } else if mark.is_some() {
-        Reason::MarkedEarly
-    } else {
-        Reason::Schedule
-    };
-    let window = suggested_window(cert.not_before, cert.not_after, now(), reason);
+    let window = suggested_window(
+        cert.not_before,
+        cert.not_after,
+        now(),
+        reason_of(&cert, mark.is_some()),
+    );
     let mut body = json!({
         "suggestedWindow": {
             "start": rfc3339(window.start),
@@ -56,20 +54,32 @@ pub async fn get(app: &Arc<App>, text: &str) -> Result<Reply, Error> {
     Ok(Reply::json(StatusCode::OK, &body).retry_after(base + jitter))
 }
 
+/// The certificate a new order replaces (RFC 9773 §5).
+#[derive(Clone, Debug)]
+pub struct Predecessor {
+    /// Its ARI identifier, canonical (echoed in the order).
+    pub cert_id: String,
+    /// Its row id.
+    pub certificate_id: String,
+    /// Whether its suggested window has opened: such a renewal is exempt
+    /// from the per-domain certificate limit (as Let's Encrypt exempts ARI
+    /// renewals).
+    pub due: bool,
+}
+
 /// The certificate a new order of account `account_id` for `identifiers`
 /// replaces, named by its ARI identifier `text` (RFC 9773 §5): it must be
 /// ours, the account's, share an identifier with the order, and not be
-/// replaced already. Returns the ARI identifier in canonical form and the
-/// certificate's row id.
+/// replaced already.
 pub async fn predecessor(
     app: &Arc<App>,
     text: &str,
     account_id: &str,
     identifiers: &[Identifier],
-) -> Result<(String, String), Error> {
+) -> Result<Predecessor, Error> {
     let id = CertId::parse(text)?;
     let canonical = id.text();
-    let (cert, order_ids, replaced) = app
+    let (cert, order_ids, replaced, mark) = app
         .store
         .read(move |c| {
             let Some(cert) = find(c, &id)? else {
@@ -80,7 +90,8 @@ pub async fn predecessor(
                 None => Vec::new(),
             };
             let replaced = store::renewals::replaced_by(c, &cert.id)?;
-            Ok(Some((cert, ids, replaced)))
+            let mark = store::renewals::mark(c, &cert.id)?;
+            Ok(Some((cert, ids, replaced, mark)))
         })
         .await?
         .ok_or_else(|| {
@@ -95,7 +106,29 @@ pub async fn predecessor(
             "certificate {canonical} was already replaced by order {order}"
         )));
     }
-    Ok((canonical, cert.id))
+    let t = now();
+    let window = suggested_window(
+        cert.not_before,
+        cert.not_after,
+        t,
+        reason_of(&cert, mark.is_some()),
+    );
+    Ok(Predecessor {
+        cert_id: canonical,
+        certificate_id: cert.id,
+        due: t >= window.start,
+    })
+}
+
+/// Why a certificate's window is what it is.
+fn reason_of(cert: &CertRow, marked: bool) -> Reason {
+    if cert.status == CertificateStatus::Revoked {
+        Reason::Revoked
+    } else if marked {
+        Reason::MarkedEarly
+    } else {
+        Reason::Schedule
+    }
 }
 
 /// The certificate `id` names: its serial is in the store and its

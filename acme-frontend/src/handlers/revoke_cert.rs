@@ -51,6 +51,12 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let reason = check_reason(payload.reason)?;
     let der = akamu_jose::b64_decode(&payload.certificate)
         .map_err(|_| Error::Malformed("certificate is not base64url".into()))?;
+    if der.len() > crate::protocol::MAX_CERTIFICATE_BYTES {
+        return Err(Error::Malformed(format!(
+            "certificate is larger than {} bytes",
+            crate::protocol::MAX_CERTIFICATE_BYTES
+        )));
+    }
     let x509 = X509::from_der(&der)
         .map_err(|_| Error::Malformed("certificate is not a DER X.509 certificate".into()))?;
     let serial = serial::to_hex(

@@ -22,6 +22,9 @@ pub struct Request {
     pub content_type: Option<String>,
     /// The body.
     pub body: Bytes,
+    /// The client's address: the TCP peer, or what a trusted proxy
+    /// forwarded (`client_ip`).
+    pub client_ip: std::net::IpAddr,
 }
 
 /// A handler's reply before the common headers are added.

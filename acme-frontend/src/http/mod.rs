@@ -1,6 +1,7 @@
 //! HTTP: the listener (plain or TLS), request limits, routing and the
 //! headers every ACME response carries.
 
+pub mod client_ip;
 pub mod idle;
 pub mod message;
 pub mod resource;

@@ -36,6 +36,10 @@ pub fn finish(
                 Some(l) => reply.location(l),
                 None => reply,
             };
+            let reply = match problem.retry_after {
+                Some(secs) => reply.header(http::header::RETRY_AFTER, &secs.to_string()),
+                None => reply,
+            };
             match problem.allow {
                 Some(methods) => reply.header(http::header::ALLOW, methods),
                 None => reply,

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::Request;
+use super::client_ip::client_ip;
 use super::idle::IdleIo;
 use super::response::finish;
 use super::router::route;
@@ -135,7 +136,7 @@ where
             let app = app.clone();
             let guard = InFlight::enter(&in_flight);
             async move {
-                let rsp = handle(app, req).await;
+                let rsp = handle(app, req, peer).await;
                 drop(guard);
                 Ok::<_, Infallible>(rsp)
             }
@@ -197,7 +198,11 @@ impl Drop for InFlight {
     }
 }
 
-async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> http::Response<ResponseBody> {
+async fn handle(
+    app: Arc<App>,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> http::Response<ResponseBody> {
     let (parts, mut body) = req.into_parts();
     let method = parts.method.clone();
     let endpoint = super::router::endpoint(&app, parts.uri.path());
@@ -226,6 +231,7 @@ async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> http::Response<
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             body,
+            client_ip: client_ip(peer.ip(), &parts.headers, &app.trusted_proxies),
         };
         route(&app, request).await
     }

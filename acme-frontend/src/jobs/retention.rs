@@ -1,6 +1,7 @@
 //! The retention clean-up: every [`PRUNE_EVERY`], deletes orders,
 //! authorizations and challenges that expired more than `[server]
-//! retention_days` ago (what is kept is listed in `store::retention`).
+//! retention_days` ago (what is kept is listed in `store::retention`), and
+//! rate-limit buckets that are full again.
 //!
 //! **Invariant:** the clean-up never holds the writer for long: each batch
 //! is one short writer job of at most [`BATCH`] orders and [`BATCH`]
@@ -49,7 +50,32 @@ pub async fn prune_forever(app: Arc<App>) {
                 tracing::warn!(target: "frontend", error = %e, "retention clean-up failed; retrying later")
             }
         }
+        match prune_buckets(&app.store, BATCH, PAUSE).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(target: "frontend", buckets = n, "deleted full rate-limit buckets")
+            }
+            Err(e) => {
+                tracing::warn!(target: "frontend", error = %e, "rate-limit bucket clean-up failed; retrying later")
+            }
+        }
         tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+/// Deletes rate-limit buckets that are full now (a row whose TAT is past
+/// says nothing a missing row does not), `batch` per writer job; how many.
+pub async fn prune_buckets(store: &Store, batch: i64, pause: Duration) -> Result<usize, Error> {
+    let mut total = 0;
+    loop {
+        let n = store
+            .run(move |c| crate::store::rate_limits::prune_full(c, crate::now_ms(), batch))
+            .await?;
+        total += n;
+        if i64::try_from(n).unwrap_or(i64::MAX) < batch {
+            return Ok(total);
+        }
+        tokio::time::sleep(pause).await;
     }
 }
 

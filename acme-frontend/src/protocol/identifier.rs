@@ -10,7 +10,9 @@ use shared_proto::{Identifier, IdentifierKind};
 
 use crate::error::Error;
 
-/// Most identifiers one order may carry.
+/// Most identifiers one order may carry: `[server]
+/// max_identifiers_per_order`'s ceiling and default (Boulder's `maxNames`;
+/// the signer refuses more).
 pub const MAX_IDENTIFIERS: usize = 100;
 
 /// An identifier as it appears in a request body.
@@ -57,20 +59,26 @@ pub fn parse(wire: &WireIdentifier) -> Result<Identifier, Error> {
 }
 
 /// Checks and normalises the identifiers of a new order: at least one, at
-/// most [`MAX_IDENTIFIERS`], duplicates removed, sorted.
-pub fn parse_all(wire: &[WireIdentifier]) -> Result<Vec<Identifier>, Error> {
+/// most `max` (`[server] max_identifiers_per_order`) after duplicates are
+/// removed, sorted. Too many is `malformed`, as in Boulder: the request is
+/// wrong, not any one name.
+pub fn parse_all(wire: &[WireIdentifier], max: usize) -> Result<Vec<Identifier>, Error> {
     if wire.is_empty() {
         return Err(Error::Malformed(
             "an order needs at least one identifier".into(),
         ));
     }
-    if wire.len() > MAX_IDENTIFIERS {
-        return Err(Error::RejectedIdentifier(format!(
-            "at most {MAX_IDENTIFIERS} identifiers per order"
-        )));
-    }
     let set: BTreeSet<Identifier> = wire.iter().map(parse).collect::<Result<_, _>>()?;
+    if set.len() > max {
+        return Err(too_many(max));
+    }
     Ok(set.into_iter().collect())
+}
+
+fn too_many(max: usize) -> Error {
+    Error::Malformed(format!(
+        "an order may carry at most {max} identifiers (distinct names)"
+    ))
 }
 
 /// The challenge types offered for an identifier: wildcards only dns-01
@@ -100,11 +108,14 @@ mod tests {
 
     #[test]
     fn normalises_and_dedups() {
-        let ids = parse_all(&[
-            w("dns", "B.example.org"),
-            w("dns", "b.example.org."),
-            w("ip", "192.0.2.1"),
-        ])
+        let ids = parse_all(
+            &[
+                w("dns", "B.example.org"),
+                w("dns", "b.example.org."),
+                w("ip", "192.0.2.1"),
+            ],
+            MAX_IDENTIFIERS,
+        )
         .expect("ok");
         assert_eq!(ids.len(), 2);
         assert_eq!(ids[0], Identifier::dns("b.example.org"));
@@ -124,7 +135,30 @@ mod tests {
             parse(&w("ip", "300.1.1.1")),
             Err(Error::Malformed(_))
         ));
-        assert!(matches!(parse_all(&[]), Err(Error::Malformed(_))));
+        assert!(matches!(parse_all(&[], 100), Err(Error::Malformed(_))));
+        let three = [
+            w("dns", "a.example.org"),
+            w("dns", "b.example.org"),
+            w("dns", "c.example.org"),
+        ];
+        assert!(matches!(parse_all(&three, 2), Err(Error::Malformed(_))));
+        assert_eq!(parse_all(&three, 3).expect("three").len(), 3);
+        // Duplicates count once.
+        let dup = [w("dns", "a.example.org"), w("dns", "A.example.org.")];
+        assert_eq!(parse_all(&dup, 1).expect("one name").len(), 1);
+        // Name length: 253 octets in all, 63 per label.
+        let label = "a".repeat(63);
+        let ok = format!("{label}.{label}.{label}.{}.org", "b".repeat(57));
+        assert_eq!(ok.len(), 253);
+        assert!(parse(&w("dns", &ok)).is_ok());
+        assert!(matches!(
+            parse(&w("dns", &format!("c{ok}"))),
+            Err(Error::RejectedIdentifier(_))
+        ));
+        assert!(matches!(
+            parse(&w("dns", &format!("{}.example.org", "a".repeat(64)))),
+            Err(Error::RejectedIdentifier(_))
+        ));
         for onion in [
             "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion",
             "*.pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion",

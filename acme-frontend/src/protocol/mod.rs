@@ -8,12 +8,22 @@ pub mod ari;
 pub mod contact;
 pub mod identifier;
 pub mod order;
+pub mod rate_limit;
 pub mod revocation;
 pub mod validity;
 
 use std::fmt;
 
 use crate::error::Error;
+
+/// Largest CSR accepted at finalize, DER (a request for 100 names of 253
+/// octets with an ML-DSA-87 key is about 34 KiB). Larger is `badCSR`
+/// before any parsing.
+pub const MAX_CSR_BYTES: usize = 48 * 1024;
+
+/// Largest certificate accepted in a revocation request, DER. Larger is
+/// `malformed` before any parsing.
+pub const MAX_CERTIFICATE_BYTES: usize = 48 * 1024;
 
 /// Refuses a request by account `requester` for a resource (`what`, e.g.
 /// "this order") owned by account `owner` (RFC 8555 §7.3: an account sees

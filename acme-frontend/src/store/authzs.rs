@@ -123,13 +123,14 @@ pub enum Outcome {
 }
 
 /// Records a probe's result and cascades challenge → authorization → orders
-/// in one transaction. A challenge no longer `processing` is left alone.
+/// in one transaction. A challenge no longer `processing` is left alone
+/// (`Ok(false)`: nothing recorded).
 pub fn record_validation(
     conn: &mut SqliteConnection,
     challenge_id: &str,
     outcome: Outcome,
     now: i64,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     write_tx(conn, |conn| {
         let Some(challenge) = challenges::table
             .find(challenge_id)
@@ -137,10 +138,10 @@ pub fn record_validation(
             .get_result(conn)
             .optional()?
         else {
-            return Ok(());
+            return Ok(false);
         };
         if challenge.status != ChallengeStatus::Processing {
-            return Ok(());
+            return Ok(false);
         }
         let ok = matches!(outcome, Outcome::Valid(..));
         let (chall_status, authz_new) = after_validation(ok);
@@ -203,7 +204,7 @@ pub fn record_validation(
                     .execute(conn)?;
             }
         }
-        Ok(())
+        Ok(true)
     })
 }
 

@@ -12,6 +12,7 @@ pub mod eab;
 pub mod maintenance;
 pub mod models;
 pub mod orders;
+pub mod rate_limits;
 pub mod renewals;
 pub mod retention;
 pub mod schema;

@@ -128,6 +128,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    rate_limit_buckets (limit_name, bucket_key) {
+        limit_name -> Text,
+        bucket_key -> Text,
+        tat -> BigInt,
+    }
+}
+
+diesel::table! {
     renewal_marks (certificate_id) {
         certificate_id -> Text,
         marked_at -> BigInt,
@@ -138,3 +146,12 @@ diesel::table! {
 diesel::joinable!(replacements -> certificates (certificate_id));
 diesel::joinable!(renewal_marks -> certificates (certificate_id));
 diesel::allow_tables_to_appear_in_same_query!(replacements, renewal_marks, certificates);
+
+diesel::table! {
+    paused_identifiers (account_id, identifier_type, identifier_value) {
+        account_id -> Text,
+        identifier_type -> Text,
+        identifier_value -> Text,
+        paused_at -> BigInt,
+    }
+}

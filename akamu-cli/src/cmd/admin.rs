@@ -2,9 +2,11 @@
 //! `revoke` records a revocation in the frontend's database (the frontend
 //! then has the signer sign a new CRL); `block-key` adds a key to the
 //! signer's blocklist, which the signer re-reads on its next request;
-//! `backup` writes a consistent copy of the database while the frontend
-//! serves, `check` checks a database (live, backup or restored), and
-//! `renew-early` moves certificates' ARI windows into the past.
+//! `unpause` lifts the pause repeated failed validations put on an
+//! account's identifiers; `backup` writes a consistent copy of the
+//! database while the frontend serves, `check` checks a database (live,
+//! backup or restored), and `renew-early` moves certificates' ARI windows
+//! into the past.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +32,21 @@ enum Action {
         /// RFC 5280 reason code (0–6, 8–10).
         #[arg(long, value_name = "N", default_value_t = 0)]
         reason: i64,
+        /// The frontend's configuration. Default: the embedded default.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Lift the pause that repeated failed validations put on an account
+    /// (rate limit `failed_validations_per_account_identifier`): for the
+    /// identifiers given, or for every one when none is.
+    Unpause {
+        /// The account, by id or URL.
+        #[arg(long, value_name = "URL|ID")]
+        account: String,
+        /// An identifier to unpause (`example.org`, `dns:example.org`,
+        /// `192.0.2.1`); repeat for several. Default: all of the account's.
+        #[arg(long, value_name = "IDENTIFIER")]
+        identifier: Vec<String>,
         /// The frontend's configuration. Default: the embedded default.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -146,6 +163,27 @@ pub(crate) fn run(args: Args, out: &Output) -> Result<(), CliError> {
             out.result(
                 &format!("{n} certificates marked for renewal now"),
                 json!({ "marked": n, "explanation_url": explanation_url }),
+            );
+            Ok(())
+        }
+        Action::Unpause {
+            account,
+            identifier,
+            config,
+        } => {
+            let done = acme_frontend::admin::unpause(config.as_deref(), &account, &identifier)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let human = if done.identifiers.is_empty() {
+                format!("account {account} had nothing paused")
+            } else {
+                format!(
+                    "unpaused account {account} for {}",
+                    done.identifiers.join(", ")
+                )
+            };
+            out.result(
+                &human,
+                json!({ "account": account, "unpaused": done.identifiers }),
             );
             Ok(())
         }

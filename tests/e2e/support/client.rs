@@ -372,9 +372,25 @@ impl RawClient {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> RawResponse {
+        self.send_with_headers(method, url, content_type, body, &[])
+            .await
+    }
+
+    /// Sends one request with extra headers (e.g. `X-Forwarded-For`).
+    pub(crate) async fn send_with_headers(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> RawResponse {
         let mut req = Request::builder().method(method).uri(url);
         if let Some(ct) = content_type {
             req = req.header(http::header::CONTENT_TYPE, ct);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req
             .body(Full::new(Bytes::from(body)))

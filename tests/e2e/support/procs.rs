@@ -262,6 +262,14 @@ impl Ca {
         *self = this;
     }
 
+    /// Stops the frontend (SIGTERM; its children follow) and starts it
+    /// again on the same configuration file and state, e.g. after a test
+    /// changed the file.
+    pub(crate) async fn restart(&mut self, timeout: Duration) {
+        let _ = kill(Pid::from_raw(self.ready.frontend_pid), Signal::SIGTERM);
+        self.restart_after_crash(Vec::new(), timeout).await;
+    }
+
     /// An empty `Ca` that owns nothing (moved out of while restarting).
     fn placeholder() -> Ca {
         Ca {

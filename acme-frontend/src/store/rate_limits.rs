@@ -1,0 +1,252 @@
+//! Rate-limit state: GCRA buckets (a theoretical arrival time per limit and
+//! key), paused account/identifier pairs, and the counts of an account's
+//! pending orders and authorizations. The decisions are made in
+//! `crate::rate_limits`, inside the writer job of the request they limit,
+//! so a bucket's read and update are one transaction with the change they
+//! allow (and a change that fails takes its spend back with it).
+
+use diesel::dsl::{count_star, min, sql};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable};
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use shared_proto::Identifier;
+
+use super::schema::{authorizations, orders, paused_identifiers, rate_limit_buckets};
+use crate::error::Error;
+
+/// The TAT (Unix milliseconds) of a bucket, `None` when it has no row
+/// (a full bucket).
+pub fn tat(conn: &mut SqliteConnection, limit: &str, key: &str) -> Result<Option<i64>, Error> {
+    Ok(rate_limit_buckets::table
+        .find((limit, key))
+        .select(rate_limit_buckets::tat)
+        .get_result(conn)
+        .optional()?)
+}
+
+/// Stores a bucket's new TAT.
+pub fn set_tat(conn: &mut SqliteConnection, limit: &str, key: &str, tat: i64) -> Result<(), Error> {
+    diesel::insert_into(rate_limit_buckets::table)
+        .values((
+            rate_limit_buckets::limit_name.eq(limit),
+            rate_limit_buckets::bucket_key.eq(key),
+            rate_limit_buckets::tat.eq(tat),
+        ))
+        .on_conflict((
+            rate_limit_buckets::limit_name,
+            rate_limit_buckets::bucket_key,
+        ))
+        .do_update()
+        .set(rate_limit_buckets::tat.eq(tat))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Fills a bucket: deletes its row.
+pub fn reset(conn: &mut SqliteConnection, limit: &str, key: &str) -> Result<(), Error> {
+    diesel::delete(rate_limit_buckets::table.find((limit, key))).execute(conn)?;
+    Ok(())
+}
+
+/// Fills every bucket of `limit` whose key starts with `prefix`; how many.
+pub fn reset_prefix(
+    conn: &mut SqliteConnection,
+    limit: &str,
+    prefix: &str,
+) -> Result<usize, Error> {
+    // `prefix` is an account id (base64url) and '/': no LIKE wildcards, but
+    // escape them anyway.
+    let pattern = format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    Ok(diesel::delete(
+        rate_limit_buckets::table
+            .filter(rate_limit_buckets::limit_name.eq(limit))
+            .filter(rate_limit_buckets::bucket_key.like(pattern).escape('\\')),
+    )
+    .execute(conn)?)
+}
+
+/// Deletes at most `limit` buckets that are full at `now_ms` (their rows
+/// say nothing a missing row does not); how many.
+pub fn prune_full(conn: &mut SqliteConnection, now_ms: i64, limit: i64) -> Result<usize, Error> {
+    let due: Vec<(String, String)> = rate_limit_buckets::table
+        .filter(rate_limit_buckets::tat.le(now_ms))
+        .select((
+            rate_limit_buckets::limit_name,
+            rate_limit_buckets::bucket_key,
+        ))
+        .limit(limit)
+        .load(conn)?;
+    for (name, key) in &due {
+        diesel::delete(rate_limit_buckets::table.find((name, key))).execute(conn)?;
+    }
+    Ok(due.len())
+}
+
+/// Pauses `account_id` for `id` (its validated name, without a wildcard
+/// label). False when it already was.
+pub fn pause(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    id: &Identifier,
+    now: i64,
+) -> Result<bool, Error> {
+    let n = diesel::insert_or_ignore_into(paused_identifiers::table)
+        .values((
+            paused_identifiers::account_id.eq(account_id),
+            paused_identifiers::identifier_type.eq(id.kind.as_str()),
+            paused_identifiers::identifier_value.eq(id.base_name()),
+            paused_identifiers::paused_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Which of `ids` are paused for `account_id`, as `type:name`.
+pub fn paused_among(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    ids: &[Identifier],
+) -> Result<Vec<String>, Error> {
+    let mut found = Vec::new();
+    for id in ids {
+        let hit = paused_identifiers::table
+            .find((account_id, id.kind.as_str(), id.base_name()))
+            .select(paused_identifiers::paused_at)
+            .get_result::<i64>(conn)
+            .optional()?;
+        if hit.is_some() {
+            found.push(format!("{}:{}", id.kind.as_str(), id.base_name()));
+        }
+    }
+    Ok(found)
+}
+
+/// Every identifier paused for `account_id`, as `(type, name)`.
+pub fn paused_of(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    Ok(paused_identifiers::table
+        .filter(paused_identifiers::account_id.eq(account_id))
+        .order((
+            paused_identifiers::identifier_type.asc(),
+            paused_identifiers::identifier_value.asc(),
+        ))
+        .select((
+            paused_identifiers::identifier_type,
+            paused_identifiers::identifier_value,
+        ))
+        .load(conn)?)
+}
+
+/// Lifts the pause of `account_id` for `(type, name)`; false when it was
+/// not paused.
+pub fn unpause(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    kind: &str,
+    name: &str,
+) -> Result<bool, Error> {
+    let n =
+        diesel::delete(paused_identifiers::table.find((account_id, kind, name))).execute(conn)?;
+    Ok(n == 1)
+}
+
+/// How many orders of `account_id` are not yet finalized (pending or
+/// ready) and unexpired at `now` (seconds), and when the first of them
+/// expires.
+pub fn unfinished_orders(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    now: i64,
+) -> Result<(i64, Option<i64>), Error> {
+    Ok(unfinished_orders_query(account_id, now).get_result(conn)?)
+}
+
+fn unfinished_orders_query(
+    account_id: &str,
+    now: i64,
+) -> orders::BoxedQuery<'_, Sqlite, (BigInt, Nullable<BigInt>)> {
+    // The status test is written out so that SQLite matches it with the
+    // partial index `idx_orders_account_unfinished` (a bound parameter
+    // would not match the index's literal).
+    orders::table
+        .filter(orders::account_id.eq(account_id))
+        .filter(sql::<Bool>("status IN ('pending', 'ready')"))
+        .filter(orders::expires.gt(now))
+        .select((count_star(), min(orders::expires)))
+        .into_boxed()
+}
+
+/// How many authorizations of `account_id` are pending and unexpired at
+/// `now` (seconds), and when the first of them expires.
+pub fn pending_authzs(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    now: i64,
+) -> Result<(i64, Option<i64>), Error> {
+    Ok(pending_authzs_query(account_id, now).get_result(conn)?)
+}
+
+fn pending_authzs_query(
+    account_id: &str,
+    now: i64,
+) -> authorizations::BoxedQuery<'_, Sqlite, (BigInt, Nullable<BigInt>)> {
+    // Written out for the partial index `idx_authz_account_pending`.
+    authorizations::table
+        .filter(authorizations::account_id.eq(account_id))
+        .filter(sql::<Bool>("status = 'pending'"))
+        .filter(authorizations::expires.gt(now))
+        .select((count_star(), min(authorizations::expires)))
+        .into_boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+
+    /// SQLite's plan for a statement diesel built (its SQL, binds unset).
+    fn plan<Q: diesel::query_builder::QueryFragment<Sqlite>>(
+        conn: &mut SqliteConnection,
+        q: &Q,
+    ) -> String {
+        let text = diesel::debug_query::<Sqlite, _>(q).to_string();
+        let sql = text.split(" -- binds").next().unwrap_or_default();
+        diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<Plan>(conn)
+            .expect("plan")
+            .into_iter()
+            .map(|p| p.detail)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn the_pending_counts_use_their_partial_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        crate::store::Store::open(&path).expect("migrate");
+        let mut conn = crate::store::Store::open_read_only(&path).expect("open");
+        let orders = plan(&mut conn, &unfinished_orders_query("a", 0));
+        assert!(orders.contains("idx_orders_account_unfinished"), "{orders}");
+        let authzs = plan(&mut conn, &pending_authzs_query("a", 0));
+        assert!(authzs.contains("idx_authz_account_pending"), "{authzs}");
+        assert_eq!(
+            unfinished_orders(&mut conn, "a", 0).expect("count"),
+            (0, None)
+        );
+        assert_eq!(pending_authzs(&mut conn, "a", 0).expect("count"), (0, None));
+    }
+}
