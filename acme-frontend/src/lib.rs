@@ -24,6 +24,7 @@ pub mod nonces;
 pub mod protocol;
 pub mod rpc;
 pub mod store;
+pub mod tls;
 pub mod urls;
 
 use std::sync::{Arc, Mutex};
