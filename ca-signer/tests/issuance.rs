@@ -658,7 +658,7 @@ fn server_certificate_never_replaces_an_operators_files() {
     std::fs::remove_file(&sc.key_file).expect("rm");
     let refused = server_cert::ensure(&sc, &issuer, now(), &mut rand::rng());
     assert!(
-        matches!(&refused, Err(Error::ConfigValue { problem, .. }) if problem.contains("both present or both absent")),
+        matches!(&refused, Err(Error::ConfigValue { problem, .. }) if problem.contains("must both be present or both absent")),
         "{refused:?}"
     );
     assert_eq!(std::fs::read(&sc.cert_file).expect("read"), before.0);

@@ -65,9 +65,12 @@ impl Verifier {
                 anchors.push(anchor.to_owned());
             }
         }
+        // A trust anchor's subject is the Name's contents; the
+        // CertificateRequest carries whole DER Names (OpenSSL clients refuse
+        // the handshake otherwise).
         let subjects = anchors
             .iter()
-            .map(|a| DistinguishedName::from(a.subject.as_ref().to_vec()))
+            .map(|a| DistinguishedName::in_sequence(a.subject.as_ref()))
             .collect();
         Ok(Self {
             anchors,
@@ -94,10 +97,10 @@ impl Verifier {
                 CertificateError::BadEncoding,
             )
         })?;
-        let usage = match self.profile {
-            ClientAuthProfile::Webpki => KeyUsage::required(EKU_CLIENT_AUTH),
-            ClientAuthProfile::Rfc5280 => KeyUsage::required_if_present(EKU_CLIENT_AUTH),
-        };
+        // webpki applies the EKU rule to every certificate of the path, and
+        // CA certificates rarely carry an EKU: "if present" here, and the
+        // webpki profile's "the leaf must carry clientAuth" below.
+        let usage = KeyUsage::required_if_present(EKU_CLIENT_AUTH);
         let refused: RefCell<Option<String>> = RefCell::new(None);
         let policy = |path: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
             match self.check_path(path) {
@@ -126,13 +129,8 @@ impl Verifier {
                 None => webpki_reason(&e),
             });
         }
-        if self.profile == ClientAuthProfile::Webpki && !has_san(end_entity) {
-            return Err((
-                "the certificate has no subjectAltName (profile \"webpki\"; \"rfc5280\" \
-                 does not ask for one)"
-                    .into(),
-                CertificateError::Other(OtherError(Arc::new(PolicyRefusal))),
-            ));
+        if self.profile == ClientAuthProfile::Webpki {
+            webpki_profile(end_entity)?;
         }
         Ok(())
     }
@@ -318,8 +316,36 @@ fn trust_store(file: &Path, e: Error) -> Error {
     ))
 }
 
-fn has_san(der: &CertificateDer<'_>) -> bool {
-    X509::from_der(der).is_ok_and(|c| c.subject_alt_names().is_some_and(|s| !s.is_empty()))
+/// The leaf rules of `profile = "webpki"`: a clientAuth extended key
+/// usage and a subjectAltName (`"rfc5280"` asks for neither).
+fn webpki_profile(der: &CertificateDer<'_>) -> Result<(), (String, CertificateError)> {
+    use openssl::x509::X509ExtendedKeyUsage;
+    let Ok(cert) = X509::from_der(der) else {
+        return Err((
+            "the certificate cannot be parsed".into(),
+            CertificateError::BadEncoding,
+        ));
+    };
+    let client_auth = cert
+        .extended_key_usage()
+        .is_some_and(|eku| eku.contains(X509ExtendedKeyUsage::SSL_CLIENT));
+    if !client_auth {
+        return Err((
+            "the certificate is not for client authentication (no clientAuth extended key \
+             usage; profile \"webpki\")"
+                .into(),
+            CertificateError::InvalidPurpose,
+        ));
+    }
+    if !cert.subject_alt_names().is_some_and(|s| !s.is_empty()) {
+        return Err((
+            "the certificate has no subjectAltName (profile \"webpki\"; \"rfc5280\" \
+             does not ask for one)"
+                .into(),
+            CertificateError::Other(OtherError(Arc::new(PolicyRefusal))),
+        ));
+    }
+    Ok(())
 }
 
 /// The subject of a certificate for the log (`?` when it cannot be read).

@@ -579,16 +579,16 @@ cert_file     = "{cert}"
 validity_days = 90
 {ca}
 
+[tls]
+{tls}
+
 [server]
 http_validation_port     = {http_validation_port}
 tls_alpn_validation_port = {tls_alpn_validation_port}
 dns_resolver_addr        = "{dns}"
 allow_private_targets    = true
 {server}
-{extra}
-
-[tls]
-{tls}"#
+{extra}"#
     )
 }
 
@@ -649,6 +649,8 @@ mod unit {
             ca: "crl_url = \"https://localhost:4443/crl\"",
             server: "order_expiry_secs = 60",
             extra: "[server.eab_keys]\nk = \"v\"",
+            tls: None,
+            base_url: None,
         });
         assert!(text.contains("listen_addr = \"127.0.0.1:4443\""));
         assert!(text.contains("base_url    = \"https://localhost:4443\""));
