@@ -337,7 +337,7 @@ fn webpki_profile(der: &CertificateDer<'_>) -> Result<(), (String, CertificateEr
             CertificateError::InvalidPurpose,
         ));
     }
-    if !cert.subject_alt_names().is_some_and(|s| !s.is_empty()) {
+    if cert.subject_alt_names().is_none_or(|s| s.is_empty()) {
         return Err((
             "the certificate has no subjectAltName (profile \"webpki\"; \"rfc5280\" \
              does not ask for one)"
