@@ -364,3 +364,66 @@ fn name_of(cert: &X509) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(key: &PKey<openssl::pkey::Private>) -> String {
+        let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+        name.append_entry_by_text("CN", "Client Root").expect("cn");
+        let name = name.build();
+        let mut b = X509::builder().expect("builder");
+        b.set_version(2).expect("version");
+        b.set_subject_name(&name).expect("subject");
+        b.set_issuer_name(&name).expect("issuer");
+        b.set_pubkey(key).expect("key");
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).expect("t"))
+            .expect("nb");
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).expect("t"))
+            .expect("na");
+        b.sign(key, openssl::hash::MessageDigest::sha256())
+            .expect("sign");
+        String::from_utf8(b.build().to_pem().expect("pem")).expect("utf-8")
+    }
+
+    fn auth(ca_files: Vec<std::path::PathBuf>, minimum_rsa_modulus: u32) -> ClientAuth {
+        ClientAuth {
+            required: true,
+            ca_files,
+            profile: ClientAuthProfile::Webpki,
+            allow_post_quantum: false,
+            max_chain_depth: 8,
+            minimum_rsa_modulus,
+        }
+    }
+
+    #[test]
+    fn the_trust_store_refuses_missing_empty_and_weak_cas() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let provider = super::super::provider();
+        let rsa = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("rsa")).expect("key");
+        let weak = dir.path().join("weak.pem");
+        std::fs::write(&weak, self_signed(&rsa)).expect("write");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").expect("write");
+        for (file, min, needle) in [
+            (dir.path().join("missing.pem"), 2048, "missing.pem"),
+            (empty, 2048, "contains no PEM blocks"),
+            (
+                weak.clone(),
+                3072,
+                "2048-bit RSA key, below minimum_rsa_modulus = 3072",
+            ),
+        ] {
+            let err = Verifier::load(&auth(vec![file], min), &provider)
+                .expect_err("refused")
+                .to_string();
+            assert!(err.starts_with("build client-auth trust store: "), "{err}");
+            assert!(err.contains(needle), "{err}");
+        }
+        let verifier = Verifier::load(&auth(vec![weak], 2048), &provider).expect("loads");
+        assert!(verifier.client_auth_mandatory());
+        assert_eq!(verifier.root_hint_subjects().len(), 1);
+    }
+}
