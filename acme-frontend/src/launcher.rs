@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::tls::ServerCertSource;
 use crate::{App, http, jobs};
 
 /// How long a child may take to print `READY`.
@@ -39,7 +40,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         };
         let uid = nix::unistd::geteuid().as_raw();
         let signer_cfg = config.state_dir.join("signer.toml");
-        let server_cert = server_certificate_source(&config)?;
+        let server_cert = crate::tls::server_cert_source(&config)?;
         write_file(&signer_cfg, &signer_config(&config, uid, server_cert))?;
         let validator_cfg = config.state_dir.join("validator.toml");
         write_file(&validator_cfg, &validator_config(&config, uid))?;
@@ -59,29 +60,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         }
     }
 
-    let tls = if config.tls.enabled {
-        if crate::tls::files(&config.tls_cert_file(), &config.tls_key_file())?
-            == crate::tls::Files::Absent
-        {
-            return Err(Error::Startup(format!(
-                "[tls] enabled, but neither {} nor {} exists (without the launcher the \
-                 signer's [server_certificate] issues them, or the operator puts a \
-                 certificate and key there)",
-                config.tls_cert_file().display(),
-                config.tls_key_file().display()
-            )));
-        }
-        let acceptor = Arc::new(crate::tls::Acceptor::new(
-            config.tls.clone(),
-            config.tls_cert_file(),
-            config.tls_key_file(),
-        )?);
-        acceptor.reload_on_sighup()?;
-        Some(acceptor)
-    } else {
-        ignore_sighup()?;
-        None
-    };
+    let tls = crate::tls::start(&config)?;
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|e| Error::Startup(format!("binding {}: {e}", config.listen_addr)))?;
@@ -118,75 +97,6 @@ pub async fn run(config: Config) -> Result<(), Error> {
     for child in children {
         child.stopped().await;
     }
-    Ok(())
-}
-
-/// Who provides the HTTPS certificate when `[tls] enabled`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServerCertSource {
-    /// Our CA: the signer issues it when the files are missing (mode 2) and
-    /// renews the one it issued.
-    OurCa,
-    /// The operator (mode 3): the files are loaded as they are and nothing
-    /// ever writes them.
-    Operator,
-}
-
-/// Mode 2 or mode 3: files missing → our CA issues them; files present and
-/// the certificate signed by our CA's key → ours to renew; any other
-/// certificate is the operator's and is never overwritten. Exactly one of
-/// the two files is refused.
-fn server_certificate_source(config: &Config) -> Result<Option<ServerCertSource>, Error> {
-    if !config.tls.enabled {
-        return Ok(None);
-    }
-    let (cert, key) = (config.tls_cert_file(), config.tls_key_file());
-    let source = match crate::tls::files(&cert, &key)? {
-        crate::tls::Files::Absent => ServerCertSource::OurCa,
-        crate::tls::Files::Present if issued_by(&cert, &config.ca_cert_file()) => {
-            ServerCertSource::OurCa
-        }
-        crate::tls::Files::Present => {
-            tracing::info!(
-                target: "frontend",
-                cert = %cert.display(),
-                "the HTTPS certificate was not issued by this CA: serving it as it is, never replacing it"
-            );
-            ServerCertSource::Operator
-        }
-    };
-    Ok(Some(source))
-}
-
-/// Whether the first certificate in `cert_file` is signed by the key of the
-/// certificate in `ca_cert_file` (false when either cannot be read: a CA
-/// not created yet has issued nothing).
-fn issued_by(cert_file: &Path, ca_cert_file: &Path) -> bool {
-    let first = |path: &Path| {
-        std::fs::read(path)
-            .ok()
-            .and_then(|pem| openssl::x509::X509::stack_from_pem(&pem).ok())
-            .and_then(|chain| chain.into_iter().next())
-    };
-    let (Some(leaf), Some(ca)) = (first(cert_file), first(ca_cert_file)) else {
-        return false;
-    };
-    ca.public_key()
-        .and_then(|key| leaf.verify(&key))
-        .unwrap_or(false)
-}
-
-/// Without TLS there is nothing to reload, but SIGHUP must not end the
-/// process (its default action): it is logged and ignored.
-fn ignore_sighup() -> Result<(), Error> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup())
-        .map_err(|e| Error::Startup(format!("cannot watch SIGHUP: {e}")))?;
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            tracing::info!(target: "frontend", "SIGHUP: [tls] is off, nothing to reload");
-        }
-    });
     Ok(())
 }
 

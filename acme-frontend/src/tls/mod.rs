@@ -20,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, SupportedProtocolVersion};
 
-use crate::config::Tls;
+use crate::config::{Config, Tls};
 use crate::error::Error;
 
 pub mod client_auth;
@@ -138,6 +138,82 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Er
         )));
     }
     Ok(certs)
+}
+
+/// Who provides the HTTPS certificate when `[tls] enabled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerCertSource {
+    /// Our CA: the signer issues it when the files are missing (mode 2) and
+    /// renews the one it issued.
+    OurCa,
+    /// The operator (mode 3): the files are loaded as they are and nothing
+    /// ever writes them.
+    Operator,
+}
+
+/// Mode 2 or mode 3: files missing → our CA issues them; files present and
+/// the certificate signed by our CA's key → ours to renew; any other
+/// certificate is the operator's and is never overwritten. Exactly one of
+/// the two files is refused.
+pub fn server_cert_source(config: &Config) -> Result<Option<ServerCertSource>, Error> {
+    if !config.tls.enabled {
+        return Ok(None);
+    }
+    let (cert, key) = (config.tls_cert_file(), config.tls_key_file());
+    let source = match files(&cert, &key)? {
+        Files::Absent => ServerCertSource::OurCa,
+        Files::Present if issued_by(&cert, &config.ca_cert_file()) => ServerCertSource::OurCa,
+        Files::Present => {
+            tracing::info!(
+                target: "frontend",
+                cert = %cert.display(),
+                "the HTTPS certificate was not issued by this CA: serving it as it is, never replacing it"
+            );
+            ServerCertSource::Operator
+        }
+    };
+    Ok(Some(source))
+}
+
+/// Whether the first certificate in `cert_file` is signed by the key of the
+/// certificate in `ca_cert_file` (false when either cannot be read: a CA
+/// not created yet has issued nothing).
+fn issued_by(cert_file: &Path, ca_cert_file: &Path) -> bool {
+    let first = |path: &Path| {
+        std::fs::read(path)
+            .ok()
+            .and_then(|pem| openssl::x509::X509::stack_from_pem(&pem).ok())
+            .and_then(|chain| chain.into_iter().next())
+    };
+    let (Some(leaf), Some(ca)) = (first(cert_file), first(ca_cert_file)) else {
+        return false;
+    };
+    ca.public_key()
+        .and_then(|key| leaf.verify(&key))
+        .unwrap_or(false)
+}
+
+/// The listener's TLS for `config`, reloaded on SIGHUP; `None` with
+/// `[tls] enabled = false` (a SIGHUP is then logged and ignored). Called
+/// after the launcher's signer has issued a missing certificate.
+pub fn start(config: &Config) -> Result<Option<Arc<Acceptor>>, Error> {
+    if !config.tls.enabled {
+        reload::ignore_sighup()?;
+        return Ok(None);
+    }
+    let (cert, key) = (config.tls_cert_file(), config.tls_key_file());
+    if files(&cert, &key)? == Files::Absent {
+        return Err(Error::Startup(format!(
+            "[tls] enabled, but neither {} nor {} exists (without the launcher the \
+             signer's [server_certificate] issues them, or the operator puts a \
+             certificate and key there)",
+            cert.display(),
+            key.display()
+        )));
+    }
+    let acceptor = Arc::new(Acceptor::new(config.tls.clone(), cert, key)?);
+    acceptor.reload_on_sighup()?;
+    Ok(Some(acceptor))
 }
 
 /// Builds the listener's configuration from `[tls]` and the two files:

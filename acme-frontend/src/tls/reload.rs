@@ -83,3 +83,17 @@ impl Acceptor {
         Ok(())
     }
 }
+
+/// Without TLS there is nothing to reload, but SIGHUP must not end the
+/// process (its default action): it is logged and ignored.
+pub fn ignore_sighup() -> Result<(), Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())
+        .map_err(|e| Error::Startup(format!("cannot watch SIGHUP: {e}")))?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!(target: "frontend", "SIGHUP: [tls] is off, nothing to reload");
+        }
+    });
+    Ok(())
+}
