@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-for pkg in pkg-config libssl-dev certbot lego openssl systemd selinux-policy-dev selinux-policy-default semodule-utils policycoreutils selinux-utils setools softhsm2 opensc python3-venv pebble prometheus; do
+for pkg in pkg-config libssl-dev certbot lego openssl systemd selinux-policy-dev selinux-policy-default semodule-utils policycoreutils selinux-utils setools softhsm2 opensc python3-venv pebble prometheus nginx; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

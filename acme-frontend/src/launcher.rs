@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::tls::ServerCertSource;
 use crate::{App, http, jobs};
 
 /// How long a child may take to print `READY`.
@@ -39,7 +40,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
         };
         let uid = nix::unistd::geteuid().as_raw();
         let signer_cfg = config.state_dir.join("signer.toml");
-        write_file(&signer_cfg, &signer_config(&config, uid))?;
+        let server_cert = crate::tls::server_cert_source(&config)?;
+        write_file(&signer_cfg, &signer_config(&config, uid, server_cert))?;
         let validator_cfg = config.state_dir.join("validator.toml");
         write_file(&validator_cfg, &validator_config(&config, uid))?;
         // The validator first: the signer is configured with the public half
@@ -58,14 +60,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         }
     }
 
-    let tls = if config.tls.enabled {
-        Some(http::server::tls_acceptor(
-            &config.tls_cert_file(),
-            &config.tls_key_file(),
-        )?)
-    } else {
-        None
-    };
+    let tls = crate::tls::start(&config)?;
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|e| Error::Startup(format!("binding {}: {e}", config.listen_addr)))?;
@@ -221,8 +216,10 @@ fn toml_path(p: &Path) -> String {
     toml_str(&p.to_string_lossy())
 }
 
-/// The signer's configuration, derived from the launcher's.
-pub fn signer_config(c: &Config, uid: u32) -> String {
+/// The signer's configuration, derived from the launcher's. The signer is
+/// asked for the HTTPS certificate only when our CA provides it
+/// (`server_cert`, see [`ServerCertSource`]).
+pub fn signer_config(c: &Config, uid: u32, server_cert: Option<ServerCertSource>) -> String {
     let mut s = format!(
         "socket_path = {}\nallowed_uids = [{uid}]\nvalidator_public_key_file = {}\n\n\
          [ca]\nkey_file = {}\ncert_file = {}\n\
@@ -273,16 +270,17 @@ pub fn signer_config(c: &Config, uid: u32) -> String {
         s.push('\n');
         s.push_str(&outer.to_string());
     }
-    if c.tls.enabled {
+    if c.tls.enabled && server_cert == Some(ServerCertSource::OurCa) {
         let mut names = vec![toml_str(&c.tls.server_name)];
         if c.tls.server_name != "127.0.0.1" {
             names.push(toml_str("127.0.0.1"));
         }
         s.push_str(&format!(
-            "\n[server_certificate]\nnames = [{}]\ncert_file = {}\nkey_file = {}\n",
+            "\n[server_certificate]\nnames = [{}]\ncert_file = {}\nkey_file = {}\nkey_type = {}\n",
             names.join(", "),
             toml_path(&c.tls_cert_file()),
             toml_path(&c.tls_key_file()),
+            toml_str(&c.tls.bootstrap_key_type.to_string()),
         ));
     }
     s

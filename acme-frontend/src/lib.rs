@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod rate_limits;
 pub mod rpc;
 pub mod store;
+pub mod tls;
 pub mod urls;
 
 use std::sync::{Arc, Mutex};

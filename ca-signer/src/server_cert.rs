@@ -2,8 +2,11 @@
 //! its configuration (`[server_certificate]`), never on request.
 //!
 //! It is reused while it is issued by the current CA, names exactly the
-//! configured names, matches its key and has more than [`RENEW_BEFORE_SECS`]
-//! left; otherwise a new EC P-256 key and certificate replace it.
+//! configured names, matches its key, has the configured key type and more
+//! than [`RENEW_BEFORE_SECS`] left; otherwise a new key and certificate
+//! replace it. A certificate this CA did not sign is an operator's: it is
+//! never overwritten (the frontend serves it as it is), and a certificate
+//! without its key (or a key without its certificate) is refused.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -37,6 +40,9 @@ pub enum Outcome {
     Reused,
     /// A new key and certificate were written.
     Issued,
+    /// The files hold a certificate this CA did not sign (an operator's):
+    /// left as they are.
+    Foreign,
 }
 
 /// Makes sure `config`'s files hold a valid certificate from `issuer`.
@@ -46,6 +52,23 @@ pub fn ensure(
     now: i64,
     rng: &mut dyn RngCore,
 ) -> Result<Outcome, Error> {
+    match (config.cert_file.exists(), config.key_file.exists()) {
+        (true, true) if !signed_by_ca(config, issuer) => {
+            tracing::warn!(target: "signer", cert = %config.cert_file.display(), "server certificate was not issued by this CA; leaving it as it is");
+            return Ok(Outcome::Foreign);
+        }
+        (true, false) | (false, true) => {
+            return Err(Error::ConfigValue {
+                field: "server_certificate",
+                problem: format!(
+                    "TLS cert and key must both be present or both absent ({} and {})",
+                    config.cert_file.display(),
+                    config.key_file.display()
+                ),
+            });
+        }
+        _ => {}
+    }
     match reusable(config, issuer, now) {
         Ok(true) => {
             tracing::info!(target: "signer", cert = %config.cert_file.display(), "server certificate is current; reusing it");
@@ -56,7 +79,7 @@ pub fn ensure(
             tracing::info!(target: "signer", cert = %config.cert_file.display(), reason = %e, "server certificate unusable; reissuing");
         }
     }
-    let key = FileKey::generate(KeyType::EcP256, HashAlg::Sha256)?;
+    let key = FileKey::generate(config.key_type, HashAlg::Sha256)?;
     let checked = policy::check_server_certificate(
         &issuer.profile(),
         &config.names,
@@ -100,6 +123,9 @@ fn reusable(config: &ServerCertificate, issuer: &Issuer, now: i64) -> Result<boo
     if !leaf.public_key()?.public_eq(&key) {
         return Ok(false);
     }
+    if key_type_of(&key) != Some(config.key_type) {
+        return Ok(false);
+    }
     if leaf.not_after() <= Asn1Time::from_unix(now.saturating_add(RENEW_BEFORE_SECS))? {
         return Ok(false);
     }
@@ -118,6 +144,40 @@ fn reusable(config: &ServerCertificate, issuer: &Issuer, now: i64) -> Result<boo
         }
     }
     Ok(have == wanted)
+}
+
+/// Whether the first certificate of `cert_file` is signed by this CA's key
+/// (false when it cannot be read: then it is not one we wrote either).
+fn signed_by_ca(config: &ServerCertificate, issuer: &Issuer) -> bool {
+    let Ok(pem) = std::fs::read(&config.cert_file) else {
+        return false;
+    };
+    let Some(leaf) = X509::stack_from_pem(&pem)
+        .ok()
+        .and_then(|chain| chain.into_iter().next())
+    else {
+        return false;
+    };
+    PKey::public_key_from_der(issuer.ca().key().public_key_der())
+        .and_then(|ca_key| leaf.verify(&ca_key))
+        .unwrap_or(false)
+}
+
+/// The configured key type a key is of, if any.
+fn key_type_of<T: openssl::pkey::HasPublic>(key: &PKey<T>) -> Option<KeyType> {
+    use openssl::nid::Nid;
+    use openssl::pkey::Id;
+    match key.id() {
+        Id::EC => match key.ec_key().ok()?.group().curve_name()? {
+            Nid::X9_62_PRIME256V1 => Some(KeyType::EcP256),
+            Nid::SECP384R1 => Some(KeyType::EcP384),
+            Nid::SECP521R1 => Some(KeyType::EcP521),
+            _ => None,
+        },
+        Id::RSA => Some(KeyType::Rsa(key.bits())),
+        Id::ED25519 => Some(KeyType::Ed25519),
+        _ => None,
+    }
 }
 
 fn canonical(name: &str) -> String {

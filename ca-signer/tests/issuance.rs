@@ -568,6 +568,7 @@ fn server_certificate_is_issued_reused_and_reissued() {
         names: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
         cert_file: dir.path().join("tls/server.crt"),
         key_file: dir.path().join("tls/server.key"),
+        key_type: KeyType::EcP256,
     };
     let t0 = now();
     assert_eq!(
@@ -616,6 +617,80 @@ fn server_certificate_is_issued_reused_and_reissued() {
     );
 }
 
+/// Mode 3 of the TLS guide: a certificate the CA did not sign is the
+/// operator's and its files are never written; half a pair is refused; a
+/// configured key type is what a new certificate gets.
+#[test]
+fn server_certificate_never_replaces_an_operators_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = ca_config(dir.path(), KeyType::EcP256);
+    let issuer = issuer(dir.path(), &cfg);
+    let sc = ServerCertificate {
+        names: vec!["localhost".to_owned()],
+        cert_file: dir.path().join("server.crt"),
+        key_file: dir.path().join("server.key"),
+        key_type: KeyType::EcP384,
+    };
+    // An operator's certificate (rcgen, self-signed: not our CA), even an
+    // expired one naming other names.
+    let mut params =
+        rcgen::CertificateParams::new(vec!["acme.example.com".to_owned()]).expect("params");
+    params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("cert");
+    std::fs::write(&sc.cert_file, cert.pem()).expect("write");
+    std::fs::write(&sc.key_file, key.serialize_pem()).expect("write");
+    let before = (
+        std::fs::read(&sc.cert_file).expect("read"),
+        std::fs::read(&sc.key_file).expect("read"),
+    );
+    assert_eq!(
+        server_cert::ensure(&sc, &issuer, now(), &mut rand::rng()).expect("kept"),
+        Outcome::Foreign
+    );
+    let after = (
+        std::fs::read(&sc.cert_file).expect("read"),
+        std::fs::read(&sc.key_file).expect("read"),
+    );
+    assert_eq!(before, after, "the operator's files were rewritten");
+
+    // Half a pair: refused, and the lone file is left alone.
+    std::fs::remove_file(&sc.key_file).expect("rm");
+    let refused = server_cert::ensure(&sc, &issuer, now(), &mut rand::rng());
+    assert!(
+        matches!(&refused, Err(Error::ConfigValue { problem, .. }) if problem.contains("must both be present or both absent")),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read(&sc.cert_file).expect("read"), before.0);
+
+    // Neither: issued with the configured key type; then a change of key
+    // type reissues.
+    std::fs::remove_file(&sc.cert_file).expect("rm");
+    assert_eq!(
+        server_cert::ensure(&sc, &issuer, now(), &mut rand::rng()).expect("issue"),
+        Outcome::Issued
+    );
+    let curve = |path: &Path| {
+        let key = PKey::private_key_from_pem(&std::fs::read(path).expect("read")).expect("key");
+        key.ec_key().ok().and_then(|k| k.group().curve_name())
+    };
+    assert_eq!(curve(&sc.key_file), Some(Nid::SECP384R1));
+    let ed = ServerCertificate {
+        key_type: KeyType::Ed25519,
+        ..sc.clone()
+    };
+    assert_eq!(
+        server_cert::ensure(&ed, &issuer, now(), &mut rand::rng()).expect("reissue"),
+        Outcome::Issued
+    );
+    let key = PKey::private_key_from_pem(&std::fs::read(&ed.key_file).expect("read")).expect("key");
+    assert_eq!(key.id(), openssl::pkey::Id::ED25519);
+    assert_eq!(
+        server_cert::ensure(&ed, &issuer, now(), &mut rand::rng()).expect("reuse"),
+        Outcome::Reused
+    );
+}
+
 fn server_config(dir: &Path, allowed_uid: u32) -> Config {
     let mut c = full_config(dir, ca_config(&dir.join("ca"), KeyType::EcP256));
     c.allowed_uids = vec![allowed_uid];
@@ -632,6 +707,7 @@ async fn issues_over_the_socket() {
         names: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
         cert_file: dir.path().join("server.crt"),
         key_file: dir.path().join("server.key"),
+        key_type: KeyType::EcP256,
     });
     std::fs::create_dir_all(dir.path().join("run")).expect("mkdir");
     let server = Server::start(&config).expect("start");

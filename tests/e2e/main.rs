@@ -99,3 +99,11 @@ mod metrics;
 /// A full disk under the state directory (a tmpfs; root only):
 /// `serverInternal`, a consistent database, recovery once space is freed.
 mod disk_full;
+
+/// The TLS modes (issue 12): a certificate from our CA with its key type,
+/// an operator's certificate kept and reloaded on SIGHUP, mutual TLS with
+/// every refusal logged, TLS versions and the hybrid X25519MLKEM768 group.
+mod tls;
+
+/// TLS mode 1: plain HTTP behind Debian's nginx, every URL the proxy's.
+mod proxy;

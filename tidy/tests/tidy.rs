@@ -419,6 +419,42 @@ fn signer_has_no_network_dependency() {
 /// hidden ones).
 const NOT_DOCS: &[&str] = &["node_modules", "book"];
 
+/// rustls constructors that take the process-default crypto provider. The
+/// workspace compiles two providers (ring, and aws-lc-rs for the frontend's
+/// listener), and with no default installed these panic.
+const IMPLICIT_PROVIDER: &[&[&str]] = &[
+    &["ClientConfig", "::", "builder", "("],
+    &["ServerConfig", "::", "builder", "("],
+    &["WebPkiServerVerifier", "::", "builder", "("],
+    &["WebPkiClientVerifier", "::", "builder", "("],
+    &["CryptoProvider", "::", "get_default"],
+];
+
+#[test]
+fn every_rustls_config_names_its_provider() {
+    let root = workspace_root();
+    let mut violations = Vec::new();
+    // Every member, tests and benches included: a test that panics on a
+    // missing default provider is as broken as a daemon.
+    for dir in member_dirs(&root).expect("workspace members") {
+        for path in walk(&dir, "rs", &["target"]).expect("walk member") {
+            let (toks, _) = read_tokens(&path, false);
+            violations.extend(banned_uses(
+                &root,
+                &path,
+                &toks,
+                &|_| false,
+                IMPLICIT_PROVIDER,
+            ));
+        }
+    }
+    assert_none(
+        "every rustls configuration names its crypto provider (`builder_with_provider`): \
+         two providers are compiled in and there is no process default",
+        &violations,
+    );
+}
+
 #[test]
 fn relative_doc_links_resolve() {
     let root = workspace_root();

@@ -112,7 +112,8 @@ impl Config {
             source,
         };
         let raw: toml::Table = toml::from_str(text).map_err(parse_error)?;
-        let config: Self = toml::from_str(text).map_err(parse_error)?;
+        let mut config: Self = toml::from_str(text).map_err(parse_error)?;
+        config.apply_server_aliases(&raw)?;
         config.check()?;
         if !config.launcher.enabled {
             config.check_one_owner(&raw)?;
@@ -147,7 +148,32 @@ impl Config {
         }
     }
 
+    /// `[server] listen_addr` and `[server] base_url` stand for the
+    /// top-level keys (the reference's annotated TLS example uses them);
+    /// setting a key in both places is refused rather than guessed.
+    fn apply_server_aliases(&mut self, raw: &toml::Table) -> Result<(), ConfigError> {
+        let both = |key: &str| {
+            ConfigError::Invalid(format!(
+                "{key} is set both at the top level and in [server]; keep one"
+            ))
+        };
+        if let Some(addr) = self.server.listen_addr {
+            if raw.contains_key("listen_addr") {
+                return Err(both("listen_addr"));
+            }
+            self.listen_addr = addr;
+        }
+        if let Some(url) = &self.server.base_url {
+            if raw.contains_key("base_url") {
+                return Err(both("base_url"));
+            }
+            self.base_url = url.clone();
+        }
+        Ok(())
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        self.check_tls()?;
         if self.base_url.ends_with('/') {
             return Err(ConfigError::Invalid(
                 "base_url must not end with '/'".into(),
@@ -222,6 +248,47 @@ impl Config {
         if self.server.order_expiry_secs < 60 || self.server.authz_expiry_secs < 60 {
             return Err(ConfigError::Invalid(
                 "expiry must be at least 60 seconds".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[tls]` and `[tls.client_auth]` values that a parser cannot refuse
+    /// alone. The files are looked at when the listener is built.
+    fn check_tls(&self) -> Result<(), ConfigError> {
+        crate::tls::protocol_versions(&self.tls.protocols).map_err(ConfigError::Invalid)?;
+        if !crate::tls::BOOTSTRAP_KEY_TYPES.contains(&self.tls.bootstrap_key_type) {
+            return Err(ConfigError::Invalid(format!(
+                "[tls] bootstrap_key_type {:?} is not offered (use ec:P-256, ec:P-384, ec:P-521, \
+                 rsa:2048, rsa:3072, rsa:4096 or ed25519)",
+                self.tls.bootstrap_key_type.to_string()
+            )));
+        }
+        let Some(auth) = &self.tls.client_auth else {
+            return Ok(());
+        };
+        if !self.tls.enabled {
+            return Err(ConfigError::Invalid(
+                "[tls.client_auth] needs [tls] enabled = true (behind a proxy, the proxy \
+                 asks for client certificates)"
+                    .into(),
+            ));
+        }
+        if auth.ca_files.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[tls.client_auth] ca_files must name at least one PEM file".into(),
+            ));
+        }
+        if auth.max_chain_depth == 0 {
+            return Err(ConfigError::Invalid(
+                "[tls.client_auth] max_chain_depth must be at least 1 (the trust anchor)".into(),
+            ));
+        }
+        if !(2048..=16384).contains(&auth.minimum_rsa_modulus) {
+            return Err(ConfigError::Invalid(
+                "[tls.client_auth] minimum_rsa_modulus must be between 2048 and 16384 \
+                 (smaller RSA keys are refused by the TLS library whatever it says)"
+                    .into(),
             ));
         }
         Ok(())

@@ -69,22 +69,35 @@ impl Default for Ca {
     }
 }
 
-/// `[tls]`.
+/// `[tls]`: how the frontend speaks TLS to ACME clients (operations guide,
+/// "TLS modes").
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
-    /// Serve HTTPS. Default false (plain HTTP behind a proxy); the embedded
-    /// default turns it on.
+    /// Serve HTTPS. Default false (plain HTTP behind a TLS-terminating
+    /// proxy); the embedded default turns it on.
     #[serde(default)]
     pub enabled: bool,
-    /// Certificate chain PEM. Default `<state_dir>/server.crt`.
+    /// Certificate chain PEM, leaf first. Default `<state_dir>/server.crt`.
     pub cert_file: Option<PathBuf>,
-    /// Private key PEM. Default `<state_dir>/server.key`.
+    /// Private key PEM (PKCS#8, SEC1 or PKCS#1, unencrypted). Default
+    /// `<state_dir>/server.key`.
     pub key_file: Option<PathBuf>,
+    /// TLS versions offered: `"TLSv1.2"`, `"TLSv1.3"`. Default both.
+    #[serde(default = "default_tls_protocols")]
+    pub protocols: Vec<String>,
     /// Name the launcher asks the signer to certify (with `127.0.0.1`) when
     /// the files are missing. Default `localhost`.
     #[serde(default = "default_server_name")]
     pub server_name: String,
+    /// Key type of a server certificate issued by our own CA (mode 2):
+    /// `ec:P-256`, `ec:P-384`, `ec:P-521`, `rsa:2048`, `rsa:3072`,
+    /// `rsa:4096` or `ed25519`. Default `ec:P-256`.
+    #[serde(default = "default_key_type")]
+    pub bootstrap_key_type: akamu_jose::KeyType,
+    /// `[tls.client_auth]`: mutual TLS. Default none (no client
+    /// certificate asked for).
+    pub client_auth: Option<ClientAuth>,
 }
 
 impl Default for Tls {
@@ -93,9 +106,56 @@ impl Default for Tls {
             enabled: false,
             cert_file: None,
             key_file: None,
+            protocols: default_tls_protocols(),
             server_name: default_server_name(),
+            bootstrap_key_type: default_key_type(),
+            client_auth: None,
         }
     }
+}
+
+/// `[tls.client_auth]`: client certificates, verified with rustls-webpki
+/// against `ca_files`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuth {
+    /// Refuse a client that presents no certificate (at the handshake).
+    /// Default false: the certificate is asked for, and checked when sent.
+    #[serde(default)]
+    pub required: bool,
+    /// PEM files of the trusted client CAs (each may hold several
+    /// certificates). Required, at least one.
+    #[serde(default)]
+    pub ca_files: Vec<PathBuf>,
+    /// `webpki` (the leaf must carry a subjectAltName and the clientAuth
+    /// extended key usage) or `rfc5280` (the extended key usage is checked
+    /// only when present, no SAN needed). Default `webpki`.
+    #[serde(default)]
+    pub profile: ClientAuthProfile,
+    /// Post-quantum client certificate chains. Not supported yet: `true`
+    /// is refused at startup. Default false.
+    #[serde(default)]
+    pub allow_post_quantum: bool,
+    /// Most certificates above the leaf in the verified chain, trust
+    /// anchor included (the leaf is not counted). Default 8 (webpki itself
+    /// stops at 6 intermediates, i.e. 7).
+    #[serde(default = "default_max_chain_depth")]
+    pub max_chain_depth: u32,
+    /// Smallest RSA modulus, in bits, of any RSA key in the client's chain
+    /// (2048 to 16384). Default 2048.
+    #[serde(default = "default_minimum_rsa_modulus")]
+    pub minimum_rsa_modulus: u32,
+}
+
+/// How strictly a client certificate is profiled (`[tls.client_auth] profile`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuthProfile {
+    /// The Web PKI profile: clientAuth EKU and a SAN are required.
+    #[default]
+    Webpki,
+    /// RFC 5280: the EKU is checked only when present; no SAN needed.
+    Rfc5280,
 }
 
 /// `[server]`.
@@ -177,6 +237,12 @@ pub struct Server {
     /// into the database at start with insert-or-ignore. Default none.
     #[serde(default)]
     pub eab_keys: std::collections::BTreeMap<String, String>,
+    /// The top-level `listen_addr`, spelled inside `[server]` as in the
+    /// reference's annotated TLS example; only one of the two may be set.
+    pub listen_addr: Option<SocketAddr>,
+    /// The top-level `base_url`, spelled inside `[server]`; only one of the
+    /// two may be set.
+    pub base_url: Option<String>,
 }
 
 impl Default for Server {
@@ -202,6 +268,8 @@ impl Default for Server {
             profiles: Default::default(),
             external_account_required: false,
             eab_keys: Default::default(),
+            listen_addr: None,
+            base_url: None,
         }
     }
 }
@@ -360,6 +428,15 @@ fn default_common_name() -> String {
 }
 fn default_organization() -> String {
     "Akāmu".into()
+}
+fn default_tls_protocols() -> Vec<String> {
+    vec!["TLSv1.2".into(), "TLSv1.3".into()]
+}
+fn default_max_chain_depth() -> u32 {
+    8
+}
+fn default_minimum_rsa_modulus() -> u32 {
+    2048
 }
 fn default_server_name() -> String {
     "localhost".into()

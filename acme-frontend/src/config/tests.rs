@@ -80,6 +80,16 @@ fn doc_lists_every_key() {
             }
         }
     }
+    // Nested tables documented in their own section.
+    let nested = Config::parse(
+        "[tls]\nenabled = true\n[tls.client_auth]\nca_files = [\"ca.pem\"]\n",
+        "t",
+    )
+    .expect("client_auth");
+    let auth = serde_json::to_value(&nested.tls.client_auth).expect("json");
+    for f in auth.as_object().expect("object").keys() {
+        actual.insert(format!("tls.client_auth.{f}"));
+    }
     assert_eq!(documented, actual);
 }
 

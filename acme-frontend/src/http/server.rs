@@ -1,9 +1,9 @@
-//! The listener: TCP, optional TLS (rustls, ring provider), HTTP/1.1 and
-//! HTTP/2, a body limit and deadlines on reading requests.
+//! The listener: TCP, optional TLS (rustls with aws-lc-rs, configured and
+//! reloaded by `crate::tls`), HTTP/1.1 and HTTP/2, a body limit and
+//! deadlines on reading requests.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,12 +15,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 
 use super::Request;
 use super::client_ip::client_ip;
@@ -47,29 +44,11 @@ const DRAIN_MAX: usize = 1024 * 1024;
 /// flight (the first check also lets a GOAWAY reach the peer).
 const SHUTDOWN_POLL: Duration = Duration::from_secs(1);
 
-/// Builds a TLS acceptor from PEM files (chain, then key).
-pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, Error> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| Error::Startup(format!("reading {}: {e}", cert_file.display())))?;
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| Error::Startup(format!("reading {}: {e}", key_file.display())))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Startup(format!("TLS versions: {e}")))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| Error::Startup(format!("TLS certificate: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<crate::tls::Acceptor>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -99,7 +78,9 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let tls = tls.clone();
+        // The configuration of the moment: a SIGHUP reload after this
+        // point changes the next connection, not this one.
+        let tls = tls.as_ref().map(|t| t.current());
         tokio::spawn(async move {
             let _slot = slot;
             match tls {
@@ -107,14 +88,33 @@ pub async fn serve(
                     .await
                 {
                     Ok(Ok(s)) => serve_conn(app, s, peer).await,
-                    Ok(Err(e)) => {
-                        tracing::debug!(target: "frontend", %peer, error = %e, "TLS handshake failed")
-                    }
+                    Ok(Err(e)) => handshake_failed(peer, &e),
                     Err(_) => tracing::debug!(target: "frontend", %peer, "TLS handshake timed out"),
                 },
                 None => serve_conn(app, stream, peer).await,
             }
         });
+    }
+}
+
+/// Logs a failed handshake: a missing client certificate (when one is
+/// required) as a verification failure, since the verifier, which logs the
+/// other refusals with their reason, never sees it; the rest at debug.
+fn handshake_failed(peer: SocketAddr, e: &std::io::Error) {
+    let tls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls_error {
+        Some(rustls::Error::NoCertificatesPresented) => tracing::warn!(
+            target: "frontend",
+            %peer,
+            "client cert verification failed: no client certificate presented \
+             ([tls.client_auth] required = true)"
+        ),
+        Some(rustls::Error::InvalidCertificate(err)) => {
+            tracing::info!(target: "frontend", %peer, error = %err, "TLS handshake refused: client certificate");
+        }
+        _ => tracing::debug!(target: "frontend", %peer, error = %e, "TLS handshake failed"),
     }
 }
 

@@ -265,8 +265,17 @@ pub struct ServerCertificate {
     pub names: Vec<String>,
     /// Where the chain is written: leaf PEM, then the CA PEM.
     pub cert_file: PathBuf,
-    /// Where the new EC P-256 key is written (mode 0600).
+    /// Where the new key is written (mode 0600).
     pub key_file: PathBuf,
+    /// Type of a new key (`ec:P-256`, `ec:P-384`, `ec:P-521`, `rsa:N`,
+    /// `ed25519`). Default `ec:P-256`.
+    #[serde(default = "default_server_key_type")]
+    pub key_type: KeyType,
+}
+
+/// Default for [`ServerCertificate::key_type`].
+pub fn default_server_key_type() -> KeyType {
+    KeyType::EcP256
 }
 
 /// Default for [`Config::socket_mode`].

@@ -181,7 +181,14 @@ pub fn check_server_certificate(
 ) -> Result<Checked, Error> {
     let identifiers: Vec<Identifier> = names.iter().map(String::as_str).map(normalise).collect();
     let sans = check_identifiers(&identifiers, is_valid_local_name, MAX_IDENTIFIERS)?;
-    let rsa_subscriber = check_public_key(spki_der, &KeyPolicy::default())?;
+    // The key is the signer's own, of the configured `key_type`: every type
+    // offered there is accepted (P-521 and Ed25519 included).
+    let own_key = KeyPolicy {
+        allow_p521: true,
+        allow_ed25519: true,
+        ..KeyPolicy::default()
+    };
+    let rsa_subscriber = check_public_key(spki_der, &own_key)?;
     let (not_before, not_after) = validity(profile, None, None, now)?;
     Ok(Checked {
         spki_der: spki_der.to_vec(),

@@ -21,5 +21,7 @@ pub(crate) mod operator;
 pub(crate) mod pids;
 /// Spawning the CA and waiting for its READY line.
 pub(crate) mod procs;
+/// Test PKIs (openssl) and TLS clients for the TLS-mode tests.
+pub(crate) mod tls;
 /// Running lego and certbot against a test CA.
 pub(crate) mod tools;

@@ -59,6 +59,13 @@ pub(crate) struct CaOptions {
     /// The launcher to run; `acme-frontend` next to the test executable when
     /// `None` (the harness's own tests use a stand-in script).
     pub frontend_binary: Option<PathBuf>,
+    /// The body of the `[tls]` table (keys and any `[tls.client_auth]`
+    /// after them); `None` is HTTPS with a certificate from our CA in the
+    /// state dir.
+    pub tls_toml: Option<String>,
+    /// `base_url`, e.g. a reverse proxy's URL; `https://localhost:<port>`
+    /// when `None`.
+    pub base_url: Option<String>,
     /// Delete the state dir even when the test fails (by default it is kept
     /// for a post-mortem and its path printed).
     pub discard_on_failure: bool,
@@ -134,6 +141,8 @@ impl Ca {
             ca: &opts.ca_toml,
             server: &opts.server_toml,
             extra: &opts.extra_toml,
+            tls: opts.tls_toml.as_deref(),
+            base_url: opts.base_url.as_deref(),
         });
         let config_path = dir.path().join("akamu.toml");
         std::fs::write(&config_path, &config).expect("write config");
@@ -534,6 +543,8 @@ struct ConfigParts<'a> {
     ca: &'a str,
     server: &'a str,
     extra: &'a str,
+    tls: Option<&'a str>,
+    base_url: Option<&'a str>,
 }
 
 /// The config the contract describes, with absolute paths under `state_dir`.
@@ -550,9 +561,21 @@ fn config_toml(p: &ConfigParts<'_>) -> String {
     } = *p;
     let s = p.state_dir.display();
     let cert = p.ca_cert_file.display();
+    let base_url = p
+        .base_url
+        .map_or_else(|| format!("https://localhost:{port}"), str::to_owned);
+    let tls = p.tls.map_or_else(
+        || {
+            format!(
+                "enabled     = true\ncert_file   = \"{s}/server.crt\"\n\
+                 key_file    = \"{s}/server.key\"\nserver_name = \"localhost\"\n"
+            )
+        },
+        str::to_owned,
+    );
     format!(
         r#"listen_addr = "127.0.0.1:{port}"
-base_url    = "https://localhost:{port}"
+base_url    = "{base_url}"
 state_dir   = "{s}"
 
 [database]
@@ -565,10 +588,7 @@ validity_days = 90
 {ca}
 
 [tls]
-enabled     = true
-cert_file   = "{s}/server.crt"
-key_file    = "{s}/server.key"
-server_name = "localhost"
+{tls}
 
 [server]
 http_validation_port     = {http_validation_port}
@@ -637,6 +657,8 @@ mod unit {
             ca: "crl_url = \"https://localhost:4443/crl\"",
             server: "order_expiry_secs = 60",
             extra: "[server.eab_keys]\nk = \"v\"",
+            tls: None,
+            base_url: None,
         });
         assert!(text.contains("listen_addr = \"127.0.0.1:4443\""));
         assert!(text.contains("base_url    = \"https://localhost:4443\""));
