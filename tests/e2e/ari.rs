@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 use instant_acme::{CertificateIdentifier, Identifier, NewOrder};
-use openssl::x509::X509;
 use rustls::pki_types::CertificateDer;
 use serde_json::json;
 
 use crate::issuance::start_ca;
 use crate::support::acme::{Session, created, dns};
+use crate::support::certs::leaf_of;
 use crate::support::client::{
     RawClient, acme_account, answer_http01, finalize_and_download, issue_http01, problem_type,
     wait_ready,
@@ -40,14 +40,6 @@ impl Fixture {
             http,
         }
     }
-}
-
-fn leaf_of(chain_pem: &str) -> X509 {
-    X509::stack_from_pem(chain_pem.as_bytes())
-        .expect("PEM chain")
-        .into_iter()
-        .next()
-        .expect("leaf")
 }
 
 /// The RFC 9773 identifier of a PEM chain's leaf, as instant-acme computes it.

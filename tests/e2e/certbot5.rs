@@ -9,7 +9,7 @@ use std::path::Path;
 use openssl::nid::Nid;
 use openssl::x509::X509;
 
-use crate::support::certs::{dns_sans, ip_sans, openssl_verify};
+use crate::support::certs::{dns_sans, ip_sans, lifetime_secs, openssl_verify, serial};
 use crate::support::dns::DnsServer;
 use crate::support::procs::{Ca, CaOptions};
 use crate::support::tools::{Certbot, describe};
@@ -51,18 +51,6 @@ fn live_leaf(certbot: &Certbot, ca: &Ca, lineage: &str) -> X509 {
     let path = certbot.live(lineage).join("cert.pem");
     openssl_verify(ca.ca_cert(), None, &path);
     X509::from_pem(&std::fs::read(&path).expect("cert.pem")).expect("PEM")
-}
-
-fn lifetime_secs(leaf: &X509) -> i64 {
-    let d = leaf.not_before().diff(leaf.not_after()).expect("diff");
-    i64::from(d.days) * 86_400 + i64::from(d.secs)
-}
-
-fn serial(leaf: &X509) -> String {
-    leaf.serial_number()
-        .to_bn()
-        .and_then(|b| b.to_hex_str().map(|s| s.to_string()))
-        .expect("serial")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use openssl::x509::X509;
 
 use crate::issuance::start_ca;
 use crate::support::acme::revoke_with_key;
-use crate::support::certs::{split_chain, verify_with_sans};
+use crate::support::certs::{serial, split_chain, verify_with_sans};
 use crate::support::client::RawClient;
 use crate::support::dns::DnsServer;
 use crate::support::dns_control::{DnsControl, hook_scripts};
@@ -51,13 +51,6 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         verify_with_sans(dir.path(), self.ca.ca_cert(), &bundle, dns, ips)
     }
-}
-
-fn serial(cert: &X509) -> String {
-    cert.serial_number()
-        .to_bn()
-        .and_then(|b| b.to_hex_str().map(|s| s.to_string()))
-        .expect("serial")
 }
 
 /// `lego run --http`, then `lego renew --days 100` (the 90-day certificate

@@ -16,6 +16,7 @@ use openssl::x509::X509;
 use serde_json::{Value, json};
 
 use crate::support::acme::{Session, created, dns};
+use crate::support::certs::{leaf_of, lifetime_secs};
 use crate::support::client::{
     RawClient, acme_account, answer_http01, finalize_and_download, problem_type, wait_ready,
 };
@@ -46,19 +47,6 @@ async fn start(dns_server: &DnsServer, signer_profiles: &str) -> Ca {
         ..CaOptions::default()
     })
     .await
-}
-
-fn leaf_of(chain_pem: &str) -> X509 {
-    X509::stack_from_pem(chain_pem.as_bytes())
-        .expect("PEM chain")
-        .into_iter()
-        .next()
-        .expect("leaf")
-}
-
-fn lifetime_secs(leaf: &X509) -> i64 {
-    let d = leaf.not_before().diff(leaf.not_after()).expect("diff");
-    i64::from(d.days) * 86_400 + i64::from(d.secs)
 }
 
 fn cn_count(leaf: &X509) -> usize {

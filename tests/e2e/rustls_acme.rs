@@ -23,7 +23,7 @@ use tokio_rustls::{LazyConfigAcceptor, TlsConnector};
 
 use crate::issuance::start_ca;
 use crate::support::acme::{Session, created, dns};
-use crate::support::certs::{dns_sans, verify_chain};
+use crate::support::certs::{dns_sans, serial, verify_chain};
 use crate::support::client::{RawClient, tls_config};
 use crate::support::dns::DnsServer;
 use crate::support::http01::Http01Server;
@@ -209,13 +209,6 @@ impl AccountCache for SharedCache {
     }
 }
 
-fn serial_hex(cert: &X509) -> String {
-    cert.serial_number()
-        .to_bn()
-        .and_then(|b| b.to_hex_str().map(|s| s.to_string()))
-        .expect("serial")
-}
-
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -248,8 +241,8 @@ async fn rustls_acme_obtains_and_renews_over_tls_alpn01() {
     let dir = tempfile::tempdir().expect("tempdir");
     let leaf = verify_chain(dir.path(), ca.ca_cert(), chain);
     assert_eq!(
-        serial_hex(&leaf),
-        serial_hex(&first),
+        serial(&leaf),
+        serial(&first),
         "the cached chain is the one served"
     );
     drop(server);
@@ -271,7 +264,7 @@ async fn rustls_acme_obtains_and_renews_over_tls_alpn01() {
     let order = session.settle(&url).await;
     assert_eq!(order["status"], "ready", "{order}");
     let short = session.finalize_and_download(&url, &order, &[name]).await;
-    let short_serial = serial_hex(&short.leaf());
+    let short_serial = serial(&short.leaf());
     let seeded = Arc::new(MemCache::default());
     *seeded.cert.lock().expect("lock") =
         Some(format!("{}\n{}", short.key_pem, short.chain_pem).into_bytes());
@@ -281,7 +274,7 @@ async fn rustls_acme_obtains_and_renews_over_tls_alpn01() {
     server.expect(EventOk::DeployedCachedCert, STEP).await;
     let served = server.served_leaf(&ca, name).await;
     assert_eq!(
-        serial_hex(&served),
+        serial(&served),
         short_serial,
         "the cached certificate is served first"
     );
@@ -290,11 +283,11 @@ async fn rustls_acme_obtains_and_renews_over_tls_alpn01() {
         .await;
     let renewed = server.served_leaf(&ca, name).await;
     assert_ne!(
-        serial_hex(&renewed),
+        serial(&renewed),
         short_serial,
         "rustls-acme renewed the due certificate"
     );
-    assert_ne!(serial_hex(&renewed), serial_hex(&first));
+    assert_ne!(serial(&renewed), serial(&first));
     assert_eq!(dns_sans(&renewed), vec![name.to_owned()]);
     assert!(
         renewed.not_after() > short.leaf().not_after(),

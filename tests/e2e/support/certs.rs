@@ -12,6 +12,29 @@ pub(crate) fn split_chain(chain_pem: &str) -> Vec<X509> {
         .unwrap_or_else(|e| panic!("downloaded chain is not PEM certificates ({e}):\n{chain_pem}"))
 }
 
+/// The leaf (first certificate) of a PEM chain.
+pub(crate) fn leaf_of(chain_pem: &str) -> X509 {
+    split_chain(chain_pem)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no certificate in the chain:\n{chain_pem}"))
+}
+
+/// The serial of `cert` as openssl prints it (upper-case hex), for
+/// comparing two certificates.
+pub(crate) fn serial(cert: &X509) -> String {
+    cert.serial_number()
+        .to_bn()
+        .and_then(|b| b.to_hex_str().map(|s| s.to_string()))
+        .expect("serial")
+}
+
+/// `notAfter − notBefore` of `cert`, seconds.
+pub(crate) fn lifetime_secs(cert: &X509) -> i64 {
+    let d = cert.not_before().diff(cert.not_after()).expect("diff");
+    i64::from(d.days) * 86_400 + i64::from(d.secs)
+}
+
 /// The DNS SANs of `cert`, sorted.
 pub(crate) fn dns_sans(cert: &X509) -> Vec<String> {
     let mut names: Vec<String> = cert
