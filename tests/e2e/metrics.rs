@@ -355,11 +355,24 @@ async fn scrape_passes_promtool_and_shows_what_happened() {
     // within the peer deadline, and says so.
     let signer = nix::unistd::Pid::from_raw(ca.signer_pid().expect("signer pid"));
     nix::sys::signal::kill(signer, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    // kill() returns before every thread has stopped: wait until the
+    // kernel reports the process stopped (state T).
+    let stop_deadline = Instant::now() + Duration::from_secs(5);
+    while crate::support::pids::proc_stat(signer.as_raw()).is_some_and(|(_, state, _)| state != 'T')
+    {
+        assert!(Instant::now() < stop_deadline, "the signer did not stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started = Instant::now();
     let down = scrape(&url).await;
     let took = started.elapsed();
     nix::sys::signal::kill(signer, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
-    assert_eq!(down.value("akamu_signer_up", &[]), 0.0);
+    assert_eq!(
+        down.value("akamu_signer_up", &[]),
+        0.0,
+        "signer {signer} stopped, children {:?}",
+        ca.children()
+    );
     assert!(down.values("akamu_signer_signatures_total", &[]).is_empty());
     assert_eq!(down.value("akamu_validator_up", &[]), 1.0);
     assert!(took < Duration::from_secs(5), "the scrape took {took:?}");
