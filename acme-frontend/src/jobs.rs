@@ -248,6 +248,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
         // recent issuances (a lookup per issuance would read the last
         // minutes of its audit log every time).
         processing_since: (attempt == Attempt::Retry).then_some(order.updated),
+        star: None,
     };
     let refusal = match app.peers.issue(request).await {
         Ok(Ok(cert)) => {
