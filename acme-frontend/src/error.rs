@@ -79,6 +79,18 @@ pub enum Error {
     /// finalized order (RFC 9773 §5).
     #[error("{0}")]
     AlreadyReplaced(String),
+    /// A STAR order was canceled: its certificate URL is gone (RFC 8739
+    /// §3.3, `autoRenewalCanceled`).
+    #[error("{0}")]
+    AutoRenewalCanceled(String),
+    /// A STAR order is past its `end-date` (RFC 8739 §3.3,
+    /// `autoRenewalExpired`).
+    #[error("{0}")]
+    AutoRenewalExpired(String),
+    /// A STAR order cannot be canceled in its state (RFC 8739 §3.1.2,
+    /// `autoRenewalCancellationInvalid`).
+    #[error("{0}")]
+    AutoRenewalCancellationInvalid(String),
     /// The revocation reason code is not allowed (RFC 8555 §7.6).
     #[error("{0}")]
     BadRevocationReason(String),
@@ -328,6 +340,11 @@ impl From<&Error> for Problem {
             Error::PayloadTooLarge(_) => Problem::acme("malformed", S::PAYLOAD_TOO_LARGE, d),
             Error::InvalidProfile(_) => Problem::acme("invalidProfile", S::BAD_REQUEST, d),
             Error::AlreadyReplaced(_) => Problem::acme("alreadyReplaced", S::CONFLICT, d),
+            Error::AutoRenewalCanceled(_) => Problem::acme("autoRenewalCanceled", S::FORBIDDEN, d),
+            Error::AutoRenewalExpired(_) => Problem::acme("autoRenewalExpired", S::FORBIDDEN, d),
+            Error::AutoRenewalCancellationInvalid(_) => {
+                Problem::acme("autoRenewalCancellationInvalid", S::FORBIDDEN, d)
+            }
             Error::BadRevocationReason(_) => {
                 Problem::acme("badRevocationReason", S::BAD_REQUEST, d)
             }
@@ -466,6 +483,21 @@ mod tests {
             (Error::BadPublicKey("x".into()), "badPublicKey", 400),
             (Error::OrderNotReady("x".into()), "orderNotReady", 403),
             (Error::AlreadyReplaced("x".into()), "alreadyReplaced", 409),
+            (
+                Error::AutoRenewalCanceled("x".into()),
+                "autoRenewalCanceled",
+                403,
+            ),
+            (
+                Error::AutoRenewalExpired("x".into()),
+                "autoRenewalExpired",
+                403,
+            ),
+            (
+                Error::AutoRenewalCancellationInvalid("x".into()),
+                "autoRenewalCancellationInvalid",
+                403,
+            ),
             (
                 Error::RejectedIdentifier("x".into()),
                 "rejectedIdentifier",

@@ -10,13 +10,14 @@
 //! [`sweep_forever`] also starts the retention clean-up ([`retention`]).
 
 pub mod retention;
+pub mod star;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::json;
-use shared_proto::signer::{IssueRequest, SignerError};
+use shared_proto::signer::{IssueRequest, SignerError, StarTerms};
 use shared_proto::validator::{ChallengeType, ValidateRequest};
 use shared_proto::{Identifier, IdentifierKind};
 
@@ -224,18 +225,44 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
         )));
     };
     let oid = order.id.clone();
-    let statements = app
+    let (statements, star_row) = app
         .store
-        .read(move |c| store::authzs::statements_of_order(c, &oid))
-        .await?
+        .read(move |c| {
+            let statements = store::authzs::statements_of_order(c, &oid)?;
+            Ok((statements, store::star::by_order(c, &oid)?))
+        })
+        .await?;
+    let statements = statements
         .iter()
         .filter_map(|json| serde_json::from_str(json).ok())
         .collect();
+    // A STAR order's first certificate starts at the finalize (`updated`
+    // is set then and kept while processing, so a retry asks for the same
+    // window) or at its start-date, whichever is later.
+    let star_first = match &star_row {
+        Some(row) => {
+            let terms = row.terms();
+            let start = crate::protocol::star::first_start(row.start_date, order.updated);
+            let Some(window) = crate::protocol::star::window(&terms, start) else {
+                let refusal = Error::AutoRenewalExpired(
+                    "the order reached its end-date before it was finalized".into(),
+                );
+                let problem = problem_json(&refusal);
+                let oid = order.id.clone();
+                app.store
+                    .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
+                    .await?;
+                return Err(refusal);
+            };
+            Some((terms, start, window))
+        }
+        None => None,
+    };
     let request = IssueRequest {
         csr_der: csr,
         identifiers: order.identifiers()?,
-        not_before: order.not_before,
-        not_after: order.not_after,
+        not_before: star_first.map_or(order.not_before, |(_, _, (nb, _))| Some(nb)),
+        not_after: star_first.map_or(order.not_after, |(_, _, (_, na))| Some(na)),
         account_uri: app.urls.account(&order.account_id),
         order_id: order.id.clone(),
         statements,
@@ -248,7 +275,15 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
         // recent issuances (a lookup per issuance would read the last
         // minutes of its audit log every time).
         processing_since: (attempt == Attempt::Retry).then_some(order.updated),
+        star: star_first.map(|(terms, _, _)| StarTerms {
+            end_date: terms.end_date,
+            lifetime_secs: terms.lifetime,
+            lifetime_adjust_secs: terms.lifetime_adjust,
+            reissue: false,
+        }),
     };
+    let next_star =
+        star_first.and_then(|(terms, start, _)| crate::protocol::star::next_due(&terms, start));
     let refusal = match app.peers.issue(request).await {
         Ok(Ok(cert)) => {
             crate::fault::point(crate::fault::AFTER_SIGN_BEFORE_COMMIT);
@@ -269,9 +304,14 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
             };
             let limits = app.rate_limits.clone();
             let (account_id, identifiers) = (order.account_id.clone(), order.identifiers()?);
+            let is_star = star_first.is_some();
             app.store
                 .run_durable(move |c| {
+                    let oid = row.order_id.clone();
                     store::orders::complete_issuance(c, row, t)?;
+                    if is_star {
+                        store::star::schedule(c, &oid, next_star)?;
+                    }
                     // Counted with the certificate, in its transaction.
                     if !limits.is_empty() {
                         crate::rate_limits::count_issuance(
@@ -311,6 +351,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
 /// beside it.
 pub async fn sweep_forever(app: Arc<App>) {
     tokio::spawn(retention::prune_forever(app.clone()));
+    tokio::spawn(star::reissue_forever(app.clone()));
     loop {
         if let Err(e) = sweep(&app).await {
             tracing::warn!(target: "frontend", error = %e, "recovery sweep failed");

@@ -67,4 +67,8 @@ impl Urls {
     pub fn certificate(&self, id: &str) -> String {
         self.of(Resource::Certificate(id))
     }
+    /// The rolling certificate URL of STAR order `order_id` (RFC 8739).
+    pub fn star_certificate(&self, order_id: &str) -> String {
+        self.of(Resource::StarCertificate(order_id))
+    }
 }

@@ -40,6 +40,9 @@ enum Command {
     Renew(cmd::renew::Args),
     /// Revoke a certificate with the account key or the certificate's key.
     Revoke(cmd::revoke::Args),
+    /// STAR (RFC 8739): auto-renewed short-term certificates (order, fetch,
+    /// cancel).
+    Star(cmd::star::Args),
     /// Operator: key ceremonies (root, intermediate) and token listing.
     Ceremony(cmd::ceremony::Args),
     /// Operator: verify the signer's audit log, reconcile it with the database.
@@ -88,6 +91,7 @@ async fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::Issue(args) => cmd::issue::run(args, out).await,
         Command::Renew(args) => cmd::renew::run(args, out).await,
         Command::Revoke(args) => cmd::revoke::run(args, out).await,
+        Command::Star(args) => cmd::star::run(args, out).await,
         Command::Ceremony(args) => cmd::ceremony::run(args, out),
         Command::Audit(args) => cmd::audit::run(args, out),
         Command::Admin(args) => cmd::admin::run(args, out),

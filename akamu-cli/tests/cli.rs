@@ -508,6 +508,169 @@ async fn cli_against_our_ca() {
     assert_eq!(run.code, 3, "missing sidecar is an I/O error");
 }
 
+/// `star order | fetch | cancel` (RFC 8739) against our CA with
+/// six-second certificates: the rolling certificate changes, a plain GET
+/// serves it when the order allows it, and after a cancel fetching fails
+/// with `autoRenewalCanceled` (exit 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_star_order_fetch_cancel() {
+    let dns = DnsServer::start().await;
+    let ca = Ca::start_with(
+        free_port(),
+        free_port(),
+        Some(dns.addr()),
+        "star_min_lifetime_secs = 3\n",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = ca.ca_cert.clone();
+    let server = ca.directory.clone();
+    let acct = dir.path().join("account.pem");
+    let http_port = ca.http_port.to_string();
+    let cert = dir.path().join("star.pem");
+    let end = time::OffsetDateTime::now_utc() + time::Duration::seconds(120);
+    let end = end
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+
+    // A lifetime under the server's minimum: the server's malformed, exit 1.
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "star",
+            "order",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "star.example.org",
+            "--out",
+            s(&cert),
+            "--http-port",
+            &http_port,
+            "--bind-addr",
+            "127.0.0.1",
+            "--end-date",
+            &end,
+            "--lifetime",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("minimum"), "{}", run.stderr);
+
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "--json",
+            "star",
+            "order",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "star.example.org",
+            "--out",
+            s(&cert),
+            "--http-port",
+            &http_port,
+            "--bind-addr",
+            "127.0.0.1",
+            "--end-date",
+            &end,
+            "--lifetime",
+            "6",
+            "--lifetime-adjust",
+            "1",
+            "--allow-certificate-get",
+        ],
+    )
+    .await;
+    ok(&run);
+    let doc = run.json();
+    let star_url = doc["star_certificate_url"]
+        .as_str()
+        .expect("star URL")
+        .to_owned();
+    let order_url = doc["order_url"].as_str().expect("order URL").to_owned();
+    assert!(star_url.contains("/acme/cert/star/"), "{doc}");
+    assert_eq!(sans(&cert), ["star.example.org"]);
+    let serial_of = |path: &Path| {
+        let pem = std::fs::read(path).expect("read");
+        openssl::x509::X509::from_pem(&pem)
+            .expect("PEM")
+            .serial_number()
+            .to_bn()
+            .expect("bn")
+            .to_hex_str()
+            .expect("hex")
+            .to_string()
+    };
+    let first = serial_of(&cert);
+
+    // fetch (POST-as-GET, then a plain GET) until the certificate rolls over.
+    let fetched = dir.path().join("fetched.pem");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut get = false;
+    loop {
+        let mut args = vec![
+            "star",
+            "fetch",
+            "--account-key",
+            s(&acct),
+            "--url",
+            &star_url,
+            "--out",
+            s(&fetched),
+        ];
+        if get {
+            args.push("--get");
+        }
+        ok(&cli(&server, &bundle, &args).await);
+        if serial_of(&fetched) != first {
+            break;
+        }
+        get = !get;
+        assert!(tokio::time::Instant::now() < deadline, "no new certificate");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(sans(&fetched), ["star.example.org"]);
+
+    // cancel, then fetching is refused.
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "star",
+            "cancel",
+            "--account-key",
+            s(&acct),
+            "--order",
+            &order_url,
+        ],
+    )
+    .await;
+    ok(&run);
+    assert!(run.stdout.contains("canceled"), "{}", run.stdout);
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "star",
+            "fetch",
+            "--account-key",
+            s(&acct),
+            "--url",
+            &star_url,
+            "--out",
+            s(&fetched),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("autoRenewalCanceled"), "{}", run.stderr);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_against_pebble() {
     let dns = DnsServer::start().await;

@@ -369,7 +369,9 @@ impl AcmeClient {
             .post(&order.finalize, account.signer(), Some(&payload))
             .await?;
         let done = order_from(resp, Some(&order.url))?;
-        if done.status == "valid" && done.certificate.is_some() {
+        // A STAR order (RFC 8739) has its rolling `star-certificate`.
+        if done.status == "valid" && (done.certificate.is_some() || done.star_certificate.is_some())
+        {
             return Ok(done);
         }
         if done.status == "invalid" {
@@ -400,7 +402,9 @@ impl AcmeClient {
         loop {
             let order = self.get_order(account, url).await?;
             if done.contains(&order.status.as_str())
-                && (order.status != "valid" || order.certificate.is_some())
+                && (order.status != "valid"
+                    || order.certificate.is_some()
+                    || order.star_certificate.is_some())
             {
                 return Ok(order);
             }

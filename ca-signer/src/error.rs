@@ -232,6 +232,18 @@ pub enum PolicyRefusal {
     /// The requested profile does not exist.
     #[error("unknown profile {0:?}")]
     UnknownProfile(String),
+    /// A STAR reissue for an order the signer recorded no first issuance
+    /// of (or whose end-date passed long ago).
+    #[error("STAR reissue for order {0:?}, of which the signer has no record")]
+    StarUnknownOrder(String),
+    /// A STAR request outside the order's recorded terms.
+    #[error("STAR order {order:?}: {why}")]
+    StarOutOfScope {
+        /// The order.
+        order: String,
+        /// What is outside.
+        why: String,
+    },
 }
 
 impl Error {

@@ -28,6 +28,7 @@ pub mod recent;
 pub mod server;
 pub mod server_cert;
 pub mod service;
+pub mod star;
 pub mod tbs;
 
 pub use config::Config;

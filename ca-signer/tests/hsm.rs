@@ -216,6 +216,7 @@ fn request(csr_der: Vec<u8>, names: &[&str]) -> IssueRequest {
         statements: Vec::new(),
         profile: None,
         processing_since: None,
+        star: None,
     }
 }
 

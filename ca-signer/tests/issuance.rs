@@ -132,6 +132,7 @@ fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssueRequest {
         statements: Vec::new(),
         profile: None,
         processing_since: None,
+        star: None,
     }
 }
 

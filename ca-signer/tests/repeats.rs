@@ -65,6 +65,7 @@ fn request(order: &str, name: &str, since: Option<i64>) -> IssueRequest {
         statements: Vec::new(),
         profile: None,
         processing_since: since,
+        star: None,
     }
 }
 

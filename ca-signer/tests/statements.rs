@@ -95,6 +95,7 @@ fn request(names: &[&str], statements: Vec<SignedStatement>) -> IssueRequest {
         statements,
         profile: None,
         processing_since: None,
+        star: None,
     }
 }
 

@@ -53,6 +53,30 @@ pub struct IssueRequest {
     /// answers only from its table of recent issuances and does no lookup.
     /// Not part of the request's identity (a retry has the same digest).
     pub processing_since: Option<i64>,
+    /// The STAR terms (RFC 8739) of an auto-renewed order (protocol version
+    /// 7); `None` for an ordinary order. The first issuance of a STAR order
+    /// needs fresh statements like any other, and the signer records the
+    /// terms with it; a reissue ([`StarTerms::reissue`]) needs none, and the
+    /// signer checks it against what it recorded, not against these.
+    pub star: Option<StarTerms>,
+}
+
+/// The terms of a STAR order (RFC 8739 `auto-renewal`), as the frontend
+/// accepted them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StarTerms {
+    /// `end-date`: no certificate of the order is valid after it (Unix
+    /// seconds).
+    pub end_date: i64,
+    /// `lifetime`: each certificate's validity from its nominal start,
+    /// seconds.
+    pub lifetime_secs: i64,
+    /// `lifetime-adjust`: how far each `notBefore` is pre-dated, seconds.
+    pub lifetime_adjust_secs: i64,
+    /// `false` for the order's first issuance (fresh statements required;
+    /// the signer records the terms), `true` for a later one (no statements;
+    /// the signer's record decides).
+    pub reissue: bool,
 }
 
 /// A signed leaf certificate.

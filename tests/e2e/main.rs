@@ -50,6 +50,10 @@ mod ari;
 /// Certificate profiles: advertised from the signer, chosen, withdrawn.
 mod profiles;
 
+/// STAR (RFC 8739): rolling certificates, catch-up, cancel, the signer's
+/// record, bad `auto-renewal` members.
+mod star;
+
 /// Revocation by owner, certificate key, authorized account; refusals.
 mod revocation;
 

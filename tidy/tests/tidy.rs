@@ -592,7 +592,7 @@ fn wire_types(t: &mut WireTrace) {
     use shared_proto::metrics::{Histogram, ProcessFigures};
     use shared_proto::signer::{
         CaInfo, CrlRequest, IssueRequest, IssuedCertificate, ProfileInfo, RevokedEntry, SignedCrl,
-        SignerError, SignerMetrics, SignerRpcRequest, SignerRpcResponse,
+        SignerError, SignerMetrics, SignerRpcRequest, SignerRpcResponse, StarTerms,
     };
     use shared_proto::statement::{SignedStatement, Statement};
     use shared_proto::validator::{
@@ -626,6 +626,7 @@ fn wire_types(t: &mut WireTrace) {
     t.ty::<SignedCrl>();
     t.ty::<SignerError>();
     t.ty::<SignerMetrics>();
+    t.ty::<StarTerms>();
 
     // ValidatorRpc.
     t.ty::<ValidatorRpcRequest>();

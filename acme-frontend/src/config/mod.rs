@@ -212,6 +212,16 @@ impl Config {
                 "[server] idle_timeout_secs must be between 1 and 3600".into(),
             ));
         }
+        if self.server.star_min_lifetime_secs.is_some_and(|s| s < 1) {
+            return Err(ConfigError::Invalid(
+                "[server] star_min_lifetime_secs must be at least 1".into(),
+            ));
+        }
+        if self.server.star_max_duration_secs.is_some_and(|s| s < 1) {
+            return Err(ConfigError::Invalid(
+                "[server] star_max_duration_secs must be at least 1".into(),
+            ));
+        }
         if !(60..=604_800).contains(&self.server.ari_retry_after_secs) {
             return Err(ConfigError::Invalid(
                 "[server] ari_retry_after_secs must be between 60 and 604800".into(),

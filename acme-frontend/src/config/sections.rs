@@ -217,6 +217,18 @@ pub struct Server {
     /// 21600.
     #[serde(default = "default_ari_retry_after_secs")]
     pub ari_retry_after_secs: u32,
+    /// STAR (RFC 8739): the shortest `lifetime` an auto-renewal order may
+    /// ask for, seconds. Absent (the default): STAR is off (not advertised,
+    /// `auto-renewal` refused, no reissue task). At least 1.
+    pub star_min_lifetime_secs: Option<i64>,
+    /// STAR: the longest span from an order's creation to its `end-date`,
+    /// seconds. Default: no limit beyond the CA's own notAfter.
+    pub star_max_duration_secs: Option<i64>,
+    /// STAR: whether an order may ask for `allow-certificate-get` (its
+    /// rolling certificate fetched with an unauthenticated GET). Default
+    /// true.
+    #[serde(default = "default_true")]
+    pub star_allow_certificate_get: bool,
     /// Terms of service URL for the directory. Default none.
     pub terms_of_service_url: Option<String>,
     /// Operator website for the directory. Default none.
@@ -262,6 +274,9 @@ impl Default for Server {
             authz_expiry_secs: default_expiry_secs(),
             retention_days: default_retention_days(),
             ari_retry_after_secs: default_ari_retry_after_secs(),
+            star_min_lifetime_secs: None,
+            star_max_duration_secs: None,
+            star_allow_certificate_get: true,
             terms_of_service_url: None,
             website_url: None,
             caa_identities: Vec::new(),

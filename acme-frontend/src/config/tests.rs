@@ -167,13 +167,6 @@ const REFERENCE_KEYS_NOT_YET_SUPPORTED: &[(&str, Option<&str>, &str)] = &[
         Some("allow_subdomain_auth"),
         "issue 13 (RFC 9444)",
     ),
-    ("server", Some("star_min_lifetime_secs"), "issue 13 (STAR)"),
-    ("server", Some("star_max_duration_secs"), "issue 13 (STAR)"),
-    (
-        "server",
-        Some("star_allow_certificate_get"),
-        "issue 13 (STAR)",
-    ),
     (
         "server",
         Some("tor_connectivity_enabled"),

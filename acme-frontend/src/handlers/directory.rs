@@ -55,6 +55,18 @@ pub fn get(app: &App) -> Result<Reply, Error> {
     if !profiles.is_empty() {
         meta.insert("profiles".into(), profiles.into());
     }
+    // RFC 8739 §3.1.3: STAR is offered when a minimum lifetime is set.
+    if let Some(min) = s.star_min_lifetime_secs {
+        let mut star = serde_json::Map::new();
+        star.insert("min-lifetime".into(), min.into());
+        if let Some(max) = s.star_max_duration_secs {
+            star.insert("max-duration".into(), max.into());
+        }
+        if s.star_allow_certificate_get {
+            star.insert("allow-certificate-get".into(), true.into());
+        }
+        meta.insert("auto-renewal".into(), star.into());
+    }
     if s.external_account_required {
         meta.insert("externalAccountRequired".into(), true.into());
     }

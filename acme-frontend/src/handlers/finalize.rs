@@ -60,6 +60,16 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
         .map_err(|e| Error::BadCsr(e.to_string()))?;
 
     let oid = id.to_owned();
+    let star = app
+        .store
+        .read(move |c| store::star::by_order(c, &oid))
+        .await?;
+    if star.is_some_and(|s| s.canceled_at.is_some()) {
+        return Err(Error::AutoRenewalCanceled(
+            "the order's auto-renewal was canceled".into(),
+        ));
+    }
+    let oid = id.to_owned();
     let csr_stored = csr.clone();
     // RFC 9773 §5: the certificate the order replaces is claimed in the
     // same transaction that starts processing, so of two orders replacing
@@ -71,6 +81,8 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
             if !store::orders::begin_processing(c, &oid, &csr_stored, t)? {
                 return Ok(false);
             }
+            // A STAR order keeps its CSR for the reissues.
+            store::star::keep_csr(c, &oid, &csr_stored)?;
             if let Some(cert) = &replaces
                 && !store::renewals::claim(c, cert, &oid, t)?
             {

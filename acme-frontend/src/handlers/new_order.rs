@@ -14,9 +14,10 @@ use crate::error::Error;
 use crate::http::{Reply, Request};
 use crate::protocol::identifier::{WireIdentifier, offered_challenges, parse_all};
 use crate::protocol::order::stored_order_status;
+use crate::protocol::star;
 use crate::protocol::validity::check_window;
 use crate::protocol::{AuthzStatus, ChallengeStatus};
-use crate::store::models::{AuthzRow, ChallengeRow, OrderRow};
+use crate::store::models::{AuthzRow, ChallengeRow, OrderRow, StarRow};
 use crate::store::{self, orders::NewOrder};
 use crate::{App, now, random_id, rate_limits};
 
@@ -30,6 +31,10 @@ struct Payload {
     /// RFC 9773 §5: the ARI identifier of the certificate this order
     /// replaces.
     replaces: Option<String>,
+    /// RFC 8739 §3.1.1: a STAR order's terms (checked by
+    /// `protocol::star::parse`, so a wrong type gets a detail).
+    #[serde(rename = "auto-renewal")]
+    auto_renewal: Option<serde_json::Value>,
 }
 
 fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, Error> {
@@ -81,6 +86,42 @@ pub fn new_authz(
     (authz, challenges)
 }
 
+/// Checks a new order's `auto-renewal` member (RFC 8739 §3.1.1) against
+/// `[server] star_*`, the profile's validity and the CA's notAfter.
+fn auto_renewal(
+    app: &App,
+    v: &serde_json::Value,
+    has_window: bool,
+    validity_secs: i64,
+    ca_not_after: i64,
+    now: i64,
+) -> Result<star::AutoRenewal, Error> {
+    let s = &app.config.server;
+    let Some(min_lifetime) = s.star_min_lifetime_secs else {
+        return Err(Error::Malformed(
+            "this server does not offer STAR (auto-renewal) orders".into(),
+        ));
+    };
+    if has_window {
+        return Err(Error::Malformed(
+            "a STAR order (auto-renewal) cannot carry notBefore or notAfter".into(),
+        ));
+    }
+    let limits = star::Limits {
+        min_lifetime,
+        max_duration: s.star_max_duration_secs,
+        allow_certificate_get: s.star_allow_certificate_get,
+        max_validity: validity_secs,
+    };
+    let terms = star::parse(v, &limits, now)?;
+    if terms.end_date > ca_not_after {
+        return Err(Error::Malformed(
+            "auto-renewal end-date is after the CA certificate's notAfter".into(),
+        ));
+    }
+    Ok(terms)
+}
+
 /// `POST /acme/new-order`.
 pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let auth = req.authenticate(app, KeyRef::Kid).await?;
@@ -108,6 +149,17 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     };
     let renewal_exempt = replaces.as_ref().is_some_and(|p| p.due);
     check_window(not_before, not_after, t, validity_secs)?;
+    let star = match &payload.auto_renewal {
+        None => None,
+        Some(v) => Some(auto_renewal(
+            app,
+            v,
+            not_before.is_some() || not_after.is_some(),
+            validity_secs,
+            ca.ca_not_after,
+            t,
+        )?),
+    };
 
     let lifetime = app.config.server.authz_expiry_secs;
     let order_expires = t + app.config.server.order_expiry_secs;
@@ -119,7 +171,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     // Limits are decided in the job that inserts the order: a refusal, or
     // a failure after the spend, rolls the whole order back, spend included.
     let limits = app.rate_limits.clone();
-    let (order, authzs) = app
+    let (order, authzs, star) = app
         .store
         .run(move |c| {
             let mut authzs = Vec::with_capacity(ids.len());
@@ -174,10 +226,25 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
                     challenges,
                 },
             )?;
-            Ok((order, authzs))
+            let star = star.map(|s| StarRow {
+                order_id: order.id.clone(),
+                start_date: s.start_date,
+                end_date: s.end_date,
+                lifetime: s.lifetime,
+                lifetime_adjust: s.lifetime_adjust,
+                allow_certificate_get: s.allow_certificate_get,
+                csr: None,
+                next_issue: None,
+                reissue_start: None,
+                canceled_at: None,
+            });
+            if let Some(row) = &star {
+                store::star::insert(c, row)?;
+            }
+            Ok((order, authzs, star))
         })
         .await?;
-    let body = views::order(&app.urls, &order, &authzs, t)?;
+    let body = views::order(&app.urls, &order, &authzs, star.as_ref(), t)?;
     tracing::info!(target: "frontend", order = %order_id, account = %account.id, n = identifiers.len(), "order created");
     Ok(Reply::json(StatusCode::CREATED, &body).location(&app.urls.order(&order_id)))
 }

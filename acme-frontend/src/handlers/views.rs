@@ -5,7 +5,7 @@ use shared_proto::Identifier;
 
 use crate::error::{Error, problem_value};
 use crate::protocol::OrderStatus;
-use crate::store::models::{AccountRow, AuthzRow, ChallengeRow, OrderRow};
+use crate::store::models::{AccountRow, AuthzRow, ChallengeRow, OrderRow, StarRow};
 use crate::urls::Urls;
 
 /// RFC 3339 text of a Unix time.
@@ -17,6 +17,27 @@ pub fn rfc3339(t: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+/// An HTTP date (RFC 9110 §5.6.7, IMF-fixdate) of a Unix time.
+pub fn http_date(t: i64) -> String {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let Ok(d) = time::OffsetDateTime::from_unix_timestamp(t) else {
+        return String::new();
+    };
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[usize::from(d.weekday().number_days_from_monday())],
+        d.day(),
+        MONTHS[usize::from(u8::from(d.month()) - 1)],
+        d.year(),
+        d.hour(),
+        d.minute(),
+        d.second()
+    )
 }
 
 /// Identifiers as stored and shown.
@@ -43,11 +64,23 @@ pub fn account(urls: &Urls, a: &AccountRow) -> Value {
     })
 }
 
-/// An order object, with its status derived as of `now`.
-pub fn order(urls: &Urls, o: &OrderRow, authzs: &[AuthzRow], now: i64) -> Result<Value, Error> {
+/// An order object, with its status derived as of `now`; a STAR order
+/// (`star`) shows its `auto-renewal` terms, `star-certificate` in place of
+/// `certificate`, and `canceled` once canceled (RFC 8739 §3.1).
+pub fn order(
+    urls: &Urls,
+    o: &OrderRow,
+    authzs: &[AuthzRow],
+    star: Option<&StarRow>,
+    now: i64,
+) -> Result<Value, Error> {
     let status = o.status_at(authzs, now);
+    let shown = match star {
+        Some(s) if s.canceled_at.is_some() => "canceled",
+        _ => status.as_str(),
+    };
     let mut v = json!({
-        "status": status.as_str(),
+        "status": shown,
         "expires": rfc3339(o.expires),
         "identifiers": serde_json::from_str::<Value>(&o.identifiers).unwrap_or_else(|_| json!([])),
         "authorizations": authzs.iter().map(|a| urls.authz(&a.id)).collect::<Vec<_>>(),
@@ -65,7 +98,21 @@ pub fn order(urls: &Urls, o: &OrderRow, authzs: &[AuthzRow], now: i64) -> Result
     if let Some(replaces) = &o.replaces {
         v["replaces"] = replaces.clone().into();
     }
-    if let Some(cert) = &o.certificate_id {
+    if let Some(s) = star {
+        let mut terms = json!({
+            "end-date": rfc3339(s.end_date),
+            "lifetime": s.lifetime,
+            "lifetime-adjust": s.lifetime_adjust,
+            "allow-certificate-get": s.allow_certificate_get,
+        });
+        if let Some(start) = s.start_date {
+            terms["start-date"] = rfc3339(start).into();
+        }
+        v["auto-renewal"] = terms;
+        if o.certificate_id.is_some() {
+            v["star-certificate"] = urls.star_certificate(&o.id).into();
+        }
+    } else if let Some(cert) = &o.certificate_id {
         v["certificate"] = urls.certificate(cert).into();
     }
     if let Some(err) = stored_problem(&o.error) {
@@ -120,4 +167,16 @@ pub fn authz(
         v["wildcard"] = true.into();
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn http_dates_are_imf_fixdate() {
+        assert_eq!(
+            super::http_date(784_111_777),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(super::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
 }

@@ -129,6 +129,9 @@ resources! {
     /// RFC 8555 §7.4.2: a certificate chain, by id (POST-as-GET only: a
     /// plain GET is refused as for every resource but the two above, §6.3).
     Certificate(id) => ["acme", "cert", id], allow "POST";
+    /// RFC 8739 §3.3: the rolling certificate of a STAR order, by order
+    /// id: POST-as-GET by the owner, or GET when the order allows it.
+    StarCertificate(id) => ["acme", "cert", "star", id], allow "GET, HEAD, POST";
     /// The CA certificate at position `n` of the signer's chain (`0` issued
     /// the leaves), DER: the target of a certificate's `Link: rel="up"`.
     /// Public like the CRL (GET), and POST-as-GET for clients that fetch
@@ -167,6 +170,7 @@ mod tests {
             Resource::Authz("z1"),
             Resource::Challenge("z1", "http-01"),
             Resource::Certificate("c1"),
+            Resource::StarCertificate("o1"),
             Resource::Issuer("0"),
             Resource::RenewalInfo("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"),
         ];
@@ -181,6 +185,15 @@ mod tests {
         assert!(!names.contains(""));
         assert_eq!(Resource::NewOrder.name(), "new-order");
         assert_eq!(Resource::Finalize("o1").name(), "finalize");
+        assert_eq!(Resource::StarCertificate("o1").name(), "star");
+        assert_eq!(
+            Resource::parse("/acme/cert/star/o1"),
+            Some(Resource::StarCertificate("o1"))
+        );
+        assert_eq!(
+            Resource::parse("/acme/cert/c1"),
+            Some(Resource::Certificate("c1"))
+        );
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
         Resource::Authz(id) => handlers::authz::post(app, &req, id).await,
         Resource::Challenge(authz, kind) => handlers::challenge::post(app, &req, authz, kind).await,
         Resource::Certificate(id) => handlers::certificate::post(app, &req, id).await,
+        Resource::StarCertificate(id) if *m == Method::POST => {
+            handlers::certificate::star_post(app, &req, id).await
+        }
+        Resource::StarCertificate(id) => handlers::certificate::star_get(app, id).await,
         Resource::Issuer(n) if *m == Method::POST => handlers::issuer::post(app, &req, n).await,
         Resource::Issuer(n) => handlers::issuer::get(app, n).await,
         Resource::RenewalInfo(id) => handlers::renewal_info::get(app, id).await,

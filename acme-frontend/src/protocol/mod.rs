@@ -10,6 +10,7 @@ pub mod identifier;
 pub mod order;
 pub mod rate_limit;
 pub mod revocation;
+pub mod star;
 pub mod validity;
 
 use std::fmt;

@@ -16,6 +16,7 @@ pub mod rate_limits;
 pub mod renewals;
 pub mod retention;
 pub mod schema;
+pub mod star;
 pub mod status;
 
 use std::cell::Cell;

@@ -197,3 +197,42 @@ impl AuthzRow {
         crate::protocol::order::authz_status(self.status, self.expires, now)
     }
 }
+
+/// `star_orders` row: the STAR terms and schedule of an auto-renewal order
+/// (RFC 8739).
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = star_orders)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct StarRow {
+    /// The order.
+    pub order_id: String,
+    /// `start-date`, if the order gave one.
+    pub start_date: Option<i64>,
+    /// `end-date`.
+    pub end_date: i64,
+    /// `lifetime`, seconds.
+    pub lifetime: i64,
+    /// `lifetime-adjust`, seconds.
+    pub lifetime_adjust: i64,
+    /// `allow-certificate-get`.
+    pub allow_certificate_get: bool,
+    /// The subscriber's CSR, kept from the finalize for the reissues.
+    pub csr: Option<Vec<u8>>,
+    /// When the next certificate is due; `None` when none is.
+    pub next_issue: Option<i64>,
+    /// The nominal start of the reissue in flight.
+    pub reissue_start: Option<i64>,
+    /// When the order was canceled.
+    pub canceled_at: Option<i64>,
+}
+
+impl StarRow {
+    /// The terms the schedule needs.
+    pub fn terms(&self) -> crate::protocol::star::Terms {
+        crate::protocol::star::Terms {
+            end_date: self.end_date,
+            lifetime: self.lifetime,
+            lifetime_adjust: self.lifetime_adjust,
+        }
+    }
+}

@@ -12,14 +12,16 @@
 //!   authorization can serve several orders).
 //!
 //! **Invariant:** no delete breaks a foreign key: an order goes with its
-//! `order_authorizations` links, an authorization only once no link to it
+//! `order_authorizations` links and its STAR terms (`star_orders`), an authorization only once no link to it
 //! is left, and with its challenges; each batch is one transaction.
 
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
-use super::schema::{authorizations, certificates, challenges, order_authorizations, orders};
+use super::schema::{
+    authorizations, certificates, challenges, order_authorizations, orders, star_orders,
+};
 use super::write_tx;
 use crate::error::Error;
 use crate::protocol::OrderStatus;
@@ -68,6 +70,9 @@ pub fn prune_batch(conn: &mut SqliteConnection, cutoff: i64, limit: i64) -> Resu
             order_authorizations::table.filter(order_authorizations::order_id.eq_any(&order_ids)),
         )
         .execute(conn)?;
+        // A STAR order that never got a certificate goes with its terms.
+        diesel::delete(star_orders::table.filter(star_orders::order_id.eq_any(&order_ids)))
+            .execute(conn)?;
         let orders =
             diesel::delete(orders::table.filter(orders::id.eq_any(&order_ids))).execute(conn)?;
 

@@ -155,3 +155,21 @@ diesel::table! {
         paused_at -> BigInt,
     }
 }
+
+diesel::table! {
+    star_orders (order_id) {
+        order_id -> Text,
+        start_date -> Nullable<BigInt>,
+        end_date -> BigInt,
+        lifetime -> BigInt,
+        lifetime_adjust -> BigInt,
+        allow_certificate_get -> Bool,
+        csr -> Nullable<Binary>,
+        next_issue -> Nullable<BigInt>,
+        reissue_start -> Nullable<BigInt>,
+        canceled_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(star_orders -> orders (order_id));
+diesel::allow_tables_to_appear_in_same_query!(star_orders, orders);

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use akamu_client::{
     Account, AcmeClient, Authorization, ChallengeSolver as _, Dns01Helper, DnsPersist01Helper,
-    Http01Solver, Identifier, KeyType, NewOrder, Order, PollOptions, TlsAlpn01Solver, build_csr,
-    build_onion_csr,
+    Http01Solver, Identifier, KeyType, NewOrder, Order, PollOptions, StarOrderParams,
+    TlsAlpn01Solver, build_csr, build_onion_csr,
 };
 use serde_json::json;
 
@@ -162,6 +162,33 @@ pub(crate) async fn obtain(
     replaces: Option<&str>,
     out: &Output,
 ) -> Result<Issued, CliError> {
+    obtain_with(conn, args, replaces, None, out).await
+}
+
+/// The terms of a STAR order (RFC 8739 `auto-renewal`).
+#[derive(Clone, Debug)]
+pub(crate) struct StarTerms {
+    /// `end-date`, RFC 3339.
+    pub end_date: String,
+    /// `lifetime`, seconds.
+    pub lifetime_secs: u64,
+    /// `start-date`, RFC 3339.
+    pub start_date: Option<String>,
+    /// `lifetime-adjust`, seconds.
+    pub lifetime_adjust_secs: u64,
+    /// `allow-certificate-get`.
+    pub allow_certificate_get: bool,
+}
+
+/// [`obtain`], or with `star` a STAR order whose rolling certificate URL
+/// is returned as `cert_url`.
+pub(crate) async fn obtain_with(
+    conn: &ConnArgs,
+    args: &IssueArgs,
+    replaces: Option<&str>,
+    star: Option<&StarTerms>,
+    out: &Output,
+) -> Result<Issued, CliError> {
     check(args)?;
     let poll = Duration::from_secs(args.poll_timeout);
     let client = conn.connect(poll).await?;
@@ -175,16 +202,35 @@ pub(crate) async fn obtain(
             Err(_) => Identifier::dns(d.as_str()),
         })
         .collect();
-    let order = client
-        .new_order_with(
-            &account,
-            &NewOrder {
-                identifiers: &ids,
-                replaces,
-                ..NewOrder::default()
-            },
-        )
-        .await?;
+    let order = match star {
+        Some(t) => {
+            client
+                .new_star_order(
+                    &account,
+                    &StarOrderParams {
+                        identifiers: &ids,
+                        end_date: &t.end_date,
+                        lifetime_secs: t.lifetime_secs,
+                        start_date: t.start_date.as_deref(),
+                        lifetime_adjust_secs: t.lifetime_adjust_secs,
+                        allow_certificate_get: t.allow_certificate_get,
+                    },
+                )
+                .await?
+        }
+        None => {
+            client
+                .new_order_with(
+                    &account,
+                    &NewOrder {
+                        identifiers: &ids,
+                        replaces,
+                        ..NewOrder::default()
+                    },
+                )
+                .await?
+        }
+    };
     out.progress(&format!(
         "order placed: {} ({} authorization{})",
         order.url,
@@ -230,7 +276,11 @@ pub(crate) async fn obtain(
         on_wait: Some(&on_wait),
     };
     let done = client.finalize_with(&account, &order, &csr, &opts).await?;
-    let cert_url = done.certificate.clone().ok_or_else(|| {
+    let cert_url = match star {
+        Some(_) => done.star_certificate.clone(),
+        None => done.certificate.clone(),
+    };
+    let cert_url = cert_url.ok_or_else(|| {
         CliError::Client(akamu_client::ClientError::Http(
             "the valid order has no certificate URL".into(),
         ))

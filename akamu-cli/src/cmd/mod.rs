@@ -7,3 +7,4 @@ pub(crate) mod ceremony;
 pub(crate) mod issue;
 pub(crate) mod renew;
 pub(crate) mod revoke;
+pub(crate) mod star;

@@ -82,6 +82,10 @@ pub struct Record {
     /// is answered with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// The STAR terms recorded at an auto-renewed order's first issuance
+    /// (issue): what every reissue of the order is checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub star: Option<crate::star::StarRecord>,
     /// The previous record's `hash`.
     pub prev_hash: String,
     /// This record's hash (see the module docs).
@@ -113,6 +117,8 @@ pub struct Entry {
     pub request_sha256: Option<String>,
     /// The signed certificate (recorded as base64).
     pub certificate_der: Option<Vec<u8>>,
+    /// The STAR terms of an auto-renewed order's first issuance.
+    pub star: Option<crate::star::StarRecord>,
 }
 
 /// Why the log cannot be read, written or trusted.
@@ -278,6 +284,7 @@ impl AuditLog {
             certificate: entry
                 .certificate_der
                 .map(|d| openssl::base64::encode_block(&d)),
+            star: entry.star,
             prev_hash: state.head.clone(),
             hash: String::new(),
         };

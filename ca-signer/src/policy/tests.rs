@@ -322,6 +322,7 @@ fn request_for(csr_der: Vec<u8>) -> IssueRequest {
         statements: Vec::new(),
         profile: None,
         processing_since: None,
+        star: None,
     }
 }
 

@@ -26,6 +26,7 @@ use crate::error::{Error, PolicyRefusal};
 use crate::inflight::InFlight;
 use crate::policy::{self, Checked, KeyPolicy, Profile};
 use crate::recent::{self, RecentIssues};
+use crate::star::{StarBook, StarRecord};
 use crate::tbs::{self, LeafUrls, SignedCertificate};
 
 mod crls;
@@ -56,6 +57,9 @@ pub struct Issuer {
     recent: Mutex<RecentIssues>,
     /// The request digests being worked on, one request at a time each.
     in_flight: InFlight,
+    /// The STAR orders recorded at their first issuance (from the audit
+    /// log at start).
+    star: Mutex<StarBook>,
 }
 
 /// What an ACME issuance was for, recorded with it.
@@ -65,6 +69,8 @@ pub struct Origin<'a> {
     pub order_id: &'a str,
     /// [`request_sha256`] of the request.
     pub request_sha256: &'a str,
+    /// The STAR terms to record with a STAR order's first issuance.
+    pub star: Option<&'a StarRecord>,
 }
 
 /// SHA-256 (hex) of what makes two issue requests the same: order, account,
@@ -94,6 +100,14 @@ pub fn request_sha256(request: &IssueRequest) -> String {
         Some(p) => bytes(p.as_bytes()),
         None => bytes(&[0xff]),
     }
+    // Only STAR requests carry more, so ordinary digests are as before.
+    if let Some(star) = &request.star {
+        bytes(b"star");
+        bytes(&star.end_date.to_be_bytes());
+        bytes(&star.lifetime_secs.to_be_bytes());
+        bytes(&star.lifetime_adjust_secs.to_be_bytes());
+        bytes(&[u8::from(star.reissue)]);
+    }
     hex::encode(h.finish())
 }
 
@@ -103,7 +117,11 @@ impl Issuer {
     pub fn new(ca: Ca, config: &Config) -> Result<Self, Error> {
         let audit_path = config.audit_path();
         let mut tail = recent::Tail::new(config.audit.recent_issuances);
-        let (audit, summary) = AuditLog::open_observing(&audit_path, |r| tail.observe(r))?;
+        let mut star = StarBook::new();
+        let (audit, summary) = AuditLog::open_observing(&audit_path, |r| {
+            tail.observe(r);
+            star.observe(r);
+        })?;
         let crl = CrlCounter::restore(&audit_path, &summary)?;
         let make_profile = |name: &str| {
             let settings = config.profiles.get(name);
@@ -183,6 +201,7 @@ impl Issuer {
             crl_validity_secs: i64::from(config.ca.crl_validity_hours) * 3600,
             recent: Mutex::new(RecentIssues::from_tail(tail)),
             in_flight: InFlight::default(),
+            star: Mutex::new(star),
         })
     }
 
@@ -239,19 +258,34 @@ impl Issuer {
             crate::metrics::repeated();
             return self.issued(signed);
         }
-        let detail = format!("account={} order={}", request.account_uri, request.order_id);
-        let origin = Origin {
-            order_id: &request.order_id,
-            request_sha256: &digest,
+        let star = match &request.star {
+            None => "",
+            Some(t) if t.reissue => " star=reissue",
+            Some(_) => " star=first",
         };
+        let detail = format!(
+            "account={} order={}{star}",
+            request.account_uri, request.order_id
+        );
         let result = self
-            .select_profile(request)
-            .and_then(|profile| {
-                self.check_statements(request, now)?;
-                let keys = self.key_policy()?;
-                policy::check(profile, &keys, request, now)
-            })
-            .and_then(|checked| self.sign_checked(checked, uid, &detail, Some(origin), now, rng));
+            .check_request(request, now)
+            .and_then(|(checked, star)| {
+                let origin = Origin {
+                    order_id: &request.order_id,
+                    request_sha256: &digest,
+                    star: star.as_ref(),
+                };
+                let signed = self.sign_checked(checked, uid, &detail, Some(origin), now, rng)?;
+                if let Some(star) = star {
+                    let mut book = self
+                        .star
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    book.prune(now);
+                    book.insert(&request.order_id, star);
+                }
+                Ok(signed)
+            });
         let signed = match result {
             Ok(signed) => signed,
             Err(e) => {
@@ -289,6 +323,44 @@ impl Issuer {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(digest, signed.clone(), now);
         self.issued(signed)
+    }
+
+    /// Checks `request` at `now`: its profile, the statements (or, for a
+    /// STAR reissue, the signer's record of the order instead), the policy
+    /// and, for a STAR order, the certificate's window against the order's
+    /// terms. Returns the checked request and, for a STAR order's first
+    /// issuance, the terms to record with it.
+    fn check_request(
+        &self,
+        request: &IssueRequest,
+        now: i64,
+    ) -> Result<(Checked, Option<StarRecord>), Error> {
+        let profile = self.select_profile(request)?;
+        let book = || {
+            self.star
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let record = match &request.star {
+            None => None,
+            Some(terms) if terms.reissue => {
+                Some(book().check_reissue(request, &profile.name, now)?.clone())
+            }
+            Some(terms) => {
+                self.check_statements(request, now)?;
+                Some(book().check_first(request, terms, &profile.name, now)?)
+            }
+        };
+        if record.is_none() {
+            self.check_statements(request, now)?;
+        }
+        let keys = self.key_policy()?;
+        let checked = policy::check(profile, &keys, request, now)?;
+        if let Some(record) = &record {
+            record.check_window(&request.order_id, &checked)?;
+        }
+        let first = request.star.as_ref().is_some_and(|t| !t.reissue);
+        Ok((checked, record.filter(|_| first)))
     }
 
     /// The certificate already issued for `request` (digest `digest`), if
@@ -411,6 +483,7 @@ impl Issuer {
                 order_id: origin.map(|o| o.order_id.to_owned()),
                 request_sha256: origin.map(|o| o.request_sha256.to_owned()),
                 certificate_der: Some(signed.der.clone()),
+                star: origin.and_then(|o| o.star.cloned()),
                 ..audit::Entry::default()
             },
             now,
