@@ -134,6 +134,19 @@ pub(crate) async fn sidecar_account(
     Ok(Some(client.get_account(&account).await?))
 }
 
+/// The existing account of `--account-key`: the sidecar's (checked with the
+/// server), else the one the server finds for the key.
+pub(crate) async fn existing_account(
+    client: &AcmeClient,
+    conn: &ConnArgs,
+) -> Result<Account, CliError> {
+    let key = Arc::new(load_key(&conn.account_key)?);
+    match sidecar_account(client, conn, Arc::clone(&key)).await? {
+        Some(a) => Ok(a),
+        None => Ok(client.find_account(key).await?),
+    }
+}
+
 /// The account from the sidecar; a missing sidecar is an I/O error that
 /// says to register first.
 pub(crate) async fn require_account(

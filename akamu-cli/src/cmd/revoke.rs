@@ -2,12 +2,11 @@
 //! certificate's own key (`--cert-key`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use akamu_client::{DEFAULT_POLL_TIMEOUT, pem_to_der, validate_reason};
 use serde_json::json;
 
-use crate::common::{ConnArgs, load_key, read, sidecar_account};
+use crate::common::{ConnArgs, existing_account, load_key, read};
 use crate::error::CliError;
 use crate::output::Output;
 
@@ -48,11 +47,7 @@ pub(crate) async fn run(args: Args, out: &Output) -> Result<(), CliError> {
             .await?;
         "certificate key"
     } else {
-        let key = Arc::new(load_key(&args.conn.account_key)?);
-        let account = match sidecar_account(&client, &args.conn, Arc::clone(&key)).await? {
-            Some(a) => a,
-            None => client.find_account(key).await?,
-        };
+        let account = existing_account(&client, &args.conn).await?;
         client
             .revoke_certificate(&account, &der, args.reason)
             .await?;

@@ -4,13 +4,12 @@
 //! with the account, or `--get` without one); `cancel` stops the renewals.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use akamu_client::DEFAULT_POLL_TIMEOUT;
 use serde_json::json;
 
 use super::issue::{IssueArgs, StarTerms, obtain_with};
-use crate::common::{ConnArgs, load_key, sidecar_account, write_public};
+use crate::common::{ConnArgs, existing_account, write_public};
 use crate::error::CliError;
 use crate::output::Output;
 
@@ -124,11 +123,7 @@ async fn fetch(args: FetchArgs, out: &Output) -> Result<(), CliError> {
     let pem = if args.get {
         client.get_star_certificate(&args.url).await?
     } else {
-        let key = Arc::new(load_key(&args.conn.account_key)?);
-        let account = match sidecar_account(&client, &args.conn, Arc::clone(&key)).await? {
-            Some(a) => a,
-            None => client.find_account(key).await?,
-        };
+        let account = existing_account(&client, &args.conn).await?;
         client
             .download_star_certificate(&account, &args.url)
             .await?
@@ -152,11 +147,7 @@ async fn fetch(args: FetchArgs, out: &Output) -> Result<(), CliError> {
 
 async fn cancel(args: CancelArgs, out: &Output) -> Result<(), CliError> {
     let client = args.conn.connect(DEFAULT_POLL_TIMEOUT).await?;
-    let key = Arc::new(load_key(&args.conn.account_key)?);
-    let account = match sidecar_account(&client, &args.conn, Arc::clone(&key)).await? {
-        Some(a) => a,
-        None => client.find_account(key).await?,
-    };
+    let account = existing_account(&client, &args.conn).await?;
     let order = client.cancel_star_order(&account, &args.order).await?;
     out.result(
         &format!(
