@@ -139,19 +139,15 @@ pub fn unpause(
 /// An identifier as an operator types it: `dns:name`, `ip:address`, or
 /// the bare name or address.
 fn operator_identifier(s: &str) -> Result<shared_proto::Identifier, Error> {
-    let wire = match s.split_once(':') {
-        Some((kind @ ("dns" | "ip"), value)) => WireIdentifier {
-            kind: kind.to_owned(),
-            value: value.to_owned(),
-        },
-        _ if s.parse::<std::net::IpAddr>().is_ok() => WireIdentifier {
-            kind: "ip".to_owned(),
-            value: s.to_owned(),
-        },
-        _ => WireIdentifier {
-            kind: "dns".to_owned(),
-            value: s.to_owned(),
-        },
+    let (kind, value) = match s.split_once(':') {
+        Some((kind @ ("dns" | "ip"), value)) => (kind, value),
+        _ if s.parse::<std::net::IpAddr>().is_ok() => ("ip", s),
+        _ => ("dns", s),
+    };
+    let wire = WireIdentifier {
+        kind: kind.to_owned(),
+        value: value.to_owned(),
+        ancestor_domain: None,
     };
     identifier::parse(&wire)
 }

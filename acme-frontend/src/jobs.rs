@@ -167,6 +167,7 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
         key_authorization: format!("{}.{}", authz.token, account.jwk_thumbprint),
         account_uri: app.urls.account(&account.id),
         authz_expires: authz.expires,
+        covers_subdomains: authz.subdomain_auth_allowed,
     };
     let result = app.peers.validate(request).await;
     let counted = match &result {

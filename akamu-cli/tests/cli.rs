@@ -775,3 +775,127 @@ async fn cli_against_pebble() {
     )
     .await);
 }
+
+/// `issue --ancestor-domain` (RFC 9444) against our CA with
+/// `allow_subdomain_auth`: the first run validates `example.org` once
+/// with dns-01 (the hook publishes `_acme-challenge.example.org`), a
+/// second run for other names below it publishes nothing; a public-suffix
+/// ancestor is the server's `rejectedIdentifier` (exit 1) and a challenge
+/// other than dns-01 a usage error (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_subdomain_authorization() {
+    let dns = DnsServer::start().await;
+    let ca = Ca::start_with(
+        free_port(),
+        free_port(),
+        Some(dns.addr()),
+        "allow_subdomain_auth = true\n",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = ca.ca_cert.clone();
+    let server = ca.directory.clone();
+    let acct = dir.path().join("account.pem");
+    let hook = dns_hook(dir.path());
+    let first = dir.path().join("first.pem");
+    let args = [
+        "issue",
+        "--account-key",
+        s(&acct),
+        "-d",
+        "api.example.org",
+        "--out",
+        s(&first),
+        "--challenge",
+        "dns-01",
+        "--dns-hook",
+        s(&hook),
+        "--ancestor-domain",
+        "example.org",
+    ];
+    let (run, ()) = tokio::join!(
+        cli(&server, &bundle, &args),
+        serve_hook(dir.path().to_owned(), &dns)
+    );
+    ok(&run);
+    assert_eq!(sans(&first), ["api.example.org"]);
+    let log = std::fs::read_to_string(dir.path().join("hook.log")).expect("hook log");
+    assert!(
+        log.contains("present _acme-challenge.example.org."),
+        "the ancestor was validated: {log}"
+    );
+
+    let second = dir.path().join("second.pem");
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "issue",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "www.example.org",
+            "-d",
+            "*.shop.example.org",
+            "--out",
+            s(&second),
+            "--challenge",
+            "dns-01",
+            "--dns-hook",
+            s(&hook),
+            "--ancestor-domain",
+            "example.org",
+        ],
+    )
+    .await;
+    ok(&run);
+    assert_eq!(sans(&second), ["*.shop.example.org", "www.example.org"]);
+    assert!(
+        run.stderr.contains("authorization reused"),
+        "{}",
+        run.stderr
+    );
+    let log_after = std::fs::read_to_string(dir.path().join("hook.log")).expect("hook log");
+    assert_eq!(log_after, log, "no record published for the second order");
+
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "issue",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "example.co.uk",
+            "--out",
+            s(&dir.path().join("suffix.pem")),
+            "--challenge",
+            "dns-01",
+            "--dns-hook",
+            s(&hook),
+            "--ancestor-domain",
+            "co.uk",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("rejectedIdentifier"), "{}", run.stderr);
+
+    let run = cli(
+        &server,
+        &bundle,
+        &[
+            "issue",
+            "--account-key",
+            s(&acct),
+            "-d",
+            "web.example.org",
+            "--out",
+            s(&dir.path().join("http.pem")),
+            "--ancestor-domain",
+            "example.org",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("dns-01"), "{}", run.stderr);
+}

@@ -59,6 +59,10 @@ pub struct DirectoryMeta {
     /// Whether new accounts need External Account Binding.
     #[serde(default)]
     pub external_account_required: bool,
+    /// RFC 9444 §4.4: the server accepts `subdomainAuthAllowed` in
+    /// new-authz and `ancestorDomain` in new-order identifiers.
+    #[serde(default)]
+    pub subdomain_auth_allowed: bool,
     /// RFC 8739 §3.3 `auto-renewal`: present when the server does STAR.
     #[serde(default, rename = "auto-renewal")]
     pub auto_renewal: Option<Value>,

@@ -26,6 +26,15 @@ pub struct Identifier {
     pub r#type: String,
     /// The name or address.
     pub value: String,
+    /// RFC 9444 §4.3: in a new order, an ancestor domain of `value` whose
+    /// authorization (covering its subdomains) stands for this
+    /// identifier's. Needs `meta.subdomainAuthAllowed`.
+    #[serde(
+        default,
+        rename = "ancestorDomain",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ancestor_domain: Option<String>,
 }
 
 impl Identifier {
@@ -34,6 +43,7 @@ impl Identifier {
         Self {
             r#type: "dns".into(),
             value: name.into(),
+            ancestor_domain: None,
         }
     }
 
@@ -42,7 +52,16 @@ impl Identifier {
         Self {
             r#type: "ip".into(),
             value: addr.into(),
+            ancestor_domain: None,
         }
+    }
+
+    /// This identifier, ordered under the authorization of `ancestor`
+    /// (RFC 9444 `ancestorDomain`): the server authorizes `ancestor` for
+    /// its subdomains (dns-01) or reuses such an authorization.
+    pub fn below(mut self, ancestor: impl Into<String>) -> Self {
+        self.ancestor_domain = Some(ancestor.into());
+        self
     }
 
     /// A Tor hidden-service name (`….onion`). RFC 9799 §3 carries these as
@@ -112,6 +131,10 @@ pub struct Authorization {
     /// Whether the order asked for `*.` + the identifier.
     #[serde(default)]
     pub wildcard: bool,
+    /// RFC 9444 §4.1: the authorization also covers the names below the
+    /// identifier.
+    #[serde(default, rename = "subdomainAuthAllowed")]
+    pub subdomain_auth_allowed: bool,
     /// `Retry-After` of the response this was read from.
     #[serde(skip)]
     pub retry_after: Option<Duration>,
@@ -234,6 +257,43 @@ impl AcmeClient {
         let resp = self.post(url, account.signer(), None).await?;
         let mut authz: Authorization = resp.json("authorization")?;
         authz.url = url.to_owned();
+        authz.retry_after = resp.retry_after();
+        Ok(authz)
+    }
+
+    /// Pre-authorizes `identifier` (RFC 8555 §7.4.1 `newAuthz`); with
+    /// `subdomains`, for every name below it as well (RFC 9444 §4.2:
+    /// `subdomainAuthAllowed`, dns-01 only). Fails with
+    /// [`ClientError::Unsupported`] when the server has no `newAuthz`, or
+    /// `subdomains` is asked of a server that does not advertise
+    /// `meta.subdomainAuthAllowed`.
+    pub async fn new_authorization(
+        &self,
+        account: &Account,
+        identifier: &Identifier,
+        subdomains: bool,
+    ) -> Result<Authorization, ClientError> {
+        let dir = self.directory();
+        let url = dir.new_authz.clone().ok_or_else(|| {
+            ClientError::Unsupported("the server offers no pre-authorization (newAuthz)".into())
+        })?;
+        if subdomains && !dir.meta.subdomain_auth_allowed {
+            return Err(ClientError::Unsupported(
+                "the server does not advertise subdomain authorization (meta.subdomainAuthAllowed)"
+                    .into(),
+            ));
+        }
+        let mut payload =
+            json!({ "identifier": { "type": identifier.r#type, "value": identifier.value } });
+        if subdomains {
+            payload["subdomainAuthAllowed"] = true.into();
+        }
+        let resp = self.post(&url, account.signer(), Some(&payload)).await?;
+        let location = resp.location().ok_or_else(|| {
+            ClientError::Http("new-authz answered without a Location header".into())
+        })?;
+        let mut authz: Authorization = resp.json("authorization")?;
+        authz.url = location;
         authz.retry_after = resp.retry_after();
         Ok(authz)
     }

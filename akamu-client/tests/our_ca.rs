@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use akamu_client::{
-    Account, AccountKey, AccountOptions, AcmeClient, ChallengeSolver as _, ClientError, EabOptions,
-    Http01Solver, Identifier, PollOptions, TlsAlpn01Solver, build_csr, pem_to_der,
+    Account, AccountKey, AccountOptions, AcmeClient, ChallengeSolver as _, ClientError,
+    Dns01Helper, EabOptions, Http01Solver, Identifier, PollOptions, TlsAlpn01Solver, build_csr,
+    pem_to_der,
 };
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
@@ -373,4 +374,129 @@ async fn external_account_binding() {
         .await
         .expect("EAB registration");
     assert_eq!(account.status, "valid");
+}
+
+/// RFC 9444 with `allow_subdomain_auth`: `example.org` is pre-authorized
+/// once for its subdomains (dns-01 only, `subdomainAuthAllowed` echoed);
+/// orders naming it as `ancestorDomain` then need no challenge and get
+/// certificates for names below it, a wildcard included. A public suffix
+/// cannot be pre-authorized for its subdomains, and a server without the
+/// setting is not asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subdomain_authorization() {
+    let dns = DnsServer::start().await;
+    let ca = Ca::start_with(
+        free_port(),
+        free_port(),
+        Some(dns.addr()),
+        "allow_subdomain_auth = true\n",
+    );
+    let client = client(&ca).await;
+    assert!(client.directory().meta.subdomain_auth_allowed);
+    let account = register(&client, "ec:P-256").await;
+
+    let ancestor = Identifier::dns("example.org");
+    let authz = client
+        .new_authorization(&account, &ancestor, true)
+        .await
+        .expect("pre-authorization for subdomains");
+    assert!(authz.subdomain_auth_allowed);
+    assert_eq!(authz.identifier.value, "example.org");
+    let offered: Vec<&str> = authz.challenges.iter().map(|c| c.r#type.as_str()).collect();
+    assert_eq!(offered, ["dns-01"], "only dns-01 covers subdomains");
+    let chall = authz.find_challenge("dns-01").expect("dns-01");
+    let token = chall.token.as_deref().expect("token");
+    dns.set_txt(
+        &Dns01Helper::record_name("example.org"),
+        &[&Dns01Helper::txt_value(&account.key_authorization(token)).expect("value")],
+    );
+    client
+        .trigger_challenge(&account, chall)
+        .await
+        .expect("trigger");
+    let valid = client
+        .poll_authorization(&account, &authz.url, &POLL)
+        .await
+        .expect("valid");
+    assert!(valid.subdomain_auth_allowed);
+    dns.clear_txt(&Dns01Helper::record_name("example.org"));
+
+    // Two orders under the ancestor: no new authorization, no challenge.
+    for names in [
+        &["api.example.org"][..],
+        &["*.shop.example.org", "deep.www.example.org"][..],
+    ] {
+        let ids: Vec<Identifier> = names
+            .iter()
+            .map(|n| Identifier::dns(*n).below("example.org"))
+            .collect();
+        let order = client.new_order(&account, &ids).await.expect("order");
+        assert_eq!(order.status, "ready", "{names:?}: {order:?}");
+        assert_eq!(order.authorizations, std::slice::from_ref(&authz.url));
+        let key = AccountKey::generate("ec:P-256").expect("key");
+        let csr = build_csr(names, key.private_key()).expect("csr");
+        let done = client
+            .finalize_with(&account, &order, &csr, &POLL)
+            .await
+            .expect("finalize");
+        let pem = client
+            .download_certificate(&account, done.certificate.as_deref().expect("cert url"))
+            .await
+            .expect("download");
+        let leaf = verify_chain(&ca.root_pem(), &pem);
+        let mut expected: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        expected.sort();
+        assert_eq!(dns_sans(&leaf), expected);
+    }
+
+    // Without ancestorDomain a subdomain still needs its own authorization.
+    let plain = client
+        .new_order(&account, &[Identifier::dns("plain.example.org")])
+        .await
+        .expect("order");
+    assert_eq!(plain.status, "pending");
+    assert_ne!(plain.authorizations, std::slice::from_ref(&authz.url));
+
+    // A public suffix is refused, as is an ancestor above nothing ordered.
+    let err = client
+        .new_authorization(&account, &Identifier::dns("co.uk"), true)
+        .await
+        .expect_err("a public suffix");
+    assert_eq!(
+        err.acme_type(),
+        Some("urn:ietf:params:acme:error:rejectedIdentifier"),
+        "{err}"
+    );
+    let err = client
+        .new_order(&account, &[Identifier::dns("example.co.uk").below("co.uk")])
+        .await
+        .expect_err("a public-suffix ancestor");
+    assert_eq!(
+        err.acme_type(),
+        Some("urn:ietf:params:acme:error:rejectedIdentifier"),
+        "{err}"
+    );
+    let err = client
+        .new_order(
+            &account,
+            &[Identifier::dns("a.example.net").below("example.org")],
+        )
+        .await
+        .expect_err("not an ancestor");
+    assert_eq!(
+        err.acme_type(),
+        Some("urn:ietf:params:acme:error:malformed"),
+        "{err}"
+    );
+
+    // A server without the setting: the client refuses before asking.
+    let plain_ca = Ca::start(free_port(), free_port(), Some(dns.addr()));
+    let plain_client = crate::client(&plain_ca).await;
+    assert!(!plain_client.directory().meta.subdomain_auth_allowed);
+    let other = register(&plain_client, "ec:P-256").await;
+    let err = plain_client
+        .new_authorization(&other, &ancestor, true)
+        .await
+        .expect_err("not advertised");
+    assert!(matches!(err, ClientError::Unsupported(_)), "{err}");
 }

@@ -66,6 +66,22 @@ fn statement(
         challenge_type: ct,
         validated_at: now(),
         expires,
+        covers_subdomains: false,
+    })
+    .expect("sign")
+}
+
+/// A dns-01 (or `ct`) statement for `name` that says it covers the names
+/// below it (RFC 9444).
+fn ancestor_statement(key: &StatementKey, name: &str, ct: ChallengeType) -> SignedStatement {
+    key.sign(Statement {
+        id: format!("anc-{name}"),
+        account_uri: ACCOUNT.into(),
+        identifier: Identifier::dns(name),
+        challenge_type: ct,
+        validated_at: now(),
+        expires: now() + 3600,
+        covers_subdomains: true,
     })
     .expect("sign")
 }
@@ -80,6 +96,7 @@ fn statement_at(key: &StatementKey, id: &str, name: &str, validated_at: i64) -> 
         challenge_type: ChallengeType::Http01,
         validated_at,
         expires: now() + 86_400,
+        covers_subdomains: false,
     })
     .expect("sign")
 }
@@ -194,6 +211,55 @@ async fn issuance_needs_a_valid_statement_for_every_name() {
             ),
         ),
         (
+            "subdomain of a statement that does not cover subdomains",
+            request(
+                &["a.example.org"],
+                vec![statement(
+                    &validator,
+                    Identifier::dns("example.org"),
+                    ChallengeType::Dns01,
+                    ACCOUNT,
+                    later,
+                )],
+            ),
+        ),
+        (
+            "subdomains by http-01",
+            request(
+                &["a.example.org"],
+                vec![ancestor_statement(
+                    &validator,
+                    "example.org",
+                    ChallengeType::Http01,
+                )],
+            ),
+        ),
+        (
+            "subdomains of a public suffix",
+            request(
+                &["example.co.uk"],
+                vec![ancestor_statement(
+                    &validator,
+                    "co.uk",
+                    ChallengeType::Dns01,
+                )],
+            ),
+        ),
+        (
+            "subdomain flag set after signing",
+            request(&["c.example.org"], {
+                let mut s = statement(
+                    &validator,
+                    Identifier::dns("example.org"),
+                    ChallengeType::Dns01,
+                    ACCOUNT,
+                    later,
+                );
+                s.statement.covers_subdomains = true;
+                vec![s]
+            }),
+        ),
+        (
             "tampered statement",
             request(&["b.example.org"], {
                 let mut s = good_a.clone();
@@ -229,6 +295,19 @@ async fn issuance_needs_a_valid_statement_for_every_name() {
     ))
     .await;
     assert!(wildcard.is_ok(), "wildcard by dns-01: {wildcard:?}");
+    let below = call(request(
+        &["deep.a.example.org", "*.b.example.org", "example.org"],
+        vec![ancestor_statement(
+            &validator,
+            "example.org",
+            ChallengeType::Dns01,
+        )],
+    ))
+    .await;
+    assert!(
+        below.is_ok(),
+        "names below a dns-01 ancestor statement covering subdomains: {below:?}"
+    );
 
     // Every refusal is in the audit log.
     let log = std::fs::read_to_string(dir.path().join("audit/audit.log")).expect("audit log");
@@ -236,7 +315,7 @@ async fn issuance_needs_a_valid_statement_for_every_name() {
         .lines()
         .filter(|l| l.contains("not validated") || l.contains("no valid validation statement"))
         .count();
-    assert_eq!(refusals, 7, "audit log:\n{log}");
+    assert_eq!(refusals, 11, "audit log:\n{log}");
 
     stop_tx.send(()).expect("stop");
     handle.await.expect("join").expect("serve");

@@ -110,9 +110,57 @@ pub fn is_valid_dns_name(name: &str) -> bool {
         .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Whether `name` (a DNS name without a wildcard label, normalised) is a
+/// public suffix by the Public Suffix List (the `psl` crate's copy, ICANN
+/// and private sections, with the list's default rule: an unlisted
+/// top-level label counts as a suffix). Nobody can prove control of a
+/// whole suffix for its subdomains (RFC 9444 §8: `com`, `co.uk`,
+/// `github.io`).
+pub fn is_public_suffix(name: &str) -> bool {
+    psl::suffix_str(name).is_some_and(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// Whether DNS name `name` (possibly a wildcard) lies strictly below
+/// `ancestor` on label boundaries: `a.b.example.org` and `*.example.org`
+/// are below `example.org`; `example.org` itself and `badexample.org` are
+/// not. Both are expected normalised (lower case, no trailing dot).
+pub fn is_below(name: &str, ancestor: &str) -> bool {
+    let base = name.strip_prefix("*.").unwrap_or(name);
+    if name.starts_with("*.") && base == ancestor {
+        return true;
+    }
+    base.len() > ancestor.len() + 1
+        && base.ends_with(ancestor)
+        && base.as_bytes()[base.len() - ancestor.len() - 1] == b'.'
+        && !ancestor.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subdomains_and_public_suffixes() {
+        assert!(is_below("a.example.org", "example.org"));
+        assert!(is_below("a.b.example.org", "example.org"));
+        assert!(is_below("*.example.org", "example.org"));
+        assert!(is_below("*.a.example.org", "example.org"));
+        assert!(!is_below("example.org", "example.org"));
+        assert!(!is_below("badexample.org", "example.org"));
+        assert!(!is_below("example.org", "a.example.org"));
+        assert!(!is_below("a.example.org", ""));
+        for suffix in ["com", "co.uk", "github.io", "org", "internal"] {
+            assert!(is_public_suffix(suffix), "{suffix}");
+        }
+        for name in [
+            "example.com",
+            "example.co.uk",
+            "a.github.io",
+            "corp.internal",
+        ] {
+            assert!(!is_public_suffix(name), "{name}");
+        }
+    }
 
     #[test]
     fn onion_names() {

@@ -48,6 +48,26 @@ pub struct Statement {
     /// by the validator at `validated_at` plus its own maximum (see
     /// [`capped_expiry`]).
     pub expires: i64,
+    /// RFC 9444: the validation also proves control of every name below
+    /// `identifier` (set only for a DNS-based validation of a DNS name that
+    /// is not a public suffix; see [`Statement::covers`]).
+    #[serde(default)]
+    pub covers_subdomains: bool,
+}
+
+/// What is signed: the statement's JSON, with `covers_subdomains` only
+/// when true, so statements signed before the member existed keep
+/// verifying (the wire form, bincode, always carries every field).
+#[derive(Serialize)]
+struct SignedView<'a> {
+    id: &'a str,
+    account_uri: &'a str,
+    identifier: &'a Identifier,
+    challenge_type: ChallengeType,
+    validated_at: i64,
+    expires: i64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    covers_subdomains: bool,
 }
 
 /// A statement with the validator's Ed25519 signature.
@@ -81,21 +101,45 @@ pub enum StatementError {
 impl Statement {
     /// The bytes that are signed.
     pub fn signing_bytes(&self) -> Vec<u8> {
+        let view = SignedView {
+            id: &self.id,
+            account_uri: &self.account_uri,
+            identifier: &self.identifier,
+            challenge_type: self.challenge_type,
+            validated_at: self.validated_at,
+            expires: self.expires,
+            covers_subdomains: self.covers_subdomains,
+        };
         let mut out = DOMAIN.to_vec();
         // Serialising plain strings and integers cannot fail.
-        out.extend(serde_json::to_vec(self).unwrap_or_default());
+        out.extend(serde_json::to_vec(&view).unwrap_or_default());
         out
     }
 
     /// Whether this statement, as of `now`, covers certificate name `san`
-    /// for `account_uri`: same account, same identifier, unexpired; a
-    /// wildcard name needs a dns-01 validation of the wildcard identifier.
+    /// for `account_uri`: same account, unexpired, and either the same
+    /// identifier (a wildcard name needs a dns-01 validation of the
+    /// wildcard identifier) or, when the statement says it covers
+    /// subdomains (RFC 9444), a name below its DNS identifier. Subdomain
+    /// coverage needs a dns-01 validation (the Baseline Requirements allow
+    /// no other method we offer to cover other names) of a name that is not
+    /// a public suffix; the verifier checks both, whatever the validator
+    /// said.
     pub fn covers(&self, san: &Identifier, account_uri: &str, now: i64) -> bool {
-        self.account_uri == account_uri
-            && now < self.expires
-            && self.identifier == *san
-            && (!san.is_wildcard() || self.challenge_type == ChallengeType::Dns01)
-            && (san.kind != IdentifierKind::Ip || self.challenge_type != ChallengeType::Dns01)
+        if self.account_uri != account_uri || now >= self.expires {
+            return false;
+        }
+        if self.identifier == *san {
+            return (!san.is_wildcard() || self.challenge_type == ChallengeType::Dns01)
+                && (san.kind != IdentifierKind::Ip || self.challenge_type != ChallengeType::Dns01);
+        }
+        self.covers_subdomains
+            && self.challenge_type == ChallengeType::Dns01
+            && self.identifier.kind == IdentifierKind::Dns
+            && san.kind == IdentifierKind::Dns
+            && !self.identifier.is_wildcard()
+            && !crate::identifier::is_public_suffix(&self.identifier.value)
+            && crate::identifier::is_below(&san.value, &self.identifier.value)
     }
 
     /// Whether, as of `now`, this statement is recent enough for a verifier
@@ -266,7 +310,50 @@ mod tests {
             challenge_type: ct,
             validated_at: 100,
             expires: 200,
+            covers_subdomains: false,
         }
+    }
+
+    #[test]
+    fn subdomain_coverage_needs_the_flag_dns01_and_a_registrable_name() {
+        let acct = "https://ca/acme/account/a";
+        let mut st = statement(Identifier::dns("example.org"), ChallengeType::Dns01);
+        let sub = Identifier::dns("a.b.example.org");
+        let wild = Identifier::dns("*.example.org");
+        assert!(st.covers(&Identifier::dns("example.org"), acct, 150));
+        assert!(!st.covers(&sub, acct, 150), "no flag, no subdomains");
+        st.covers_subdomains = true;
+        assert!(st.covers(&sub, acct, 150));
+        assert!(st.covers(&wild, acct, 150));
+        assert!(!st.covers(&Identifier::dns("badexample.org"), acct, 150));
+        assert!(!st.covers(&sub, "https://ca/acme/account/b", 150));
+        assert!(!st.covers(&sub, acct, 200), "expired");
+        let mut http = st.clone();
+        http.challenge_type = ChallengeType::Http01;
+        assert!(!http.covers(&sub, acct, 150), "http-01 proves one name");
+        let mut suffix = st.clone();
+        suffix.identifier = Identifier::dns("co.uk");
+        assert!(!suffix.covers(&Identifier::dns("example.co.uk"), acct, 150));
+    }
+
+    #[test]
+    fn statements_without_the_subdomain_member_keep_their_signature() {
+        // A statement signed before `covers_subdomains` existed: its JSON
+        // lacks the member, and the bytes signed then are the bytes now.
+        let st = statement(Identifier::dns("a.example.org"), ChallengeType::Http01);
+        let old = concat!(
+            r#"{"id":"s1","account_uri":"https://ca/acme/account/a","#,
+            r#""identifier":{"kind":"Dns","value":"a.example.org"},"#,
+            r#""challenge_type":"Http01","validated_at":100,"expires":200}"#
+        );
+        let mut expected = DOMAIN.to_vec();
+        expected.extend(old.as_bytes());
+        assert_eq!(st.signing_bytes(), expected);
+        let parsed: Statement = serde_json::from_str(old).expect("parse");
+        assert_eq!(parsed, st);
+        let mut flagged = st.clone();
+        flagged.covers_subdomains = true;
+        assert_ne!(flagged.signing_bytes(), st.signing_bytes());
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub struct ValidateRequest {
     pub account_uri: String,
     /// When the authorization expires (Unix seconds).
     pub authz_expires: i64,
+    /// RFC 9444: the authorization allows subdomains, so the statement
+    /// should cover the names below the identifier. The validator agrees
+    /// only for dns-01 on a DNS name that is not a public suffix.
+    pub covers_subdomains: bool,
 }
 
 /// What a successful probe saw (RFC 8555 §8.3 `validationRecord`).

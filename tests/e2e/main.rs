@@ -54,6 +54,10 @@ mod profiles;
 /// record, bad `auto-renewal` members.
 mod star;
 
+/// RFC 9444: one dns-01 validation of an ancestor covers the names below
+/// it; bad `ancestorDomain` / `subdomainAuthAllowed` members.
+mod subdomains;
+
 /// Revocation by owner, certificate key, authorized account; refusals.
 mod revocation;
 

@@ -127,6 +127,15 @@ pub enum RequestError {
         /// Why (a fixed explanation).
         reason: &'static str,
     },
+    /// Subdomain coverage (RFC 9444) was asked for where it cannot be
+    /// given.
+    #[error("a validation of {identifier} cannot cover its subdomains: {reason}")]
+    Subdomains {
+        /// The identifier.
+        identifier: String,
+        /// Why (a fixed explanation).
+        reason: &'static str,
+    },
 }
 
 /// DNS lookup failures.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use shared_proto::IdentifierKind;
 use shared_proto::statement::{Statement, StatementKey, capped_expiry};
 use shared_proto::validator::{
     ChallengeType, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorMetrics,
@@ -77,6 +78,8 @@ impl ValidatorService {
                 request.authz_expires,
                 i64::from(self.prober.config.statement_max_age_secs),
             ),
+            // `check_request` allowed it: dns-01, a registrable DNS name.
+            covers_subdomains: request.covers_subdomains,
         };
         let signed = key.sign(statement).map_err(|e| {
             tracing::error!(error = %e, "statement signing failed");
@@ -180,6 +183,23 @@ pub fn check_request(request: &ValidateRequest) -> Result<(), RequestError> {
     if thumbprint.is_empty() || key_auth.len() > MAX_FIELD_LEN || !is_base64url(thumbprint) {
         return Err(RequestError::BadKeyAuthorization);
     }
+    if request.covers_subdomains {
+        let refuse = |reason| {
+            Err(RequestError::Subdomains {
+                identifier: request.identifier.to_string(),
+                reason,
+            })
+        };
+        if request.challenge_type != ChallengeType::Dns01 {
+            return refuse("only dns-01 proves control of the names below a domain");
+        }
+        if request.identifier.kind != IdentifierKind::Dns || request.identifier.is_wildcard() {
+            return refuse("only a DNS name without a wildcard label has subdomains");
+        }
+        if shared_proto::identifier::is_public_suffix(&request.identifier.value) {
+            return refuse("it is a public suffix");
+        }
+    }
     Ok(())
 }
 
@@ -197,6 +217,28 @@ mod tests {
             key_authorization: key_auth.into(),
             account_uri: "https://ca.example/acct/1".into(),
             authz_expires: 0,
+            covers_subdomains: false,
+        }
+    }
+
+    #[test]
+    fn subdomain_coverage_only_for_dns01_on_a_registrable_name() {
+        let t = "abcdefghijklmnopqrstuv";
+        let mut r = request(t, &format!("{t}.thumb-_1"));
+        r.covers_subdomains = true;
+        assert!(matches!(
+            check_request(&r),
+            Err(RequestError::Subdomains { .. })
+        ));
+        r.challenge_type = ChallengeType::Dns01;
+        r.identifier = Identifier::dns("example.org");
+        assert!(check_request(&r).is_ok());
+        for refused in ["co.uk", "*.example.org"] {
+            r.identifier = Identifier::dns(refused);
+            assert!(
+                matches!(check_request(&r), Err(RequestError::Subdomains { .. })),
+                "{refused}"
+            );
         }
     }
 

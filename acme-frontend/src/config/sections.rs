@@ -229,6 +229,11 @@ pub struct Server {
     /// true.
     #[serde(default = "default_true")]
     pub star_allow_certificate_get: bool,
+    /// RFC 9444: whether authorizations may cover subdomains
+    /// (`meta.subdomainAuthAllowed`, `subdomainAuthAllowed` in new-authz,
+    /// `ancestorDomain` in new-order). Default false.
+    #[serde(default)]
+    pub allow_subdomain_auth: bool,
     /// Terms of service URL for the directory. Default none.
     pub terms_of_service_url: Option<String>,
     /// Operator website for the directory. Default none.
@@ -277,6 +282,7 @@ impl Default for Server {
             star_min_lifetime_secs: None,
             star_max_duration_secs: None,
             star_allow_certificate_get: true,
+            allow_subdomain_auth: false,
             terms_of_service_url: None,
             website_url: None,
             caa_identities: Vec::new(),

@@ -164,11 +164,6 @@ const REFERENCE_KEYS_NOT_YET_SUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("mtc", None, "issue 16 (transparency log)"),
     (
         "server",
-        Some("allow_subdomain_auth"),
-        "issue 13 (RFC 9444)",
-    ),
-    (
-        "server",
         Some("tor_connectivity_enabled"),
         "issue 14 (onion)",
     ),

@@ -67,6 +67,10 @@ pub fn get(app: &App) -> Result<Reply, Error> {
         }
         meta.insert("auto-renewal".into(), star.into());
     }
+    // RFC 9444 §4.4.
+    if s.allow_subdomain_auth {
+        meta.insert("subdomainAuthAllowed".into(), true.into());
+    }
     if s.external_account_required {
         meta.insert("externalAccountRequired".into(), true.into());
     }

@@ -4,17 +4,23 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Deserialize;
+use shared_proto::IdentifierKind;
 
 use super::{new_order::new_authz, views};
 use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
-use crate::protocol::identifier::{WireIdentifier, parse};
+use crate::protocol::identifier::{WireIdentifier, parse, refuse_public_suffix};
 use crate::{App, now, rate_limits, store};
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Payload {
     identifier: WireIdentifier,
+    /// RFC 9444 §4.2: the authorization should cover the names below the
+    /// identifier.
+    #[serde(default)]
+    subdomain_auth_allowed: bool,
 }
 
 /// `POST /acme/new-authz`.
@@ -22,14 +28,41 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let auth = req.authenticate(app, KeyRef::Kid).await?;
     let account = auth.account()?.clone();
     let payload: Payload = auth.json()?;
+    if payload.identifier.ancestor_domain.is_some() {
+        return Err(Error::Malformed(
+            "ancestorDomain belongs in new-order identifiers; new-authz takes subdomainAuthAllowed (RFC 9444)"
+                .into(),
+        ));
+    }
     let id = parse(&payload.identifier)?;
     if id.is_wildcard() {
         return Err(Error::Malformed(
             "pre-authorization cannot be used for wildcard names (RFC 8555 §7.4.1)".into(),
         ));
     }
+    let subdomains = payload.subdomain_auth_allowed;
+    if subdomains {
+        if !app.config.server.allow_subdomain_auth {
+            return Err(Error::Malformed(
+                "this server does not offer subdomain authorization (RFC 9444): subdomainAuthAllowed is refused"
+                    .into(),
+            ));
+        }
+        if id.kind != IdentifierKind::Dns {
+            return Err(Error::Malformed(
+                "subdomainAuthAllowed applies to dns identifiers only".into(),
+            ));
+        }
+        refuse_public_suffix(&id)?;
+    }
     let t = now();
-    let (authz, challenges) = new_authz(&id, &account.id, t, app.config.server.authz_expiry_secs);
+    let (authz, challenges) = new_authz(
+        &id,
+        &account.id,
+        t,
+        app.config.server.authz_expiry_secs,
+        subdomains,
+    );
     let body = views::authz(&app.urls, &authz, &challenges, t)?;
     let authz_id = authz.id.clone();
     let limits = app.rate_limits.clone();

@@ -12,7 +12,7 @@ use super::views;
 use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
-use crate::protocol::identifier::{WireIdentifier, offered_challenges, parse_all};
+use crate::protocol::identifier::{WireIdentifier, ancestors, offered_challenges, parse_all};
 use crate::protocol::order::stored_order_status;
 use crate::protocol::star;
 use crate::protocol::validity::check_window;
@@ -47,15 +47,18 @@ fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, Error> {
         .transpose()
 }
 
-/// A fresh pending authorization for `id` with the challenges it offers.
+/// A fresh pending authorization for `id` with the challenges it offers;
+/// with `subdomains`, one whose validation covers the names below `id`
+/// (RFC 9444).
 pub fn new_authz(
     id: &Identifier,
     account_id: &str,
     now: i64,
     lifetime: i64,
+    subdomains: bool,
 ) -> (AuthzRow, Vec<ChallengeRow>) {
     let authz_id = random_id(12);
-    let challenges = offered_challenges(id)
+    let challenges = offered_challenges(id, subdomains)
         .iter()
         .map(|kind| ChallengeRow {
             id: format!("{authz_id}/{}", kind.as_str()),
@@ -82,6 +85,7 @@ pub fn new_authz(
         created: now,
         updated: now,
         statement: None,
+        subdomain_auth_allowed: subdomains,
     };
     (authz, challenges)
 }
@@ -131,6 +135,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         &payload.identifiers,
         app.config.server.max_identifiers_per_order,
     )?;
+    let ancestors = ancestors(&payload.identifiers, app.config.server.allow_subdomain_auth)?;
     let not_before = parse_time("notBefore", &payload.not_before)?;
     let not_after = parse_time("notAfter", &payload.not_after)?;
     let t = now();
@@ -174,14 +179,27 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     let (order, authzs, star) = app
         .store
         .run(move |c| {
-            let mut authzs = Vec::with_capacity(ids.len());
+            let mut authzs: Vec<AuthzRow> = Vec::with_capacity(ids.len());
             let mut new_authzs = Vec::new();
             let mut challenges = Vec::new();
+            // What each identifier needs: its own authorization, or
+            // (RFC 9444 `ancestorDomain`) one for its ancestor covering
+            // subdomains, shared by every identifier below that ancestor.
+            let mut needed: Vec<(&Identifier, bool)> = Vec::with_capacity(ids.len());
             for id in &ids {
-                match store::authzs::reusable_since(c, &aid, id, t, validated_since)? {
+                let need = match ancestors.get(id) {
+                    Some(ancestor) => (ancestor, true),
+                    None => (id, false),
+                };
+                if !needed.contains(&need) {
+                    needed.push(need);
+                }
+            }
+            for (id, subdomains) in needed {
+                match store::authzs::reusable_since(c, &aid, id, t, validated_since, subdomains)? {
                     Some(existing) => authzs.push(existing),
                     None => {
-                        let (authz, chall) = new_authz(id, &aid, t, lifetime);
+                        let (authz, chall) = new_authz(id, &aid, t, lifetime, subdomains);
                         authzs.push(authz.clone());
                         new_authzs.push(authz);
                         challenges.extend(chall);

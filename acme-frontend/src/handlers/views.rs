@@ -166,6 +166,10 @@ pub fn authz(
     if a.wildcard {
         v["wildcard"] = true.into();
     }
+    // RFC 9444 §4.1.
+    if a.subdomain_auth_allowed {
+        v["subdomainAuthAllowed"] = true.into();
+    }
     Ok(v)
 }
 

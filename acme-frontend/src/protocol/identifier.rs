@@ -1,10 +1,10 @@
 //! Identifiers in new-order requests (RFC 8555 §7.1.3, §7.4; RFC 8738).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde::Deserialize;
-use shared_proto::identifier::{is_onion, is_valid_dns_name};
+use shared_proto::identifier::{is_below, is_onion, is_public_suffix, is_valid_dns_name};
 use shared_proto::validator::ChallengeType;
 use shared_proto::{Identifier, IdentifierKind};
 
@@ -23,6 +23,11 @@ pub struct WireIdentifier {
     pub kind: String,
     /// The name or address.
     pub value: String,
+    /// RFC 9444 §4.3: in a new-order request, an ancestor domain of
+    /// `value` whose authorization (covering its subdomains) stands for
+    /// this identifier's.
+    #[serde(default, rename = "ancestorDomain")]
+    pub ancestor_domain: Option<String>,
 }
 
 /// Checks and normalises one identifier.
@@ -75,6 +80,77 @@ pub fn parse_all(wire: &[WireIdentifier], max: usize) -> Result<Vec<Identifier>,
     Ok(set.into_iter().collect())
 }
 
+/// RFC 9444 §4.3: for each new-order identifier that names an
+/// `ancestorDomain`, the ancestor (a DNS identifier) whose authorization
+/// covers it. `allowed` is `[server] allow_subdomain_auth`. The ancestor
+/// must be a valid DNS name strictly above the identifier on label
+/// boundaries and not a public suffix; an identifier named twice with two
+/// different ancestors is malformed.
+pub fn ancestors(
+    wire: &[WireIdentifier],
+    allowed: bool,
+) -> Result<BTreeMap<Identifier, Identifier>, Error> {
+    let mut out = BTreeMap::new();
+    for w in wire {
+        let Some(text) = &w.ancestor_domain else {
+            continue;
+        };
+        let id = parse(w)?;
+        let ancestor = ancestor_of(&id, text, allowed)?;
+        if let Some(other) = out.insert(id.clone(), ancestor.clone())
+            && other != ancestor
+        {
+            return Err(Error::Malformed(format!(
+                "{} is ordered twice with different ancestorDomain values",
+                id.value
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Checks one `ancestorDomain` (see [`ancestors`]).
+fn ancestor_of(id: &Identifier, text: &str, allowed: bool) -> Result<Identifier, Error> {
+    if !allowed {
+        return Err(Error::Malformed(
+            "this server does not offer subdomain authorization (RFC 9444): ancestorDomain is refused"
+                .into(),
+        ));
+    }
+    if id.kind != IdentifierKind::Dns {
+        return Err(Error::Malformed(format!(
+            "ancestorDomain applies to dns identifiers only, not to {}",
+            id.value
+        )));
+    }
+    let ancestor = Identifier::dns(text);
+    if ancestor.is_wildcard() || !is_valid_dns_name(&ancestor.value) {
+        return Err(Error::Malformed(format!(
+            "ancestorDomain {text:?} is not a DNS name without a wildcard label"
+        )));
+    }
+    if !is_below(&id.value, &ancestor.value) {
+        return Err(Error::Malformed(format!(
+            "ancestorDomain {:?} is not an ancestor of {}",
+            ancestor.value, id.value
+        )));
+    }
+    refuse_public_suffix(&ancestor)?;
+    Ok(ancestor)
+}
+
+/// RFC 9444 §8: nobody is authorized for every name below a public suffix
+/// (`com`, `co.uk`, `github.io`).
+pub fn refuse_public_suffix(ancestor: &Identifier) -> Result<(), Error> {
+    if is_public_suffix(&ancestor.value) {
+        return Err(Error::RejectedIdentifier(format!(
+            "{} is a public suffix: its subdomains belong to different owners, so no authorization covers them",
+            ancestor.value
+        )));
+    }
+    Ok(())
+}
+
 fn too_many(max: usize) -> Error {
     Error::Malformed(format!(
         "an order may carry at most {max} identifiers (distinct names)"
@@ -82,8 +158,14 @@ fn too_many(max: usize) -> Error {
 }
 
 /// The challenge types offered for an identifier: wildcards only dns-01
-/// (RFC 8555 §7.1.3), IP addresses never dns-01 (RFC 8738 §7).
-pub fn offered_challenges(id: &Identifier) -> &'static [ChallengeType] {
+/// (RFC 8555 §7.1.3), IP addresses never dns-01 (RFC 8738 §7), and an
+/// authorization that covers subdomains (RFC 9444) only dns-01: the
+/// Baseline Requirements let no other method we offer (§3.2.2.4.19,
+/// .20) prove control of names below the one validated.
+pub fn offered_challenges(id: &Identifier, subdomains: bool) -> &'static [ChallengeType] {
+    if subdomains {
+        return &[ChallengeType::Dns01];
+    }
     match id.kind {
         IdentifierKind::Ip => &[ChallengeType::Http01, ChallengeType::TlsAlpn01],
         IdentifierKind::Dns if id.is_wildcard() => &[ChallengeType::Dns01],
@@ -103,7 +185,71 @@ mod tests {
         WireIdentifier {
             kind: kind.into(),
             value: value.into(),
+            ancestor_domain: None,
         }
+    }
+
+    fn below(value: &str, ancestor: &str) -> WireIdentifier {
+        WireIdentifier {
+            ancestor_domain: Some(ancestor.into()),
+            ..w("dns", value)
+        }
+    }
+
+    #[test]
+    fn ancestor_domains() {
+        let ok = ancestors(
+            &[
+                below("A.example.org", "Example.org."),
+                below("*.b.example.org", "example.org"),
+                w("dns", "other.example.net"),
+            ],
+            true,
+        )
+        .expect("ok");
+        assert_eq!(ok.len(), 2);
+        assert_eq!(
+            ok.get(&Identifier::dns("a.example.org")),
+            Some(&Identifier::dns("example.org"))
+        );
+        let refused = |wire: &[WireIdentifier], allowed| ancestors(wire, allowed).err();
+        assert!(matches!(
+            refused(&[below("a.example.org", "example.org")], false),
+            Some(Error::Malformed(_))
+        ));
+        for (value, ancestor) in [
+            ("example.org", "example.org"),
+            ("a.badexample.org", "example.org"),
+            ("a.example.org", "*.example.org"),
+            ("a.example.org", "exa mple.org"),
+        ] {
+            assert!(
+                matches!(
+                    refused(&[below(value, ancestor)], true),
+                    Some(Error::Malformed(_))
+                ),
+                "{value} below {ancestor}"
+            );
+        }
+        assert!(matches!(
+            refused(&[below("example.co.uk", "co.uk")], true),
+            Some(Error::RejectedIdentifier(_))
+        ));
+        let ip = WireIdentifier {
+            ancestor_domain: Some("example.org".into()),
+            ..w("ip", "192.0.2.1")
+        };
+        assert!(matches!(refused(&[ip], true), Some(Error::Malformed(_))));
+        assert!(matches!(
+            refused(
+                &[
+                    below("a.b.example.org", "example.org"),
+                    below("a.b.example.org", "b.example.org")
+                ],
+                true
+            ),
+            Some(Error::Malformed(_))
+        ));
     }
 
     #[test]
@@ -174,11 +320,18 @@ mod tests {
     #[test]
     fn challenge_offers() {
         assert_eq!(
-            offered_challenges(&Identifier::dns("*.example.org")),
+            offered_challenges(&Identifier::dns("*.example.org"), false),
             &[ChallengeType::Dns01]
         );
         let ip = Identifier::ip("192.0.2.1".parse().expect("ip"));
-        assert!(!offered_challenges(&ip).contains(&ChallengeType::Dns01));
-        assert_eq!(offered_challenges(&Identifier::dns("example.org")).len(), 3);
+        assert!(!offered_challenges(&ip, false).contains(&ChallengeType::Dns01));
+        assert_eq!(
+            offered_challenges(&Identifier::dns("example.org"), false).len(),
+            3
+        );
+        assert_eq!(
+            offered_challenges(&Identifier::dns("example.org"), true),
+            &[ChallengeType::Dns01]
+        );
     }
 }

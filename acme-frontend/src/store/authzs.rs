@@ -239,19 +239,25 @@ pub fn reusable(
     identifier: &shared_proto::Identifier,
     valid_until: i64,
 ) -> Result<Option<AuthzRow>, Error> {
-    reusable_since(conn, account_id, identifier, valid_until, i64::MIN)
+    reusable_since(conn, account_id, identifier, valid_until, i64::MIN, false)
 }
 
 /// [`reusable`], among authorizations validated at or after
-/// `validated_since` (a profile's reuse limit).
+/// `validated_since` (a profile's reuse limit) and, with `subdomains`,
+/// only those that cover the names below the identifier (RFC 9444).
 pub fn reusable_since(
     conn: &mut SqliteConnection,
     account_id: &str,
     identifier: &shared_proto::Identifier,
     valid_until: i64,
     validated_since: i64,
+    subdomains: bool,
 ) -> Result<Option<AuthzRow>, Error> {
-    Ok(authorizations::table
+    let mut query = authorizations::table.into_boxed();
+    if subdomains {
+        query = query.filter(authorizations::subdomain_auth_allowed.eq(true));
+    }
+    Ok(query
         .filter(authorizations::account_id.eq(account_id))
         .filter(authorizations::identifier_type.eq(identifier.kind.as_str()))
         .filter(authorizations::identifier_value.eq(identifier.base_name()))

@@ -97,6 +97,9 @@ pub struct AuthzRow {
     pub updated: i64,
     /// The validator's signed statement (JSON) once valid.
     pub statement: Option<String>,
+    /// RFC 9444: the validation also covers the names below the
+    /// identifier.
+    pub subdomain_auth_allowed: bool,
 }
 
 /// `order_authorizations` row.

@@ -48,6 +48,7 @@ diesel::table! {
         created -> BigInt,
         updated -> BigInt,
         statement -> Nullable<Text>,
+        subdomain_auth_allowed -> Bool,
     }
 }
 

@@ -51,6 +51,12 @@ pub(crate) struct IssueArgs {
     /// Challenge type.
     #[arg(long, value_enum, default_value = "http-01", value_name = "TYPE")]
     pub challenge: ChallengeKind,
+    /// RFC 9444: order the domains below DOMAIN under one authorization of
+    /// DOMAIN that covers its subdomains (validated once with dns-01, then
+    /// reused by later orders while it lasts). Needs a server advertising
+    /// `subdomainAuthAllowed`.
+    #[arg(long, value_name = "DOMAIN")]
+    pub ancestor_domain: Option<String>,
     /// Port for the built-in http-01 solver.
     #[arg(long, default_value_t = 80, value_name = "PORT")]
     pub http_port: u16,
@@ -199,7 +205,10 @@ pub(crate) async fn obtain_with(
         .iter()
         .map(|d| match d.parse::<IpAddr>() {
             Ok(_) => Identifier::ip(d.as_str()),
-            Err(_) => Identifier::dns(d.as_str()),
+            Err(_) => match &args.ancestor_domain {
+                Some(a) if is_below(d, a) => Identifier::dns(d.as_str()).below(a.as_str()),
+                _ => Identifier::dns(d.as_str()),
+            },
         })
         .collect();
     let order = match star {
@@ -301,6 +310,19 @@ pub(crate) async fn obtain_with(
     })
 }
 
+/// Whether `name` lies strictly below `ancestor` on label boundaries
+/// (`*.example.org` and `a.example.org` below `example.org`), ignoring
+/// case and trailing dots.
+fn is_below(name: &str, ancestor: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let ancestor = ancestor.trim_end_matches('.').to_ascii_lowercase();
+    let base = name.strip_prefix("*.").unwrap_or(&name);
+    (name.starts_with("*.") && base == ancestor)
+        || base
+            .strip_suffix(ancestor.as_str())
+            .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+}
+
 /// `<out>.key.pem`.
 fn key_path_for(out: &Path) -> PathBuf {
     let mut s = out.as_os_str().to_owned();
@@ -324,6 +346,18 @@ fn check(args: &IssueArgs) -> Result<(), CliError> {
     }
     if args.challenge == ChallengeKind::OnionCsr01 && args.onion_key.is_none() {
         return Err(CliError::Usage("onion-csr-01 needs --onion-key".into()));
+    }
+    if let Some(ancestor) = &args.ancestor_domain {
+        if !matches!(args.challenge, ChallengeKind::Dns01) {
+            return Err(CliError::Usage(
+                "--ancestor-domain needs --challenge dns-01: only a DNS validation covers the names below a domain".into(),
+            ));
+        }
+        if !args.domains.iter().any(|d| is_below(d, ancestor)) {
+            return Err(CliError::Usage(format!(
+                "--ancestor-domain {ancestor}: none of the domains lies below it"
+            )));
+        }
     }
     if args.poll_timeout == 0 {
         return Err(CliError::Usage("--poll-timeout must be at least 1".into()));

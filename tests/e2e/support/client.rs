@@ -356,6 +356,11 @@ impl RawClient {
         raw
     }
 
+    /// The directory object.
+    pub(crate) fn directory(&self) -> &Value {
+        &self.directory
+    }
+
     /// A URL from the directory (`"newNonce"`, `"newAccount"`, …).
     pub(crate) fn url(&self, resource: &str) -> String {
         self.directory[resource]

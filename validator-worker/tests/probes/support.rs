@@ -45,6 +45,7 @@ pub(crate) fn request(identifier: Identifier, challenge_type: ChallengeType) -> 
         key_authorization: KEY_AUTH.into(),
         account_uri: "https://ca.test/acme/acct/1".into(),
         authz_expires: 0,
+        covers_subdomains: false,
     }
 }
 
