@@ -83,7 +83,14 @@ async fn insert_order(
     let mut authzs = Vec::new();
     let mut challenges: Vec<ChallengeRow> = Vec::new();
     for name in names {
-        let (a, c) = new_authz(&Identifier::dns(name), "acct", T0, expires - T0, false);
+        let (a, c) = new_authz(
+            &Identifier::dns(name),
+            "acct",
+            T0,
+            expires - T0,
+            false,
+            Default::default(),
+        );
         authzs.push(a);
         challenges.extend(c);
     }
@@ -188,8 +195,14 @@ async fn past_retention_goes_and_everything_still_needed_stays() {
     // Abandoned long ago: the order, its authorization and challenges go.
     let abandoned = insert_order(&db, "abandoned", &["gone.example"], &[], old).await;
     // A pre-authorization (no order) that expired long ago goes too.
-    let (pre, pre_challenges) =
-        new_authz(&Identifier::dns("pre.example"), "acct", T0, LIFETIME, false);
+    let (pre, pre_challenges) = new_authz(
+        &Identifier::dns("pre.example"),
+        "acct",
+        T0,
+        LIFETIME,
+        false,
+        Default::default(),
+    );
     let pre_row = pre.clone();
     db.store
         .run(move |c| store::authzs::insert(c, pre_row, pre_challenges))

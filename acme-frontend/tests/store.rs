@@ -73,7 +73,14 @@ async fn insert_order(db: &Db, id: &str, account: &str, names: &[&str]) -> Vec<A
     let mut authzs = Vec::new();
     let mut challenges: Vec<ChallengeRow> = Vec::new();
     for name in names {
-        let (a, c) = new_authz(&Identifier::dns(name), account, T0, LIFETIME, false);
+        let (a, c) = new_authz(
+            &Identifier::dns(name),
+            account,
+            T0,
+            LIFETIME,
+            false,
+            Default::default(),
+        );
         authzs.push(a);
         challenges.extend(c);
     }

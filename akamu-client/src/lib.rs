@@ -118,8 +118,8 @@ pub use key::AccountKey;
 pub use order::{Authorization, Challenge, Identifier, NewOrder, OnWait, Order, PollOptions};
 pub use revoke::validate_reason;
 pub use solver::{
-    ChallengeSolver, Dns01Helper, DnsPersist01Helper, Http01Solver, SolverFuture, TlsAlpn01Solver,
-    reverse_dns_name,
+    ChallengeSolver, Dns01Helper, DnsAccount01Helper, DnsPersist01Helper, Http01Solver,
+    SolverFuture, TlsAlpn01Solver, reverse_dns_name,
 };
 pub use star::StarOrderParams;
 pub use transport::{DEFAULT_REQUEST_TIMEOUT, MAX_RESPONSE_BYTES};

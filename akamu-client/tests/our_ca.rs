@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use akamu_client::{
     Account, AccountKey, AccountOptions, AcmeClient, ChallengeSolver as _, ClientError,
-    Dns01Helper, EabOptions, Http01Solver, Identifier, PollOptions, TlsAlpn01Solver, build_csr,
-    pem_to_der,
+    Dns01Helper, DnsAccount01Helper, EabOptions, Http01Solver, Identifier, PollOptions,
+    TlsAlpn01Solver, build_csr, pem_to_der,
 };
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
@@ -499,4 +499,109 @@ async fn subdomain_authorization() {
         .await
         .expect_err("not advertised");
     assert!(matches!(err, ClientError::Unsupported(_)), "{err}");
+}
+
+/// dns-account-01 with `dns_account_01_enabled`: offered beside dns-01
+/// (also for wildcards and subdomain authorizations); a record at the
+/// account's label validates (the label computed by our client and by the
+/// validator agree), a record at another account's label, or at dns-01's
+/// name, does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_account_01() {
+    let dns = DnsServer::start().await;
+    let ca = Ca::start_with(
+        free_port(),
+        free_port(),
+        Some(dns.addr()),
+        "dns_account_01_enabled = true\nallow_subdomain_auth = true\n",
+    );
+    let client = client(&ca).await;
+    let account = register(&client, "ec:P-256").await;
+    let other = register(&client, "ec:P-256").await;
+
+    // A wildcard and a name below an ancestor authorized for subdomains,
+    // all through dns-account-01.
+    let ids = [
+        Identifier::dns("*.acct.example.org"),
+        Identifier::dns("x.sub.example.org").below("sub.example.org"),
+    ];
+    let order = client.new_order(&account, &ids).await.expect("order");
+    assert_eq!(order.authorizations.len(), 2);
+    for url in &order.authorizations {
+        let authz = client
+            .get_authorization(&account, url)
+            .await
+            .expect("authz");
+        let offered: Vec<&str> = authz.challenges.iter().map(|c| c.r#type.as_str()).collect();
+        assert_eq!(offered, ["dns-01", "dns-account-01"], "{authz:?}");
+        let chall = authz.find_challenge("dns-account-01").expect("offered");
+        let token = chall.token.as_deref().expect("token");
+        dns.set_txt(
+            &DnsAccount01Helper::record_name(&authz.identifier.value, &account.url),
+            &[&DnsAccount01Helper::txt_value(&account.key_authorization(token)).expect("value")],
+        );
+        client
+            .trigger_challenge(&account, chall)
+            .await
+            .expect("trigger");
+        let valid = client
+            .poll_authorization(&account, url, &POLL)
+            .await
+            .expect("dns-account-01 validates");
+        assert_eq!(valid.status, "valid");
+    }
+    let order = client
+        .poll_order(&account, &order.url)
+        .await
+        .expect("ready");
+    let key = AccountKey::generate("ec:P-256").expect("key");
+    let names = ["*.acct.example.org", "x.sub.example.org"];
+    let csr = build_csr(&names, key.private_key()).expect("csr");
+    let done = client
+        .finalize_with(&account, &order, &csr, &POLL)
+        .await
+        .expect("finalize");
+    let pem = client
+        .download_certificate(&account, done.certificate.as_deref().expect("url"))
+        .await
+        .expect("download");
+    assert_eq!(dns_sans(&verify_chain(&ca.root_pem(), &pem)), names);
+
+    // Records that do not count: another account's label, dns-01's name.
+    for (name, record_at) in [
+        ("wrong-label.example.org", "other account"),
+        ("dns01-name.example.org", "dns-01 name"),
+    ] {
+        let order = client
+            .new_order(&account, &[Identifier::dns(name)])
+            .await
+            .expect("order");
+        let authz = client
+            .get_authorization(&account, &order.authorizations[0])
+            .await
+            .expect("authz");
+        let chall = authz.find_challenge("dns-account-01").expect("offered");
+        let value = DnsAccount01Helper::txt_value(
+            &account.key_authorization(chall.token.as_deref().expect("token")),
+        )
+        .expect("value");
+        let record = if record_at == "other account" {
+            DnsAccount01Helper::record_name(name, &other.url)
+        } else {
+            Dns01Helper::record_name(name)
+        };
+        dns.set_txt(&record, &[&value]);
+        client
+            .trigger_challenge(&account, chall)
+            .await
+            .expect("trigger");
+        let err = client
+            .poll_authorization(&account, &authz.url, &POLL)
+            .await
+            .expect_err(record_at);
+        assert!(
+            err.is_acme("dns") || err.is_acme("incorrectResponse") || err.is_acme("unauthorized"),
+            "{record_at}: {err}"
+        );
+    }
 }

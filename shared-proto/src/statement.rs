@@ -121,8 +121,9 @@ impl Statement {
     /// identifier (a wildcard name needs a dns-01 validation of the
     /// wildcard identifier) or, when the statement says it covers
     /// subdomains (RFC 9444), a name below its DNS identifier. Subdomain
-    /// coverage needs a dns-01 validation (the Baseline Requirements allow
-    /// no other method we offer to cover other names) of a name that is not
+    /// coverage needs a validation by a DNS change (dns-01, dns-account-01:
+    /// the Baseline Requirements let no other method we offer cover other
+    /// names; [`ChallengeType::is_dns_change`]) of a name that is not
     /// a public suffix; the verifier checks both, whatever the validator
     /// said.
     pub fn covers(&self, san: &Identifier, account_uri: &str, now: i64) -> bool {
@@ -130,11 +131,11 @@ impl Statement {
             return false;
         }
         if self.identifier == *san {
-            return (!san.is_wildcard() || self.challenge_type == ChallengeType::Dns01)
-                && (san.kind != IdentifierKind::Ip || self.challenge_type != ChallengeType::Dns01);
+            return (!san.is_wildcard() || self.challenge_type.is_dns_change())
+                && (san.kind != IdentifierKind::Ip || !self.challenge_type.is_dns_change());
         }
         self.covers_subdomains
-            && self.challenge_type == ChallengeType::Dns01
+            && self.challenge_type.is_dns_change()
             && self.identifier.kind == IdentifierKind::Dns
             && san.kind == IdentifierKind::Dns
             && !self.identifier.is_wildcard()

@@ -56,6 +56,9 @@ pub enum ChallengeType {
     Dns01,
     /// RFC 8737.
     TlsAlpn01,
+    /// draft-ietf-acme-dns-account-label: dns-01's TXT value at a name
+    /// made from the account URL, `_<label>._acme-challenge.<domain>`.
+    DnsAccount01,
 }
 
 impl ChallengeType {
@@ -65,7 +68,16 @@ impl ChallengeType {
             Self::Http01 => "http-01",
             Self::Dns01 => "dns-01",
             Self::TlsAlpn01 => "tls-alpn-01",
+            Self::DnsAccount01 => "dns-account-01",
         }
+    }
+
+    /// Whether the method proves control by a change in the domain's DNS
+    /// (the Baseline Requirements' §3.2.2.4.7): such a validation may
+    /// cover a wildcard of the name and, when asked, the names below it
+    /// (RFC 9444). IP identifiers cannot be validated this way.
+    pub fn is_dns_change(self) -> bool {
+        matches!(self, Self::Dns01 | Self::DnsAccount01)
     }
 
     /// Parses the ACME spelling.
@@ -74,6 +86,7 @@ impl ChallengeType {
             "http-01" => Some(Self::Http01),
             "dns-01" => Some(Self::Dns01),
             "tls-alpn-01" => Some(Self::TlsAlpn01),
+            "dns-account-01" => Some(Self::DnsAccount01),
             _ => None,
         }
     }

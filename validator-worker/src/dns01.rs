@@ -1,7 +1,9 @@
-//! dns-01 (RFC 8555 §8.4).
+//! dns-01 (RFC 8555 §8.4) and dns-account-01
+//! (draft-ietf-acme-dns-account-label).
 //!
-//! Looks up TXT records at `_acme-challenge.<name>` (wildcard label removed)
-//! and accepts the challenge when one record, its character-strings joined and
+//! Looks up TXT records at `_acme-challenge.<name>` (wildcard label removed;
+//! dns-account-01: `_<account label>._acme-challenge.<name>`) and accepts
+//! the challenge when one record, its character-strings joined and
 //! whitespace trimmed, equals base64url(SHA-256(key authorization)).
 
 use base64::Engine;
@@ -21,17 +23,62 @@ pub fn expected_txt(key_authorization: &str) -> String {
     URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
+/// dns-account-01's account label: `_` and the lower-case base32 (no
+/// padding) of the first 10 bytes of SHA-256(account URL), 16 characters.
+pub fn account_label(account_uri: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, account_uri.as_bytes());
+    let encoded = data_encoding::BASE32_NOPAD.encode(&digest.as_ref()[..10]);
+    format!("_{}", encoded.to_ascii_lowercase())
+}
+
 /// Validates a dns-01 challenge for `identifier`.
 pub async fn validate(
     prober: &Prober,
     identifier: &Identifier,
     key_authorization: &str,
 ) -> Result<ValidationRecord, ProbeError> {
+    validate_at(
+        prober,
+        identifier,
+        key_authorization,
+        ChallengeType::Dns01,
+        LABEL,
+    )
+    .await
+}
+
+/// Validates a dns-account-01 challenge for `identifier` by the account at
+/// `account_uri`.
+pub async fn validate_account(
+    prober: &Prober,
+    identifier: &Identifier,
+    key_authorization: &str,
+    account_uri: &str,
+) -> Result<ValidationRecord, ProbeError> {
+    let prefix = format!("{}.{LABEL}", account_label(account_uri));
+    validate_at(
+        prober,
+        identifier,
+        key_authorization,
+        ChallengeType::DnsAccount01,
+        &prefix,
+    )
+    .await
+}
+
+/// The TXT check of `challenge` at `<prefix>.<base name>`.
+async fn validate_at(
+    prober: &Prober,
+    identifier: &Identifier,
+    key_authorization: &str,
+    challenge: ChallengeType,
+    prefix: &str,
+) -> Result<ValidationRecord, ProbeError> {
     if identifier.kind == IdentifierKind::Ip {
         return Err(RequestError::Unsupported {
-            challenge: ChallengeType::Dns01,
+            challenge,
             identifier: identifier.to_string(),
-            reason: "IP identifiers cannot be validated with dns-01 (RFC 8738 §7)",
+            reason: "IP identifiers cannot be validated through DNS (RFC 8738 §7)",
         }
         .into());
     }
@@ -39,7 +86,7 @@ pub async fn validate(
         // from_identifier returns Host::Name for every DNS identifier.
         return Err(ProbeError::Internal("DNS identifier without a name"));
     };
-    let name = format!("{LABEL}.{base}");
+    let name = format!("{prefix}.{base}");
     let expected = expected_txt(key_authorization);
     let records = prober.resolver.lookup_txt(&name).await?;
     if records
@@ -66,6 +113,22 @@ pub async fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_labels_are_sixteen_base32_characters() {
+        let label = account_label("https://ca.example/acme/account/1");
+        assert_eq!(label.len(), 17);
+        assert!(label.starts_with('_'));
+        assert!(
+            label[1..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        );
+        assert_ne!(label, account_label("https://ca.example/acme/account/2"));
+        // SHA-256("") begins e3 b0 c4 42 98 fc 1c 14 9a fb; RFC 4648
+        // base32 of those ten bytes.
+        assert_eq!(account_label(""), "_4oymiquy7qobjgx3");
+    }
 
     #[test]
     fn expected_value_is_base64url_sha256() {

@@ -137,6 +137,9 @@ impl ValidatorService {
                 }
                 ChallengeType::Dns01 => dns01::validate(prober, id, key_auth).await,
                 ChallengeType::TlsAlpn01 => tls_alpn01::validate(prober, id, key_auth).await,
+                ChallengeType::DnsAccount01 => {
+                    dns01::validate_account(prober, id, key_auth, &request.account_uri).await
+                }
             }
         };
         match tokio::time::timeout(prober.config.probe_timeout(), probe).await {
@@ -190,8 +193,10 @@ pub fn check_request(request: &ValidateRequest) -> Result<(), RequestError> {
                 reason,
             })
         };
-        if request.challenge_type != ChallengeType::Dns01 {
-            return refuse("only dns-01 proves control of the names below a domain");
+        if !request.challenge_type.is_dns_change() {
+            return refuse(
+                "only a DNS change (dns-01, dns-account-01) proves control of the names below a domain",
+            );
         }
         if request.identifier.kind != IdentifierKind::Dns || request.identifier.is_wildcard() {
             return refuse("only a DNS name without a wildcard label has subdomains");

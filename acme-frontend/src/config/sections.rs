@@ -234,6 +234,10 @@ pub struct Server {
     /// `ancestorDomain` in new-order). Default false.
     #[serde(default)]
     pub allow_subdomain_auth: bool,
+    /// Whether DNS authorizations also offer dns-account-01
+    /// (draft-ietf-acme-dns-account-label). Default false.
+    #[serde(default)]
+    pub dns_account_01_enabled: bool,
     /// Terms of service URL for the directory. Default none.
     pub terms_of_service_url: Option<String>,
     /// Operator website for the directory. Default none.
@@ -262,6 +266,15 @@ pub struct Server {
     pub base_url: Option<String>,
 }
 
+impl Server {
+    /// The optional challenge types turned on.
+    pub fn offers(&self) -> crate::protocol::identifier::Offers {
+        crate::protocol::identifier::Offers {
+            dns_account_01: self.dns_account_01_enabled,
+        }
+    }
+}
+
 impl Default for Server {
     fn default() -> Self {
         Self {
@@ -283,6 +296,7 @@ impl Default for Server {
             star_max_duration_secs: None,
             star_allow_certificate_get: true,
             allow_subdomain_auth: false,
+            dns_account_01_enabled: false,
             terms_of_service_url: None,
             website_url: None,
             caa_identities: Vec::new(),

@@ -62,6 +62,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         t,
         app.config.server.authz_expiry_secs,
         subdomains,
+        app.config.server.offers(),
     );
     let body = views::authz(&app.urls, &authz, &challenges, t)?;
     let authz_id = authz.id.clone();

@@ -12,7 +12,9 @@ use super::views;
 use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
-use crate::protocol::identifier::{WireIdentifier, ancestors, offered_challenges, parse_all};
+use crate::protocol::identifier::{
+    Offers, WireIdentifier, ancestors, offered_challenges, parse_all,
+};
 use crate::protocol::order::stored_order_status;
 use crate::protocol::star;
 use crate::protocol::validity::check_window;
@@ -47,18 +49,19 @@ fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, Error> {
         .transpose()
 }
 
-/// A fresh pending authorization for `id` with the challenges it offers;
-/// with `subdomains`, one whose validation covers the names below `id`
-/// (RFC 9444).
+/// A fresh pending authorization for `id` with the challenges it offers
+/// (`offers`: the optional types turned on); with `subdomains`, one whose
+/// validation covers the names below `id` (RFC 9444).
 pub fn new_authz(
     id: &Identifier,
     account_id: &str,
     now: i64,
     lifetime: i64,
     subdomains: bool,
+    offers: Offers,
 ) -> (AuthzRow, Vec<ChallengeRow>) {
     let authz_id = random_id(12);
-    let challenges = offered_challenges(id, subdomains)
+    let challenges = offered_challenges(id, subdomains, offers)
         .iter()
         .map(|kind| ChallengeRow {
             id: format!("{authz_id}/{}", kind.as_str()),
@@ -167,6 +170,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     };
 
     let lifetime = app.config.server.authz_expiry_secs;
+    let offers = app.config.server.offers();
     let order_expires = t + app.config.server.order_expiry_secs;
     let order_id = random_id(12);
     let aid = account.id.clone();
@@ -199,7 +203,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
                 match store::authzs::reusable_since(c, &aid, id, t, validated_since, subdomains)? {
                     Some(existing) => authzs.push(existing),
                     None => {
-                        let (authz, chall) = new_authz(id, &aid, t, lifetime, subdomains);
+                        let (authz, chall) = new_authz(id, &aid, t, lifetime, subdomains, offers);
                         authzs.push(authz.clone());
                         new_authzs.push(authz);
                         challenges.extend(chall);

@@ -157,24 +157,33 @@ fn too_many(max: usize) -> Error {
     ))
 }
 
-/// The challenge types offered for an identifier: wildcards only dns-01
-/// (RFC 8555 §7.1.3), IP addresses never dns-01 (RFC 8738 §7), and an
-/// authorization that covers subdomains (RFC 9444) only dns-01: the
-/// Baseline Requirements let no other method we offer (§3.2.2.4.19,
-/// .20) prove control of names below the one validated.
-pub fn offered_challenges(id: &Identifier, subdomains: bool) -> &'static [ChallengeType] {
-    if subdomains {
-        return &[ChallengeType::Dns01];
-    }
-    match id.kind {
-        IdentifierKind::Ip => &[ChallengeType::Http01, ChallengeType::TlsAlpn01],
-        IdentifierKind::Dns if id.is_wildcard() => &[ChallengeType::Dns01],
-        IdentifierKind::Dns => &[
+/// The optional challenge types the operator turned on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Offers {
+    /// `[server] dns_account_01_enabled`.
+    pub dns_account_01: bool,
+}
+
+/// The challenge types offered for an identifier: wildcards only DNS
+/// changes (dns-01, RFC 8555 §7.1.3; dns-account-01 when offered), IP
+/// addresses never a DNS method (RFC 8738 §7), and an authorization that
+/// covers subdomains (RFC 9444) only DNS changes: the Baseline
+/// Requirements let no other method we offer (§3.2.2.4.19, .20) prove
+/// control of names below the one validated.
+pub fn offered_challenges(id: &Identifier, subdomains: bool, offers: Offers) -> Vec<ChallengeType> {
+    let mut out = match id.kind {
+        IdentifierKind::Ip => return vec![ChallengeType::Http01, ChallengeType::TlsAlpn01],
+        IdentifierKind::Dns if id.is_wildcard() || subdomains => vec![ChallengeType::Dns01],
+        IdentifierKind::Dns => vec![
             ChallengeType::Http01,
             ChallengeType::Dns01,
             ChallengeType::TlsAlpn01,
         ],
+    };
+    if offers.dns_account_01 {
+        out.push(ChallengeType::DnsAccount01);
     }
+    out
 }
 
 #[cfg(test)]
@@ -319,19 +328,41 @@ mod tests {
 
     #[test]
     fn challenge_offers() {
+        let none = Offers::default();
+        let account = Offers {
+            dns_account_01: true,
+        };
         assert_eq!(
-            offered_challenges(&Identifier::dns("*.example.org"), false),
-            &[ChallengeType::Dns01]
+            offered_challenges(&Identifier::dns("*.example.org"), false, none),
+            [ChallengeType::Dns01]
+        );
+        assert_eq!(
+            offered_challenges(&Identifier::dns("*.example.org"), false, account),
+            [ChallengeType::Dns01, ChallengeType::DnsAccount01]
         );
         let ip = Identifier::ip("192.0.2.1".parse().expect("ip"));
-        assert!(!offered_challenges(&ip, false).contains(&ChallengeType::Dns01));
+        for offers in [none, account] {
+            assert!(
+                offered_challenges(&ip, false, offers)
+                    .iter()
+                    .all(|c| !c.is_dns_change())
+            );
+        }
         assert_eq!(
-            offered_challenges(&Identifier::dns("example.org"), false).len(),
+            offered_challenges(&Identifier::dns("example.org"), false, none).len(),
             3
         );
         assert_eq!(
-            offered_challenges(&Identifier::dns("example.org"), true),
-            &[ChallengeType::Dns01]
+            offered_challenges(&Identifier::dns("example.org"), false, account).len(),
+            4
+        );
+        assert_eq!(
+            offered_challenges(&Identifier::dns("example.org"), true, none),
+            [ChallengeType::Dns01]
+        );
+        assert_eq!(
+            offered_challenges(&Identifier::dns("example.org"), true, account),
+            [ChallengeType::Dns01, ChallengeType::DnsAccount01]
         );
     }
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use akamu_client::{
-    Account, AcmeClient, Authorization, ChallengeSolver as _, Dns01Helper, DnsPersist01Helper,
-    Http01Solver, Identifier, KeyType, NewOrder, Order, PollOptions, StarOrderParams,
-    TlsAlpn01Solver, build_csr, build_onion_csr,
+    Account, AcmeClient, Authorization, ChallengeSolver as _, Dns01Helper, DnsAccount01Helper,
+    DnsPersist01Helper, Http01Solver, Identifier, KeyType, NewOrder, Order, PollOptions,
+    StarOrderParams, TlsAlpn01Solver, build_csr, build_onion_csr,
 };
 use serde_json::json;
 
@@ -91,6 +91,10 @@ pub(crate) enum ChallengeKind {
     /// RFC 8555 §8.4, TXT record by hook or by hand.
     #[value(name = "dns-01")]
     Dns01,
+    /// draft-ietf-acme-dns-account-label: TXT at
+    /// `_<account label>._acme-challenge`, by hook or by hand.
+    #[value(name = "dns-account-01")]
+    DnsAccount01,
     /// Persistent TXT record at `_validation-persist`.
     #[value(name = "dns-persist-01")]
     DnsPersist01,
@@ -107,6 +111,7 @@ impl ChallengeKind {
         match self {
             Self::Http01 => "http-01",
             Self::Dns01 => "dns-01",
+            Self::DnsAccount01 => "dns-account-01",
             Self::DnsPersist01 => "dns-persist-01",
             Self::TlsAlpn01 => "tls-alpn-01",
             Self::OnionCsr01 => "onion-csr-01",
@@ -340,7 +345,7 @@ fn check(args: &IssueArgs) -> Result<(), CliError> {
         )
     {
         return Err(CliError::Usage(format!(
-            "{} cannot validate wildcard names (RFC 8555 §8.3, RFC 8737 §3): use dns-01 or dns-persist-01",
+            "{} cannot validate wildcard names (RFC 8555 §8.3, RFC 8737 §3): use dns-01, dns-account-01 or dns-persist-01",
             args.challenge.as_str()
         )));
     }
@@ -348,9 +353,12 @@ fn check(args: &IssueArgs) -> Result<(), CliError> {
         return Err(CliError::Usage("onion-csr-01 needs --onion-key".into()));
     }
     if let Some(ancestor) = &args.ancestor_domain {
-        if !matches!(args.challenge, ChallengeKind::Dns01) {
+        if !matches!(
+            args.challenge,
+            ChallengeKind::Dns01 | ChallengeKind::DnsAccount01
+        ) {
             return Err(CliError::Usage(
-                "--ancestor-domain needs --challenge dns-01: only a DNS validation covers the names below a domain".into(),
+                "--ancestor-domain needs --challenge dns-01 or dns-account-01: only a DNS change covers the names below a domain".into(),
             ));
         }
         if !args.domains.iter().any(|d| is_below(d, ancestor)) {
@@ -469,17 +477,20 @@ async fn solve_one(
             s.present(domain, &authz.identifier.r#type, &key_auth)
                 .await?;
         }
-        (ChallengeKind::Dns01 | ChallengeKind::DnsPersist01, _) => {
-            let (name, value) = if args.challenge == ChallengeKind::Dns01 {
-                (
+        (ChallengeKind::Dns01 | ChallengeKind::DnsAccount01 | ChallengeKind::DnsPersist01, _) => {
+            let (name, value) = match args.challenge {
+                ChallengeKind::Dns01 => (
                     Dns01Helper::record_name(domain),
                     Dns01Helper::txt_value(&key_auth)?,
-                )
-            } else {
-                (
+                ),
+                ChallengeKind::DnsAccount01 => (
+                    DnsAccount01Helper::record_name(domain, &account.url),
+                    DnsAccount01Helper::txt_value(&key_auth)?,
+                ),
+                _ => (
                     DnsPersist01Helper::record_name(domain),
                     DnsPersist01Helper::txt_value(&key_auth)?,
-                )
+                ),
             };
             let shown = if authz.wildcard {
                 format!("*.{domain}")
@@ -518,7 +529,10 @@ async fn solve_one(
         Solver::None => {}
     }
     if let (Some((name, value)), Some(hook)) = (&dns_record, &args.dns_hook)
-        && args.challenge == ChallengeKind::Dns01
+        && matches!(
+            args.challenge,
+            ChallengeKind::Dns01 | ChallengeKind::DnsAccount01
+        )
         && let Err(e) = run_hook(hook, "cleanup", domain, name, value, args.poll_timeout).await
     {
         out.warn(&format!("DNS cleanup for {name}: {e}"));

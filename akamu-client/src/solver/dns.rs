@@ -23,6 +23,30 @@ impl Dns01Helper {
     }
 }
 
+/// dns-account-01 helper (draft-ietf-acme-dns-account-label): dns-01's
+/// value under a label that names the account, so several accounts can
+/// validate the same domain at once.
+#[derive(Clone, Copy, Debug)]
+pub struct DnsAccount01Helper;
+
+impl DnsAccount01Helper {
+    /// The TXT value: as dns-01, base64url(SHA-256(key authorization)).
+    pub fn txt_value(key_auth: &str) -> Result<String, ClientError> {
+        Dns01Helper::txt_value(key_auth)
+    }
+
+    /// The record name, `_<label>._acme-challenge.<domain>.`, where the
+    /// label is the lower-case base32 of the first 10 bytes of
+    /// SHA-256(`account_url`) (a wildcard's `*.` is dropped).
+    pub fn record_name(domain: &str, account_url: &str) -> String {
+        let digest = sha256(account_url.as_bytes());
+        let label = data_encoding::BASE32_NOPAD
+            .encode(&digest[..10])
+            .to_ascii_lowercase();
+        format!("_{label}._acme-challenge.{}.", base_domain(domain))
+    }
+}
+
 /// dns-persist-01 helper (the reference's computation: the same digest as
 /// dns-01, published under `_validation-persist`).
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +74,15 @@ fn base_domain(domain: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_account_names() {
+        // SHA-256("") begins e3 b0 c4 42 98 fc 1c 14 9a fb.
+        assert_eq!(
+            DnsAccount01Helper::record_name("*.Example.org.", ""),
+            "_4oymiquy7qobjgx3._acme-challenge.Example.org."
+        );
+    }
 
     /// The value is the SHA-256 of the key authorization, base64url.
     #[test]

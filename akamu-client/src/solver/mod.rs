@@ -8,7 +8,7 @@ mod tls_alpn01;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use dns::{Dns01Helper, DnsPersist01Helper};
+pub use dns::{Dns01Helper, DnsAccount01Helper, DnsPersist01Helper};
 pub use http01::Http01Solver;
 pub use tls_alpn01::{TlsAlpn01Solver, reverse_dns_name};
 
