@@ -168,6 +168,10 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
         account_uri: app.urls.account(&account.id),
         authz_expires: authz.expires,
         covers_subdomains: authz.subdomain_auth_allowed,
+        onion_csr: challenge
+            .response
+            .as_deref()
+            .and_then(|b64| akamu_jose::b64_decode(b64).ok()),
     };
     let result = app.peers.validate(request).await;
     let counted = match &result {

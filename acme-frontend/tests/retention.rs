@@ -113,7 +113,7 @@ async fn insert_order(
 async fn validate(db: &Db, authz: &AuthzRow) {
     let (aid, cid) = (authz.id.clone(), format!("{}/http-01", authz.id));
     db.store
-        .run(move |c| store::authzs::start_challenge(c, &aid, &cid, T0 + 1))
+        .run(move |c| store::authzs::start_challenge(c, &aid, &cid, None, T0 + 1))
         .await
         .expect("start challenge")
         .expect("challenge exists");

@@ -136,7 +136,7 @@ async fn validate(db: &Db, authz: &AuthzRow, outcome: Outcome) {
     let (aid, cid) = (authz.id.clone(), format!("{}/http-01", authz.id));
     let started = db
         .store
-        .run(move |c| store::authzs::start_challenge(c, &aid, &cid, T0 + 1))
+        .run(move |c| store::authzs::start_challenge(c, &aid, &cid, None, T0 + 1))
         .await
         .expect("start challenge")
         .expect("challenge exists");
@@ -186,7 +186,7 @@ async fn the_cascade_makes_an_order_ready_only_when_every_authorization_is_valid
     let (aid, cid) = (authzs[0].id.clone(), format!("{}/http-01", authzs[0].id));
     let again = db
         .store
-        .run(move |c| store::authzs::start_challenge(c, &aid, &cid, T0 + 3))
+        .run(move |c| store::authzs::start_challenge(c, &aid, &cid, None, T0 + 3))
         .await
         .expect("start challenge")
         .expect("exists");

@@ -605,3 +605,142 @@ async fn dns_account_01() {
         );
     }
 }
+
+/// The v3 `.onion` address of Ed25519 public key `key` (Tor rend-spec:
+/// base32 of key ‖ SHA3-256(".onion checksum" ‖ key ‖ 3)[..2] ‖ 3).
+fn onion_address(key: &[u8]) -> String {
+    let mut h = openssl::hash::Hasher::new(openssl::hash::MessageDigest::sha3_256()).expect("sha3");
+    h.update(b".onion checksum").expect("h");
+    h.update(key).expect("h");
+    h.update(&[3]).expect("h");
+    let digest = h.finish().expect("digest");
+    let mut bytes = key.to_vec();
+    bytes.extend_from_slice(&digest[..2]);
+    bytes.push(3);
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::new();
+    for chunk in bytes.chunks(5) {
+        let mut n = 0u64;
+        for b in chunk {
+            n = (n << 8) | u64::from(*b);
+        }
+        for i in (0..8).rev() {
+            out.push(char::from(
+                ALPHABET[usize::try_from((n >> (i * 5)) & 31).expect("5 bits")],
+            ));
+        }
+    }
+    format!("{out}.onion")
+}
+
+/// A new hidden-service key: its PEM and its v3 address.
+fn hidden_service() -> (Vec<u8>, String) {
+    let key = openssl::pkey::PKey::generate_ed25519().expect("ed25519");
+    let address = onion_address(&key.raw_public_key().expect("raw"));
+    (key.private_key_to_pem_pkcs8().expect("pem"), address)
+}
+
+/// onion-csr-01 (RFC 9799) with our client's `build_onion_csr`: a `.onion`
+/// order offers only onion-csr-01; a CSR signed by the address's key with
+/// this challenge's key authorization validates and the certificate names
+/// the address; the key authorization of another challenge, a CSR signed
+/// by another key, a response without a CSR fail; a v2 address is refused
+/// at new-order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onion_csr_01() {
+    let ca = Ca::start(free_port(), free_port(), None);
+    let client = client(&ca).await;
+    let account = register(&client, "ec:P-256").await;
+
+    let onion_authz = |address: String| {
+        let client = &client;
+        let account = &account;
+        async move {
+            let order = client
+                .new_order(account, &[Identifier::onion(address)])
+                .await
+                .expect("an onion order");
+            let authz = client
+                .get_authorization(account, &order.authorizations[0])
+                .await
+                .expect("authz");
+            let offered: Vec<&str> = authz.challenges.iter().map(|c| c.r#type.as_str()).collect();
+            assert_eq!(offered, ["onion-csr-01"], "no other method for .onion");
+            (order, authz)
+        }
+    };
+
+    // Valid: the address's key, this challenge's key authorization.
+    let (hs_pem, address) = hidden_service();
+    let (order, authz) = onion_authz(address.clone()).await;
+    let chall = authz.find_challenge("onion-csr-01").expect("offered");
+    let key_auth = account.key_authorization(chall.token.as_deref().expect("token"));
+    let csr = akamu_client::build_onion_csr(&address, &key_auth, &hs_pem).expect("onion csr");
+    client
+        .trigger_challenge_onion(&account, &chall.url, &csr)
+        .await
+        .expect("respond");
+    let valid = client
+        .poll_authorization(&account, &authz.url, &POLL)
+        .await
+        .expect("onion-csr-01 validates");
+    assert_eq!(valid.status, "valid");
+    let order = client
+        .poll_order(&account, &order.url)
+        .await
+        .expect("ready");
+    let key = AccountKey::generate("ec:P-256").expect("key");
+    let csr = build_csr(&[address.as_str()], key.private_key()).expect("csr");
+    let done = client
+        .finalize_with(&account, &order, &csr, &POLL)
+        .await
+        .expect("finalize");
+    let pem = client
+        .download_certificate(&account, done.certificate.as_deref().expect("url"))
+        .await
+        .expect("download");
+    assert_eq!(dns_sans(&verify_chain(&ca.root_pem(), &pem)), [address]);
+
+    // Invalid responses, each on its own authorization.
+    let (hs_pem, address) = hidden_service();
+    let (other_pem, _) = hidden_service();
+    for case in ["another challenge's key authorization", "another key"] {
+        let (_, authz) = onion_authz(address.clone()).await;
+        let chall = authz.find_challenge("onion-csr-01").expect("offered");
+        let token = chall.token.as_deref().expect("token");
+        let csr = if case == "another key" {
+            akamu_client::build_onion_csr(&address, &account.key_authorization(token), &other_pem)
+        } else {
+            akamu_client::build_onion_csr(
+                &address,
+                &account.key_authorization("AAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+                &hs_pem,
+            )
+        }
+        .expect("csr");
+        client
+            .trigger_challenge_onion(&account, &chall.url, &csr)
+            .await
+            .expect("respond");
+        let err = client
+            .poll_authorization(&account, &authz.url, &POLL)
+            .await
+            .expect_err(case);
+        assert!(err.is_acme("incorrectResponse"), "{case}: {err}");
+    }
+    // `{}` instead of a CSR is malformed, and leaves the challenge pending.
+    let (_, authz) = onion_authz(address.clone()).await;
+    let chall = authz.find_challenge("onion-csr-01").expect("offered");
+    let err = client
+        .trigger_challenge(&account, chall)
+        .await
+        .expect_err("no csr");
+    assert!(err.is_acme("malformed"), "{err}");
+
+    // A version 2 address (16 characters) is refused at new-order.
+    let err = client
+        .new_order(&account, &[Identifier::onion("duskgytldkxiuqc6.onion")])
+        .await
+        .expect_err("v2");
+    assert!(err.is_acme("rejectedIdentifier"), "{err}");
+}

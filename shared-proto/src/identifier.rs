@@ -87,6 +87,37 @@ pub fn is_onion(name: &str) -> bool {
         || name.eq_ignore_ascii_case("onion")
 }
 
+/// The hidden service's Ed25519 public key that a version 3 `.onion` name
+/// encodes (RFC 9799 §2, Tor's rend-spec: the label before `.onion` is the
+/// base32 of key ‖ checksum ‖ version 3, with checksum = the first two
+/// bytes of SHA3-256(".onion checksum" ‖ key ‖ version)). `name` may
+/// carry subdomain labels or a wildcard label; any case, trailing dot
+/// allowed. `None` for a name that is not a valid v3 onion name (a v2
+/// name, a bad checksum, another version, not `.onion` at all).
+pub fn onion_v3_key(name: &str) -> Option<[u8; 32]> {
+    let name = name.trim_end_matches('.').to_ascii_uppercase();
+    let rest = name.strip_suffix(".ONION")?;
+    let label = rest.rsplit('.').next()?;
+    if label.len() != 56 {
+        return None;
+    }
+    let bytes = data_encoding::BASE32_NOPAD.decode(label.as_bytes()).ok()?;
+    let (key, tail) = bytes.split_at_checked(32)?;
+    let (checksum, version) = tail.split_at_checked(2)?;
+    if version != [3] {
+        return None;
+    }
+    let mut hasher = openssl::hash::Hasher::new(openssl::hash::MessageDigest::sha3_256()).ok()?;
+    hasher.update(b".onion checksum").ok()?;
+    hasher.update(key).ok()?;
+    hasher.update(version).ok()?;
+    let digest = hasher.finish().ok()?;
+    if digest.get(..2)? != checksum {
+        return None;
+    }
+    key.try_into().ok()
+}
+
 /// Whether `name` is a syntactically valid DNS name for a certificate: LDH
 /// labels of 1–63 octets, at least two labels, at most 253 octets, a leading
 /// `*.` allowed only as the whole first label.
@@ -160,6 +191,21 @@ mod tests {
         ] {
             assert!(!is_public_suffix(name), "{name}");
         }
+    }
+
+    #[test]
+    fn onion_v3_addresses() {
+        let ddg = "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion";
+        let key = onion_v3_key(ddg).expect("a v3 address");
+        assert_eq!(onion_v3_key(&ddg.to_ascii_uppercase()), Some(key));
+        assert_eq!(onion_v3_key(&format!("www.{ddg}.")), Some(key));
+        assert_eq!(onion_v3_key(&format!("*.{ddg}")), Some(key));
+        // A changed character breaks the checksum; v2 names (16
+        // characters) and non-onion names have no key.
+        let bad = ddg.replacen("duck", "dack", 1);
+        assert_eq!(onion_v3_key(&bad), None);
+        assert_eq!(onion_v3_key("duskgytldkxiuqc6.onion"), None);
+        assert_eq!(onion_v3_key("example.org"), None);
     }
 
     #[test]

@@ -130,6 +130,16 @@ impl Statement {
         if self.account_uri != account_uri || now >= self.expires {
             return false;
         }
+        // RFC 9799: a `.onion` name only by onion-csr-01 (a DNS or network
+        // method proves nothing about a hidden service), and onion-csr-01
+        // nothing but that name (a wildcard included: the service's key
+        // controls every name below its address).
+        let onion = san.kind == IdentifierKind::Dns && crate::identifier::is_onion(&san.value);
+        if onion || self.challenge_type == ChallengeType::OnionCsr01 {
+            return onion
+                && self.challenge_type == ChallengeType::OnionCsr01
+                && self.identifier == *san;
+        }
         if self.identifier == *san {
             return (!san.is_wildcard() || self.challenge_type.is_dns_change())
                 && (san.kind != IdentifierKind::Ip || !self.challenge_type.is_dns_change());
@@ -335,6 +345,29 @@ mod tests {
         let mut suffix = st.clone();
         suffix.identifier = Identifier::dns("co.uk");
         assert!(!suffix.covers(&Identifier::dns("example.co.uk"), acct, 150));
+    }
+
+    #[test]
+    fn onion_names_only_by_onion_csr_01() {
+        let acct = "https://ca/acme/account/a";
+        let name = "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion";
+        let onion = Identifier::dns(name);
+        let ok = statement(onion.clone(), ChallengeType::OnionCsr01);
+        assert!(ok.covers(&onion, acct, 150));
+        assert!(!ok.covers(&Identifier::dns("example.org"), acct, 150));
+        assert!(!ok.covers(&Identifier::dns(&format!("www.{name}")), acct, 150));
+        for ct in [
+            ChallengeType::Http01,
+            ChallengeType::Dns01,
+            ChallengeType::TlsAlpn01,
+        ] {
+            let mut st = statement(onion.clone(), ct);
+            st.covers_subdomains = true;
+            assert!(!st.covers(&onion, acct, 150), "{ct:?}");
+        }
+        let mut parent = statement(Identifier::dns("onion.example.org"), ChallengeType::Dns01);
+        parent.covers_subdomains = true;
+        assert!(!parent.covers(&Identifier::dns("x.onion"), acct, 150));
     }
 
     #[test]

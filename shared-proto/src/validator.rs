@@ -59,6 +59,9 @@ pub enum ChallengeType {
     /// draft-ietf-acme-dns-account-label: dns-01's TXT value at a name
     /// made from the account URL, `_<label>._acme-challenge.<domain>`.
     DnsAccount01,
+    /// RFC 9799 §3.2: a CSR signed by the hidden service's key, carrying
+    /// the key authorization (`.onion` names only).
+    OnionCsr01,
 }
 
 impl ChallengeType {
@@ -69,6 +72,7 @@ impl ChallengeType {
             Self::Dns01 => "dns-01",
             Self::TlsAlpn01 => "tls-alpn-01",
             Self::DnsAccount01 => "dns-account-01",
+            Self::OnionCsr01 => "onion-csr-01",
         }
     }
 
@@ -87,6 +91,7 @@ impl ChallengeType {
             "dns-01" => Some(Self::Dns01),
             "tls-alpn-01" => Some(Self::TlsAlpn01),
             "dns-account-01" => Some(Self::DnsAccount01),
+            "onion-csr-01" => Some(Self::OnionCsr01),
             _ => None,
         }
     }
@@ -111,7 +116,13 @@ pub struct ValidateRequest {
     /// should cover the names below the identifier. The validator agrees
     /// only for dns-01 on a DNS name that is not a public suffix.
     pub covers_subdomains: bool,
+    /// onion-csr-01: the DER CSR the client posted (RFC 9799 §3.2), at
+    /// most [`MAX_ONION_CSR`] bytes.
+    pub onion_csr: Option<Vec<u8>>,
 }
+
+/// The largest onion-csr-01 CSR passed to the validator, bytes.
+pub const MAX_ONION_CSR: usize = 16 * 1024;
 
 /// What a successful probe saw (RFC 8555 §8.3 `validationRecord`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -218,7 +218,8 @@ async fn processing_resources_carry_retry_after() {
 
 /// §7.1.3 / §8: a wildcard is offered dns-01 only; an IP address (RFC
 /// 8738) is offered http-01 and tls-alpn-01 but never dns-01; a plain name
-/// all three; a .onion name (RFC 9799) is refused.
+/// all three; a v3 .onion name (RFC 9799) only onion-csr-01, and a v2
+/// .onion name is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offered_challenges_follow_the_identifier() {
     let f = Fixture::new().await;
@@ -249,17 +250,19 @@ async fn offered_challenges_follow_the_identifier() {
     );
     assert!(authz.get("wildcard").is_none_or(|w| w == &json!(false)));
 
-    // RFC 9799: a .onion name is never offered dns-01; without
-    // onion-csr-01 this CA refuses it outright.
-    let rsp = s
-        .new_order_raw(
-            &[dns(
-                "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion",
-            )],
-            json!({}),
-        )
+    // RFC 9799: a .onion name is never offered dns-01 (nor, without a path
+    // to Tor, http-01 or tls-alpn-01); a version 2 name is refused.
+    let (_, order) = s
+        .new_order(&[dns(
+            "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion",
+        )])
         .await;
-    rsp.assert_problem("a .onion name", &["rejectedIdentifier"]);
+    let authz = s.authz(&Session::authz_urls(&order)[0]).await;
+    assert_eq!(challenge_types(&authz), vec!["onion-csr-01"], "{authz}");
+    let rsp = s
+        .new_order_raw(&[dns("duskgytldkxiuqc6.onion")], json!({}))
+        .await;
+    rsp.assert_problem("a v2 .onion name", &["rejectedIdentifier"]);
     assert_eq!(rsp.status, http::StatusCode::BAD_REQUEST);
 }
 

@@ -100,6 +100,10 @@ pub enum ProbeError {
         /// The deadline.
         after_ms: u64,
     },
+    /// An onion-csr-01 CSR that does not prove control of the hidden
+    /// service (RFC 9799 §3.2).
+    #[error("onion-csr-01: {0}")]
+    OnionCsr(String),
     /// The validator could not set itself up for the probe.
     #[error("internal validator error: {0}")]
     Internal(&'static str),
@@ -412,9 +416,9 @@ impl ProbeError {
             ) => ProblemKind::Connection,
             Self::Tls(TlsError::Certificate { .. }) => ProblemKind::IncorrectResponse,
             Self::Tls(_) => ProblemKind::Tls,
-            Self::TxtMismatch { .. } => ProblemKind::IncorrectResponse,
+            Self::TxtMismatch { .. } | Self::OnionCsr(_) => ProblemKind::IncorrectResponse,
             Self::Timeout {
-                challenge: ChallengeType::Dns01,
+                challenge: ChallengeType::Dns01 | ChallengeType::DnsAccount01,
                 ..
             } => ProblemKind::Dns,
             Self::Timeout { .. } => ProblemKind::Connection,

@@ -16,6 +16,7 @@ pub mod dns01;
 pub mod error;
 pub mod http01;
 pub mod metrics;
+pub mod onion;
 pub mod probe;
 pub mod resolver;
 pub mod server;

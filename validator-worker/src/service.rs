@@ -137,6 +137,9 @@ impl ValidatorService {
                 }
                 ChallengeType::Dns01 => dns01::validate(prober, id, key_auth).await,
                 ChallengeType::TlsAlpn01 => tls_alpn01::validate(prober, id, key_auth).await,
+                ChallengeType::OnionCsr01 => {
+                    crate::onion::validate(id, key_auth, request.onion_csr.as_deref())
+                }
                 ChallengeType::DnsAccount01 => {
                     dns01::validate_account(prober, id, key_auth, &request.account_uri).await
                 }
@@ -223,6 +226,7 @@ mod tests {
             account_uri: "https://ca.example/acct/1".into(),
             authz_expires: 0,
             covers_subdomains: false,
+            onion_csr: None,
         }
     }
 

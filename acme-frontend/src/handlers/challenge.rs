@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+use shared_proto::validator::{ChallengeType, MAX_ONION_CSR};
 
 use super::views;
 use crate::auth::KeyRef;
@@ -29,11 +30,16 @@ pub async fn post(
     let auth = req.authenticate(app, KeyRef::Kid).await?;
     let account_id = auth.account()?.id.clone();
     let respond = !auth.payload.is_empty();
+    let mut response = None;
     if respond {
         // Any JSON object is a response (RFC 8555 §7.5.1: `{}` for the
         // challenge types we offer); `json` refuses everything else,
         // including text that is not UTF-8, before its members are skipped.
-        auth.json::<serde::de::IgnoredAny>()?;
+        // onion-csr-01 needs its `csr` member (RFC 9799 §3.2).
+        let payload = auth.json::<Response>()?;
+        if kind == ChallengeType::OnionCsr01.as_str() {
+            response = Some(onion_csr(payload.csr)?);
+        }
     }
     let aid = authz_id.to_owned();
     let authz = app
@@ -47,7 +53,7 @@ pub async fn post(
         let (aid, cid, t) = (authz_id.to_owned(), challenge_id.clone(), now());
         let started = app
             .store
-            .run(move |c| store::authzs::start_challenge(c, &aid, &cid, t))
+            .run(move |c| store::authzs::start_challenge(c, &aid, &cid, response, t))
             .await?
             .ok_or(Error::NotFound)?;
         let probe = started.dispatch.then(|| {
@@ -79,6 +85,31 @@ pub async fn post(
         reply = reply.retry_after(1);
     }
     Ok(reply)
+}
+
+/// A challenge response's members we read.
+#[derive(serde::Deserialize)]
+struct Response {
+    /// onion-csr-01: base64url of the DER CSR.
+    csr: Option<String>,
+}
+
+/// onion-csr-01's `csr` member: present, base64url, a DER size the
+/// validator accepts (it judges the content).
+fn onion_csr(csr: Option<String>) -> Result<String, Error> {
+    let Some(text) = csr else {
+        return Err(Error::Malformed(
+            "an onion-csr-01 response needs a csr member (RFC 9799 §3.2)".into(),
+        ));
+    };
+    let der = akamu_jose::b64_decode(&text)
+        .map_err(|_| Error::Malformed("the csr member is not base64url".into()))?;
+    if der.is_empty() || der.len() > MAX_ONION_CSR {
+        return Err(Error::Malformed(format!(
+            "the csr member must hold 1 to {MAX_ONION_CSR} bytes of DER"
+        )));
+    }
+    Ok(text)
 }
 
 /// The authorization `authz_id` and its challenge `challenge_id` as stored.

@@ -48,9 +48,10 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
                     .into(),
             ));
         }
-        if id.kind != IdentifierKind::Dns {
+        if id.kind != IdentifierKind::Dns || shared_proto::identifier::is_onion(&id.value) {
             return Err(Error::Malformed(
-                "subdomainAuthAllowed applies to dns identifiers only".into(),
+                "subdomainAuthAllowed applies to dns identifiers other than .onion names only"
+                    .into(),
             ));
         }
         refuse_public_suffix(&id)?;

@@ -73,6 +73,7 @@ pub fn new_authz(
             validation_record: None,
             created: now,
             updated: now,
+            response: None,
         })
         .collect();
     let authz = AuthzRow {

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde::Deserialize;
-use shared_proto::identifier::{is_below, is_onion, is_public_suffix, is_valid_dns_name};
+use shared_proto::identifier::{
+    is_below, is_onion, is_public_suffix, is_valid_dns_name, onion_v3_key,
+};
 use shared_proto::validator::ChallengeType;
 use shared_proto::{Identifier, IdentifierKind};
 
@@ -41,9 +43,9 @@ pub fn parse(wire: &WireIdentifier) -> Result<Identifier, Error> {
                     wire.value
                 )));
             }
-            if is_onion(&id.value) {
+            if is_onion(&id.value) && onion_v3_key(&id.value).is_none() {
                 return Err(Error::RejectedIdentifier(format!(
-                    "{:?} is a .onion name: RFC 9799 needs onion-csr-01 or a probe over Tor, which this CA does not offer, and forbids dns-01",
+                    "{:?} is not a version 3 .onion address (RFC 9799 §2: 56 base32 characters with a valid checksum; version 2 addresses are refused)",
                     wire.value
                 )));
             }
@@ -124,6 +126,11 @@ fn ancestor_of(id: &Identifier, text: &str, allowed: bool) -> Result<Identifier,
         )));
     }
     let ancestor = Identifier::dns(text);
+    if is_onion(&ancestor.value) {
+        return Err(Error::Malformed(
+            "a .onion name cannot be authorized for its subdomains (RFC 9799 allows no DNS-based method)".into(),
+        ));
+    }
     if ancestor.is_wildcard() || !is_valid_dns_name(&ancestor.value) {
         return Err(Error::Malformed(format!(
             "ancestorDomain {text:?} is not a DNS name without a wildcard label"
@@ -171,6 +178,11 @@ pub struct Offers {
 /// Requirements let no other method we offer (§3.2.2.4.19, .20) prove
 /// control of names below the one validated.
 pub fn offered_challenges(id: &Identifier, subdomains: bool, offers: Offers) -> Vec<ChallengeType> {
+    // RFC 9799 §4: never a DNS method for a hidden service; http-01 and
+    // tls-alpn-01 would need a path to Tor, which this CA does not have.
+    if id.kind == IdentifierKind::Dns && is_onion(&id.value) {
+        return vec![ChallengeType::OnionCsr01];
+    }
     let mut out = match id.kind {
         IdentifierKind::Ip => return vec![ChallengeType::Http01, ChallengeType::TlsAlpn01],
         IdentifierKind::Dns if id.is_wildcard() || subdomains => vec![ChallengeType::Dns01],
@@ -317,11 +329,20 @@ mod tests {
         for onion in [
             "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion",
             "*.pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion",
+        ] {
+            let id = parse(&w("dns", onion)).expect("a v3 onion name");
+            assert_eq!(
+                offered_challenges(&id, false, Offers::default()),
+                [ChallengeType::OnionCsr01]
+            );
+        }
+        for bad in [
             "www.duskgytldkxiuqc6.ONION",
+            "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscrya.onion",
         ] {
             assert!(
-                matches!(parse(&w("dns", onion)), Err(Error::RejectedIdentifier(_))),
-                "{onion}"
+                matches!(parse(&w("dns", bad)), Err(Error::RejectedIdentifier(_))),
+                "{bad}"
             );
         }
     }

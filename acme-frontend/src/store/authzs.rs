@@ -74,11 +74,14 @@ pub struct Started {
     pub challenge: ChallengeRow,
 }
 
-/// Applies a `{}` POST to a challenge (RFC 8555 §7.5.1) in one transaction.
+/// Applies a `{}` POST to a challenge (RFC 8555 §7.5.1) in one
+/// transaction; `response` is what the validator needs from the payload
+/// (onion-csr-01's CSR), kept with the challenge when validation starts.
 pub fn start_challenge(
     conn: &mut SqliteConnection,
     authz_id: &str,
     challenge_id: &str,
+    response: Option<String>,
     now: i64,
 ) -> Result<Option<Started>, Error> {
     write_tx(conn, |conn| {
@@ -100,10 +103,12 @@ pub fn start_challenge(
                 .set((
                     challenges::status.eq(ChallengeStatus::Processing),
                     challenges::updated.eq(now),
+                    challenges::response.eq(&response),
                 ))
                 .execute(conn)?;
             challenge.status = ChallengeStatus::Processing;
             challenge.updated = now;
+            challenge.response = response;
         }
         Ok(Some(Started {
             dispatch,

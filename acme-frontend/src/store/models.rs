@@ -138,6 +138,8 @@ pub struct ChallengeRow {
     pub created: i64,
     /// Updated, Unix seconds.
     pub updated: i64,
+    /// onion-csr-01: the CSR posted in the response (base64url DER).
+    pub response: Option<String>,
 }
 
 /// `certificates` row.

@@ -72,6 +72,7 @@ diesel::table! {
         validation_record -> Nullable<Text>,
         created -> BigInt,
         updated -> BigInt,
+        response -> Nullable<Text>,
     }
 }
 

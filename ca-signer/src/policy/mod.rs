@@ -257,11 +257,12 @@ fn check_identifiers(
     for id in identifiers {
         match id.kind {
             IdentifierKind::Dns => {
-                // .onion names need RFC 9799's methods, which no statement
-                // of ours attests yet.
+                // .onion names: version 3 addresses only (RFC 9799 §2);
+                // only an onion-csr-01 statement covers them.
                 if !dns_ok(&id.value)
                     || id.value != id.value.to_ascii_lowercase()
-                    || shared_proto::identifier::is_onion(&id.value)
+                    || (shared_proto::identifier::is_onion(&id.value)
+                        && shared_proto::identifier::onion_v3_key(&id.value).is_none())
                 {
                     return Err(PolicyRefusal::InvalidDnsName(id.value.clone()));
                 }

@@ -46,6 +46,7 @@ pub(crate) fn request(identifier: Identifier, challenge_type: ChallengeType) -> 
         account_uri: "https://ca.test/acme/acct/1".into(),
         authz_expires: 0,
         covers_subdomains: false,
+        onion_csr: None,
     }
 }
 
