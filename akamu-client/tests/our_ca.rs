@@ -728,6 +728,22 @@ async fn onion_csr_01() {
             .expect_err(case);
         assert!(err.is_acme("incorrectResponse"), "{case}: {err}");
     }
+    // RFC 9799's form: the challenge's `nonce` (our token) in the CSR.
+    let (hs_pem, address) = hidden_service();
+    let (_, authz) = onion_authz(address.clone()).await;
+    let chall = authz.find_challenge("onion-csr-01").expect("offered");
+    let nonce = chall.extra["nonce"].as_str().expect("nonce");
+    assert_eq!(Some(nonce), chall.token.as_deref());
+    let csr = akamu_client::build_onion_csr(&address, nonce, &hs_pem).expect("csr");
+    client
+        .trigger_challenge_onion(&account, &chall.url, &csr)
+        .await
+        .expect("respond");
+    client
+        .poll_authorization(&account, &authz.url, &POLL)
+        .await
+        .expect("the nonce form validates");
+
     // `{}` instead of a CSR is malformed, and leaves the challenge pending.
     let (_, authz) = onion_authz(address.clone()).await;
     let chall = authz.find_challenge("onion-csr-01").expect("offered");

@@ -1,8 +1,9 @@
 //! onion-csr-01 (RFC 9799 §3.2): the applicant proves control of a v3
 //! hidden service by a CSR signed with the service's Ed25519 key (the key
-//! the `.onion` address encodes) that carries this challenge's key
-//! authorization in the CA/Browser Forum `caSigningNonce` attribute
-//! (2.23.140.41) and at least 64 bits of its own in
+//! the `.onion` address encodes) that carries this challenge's nonce (the
+//! challenge token, as RFC 9799 has it) or its key authorization (as the
+//! reference and our client build it) in the CA/Browser Forum
+//! `caSigningNonce` attribute (2.23.140.41) and at least 64 bits of its own in
 //! `applicantSigningNonce` (2.23.140.42). Nothing goes over the network.
 
 use der::asn1::{OctetStringRef, Utf8StringRef};
@@ -30,10 +31,12 @@ fn refuse(why: impl Into<String>) -> ProbeError {
 }
 
 /// Validates an onion-csr-01 response for `identifier`: `csr` (DER) must
-/// be signed by the key of the identifier's v3 address and carry
-/// `key_authorization` as its CA signing nonce.
+/// be signed by the key of the identifier's v3 address and carry `token`
+/// (the challenge's `nonce`) or `key_authorization` as its CA signing
+/// nonce.
 pub fn validate(
     identifier: &Identifier,
+    token: &str,
     key_authorization: &str,
     csr: Option<&[u8]>,
 ) -> Result<ValidationRecord, ProbeError> {
@@ -90,7 +93,7 @@ pub fn validate(
             let text = value
                 .decode_as::<Utf8StringRef<'_>>()
                 .map_err(|_| refuse("caSigningNonce is not a UTF8String"))?;
-            ca_nonce_ok = text.as_str() == key_authorization;
+            ca_nonce_ok = text.as_str() == key_authorization || text.as_str() == token;
         } else if attr.oid == APPLICANT_SIGNING_NONCE {
             let bytes = value
                 .decode_as::<&OctetStringRef>()
@@ -100,7 +103,7 @@ pub fn validate(
     }
     if !ca_nonce_ok {
         return Err(refuse(
-            "the CSR's caSigningNonce is not this challenge's key authorization",
+            "the CSR's caSigningNonce is neither this challenge's nonce nor its key authorization",
         ));
     }
     if !applicant_nonce_ok {

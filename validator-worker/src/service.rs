@@ -137,9 +137,12 @@ impl ValidatorService {
                 }
                 ChallengeType::Dns01 => dns01::validate(prober, id, key_auth).await,
                 ChallengeType::TlsAlpn01 => tls_alpn01::validate(prober, id, key_auth).await,
-                ChallengeType::OnionCsr01 => {
-                    crate::onion::validate(id, key_auth, request.onion_csr.as_deref())
-                }
+                ChallengeType::OnionCsr01 => crate::onion::validate(
+                    id,
+                    &request.token,
+                    key_auth,
+                    request.onion_csr.as_deref(),
+                ),
                 ChallengeType::DnsAccount01 => {
                     dns01::validate_account(prober, id, key_auth, &request.account_uri).await
                 }

@@ -133,6 +133,12 @@ pub fn challenge(urls: &Urls, authz: &AuthzRow, c: &ChallengeRow) -> Value {
         "status": c.status,
         "token": authz.token,
     });
+    // RFC 9799 §3.2: the CA's nonce the CSR must carry; ours is the token
+    // (a CSR carrying the key authorization, as our client and the
+    // reference build it, is accepted too).
+    if c.kind == "onion-csr-01" {
+        v["nonce"] = authz.token.clone().into();
+    }
     if let Some(t) = c.validated {
         v["validated"] = rfc3339(t).into();
     }
