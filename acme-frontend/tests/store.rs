@@ -449,3 +449,72 @@ async fn replacement_claims_and_renewal_marks() {
     assert_eq!((marks.3, marks.4), (1, 1));
     assert_eq!(marks.5, Some((T0 + 10, None)), "the latest mark wins");
 }
+
+/// Every key an account has used is kept: the first at creation, each
+/// key-change retires the old one and adds the new (a key that comes back
+/// is current again); a stale or conflicting key-change adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_key_history_survives_key_changes() {
+    use store::accounts::{HistoricKey, KeySwap, key_history, swap_key};
+    let db = db();
+    add_account(&db, "a").await;
+    add_account(&db, "b").await;
+    let history = |id: &'static str| {
+        let store = db.store.clone();
+        async move {
+            store
+                .read(move |c| key_history(c, id))
+                .await
+                .expect("history")
+        }
+    };
+    assert_eq!(
+        history("a").await,
+        [HistoricKey {
+            thumbprint: "thumbprint-a".into(),
+            added: T0,
+            retired: None,
+        }]
+    );
+    let swap = |old: &'static str, new: &'static str, at: i64| {
+        let store = db.store.clone();
+        async move {
+            store
+                .run(move |c| swap_key(c, "a", old, "{}", new, at))
+                .await
+                .expect("swap")
+        }
+    };
+    assert!(matches!(
+        swap("thumbprint-a", "k2", T0 + 10).await,
+        KeySwap::Done(_)
+    ));
+    assert!(matches!(
+        swap("thumbprint-a", "k3", T0 + 20).await,
+        KeySwap::Stale
+    ));
+    assert!(matches!(
+        swap("k2", "thumbprint-b", T0 + 30).await,
+        KeySwap::KeyInUse(_)
+    ));
+    assert!(matches!(
+        swap("k2", "thumbprint-a", T0 + 40).await,
+        KeySwap::Done(_)
+    ));
+    assert_eq!(
+        history("a").await,
+        [
+            HistoricKey {
+                thumbprint: "k2".into(),
+                added: T0 + 10,
+                retired: Some(T0 + 40),
+            },
+            HistoricKey {
+                thumbprint: "thumbprint-a".into(),
+                added: T0 + 40,
+                retired: None,
+            },
+        ]
+    );
+    assert_eq!(history("b").await.len(), 1);
+}

@@ -5,6 +5,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 
 use super::models::AccountRow;
+use super::schema::account_keys;
 use super::schema::accounts::dsl;
 use crate::error::Error;
 
@@ -32,11 +33,22 @@ pub fn insert_or_existing(
     conn: &mut SqliteConnection,
     row: AccountRow,
 ) -> Result<(AccountRow, bool), Error> {
+    // Callers run this in a writer job (one transaction), so the account
+    // and the first row of its key history commit together.
     match diesel::insert_into(dsl::accounts)
         .values(&row)
         .execute(conn)
     {
-        Ok(_) => Ok((row, true)),
+        Ok(_) => {
+            diesel::insert_into(account_keys::table)
+                .values((
+                    account_keys::account_id.eq(&row.id),
+                    account_keys::jwk_thumbprint.eq(&row.jwk_thumbprint),
+                    account_keys::added.eq(row.created),
+                ))
+                .execute(conn)?;
+            Ok((row, true))
+        }
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
             let existing = by_thumbprint(conn, &row.jwk_thumbprint)?
                 .ok_or_else(|| Error::Internal("account vanished after conflict".into()))?;
@@ -110,7 +122,61 @@ pub fn swap_key(
         if n != 1 {
             return Ok(KeySwap::Stale);
         }
+        diesel::update(
+            account_keys::table
+                .filter(account_keys::account_id.eq(id))
+                .filter(account_keys::jwk_thumbprint.eq(old_thumbprint)),
+        )
+        .set(account_keys::retired.eq(now))
+        .execute(conn)?;
+        // A key the account had before is current again (its earlier
+        // period is replaced: the history is the set of keys and when
+        // each was last taken up).
+        diesel::replace_into(account_keys::table)
+            .values((
+                account_keys::account_id.eq(id),
+                account_keys::jwk_thumbprint.eq(thumbprint),
+                account_keys::added.eq(now),
+                account_keys::retired.eq(None::<i64>),
+            ))
+            .execute(conn)?;
         let row = by_id(conn, id)?.ok_or_else(|| Error::Internal("account vanished".into()))?;
         Ok(KeySwap::Done(row))
     })
+}
+
+/// One key an account has used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoricKey {
+    /// The key's JWK thumbprint (RFC 7638, base64url).
+    pub thumbprint: String,
+    /// When the account began using it (creation or key-change), Unix
+    /// seconds.
+    pub added: i64,
+    /// When a key-change replaced it; `None` for the current key.
+    pub retired: Option<i64>,
+}
+
+/// Every key account `id` has used, oldest first.
+pub fn key_history(conn: &mut SqliteConnection, id: &str) -> Result<Vec<HistoricKey>, Error> {
+    let rows: Vec<(String, i64, Option<i64>)> = account_keys::table
+        .filter(account_keys::account_id.eq(id))
+        .order((
+            account_keys::added.asc(),
+            account_keys::jwk_thumbprint.asc(),
+        ))
+        .select((
+            account_keys::jwk_thumbprint,
+            account_keys::added,
+            account_keys::retired,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(thumbprint, added, retired)| HistoricKey {
+            thumbprint,
+            added,
+            retired,
+        })
+        .collect())
 }

@@ -175,3 +175,15 @@ diesel::table! {
 
 diesel::joinable!(star_orders -> orders (order_id));
 diesel::allow_tables_to_appear_in_same_query!(star_orders, orders);
+
+diesel::table! {
+    account_keys (account_id, jwk_thumbprint) {
+        account_id -> Text,
+        jwk_thumbprint -> Text,
+        added -> BigInt,
+        retired -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(account_keys -> accounts (account_id));
+diesel::allow_tables_to_appear_in_same_query!(account_keys, accounts);
