@@ -194,9 +194,25 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
                 .statement
                 .as_ref()
                 .and_then(|st| serde_json::to_string(st).ok()),
+            valid_until(challenge_type, record.persist_until, crate::now()),
         ),
         Ok(Err(p)) => Outcome::Invalid(problem_json(&Error::Validation(p))),
         Err(e) => Outcome::Invalid(problem_json(&Error::Peer(e))),
+    })
+}
+
+/// The longest a dns-persist-01 authorization is reused: ten days, as the
+/// Baseline Requirements allow for this method (§3.2.2.4.22).
+pub const PERSIST_REUSE_SECS: i64 = 10 * 86_400;
+
+/// The latest an authorization validated at `now` by `challenge` may
+/// expire: dns-persist-01's is never past the record's `persistUntil` nor
+/// [`PERSIST_REUSE_SECS`] away; other methods set no limit here.
+fn valid_until(challenge: ChallengeType, persist_until: Option<i64>, now: i64) -> Option<i64> {
+    (challenge == ChallengeType::DnsPersist01).then(|| {
+        persist_until
+            .unwrap_or(i64::MAX)
+            .min(now + PERSIST_REUSE_SECS)
     })
 }
 

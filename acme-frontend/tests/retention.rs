@@ -120,7 +120,12 @@ async fn validate(db: &Db, authz: &AuthzRow) {
     let cid = format!("{}/http-01", authz.id);
     db.store
         .run(move |c| {
-            store::authzs::record_validation(c, &cid, Outcome::Valid("{}".into(), None), T0 + 2)
+            store::authzs::record_validation(
+                c,
+                &cid,
+                Outcome::Valid("{}".into(), None, None),
+                T0 + 2,
+            )
         })
         .await
         .expect("record validation");

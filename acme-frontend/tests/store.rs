@@ -159,7 +159,7 @@ async fn stored_order(db: &Db, id: &str) -> (OrderRow, Vec<AuthzRow>) {
 }
 
 fn valid() -> Outcome {
-    Outcome::Valid("{}".into(), None)
+    Outcome::Valid("{}".into(), None, None)
 }
 
 fn invalid() -> Outcome {

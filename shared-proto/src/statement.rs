@@ -141,8 +141,8 @@ impl Statement {
                 && self.identifier == *san;
         }
         if self.identifier == *san {
-            return (!san.is_wildcard() || self.challenge_type.is_dns_change())
-                && (san.kind != IdentifierKind::Ip || !self.challenge_type.is_dns_change());
+            return (!san.is_wildcard() || self.challenge_type.may_cover_wildcard())
+                && (san.kind != IdentifierKind::Ip || !self.challenge_type.may_cover_wildcard());
         }
         self.covers_subdomains
             && self.challenge_type.is_dns_change()

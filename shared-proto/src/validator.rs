@@ -62,6 +62,9 @@ pub enum ChallengeType {
     /// RFC 9799 §3.2: a CSR signed by the hidden service's key, carrying
     /// the key authorization (`.onion` names only).
     OnionCsr01,
+    /// A standing TXT record at `_validation-persist.<domain>` naming the
+    /// CA's issuer domain and the account (the reference's form).
+    DnsPersist01,
 }
 
 impl ChallengeType {
@@ -73,6 +76,7 @@ impl ChallengeType {
             Self::TlsAlpn01 => "tls-alpn-01",
             Self::DnsAccount01 => "dns-account-01",
             Self::OnionCsr01 => "onion-csr-01",
+            Self::DnsPersist01 => "dns-persist-01",
         }
     }
 
@@ -84,6 +88,13 @@ impl ChallengeType {
         matches!(self, Self::Dns01 | Self::DnsAccount01)
     }
 
+    /// Whether a validation by this method may cover a wildcard of the
+    /// name: the DNS changes, and dns-persist-01 (whose validator accepts
+    /// a wildcard only under a record with `policy=wildcard`).
+    pub fn may_cover_wildcard(self) -> bool {
+        self.is_dns_change() || self == Self::DnsPersist01
+    }
+
     /// Parses the ACME spelling.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
@@ -92,6 +103,7 @@ impl ChallengeType {
             "tls-alpn-01" => Some(Self::TlsAlpn01),
             "dns-account-01" => Some(Self::DnsAccount01),
             "onion-csr-01" => Some(Self::OnionCsr01),
+            "dns-persist-01" => Some(Self::DnsPersist01),
             _ => None,
         }
     }
@@ -142,6 +154,9 @@ pub struct ValidationRecord {
     /// The validator's signed statement of this validation, which the signer
     /// requires before it issues for the identifier.
     pub statement: Option<crate::statement::SignedStatement>,
+    /// dns-persist-01: the record's `persistUntil` (Unix seconds); the
+    /// authorization and the statement never outlive it.
+    pub persist_until: Option<i64>,
 }
 
 /// ACME error kinds a probe can end in (RFC 8555 §6.7).

@@ -56,6 +56,13 @@ pub struct Config {
     /// frontend cannot make a validation last longer.
     #[serde(default = "default_statement_max_age_secs")]
     pub statement_max_age_secs: u32,
+    /// dns-persist-01: the CA's issuer domain, the first token a
+    /// `_validation-persist` TXT record must carry (the reference's
+    /// `dns_persist_issuer_domain`). Absent (the default): dns-persist-01
+    /// is refused, and the frontend does not offer it (it learns this
+    /// over the RPC).
+    #[serde(default)]
+    pub dns_persist_issuer_domain: Option<String>,
     /// User to become when started as root (default: stay, but drop every
     /// capability and set `no_new_privs`); production uses `akamu-validator`.
     #[serde(default)]
@@ -116,6 +123,7 @@ impl Config {
             probe_timeout_ms: default_probe_timeout_ms(),
             statement_key_file: None,
             statement_max_age_secs: default_statement_max_age_secs(),
+            dns_persist_issuer_domain: None,
             user: None,
             group: None,
         }

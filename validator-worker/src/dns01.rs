@@ -101,6 +101,7 @@ async fn validate_at(
             address_used: None,
             validated_at: crate::now_unix(),
             statement: None,
+            persist_until: None,
         });
     }
     Err(ProbeError::TxtMismatch {

@@ -100,6 +100,16 @@ pub enum ProbeError {
         /// The deadline.
         after_ms: u64,
     },
+    /// dns-persist-01 TXT records exist, but none grants this validation.
+    #[error("none of the {seen} TXT record(s) at {name} grants this validation: {why}")]
+    PersistMismatch {
+        /// The name queried.
+        name: String,
+        /// How many TXT records were seen.
+        seen: usize,
+        /// What was wrong with them.
+        why: String,
+    },
     /// An onion-csr-01 CSR that does not prove control of the hidden
     /// service (RFC 9799 §3.2).
     #[error("onion-csr-01: {0}")]
@@ -416,9 +426,12 @@ impl ProbeError {
             ) => ProblemKind::Connection,
             Self::Tls(TlsError::Certificate { .. }) => ProblemKind::IncorrectResponse,
             Self::Tls(_) => ProblemKind::Tls,
-            Self::TxtMismatch { .. } | Self::OnionCsr(_) => ProblemKind::IncorrectResponse,
+            Self::TxtMismatch { .. } | Self::PersistMismatch { .. } | Self::OnionCsr(_) => {
+                ProblemKind::IncorrectResponse
+            }
             Self::Timeout {
-                challenge: ChallengeType::Dns01 | ChallengeType::DnsAccount01,
+                challenge:
+                    ChallengeType::Dns01 | ChallengeType::DnsAccount01 | ChallengeType::DnsPersist01,
                 ..
             } => ProblemKind::Dns,
             Self::Timeout { .. } => ProblemKind::Connection,

@@ -128,6 +128,7 @@ pub async fn validate(
             address_used: Some(address_used),
             validated_at: crate::now_unix(),
             statement: None,
+            persist_until: None,
         });
     }
 }

@@ -13,6 +13,7 @@ pub mod address_policy;
 pub mod config;
 pub mod danger;
 pub mod dns01;
+pub mod dns_persist;
 pub mod error;
 pub mod http01;
 pub mod metrics;

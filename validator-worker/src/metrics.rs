@@ -10,12 +10,13 @@ use daemon_kit::figures::{Histogram, PROBE_BOUNDS, process_figures};
 use shared_proto::validator::{ChallengeType, ProbeCount, ProblemKind, ValidatorMetrics};
 
 /// Every challenge type, in the order of the table's rows.
-const CHALLENGES: [ChallengeType; 5] = [
+const CHALLENGES: [ChallengeType; 6] = [
     ChallengeType::Http01,
     ChallengeType::Dns01,
     ChallengeType::TlsAlpn01,
     ChallengeType::DnsAccount01,
     ChallengeType::OnionCsr01,
+    ChallengeType::DnsPersist01,
 ];
 
 /// Every result, in the order of the table's columns: success, then each
@@ -48,6 +49,7 @@ fn row(challenge: ChallengeType) -> usize {
         ChallengeType::TlsAlpn01 => 2,
         ChallengeType::DnsAccount01 => 3,
         ChallengeType::OnionCsr01 => 4,
+        ChallengeType::DnsPersist01 => 5,
     }
 }
 

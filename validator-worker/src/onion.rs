@@ -119,5 +119,6 @@ pub fn validate(
         address_used: None,
         validated_at: crate::now_unix(),
         statement: None,
+        persist_until: None,
     })
 }

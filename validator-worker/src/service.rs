@@ -73,11 +73,13 @@ impl ValidatorService {
             validated_at: record.validated_at,
             // The frontend asks for the authorization's expiry; the
             // validator decides how long its word lasts.
+            // dns-persist-01: never past the record's persistUntil.
             expires: capped_expiry(
                 record.validated_at,
                 request.authz_expires,
                 i64::from(self.prober.config.statement_max_age_secs),
-            ),
+            )
+            .min(record.persist_until.unwrap_or(i64::MAX)),
             // `check_request` allowed it: dns-01, a registrable DNS name.
             covers_subdomains: request.covers_subdomains,
         };
@@ -143,6 +145,15 @@ impl ValidatorService {
                     key_auth,
                     request.onion_csr.as_deref(),
                 ),
+                ChallengeType::DnsPersist01 => {
+                    crate::dns_persist::validate(
+                        prober,
+                        id,
+                        &request.account_uri,
+                        prober.config.dns_persist_issuer_domain.as_deref(),
+                    )
+                    .await
+                }
                 ChallengeType::DnsAccount01 => {
                     dns01::validate_account(prober, id, key_auth, &request.account_uri).await
                 }

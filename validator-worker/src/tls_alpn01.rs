@@ -92,6 +92,7 @@ pub async fn validate(
         address_used: Some(addr),
         validated_at: crate::now_unix(),
         statement: None,
+        persist_until: None,
     })
 }
 

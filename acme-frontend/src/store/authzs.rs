@@ -120,9 +120,10 @@ pub fn start_challenge(
 
 /// A finished probe.
 pub enum Outcome {
-    /// Valid, with the validation record JSON and the validator's signed
-    /// statement (JSON).
-    Valid(String, Option<String>),
+    /// Valid, with the validation record JSON, the validator's signed
+    /// statement (JSON) and, when the method limits it (dns-persist-01),
+    /// the latest the authorization may expire (Unix seconds).
+    Valid(String, Option<String>, Option<i64>),
     /// Invalid, with the problem JSON.
     Invalid(String),
 }
@@ -150,9 +151,9 @@ pub fn record_validation(
         }
         let ok = matches!(outcome, Outcome::Valid(..));
         let (chall_status, authz_new) = after_validation(ok);
-        let (record, statement, error) = match &outcome {
-            Outcome::Valid(r, s) => (Some(r.as_str()), s.as_deref(), None),
-            Outcome::Invalid(p) => (None, None, Some(p.as_str())),
+        let (record, statement, error, valid_until) = match &outcome {
+            Outcome::Valid(r, s, until) => (Some(r.as_str()), s.as_deref(), None, *until),
+            Outcome::Invalid(p) => (None, None, Some(p.as_str()), None),
         };
         diesel::update(challenges::table.find(challenge_id))
             .set((
@@ -164,6 +165,16 @@ pub fn record_validation(
             ))
             .execute(conn)?;
         let authz_id = challenge.authz_id.clone();
+        if let Some(until) = valid_until {
+            diesel::update(
+                authorizations::table
+                    .find(&authz_id)
+                    .filter(authorizations::status.eq(AuthzStatus::Pending))
+                    .filter(authorizations::expires.gt(until)),
+            )
+            .set(authorizations::expires.eq(until))
+            .execute(conn)?;
+        }
         diesel::update(
             authorizations::table
                 .find(&authz_id)

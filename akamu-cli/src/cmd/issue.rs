@@ -487,10 +487,22 @@ async fn solve_one(
                     DnsAccount01Helper::record_name(domain, &account.url),
                     DnsAccount01Helper::txt_value(&key_auth)?,
                 ),
-                _ => (
-                    DnsPersist01Helper::record_name(domain),
-                    DnsPersist01Helper::txt_value(&key_auth)?,
-                ),
+                _ => {
+                    let issuer = chall
+                        .extra
+                        .get("issuer-domain-names")
+                        .and_then(|v| v.get(0))
+                        .and_then(|v| v.as_str())
+                        .ok_or_else(|| {
+                            CliError::Client(akamu_client::ClientError::Http(
+                                "the dns-persist-01 challenge names no issuer-domain-names".into(),
+                            ))
+                        })?;
+                    (
+                        DnsPersist01Helper::record_name(domain),
+                        DnsPersist01Helper::txt_value(issuer, &account.url, authz.wildcard, None)?,
+                    )
+                }
             };
             let shown = if authz.wildcard {
                 format!("*.{domain}")

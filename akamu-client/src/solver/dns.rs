@@ -47,15 +47,39 @@ impl DnsAccount01Helper {
     }
 }
 
-/// dns-persist-01 helper (the reference's computation: the same digest as
-/// dns-01, published under `_validation-persist`).
+/// dns-persist-01 helper: the standing record the reference (and the
+/// IETF draft's -01 form) define, published once and kept across renewals.
 #[derive(Clone, Copy, Debug)]
 pub struct DnsPersist01Helper;
 
 impl DnsPersist01Helper {
-    /// The TXT value: base64url(SHA-256(key authorization)).
-    pub fn txt_value(key_auth: &str) -> Result<String, ClientError> {
-        Dns01Helper::txt_value(key_auth)
+    /// The TXT value: `"<issuer-domain>; accounturi=<account URL>"`, with
+    /// `; policy=wildcard` when it must also cover `*.<domain>` and
+    /// `; persistUntil=<YYYY-MM-DDTHH:MM:SSZ>` when `persist_until`
+    /// (Unix seconds) is given. `issuer_domain` is one of the challenge's
+    /// `issuer-domain-names`.
+    pub fn txt_value(
+        issuer_domain: &str,
+        account_url: &str,
+        wildcard: bool,
+        persist_until: Option<i64>,
+    ) -> Result<String, ClientError> {
+        let mut value = format!("{issuer_domain}; accounturi={account_url}");
+        if wildcard {
+            value.push_str("; policy=wildcard");
+        }
+        if let Some(t) = persist_until {
+            let t = time::OffsetDateTime::from_unix_timestamp(t)
+                .map_err(|e| ClientError::InvalidArgument(format!("persistUntil: {e}")))?;
+            let format =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+            let text = t
+                .format(&format)
+                .map_err(|e| ClientError::InvalidArgument(format!("persistUntil: {e}")))?;
+            value.push_str("; persistUntil=");
+            value.push_str(&text);
+        }
+        Ok(value)
     }
 
     /// The record name, `_validation-persist.<domain>.`.
@@ -100,6 +124,20 @@ mod tests {
         assert_eq!(
             DnsPersist01Helper::record_name("example.org."),
             "_validation-persist.example.org."
+        );
+    }
+
+    #[test]
+    fn persist_records_in_the_reference_format() {
+        let acct = "https://acme.example.com/acme/account/42";
+        assert_eq!(
+            DnsPersist01Helper::txt_value("acme.example.com", acct, false, None).expect("txt"),
+            "acme.example.com; accounturi=https://acme.example.com/acme/account/42"
+        );
+        assert_eq!(
+            DnsPersist01Helper::txt_value("acme.example.com", acct, true, Some(1_800_000_000))
+                .expect("txt"),
+            "acme.example.com; accounturi=https://acme.example.com/acme/account/42; policy=wildcard; persistUntil=2027-01-15T08:00:00Z"
         );
     }
 }
