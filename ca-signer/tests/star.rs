@@ -64,6 +64,7 @@ fn statement(key: &StatementKey, name: &str) -> SignedStatement {
         challenge_type: ChallengeType::Http01,
         validated_at: now(),
         expires: now() + 86_400,
+        caa: Some(shared_proto::statement::CaaCheck::Checked { at: now() }),
     })
     .expect("sign")
 }

@@ -56,6 +56,14 @@ pub struct Config {
     /// frontend cannot make a validation last longer.
     #[serde(default = "default_statement_max_age_secs")]
     pub statement_max_age_secs: u32,
+    /// The CA's domain names for CAA (RFC 8659 §4.2), e.g.
+    /// `["acme.example.com"]`: every validation of a DNS name checks the
+    /// relevant CAA record set, whose `issue` (or, for a wildcard,
+    /// `issuewild`) properties must name one of them. Empty (the default):
+    /// no CAA check, as in the reference. The frontend learns the list
+    /// over the RPC for the directory's `meta.caaIdentities`.
+    #[serde(default)]
+    pub caa_identities: Vec<String>,
     /// User to become when started as root (default: stay, but drop every
     /// capability and set `no_new_privs`); production uses `akamu-validator`.
     #[serde(default)]
@@ -116,6 +124,7 @@ impl Config {
             probe_timeout_ms: default_probe_timeout_ms(),
             statement_key_file: None,
             statement_max_age_secs: default_statement_max_age_secs(),
+            caa_identities: Vec::new(),
             user: None,
             group: None,
         }
@@ -171,6 +180,15 @@ impl Config {
         }
         if self.connect_timeout_ms == 0 || self.probe_timeout_ms == 0 {
             return Err(Error::InvalidConfig("timeouts must be positive"));
+        }
+        if self
+            .caa_identities
+            .iter()
+            .any(|d| !crate::caa::is_issuer_domain_name(d))
+        {
+            return Err(Error::InvalidConfig(
+                "caa_identities must be domain names (letters, digits, hyphens, dots)",
+            ));
         }
         if self.statement_max_age_secs == 0 {
             return Err(Error::InvalidConfig(
@@ -236,6 +254,25 @@ mod tests {
         let c = Config::parse(&format!("{base}statement_max_age_secs = 600\n")).expect("parse");
         assert_eq!(c.statement_max_age_secs, 600);
         assert!(Config::parse(&format!("{base}statement_max_age_secs = 0\n")).is_err());
+    }
+
+    #[test]
+    fn caa_identities_are_domain_names() {
+        let base = "socket_path = \"v\"\nallowed_uids = [1]\n";
+        let c = Config::parse(&format!("{base}caa_identities = [\"Acme.Example.com\"]\n"))
+            .expect("parse");
+        assert_eq!(c.caa_identities, ["Acme.Example.com"]);
+        for bad in [
+            "\"\"",
+            "\"a b\"",
+            "\"acme.example.com;x\"",
+            "\"-a.example\"",
+        ] {
+            assert!(
+                Config::parse(&format!("{base}caa_identities = [{bad}]\n")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ const CHALLENGES: [ChallengeType; 3] = [
 
 /// Every result, in the order of the table's columns: success, then each
 /// problem kind.
-const RESULTS: [Option<ProblemKind>; 8] = [
+const RESULTS: [Option<ProblemKind>; 9] = [
     None,
     Some(ProblemKind::Connection),
     Some(ProblemKind::Dns),
@@ -27,6 +27,7 @@ const RESULTS: [Option<ProblemKind>; 8] = [
     Some(ProblemKind::RejectedIdentifier),
     Some(ProblemKind::Malformed),
     Some(ProblemKind::ServerInternal),
+    Some(ProblemKind::Caa),
 ];
 
 struct Figures {
@@ -57,6 +58,7 @@ fn column(problem: Option<ProblemKind>) -> usize {
         Some(ProblemKind::RejectedIdentifier) => 5,
         Some(ProblemKind::Malformed) => 6,
         Some(ProblemKind::ServerInternal) => 7,
+        Some(ProblemKind::Caa) => 8,
     }
 }
 
