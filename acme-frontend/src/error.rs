@@ -363,6 +363,10 @@ impl From<&Error> for Problem {
                 ..Problem::acme("rateLimited", S::TOO_MANY_REQUESTS, d)
             },
             Error::Signer(refusal) => signer_problem(refusal, e),
+            // RFC 8555 §6.7 and RFC 8659: CAA forbids issuance, 403.
+            Error::Validation(p) if p.kind == shared_proto::validator::ProblemKind::Caa => {
+                Problem::acme("caa", S::FORBIDDEN, &p.detail)
+            }
             Error::Validation(p) => Problem::acme(p.kind.acme_type(), S::BAD_REQUEST, &p.detail),
             Error::Peer(_) | Error::NotYetAvailable(_) => {
                 Problem::acme("serverInternal", S::SERVICE_UNAVAILABLE, d)
@@ -425,6 +429,11 @@ fn signer_problem(refusal: &SignerError, e: &Error) -> Problem {
             "badCSR",
             S::BAD_REQUEST,
             format!("refused by the CA's issuance policy: {d}"),
+        ),
+        SignerError::Caa(d) => Problem::acme(
+            "caa",
+            S::FORBIDDEN,
+            format!("the CA's issuance policy needs a recent CAA check: {d}"),
         ),
         SignerError::Internal => Problem::internal(e),
     }
@@ -529,6 +538,12 @@ mod tests {
                 "dns",
                 400,
             ),
+            (
+                ValidationProblem::new(ProblemKind::Caa, "CAA forbids").into(),
+                "caa",
+                403,
+            ),
+            (SignerError::Caa("a.example".into()).into(), "caa", 403),
             (
                 DatabaseError::Batch("secret detail".into()).into(),
                 "serverInternal",

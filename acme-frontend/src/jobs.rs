@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use shared_proto::signer::{IssueRequest, SignerError, StarTerms};
+use shared_proto::statement::{CaaCheck, SignedStatement};
 use shared_proto::validator::{ChallengeType, ValidateRequest};
 use shared_proto::{Identifier, IdentifierKind};
 
@@ -253,10 +254,20 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
             Ok((statements, store::star::by_order(c, &oid)?))
         })
         .await?;
-    let statements = statements
-        .iter()
-        .filter_map(|json| serde_json::from_str(json).ok())
-        .collect();
+    let statements = match recheck_caa(app, statements).await {
+        Ok(Some(statements)) => statements,
+        // The validator is unavailable: the order stays `processing` and
+        // the sweep asks again.
+        Ok(None) => return Ok(()),
+        Err(refusal) => {
+            let problem = problem_json(&refusal);
+            let oid = order.id.clone();
+            app.store
+                .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
+                .await?;
+            return Err(refusal);
+        }
+    };
     // A STAR order's first certificate starts at the finalize (`updated`
     // is set then and kept while processing, so a retry asks for the same
     // window) or at its start-date, whichever is later.
@@ -366,6 +377,58 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
         .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
         .await?;
     Err(refusal)
+}
+
+/// An order's statements (with their authorizations' ids, as stored),
+/// each with a CAA check no older than `[server] caa_recheck_hours`: the
+/// validator looks CAA up again for the others and signs them anew, and
+/// the new statement replaces the old one on its authorization (so a
+/// later order reusing it starts from the new check). `Ok(None)` when the
+/// validator could not be reached; an `Err` is the validator's refusal (a
+/// `caa` problem when the records now forbid issuance), which fails the
+/// order.
+async fn recheck_caa(
+    app: &App,
+    rows: Vec<(String, String)>,
+) -> Result<Option<Vec<SignedStatement>>, Error> {
+    // Hours to whole seconds; the configuration keeps the value finite and
+    // between 0 and a year.
+    let max_age = (app.config.server.caa_recheck_hours * 3600.0) as i64;
+    let mut out = Vec::with_capacity(rows.len());
+    for (authz_id, json) in rows {
+        let Ok(signed) = serde_json::from_str::<SignedStatement>(&json) else {
+            continue;
+        };
+        let t = now();
+        let st = &signed.statement;
+        let stale = match st.caa {
+            Some(CaaCheck::Checked { at }) => t.saturating_sub(at) >= max_age,
+            Some(CaaCheck::NotConfigured | CaaCheck::NotApplicable) => false,
+            // Signed before CAA was checked.
+            None => true,
+        };
+        // An expired statement covers nothing anyway: the signer says so.
+        if !stale || t >= st.expires {
+            out.push(signed);
+            continue;
+        }
+        match app.peers.recheck_caa(signed).await {
+            Ok(Ok(fresh)) => {
+                let json = serde_json::to_string(&fresh)
+                    .map_err(|e| Error::Internal(format!("statement JSON: {e}")))?;
+                app.store
+                    .run(move |c| store::authzs::replace_statement(c, &authz_id, &json))
+                    .await?;
+                out.push(fresh);
+            }
+            Ok(Err(problem)) => return Err(Error::Validation(problem)),
+            Err(e) => {
+                tracing::warn!(target: "frontend", error = %e, "validator unavailable for a CAA re-check; will retry");
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Runs the recovery sweep forever, and starts the retention clean-up

@@ -85,6 +85,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         tracing::warn!(target: "frontend", error = %e, "the signer did not tell the CA's facts yet");
     }
     tokio::spawn(crate::ca::refresh_forever(app.clone()));
+    tokio::spawn(crate::validator_facts::refresh_forever(app.clone()));
     tokio::spawn(jobs::sweep_forever(app.clone()));
     tokio::spawn(crate::crl::refresh_forever(app.clone()));
     announce(&app, &children);
@@ -313,6 +314,10 @@ pub fn validator_config(c: &Config, uid: u32) -> String {
             "dns_resolver_addr = {}\n",
             toml_str(&addr.to_string())
         ));
+    }
+    if !s.caa_identities.is_empty() {
+        let ids: Vec<String> = s.caa_identities.iter().map(|d| toml_str(d)).collect();
+        out.push_str(&format!("caa_identities = [{}]\n", ids.join(", ")));
     }
     out
 }

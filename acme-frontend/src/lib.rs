@@ -28,6 +28,7 @@ pub mod rpc;
 pub mod store;
 pub mod tls;
 pub mod urls;
+pub mod validator_facts;
 
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +52,8 @@ pub struct App {
     pub issuance_in_flight: Arc<jobs::InFlight>,
     /// What the CA is, as the signer last said.
     pub ca: ca::CaFacts,
+    /// What the validator enforces, as it last said.
+    pub validator_facts: validator_facts::ValidatorFacts,
     /// The CRL being served.
     pub crl: crl::CrlCache,
     /// Woken after each revocation so the CRL follows at once.
@@ -89,6 +92,7 @@ impl App {
             probes_in_flight: Arc::default(),
             issuance_in_flight: Arc::default(),
             ca: ca::CaFacts::default(),
+            validator_facts: validator_facts::ValidatorFacts::default(),
             crl: crl::CrlCache::default(),
             revocations: tokio::sync::Notify::new(),
             key_cache: Mutex::new(std::collections::HashMap::new()),

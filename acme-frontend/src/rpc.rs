@@ -8,9 +8,11 @@ use shared_proto::deadline::{self, context_with};
 use shared_proto::signer::{
     CaInfo, IssueRequest, IssuedCertificate, SignerError, SignerMetrics, SignerRpcClient,
 };
+use shared_proto::statement::SignedStatement;
 use shared_proto::transport::{self, TransportError};
 use shared_proto::validator::{
-    ValidateRequest, ValidationProblem, ValidationRecord, ValidatorMetrics, ValidatorRpcClient,
+    ValidateRequest, ValidationProblem, ValidationRecord, ValidatorInfo, ValidatorMetrics,
+    ValidatorRpcClient,
 };
 use tarpc::client::RpcError;
 use tokio::net::UnixStream;
@@ -147,6 +149,36 @@ impl Peers {
     pub async fn validator_metrics(&self, deadline: Duration) -> Option<ValidatorMetrics> {
         once(&self.validator, "metrics", deadline, |c| async move {
             c.metrics(context_with(deadline)).await
+        })
+        .await
+    }
+
+    /// What the validator enforces (its CAA identities).
+    pub async fn validator_info(&self) -> Result<ValidatorInfo, CallError> {
+        retry(&self.validator, "validator_info", |c| async move {
+            c.validator_info(context_with(deadline::VALIDATOR_CALL))
+                .await
+        })
+        .await
+    }
+
+    /// Notified each time a new connection to the validator is made: after
+    /// its restart its configuration may have changed.
+    pub fn validator_connected(&self) -> &Notify {
+        &self.validator.connected
+    }
+
+    /// Asks the validator to look CAA up again for one of its statements.
+    pub async fn recheck_caa(
+        &self,
+        statement: SignedStatement,
+    ) -> Result<Result<SignedStatement, ValidationProblem>, CallError> {
+        retry(&self.validator, "recheck_caa", |c| {
+            let statement = statement.clone();
+            async move {
+                c.recheck_caa(context_with(deadline::VALIDATOR_CALL), statement)
+                    .await
+            }
         })
         .await
     }

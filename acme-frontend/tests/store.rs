@@ -518,3 +518,49 @@ async fn account_key_history_survives_key_changes() {
     );
     assert_eq!(history("b").await.len(), 1);
 }
+
+/// One attempt per authorization: once one challenge is `processing`, a
+/// POST to it or to a sibling starts nothing, and the database itself (a
+/// unique partial index) refuses a second `processing` challenge.
+#[tokio::test]
+async fn one_attempt_per_authorization() {
+    let db = db();
+    add_account(&db, "acct").await;
+    let authzs = insert_order(&db, "o1", "acct", &["a.example"]).await;
+    let start = |kind: &str| {
+        let (aid, cid) = (authzs[0].id.clone(), format!("{}/{kind}", authzs[0].id));
+        let store = db.store.clone();
+        async move {
+            store
+                .run(move |c| store::authzs::start_challenge(c, &aid, &cid, None, T0 + 1))
+                .await
+                .expect("start challenge")
+                .expect("challenge exists")
+        }
+    };
+    let first = start("http-01").await;
+    assert!(first.dispatch);
+    let again = start("http-01").await;
+    assert!(!again.dispatch, "the same challenge is not started twice");
+    assert_eq!(again.challenge.status, ChallengeStatus::Processing);
+    let sibling = start("dns-01").await;
+    assert!(!sibling.dispatch, "a sibling is not started beside it");
+    assert_eq!(sibling.challenge.status, ChallengeStatus::Pending);
+
+    // Behind the store's back: the index refuses a second attempt.
+    let cid = format!("{}/dns-01", authzs[0].id);
+    let refused = db
+        .store
+        .run(move |c| {
+            use diesel::prelude::*;
+            diesel::sql_query("UPDATE challenges SET status = 'processing' WHERE id = ?")
+                .bind::<diesel::sql_types::Text, _>(cid)
+                .execute(c)
+                .map_err(|e| Error::Internal(e.to_string()))
+        })
+        .await;
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("UNIQUE")),
+        "{refused:?}"
+    );
+}

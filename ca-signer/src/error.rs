@@ -171,6 +171,14 @@ pub enum KeyRefusal {
     Blocked,
 }
 
+/// "a CAA check made at T", or "no CAA check".
+fn caa_time(checked_at: &Option<i64>) -> String {
+    match checked_at {
+        Some(t) => format!("a CAA check made at {t}"),
+        None => "no CAA check".to_owned(),
+    }
+}
+
 /// Why the signer's policy refuses a request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyRefusal {
@@ -229,6 +237,24 @@ pub enum PolicyRefusal {
         /// The signer's clock.
         now: i64,
     },
+    /// A fresh statement covers this name, but the CAA check behind it is
+    /// missing or older than the signer's `[policy] caa_max_age_secs`.
+    #[error(
+        "validation statement {statement} for {name} has {}; the signer relies on CAA checks up to {max_age_secs} s old (now {now})",
+        caa_time(.checked_at)
+    )]
+    StaleCaa {
+        /// The name.
+        name: String,
+        /// The statement's id.
+        statement: String,
+        /// When its CAA check was made, if it has one.
+        checked_at: Option<i64>,
+        /// The signer's maximum age.
+        max_age_secs: i64,
+        /// The signer's clock.
+        now: i64,
+    },
     /// The requested profile does not exist.
     #[error("unknown profile {0:?}")]
     UnknownProfile(String),
@@ -279,6 +305,19 @@ impl Error {
                     "{name} (validated {} s ago; the signer relies on validations up to {max_age_secs} s old)",
                     now - validated_at
                 )
+            }),
+            Self::Policy(PolicyRefusal::StaleCaa {
+                name,
+                checked_at,
+                max_age_secs,
+                now,
+                ..
+            }) => SignerError::Caa(match checked_at {
+                Some(t) => format!(
+                    "{name} (CAA checked {} s ago; the signer relies on CAA checks up to {max_age_secs} s old)",
+                    now - t
+                ),
+                None => format!("{name} (its validation statement records no CAA check)"),
             }),
             Self::Policy(e) => SignerError::PolicyRefused(e.to_string()),
             other => {

@@ -65,6 +65,7 @@ fn statement(key: &StatementKey, name: &str) -> SignedStatement {
         validated_at: now(),
         expires: now() + 86_400,
         covers_subdomains: false,
+        caa: Some(shared_proto::statement::CaaCheck::Checked { at: now() }),
     })
     .expect("sign")
 }

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ca_signer::config::{Config, KeyType};
 use ca_signer::server::Server;
 use shared_proto::signer::{IssueRequest, SignerError, SignerRpcClient};
-use shared_proto::statement::{SignedStatement, Statement, StatementKey, public_path};
+use shared_proto::statement::{CaaCheck, SignedStatement, Statement, StatementKey, public_path};
 use shared_proto::validator::ChallengeType;
 use shared_proto::{Identifier, transport};
 
@@ -67,6 +67,7 @@ fn statement(
         validated_at: now(),
         expires,
         covers_subdomains: false,
+        caa: Some(CaaCheck::Checked { at: now() }),
     })
     .expect("sign")
 }
@@ -82,6 +83,7 @@ fn ancestor_statement(key: &StatementKey, name: &str, ct: ChallengeType) -> Sign
         validated_at: now(),
         expires: now() + 3600,
         covers_subdomains: true,
+        caa: Some(CaaCheck::Checked { at: now() }),
     })
     .expect("sign")
 }
@@ -97,6 +99,7 @@ fn statement_at(key: &StatementKey, id: &str, name: &str, validated_at: i64) -> 
         validated_at,
         expires: now() + 86_400,
         covers_subdomains: false,
+        caa: Some(CaaCheck::Checked { at: validated_at }),
     })
     .expect("sign")
 }
@@ -404,6 +407,84 @@ async fn statements_older_than_the_signers_maximum_cover_nothing() {
         records.iter().filter(|r| r["operation"] == "issue").count(),
         1
     );
+
+    stop_tx.send(()).expect("stop");
+    handle.await.expect("join").expect("serve");
+}
+
+/// RFC 8659 and the Baseline Requirements: the signer refuses a name whose
+/// fresh statement has no CAA check or one older than `[policy]
+/// caa_max_age_secs`, with a `caa` refusal naming the name; a statement
+/// saying the validator checks no CAA, or a fresh check, is enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_with_a_stale_or_missing_caa_check_cover_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let validator_key_path = dir.path().join("validator/statement.key");
+    let validator = StatementKey::load_or_create(&validator_key_path).expect("validator key");
+    let config = config_with(
+        dir.path(),
+        &validator_key_path,
+        "[policy]\ncaa_max_age_secs = 600\n",
+    );
+    std::fs::create_dir_all(dir.path().join("run")).expect("mkdir");
+    let server = Server::start(&config).expect("start");
+    let path = server.socket_path().to_owned();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(server.serve_until(async move {
+        let _ = stop_rx.await;
+    }));
+    let stream = transport::connect(&path).await.expect("connect");
+    let client =
+        SignerRpcClient::new(tarpc::client::Config::default(), transport::framed(stream)).spawn();
+    let call = |req: IssueRequest| {
+        let client = client.clone();
+        async move {
+            client
+                .issue_certificate(
+                    shared_proto::deadline::context_with(shared_proto::deadline::SIGNER_CALL),
+                    req,
+                )
+                .await
+                .expect("rpc")
+        }
+    };
+    let with_caa = |id: &str, name: &str, caa: Option<CaaCheck>| {
+        let mut st = statement_at(&validator, id, name, now() - 60).statement;
+        st.caa = caa;
+        validator.sign(st).expect("sign")
+    };
+
+    let name = "caa.example.org";
+    let old = with_caa(
+        "old-caa",
+        name,
+        Some(CaaCheck::Checked { at: now() - 1200 }),
+    );
+    let result = call(request(&[name], vec![old])).await;
+    assert!(
+        matches!(&result, Err(SignerError::Caa(d)) if d.contains(name) && d.contains("600 s")),
+        "{result:?}"
+    );
+    let none = with_caa("no-caa", name, None);
+    let result = call(request(&[name], vec![none])).await;
+    assert!(
+        matches!(&result, Err(SignerError::Caa(d)) if d.contains("no CAA check")),
+        "{result:?}"
+    );
+    // "Not applicable" is for IP addresses only.
+    let na = with_caa("na-caa", name, Some(CaaCheck::NotApplicable));
+    let result = call(request(&[name], vec![na])).await;
+    assert!(matches!(&result, Err(SignerError::Caa(_))), "{result:?}");
+
+    let fresh = with_caa(
+        "fresh-caa",
+        name,
+        Some(CaaCheck::Checked { at: now() - 300 }),
+    );
+    assert!(call(request(&[name], vec![fresh])).await.is_ok());
+    let other = "off.example.org";
+    let off = with_caa("off-caa", other, Some(CaaCheck::NotConfigured));
+    assert!(call(request(&[other], vec![off])).await.is_ok());
 
     stop_tx.send(()).expect("stop");
     handle.await.expect("join").expect("serve");

@@ -215,4 +215,8 @@ pub enum SignerError {
     /// account: the name was never validated (or the statement expired).
     #[error("not validated: {0}")]
     Unvalidated(String),
+    /// The CAA check behind a name's statement is missing or older than
+    /// the signer's `[policy] caa_max_age_secs` (protocol version 8).
+    #[error("CAA not checked recently enough: {0}")]
+    Caa(String),
 }

@@ -53,13 +53,37 @@ pub struct Statement {
     /// is not a public suffix; see [`Statement::covers`]).
     #[serde(default)]
     pub covers_subdomains: bool,
+    /// The CAA check behind this statement (RFC 8659; protocol version 8).
+    /// `None` in statements signed before CAA was checked: the signer
+    /// refuses them for DNS names, and the frontend has the validator
+    /// re-check CAA (`recheck_caa`) to get a statement that has one.
+    #[serde(default)]
+    pub caa: Option<CaaCheck>,
 }
 
-/// What is signed: the statement's JSON, with `covers_subdomains` only
-/// when true, so statements signed before the member existed keep
-/// verifying (the wire form, bincode, always carries every field).
+/// What the validator knows about CAA for a statement's identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CaaCheck {
+    /// The relevant CAA record set permitted issuance to this CA, for this
+    /// account and challenge type, when checked (Unix seconds).
+    Checked {
+        /// When the record set was looked up.
+        at: i64,
+    },
+    /// The validator has no `caa_identities`: it checks no CAA (the
+    /// reference's behaviour), and says so under its signature.
+    NotConfigured,
+    /// CAA does not apply to the identifier (an IP address, a .onion
+    /// name).
+    NotApplicable,
+}
+
+/// The JSON that is signed: the statement's fields in declaration order,
+/// `covers_subdomains` left out when false and `caa` when absent, so that
+/// statements signed before they existed still verify (the wire form,
+/// bincode, always carries every field).
 #[derive(Serialize)]
-struct SignedView<'a> {
+struct SigningView<'a> {
     id: &'a str,
     account_uri: &'a str,
     identifier: &'a Identifier,
@@ -68,6 +92,8 @@ struct SignedView<'a> {
     expires: i64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     covers_subdomains: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caa: Option<&'a CaaCheck>,
 }
 
 /// A statement with the validator's Ed25519 signature.
@@ -101,7 +127,8 @@ pub enum StatementError {
 impl Statement {
     /// The bytes that are signed.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let view = SignedView {
+        let mut out = DOMAIN.to_vec();
+        let view = SigningView {
             id: &self.id,
             account_uri: &self.account_uri,
             identifier: &self.identifier,
@@ -109,11 +136,41 @@ impl Statement {
             validated_at: self.validated_at,
             expires: self.expires,
             covers_subdomains: self.covers_subdomains,
+            caa: self.caa.as_ref(),
         };
-        let mut out = DOMAIN.to_vec();
         // Serialising plain strings and integers cannot fail.
         out.extend(serde_json::to_vec(&view).unwrap_or_default());
         out
+    }
+
+    /// Whether, as of `now`, the CAA check behind this statement is recent
+    /// enough for a verifier that relies on CAA checks at most
+    /// `max_age_secs` old: checked no longer than that ago (and not later
+    /// than `now` plus [`CLOCK_SKEW_SECS`]), or not required (the validator
+    /// checks no CAA, or the identifier is an IP address). A statement
+    /// without a CAA record is not.
+    pub fn caa_is_fresh(&self, now: i64, max_age_secs: i64) -> bool {
+        match self.caa {
+            Some(CaaCheck::Checked { at }) => {
+                at <= now.saturating_add(CLOCK_SKEW_SECS) && now.saturating_sub(at) <= max_age_secs
+            }
+            Some(CaaCheck::NotConfigured) => true,
+            // IP addresses, and .onion names (RFC 9799: their CAA lives in
+            // the hidden service's descriptor, not in the DNS).
+            Some(CaaCheck::NotApplicable) => {
+                self.identifier.kind == IdentifierKind::Ip
+                    || crate::identifier::is_onion(&self.identifier.value)
+            }
+            None => false,
+        }
+    }
+
+    /// When the CAA check behind this statement was made, if one was.
+    pub fn caa_checked_at(&self) -> Option<i64> {
+        match self.caa {
+            Some(CaaCheck::Checked { at }) => Some(at),
+            _ => None,
+        }
     }
 
     /// Whether this statement, as of `now`, covers certificate name `san`
@@ -240,6 +297,18 @@ impl StatementKey {
         }
     }
 
+    /// Whether `signed` carries this key's signature (the validator checks
+    /// a statement it is asked to re-check was its own).
+    pub fn signed_this(&self, signed: &SignedStatement) -> bool {
+        use ring::signature::KeyPair;
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ED25519,
+            self.pair.public_key().as_ref(),
+        )
+        .verify(&signed.statement.signing_bytes(), &signed.signature)
+        .is_ok()
+    }
+
     /// Signs a statement.
     pub fn sign(&self, statement: Statement) -> Result<SignedStatement, StatementError> {
         let signature = self.pair.sign(&statement.signing_bytes()).as_ref().to_vec();
@@ -322,6 +391,7 @@ mod tests {
             validated_at: 100,
             expires: 200,
             covers_subdomains: false,
+            caa: Some(CaaCheck::Checked { at: 100 }),
         }
     }
 
@@ -374,7 +444,8 @@ mod tests {
     fn statements_without_the_subdomain_member_keep_their_signature() {
         // A statement signed before `covers_subdomains` existed: its JSON
         // lacks the member, and the bytes signed then are the bytes now.
-        let st = statement(Identifier::dns("a.example.org"), ChallengeType::Http01);
+        let mut st = statement(Identifier::dns("a.example.org"), ChallengeType::Http01);
+        st.caa = None;
         let old = concat!(
             r#"{"id":"s1","account_uri":"https://ca/acme/account/a","#,
             r#""identifier":{"kind":"Dns","value":"a.example.org"},"#,
@@ -388,6 +459,55 @@ mod tests {
         let mut flagged = st.clone();
         flagged.covers_subdomains = true;
         assert_ne!(flagged.signing_bytes(), st.signing_bytes());
+    }
+
+    #[test]
+    fn statements_signed_before_caa_existed_still_verify() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("statement.key");
+        let key = StatementKey::load_or_create(&path).expect("create");
+        let verifier = StatementVerifier::from_file(&public_path(&path)).expect("pub");
+        let mut old = statement(Identifier::dns("a.example.org"), ChallengeType::Http01);
+        old.caa = None;
+        // What a version-7 validator signed: the JSON without `caa`.
+        let v7 = r#"{"id":"s1","account_uri":"https://ca/acme/account/a","identifier":{"kind":"Dns","value":"a.example.org"},"challenge_type":"Http01","validated_at":100,"expires":200}"#;
+        let mut bytes = DOMAIN.to_vec();
+        bytes.extend(v7.as_bytes());
+        assert_eq!(
+            old.signing_bytes(),
+            bytes,
+            "the old signing bytes are unchanged"
+        );
+        let signed = key.sign(old.clone()).expect("sign");
+        let stored = serde_json::to_string(&signed).expect("json");
+        let reloaded: SignedStatement = serde_json::from_str(&stored).expect("parse");
+        assert!(verifier.verify(&reloaded).is_ok());
+        // And a CAA record is covered by the signature.
+        let mut with = key
+            .sign(statement(
+                Identifier::dns("a.example.org"),
+                ChallengeType::Http01,
+            ))
+            .expect("sign");
+        assert!(verifier.verify(&with).is_ok());
+        with.statement.caa = Some(CaaCheck::Checked { at: 150 });
+        assert!(verifier.verify(&with).is_err(), "the CAA time is signed");
+    }
+
+    #[test]
+    fn caa_freshness() {
+        let mut s = statement(Identifier::dns("a.example.org"), ChallengeType::Http01);
+        assert!(s.caa_is_fresh(150, 50));
+        assert!(!s.caa_is_fresh(151, 50));
+        assert!(!s.caa_is_fresh(100 - CLOCK_SKEW_SECS - 1, 50));
+        s.caa = None;
+        assert!(!s.caa_is_fresh(100, 50), "no CAA record is not fresh");
+        s.caa = Some(CaaCheck::NotConfigured);
+        assert!(s.caa_is_fresh(1_000_000, 50));
+        s.caa = Some(CaaCheck::NotApplicable);
+        assert!(!s.caa_is_fresh(100, 50), "only IP addresses are exempt");
+        s.identifier = Identifier::ip("192.0.2.1".parse().expect("ip"));
+        assert!(s.caa_is_fresh(100, 50));
     }
 
     #[test]

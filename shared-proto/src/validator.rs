@@ -22,6 +22,27 @@ pub trait ValidatorRpc {
     /// probe latency, CPU and memory) for the frontend's `/metrics`
     /// (protocol version 6).
     async fn metrics() -> ValidatorMetrics;
+    /// What the validator is configured to enforce (its CAA identities),
+    /// for the frontend's directory (protocol version 8).
+    async fn validator_info() -> ValidatorInfo;
+    /// Looks CAA up again for a statement this validator signed and, when
+    /// the record set still permits issuance, signs the same statement with
+    /// a new CAA time (protocol version 8). The frontend asks at finalize
+    /// when the CAA check behind an authorization is older than
+    /// `caa_recheck_hours`; the validator re-checks only names it validated
+    /// itself (the statement must verify with its key and be unexpired).
+    async fn recheck_caa(
+        statement: crate::statement::SignedStatement,
+    ) -> Result<crate::statement::SignedStatement, ValidationProblem>;
+}
+
+/// What the validator enforces, as it owns it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorInfo {
+    /// The CA's domain names that CAA `issue` and `issuewild` properties
+    /// must name (RFC 8659 §4.2); empty when the validator checks no CAA.
+    /// The directory's `meta.caaIdentities`.
+    pub caa_identities: Vec<String>,
 }
 
 /// The validator's figures since it started, for the frontend's `/metrics`.
@@ -177,6 +198,9 @@ pub enum ProblemKind {
     Malformed,
     /// The validator failed internally.
     ServerInternal,
+    /// CAA records forbid issuance, or could not be looked up (RFC 8659;
+    /// protocol version 8).
+    Caa,
 }
 
 impl ProblemKind {
@@ -190,6 +214,7 @@ impl ProblemKind {
             Self::RejectedIdentifier => "rejectedIdentifier",
             Self::Malformed => "malformed",
             Self::ServerInternal => "serverInternal",
+            Self::Caa => "caa",
         }
     }
 }

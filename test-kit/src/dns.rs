@@ -5,7 +5,8 @@
 //! [`DEFAULT_ZONES`]; the root zone `.` takes every name): every name under
 //! a zone has `A 127.0.0.1` unless overridden ([`DnsRecords::set_a`]) or
 //! removed ([`DnsRecords::remove_name`]); TXT records are added and removed
-//! at run time for dns-01. Names outside the zones, or removed, get NXDOMAIN
+//! at run time for dns-01, CAA records for CAA ([`DnsRecords::set_caa`]),
+//! and a name can be made to answer SERVFAIL ([`DnsRecords::servfail`]). Names outside the zones, or removed, get NXDOMAIN
 //! (or REFUSED, see [`DnsServerBuilder::refuse_outside_zones`]). AAAA and
 //! other types get an empty NOERROR answer with the zone's SOA, so a
 //! resolver that tries IPv6 first falls back to the A.
@@ -23,7 +24,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use hickory_proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_proto::rr::rdata::{A, SOA, TXT};
+use hickory_proto::rr::rdata::{A, CAA, SOA, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
@@ -282,6 +283,37 @@ impl DnsRecords {
         data.a.insert(name, addrs.to_vec());
     }
 
+    /// Replaces the CAA records of `name` (RFC 8659), each given as
+    /// `(flags, tag, value)`, e.g. `(0, "issue", "ca.example")` or
+    /// `(128, "tbs", "x")`; an empty slice removes them.
+    pub fn set_caa(&self, name: &str, records: &[(u8, &str, &str)]) {
+        let mut data = self.write();
+        let name = lower(name);
+        if records.is_empty() {
+            data.caa.remove(&name);
+            return;
+        }
+        data.removed.remove(&name);
+        data.caa.insert(
+            name,
+            records
+                .iter()
+                .map(|(flags, tag, value)| ((*flags), (*tag).to_owned(), (*value).to_owned()))
+                .collect(),
+        );
+    }
+
+    /// Makes every query for `name` answer SERVFAIL (`false` undoes it).
+    pub fn servfail(&self, name: &str, on: bool) {
+        let mut data = self.write();
+        let name = lower(name);
+        if on {
+            data.servfail.insert(name);
+        } else {
+            data.servfail.remove(&name);
+        }
+    }
+
     /// Makes `name` answer NXDOMAIN even though it is inside a zone (until
     /// records are set for it again).
     pub fn remove_name(&self, name: &str) {
@@ -304,7 +336,10 @@ struct ZoneData {
     outside: ResponseCode,
     a: HashMap<LowerName, Vec<Ipv4Addr>>,
     txt: HashMap<LowerName, Vec<String>>,
+    /// CAA records as (flags, tag, value).
+    caa: HashMap<LowerName, Vec<(u8, String, String)>>,
     removed: HashSet<LowerName>,
+    servfail: HashSet<LowerName>,
 }
 
 impl Default for ZoneData {
@@ -314,7 +349,9 @@ impl Default for ZoneData {
             outside: ResponseCode::NXDomain,
             a: HashMap::new(),
             txt: HashMap::new(),
+            caa: HashMap::new(),
             removed: HashSet::new(),
+            servfail: HashSet::new(),
         }
     }
 }
@@ -326,6 +363,9 @@ impl ZoneData {
         name: &LowerName,
         rtype: RecordType,
     ) -> (ResponseCode, Vec<Record>, Vec<Record>) {
+        if self.servfail.contains(name) {
+            return (ResponseCode::ServFail, Vec::new(), Vec::new());
+        }
         let Some(zone) = self.zones.iter().find(|z| z.zone_of(name)) else {
             return (self.outside, Vec::new(), Vec::new());
         };
@@ -357,6 +397,22 @@ impl ZoneData {
                                 owner.clone(),
                                 TTL,
                                 RData::TXT(TXT::new(vec![v.clone()])),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            RecordType::CAA => self
+                .caa
+                .get(name)
+                .map(|records| {
+                    records
+                        .iter()
+                        .map(|(flags, tag, value)| {
+                            Record::from_rdata(
+                                owner.clone(),
+                                TTL,
+                                RData::CAA(caa_rdata(*flags, tag, value)),
                             )
                         })
                         .collect()
@@ -413,6 +469,17 @@ impl RequestHandler for Handler {
             }
         }
     }
+}
+
+/// A CAA record's data with raw flags, tag and value (any tag, any value:
+/// tests need unknown and malformed ones too).
+fn caa_rdata(flags: u8, tag: &str, value: &str) -> CAA {
+    let mut caa = CAA::new_issue(false, None, Vec::new());
+    caa.issuer_critical = flags & 0x80 != 0;
+    caa.reserved_flags = flags & 0x7f;
+    tag.clone_into(&mut caa.tag);
+    caa.value = value.as_bytes().to_vec();
+    caa
 }
 
 /// The SOA of `zone` (`ns.<zone>`, `hostmaster.<zone>`, negative TTL [`TTL`]).

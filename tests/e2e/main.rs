@@ -50,6 +50,10 @@ mod ari;
 /// Certificate profiles: advertised from the signer, chosen, withdrawn.
 mod profiles;
 
+/// CAA (RFC 8659, RFC 8657) at validation and re-checked at finalize; one
+/// challenge attempt per authorization.
+mod caa;
+
 /// STAR (RFC 8739): rolling certificates, catch-up, cancel, the signer's
 /// record, bad `auto-renewal` members.
 mod star;

@@ -594,10 +594,11 @@ fn wire_types(t: &mut WireTrace) {
         CaInfo, CrlRequest, IssueRequest, IssuedCertificate, ProfileInfo, RevokedEntry, SignedCrl,
         SignerError, SignerMetrics, SignerRpcRequest, SignerRpcResponse, StarTerms,
     };
-    use shared_proto::statement::{SignedStatement, Statement};
+    use shared_proto::statement::{CaaCheck, SignedStatement, Statement};
     use shared_proto::validator::{
         ChallengeType, ProbeCount, ProblemKind, ValidateRequest, ValidationProblem,
-        ValidationRecord, ValidatorMetrics, ValidatorRpcRequest, ValidatorRpcResponse,
+        ValidationRecord, ValidatorInfo, ValidatorMetrics, ValidatorRpcRequest,
+        ValidatorRpcResponse,
     };
     use shared_proto::{Identifier, IdentifierKind};
 
@@ -632,7 +633,9 @@ fn wire_types(t: &mut WireTrace) {
     t.ty::<ValidatorRpcRequest>();
     responses!(ValidatorRpcResponse {
         ValidateChallenge,
-        Metrics
+        Metrics,
+        ValidatorInfo,
+        RecheckCaa
     });
     t.ty::<ValidateRequest>();
     t.ty::<ChallengeType>();
@@ -641,6 +644,7 @@ fn wire_types(t: &mut WireTrace) {
     t.ty::<ProblemKind>();
     t.ty::<ValidatorMetrics>();
     t.ty::<ProbeCount>();
+    t.ty::<ValidatorInfo>();
 
     // Figures of the metrics RPCs.
     t.ty::<Histogram>();
@@ -649,6 +653,7 @@ fn wire_types(t: &mut WireTrace) {
     // Validation statements (their JSON is what the validator signs).
     t.ty::<Statement>();
     t.ty::<SignedStatement>();
+    t.ty::<CaaCheck>();
 
     t.ty::<Identifier>();
     t.ty::<IdentifierKind>();

@@ -63,6 +63,14 @@ pub struct Config {
     /// over the RPC).
     #[serde(default)]
     pub dns_persist_issuer_domain: Option<String>,
+    /// The CA's domain names for CAA (RFC 8659 §4.2), e.g.
+    /// `["acme.example.com"]`: every validation of a DNS name checks the
+    /// relevant CAA record set, whose `issue` (or, for a wildcard,
+    /// `issuewild`) properties must name one of them. Empty (the default):
+    /// no CAA check, as in the reference. The frontend learns the list
+    /// over the RPC for the directory's `meta.caaIdentities`.
+    #[serde(default)]
+    pub caa_identities: Vec<String>,
     /// User to become when started as root (default: stay, but drop every
     /// capability and set `no_new_privs`); production uses `akamu-validator`.
     #[serde(default)]
@@ -124,6 +132,7 @@ impl Config {
             statement_key_file: None,
             statement_max_age_secs: default_statement_max_age_secs(),
             dns_persist_issuer_domain: None,
+            caa_identities: Vec::new(),
             user: None,
             group: None,
         }
@@ -179,6 +188,15 @@ impl Config {
         }
         if self.connect_timeout_ms == 0 || self.probe_timeout_ms == 0 {
             return Err(Error::InvalidConfig("timeouts must be positive"));
+        }
+        if self
+            .caa_identities
+            .iter()
+            .any(|d| !crate::caa::is_issuer_domain_name(d))
+        {
+            return Err(Error::InvalidConfig(
+                "caa_identities must be domain names (letters, digits, hyphens, dots)",
+            ));
         }
         if self.statement_max_age_secs == 0 {
             return Err(Error::InvalidConfig(
@@ -244,6 +262,25 @@ mod tests {
         let c = Config::parse(&format!("{base}statement_max_age_secs = 600\n")).expect("parse");
         assert_eq!(c.statement_max_age_secs, 600);
         assert!(Config::parse(&format!("{base}statement_max_age_secs = 0\n")).is_err());
+    }
+
+    #[test]
+    fn caa_identities_are_domain_names() {
+        let base = "socket_path = \"v\"\nallowed_uids = [1]\n";
+        let c = Config::parse(&format!("{base}caa_identities = [\"Acme.Example.com\"]\n"))
+            .expect("parse");
+        assert_eq!(c.caa_identities, ["Acme.Example.com"]);
+        for bad in [
+            "\"\"",
+            "\"a b\"",
+            "\"acme.example.com;x\"",
+            "\"-a.example\"",
+        ] {
+            assert!(
+                Config::parse(&format!("{base}caa_identities = [{bad}]\n")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -117,6 +117,40 @@ pub enum ProbeError {
     /// The validator could not set itself up for the probe.
     #[error("internal validator error: {0}")]
     Internal(&'static str),
+    /// CAA forbids issuance, or could not be looked up (RFC 8659).
+    #[error(transparent)]
+    Caa(#[from] CaaError),
+    /// A statement sent for a CAA re-check is not one this validator can
+    /// vouch for again.
+    #[error("cannot re-check CAA for statement {id}: {reason}")]
+    Recheck {
+        /// The statement's id.
+        id: String,
+        /// Why (a fixed explanation).
+        reason: &'static str,
+    },
+}
+
+/// CAA refusals (see [`crate::caa`]).
+#[derive(Debug, thiserror::Error)]
+pub enum CaaError {
+    /// The CAA record set at a name could not be looked up: issuance is
+    /// refused rather than the set taken for empty (RFC 8659 §3).
+    #[error("CAA record lookup for {name} failed, so issuance is refused: {source}")]
+    Lookup {
+        /// The name queried.
+        name: String,
+        /// The DNS failure.
+        source: DnsError,
+    },
+    /// The relevant record set does not permit issuance.
+    #[error("CAA forbids issuance for {identifier}: {refusal}")]
+    Forbidden {
+        /// The identifier value.
+        identifier: String,
+        /// Which record refuses, and why.
+        refusal: crate::caa::Refusal,
+    },
 }
 
 /// Request fields the validator refuses.
@@ -436,6 +470,8 @@ impl ProbeError {
             } => ProblemKind::Dns,
             Self::Timeout { .. } => ProblemKind::Connection,
             Self::Internal(_) => ProblemKind::ServerInternal,
+            Self::Caa(_) => ProblemKind::Caa,
+            Self::Recheck { .. } => ProblemKind::Malformed,
         }
     }
 }
@@ -579,6 +615,17 @@ mod tests {
                     after_ms: 1,
                 },
                 ProblemKind::Connection,
+            ),
+            (
+                CaaError::Lookup {
+                    name: "example.org".into(),
+                    source: DnsError::Timeout {
+                        name: "example.org".into(),
+                        rtype: "CAA",
+                    },
+                }
+                .into(),
+                ProblemKind::Caa,
             ),
         ];
         for (err, kind) in cases {

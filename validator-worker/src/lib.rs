@@ -10,6 +10,7 @@
 //! Entry point: [`run`].
 
 pub mod address_policy;
+pub mod caa;
 pub mod config;
 pub mod danger;
 pub mod dns01;

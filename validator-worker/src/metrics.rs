@@ -21,7 +21,7 @@ const CHALLENGES: [ChallengeType; 6] = [
 
 /// Every result, in the order of the table's columns: success, then each
 /// problem kind.
-const RESULTS: [Option<ProblemKind>; 8] = [
+const RESULTS: [Option<ProblemKind>; 9] = [
     None,
     Some(ProblemKind::Connection),
     Some(ProblemKind::Dns),
@@ -30,6 +30,7 @@ const RESULTS: [Option<ProblemKind>; 8] = [
     Some(ProblemKind::RejectedIdentifier),
     Some(ProblemKind::Malformed),
     Some(ProblemKind::ServerInternal),
+    Some(ProblemKind::Caa),
 ];
 
 struct Figures {
@@ -63,6 +64,7 @@ fn column(problem: Option<ProblemKind>) -> usize {
         Some(ProblemKind::RejectedIdentifier) => 5,
         Some(ProblemKind::Malformed) => 6,
         Some(ProblemKind::ServerInternal) => 7,
+        Some(ProblemKind::Caa) => 8,
     }
 }
 

@@ -164,6 +164,57 @@ impl DnsResolver {
     }
 }
 
+/// One CAA resource record (RFC 8659 §4.1), as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaaRecord {
+    /// The Issuer Critical Flag.
+    pub critical: bool,
+    /// The property tag, as received (compare case-insensitively).
+    pub tag: String,
+    /// The property value, raw.
+    pub value: Vec<u8>,
+}
+
+impl DnsResolver {
+    /// The CAA record set at `name` (CNAMEs followed by the resolver):
+    /// empty when the name does not exist or has no CAA records. Any other
+    /// failure (SERVFAIL, REFUSED, a timeout, a truncated answer that TCP
+    /// could not complete) is an error, never an empty set: hickory retries
+    /// a truncated UDP answer over TCP itself and reports `Truncated` only
+    /// when that failed too.
+    pub async fn lookup_caa(&self, name: &str) -> Result<Vec<CaaRecord>, DnsError> {
+        let name_str = name.trim_end_matches('.').to_ascii_lowercase();
+        if self.localhost && is_localhost(&name_str) {
+            // RFC 6761 names answered locally have no CAA.
+            return Ok(Vec::new());
+        }
+        let fq = Name::from_ascii(format!("{name_str}.")).map_err(|_| DnsError::BadName {
+            name: name_str.clone(),
+        })?;
+        let resolver = self.build().map_err(|_| DnsError::Failure {
+            name: name_str.clone(),
+            rtype: "CAA",
+            cause: "cannot build the DNS resolver".into(),
+        })?;
+        match resolver.lookup(fq, RecordType::CAA).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::CAA(caa) => Some(CaaRecord {
+                        critical: caa.issuer_critical,
+                        tag: caa.tag.clone(),
+                        value: caa.value.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(map_error(&name_str, "CAA", &e)),
+        }
+    }
+}
+
 /// RFC 6761 §6.3: `localhost` and names below it are loopback.
 fn is_localhost(host: &str) -> bool {
     host == "localhost" || host.ends_with(".localhost")

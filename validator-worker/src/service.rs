@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use shared_proto::IdentifierKind;
-use shared_proto::statement::{Statement, StatementKey, capped_expiry};
+use shared_proto::statement::{CaaCheck, SignedStatement, Statement, StatementKey, capped_expiry};
 use shared_proto::validator::{
-    ChallengeType, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorMetrics,
-    ValidatorRpc,
+    ChallengeType, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorInfo,
+    ValidatorMetrics, ValidatorRpc,
 };
 use tarpc::context;
 
 use crate::error::{ProbeError, RequestError};
 use crate::probe::Prober;
-use crate::{dns01, http01, tls_alpn01};
+use crate::{caa, dns01, http01, tls_alpn01};
 
 /// Shortest token accepted (RFC 8555 §8.1: at least 128 bits of entropy,
 /// which is 22 base64url characters).
@@ -55,7 +55,7 @@ impl ValidatorService {
     fn attach_statement(
         &self,
         request: &ValidateRequest,
-        mut record: ValidationRecord,
+        (mut record, caa): (ValidationRecord, CaaCheck),
     ) -> Result<ValidationRecord, ProbeError> {
         let Some(key) = &self.statement_key else {
             return Ok(record);
@@ -82,6 +82,7 @@ impl ValidatorService {
             .min(record.persist_until.unwrap_or(i64::MAX)),
             // `check_request` allowed it: dns-01, a registrable DNS name.
             covers_subdomains: request.covers_subdomains,
+            caa: Some(caa),
         };
         let signed = key.sign(statement).map_err(|e| {
             tracing::error!(error = %e, "statement signing failed");
@@ -128,7 +129,12 @@ impl ValidatorService {
         result
     }
 
-    async fn probe(&self, request: &ValidateRequest) -> Result<ValidationRecord, ProbeError> {
+    /// The probe and the CAA check (RFC 8659), side by side under the
+    /// probe deadline; a failed probe is reported before a CAA refusal.
+    async fn probe(
+        &self,
+        request: &ValidateRequest,
+    ) -> Result<(ValidationRecord, CaaCheck), ProbeError> {
         let prober = &*self.prober;
         let id = &request.identifier;
         let key_auth = request.key_authorization.as_str();
@@ -159,7 +165,14 @@ impl ValidatorService {
                 }
             }
         };
-        match tokio::time::timeout(prober.config.probe_timeout(), probe).await {
+        let both = async {
+            let (record, caa) = tokio::join!(
+                probe,
+                caa::check(prober, id, &request.account_uri, request.challenge_type)
+            );
+            Ok::<_, ProbeError>((record?, caa?))
+        };
+        match tokio::time::timeout(prober.config.probe_timeout(), both).await {
             Ok(result) => result,
             Err(_) => Err(ProbeError::Timeout {
                 challenge: request.challenge_type,
@@ -181,6 +194,80 @@ impl ValidatorRpc for ValidatorService {
 
     async fn metrics(self, _: context::Context) -> ValidatorMetrics {
         crate::metrics::snapshot()
+    }
+
+    async fn validator_info(self, _: context::Context) -> ValidatorInfo {
+        ValidatorInfo {
+            caa_identities: self.prober.config.caa_identities.clone(),
+        }
+    }
+
+    async fn recheck_caa(
+        self,
+        _: context::Context,
+        statement: SignedStatement,
+    ) -> Result<SignedStatement, ValidationProblem> {
+        self.recheck(statement).await
+    }
+}
+
+impl ValidatorService {
+    /// Looks CAA up again for `signed`, a statement this validator made
+    /// that has not expired, and signs it again with the new CAA time (same
+    /// id, identifier, account, method, validation time and expiry). A
+    /// record set that now forbids issuance is a `caa` problem.
+    pub async fn recheck(
+        &self,
+        signed: SignedStatement,
+    ) -> Result<SignedStatement, ValidationProblem> {
+        let st = &signed.statement;
+        let refuse = |reason| ProbeError::Recheck {
+            id: st.id.clone(),
+            reason,
+        };
+        let result = async {
+            let key = self
+                .statement_key
+                .as_ref()
+                .ok_or(ProbeError::Internal("this validator signs no statements"))?;
+            if !key.signed_this(&signed) {
+                return Err(refuse("it was not signed by this validator"));
+            }
+            if crate::now_unix() >= st.expires {
+                return Err(refuse("it has expired"));
+            }
+            let caa = tokio::time::timeout(
+                self.prober.config.probe_timeout(),
+                caa::check(
+                    &self.prober,
+                    &st.identifier,
+                    &st.account_uri,
+                    st.challenge_type,
+                ),
+            )
+            .await
+            .map_err(|_| ProbeError::Timeout {
+                challenge: st.challenge_type,
+                identifier: st.identifier.to_string(),
+                after_ms: self.prober.config.probe_timeout_ms,
+            })??;
+            let mut statement = st.clone();
+            statement.caa = Some(caa);
+            key.sign(statement).map_err(|e| {
+                tracing::error!(error = %e, "statement signing failed");
+                ProbeError::Internal("cannot sign the validation statement")
+            })
+        }
+        .await;
+        match &result {
+            Ok(_) => {
+                tracing::info!(identifier = %st.identifier, statement = %st.id, result = "valid", "CAA re-checked")
+            }
+            Err(e) => {
+                tracing::info!(identifier = %st.identifier, statement = %st.id, result = e.kind().acme_type(), detail = %e, "CAA re-checked")
+            }
+        }
+        result.map_err(ValidationProblem::from)
     }
 }
 

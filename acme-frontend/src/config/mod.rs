@@ -134,6 +134,18 @@ impl Config {
                     .into_iter()
                     .find(|k| t.contains_key(*k))
             });
+        let caa = raw
+            .get("server")
+            .and_then(toml::Value::as_table)
+            .is_some_and(|t| t.contains_key("caa_identities"));
+        if caa {
+            return Err(ConfigError::Invalid(
+                "[server] caa_identities belongs in the validator's configuration \
+                 (caa_identities) when [launcher] enabled = false: the validator checks CAA \
+                 and tells the frontend its identities for the directory"
+                    .into(),
+            ));
+        }
         let section = if raw.contains_key("ca") {
             Some("[ca]".to_owned())
         } else {
@@ -230,6 +242,12 @@ impl Config {
         if !(1..=3650).contains(&self.server.retention_days) {
             return Err(ConfigError::Invalid(
                 "[server] retention_days must be between 1 and 3650".into(),
+            ));
+        }
+        let caa = self.server.caa_recheck_hours;
+        if !(caa.is_finite() && (0.0..=8760.0).contains(&caa)) {
+            return Err(ConfigError::Invalid(
+                "[server] caa_recheck_hours must be between 0 and 8760".into(),
             ));
         }
         if self.server.challenge_wait_ms > 10_000 {

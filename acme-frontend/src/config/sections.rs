@@ -242,9 +242,22 @@ pub struct Server {
     pub terms_of_service_url: Option<String>,
     /// Operator website for the directory. Default none.
     pub website_url: Option<String>,
-    /// CAA identities for the directory. Default none.
+    /// The CA's domain names for CAA (RFC 8659), e.g.
+    /// `["acme.example.com"]`: the launcher's input for the validator,
+    /// which owns them (it checks CAA against them and tells the frontend
+    /// for the directory's `meta.caaIdentities`). Refused when the launcher
+    /// is off: set `caa_identities` in the validator's configuration.
+    /// Default none (no CAA check).
     #[serde(default)]
     pub caa_identities: Vec<String>,
+    /// At finalize, a CAA check older than this many hours is made again
+    /// (the validator re-checks and signs a fresh statement) before the
+    /// signer is asked; fractions are allowed (`0.01` is 36 s, `0` re-checks
+    /// at every finalize). Keep it at or below the signer's `[policy]
+    /// caa_max_age_secs`. Default 8 (the Baseline Requirements' CAA reuse
+    /// limit).
+    #[serde(default = "default_caa_recheck_hours")]
+    pub caa_recheck_hours: f64,
     /// Descriptions (or documentation URLs) of the signer's profiles for
     /// the directory's `meta.profiles`, by name. The signer's profiles are
     /// advertised either way; a name the signer does not offer is not.
@@ -300,6 +313,7 @@ impl Default for Server {
             terms_of_service_url: None,
             website_url: None,
             caa_identities: Vec::new(),
+            caa_recheck_hours: default_caa_recheck_hours(),
             profiles: Default::default(),
             external_account_required: false,
             eab_keys: Default::default(),
@@ -487,6 +501,9 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_max_identifiers_per_order() -> usize {
     100
+}
+fn default_caa_recheck_hours() -> f64 {
+    8.0
 }
 fn default_challenge_wait_ms() -> u64 {
     1000

@@ -156,6 +156,30 @@ fn without_the_launcher_the_signers_sections_are_refused() {
     );
 }
 
+#[test]
+fn caa_identities_belong_to_the_validator_without_the_launcher() {
+    let key = "[server]\ncaa_identities = [\"acme.example.com\"]\n";
+    let refused = Config::parse(&format!("[launcher]\nenabled = false\n{key}"), "t");
+    assert!(
+        matches!(&refused, Err(ConfigError::Invalid(d))
+            if d.contains("caa_identities") && d.contains("validator's configuration")),
+        "{refused:?}"
+    );
+    let c = Config::parse(key, "t").expect("the launcher's input for the validator");
+    assert_eq!(c.server.caa_identities, ["acme.example.com"]);
+    let v = crate::launcher::validator_config(&c, 1);
+    assert!(v.contains("caa_identities = [\"acme.example.com\"]"), "{v}");
+    assert_eq!(c.server.caa_recheck_hours, 8.0);
+    for (text, hours) in [("0", 0.0), ("0.001", 0.001), ("24", 24.0)] {
+        let c =
+            Config::parse(&format!("[server]\ncaa_recheck_hours = {text}\n"), "t").expect("parse");
+        assert_eq!(c.server.caa_recheck_hours, hours);
+    }
+    for bad in ["-1", "nan", "9000"] {
+        assert!(Config::parse(&format!("[server]\ncaa_recheck_hours = {bad}\n"), "t").is_err());
+    }
+}
+
 /// Keys of the reference's complete example that later issues bring, with
 /// the issue that owns each: (`table`, `key`), where `key` is `None` for a
 /// whole table. When an issue lands a key, this test fails until the key

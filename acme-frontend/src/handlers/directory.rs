@@ -29,8 +29,11 @@ pub fn get(app: &App) -> Result<Reply, Error> {
     if let Some(web) = &s.website_url {
         meta.insert("website".into(), web.clone().into());
     }
-    if !s.caa_identities.is_empty() {
-        meta.insert("caaIdentities".into(), s.caa_identities.clone().into());
+    // The validator owns the CAA identities (it checks them).
+    if let Some(info) = app.validator_facts.cached()
+        && !info.caa_identities.is_empty()
+    {
+        meta.insert("caaIdentities".into(), info.caa_identities.clone().into());
     }
     // draft-ietf-acme-profiles: every profile the signer offers, with the
     // description or URL [server.profiles] gives it, else one made from

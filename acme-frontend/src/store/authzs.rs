@@ -74,9 +74,13 @@ pub struct Started {
     pub challenge: ChallengeRow,
 }
 
-/// Applies a `{}` POST to a challenge (RFC 8555 §7.5.1) in one
-/// transaction; `response` is what the validator needs from the payload
-/// (onion-csr-01's CSR), kept with the challenge when validation starts.
+/// Applies a `{}` POST to a challenge (RFC 8555 §7.5.1) in one transaction:
+/// a pending challenge of a pending authorization moves to `processing`
+/// (and is dispatched) unless a challenge of the same authorization is
+/// already `processing`; then, and for a challenge already attempted, the
+/// challenge is answered as stored (one attempt per authorization).
+/// `response` is what the validator needs from the payload (onion-csr-01's
+/// CSR), kept with the challenge when validation starts.
 pub fn start_challenge(
     conn: &mut SqliteConnection,
     authz_id: &str,
@@ -97,15 +101,34 @@ pub fn start_challenge(
             return Ok(None);
         };
         let authz_now = authz_status(authz.status, authz.expires, now);
-        let dispatch = trigger_challenge(challenge.status, authz_now)? == ChallengeTrigger::Start;
+        let mut dispatch =
+            trigger_challenge(challenge.status, authz_now)? == ChallengeTrigger::Start;
         if dispatch {
-            diesel::update(challenges::table.find(challenge_id))
+            // One attempt per authorization: while a sibling challenge is
+            // being validated, this one is answered as it is (the partial
+            // unique index `idx_challenges_one_attempt` holds the database
+            // to it), and the pending → processing move is conditional, so
+            // of two requests only one wins.
+            let attempt_running: i64 = challenges::table
+                .filter(challenges::authz_id.eq(authz_id))
+                .filter(challenges::status.eq(ChallengeStatus::Processing))
+                .count()
+                .get_result(conn)?;
+            dispatch = attempt_running == 0
+                && diesel::update(
+                    challenges::table
+                        .find(challenge_id)
+                        .filter(challenges::status.eq(ChallengeStatus::Pending)),
+                )
                 .set((
                     challenges::status.eq(ChallengeStatus::Processing),
                     challenges::updated.eq(now),
                     challenges::response.eq(&response),
                 ))
-                .execute(conn)?;
+                .execute(conn)?
+                    == 1;
+        }
+        if dispatch {
             challenge.status = ChallengeStatus::Processing;
             challenge.updated = now;
             challenge.response = response;
@@ -309,15 +332,37 @@ pub fn deactivate(conn: &mut SqliteConnection, id: &str, now: i64) -> Result<boo
     Ok(n == 1)
 }
 
-/// The validator statements (JSON) of an order's valid authorizations.
+/// The validator statements (JSON) of an order's valid authorizations,
+/// with the id of the authorization each belongs to.
 pub fn statements_of_order(
     conn: &mut SqliteConnection,
     order_id: &str,
-) -> Result<Vec<String>, Error> {
-    let rows: Vec<Option<String>> = order_authorizations::table
+) -> Result<Vec<(String, String)>, Error> {
+    let rows: Vec<(String, Option<String>)> = order_authorizations::table
         .inner_join(authorizations::table)
         .filter(order_authorizations::order_id.eq(order_id))
-        .select(authorizations::statement)
+        .select((authorizations::id, authorizations::statement))
         .load(conn)?;
-    Ok(rows.into_iter().flatten().collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, st)| st.map(|st| (id, st)))
+        .collect())
+}
+
+/// Replaces the statement of a valid authorization with the validator's
+/// newer one for it (after a CAA re-check); false if the authorization is
+/// no longer valid.
+pub fn replace_statement(
+    conn: &mut SqliteConnection,
+    authz_id: &str,
+    statement: &str,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        authorizations::table
+            .find(authz_id)
+            .filter(authorizations::status.eq(AuthzStatus::Valid)),
+    )
+    .set(authorizations::statement.eq(statement))
+    .execute(conn)?;
+    Ok(n == 1)
 }

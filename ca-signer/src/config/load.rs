@@ -61,6 +61,9 @@ impl Config {
         if self.audit.recent_issuances == 0 {
             return bad("audit.recent_issuances", "must be at least 1");
         }
+        if self.policy.caa_max_age_secs == 0 {
+            return bad("policy.caa_max_age_secs", "must be positive");
+        }
         if self.policy.statement_max_age_secs == 0 {
             return bad("policy.statement_max_age_secs", "must be positive");
         }

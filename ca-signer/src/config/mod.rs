@@ -165,6 +165,13 @@ pub struct Policy {
     /// nothing, whatever its `expires` says.
     #[serde(default = "default_statement_max_age_secs")]
     pub statement_max_age_secs: u32,
+    /// The oldest CAA check (RFC 8659) the signer relies on, in seconds
+    /// (default 28800, the Baseline Requirements' 8 hours): a DNS name is
+    /// signed only under a statement whose CAA check is at most this old,
+    /// or that says the validator checks no CAA (it has no
+    /// `caa_identities`). A statement without a CAA check is refused.
+    #[serde(default = "default_caa_max_age_secs")]
+    pub caa_max_age_secs: u32,
 }
 
 impl Default for Policy {
@@ -176,6 +183,7 @@ impl Default for Policy {
             allow_ed25519: false,
             default_profile: default_profile_name(),
             statement_max_age_secs: default_statement_max_age_secs(),
+            caa_max_age_secs: default_caa_max_age_secs(),
         }
     }
 }
@@ -326,6 +334,10 @@ pub fn default_recent_issuances() -> usize {
 /// Default for [`Policy::statement_max_age_secs`].
 pub fn default_statement_max_age_secs() -> u32 {
     shared_proto::statement::DEFAULT_MAX_AGE_SECS
+}
+/// Default for [`Policy::caa_max_age_secs`]: 8 hours.
+pub fn default_caa_max_age_secs() -> u32 {
+    8 * 3600
 }
 /// Default for [`ProfileConfig::max_sans`].
 pub fn default_max_sans() -> usize {

@@ -44,6 +44,8 @@ pub struct Issuer {
     statements: Option<StatementVerifier>,
     /// `[policy] statement_max_age_secs`.
     statement_max_age_secs: i64,
+    /// `[policy] caa_max_age_secs`.
+    caa_max_age_secs: i64,
     /// `[policy] max_validity_days`, in seconds.
     max_validity_secs: i64,
     urls: LeafUrls,
@@ -187,6 +189,7 @@ impl Issuer {
             profiles,
             statements,
             statement_max_age_secs: i64::from(config.policy.statement_max_age_secs),
+            caa_max_age_secs: i64::from(config.policy.caa_max_age_secs),
             max_validity_secs: i64::from(config.policy.max_validity_days) * 86_400,
             urls: LeafUrls {
                 crl: config.ca.crl_url.clone(),

@@ -14,7 +14,9 @@ impl Issuer {
     /// measure (`[policy] statement_max_age_secs`; see
     /// [`Statement::is_fresh`]). The frontend can pass statements along but
     /// cannot make them, nor make them last. A name covered only by stale statements is refused
-    /// with [`PolicyRefusal::StaleStatement`], naming the newest of them.
+    /// with [`PolicyRefusal::StaleStatement`], naming the newest of them;
+    /// one whose statement's CAA check is missing or older than `[policy]
+    /// caa_max_age_secs` with [`PolicyRefusal::StaleCaa`].
     pub fn check_statements(&self, request: &IssueRequest, now: i64) -> Result<(), Error> {
         let Some(verifier) = &self.statements else {
             return Ok(());
@@ -35,11 +37,18 @@ impl Issuer {
                 .iter()
                 .filter(|st| st.covers(id, &request.account_uri, now));
             let mut newest_stale: Option<&Statement> = None;
+            let mut stale_caa: Option<&Statement> = None;
             let mut fresh = false;
             for st in covering {
                 if st.is_fresh(now, self.statement_max_age_secs) {
-                    fresh = true;
-                    break;
+                    // RFC 8659 and the Baseline Requirements: the CAA
+                    // check behind the statement must be recent too.
+                    if st.caa_is_fresh(now, self.caa_max_age_secs) {
+                        fresh = true;
+                        break;
+                    }
+                    stale_caa = Some(st);
+                    continue;
                 }
                 if newest_stale.is_none_or(|n| st.validated_at > n.validated_at) {
                     newest_stale = Some(st);
@@ -47,6 +56,16 @@ impl Issuer {
             }
             if fresh {
                 continue;
+            }
+            if let Some(st) = stale_caa {
+                return Err(PolicyRefusal::StaleCaa {
+                    name: id.to_string(),
+                    statement: st.id.clone(),
+                    checked_at: st.caa_checked_at(),
+                    max_age_secs: self.caa_max_age_secs,
+                    now,
+                }
+                .into());
             }
             return Err(match newest_stale {
                 Some(st) => PolicyRefusal::StaleStatement {

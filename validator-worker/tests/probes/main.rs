@@ -5,6 +5,7 @@
 //! * `http01`, `dns01`, `tls_alpn01` — one file per challenge.
 //! * `socket` — the real Unix-socket server driven by a tarpc client.
 
+mod caa;
 mod dns01;
 mod http01;
 mod socket;
