@@ -143,6 +143,7 @@ mod tests {
                 .collect(),
             max_validity_secs: 90 * 86_400,
             ca_not_after: i64::MAX,
+            caa_max_age_secs: 8 * 3600,
         }
     }
 

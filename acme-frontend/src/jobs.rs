@@ -379,6 +379,10 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
     Err(refusal)
 }
 
+/// How much younger than the signer's `caa_max_age_secs` a CAA check must
+/// be for the frontend not to re-check it.
+const SIGNER_MARGIN_SECS: i64 = 60;
+
 /// An order's statements (with their authorizations' ids, as stored),
 /// each with a CAA check no older than `[server] caa_recheck_hours`: the
 /// validator looks CAA up again for the others and signs them anew, and
@@ -392,8 +396,15 @@ async fn recheck_caa(
     rows: Vec<(String, String)>,
 ) -> Result<Option<Vec<SignedStatement>>, Error> {
     // Hours to whole seconds; the configuration keeps the value finite and
-    // between 0 and a year.
-    let max_age = (app.config.server.caa_recheck_hours * 3600.0) as i64;
+    // between 0 and a year. Never as old as the signer's own limit (it owns
+    // that fact): a check that young enough here is still young enough
+    // when the signer looks, a minute later at most.
+    let configured = (app.config.server.caa_recheck_hours * 3600.0) as i64;
+    let max_age = match app.ca.cached() {
+        Some(info) => configured.min(info.caa_max_age_secs.saturating_sub(SIGNER_MARGIN_SECS)),
+        None => configured,
+    }
+    .max(0);
     let mut out = Vec::with_capacity(rows.len());
     for (authz_id, json) in rows {
         let Ok(signed) = serde_json::from_str::<SignedStatement>(&json) else {

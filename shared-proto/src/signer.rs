@@ -118,6 +118,11 @@ pub struct CaInfo {
     /// The issuing CA certificate's notAfter, Unix seconds (no leaf
     /// outlives it).
     pub ca_not_after: i64,
+    /// The oldest CAA check the signer relies on (`[policy]
+    /// caa_max_age_secs`), seconds (protocol version 8): the frontend
+    /// re-checks CAA before that age whatever its own `caa_recheck_hours`
+    /// says.
+    pub caa_max_age_secs: i64,
 }
 
 /// One issuance profile as the signer enforces it.

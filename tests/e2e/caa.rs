@@ -313,3 +313,30 @@ async fn one_attempt_per_authorization() {
         assert_eq!(http.hits(), 0, "no http-01 probe beside the dns-01 one");
     }
 }
+
+/// The signer owns the oldest CAA check it relies on (`[policy]
+/// caa_max_age_secs`, told to the frontend in `ca_info`): with the
+/// frontend's default 8 h re-check age and the signer's limit at 2 s, a
+/// finalize 3 s after validation still issues, because the frontend
+/// re-checks before the signer's limit instead of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signers_caa_limit_bounds_the_recheck_age() {
+    let dns_server = DnsServer::start().await;
+    let ca = Ca::start_async(CaOptions {
+        dns_resolver_addr: Some(dns_server.addr()),
+        server_toml: format!("caa_identities = [\"{CA_ID}\"]\n"),
+        extra_toml: "[signer.policy]\ncaa_max_age_secs = 2\n".into(),
+        ..CaOptions::default()
+    })
+    .await;
+    let http = Http01Server::start(ca.http_validation_port()).await;
+    let raw = RawClient::new(&ca).await;
+    let s = Session::new(&raw).await;
+
+    let name = "bounded.example.org";
+    dns_server.set_caa(name, &[(0, "issue", CA_ID)]);
+    let (url, order, authz) = validate(&s, &dns_server, &http, name, "http-01").await;
+    assert_eq!(authz["status"], "valid", "{authz}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.finalize_and_download(&url, &order, &[name]).await;
+}

@@ -14,10 +14,15 @@ use crate::support::dns::DnsServer;
 use crate::support::http01::Http01Server;
 use crate::support::procs::{Ca, CaOptions};
 
-/// A CA whose validator resolves names through `dns`.
+/// A CA whose validator resolves names through `dns` and checks CAA
+/// (RFC 8659) with the identity `akamu.test`: the test zones publish no CAA
+/// records unless a test sets some, and an absent record set permits, so
+/// every client test (lego, certbot, instant-acme, rustls-acme) also runs
+/// through the CAA lookups.
 pub(crate) async fn start_ca(dns: &DnsServer) -> Ca {
     Ca::start_async(CaOptions {
         dns_resolver_addr: Some(dns.addr()),
+        server_toml: "caa_identities = [\"akamu.test\"]\n".into(),
         ..CaOptions::default()
     })
     .await

@@ -17,7 +17,7 @@ use shared_proto::statement::CaaCheck;
 use shared_proto::validator::ChallengeType;
 use shared_proto::{Identifier, IdentifierKind};
 
-use crate::error::{CaaError, ProbeError, RequestError};
+use crate::error::{DnsError, ProbeError, RequestError};
 use crate::probe::Prober;
 use crate::resolver::CaaRecord;
 
@@ -93,6 +93,28 @@ pub async fn check(
     Ok(CaaCheck::Checked {
         at: crate::now_unix(),
     })
+}
+
+/// CAA refusals (see [`crate::caa`]).
+#[derive(Debug, thiserror::Error)]
+pub enum CaaError {
+    /// The CAA record set at a name could not be looked up: issuance is
+    /// refused rather than the set taken for empty (RFC 8659 §3).
+    #[error("CAA record lookup for {name} failed, so issuance is refused: {source}")]
+    Lookup {
+        /// The name queried.
+        name: String,
+        /// The DNS failure.
+        source: DnsError,
+    },
+    /// The relevant record set does not permit issuance.
+    #[error("CAA forbids issuance for {identifier}: {refusal}")]
+    Forbidden {
+        /// The identifier value.
+        identifier: String,
+        /// Which record refuses, and why.
+        refusal: Refusal,
+    },
 }
 
 /// What a record set is asked: may this CA issue for this account and

@@ -119,7 +119,7 @@ pub enum ProbeError {
     Internal(&'static str),
     /// CAA forbids issuance, or could not be looked up (RFC 8659).
     #[error(transparent)]
-    Caa(#[from] CaaError),
+    Caa(#[from] crate::caa::CaaError),
     /// A statement sent for a CAA re-check is not one this validator can
     /// vouch for again.
     #[error("cannot re-check CAA for statement {id}: {reason}")]
@@ -128,28 +128,6 @@ pub enum ProbeError {
         id: String,
         /// Why (a fixed explanation).
         reason: &'static str,
-    },
-}
-
-/// CAA refusals (see [`crate::caa`]).
-#[derive(Debug, thiserror::Error)]
-pub enum CaaError {
-    /// The CAA record set at a name could not be looked up: issuance is
-    /// refused rather than the set taken for empty (RFC 8659 §3).
-    #[error("CAA record lookup for {name} failed, so issuance is refused: {source}")]
-    Lookup {
-        /// The name queried.
-        name: String,
-        /// The DNS failure.
-        source: DnsError,
-    },
-    /// The relevant record set does not permit issuance.
-    #[error("CAA forbids issuance for {identifier}: {refusal}")]
-    Forbidden {
-        /// The identifier value.
-        identifier: String,
-        /// Which record refuses, and why.
-        refusal: crate::caa::Refusal,
     },
 }
 
@@ -617,7 +595,7 @@ mod tests {
                 ProblemKind::Connection,
             ),
             (
-                CaaError::Lookup {
+                crate::caa::CaaError::Lookup {
                     name: "example.org".into(),
                     source: DnsError::Timeout {
                         name: "example.org".into(),

@@ -253,9 +253,9 @@ pub struct Server {
     /// At finalize, a CAA check older than this many hours is made again
     /// (the validator re-checks and signs a fresh statement) before the
     /// signer is asked; fractions are allowed (`0.01` is 36 s, `0` re-checks
-    /// at every finalize). Keep it at or below the signer's `[policy]
-    /// caa_max_age_secs`. Default 8 (the Baseline Requirements' CAA reuse
-    /// limit).
+    /// at every finalize). The signer's `[policy] caa_max_age_secs` (from
+    /// `ca_info`) less a minute caps it. Default 8 (the Baseline
+    /// Requirements' CAA reuse limit).
     #[serde(default = "default_caa_recheck_hours")]
     pub caa_recheck_hours: f64,
     /// Descriptions (or documentation URLs) of the signer's profiles for

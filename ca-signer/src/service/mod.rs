@@ -519,6 +519,7 @@ impl Issuer {
             profiles: self.profiles.values().map(profile_info).collect(),
             max_validity_secs: self.max_validity_secs,
             ca_not_after: self.ca.not_after(),
+            caa_max_age_secs: self.caa_max_age_secs,
         }
     }
 }
