@@ -216,7 +216,7 @@ fn csr_key_type(s: &str) -> Result<KeyType, String> {
 /// CA keys of (`[ca] key_type`: every type but Ed448).
 fn ca_key_type(s: &str) -> Result<KeyType, String> {
     match s.parse::<KeyType>().map_err(|e| e.to_string())? {
-        KeyType::Ed448 => Err(
+        KeyType::Ed448 | KeyType::MlDsa(_) => Err(
             "the signer makes no ed448 CA keys (ec:P-256, ec:P-384, ec:P-521, rsa:2048, \
              rsa:3072, rsa:4096, ed25519)"
                 .to_owned(),

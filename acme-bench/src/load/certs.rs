@@ -27,7 +27,7 @@ pub fn make_csr(key_type: KeyType, name: &str) -> Result<Csr> {
     let digest = match key_type {
         KeyType::EcP384 => MessageDigest::sha384(),
         KeyType::EcP521 => MessageDigest::sha512(),
-        KeyType::Ed25519 | KeyType::Ed448 => MessageDigest::null(),
+        KeyType::Ed25519 | KeyType::Ed448 | KeyType::MlDsa(_) => MessageDigest::null(),
         KeyType::EcP256 | KeyType::Rsa(_) => MessageDigest::sha256(),
     };
     let mut req = X509ReqBuilder::new()?;

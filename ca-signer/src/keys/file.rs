@@ -142,8 +142,9 @@ pub fn generate_pkey(key_type: KeyType) -> Result<PKey<Private>, Error> {
         KeyType::EcP521 => ec(Nid::SECP521R1),
         KeyType::Rsa(bits) => Ok(PKey::from_rsa(Rsa::generate(bits)?)?),
         KeyType::Ed25519 => Ok(PKey::generate_ed25519()?),
-        KeyType::Ed448 => Err(Error::UnsupportedCaKey(
-            "ed448 CA keys (use ec:P-256, ec:P-384, ec:P-521, rsa:N or ed25519)".to_owned(),
+        KeyType::Ed448 | KeyType::MlDsa(_) => Err(Error::UnsupportedCaKey(
+            "ed448 and ML-DSA CA keys (use ec:P-256, ec:P-384, ec:P-521, rsa:N or ed25519)"
+                .to_owned(),
         )),
     }
 }
