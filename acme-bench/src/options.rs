@@ -213,16 +213,9 @@ fn csr_key_type(s: &str) -> Result<KeyType, String> {
 }
 
 /// Parses `--ca-key-type`: an [`akamu_jose::KeyType`] the signer generates
-/// CA keys of (`[ca] key_type`: every type but Ed448).
+/// CA keys of (`[ca] key_type`: every type, ML-DSA and Ed448 included).
 fn ca_key_type(s: &str) -> Result<KeyType, String> {
-    match s.parse::<KeyType>().map_err(|e| e.to_string())? {
-        KeyType::Ed448 | KeyType::MlDsa(_) => Err(
-            "the signer makes no ed448 CA keys (ec:P-256, ec:P-384, ec:P-521, rsa:2048, \
-             rsa:3072, rsa:4096, ed25519)"
-                .to_owned(),
-        ),
-        kt => Ok(kt),
-    }
+    s.parse::<KeyType>().map_err(|e| e.to_string())
 }
 
 /// Where the started CA keeps its key.
@@ -453,7 +446,11 @@ mod tests {
             assert_eq!(ca_key_type(s).expect("parse").to_string(), s);
         }
         assert_eq!(ca_key_type("P-384"), Ok(KeyType::EcP384));
-        assert!(ca_key_type("ed448").is_err());
+        assert_eq!(
+            ca_key_type("ml-dsa-65").expect("ml-dsa").to_string(),
+            "ml-dsa-65"
+        );
+        assert!(ca_key_type("ml-dsa-66").is_err());
         assert!(csr_key_type("ed25519").is_err());
     }
 }

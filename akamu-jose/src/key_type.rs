@@ -55,6 +55,25 @@ impl KeyType {
         "ml-dsa-87",
     ];
 
+    /// The key type of an openssl key, if it is one of ours (RSA of any
+    /// size is `Rsa(bits)`).
+    pub fn of_key<T: openssl::pkey::HasPublic>(key: &openssl::pkey::PKeyRef<T>) -> Option<Self> {
+        use openssl::nid::Nid;
+        use openssl::pkey::Id;
+        match key.id() {
+            Id::EC => match key.ec_key().ok()?.group().curve_name()? {
+                Nid::X9_62_PRIME256V1 => Some(Self::EcP256),
+                Nid::SECP384R1 => Some(Self::EcP384),
+                Nid::SECP521R1 => Some(Self::EcP521),
+                _ => None,
+            },
+            Id::RSA => Some(Self::Rsa(key.bits())),
+            Id::ED25519 => Some(Self::Ed25519),
+            Id::ED448 => Some(Self::Ed448),
+            _ => MlDsa::of_key(key).map(Self::MlDsa),
+        }
+    }
+
     /// Generates a fresh private key of this type.
     pub fn generate(self) -> Result<PKey<Private>, JoseError> {
         use openssl::ec::{EcGroup, EcKey};
@@ -208,6 +227,7 @@ mod tests {
                 }
             };
             assert_eq!(key.alg(), expected_alg, "{name}");
+            assert_eq!(KeyType::of_key(key.pkey()), Some(kt), "{name}");
             let pem = key.to_pem().expect("pem");
             let back = SigningKey::from_pem(&pem).expect("load");
             assert_eq!(back.alg(), expected_alg);
