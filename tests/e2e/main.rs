@@ -54,6 +54,10 @@ mod profiles;
 /// record, bad `auto-renewal` members.
 mod star;
 
+/// Post-quantum: an ML-DSA hierarchy by ceremony, ML-DSA subscriber and
+/// account keys, judged by pyca/cryptography.
+mod pq;
+
 /// Revocation by owner, certificate key, authorized account; refusals.
 mod revocation;
 
