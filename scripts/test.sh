@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-for pkg in pkg-config libssl-dev certbot lego openssl systemd selinux-policy-dev selinux-policy-default semodule-utils policycoreutils selinux-utils setools softhsm2 opensc python3-venv pebble prometheus nginx; do
+# perl and make build the vendored OpenSSL (openssl-src, docs/src/cryptography.md).
+for pkg in perl make gcc pkg-config libssl-dev certbot lego openssl systemd selinux-policy-dev selinux-policy-default semodule-utils policycoreutils selinux-utils setools softhsm2 opensc python3-venv pebble prometheus nginx; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -17,9 +18,11 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
-# pkilint (PyPI) judges the certificates and CRLs the signer makes (ca-signer/tests/hsm.rs).
-if [ ! -x .venv/bin/lint_cabf_serverauth_cert ]; then
-    python3 -m venv .venv && .venv/bin/pip install -q pkilint
+# pkilint (PyPI) judges the certificates and CRLs the signer makes (ca-signer/tests/hsm.rs);
+# pyca/cryptography >= 50 in the same venv judges ML-DSA and Ed448 (tests/e2e/pq.rs).
+if [ ! -x .venv/bin/lint_cabf_serverauth_cert ] \
+    || ! .venv/bin/python -c 'import cryptography.hazmat.primitives.asymmetric.mldsa' 2>/dev/null; then
+    python3 -m venv .venv && .venv/bin/pip install -q pkilint 'cryptography>=50'
 fi
 
 # certbot 5 (PyPI) beside Debian's 2.1: profiles, IP addresses, ARI

@@ -108,7 +108,14 @@ impl ManagedCa {
                 )
             }
         };
-        let config = config_toml(port, &state, &db, opts.ca_key_type, targets, &signer_key);
+        let config = config_toml(
+            port,
+            &state,
+            &db,
+            opts.ca_key_type,
+            targets,
+            &format!("{signer_key}{}", leaf_profile(opts.key_type)),
+        );
         let config_path = dir.path().join("akamu.toml");
         std::fs::write(&config_path, config)?;
         let log_path = match &opts.ca_log {
@@ -317,6 +324,18 @@ allow_private_targets    = true
     out
 }
 
+/// The signer's `tls-server` profile for a subscriber key type the default
+/// policy refuses (Ed25519, ML-DSA): a `key_types` list naming it. Empty for
+/// the others.
+pub fn leaf_profile(key_type: KeyType) -> String {
+    match key_type {
+        KeyType::Ed25519 | KeyType::Ed448 | KeyType::MlDsa(_) | KeyType::EcP521 => {
+            format!("\n[signer.profiles.tls-server]\nkey_types = [\"{key_type}\"]\n")
+        }
+        KeyType::EcP256 | KeyType::EcP384 | KeyType::Rsa(_) => String::new(),
+    }
+}
+
 /// Creates a SoftHSM2 token in `hsm` and runs a root ceremony in it (in a
 /// child process: SoftHSM2 reads `SOFTHSM2_CONF` once per process). The
 /// root certificate is written to `state/ca.cert.pem`, the ceremony's audit
@@ -400,6 +419,14 @@ mod tests {
         assert_eq!(v.get("allow_private_targets"), Some("true"));
         assert_eq!(v.get("dns_resolver_addr"), Some("\"127.0.0.1:5353\""));
         assert_eq!(v.get("backend"), Some("\"pkcs11\""));
+    }
+
+    #[test]
+    fn the_profile_names_the_leaf_key_type_the_policy_would_refuse() {
+        assert_eq!(leaf_profile(KeyType::EcP256), "");
+        let pq = leaf_profile(KeyType::MlDsa(akamu_jose::MlDsa::P65));
+        assert!(pq.contains("[signer.profiles.tls-server]"), "{pq}");
+        assert!(pq.contains("key_types = [\"ml-dsa-65\"]"), "{pq}");
     }
 
     /// Enough of TOML to check `key = value` lines without a toml dependency.

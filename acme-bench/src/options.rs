@@ -38,12 +38,16 @@ pub struct Options {
     #[arg(long, default_value = "http-01")]
     pub challenge: ChallengeKind,
 
-    /// Subscriber (CSR) key type: ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096.
+    /// Subscriber (CSR) key type: ec:P-256, ec:P-384, rsa:2048, rsa:3072,
+    /// rsa:4096, ed25519, ml-dsa-44, ml-dsa-65, ml-dsa-87 (the started CA's
+    /// profile accepts the chosen type).
     #[arg(long, default_value = "ec:P-256", value_parser = csr_key_type)]
     pub key_type: KeyType,
 
     /// CA key type generated when the bench starts Akāmu (`[ca] key_type`):
-    /// ec:P-256, ec:P-384, ec:P-521, rsa:2048, rsa:3072, rsa:4096, ed25519.
+    /// ec:P-256, ec:P-384, ec:P-521, rsa:2048, rsa:3072, rsa:4096, ed25519,
+    /// ml-dsa-44, ml-dsa-65, ml-dsa-87 (file backend; the bench's HTTPS
+    /// client then verifies ML-DSA with aws-lc-rs).
     #[arg(long, default_value = "ec:P-256", value_parser = ca_key_type)]
     pub ca_key_type: KeyType,
 
@@ -202,27 +206,25 @@ impl fmt::Display for ChallengeKind {
 }
 
 /// Parses `--key-type`: an [`akamu_jose::KeyType`] the bench makes CSRs
-/// for (ECDSA P-256/P-384 and RSA).
+/// for (ECDSA P-256/P-384, RSA, Ed25519, ML-DSA-44/65/87).
 fn csr_key_type(s: &str) -> Result<KeyType, String> {
     match s.parse::<KeyType>().map_err(|e| e.to_string())? {
-        kt @ (KeyType::EcP256 | KeyType::EcP384 | KeyType::Rsa(_)) => Ok(kt),
+        kt @ (KeyType::EcP256
+        | KeyType::EcP384
+        | KeyType::Rsa(_)
+        | KeyType::Ed25519
+        | KeyType::MlDsa(_)) => Ok(kt),
         other => Err(format!(
-            "the bench makes no {other} CSRs (ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096)"
+            "the bench makes no {other} CSRs (ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096, \
+             ed25519, ml-dsa-44, ml-dsa-65, ml-dsa-87)"
         )),
     }
 }
 
 /// Parses `--ca-key-type`: an [`akamu_jose::KeyType`] the signer generates
-/// CA keys of (`[ca] key_type`: every type but Ed448).
+/// CA keys of (`[ca] key_type`: every type, ML-DSA and Ed448 included).
 fn ca_key_type(s: &str) -> Result<KeyType, String> {
-    match s.parse::<KeyType>().map_err(|e| e.to_string())? {
-        KeyType::Ed448 => Err(
-            "the signer makes no ed448 CA keys (ec:P-256, ec:P-384, ec:P-521, rsa:2048, \
-             rsa:3072, rsa:4096, ed25519)"
-                .to_owned(),
-        ),
-        kt => Ok(kt),
-    }
+    s.parse::<KeyType>().map_err(|e| e.to_string())
 }
 
 /// Where the started CA keeps its key.
@@ -453,7 +455,14 @@ mod tests {
             assert_eq!(ca_key_type(s).expect("parse").to_string(), s);
         }
         assert_eq!(ca_key_type("P-384"), Ok(KeyType::EcP384));
-        assert!(ca_key_type("ed448").is_err());
-        assert!(csr_key_type("ed25519").is_err());
+        assert_eq!(
+            ca_key_type("ml-dsa-65").expect("ml-dsa").to_string(),
+            "ml-dsa-65"
+        );
+        assert!(ca_key_type("ml-dsa-66").is_err());
+        for s in ["ed25519", "ml-dsa-44", "ml-dsa-65", "ml-dsa-87"] {
+            assert_eq!(csr_key_type(s).expect("parse").to_string(), s);
+        }
+        assert!(csr_key_type("ed448").is_err());
     }
 }

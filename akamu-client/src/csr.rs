@@ -68,10 +68,12 @@ pub fn build_csr(domains: &[&str], key: &PKeyRef<Private>) -> Result<Vec<u8>, Cl
     Ok(req.build().to_der()?)
 }
 
-/// The CSR digest for a key: none for EdDSA, SHA-256 otherwise.
+/// The CSR digest for a key: none for EdDSA and ML-DSA (which sign the
+/// message itself; RFC 8410, RFC 9881), SHA-256 otherwise.
 fn digest_for(key: &PKeyRef<Private>) -> MessageDigest {
     match key.id() {
         Id::ED25519 | Id::ED448 => MessageDigest::null(),
+        _ if akamu_jose::MlDsa::of_key(key).is_some() => MessageDigest::null(),
         _ => MessageDigest::sha256(),
     }
 }

@@ -62,9 +62,9 @@
 //!
 //! - **Keys are openssl keys.** [`AccountKey`] wraps `akamu_jose::SigningKey`
 //!   and [`AccountKey::private_key`] returns `&openssl::pkey::PKey<Private>`
-//!   (the reference wraps synta's `BackendPrivateKey`). ML-DSA key types are
-//!   refused with [`ClientError::InvalidArgument`]: Debian's OpenSSL 3.0 has
-//!   no ML-DSA. [`AccountKey::to_pem`] returns a `String`;
+//!   (the reference wraps synta's `BackendPrivateKey`); ML-DSA keys come
+//!   from the vendored OpenSSL (docs: cryptography). [`AccountKey::to_pem`]
+//!   returns a `String`;
 //!   [`AccountKey::from_pem`] takes anything `AsRef<[u8]>`.
 //! - **`ClientError::Acme` has more fields**: `status` and `subproblems`
 //!   besides `acme_type` and `detail`; match with `Acme { acme_type, detail,

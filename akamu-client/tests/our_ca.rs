@@ -760,3 +760,89 @@ async fn onion_csr_01() {
         .expect_err("v2");
     assert!(err.is_acme("rejectedIdentifier"), "{err}");
 }
+
+/// Every account algorithm beyond ES256 (RFC 7518 RS384/RS512/PS384/PS512,
+/// RFC 8037 EdDSA with Ed448, RFC 9964 ML-DSA-44/65/87) registers, orders,
+/// validates and gets a certificate that verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_account_algorithm_issues() {
+    let ca = Ca::start(free_port(), free_port(), None);
+    let client = client(&ca).await;
+    let solver = Http01Solver::with_addr(SocketAddr::from((Ipv4Addr::LOCALHOST, ca.http_port)));
+    solver.start().await.expect("solver");
+    for (key_type, alg) in [
+        ("ml-dsa-44", "ML-DSA-44"),
+        ("ml-dsa-65", "ML-DSA-65"),
+        ("ml-dsa-87", "ML-DSA-87"),
+        ("ed448", "EdDSA"),
+        ("rsa:2048", "RS384"),
+        ("rsa:2048", "RS512"),
+        ("rsa:2048", "PS384"),
+        ("rsa:2048", "PS512"),
+    ] {
+        let key = AccountKey::generate(key_type)
+            .and_then(|k| k.with_alg(alg))
+            .expect("key");
+        assert_eq!(key.alg(), alg);
+        let opts = AccountOptions {
+            contacts: &[],
+            agree_tos: true,
+            eab: None,
+        };
+        let account = client
+            .new_account(Arc::new(key), &opts)
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: new account: {e}"));
+        let name = format!("{}.localhost", alg.to_ascii_lowercase());
+        let order = client
+            .new_order(&account, &[Identifier::dns(&name)])
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: order: {e}"));
+        solve_http01(&client, &account, &order, &solver).await;
+        let cert_key = AccountKey::generate("ec:P-256").expect("cert key");
+        let csr = build_csr(&[name.as_str()], cert_key.private_key()).expect("csr");
+        let finalized = client
+            .finalize(&account, &order, &csr)
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: finalize: {e}"));
+        let pem = client
+            .download_certificate(&account, &finalized.certificate.expect("cert URL"))
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: download: {e}"));
+        let leaf = verify_chain(&ca.root_pem(), &pem);
+        assert_eq!(dns_sans(&leaf), [name], "{alg}");
+    }
+}
+
+/// RFC 8555 §7.3.5 with RFC 9964 keys: RSA → ML-DSA-65 → ML-DSA-44 → P-256,
+/// each new key finding the account and the old one refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_change_to_and_from_ml_dsa() {
+    let ca = Ca::start(free_port(), free_port(), None);
+    let client = client(&ca).await;
+    let mut account = register(&client, "rsa:2048").await;
+    for next in ["ml-dsa-65", "ml-dsa-44", "ec:P-256"] {
+        let old_key = Arc::clone(&account.key);
+        let new_key = Arc::new(AccountKey::generate(next).expect("key"));
+        account = client
+            .key_change(&account, Arc::clone(&new_key))
+            .await
+            .unwrap_or_else(|e| panic!("key change to {next}: {e}"));
+        assert_eq!(account.key.thumbprint(), new_key.thumbprint());
+        let found = client
+            .find_account(Arc::clone(&new_key))
+            .await
+            .expect("the new key finds the account");
+        assert_eq!(found.url, account.url);
+        let gone = client
+            .find_account(old_key)
+            .await
+            .expect_err("the old key is gone");
+        assert!(gone.is_acme("accountDoesNotExist"), "{gone}");
+        let order = client
+            .new_order(&account, &[Identifier::dns("pq-roll.localhost")])
+            .await
+            .unwrap_or_else(|e| panic!("order after rolling to {next}: {e}"));
+        assert_eq!(order.status, "pending");
+    }
+}

@@ -1,4 +1,5 @@
-//! JSON Web Keys (RFC 7517/7518/8037) and thumbprints (RFC 7638).
+//! JSON Web Keys (RFC 7517/7518/8037, RFC 9964 `AKP` for ML-DSA) and
+//! thumbprints (RFC 7638).
 
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcGroup, EcKey};
@@ -8,7 +9,7 @@ use openssl::rsa::Rsa;
 use openssl::sha::sha256;
 use serde::{Deserialize, Serialize};
 
-use crate::{Alg, JoseError, b64, b64_decode};
+use crate::{Alg, JoseError, MlDsa, b64, b64_decode};
 
 /// Smallest RSA modulus accepted for account keys.
 const MIN_RSA_BITS: u32 = 2048;
@@ -45,6 +46,16 @@ pub enum Jwk {
         crv: String,
         /// Public key, base64url.
         x: String,
+    },
+    /// An algorithm key pair (RFC 9964): an ML-DSA public key, which names
+    /// its algorithm.
+    #[serde(rename = "AKP")]
+    Akp {
+        /// The algorithm (`ML-DSA-44`, `ML-DSA-65`, `ML-DSA-87`).
+        alg: String,
+        /// The encoded public key (FIPS 204 `pkEncode`), base64url.
+        #[serde(rename = "pub")]
+        public: String,
     },
 }
 
@@ -94,8 +105,21 @@ impl Jwk {
                 .into(),
                 x: b64(&key.raw_public_key()?),
             }),
-            _ => Err(JoseError::BadJwk("unsupported key type".into())),
+            _ => match MlDsa::of_key(key) {
+                Some(set) => Ok(Self::Akp {
+                    alg: set.alg().as_str().into(),
+                    public: b64(&key.raw_public_key()?),
+                }),
+                None => Err(JoseError::BadJwk("unsupported key type".into())),
+            },
         }
+    }
+
+    /// The ML-DSA parameter set named by an `AKP` key's `alg`.
+    fn akp_set(alg: &str) -> Result<MlDsa, JoseError> {
+        Alg::parse(alg)
+            .and_then(Alg::ml_dsa)
+            .ok_or_else(|| JoseError::BadJwk(format!("unsupported AKP algorithm {alg:?}")))
     }
 
     /// The openssl public key, with curve-point and size checks.
@@ -152,6 +176,19 @@ impl Jwk {
                 PKey::public_key_from_raw_bytes(&b64_decode(x)?, id)
                     .map_err(|_| JoseError::BadJwk("invalid OKP public key".into()))
             }
+            Self::Akp { alg, public } => {
+                let set = Self::akp_set(alg)?;
+                let raw = b64_decode(public)?;
+                if raw.len() != set.public_key_len() {
+                    return Err(JoseError::BadJwk(format!(
+                        "{alg} public key of {} bytes (expected {})",
+                        raw.len(),
+                        set.public_key_len()
+                    )));
+                }
+                PKey::public_key_from_raw_bytes_ex(None, set.openssl_type(), None, &raw)
+                    .map_err(|_| JoseError::BadJwk("invalid ML-DSA public key".into()))
+            }
         }
     }
 
@@ -161,8 +198,12 @@ impl Jwk {
             (Self::Ec { crv, .. }, Alg::Es256) => crv == "P-256",
             (Self::Ec { crv, .. }, Alg::Es384) => crv == "P-384",
             (Self::Ec { crv, .. }, Alg::Es512) => crv == "P-521",
-            (Self::Rsa { .. }, Alg::Rs256 | Alg::Ps256) => true,
+            (Self::Rsa { .. }, alg) if alg.is_rsa() => true,
             (Self::Okp { .. }, Alg::EdDsa) => true,
+            // RFC 9964: the JWS `alg` must be the key's own `alg`.
+            (Self::Akp { alg: key_alg, .. }, alg) if alg.ml_dsa().is_some() => {
+                key_alg == alg.as_str()
+            }
             _ => false,
         };
         if ok {
@@ -181,6 +222,7 @@ impl Jwk {
             Self::Ec { crv, .. } => format!("EC {crv}"),
             Self::Rsa { .. } => "RSA".into(),
             Self::Okp { crv, .. } => format!("OKP {crv}"),
+            Self::Akp { alg, .. } => format!("AKP {alg}"),
         }
     }
 
@@ -200,6 +242,10 @@ impl Jwk {
             }
             Self::Rsa { n, e } => format!(r#"{{"e":{},"kty":"RSA","n":{}}}"#, q(e), q(n)),
             Self::Okp { crv, x } => format!(r#"{{"crv":{},"kty":"OKP","x":{}}}"#, q(crv), q(x)),
+            // RFC 9964: the required members of an AKP key are alg, kty, pub.
+            Self::Akp { alg, public } => {
+                format!(r#"{{"alg":{},"kty":"AKP","pub":{}}}"#, q(alg), q(public))
+            }
         }
     }
 
@@ -263,5 +309,81 @@ mod tests {
         assert!(matches!(bad.to_public_key(), Err(JoseError::BadJwk(_))));
         let unknown: Result<Jwk, _> = serde_json::from_str(r#"{"kty":"oct","k":"AAAA"}"#);
         assert!(unknown.is_err());
+    }
+
+    /// RFC 9964: an AKP key round-trips, names its algorithm, fits only
+    /// that algorithm, and its thumbprint hashes `alg`, `kty`, `pub` in
+    /// that order.
+    #[test]
+    fn akp_round_trip_alg_check_and_thumbprint() {
+        for set in MlDsa::ALL {
+            let key = set.generate().expect("generate");
+            let jwk = Jwk::from_key(&key).expect("jwk");
+            let Jwk::Akp { alg, public } = &jwk else {
+                panic!("not AKP: {jwk:?}")
+            };
+            assert_eq!(alg, set.alg().as_str());
+            assert_eq!(b64_decode(public).expect("b64").len(), set.public_key_len());
+            let json = jwk.to_json();
+            assert_eq!(json["kty"], "AKP");
+            assert_eq!(json["pub"], public.as_str());
+            assert_eq!(Jwk::from_json(&json).expect("parse"), jwk);
+            assert!(jwk.to_public_key().expect("pk").public_eq(&key));
+            assert!(jwk.check_alg(set.alg()).is_ok());
+            for other in MlDsa::ALL.into_iter().filter(|o| *o != set) {
+                assert!(matches!(
+                    jwk.check_alg(other.alg()),
+                    Err(JoseError::AlgKeyMismatch { .. })
+                ));
+            }
+            assert!(jwk.check_alg(Alg::EdDsa).is_err());
+            assert_eq!(
+                jwk.canonical_json(),
+                format!(r#"{{"alg":"{alg}","kty":"AKP","pub":"{public}"}}"#)
+            );
+            assert_eq!(
+                jwk.thumbprint(),
+                b64(&sha256(jwk.canonical_json().as_bytes()))
+            );
+        }
+    }
+
+    #[test]
+    fn akp_refuses_wrong_lengths_and_unknown_algorithms() {
+        let key = MlDsa::P65.generate().expect("generate");
+        let raw = key.raw_public_key().expect("raw");
+        let akp = |alg: &str, bytes: &[u8]| Jwk::Akp {
+            alg: alg.into(),
+            public: b64(bytes),
+        };
+        // An ML-DSA-65 key labelled ML-DSA-44 or -87: wrong length.
+        for alg in ["ML-DSA-44", "ML-DSA-87"] {
+            assert!(matches!(
+                akp(alg, &raw).to_public_key(),
+                Err(JoseError::BadJwk(_))
+            ));
+        }
+        assert!(matches!(
+            akp("ML-DSA-65", &raw[1..]).to_public_key(),
+            Err(JoseError::BadJwk(_))
+        ));
+        assert!(matches!(
+            akp("ML-DSA-65", &[raw.as_slice(), &[0]].concat()).to_public_key(),
+            Err(JoseError::BadJwk(_))
+        ));
+        for alg in ["ES256", "ML-DSA-66", "SLH-DSA-SHA2-128s", ""] {
+            assert!(matches!(
+                akp(alg, &raw).to_public_key(),
+                Err(JoseError::BadJwk(_))
+            ));
+        }
+        // A missing `alg` or `pub` does not parse.
+        for bad in [
+            serde_json::json!({"kty": "AKP", "pub": b64(&raw)}),
+            serde_json::json!({"kty": "AKP", "alg": "ML-DSA-65"}),
+        ] {
+            assert!(matches!(Jwk::from_json(&bad), Err(JoseError::BadJwk(_))));
+        }
+        assert!(akp("ML-DSA-65", &raw).to_public_key().is_ok());
     }
 }

@@ -93,21 +93,30 @@ pub fn verify_signature(
             v.update(input)?;
             v.verify(&der).unwrap_or(false)
         }
-        Alg::Rs256 => {
-            let mut v = Verifier::new(MessageDigest::sha256(), key)?;
-            v.set_rsa_padding(Padding::PKCS1)?;
-            v.update(input)?;
-            v.verify(sig).unwrap_or(false)
-        }
-        Alg::Ps256 => {
-            let mut v = Verifier::new(MessageDigest::sha256(), key)?;
-            v.set_rsa_padding(Padding::PKCS1_PSS)?;
-            v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
-            v.set_rsa_mgf1_md(MessageDigest::sha256())?;
+        Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512 => {
+            let (digest, pss) = rsa_params(alg);
+            let mut v = Verifier::new(digest, key)?;
+            if pss {
+                v.set_rsa_padding(Padding::PKCS1_PSS)?;
+                v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+                v.set_rsa_mgf1_md(digest)?;
+            } else {
+                v.set_rsa_padding(Padding::PKCS1)?;
+            }
             v.update(input)?;
             v.verify(sig).unwrap_or(false)
         }
         Alg::EdDsa => {
+            let mut v = Verifier::new_without_digest(key)?;
+            v.verify_oneshot(sig, input).unwrap_or(false)
+        }
+        Alg::MlDsa44 | Alg::MlDsa65 | Alg::MlDsa87 => {
+            // RFC 9964: raw FIPS 204 signatures over the signing input,
+            // pure ML-DSA with the empty context (openssl's default).
+            let expected = alg.ml_dsa().map(|set| set.signature_len());
+            if Some(sig.len()) != expected {
+                return Err(JoseError::BadSignature);
+            }
             let mut v = Verifier::new_without_digest(key)?;
             v.verify_oneshot(sig, input).unwrap_or(false)
         }
@@ -116,6 +125,20 @@ pub fn verify_signature(
         Ok(())
     } else {
         Err(JoseError::BadSignature)
+    }
+}
+
+/// Digest and padding (PSS or PKCS#1 v1.5) for an RSA algorithm; PSS uses
+/// MGF1 with the same digest and a salt of the digest's length (RFC 7518
+/// §3.5).
+pub(crate) fn rsa_params(alg: Alg) -> (MessageDigest, bool) {
+    match alg {
+        Alg::Rs384 => (MessageDigest::sha384(), false),
+        Alg::Rs512 => (MessageDigest::sha512(), false),
+        Alg::Ps256 => (MessageDigest::sha256(), true),
+        Alg::Ps384 => (MessageDigest::sha384(), true),
+        Alg::Ps512 => (MessageDigest::sha512(), true),
+        _ => (MessageDigest::sha256(), false),
     }
 }
 

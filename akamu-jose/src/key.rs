@@ -2,14 +2,13 @@
 
 use openssl::ec::{EcGroup, EcKey};
 use openssl::ecdsa::EcdsaSig;
-use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};
 use openssl::rsa::{Padding, Rsa};
 use openssl::sign::{RsaPssSaltlen, Signer};
 
-use crate::jws::ec_params;
-use crate::{Alg, JoseError, Jwk, b64};
+use crate::jws::{ec_params, rsa_params};
+use crate::{Alg, JoseError, Jwk, MlDsa, b64};
 
 /// A private key and the JWS algorithm it signs with.
 pub struct SigningKey {
@@ -24,10 +23,23 @@ impl SigningKey {
             Alg::Es256 => ec(Nid::X9_62_PRIME256V1)?,
             Alg::Es384 => ec(Nid::SECP384R1)?,
             Alg::Es512 => ec(Nid::SECP521R1)?,
-            Alg::Rs256 | Alg::Ps256 => PKey::from_rsa(Rsa::generate(2048)?)?,
+            Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512 => {
+                PKey::from_rsa(Rsa::generate(2048)?)?
+            }
             Alg::EdDsa => PKey::generate_ed25519()?,
+            Alg::MlDsa44 => MlDsa::P44.generate()?,
+            Alg::MlDsa65 => MlDsa::P65.generate()?,
+            Alg::MlDsa87 => MlDsa::P87.generate()?,
         };
         Ok(Self { pkey, alg })
+    }
+
+    /// The same key signing with another algorithm its key type allows (an
+    /// RSA key with `RS384`, `PS512`, …); anything else is
+    /// [`JoseError::AlgKeyMismatch`].
+    pub fn with_alg(self, alg: Alg) -> Result<Self, JoseError> {
+        Jwk::from_key(&self.pkey)?.check_alg(alg)?;
+        Ok(Self { alg, ..self })
     }
 
     /// Generates a key of `key_type` (`"ec:P-384".parse()?`, RSA of any
@@ -36,8 +48,15 @@ impl SigningKey {
         Self::from_pkey(key_type.generate()?)
     }
 
-    /// Wraps an existing key; the algorithm is inferred (RSA signs RS256).
+    /// Wraps an existing key; the algorithm is inferred (RSA signs RS256,
+    /// ML-DSA keys their parameter set's algorithm).
     pub fn from_pkey(pkey: PKey<Private>) -> Result<Self, JoseError> {
+        if let Some(set) = MlDsa::of_key(&pkey) {
+            return Ok(Self {
+                pkey,
+                alg: set.alg(),
+            });
+        }
         let alg = match pkey.id() {
             Id::RSA => Alg::Rs256,
             Id::ED25519 | Id::ED448 => Alg::EdDsa,
@@ -95,21 +114,22 @@ impl SigningKey {
                 out.extend(sig.s().to_vec_padded(width as i32)?);
                 Ok(out)
             }
-            Alg::Rs256 => {
-                let mut s = Signer::new(MessageDigest::sha256(), &self.pkey)?;
-                s.set_rsa_padding(Padding::PKCS1)?;
+            Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512 => {
+                let (digest, pss) = rsa_params(self.alg);
+                let mut s = Signer::new(digest, &self.pkey)?;
+                if pss {
+                    s.set_rsa_padding(Padding::PKCS1_PSS)?;
+                    s.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+                    s.set_rsa_mgf1_md(digest)?;
+                } else {
+                    s.set_rsa_padding(Padding::PKCS1)?;
+                }
                 s.update(input)?;
                 Ok(s.sign_to_vec()?)
             }
-            Alg::Ps256 => {
-                let mut s = Signer::new(MessageDigest::sha256(), &self.pkey)?;
-                s.set_rsa_padding(Padding::PKCS1_PSS)?;
-                s.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
-                s.set_rsa_mgf1_md(MessageDigest::sha256())?;
-                s.update(input)?;
-                Ok(s.sign_to_vec()?)
-            }
-            Alg::EdDsa => {
+            // RFC 9964: pure ML-DSA, empty context (openssl's default),
+            // hedged signing.
+            Alg::EdDsa | Alg::MlDsa44 | Alg::MlDsa65 | Alg::MlDsa87 => {
                 let mut s = Signer::new_without_digest(&self.pkey)?;
                 Ok(s.sign_oneshot_to_vec(input)?)
             }

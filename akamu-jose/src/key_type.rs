@@ -1,11 +1,12 @@
 //! Key-type names as the Akāmu tools spell them (`ec:P-256`, `rsa:3072`,
-//! `ed25519`, …) and key generation from them: the one vocabulary for
+//! `ed25519`, `ml-dsa-65`, …) and key generation from them: the one vocabulary for
 //! account keys (`akamu-client`, `akamu-cli --key-type`), certificate keys
 //! (`acme-bench --key-type`) and CA keys (`[ca] key_type`,
 //! `acme-bench --ca-key-type`, `akamu-cli ceremony --key-type`).
 //!
 //! The canonical spellings are the reference's (`ec:P-256`, `ec:P-384`,
-//! `ec:P-521`, `rsa:2048`, `rsa:3072`, `rsa:4096`, `ed25519`) plus `ed448`;
+//! `ec:P-521`, `rsa:2048`, `rsa:3072`, `rsa:4096`, `ed25519`, `ml-dsa-44`,
+//! `ml-dsa-65`, `ml-dsa-87`) plus `ed448`;
 //! parsing ignores case and also takes the older spellings `P-256`,
 //! `ec:p256`, `rsa2048` and so on. [`fmt::Display`] and serde write the
 //! canonical spelling.
@@ -16,7 +17,7 @@ use std::str::FromStr;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 
-use crate::JoseError;
+use crate::{JoseError, MlDsa};
 
 /// A key type that can be generated for JWS signing or for certificates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,13 +35,44 @@ pub enum KeyType {
     Ed25519,
     /// Ed448 (`ed448`, signs EdDSA).
     Ed448,
+    /// ML-DSA (`ml-dsa-44`, `ml-dsa-65`, `ml-dsa-87`; FIPS 204).
+    MlDsa(MlDsa),
 }
 
 impl KeyType {
     /// Every key type `FromStr` accepts, in their canonical spelling.
-    pub const NAMES: [&'static str; 8] = [
-        "ec:P-256", "ec:P-384", "ec:P-521", "rsa:2048", "rsa:3072", "rsa:4096", "ed25519", "ed448",
+    pub const NAMES: [&'static str; 11] = [
+        "ec:P-256",
+        "ec:P-384",
+        "ec:P-521",
+        "rsa:2048",
+        "rsa:3072",
+        "rsa:4096",
+        "ed25519",
+        "ed448",
+        "ml-dsa-44",
+        "ml-dsa-65",
+        "ml-dsa-87",
     ];
+
+    /// The key type of an openssl key, if it is one of ours (RSA of any
+    /// size is `Rsa(bits)`).
+    pub fn of_key<T: openssl::pkey::HasPublic>(key: &openssl::pkey::PKeyRef<T>) -> Option<Self> {
+        use openssl::nid::Nid;
+        use openssl::pkey::Id;
+        match key.id() {
+            Id::EC => match key.ec_key().ok()?.group().curve_name()? {
+                Nid::X9_62_PRIME256V1 => Some(Self::EcP256),
+                Nid::SECP384R1 => Some(Self::EcP384),
+                Nid::SECP521R1 => Some(Self::EcP521),
+                _ => None,
+            },
+            Id::RSA => Some(Self::Rsa(key.bits())),
+            Id::ED25519 => Some(Self::Ed25519),
+            Id::ED448 => Some(Self::Ed448),
+            _ => MlDsa::of_key(key).map(Self::MlDsa),
+        }
+    }
 
     /// Generates a fresh private key of this type.
     pub fn generate(self) -> Result<PKey<Private>, JoseError> {
@@ -57,6 +89,7 @@ impl KeyType {
             Self::Rsa(bits) => Ok(PKey::from_rsa(Rsa::generate(bits)?)?),
             Self::Ed25519 => Ok(PKey::generate_ed25519()?),
             Self::Ed448 => Ok(PKey::generate_ed448()?),
+            Self::MlDsa(set) => set.generate(),
         }
     }
 }
@@ -64,7 +97,7 @@ impl KeyType {
 /// A key-type name that [`KeyType`] does not know.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unsupported key type {0:?} (supported: ec:P-256, ec:P-384, ec:P-521, rsa:2048, rsa:3072, rsa:4096, ed25519, ed448)"
+    "unsupported key type {0:?} (supported: ec:P-256, ec:P-384, ec:P-521, rsa:2048, rsa:3072, rsa:4096, ed25519, ed448, ml-dsa-44, ml-dsa-65, ml-dsa-87)"
 )]
 pub struct UnknownKeyType(pub String);
 
@@ -72,7 +105,8 @@ impl FromStr for KeyType {
     type Err = UnknownKeyType;
 
     /// Parses `ec:P-256`, `ec:P-384`, `ec:P-521`, `rsa:2048`, `rsa:3072`,
-    /// `rsa:4096`, `ed25519` or `ed448` (case-insensitive).
+    /// `rsa:4096`, `ed25519`, `ed448`, `ml-dsa-44`, `ml-dsa-65` or
+    /// `ml-dsa-87` (case-insensitive).
     /// Also takes `P-256`/`ec:p256`-style curve names and `rsa2048`-style
     /// RSA sizes, the spellings the signer's configuration accepted before.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -85,6 +119,9 @@ impl FromStr for KeyType {
             "rsa:4096" | "rsa4096" => Self::Rsa(4096),
             "ed25519" => Self::Ed25519,
             "ed448" => Self::Ed448,
+            "ml-dsa-44" | "mldsa44" => Self::MlDsa(MlDsa::P44),
+            "ml-dsa-65" | "mldsa65" => Self::MlDsa(MlDsa::P65),
+            "ml-dsa-87" | "mldsa87" => Self::MlDsa(MlDsa::P87),
             _ => return Err(UnknownKeyType(s.to_owned())),
         })
     }
@@ -99,6 +136,9 @@ impl fmt::Display for KeyType {
             Self::Rsa(bits) => write!(f, "rsa:{bits}"),
             Self::Ed25519 => f.write_str("ed25519"),
             Self::Ed448 => f.write_str("ed448"),
+            Self::MlDsa(MlDsa::P44) => f.write_str("ml-dsa-44"),
+            Self::MlDsa(MlDsa::P65) => f.write_str("ml-dsa-65"),
+            Self::MlDsa(MlDsa::P87) => f.write_str("ml-dsa-87"),
         }
     }
 }
@@ -143,7 +183,11 @@ mod tests {
             assert_eq!(kt.to_string(), canonical);
         }
         assert!("rsa:1024".parse::<KeyType>().is_err());
-        assert!("ml-dsa-65".parse::<KeyType>().is_err());
+        assert_eq!(
+            "ML-DSA-65".parse::<KeyType>(),
+            Ok(KeyType::MlDsa(MlDsa::P65))
+        );
+        assert!("ml-dsa-66".parse::<KeyType>().is_err());
         assert!("dsa".parse::<KeyType>().is_err());
     }
 
@@ -177,8 +221,13 @@ mod tests {
                     assert_eq!(key.pkey().id(), Id::ED448);
                     Alg::EdDsa
                 }
+                KeyType::MlDsa(set) => {
+                    assert!(key.pkey().is_a(set.openssl_type()));
+                    set.alg()
+                }
             };
             assert_eq!(key.alg(), expected_alg, "{name}");
+            assert_eq!(KeyType::of_key(key.pkey()), Some(kt), "{name}");
             let pem = key.to_pem().expect("pem");
             let back = SigningKey::from_pem(&pem).expect("load");
             assert_eq!(back.alg(), expected_alg);

@@ -1,4 +1,4 @@
-//! JOSE for ACME (RFC 7515, 7517, 7518, 7638, 8037; RFC 8555 §6.2).
+//! JOSE for ACME (RFC 7515, 7517, 7518, 7638, 8037, 9964; RFC 8555 §6.2).
 //!
 //! No I/O: parse and verify flattened JWS objects, compute JWK thumbprints,
 //! and sign requests. Shared by `acme-frontend` (verification) and the client
@@ -14,7 +14,7 @@ mod key;
 mod key_type;
 mod verifying_key;
 
-pub use alg::Alg;
+pub use alg::{Alg, MlDsa};
 pub use error::JoseError;
 pub use jwk::Jwk;
 pub use jws::{FlattenedJws, ProtectedHeader, hmac_sign, hmac_verify, verify_signature};

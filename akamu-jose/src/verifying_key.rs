@@ -229,7 +229,7 @@ mod tests {
             let expect_ring = match vk.jwk() {
                 Jwk::Ec { crv, .. } => crv == "P-256",
                 Jwk::Okp { crv, .. } => crv == "Ed25519",
-                Jwk::Rsa { .. } => false,
+                Jwk::Rsa { .. } | Jwk::Akp { .. } => false,
             };
             assert_eq!(
                 vk.uses_ring(key.alg()),

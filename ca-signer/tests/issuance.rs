@@ -1021,6 +1021,7 @@ fn audit_records_name_the_profile_used() {
             client_auth: true,
             common_name: false,
             authz_reuse_secs: None,
+            key_types: None,
         },
     );
     let issuer = issuer_with(dir.path(), config);

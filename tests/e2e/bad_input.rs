@@ -388,3 +388,123 @@ async fn another_accounts_order_is_not_readable() {
         );
     }
 }
+
+/// A newAccount JWS with `header` (nonce and url added), signed over the
+/// usual input by `key`, then `mangle`d.
+async fn new_account_with(
+    raw: &RawClient,
+    mut header: Value,
+    key: &SigningKey,
+    mangle: impl Fn(Vec<u8>) -> Vec<u8>,
+) -> RawResponse {
+    let url = raw.url("newAccount");
+    header["nonce"] = raw.nonce().await.into();
+    header["url"] = url.clone().into();
+    let protected = b64(header.to_string().as_bytes());
+    let payload = b64(br#"{"termsOfServiceAgreed":true}"#);
+    let sig = key
+        .sign(format!("{protected}.{payload}").as_bytes())
+        .expect("sign");
+    let body = json!({"protected": protected, "payload": payload, "signature": b64(&mangle(sig))});
+    raw.post_jose(&url, &body).await
+}
+
+/// A change made to a signature before it is sent.
+type Mangle = Box<dyn Fn(Vec<u8>) -> Vec<u8>>;
+
+/// RFC 9964 keys that lie: an AKP key whose `pub` has the length of another
+/// parameter set, a JWS `alg` other than the key's `alg`, signatures of the
+/// wrong length, an unknown ML-DSA name, a classical `alg` with an AKP key
+/// and the reverse. Each is a 400 problem (`malformed` or
+/// `badSignatureAlgorithm`), never a 500; the honest request then succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_ml_dsa_keys_and_signatures_are_refused() {
+    let f = Fixture::new().await;
+    let key = SigningKey::generate(Alg::MlDsa65).expect("ML-DSA-65 key");
+    let jwk = key.public_jwk().expect("jwk").to_json();
+    let keep = |s: Vec<u8>| s;
+    let relabel = |alg: &str| {
+        let mut j = jwk.clone();
+        j["alg"] = alg.into();
+        j
+    };
+    let cases: Vec<(&str, Value, &[&str], Mangle)> = vec![
+        (
+            "AKP key of ML-DSA-65 length labelled ML-DSA-44",
+            json!({"alg": "ML-DSA-44", "jwk": relabel("ML-DSA-44")}),
+            &["malformed"],
+            Box::new(keep),
+        ),
+        (
+            "JWS alg ML-DSA-87 with an ML-DSA-65 key",
+            json!({"alg": "ML-DSA-87", "jwk": jwk}),
+            &["malformed", "badSignatureAlgorithm"],
+            Box::new(keep),
+        ),
+        (
+            "signature one byte short",
+            json!({"alg": "ML-DSA-65", "jwk": jwk}),
+            &["malformed"],
+            Box::new(|mut s: Vec<u8>| {
+                s.pop();
+                s
+            }),
+        ),
+        (
+            "signature one byte long",
+            json!({"alg": "ML-DSA-65", "jwk": jwk}),
+            &["malformed"],
+            Box::new(|mut s: Vec<u8>| {
+                s.push(0);
+                s
+            }),
+        ),
+        (
+            "signature with one bit flipped",
+            json!({"alg": "ML-DSA-65", "jwk": jwk}),
+            &["malformed"],
+            Box::new(|mut s: Vec<u8>| {
+                s[100] ^= 0x04;
+                s
+            }),
+        ),
+        (
+            "unknown ML-DSA parameter set",
+            json!({"alg": "ML-DSA-66", "jwk": relabel("ML-DSA-66")}),
+            &["badSignatureAlgorithm"],
+            Box::new(keep),
+        ),
+        (
+            "ES256 with an AKP key",
+            json!({"alg": "ES256", "jwk": jwk}),
+            &["malformed", "badSignatureAlgorithm"],
+            Box::new(keep),
+        ),
+    ];
+    for (what, header, types, mangle) in cases {
+        let rsp = new_account_with(&f.raw, header, &key, mangle).await;
+        rsp.assert_problem(what, types);
+        assert_eq!(rsp.status, StatusCode::BAD_REQUEST, "{what}");
+    }
+    let ec = SigningKey::generate(Alg::Es256).expect("EC key");
+    let ec_jwk = ec.public_jwk().expect("jwk").to_json();
+    let rsp = new_account_with(
+        &f.raw,
+        json!({"alg": "ML-DSA-65", "jwk": ec_jwk}),
+        &ec,
+        |s| s,
+    )
+    .await;
+    rsp.assert_problem(
+        "ML-DSA-65 with an EC key",
+        &["malformed", "badSignatureAlgorithm"],
+    );
+
+    let rsp = new_account_with(&f.raw, json!({"alg": "ML-DSA-65", "jwk": jwk}), &key, |s| s).await;
+    assert_eq!(
+        rsp.status,
+        StatusCode::CREATED,
+        "the honest ML-DSA-65 request: {}",
+        String::from_utf8_lossy(&rsp.body)
+    );
+}

@@ -58,6 +58,9 @@ mod caa;
 /// record, bad `auto-renewal` members.
 mod star;
 
+/// Post-quantum: an ML-DSA hierarchy by ceremony, ML-DSA subscriber and
+/// account keys, judged by pyca/cryptography.
+mod pq;
 /// RFC 9444: one dns-01 validation of an ancestor covers the names below
 /// it; bad `ancestorDomain` / `subdomainAuthAllowed` members.
 mod subdomains;

@@ -27,7 +27,7 @@ pub fn make_csr(key_type: KeyType, name: &str) -> Result<Csr> {
     let digest = match key_type {
         KeyType::EcP384 => MessageDigest::sha384(),
         KeyType::EcP521 => MessageDigest::sha512(),
-        KeyType::Ed25519 | KeyType::Ed448 => MessageDigest::null(),
+        KeyType::Ed25519 | KeyType::Ed448 | KeyType::MlDsa(_) => MessageDigest::null(),
         KeyType::EcP256 | KeyType::Rsa(_) => MessageDigest::sha256(),
     };
     let mut req = X509ReqBuilder::new()?;
@@ -127,7 +127,14 @@ mod tests {
 
     #[test]
     fn csrs_for_every_key_type() {
-        for kt in [KeyType::EcP256, KeyType::EcP384, KeyType::Rsa(2048)] {
+        for kt in [
+            KeyType::EcP256,
+            KeyType::EcP384,
+            KeyType::Rsa(2048),
+            KeyType::Ed25519,
+            KeyType::MlDsa(akamu_jose::MlDsa::P44),
+            KeyType::MlDsa(akamu_jose::MlDsa::P87),
+        ] {
             let csr = make_csr(kt, "www.acme-bench.test").expect("csr");
             let req = openssl::x509::X509Req::from_der(&csr.der).expect("parse");
             assert!(req.verify(&csr.key).expect("verify"), "{kt}");

@@ -23,12 +23,26 @@ pub fn http_client(bundle: &Path) -> Result<Box<dyn instant_acme::HttpClient>> {
     if roots.is_empty() {
         return Err(anyhow!("no certificate in {}", bundle.display()));
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    // ring cannot verify ML-DSA: a bench CA with an ML-DSA key (which signs
+    // the frontend's certificate) needs aws-lc-rs; everything else stays on
+    // ring, as the earlier figures were measured.
+    let ml_dsa_ca = openssl::x509::X509::stack_from_pem(
+        &std::fs::read(bundle).with_context(|| format!("read {}", bundle.display()))?,
+    )?
+    .iter()
+    .any(|c| {
+        c.public_key()
+            .is_ok_and(|k| akamu_jose::MlDsa::of_key(&k).is_some())
+    });
+    let provider = if ml_dsa_ca {
+        rustls::crypto::aws_lc_rs::default_provider()
+    } else {
+        rustls::crypto::ring::default_provider()
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     // Without TCP_NODELAY, a request written in two TLS records waits for
     // the server's delayed ACK (40 ms on Linux) before its second half.
     let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();

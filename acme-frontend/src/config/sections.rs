@@ -132,8 +132,9 @@ pub struct ClientAuth {
     /// only when present, no SAN needed). Default `webpki`.
     #[serde(default)]
     pub profile: ClientAuthProfile,
-    /// Post-quantum client certificate chains. Not supported yet: `true`
-    /// is refused at startup. Default false.
+    /// Post-quantum client certificate chains: ML-DSA-44/65/87 signatures
+    /// in the chain and in the TLS 1.3 CertificateVerify (RFC 9881, code
+    /// points 0x0904–0x0906) are accepted only when true. Default false.
     #[serde(default)]
     pub allow_post_quantum: bool,
     /// Most certificates above the leaf in the verified chain, trust

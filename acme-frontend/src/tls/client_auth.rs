@@ -44,17 +44,10 @@ pub struct Verifier {
 
 impl Verifier {
     /// Loads the trust anchors of `auth.ca_files` and takes the signature
-    /// algorithms of `provider`. `allow_post_quantum = true` is refused:
-    /// post-quantum client chains are not supported yet.
+    /// algorithms of `provider`: all of them (ML-DSA-44/65/87 included, in
+    /// certificate signatures and in the TLS 1.3 CertificateVerify) with
+    /// `allow_post_quantum = true`, the classical ones otherwise.
     pub fn load(auth: &ClientAuth, provider: &CryptoProvider) -> Result<Self, Error> {
-        if auth.allow_post_quantum {
-            return Err(Error::Startup(
-                "[tls.client_auth] allow_post_quantum = true is not supported yet \
-                 (post-quantum client certificates come with a later release); \
-                 remove it or set it to false"
-                    .into(),
-            ));
-        }
         let mut anchors = Vec::new();
         for file in &auth.ca_files {
             for der in super::read_certificates(file).map_err(|e| trust_store(file, e))? {
@@ -75,7 +68,11 @@ impl Verifier {
         Ok(Self {
             anchors,
             subjects,
-            algorithms: provider.signature_verification_algorithms,
+            algorithms: if auth.allow_post_quantum {
+                provider.signature_verification_algorithms
+            } else {
+                classical(provider.signature_verification_algorithms)
+            },
             required: auth.required,
             profile: auth.profile,
             max_chain_depth: usize::try_from(auth.max_chain_depth).unwrap_or(usize::MAX),
@@ -231,6 +228,38 @@ impl ClientCertVerifier for Verifier {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// Whether `alg` is an ML-DSA algorithm identifier (RFC 9881).
+fn is_ml_dsa(alg: &rustls::pki_types::AlgorithmIdentifier) -> bool {
+    use rustls::pki_types::alg_id;
+    [alg_id::ML_DSA_44, alg_id::ML_DSA_65, alg_id::ML_DSA_87].contains(alg)
+}
+
+/// `algorithms` without ML-DSA: what `allow_post_quantum = false` accepts.
+/// rustls wants `'static` tables, so the filtered ones are made once per
+/// process (the frontend has one provider) and kept.
+fn classical(algorithms: WebPkiSupportedAlgorithms) -> WebPkiSupportedAlgorithms {
+    use rustls::pki_types::SignatureVerificationAlgorithm as Alg;
+    static CLASSICAL: std::sync::OnceLock<WebPkiSupportedAlgorithms> = std::sync::OnceLock::new();
+    *CLASSICAL.get_or_init(|| {
+        let keep = |a: &&'static dyn Alg| {
+            !is_ml_dsa(&a.public_key_alg_id()) && !is_ml_dsa(&a.signature_alg_id())
+        };
+        let all: Vec<&'static dyn Alg> = algorithms.all.iter().copied().filter(keep).collect();
+        let mapping: Vec<(rustls::SignatureScheme, &'static [&'static dyn Alg])> = algorithms
+            .mapping
+            .iter()
+            .filter_map(|(scheme, algs)| {
+                let kept: Vec<&'static dyn Alg> = algs.iter().copied().filter(keep).collect();
+                (!kept.is_empty()).then(|| (*scheme, &*Box::leak(kept.into_boxed_slice())))
+            })
+            .collect();
+        WebPkiSupportedAlgorithms {
+            all: Box::leak(all.into_boxed_slice()),
+            mapping: Box::leak(mapping.into_boxed_slice()),
+        }
+    })
 }
 
 /// The error rustls carries for a refusal of our own policy (depth, RSA
@@ -425,5 +454,106 @@ mod tests {
         let verifier = Verifier::load(&auth(vec![weak], 2048), &provider).expect("loads");
         assert!(verifier.client_auth_mandatory());
         assert_eq!(verifier.root_hint_subjects().len(), 1);
+    }
+
+    /// An ML-DSA-65 client CA and an ML-DSA-44 client leaf (SAN, clientAuth).
+    fn ml_dsa_chain() -> (String, CertificateDer<'static>) {
+        use openssl::x509::extension::{
+            BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+        };
+        let name = |cn: &str| {
+            let mut n = openssl::x509::X509NameBuilder::new().expect("name");
+            n.append_entry_by_text("CN", cn).expect("cn");
+            n.build()
+        };
+        let cert = |subject: &str,
+                    key: &PKey<openssl::pkey::Private>,
+                    issuer: Option<(&X509, &PKey<openssl::pkey::Private>)>| {
+            let mut b = X509::builder().expect("builder");
+            b.set_version(2).expect("version");
+            let serial = openssl::bn::BigNum::from_u32(7).expect("bn");
+            b.set_serial_number(&serial.to_asn1_integer().expect("serial"))
+                .expect("serial");
+            b.set_subject_name(&name(subject)).expect("subject");
+            b.set_issuer_name(&name(issuer.map_or(subject, |_| "PQ Client CA")))
+                .expect("issuer");
+            b.set_pubkey(key).expect("key");
+            b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).expect("t"))
+                .expect("nb");
+            b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).expect("t"))
+                .expect("na");
+            if issuer.is_none() {
+                b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
+                    .expect("bc");
+                b.append_extension(
+                    KeyUsage::new()
+                        .critical()
+                        .key_cert_sign()
+                        .build()
+                        .expect("ku"),
+                )
+                .expect("ku");
+            } else {
+                b.append_extension(ExtendedKeyUsage::new().client_auth().build().expect("eku"))
+                    .expect("eku");
+                let san = SubjectAlternativeName::new()
+                    .dns("client.example.org")
+                    .build(&b.x509v3_context(None, None))
+                    .expect("san");
+                b.append_extension(san).expect("san");
+            }
+            let signer = issuer.map_or(key, |(_, k)| k);
+            b.sign(signer, openssl::hash::MessageDigest::null())
+                .expect("sign");
+            b.build()
+        };
+        let ca_key = akamu_jose::MlDsa::P65.generate().expect("key");
+        let ca = cert("PQ Client CA", &ca_key, None);
+        let leaf_key = akamu_jose::MlDsa::P44.generate().expect("key");
+        let leaf = cert("client.example.org", &leaf_key, Some((&ca, &ca_key)));
+        (
+            String::from_utf8(ca.to_pem().expect("pem")).expect("utf-8"),
+            CertificateDer::from(leaf.to_der().expect("der")),
+        )
+    }
+
+    /// `allow_post_quantum`: an ML-DSA client chain is accepted only when
+    /// it is true, and only then are the ML-DSA TLS signature schemes
+    /// offered for the CertificateVerify.
+    #[test]
+    fn ml_dsa_client_chains_need_allow_post_quantum() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ca_pem, leaf) = ml_dsa_chain();
+        let ca_file = dir.path().join("pq-ca.pem");
+        std::fs::write(&ca_file, ca_pem).expect("write");
+        let provider = super::super::provider();
+        let now = UnixTime::now();
+        let ml_dsa_schemes = [
+            rustls::SignatureScheme::ML_DSA_44,
+            rustls::SignatureScheme::ML_DSA_65,
+            rustls::SignatureScheme::ML_DSA_87,
+        ];
+
+        let refusing = Verifier::load(&auth(vec![ca_file.clone()], 2048), &provider).expect("load");
+        let (reason, _) = refusing.verify(&leaf, &[], now).expect_err("refused");
+        assert!(reason.contains("signature algorithm"), "{reason}");
+        let schemes = refusing.supported_verify_schemes();
+        assert!(
+            !schemes.iter().any(|s| ml_dsa_schemes.contains(s)),
+            "{schemes:?}"
+        );
+        assert!(schemes.contains(&rustls::SignatureScheme::ECDSA_NISTP256_SHA256));
+
+        let mut pq = auth(vec![ca_file], 2048);
+        pq.allow_post_quantum = true;
+        let accepting = Verifier::load(&pq, &provider).expect("load");
+        accepting
+            .verify(&leaf, &[], now)
+            .unwrap_or_else(|(reason, _)| panic!("the ML-DSA chain is refused: {reason}"));
+        let schemes = accepting.supported_verify_schemes();
+        assert!(
+            ml_dsa_schemes.iter().all(|s| schemes.contains(s)),
+            "{schemes:?}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! The provider is aws-lc-rs, named explicitly (never a process default):
 //! it offers the hybrid key exchange X25519MLKEM768 next to the classical
-//! groups, and it is the maintained library the ML-DSA work will use. The
+//! groups (ML-DSA signatures are OpenSSL's: docs/src/cryptography.md). The
 //! workspace also compiles rustls's ring provider (clients and test servers
 //! still name it), so nothing may call `ServerConfig::builder()` or
 //! `ClientConfig::builder()` without a provider: with two providers compiled

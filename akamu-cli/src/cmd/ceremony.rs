@@ -55,7 +55,8 @@ struct InitRoot {
     /// File backend: write the new key to this PEM file instead of a token.
     #[arg(long, value_name = "PATH")]
     key_file: Option<PathBuf>,
-    /// Key type: ec:P-256, ec:P-384, rsa:3072, rsa:4096.
+    /// Key type: ec:P-256, ec:P-384, rsa:3072, rsa:4096; with --key-file also
+    /// ed25519, ed448, ml-dsa-44, ml-dsa-65, ml-dsa-87.
     #[arg(long, value_name = "TYPE", default_value = "ec:P-384")]
     key_type: KeyType,
     /// Signature digest: sha256, sha384 or sha512 (default: by key type).

@@ -175,7 +175,9 @@ fn generate_in_token(session: &Session, label: &str, key_type: KeyType) -> Resul
             public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
             Mechanism::RsaPkcsKeyPairGen
         }
-        KeyType::Ed25519 | KeyType::Ed448 => {
+        KeyType::Ed25519 | KeyType::Ed448 | KeyType::MlDsa(_) => {
+            // PKCS#11 3.2's CKM_ML_DSA is not offered by SoftHSM2 (see
+            // docs/src/cryptography.md): ML-DSA CA keys use the file backend.
             return Err(Error::UnsupportedCaKey(format!(
                 "{key_type} keys in a token (use ec:P-256, ec:P-384 or rsa:N)"
             )));

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::key_type::KeyType;
 use super::{Config, DEFAULT_PROFILE, KeyConfig};
 use crate::error::Error;
 
@@ -42,9 +41,6 @@ impl Config {
         };
         if self.allowed_uids.is_empty() {
             return bad("allowed_uids", "must name at least one uid");
-        }
-        if self.ca.key_type == KeyType::Ed448 {
-            return bad("ca.key_type", "ed448 CA keys are not supported");
         }
         if self.socket_mode > 0o777 {
             return bad("socket_mode", "must be a permission mode (at most 0o777)");

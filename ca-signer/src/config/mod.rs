@@ -215,6 +215,13 @@ pub struct ProfileConfig {
     /// valid.
     #[serde(default)]
     pub authz_reuse_secs: Option<u32>,
+    /// The subscriber key types this profile accepts, in the workspace's
+    /// spelling (`ec:P-256`, `rsa:3072`, `ed25519`, `ed448`, `ml-dsa-44`,
+    /// `ml-dsa-65`, `ml-dsa-87`, …). Unset: RSA 2048/3072/4096, P-256,
+    /// P-384, and P-521 and Ed25519 as `[policy]` allows them (no Ed448, no
+    /// ML-DSA).
+    #[serde(default)]
+    pub key_types: Option<Vec<KeyType>>,
 }
 
 /// `[ca]`: the CA key and certificate, and the leaf profile.

@@ -46,7 +46,9 @@ impl FileKey {
 
     /// Wraps an openssl key; refuses key types we cannot sign certificates with.
     pub fn from_pkey(pkey: PKey<Private>, hash: HashAlg) -> Result<Self, Error> {
+        let ml_dsa = akamu_jose::MlDsa::of_key(&pkey);
         let algorithm = match pkey.id() {
+            _ if let Some(set) = ml_dsa => SignatureAlgorithm::ml_dsa(set),
             Id::EC => match hash {
                 HashAlg::Sha256 => SignatureAlgorithm::EcdsaSha256,
                 HashAlg::Sha384 => SignatureAlgorithm::EcdsaSha384,
@@ -63,6 +65,7 @@ impl FileKey {
                 }
             }
             Id::ED25519 => SignatureAlgorithm::Ed25519,
+            Id::ED448 => SignatureAlgorithm::Ed448,
             other => return Err(Error::UnsupportedCaKey(format!("{other:?}"))),
         };
         let spki_der = pkey.public_key_to_der()?;
@@ -95,7 +98,7 @@ impl KeyBackend for FileKey {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         let digest = match self.algorithm.hash() {
-            _ if self.algorithm == SignatureAlgorithm::Ed25519 => {
+            _ if self.algorithm.signs_message() => {
                 let mut signer = openssl::sign::Signer::new_without_digest(&self.pkey)?;
                 return Ok(signer.sign_oneshot_to_vec(message)?);
             }
@@ -142,9 +145,10 @@ pub fn generate_pkey(key_type: KeyType) -> Result<PKey<Private>, Error> {
         KeyType::EcP521 => ec(Nid::SECP521R1),
         KeyType::Rsa(bits) => Ok(PKey::from_rsa(Rsa::generate(bits)?)?),
         KeyType::Ed25519 => Ok(PKey::generate_ed25519()?),
-        KeyType::Ed448 => Err(Error::UnsupportedCaKey(
-            "ed448 CA keys (use ec:P-256, ec:P-384, ec:P-521, rsa:N or ed25519)".to_owned(),
-        )),
+        KeyType::Ed448 => Ok(PKey::generate_ed448()?),
+        KeyType::MlDsa(set) => set
+            .generate()
+            .map_err(|e| Error::UnsupportedCaKey(format!("{key_type}: {e}"))),
     }
 }
 
@@ -159,12 +163,21 @@ mod tests {
             KeyType::EcP384,
             KeyType::Rsa(2048),
             KeyType::Ed25519,
+            KeyType::Ed448,
+            KeyType::MlDsa(akamu_jose::MlDsa::P44),
+            KeyType::MlDsa(akamu_jose::MlDsa::P65),
+            KeyType::MlDsa(akamu_jose::MlDsa::P87),
         ] {
             let key = FileKey::generate(kt, HashAlg::Sha384).expect("generate");
             let sig = key.sign(b"message").expect("sign");
             let public = PKey::public_key_from_der(key.public_key_der()).expect("spki");
+            let checker =
+                super::super::CaPublicKey::new(key.public_key_der(), key.signature_algorithm())
+                    .expect("the CA public key fits its algorithm");
+            assert!(checker.verify(b"message", &sig).expect("verify"), "{kt}");
+            assert!(!checker.verify(b"messagE", &sig).expect("verify"), "{kt}");
             let ok = match key.signature_algorithm() {
-                SignatureAlgorithm::Ed25519 => {
+                alg if alg.signs_message() => {
                     let mut v = openssl::sign::Verifier::new_without_digest(&public).expect("v");
                     v.verify_oneshot(&sig, b"message").expect("verify")
                 }

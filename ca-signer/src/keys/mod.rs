@@ -16,7 +16,7 @@ use const_oid::db::rfc5912::{
     SHA_384_WITH_RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION,
 };
 use const_oid::db::rfc5912::{ID_MGF_1, ID_RSASSA_PSS, ID_SHA_256, ID_SHA_384, ID_SHA_512};
-use const_oid::db::rfc8410::ID_ED_25519;
+use const_oid::db::rfc8410::{ID_ED_448, ID_ED_25519};
 use der::Any;
 use der::asn1::Null;
 use spki::AlgorithmIdentifierOwned;
@@ -61,7 +61,22 @@ pub enum SignatureAlgorithm {
     RsaPssSha384,
     /// RSASSA-PSS with SHA-512, MGF1-SHA-512, 64-byte salt.
     RsaPssSha512,
+    /// Ed448 (RFC 8410).
+    Ed448,
+    /// ML-DSA-44 (FIPS 204, RFC 9881), pure, empty context.
+    MlDsa44,
+    /// ML-DSA-65 (FIPS 204, RFC 9881), pure, empty context.
+    MlDsa65,
+    /// ML-DSA-87 (FIPS 204, RFC 9881), pure, empty context.
+    MlDsa87,
 }
+
+/// id-ml-dsa-44 (RFC 9881 §2, NIST CSOR).
+pub const ID_ML_DSA_44: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.17");
+/// id-ml-dsa-65.
+pub const ID_ML_DSA_65: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.18");
+/// id-ml-dsa-87.
+pub const ID_ML_DSA_87: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.19");
 
 /// RSASSA-PSS-params (RFC 4055 §3.1), trailerField left at its default.
 #[derive(der::Sequence)]
@@ -85,24 +100,52 @@ impl SignatureAlgorithm {
             Self::RsaSha384 => SHA_384_WITH_RSA_ENCRYPTION,
             Self::RsaSha512 => SHA_512_WITH_RSA_ENCRYPTION,
             Self::Ed25519 => ID_ED_25519,
+            Self::Ed448 => ID_ED_448,
+            Self::MlDsa44 => ID_ML_DSA_44,
+            Self::MlDsa65 => ID_ML_DSA_65,
+            Self::MlDsa87 => ID_ML_DSA_87,
             Self::RsaPssSha256 | Self::RsaPssSha384 | Self::RsaPssSha512 => ID_RSASSA_PSS,
         }
     }
 
-    /// The digest the algorithm uses (Ed25519 hashes internally; SHA-512 is
-    /// reported for it and not used).
+    /// The digest the algorithm uses (EdDSA and ML-DSA sign the message
+    /// itself; SHA-512 is reported for them and not used).
     pub fn hash(self) -> HashAlg {
         match self {
             Self::EcdsaSha256 | Self::RsaSha256 | Self::RsaPssSha256 => HashAlg::Sha256,
             Self::EcdsaSha384 | Self::RsaSha384 | Self::RsaPssSha384 => HashAlg::Sha384,
-            Self::EcdsaSha512 | Self::RsaSha512 | Self::RsaPssSha512 | Self::Ed25519 => {
-                HashAlg::Sha512
-            }
+            Self::EcdsaSha512
+            | Self::RsaSha512
+            | Self::RsaPssSha512
+            | Self::Ed25519
+            | Self::Ed448
+            | Self::MlDsa44
+            | Self::MlDsa65
+            | Self::MlDsa87 => HashAlg::Sha512,
+        }
+    }
+
+    /// Whether the algorithm signs the message itself, without a separate
+    /// digest (EdDSA, ML-DSA).
+    pub fn signs_message(self) -> bool {
+        matches!(
+            self,
+            Self::Ed25519 | Self::Ed448 | Self::MlDsa44 | Self::MlDsa65 | Self::MlDsa87
+        )
+    }
+
+    /// The algorithm of an ML-DSA parameter set.
+    pub fn ml_dsa(set: akamu_jose::MlDsa) -> Self {
+        match set {
+            akamu_jose::MlDsa::P44 => Self::MlDsa44,
+            akamu_jose::MlDsa::P65 => Self::MlDsa65,
+            akamu_jose::MlDsa::P87 => Self::MlDsa87,
         }
     }
 
     /// The AlgorithmIdentifier written into certificates: parameters NULL for
-    /// RSA (RFC 4055), absent for ECDSA (RFC 5758) and Ed25519 (RFC 8410).
+    /// RSA (RFC 4055), absent for ECDSA (RFC 5758), EdDSA (RFC 8410) and
+    /// ML-DSA (RFC 9881).
     pub fn algorithm_identifier(self) -> AlgorithmIdentifierOwned {
         let parameters = match self {
             Self::RsaSha256 | Self::RsaSha384 | Self::RsaSha512 => Some(Null.into()),

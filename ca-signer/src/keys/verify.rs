@@ -28,25 +28,32 @@ impl CaPublicKey {
     /// signatures.
     pub fn new(spki_der: &[u8], algorithm: SignatureAlgorithm) -> Result<Self, Error> {
         let pkey = PKey::public_key_from_der(spki_der)?;
-        let wanted = match algorithm {
+        let fits = match algorithm {
             SignatureAlgorithm::EcdsaSha256
             | SignatureAlgorithm::EcdsaSha384
-            | SignatureAlgorithm::EcdsaSha512 => Id::EC,
+            | SignatureAlgorithm::EcdsaSha512 => pkey.id() == Id::EC,
             SignatureAlgorithm::RsaSha256
             | SignatureAlgorithm::RsaSha384
             | SignatureAlgorithm::RsaSha512
             | SignatureAlgorithm::RsaPssSha256
             | SignatureAlgorithm::RsaPssSha384
-            | SignatureAlgorithm::RsaPssSha512 => Id::RSA,
-            SignatureAlgorithm::Ed25519 => Id::ED25519,
+            | SignatureAlgorithm::RsaPssSha512 => pkey.id() == Id::RSA,
+            SignatureAlgorithm::Ed25519 => pkey.id() == Id::ED25519,
+            SignatureAlgorithm::Ed448 => pkey.id() == Id::ED448,
+            // Provider keys have no numeric id: compare the parameter set.
+            SignatureAlgorithm::MlDsa44
+            | SignatureAlgorithm::MlDsa65
+            | SignatureAlgorithm::MlDsa87 => {
+                akamu_jose::MlDsa::of_key(&pkey).map(SignatureAlgorithm::ml_dsa) == Some(algorithm)
+            }
         };
-        if pkey.id() != wanted {
+        if !fits {
             return Err(Error::UnsupportedCaKey(format!(
                 "a {:?} key cannot sign with {algorithm:?}",
                 pkey.id()
             )));
         }
-        let ec = match wanted {
+        let ec = match pkey.id() {
             Id::EC => Some(pkey.ec_key()?),
             _ => None,
         };
@@ -95,7 +102,11 @@ impl CaPublicKey {
                 let digest = openssl::hash::hash(md, message)?;
                 Ok(akamu_pki::csr::ecdsa_verify_digest(ec, &digest, signature))
             }
-            SignatureAlgorithm::Ed25519 => {
+            SignatureAlgorithm::Ed25519
+            | SignatureAlgorithm::Ed448
+            | SignatureAlgorithm::MlDsa44
+            | SignatureAlgorithm::MlDsa65
+            | SignatureAlgorithm::MlDsa87 => {
                 let mut verifier = Verifier::new_without_digest(&self.pkey)?;
                 Ok(verifier.verify_oneshot(signature, message).unwrap_or(false))
             }

@@ -20,6 +20,7 @@ use shared_proto::identifier::is_valid_dns_name;
 use shared_proto::signer::IssueRequest;
 use shared_proto::{Identifier, IdentifierKind};
 
+use crate::config::KeyType;
 use crate::error::{Error, PolicyRefusal};
 
 pub mod public_key;
@@ -57,6 +58,9 @@ pub struct Profile {
     pub authz_reuse_secs: Option<i64>,
     /// The CA certificate's `notAfter` (Unix seconds): no leaf outlives it.
     pub ca_not_after: i64,
+    /// The subscriber key types accepted (`[profiles.<name>] key_types`);
+    /// `None`: the [`KeyPolicy`] defaults.
+    pub key_types: Option<Vec<KeyType>>,
 }
 
 impl Profile {
@@ -71,6 +75,7 @@ impl Profile {
             common_name: true,
             authz_reuse_secs: None,
             ca_not_after,
+            key_types: None,
         }
     }
 }
@@ -82,6 +87,9 @@ pub struct KeyPolicy {
     pub allow_p521: bool,
     /// Accept Ed25519.
     pub allow_ed25519: bool,
+    /// When set, exactly these key types are accepted (a profile's
+    /// `key_types`), whatever `allow_p521` and `allow_ed25519` say.
+    pub key_types: Option<Vec<KeyType>>,
     /// SHA-256 hashes of refused SubjectPublicKeyInfos.
     pub blocked: Arc<BTreeSet<[u8; 32]>>,
 }
@@ -143,6 +151,17 @@ pub fn check(
     // the SPKI is decoded once.
     let (csr, key) = ParsedCsr::parse_and_verify_with_key(&request.csr_der)?;
     csr.check_against(&request.identifiers)?;
+    let profile_keys;
+    let keys = match &profile.key_types {
+        Some(types) => {
+            profile_keys = KeyPolicy {
+                key_types: Some(types.clone()),
+                ..keys.clone()
+            };
+            &profile_keys
+        }
+        None => keys,
+    };
     let rsa_subscriber = check_key(&key, &csr.spki_der, keys)?;
     let (not_before, not_after) = validity(profile, request.not_before, request.not_after, now)?;
     // check_against proved the CSR's CN is one of the identifiers; normalise

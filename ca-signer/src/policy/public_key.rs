@@ -1,5 +1,6 @@
 //! The subscriber key policy: RSA sizes and exponent, EC curves, Ed25519
-//! when allowed, the blocklist, and the ROCA and Fermat weak-key checks.
+//! when allowed, Ed448 and ML-DSA when a profile lists them, the blocklist,
+//! and the ROCA and Fermat weak-key checks.
 
 use akamu_pki::csr::public_key_from_spki;
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
@@ -7,6 +8,7 @@ use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
 
 use super::KeyPolicy;
+use crate::config::KeyType;
 use crate::error::KeyRefusal;
 
 /// Rounds of Fermat factorisation tried on every RSA modulus.
@@ -22,7 +24,9 @@ pub fn spki_sha256(spki_der: &[u8]) -> [u8; 32] {
 ///
 /// RSA: 2048, 3072 or 4096 bits, e = 65537, not ROCA-fingerprinted, not
 /// factorable by [`FERMAT_ROUNDS`] rounds of Fermat. ECDSA: P-256, P-384
-/// (P-521 if allowed). Ed25519 if allowed. Never a blocked key.
+/// (P-521 if allowed). Ed25519 if allowed. When the policy carries a
+/// profile's `key_types`, exactly those (Ed448 and ML-DSA-44/65/87 only
+/// this way). Never a blocked key.
 pub fn check_public_key(spki_der: &[u8], keys: &KeyPolicy) -> Result<bool, KeyRefusal> {
     let key = public_key_from_spki(spki_der).map_err(|_| KeyRefusal::Unparsable)?;
     check_key(&key, spki_der, keys)
@@ -43,6 +47,31 @@ pub(super) fn check_key(
         || keys.blocked.contains(&spki_sha256(spki_der))
     {
         return Err(KeyRefusal::Blocked);
+    }
+    let listed = |t: KeyType| keys.key_types.as_ref().is_some_and(|l| l.contains(&t));
+    if let Some(list) = &keys.key_types {
+        match KeyType::of_key(key) {
+            Some(t) if list.contains(&t) => {}
+            Some(KeyType::Rsa(bits)) if list.iter().any(|t| matches!(t, KeyType::Rsa(_))) => {
+                return Err(KeyRefusal::RsaSize { bits });
+            }
+            found => {
+                let names: Vec<String> = list.iter().map(ToString::to_string).collect();
+                return Err(KeyRefusal::Algorithm(format!(
+                    "{} (the profile accepts {})",
+                    found.map_or_else(|| format!("{:?}", key.id()), |t| t.to_string()),
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    if let Some(set) = akamu_jose::MlDsa::of_key(key) {
+        // Decoding checked the encoded key's length for its parameter set.
+        return if listed(KeyType::MlDsa(set)) {
+            Ok(false)
+        } else {
+            Err(KeyRefusal::Algorithm(KeyType::MlDsa(set).to_string()))
+        };
     }
     match key.id() {
         Id::RSA => {
@@ -68,14 +97,15 @@ pub(super) fn check_key(
             match ec.group().curve_name() {
                 // Decoding the key already checked the point is on the curve.
                 Some(Nid::X9_62_PRIME256V1 | Nid::SECP384R1) => Ok(false),
-                Some(Nid::SECP521R1) if keys.allow_p521 => Ok(false),
+                Some(Nid::SECP521R1) if keys.allow_p521 || listed(KeyType::EcP521) => Ok(false),
                 Some(nid) => Err(KeyRefusal::Curve(
                     nid.short_name().unwrap_or("unknown").to_owned(),
                 )),
                 None => Err(KeyRefusal::Curve("explicit parameters".to_owned())),
             }
         }
-        Id::ED25519 if keys.allow_ed25519 => Ok(false),
+        Id::ED25519 if keys.allow_ed25519 || listed(KeyType::Ed25519) => Ok(false),
+        Id::ED448 if listed(KeyType::Ed448) => Ok(false),
         other => Err(KeyRefusal::Algorithm(format!("{other:?}"))),
     }
 }

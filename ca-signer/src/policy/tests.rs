@@ -336,7 +336,10 @@ fn openssl_csr(key: &PKey<Private>) -> Vec<u8> {
     exts.push(san.build(&b.x509v3_context(None)).expect("san"))
         .expect("push");
     b.add_extensions(&exts).expect("exts");
-    let md = if key.id() == Id::ED25519 {
+    let md = if key.id() == Id::ED25519
+        || key.id() == Id::ED448
+        || akamu_jose::MlDsa::of_key(key).is_some()
+    {
         MessageDigest::null()
     } else {
         MessageDigest::sha256()
@@ -462,4 +465,55 @@ fn csr_keys_are_judged_as_before() {
         matches!(verdict, Err(Error::Csr(CsrError::Parse(_)))),
         "{verdict:?}"
     );
+}
+
+/// ML-DSA-44/65/87 and Ed448 CSRs verify and pass only under a profile that
+/// lists them; such a profile refuses every type it does not list.
+#[test]
+fn profile_key_types_admit_ml_dsa_and_ed448() {
+    let keys = KeyPolicy::default();
+    let default = profile();
+    let pq = Profile {
+        key_types: Some(vec![
+            KeyType::MlDsa(akamu_jose::MlDsa::P44),
+            KeyType::MlDsa(akamu_jose::MlDsa::P65),
+            KeyType::MlDsa(akamu_jose::MlDsa::P87),
+            KeyType::Ed448,
+            KeyType::Rsa(3072),
+        ]),
+        ..profile()
+    };
+    for kt in ["ml-dsa-44", "ml-dsa-65", "ml-dsa-87", "ed448"] {
+        let kt: KeyType = kt.parse().expect("key type");
+        let csr = openssl_csr(&kt.generate().expect("key"));
+        let checked = check(&pq, &keys, &request_for(csr.clone()), NOW)
+            .unwrap_or_else(|e| panic!("{kt} under the pq profile: {e}"));
+        assert!(!checked.rsa_subscriber, "{kt}: digitalSignature only");
+        let refused = check(&default, &keys, &request_for(csr.clone()), NOW)
+            .expect_err("not under the default profile");
+        assert!(
+            matches!(refused, Error::PublicKey(KeyRefusal::Algorithm(_))),
+            "{kt}: {refused:?}"
+        );
+        // A flipped bit in the signature: the CSR does not verify.
+        let mut bad = csr;
+        let at = bad.len() - 10;
+        bad[at] ^= 0x01;
+        assert!(check(&pq, &keys, &request_for(bad), NOW).is_err(), "{kt}");
+    }
+    let p256 = openssl_csr(&PKey::from_ec_key(ec_key(Nid::X9_62_PRIME256V1)).expect("pkey"));
+    assert!(check(&default, &keys, &request_for(p256.clone()), NOW).is_ok());
+    assert!(matches!(
+        check(&pq, &keys, &request_for(p256), NOW),
+        Err(Error::PublicKey(KeyRefusal::Algorithm(_)))
+    ));
+    assert!(matches!(
+        check(
+            &pq,
+            &keys,
+            &request_for(openssl_csr(&rsa_key(2048, 65537))),
+            NOW
+        ),
+        Err(Error::PublicKey(KeyRefusal::RsaSize { bits: 2048 }))
+    ));
 }

@@ -138,6 +138,7 @@ impl Issuer {
                 common_name: settings.is_none_or(|p| p.common_name),
                 authz_reuse_secs: settings.and_then(|p| p.authz_reuse_secs).map(i64::from),
                 ca_not_after: ca.not_after(),
+                key_types: settings.and_then(|p| p.key_types.clone()),
             }
         };
         let profile = make_profile(&config.policy.default_profile);
@@ -228,6 +229,7 @@ impl Issuer {
         Ok(KeyPolicy {
             allow_p521: self.allow_p521,
             allow_ed25519: self.allow_ed25519,
+            key_types: None,
             blocked: self.blocklist.current()?,
         })
     }

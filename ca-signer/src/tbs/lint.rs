@@ -145,7 +145,8 @@ const SHA1_ALGORITHMS: [ObjectIdentifier; 2] = [
 ];
 
 /// The subject key's type and size: RSA ≥ 2048 bits, EC on P-256/P-384/P-521,
-/// or Ed25519 (the policy decides which of those are accepted).
+/// Ed25519, Ed448 or ML-DSA-44/65/87 (the policy and the profile decide which
+/// of those are accepted).
 fn lint_key(spki_der: &[u8]) -> Result<(), Error> {
     let key = akamu_pki::csr::public_key_from_spki(spki_der)?;
     let ok = match key.id() {
@@ -158,8 +159,8 @@ fn lint_key(spki_der: &[u8]) -> Result<(), Error> {
                     | openssl::nid::Nid::SECP521R1
             )
         ),
-        openssl::pkey::Id::ED25519 => true,
-        _ => false,
+        openssl::pkey::Id::ED25519 | openssl::pkey::Id::ED448 => true,
+        _ => akamu_jose::MlDsa::of_key(&key).is_some(),
     };
     if ok {
         Ok(())

@@ -49,6 +49,10 @@ pub(crate) struct CaOptions {
     /// `[ca] cert_file`; `<state_dir>/ca.cert.pem` when `None` (e.g. the
     /// intermediate of a ceremony whose key is in a token).
     pub ca_cert_file: Option<PathBuf>,
+    /// A CA key file copied to `<state_dir>/ca.key.pem` (the `[ca]
+    /// key_file`) before the start, e.g. the intermediate key of a
+    /// file-backend ceremony.
+    pub ca_key_file: Option<PathBuf>,
     /// The frontend's port (`listen_addr`, `base_url`); a free port is
     /// picked when `None`. Tests choose it when a URL in the config (such as
     /// `[ca] crl_url`) must point at the CA itself.
@@ -127,6 +131,9 @@ impl Ca {
             .dns_resolver_addr
             .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())));
 
+        if let Some(key) = &opts.ca_key_file {
+            std::fs::copy(key, state_dir.join("ca.key.pem")).expect("copy the CA key");
+        }
         let ca_cert_file = opts
             .ca_cert_file
             .clone()
