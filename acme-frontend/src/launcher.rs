@@ -319,6 +319,12 @@ pub fn validator_config(c: &Config, uid: u32) -> String {
         let ids: Vec<String> = s.caa_identities.iter().map(|d| toml_str(d)).collect();
         out.push_str(&format!("caa_identities = [{}]\n", ids.join(", ")));
     }
+    if let Some(issuer) = &s.dns_persist_issuer_domain {
+        out.push_str(&format!(
+            "dns_persist_issuer_domain = {}\n",
+            toml_str(issuer)
+        ));
+    }
     out
 }
 

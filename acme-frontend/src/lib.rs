@@ -69,6 +69,22 @@ pub struct App {
 }
 
 impl App {
+    /// The optional challenge types on offer: dns-account-01 as configured,
+    /// dns-persist-01 when the validator has an issuer domain.
+    pub fn offers(&self) -> protocol::identifier::Offers {
+        protocol::identifier::Offers {
+            dns_account_01: self.config.server.dns_account_01_enabled,
+            dns_persist_01: self.persist_issuer().is_some(),
+        }
+    }
+
+    /// dns-persist-01's issuer domain, as the validator last told it.
+    pub fn persist_issuer(&self) -> Option<String> {
+        self.validator_facts
+            .cached()
+            .and_then(|i| i.dns_persist_issuer_domain.clone())
+    }
+
     /// Builds the shared state: opens the database and prepares the links.
     pub fn new(config: Config) -> Result<Arc<Self>, error::Error> {
         let store = store::Store::open(&config.database_path())?;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use akamu_client::{
     Account, AccountKey, AccountOptions, AcmeClient, ChallengeSolver as _, ClientError,
-    Dns01Helper, DnsAccount01Helper, EabOptions, Http01Solver, Identifier, PollOptions,
-    TlsAlpn01Solver, build_csr, pem_to_der,
+    Dns01Helper, DnsAccount01Helper, DnsPersist01Helper, EabOptions, Http01Solver, Identifier,
+    PollOptions, TlsAlpn01Solver, build_csr, pem_to_der,
 };
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
@@ -844,5 +844,154 @@ async fn key_change_to_and_from_ml_dsa() {
             .await
             .unwrap_or_else(|e| panic!("order after rolling to {next}: {e}"));
         assert_eq!(order.status, "pending");
+    }
+}
+
+/// dns-persist-01 (the reference's record format) with
+/// `dns_persist_issuer_domain`: offered with the issuer domain and no
+/// token; a record naming the issuer and the account validates (a
+/// wildcard only with `policy=wildcard`), and the authorization ends no
+/// later than `persistUntil`; another issuer, another account, an expired
+/// `persistUntil` or a wildcard without the policy do not validate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_persist_01() {
+    let dns = DnsServer::start().await;
+    let ca = Ca::start_with(
+        free_port(),
+        free_port(),
+        Some(dns.addr()),
+        "dns_persist_issuer_domain = \"ca.akamu.test\"\n",
+    );
+    let client = client(&ca).await;
+    let account = register(&client, "ec:P-256").await;
+    let other = register(&client, "ec:P-256").await;
+    let later = time::OffsetDateTime::now_utc().unix_timestamp() + 3 * 3600;
+
+    // Publishes `value` for `name`, answers dns-persist-01 and waits.
+    let attempt = |name: &'static str, value: String| {
+        let (client, account, dns) = (&client, &account, &dns);
+        async move {
+            let order = client
+                .new_order(account, &[Identifier::dns(name)])
+                .await
+                .expect("order");
+            let authz = client
+                .get_authorization(account, &order.authorizations[0])
+                .await
+                .expect("authz");
+            let chall = authz.find_challenge("dns-persist-01").expect("offered");
+            assert_eq!(chall.token, None, "no token for dns-persist-01");
+            assert_eq!(
+                chall.extra["issuer-domain-names"],
+                serde_json::json!(["ca.akamu.test"])
+            );
+            dns.set_txt(&DnsPersist01Helper::record_name(name), &[&value]);
+            client
+                .trigger_challenge(account, chall)
+                .await
+                .expect("trigger");
+            (
+                order,
+                client.poll_authorization(account, &authz.url, &POLL).await,
+            )
+        }
+    };
+    let record = |acct: &str, wildcard, until| {
+        DnsPersist01Helper::txt_value("ca.akamu.test", acct, wildcard, until).expect("value")
+    };
+
+    // Valid, with persistUntil bounding the authorization.
+    let (order, result) = attempt(
+        "persist.example.org",
+        record(&account.url, false, Some(later)),
+    )
+    .await;
+    let authz = result.expect("a matching record validates");
+    let expires = time::OffsetDateTime::parse(
+        authz.expires.as_deref().expect("expires"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339")
+    .unix_timestamp();
+    assert!(expires <= later, "the authorization ends by persistUntil");
+    let order = client
+        .poll_order(&account, &order.url)
+        .await
+        .expect("ready");
+    let key = AccountKey::generate("ec:P-256").expect("key");
+    let csr = build_csr(&["persist.example.org"], key.private_key()).expect("csr");
+    let done = client
+        .finalize_with(&account, &order, &csr, &POLL)
+        .await
+        .expect("finalize");
+    assert!(done.certificate.is_some());
+
+    // A wildcard with policy=wildcard.
+    let order = client
+        .new_order(&account, &[Identifier::dns("*.wild.example.org")])
+        .await
+        .expect("order");
+    let authz = client
+        .get_authorization(&account, &order.authorizations[0])
+        .await
+        .expect("authz");
+    let chall = authz
+        .find_challenge("dns-persist-01")
+        .expect("offered for wildcards");
+    dns.set_txt(
+        &DnsPersist01Helper::record_name("wild.example.org"),
+        &[&record(&account.url, true, None)],
+    );
+    client
+        .trigger_challenge(&account, chall)
+        .await
+        .expect("trigger");
+    client
+        .poll_authorization(&account, &authz.url, &POLL)
+        .await
+        .expect("a wildcard with policy=wildcard validates");
+
+    // Refusals, each on its own name.
+    let cases: [(&'static str, String); 4] = [
+        (
+            "issuer.example.org",
+            format!("other-ca.test; accounturi={}", account.url),
+        ),
+        ("account.example.org", record(&other.url, false, None)),
+        (
+            "expired.example.org",
+            format!(
+                "ca.akamu.test; accounturi={}; persistUntil=2020-01-01T00:00:00Z",
+                account.url
+            ),
+        ),
+        ("nopolicy.example.org", record(&account.url, false, None)),
+    ];
+    for (name, value) in cases {
+        if name == "nopolicy.example.org" {
+            let order = client
+                .new_order(&account, &[Identifier::dns("*.nopolicy.example.org")])
+                .await
+                .expect("order");
+            let authz = client
+                .get_authorization(&account, &order.authorizations[0])
+                .await
+                .expect("authz");
+            let chall = authz.find_challenge("dns-persist-01").expect("offered");
+            dns.set_txt(&DnsPersist01Helper::record_name(name), &[&value]);
+            client
+                .trigger_challenge(&account, chall)
+                .await
+                .expect("trigger");
+            let err = client
+                .poll_authorization(&account, &authz.url, &POLL)
+                .await
+                .expect_err("a wildcard without policy=wildcard");
+            assert!(err.is_acme("incorrectResponse"), "{name}: {err}");
+            continue;
+        }
+        let (_, result) = attempt(name, value).await;
+        let err = result.expect_err(name);
+        assert!(err.is_acme("incorrectResponse"), "{name}: {err}");
     }
 }

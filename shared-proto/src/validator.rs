@@ -43,6 +43,11 @@ pub struct ValidatorInfo {
     /// must name (RFC 8659 §4.2); empty when the validator checks no CAA.
     /// The directory's `meta.caaIdentities`.
     pub caa_identities: Vec<String>,
+    /// dns-persist-01: the issuer domain `_validation-persist` records must
+    /// name (the validator's `dns_persist_issuer_domain`); `None` when the
+    /// validator does not do dns-persist-01, and the frontend does not
+    /// offer it.
+    pub dns_persist_issuer_domain: Option<String>,
 }
 
 /// The validator's figures since it started, for the frontend's `/metrics`.

@@ -199,6 +199,7 @@ impl ValidatorRpc for ValidatorService {
     async fn validator_info(self, _: context::Context) -> ValidatorInfo {
         ValidatorInfo {
             caa_identities: self.prober.config.caa_identities.clone(),
+            dns_persist_issuer_domain: self.prober.config.dns_persist_issuer_domain.clone(),
         }
     }
 

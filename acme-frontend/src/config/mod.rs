@@ -134,6 +134,18 @@ impl Config {
                     .into_iter()
                     .find(|k| t.contains_key(*k))
             });
+        let persist = raw
+            .get("server")
+            .and_then(toml::Value::as_table)
+            .is_some_and(|t| t.contains_key("dns_persist_issuer_domain"));
+        if persist {
+            return Err(ConfigError::Invalid(
+                "[server] dns_persist_issuer_domain belongs in the validator's configuration \
+                 (dns_persist_issuer_domain) when [launcher] enabled = false: the validator \
+                 checks the records against it and tells the frontend"
+                    .into(),
+            ));
+        }
         let caa = raw
             .get("server")
             .and_then(toml::Value::as_table)

@@ -251,6 +251,13 @@ pub struct Server {
     /// Default none (no CAA check).
     #[serde(default)]
     pub caa_identities: Vec<String>,
+    /// dns-persist-01's issuer domain (the reference's key): the launcher's
+    /// input for the validator, which owns it (it checks records against
+    /// it and tells the frontend, which then offers dns-persist-01).
+    /// Refused when the launcher is off: set `dns_persist_issuer_domain`
+    /// in the validator's configuration. Default none (not offered).
+    #[serde(default)]
+    pub dns_persist_issuer_domain: Option<String>,
     /// At finalize, a CAA check older than this many hours is made again
     /// (the validator re-checks and signs a fresh statement) before the
     /// signer is asked; fractions are allowed (`0.01` is 36 s, `0` re-checks
@@ -280,15 +287,6 @@ pub struct Server {
     pub base_url: Option<String>,
 }
 
-impl Server {
-    /// The optional challenge types turned on.
-    pub fn offers(&self) -> crate::protocol::identifier::Offers {
-        crate::protocol::identifier::Offers {
-            dns_account_01: self.dns_account_01_enabled,
-        }
-    }
-}
-
 impl Default for Server {
     fn default() -> Self {
         Self {
@@ -314,6 +312,7 @@ impl Default for Server {
             terms_of_service_url: None,
             website_url: None,
             caa_identities: Vec::new(),
+            dns_persist_issuer_domain: None,
             caa_recheck_hours: default_caa_recheck_hours(),
             profiles: Default::default(),
             external_account_required: false,

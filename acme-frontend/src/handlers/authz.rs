@@ -64,7 +64,13 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
         .await?
         .ok_or(Error::NotFound)?;
     require_owner(&authz.account_id, &account_id, "this authorization")?;
-    let body = views::authz(&app.urls, &authz, &challenges, now())?;
+    let body = views::authz(
+        &app.urls,
+        &authz,
+        &challenges,
+        now(),
+        app.persist_issuer().as_deref(),
+    )?;
     let mut reply = Reply::json(StatusCode::OK, &body);
     if challenges
         .iter()

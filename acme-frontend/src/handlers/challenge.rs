@@ -78,7 +78,12 @@ pub async fn post(
     };
     let mut reply = Reply::json(
         StatusCode::OK,
-        &views::challenge(&app.urls, &authz, &challenge),
+        &views::challenge(
+            &app.urls,
+            &authz,
+            &challenge,
+            app.persist_issuer().as_deref(),
+        ),
     )
     .link(&app.urls.authz(&authz.id), "up");
     if challenge.status == ChallengeStatus::Processing {

@@ -63,9 +63,15 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         t,
         app.config.server.authz_expiry_secs,
         subdomains,
-        app.config.server.offers(),
+        app.offers(),
     );
-    let body = views::authz(&app.urls, &authz, &challenges, t)?;
+    let body = views::authz(
+        &app.urls,
+        &authz,
+        &challenges,
+        t,
+        app.persist_issuer().as_deref(),
+    )?;
     let authz_id = authz.id.clone();
     let limits = app.rate_limits.clone();
     let account_id = account.id.clone();

@@ -171,7 +171,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     };
 
     let lifetime = app.config.server.authz_expiry_secs;
-    let offers = app.config.server.offers();
+    let offers = app.offers();
     let order_expires = t + app.config.server.order_expiry_secs;
     let order_id = random_id(12);
     let aid = account.id.clone();

@@ -125,14 +125,26 @@ pub fn order(
     Ok(v)
 }
 
-/// A challenge object.
-pub fn challenge(urls: &Urls, authz: &AuthzRow, c: &ChallengeRow) -> Value {
+/// A challenge object; `persist_issuer` is dns-persist-01's issuer domain
+/// (the validator's).
+pub fn challenge(
+    urls: &Urls,
+    authz: &AuthzRow,
+    c: &ChallengeRow,
+    persist_issuer: Option<&str>,
+) -> Value {
     let mut v = json!({
         "type": c.kind,
         "url": urls.challenge(&authz.id, &c.kind),
         "status": c.status,
-        "token": authz.token,
     });
+    // dns-persist-01 has no token: the record names the issuer and the
+    // account (the reference's form).
+    if c.kind == "dns-persist-01" {
+        v["issuer-domain-names"] = json!(persist_issuer.into_iter().collect::<Vec<_>>());
+    } else {
+        v["token"] = authz.token.clone().into();
+    }
     // RFC 9799 §3.2: the CA's nonce the CSR must carry; ours is the token
     // (a CSR carrying the key authorization, as our client and the
     // reference build it, is accepted too).
@@ -161,13 +173,14 @@ pub fn authz(
     a: &AuthzRow,
     challenges: &[ChallengeRow],
     now: i64,
+    persist_issuer: Option<&str>,
 ) -> Result<Value, Error> {
     let status = a.status_at(now);
     let mut v = json!({
         "identifier": {"type": a.identifier_type, "value": a.identifier_value},
         "status": status.as_str(),
         "expires": rfc3339(a.expires),
-        "challenges": challenges.iter().map(|c| challenge(urls, a, c)).collect::<Vec<_>>(),
+        "challenges": challenges.iter().map(|c| challenge(urls, a, c, persist_issuer)).collect::<Vec<_>>(),
     });
     if a.wildcard {
         v["wildcard"] = true.into();

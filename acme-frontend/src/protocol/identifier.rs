@@ -169,6 +169,8 @@ fn too_many(max: usize) -> Error {
 pub struct Offers {
     /// `[server] dns_account_01_enabled`.
     pub dns_account_01: bool,
+    /// The validator does dns-persist-01 (it has an issuer domain).
+    pub dns_persist_01: bool,
 }
 
 /// The challenge types offered for an identifier: wildcards only DNS
@@ -194,6 +196,11 @@ pub fn offered_challenges(id: &Identifier, subdomains: bool, offers: Offers) -> 
     };
     if offers.dns_account_01 {
         out.push(ChallengeType::DnsAccount01);
+    }
+    // A standing record proves control of the name it sits at (and, with
+    // `policy=wildcard`, of its wildcard), not of names below it.
+    if offers.dns_persist_01 && !subdomains {
+        out.push(ChallengeType::DnsPersist01);
     }
     out
 }
@@ -352,7 +359,28 @@ mod tests {
         let none = Offers::default();
         let account = Offers {
             dns_account_01: true,
+            dns_persist_01: false,
         };
+        let persist = Offers {
+            dns_account_01: false,
+            dns_persist_01: true,
+        };
+        assert_eq!(
+            offered_challenges(&Identifier::dns("*.example.org"), false, persist),
+            [ChallengeType::Dns01, ChallengeType::DnsPersist01]
+        );
+        assert_eq!(
+            offered_challenges(&Identifier::dns("example.org"), true, persist),
+            [ChallengeType::Dns01]
+        );
+        assert!(
+            !offered_challenges(
+                &Identifier::ip("192.0.2.1".parse().expect("ip")),
+                false,
+                persist
+            )
+            .contains(&ChallengeType::DnsPersist01)
+        );
         assert_eq!(
             offered_challenges(&Identifier::dns("*.example.org"), false, none),
             [ChallengeType::Dns01]
