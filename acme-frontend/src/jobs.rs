@@ -254,7 +254,11 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
             Ok((statements, store::star::by_order(c, &oid)?))
         })
         .await?;
-    let statements = match recheck_caa(app, statements).await {
+    let checked = match recheck_caa(app, statements).await {
+        Ok(Some(statements)) => subdomain_caa(app, &order.identifiers()?, statements).await,
+        other => other,
+    };
+    let statements = match checked {
         Ok(Some(statements)) => statements,
         // The validator is unavailable: the order stays `processing` and
         // the sweep asks again.
@@ -440,6 +444,45 @@ async fn recheck_caa(
         }
     }
     Ok(Some(out))
+}
+
+/// RFC 9444 meets RFC 8659: an order name covered only by a statement for
+/// an ancestor (covering subdomains) needs a CAA check of its own, which
+/// a name below may override. The validator checks each such name and
+/// signs a statement for exactly it (`caa_for_subdomain`); these join the
+/// order's statements for this issuance only. `Ok(None)` when the
+/// validator could not be reached; an `Err` is its refusal.
+async fn subdomain_caa(
+    app: &App,
+    names: &[shared_proto::Identifier],
+    mut statements: Vec<SignedStatement>,
+) -> Result<Option<Vec<SignedStatement>>, Error> {
+    for name in names {
+        if statements.iter().any(|s| s.statement.identifier == *name) {
+            continue;
+        }
+        let t = now();
+        let Some(ancestor) = statements
+            .iter()
+            .find(|s| {
+                s.statement.covers_subdomains
+                    && s.statement.covers(name, &s.statement.account_uri, t)
+            })
+            .cloned()
+        else {
+            // Nothing covers it: the signer will say so.
+            continue;
+        };
+        match app.peers.caa_for_subdomain(ancestor, name.clone()).await {
+            Ok(Ok(own)) => statements.push(own),
+            Ok(Err(problem)) => return Err(Error::Validation(problem)),
+            Err(e) => {
+                tracing::warn!(target: "frontend", error = %e, "validator unavailable for a subdomain's CAA check; will retry");
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(statements))
 }
 
 /// Runs the recovery sweep forever, and starts the retention clean-up

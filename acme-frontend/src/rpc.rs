@@ -183,6 +183,23 @@ impl Peers {
         .await
     }
 
+    /// Asks the validator for a statement of `name`, below the identifier
+    /// of `statement`, with a CAA check of `name` itself.
+    pub async fn caa_for_subdomain(
+        &self,
+        statement: SignedStatement,
+        name: shared_proto::Identifier,
+    ) -> Result<Result<SignedStatement, ValidationProblem>, CallError> {
+        retry(&self.validator, "caa_for_subdomain", |c| {
+            let (statement, name) = (statement.clone(), name.clone());
+            async move {
+                c.caa_for_subdomain(context_with(deadline::VALIDATOR_CALL), statement, name)
+                    .await
+            }
+        })
+        .await
+    }
+
     /// Asks the validator to probe a challenge.
     pub async fn validate(
         &self,

@@ -317,7 +317,9 @@ impl Error {
                     "{name} (CAA checked {} s ago; the signer relies on CAA checks up to {max_age_secs} s old)",
                     now - t
                 ),
-                None => format!("{name} (its validation statement records no CAA check)"),
+                None => {
+                    format!("{name} (its validation statement records no CAA check of this name)")
+                }
             }),
             Self::Policy(e) => SignerError::PolicyRefused(e.to_string()),
             other => {

@@ -298,19 +298,37 @@ async fn issuance_needs_a_valid_statement_for_every_name() {
     ))
     .await;
     assert!(wildcard.is_ok(), "wildcard by dns-01: {wildcard:?}");
-    let below = call(request(
-        &["deep.a.example.org", "*.b.example.org", "example.org"],
-        vec![ancestor_statement(
+    // Names below a dns-01 ancestor statement covering subdomains: its CAA
+    // check was of the ancestor, so each name below needs a statement of
+    // its own CAA check (what the validator's caa_for_subdomain signs) ...
+    let names = ["deep.a.example.org", "*.b.example.org", "example.org"];
+    let ancestor = ancestor_statement(&validator, "example.org", ChallengeType::Dns01);
+    let alone = call(request(&names, vec![ancestor.clone()])).await;
+    assert!(
+        matches!(&alone, Err(SignerError::Caa(d)) if d.contains("deep.a.example.org")),
+        "the ancestor's CAA check does not stand for names below it: {alone:?}"
+    );
+    let mut own = vec![ancestor];
+    for name in ["deep.a.example.org", "*.b.example.org"] {
+        own.push(statement(
             &validator,
-            "example.org",
+            Identifier::dns(name),
             ChallengeType::Dns01,
-        )],
-    ))
-    .await;
+            ACCOUNT,
+            later,
+        ));
+    }
+    let below = call(request(&names, own)).await;
     assert!(
         below.is_ok(),
-        "names below a dns-01 ancestor statement covering subdomains: {below:?}"
+        "names below a dns-01 ancestor statement, each with its CAA check: {below:?}"
     );
+    // ... unless the validator checks no CAA at all.
+    let mut unchecked = ancestor_statement(&validator, "example.org", ChallengeType::Dns01);
+    unchecked.statement.caa = Some(CaaCheck::NotConfigured);
+    let unchecked = validator.sign(unchecked.statement).expect("sign");
+    let below = call(request(&names, vec![unchecked])).await;
+    assert!(below.is_ok(), "no CAA configured: {below:?}");
 
     // Every refusal is in the audit log.
     let log = std::fs::read_to_string(dir.path().join("audit/audit.log")).expect("audit log");

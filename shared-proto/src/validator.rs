@@ -34,6 +34,17 @@ pub trait ValidatorRpc {
     async fn recheck_caa(
         statement: crate::statement::SignedStatement,
     ) -> Result<crate::statement::SignedStatement, ValidationProblem>;
+    /// RFC 9444 and RFC 8659: for `name`, a name below the identifier of a
+    /// statement this validator signed that covers subdomains, looks up
+    /// CAA for `name` itself and, when it permits issuance, signs a
+    /// statement for exactly `name` (same account, method, validation time
+    /// and expiry; not covering subdomains) with that CAA check. The
+    /// signer takes a subdomain statement's CAA check only for the name it
+    /// was made for, so names below it need these (protocol version 15).
+    async fn caa_for_subdomain(
+        statement: crate::statement::SignedStatement,
+        name: crate::Identifier,
+    ) -> Result<crate::statement::SignedStatement, ValidationProblem>;
 }
 
 /// What the validator enforces, as it owns it.

@@ -211,3 +211,70 @@ async fn bad_subdomain_members_get_precise_problems() {
         .await;
     rsp.assert_problem("subdomainAuthAllowed while off", &["malformed"]);
 }
+
+/// RFC 9444 meets CAA (RFC 8659): the ancestor's CAA permits this CA, so
+/// its subdomain validation succeeds; a name below it whose own CAA
+/// record forbids this CA is refused at finalize with `caa` (the CAA
+/// check of the ancestor does not stand for it), while a name below it
+/// without records of its own is issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_below_an_ancestor_get_their_own_caa_check() {
+    let dns_server = DnsServer::start().await;
+    let ca = Ca::start_async(CaOptions {
+        dns_resolver_addr: Some(dns_server.addr()),
+        server_toml: "allow_subdomain_auth = true\ncaa_identities = [\"akamu.test\"]\n".into(),
+        ..CaOptions::default()
+    })
+    .await;
+    dns_server.set_caa("example.org", &[(0, "issue", "akamu.test")]);
+    dns_server.set_caa("locked.example.org", &[(0, "issue", "other-ca.test")]);
+    let raw = RawClient::new(&ca).await;
+    let s = Session::new(&raw).await;
+
+    let rsp = s
+        .post(
+            &raw.url("newAuthz"),
+            Some(&json!({"identifier": dns("example.org"), "subdomainAuthAllowed": true})),
+        )
+        .await;
+    let (pre_url, pre) = created(&rsp, "new-authz with subdomainAuthAllowed");
+    let chall = challenge(&pre, "dns-01");
+    let token = chall["token"].as_str().expect("token");
+    dns_server.set_txt(
+        "_acme-challenge.example.org.",
+        &[&dns01_digest(&s.key_authorization(token))],
+    );
+    s.post_ok(chall["url"].as_str().expect("url"), Some(&json!({})))
+        .await;
+    let pre = s.settle(&pre_url).await;
+    assert_eq!(pre["status"], "valid", "{pre}");
+
+    for (name, refused) in [("open.example.org", false), ("locked.example.org", true)] {
+        let (url, order) = s.new_order(&[below(name, json!("example.org"))]).await;
+        assert_eq!(order["status"], "ready", "{order}");
+        let (der, _) = csr(&[name]);
+        let rsp = s.finalize_raw(&order, &der).await;
+        let order = s.settle(&url).await;
+        if refused {
+            let problem = if rsp.status.is_success() {
+                order["error"].clone()
+            } else {
+                rsp.json()
+            };
+            assert_eq!(
+                problem["type"], "urn:ietf:params:acme:error:caa",
+                "{name}: {problem} / {order}"
+            );
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("locked.example.org"),
+                "{problem}"
+            );
+        } else {
+            assert!(rsp.status.is_success(), "finalize: {rsp:?}");
+            assert_eq!(order["status"], "valid", "{name}: {order}");
+        }
+    }
+}

@@ -210,6 +210,15 @@ impl ValidatorRpc for ValidatorService {
     ) -> Result<SignedStatement, ValidationProblem> {
         self.recheck(statement).await
     }
+
+    async fn caa_for_subdomain(
+        self,
+        _: context::Context,
+        statement: SignedStatement,
+        name: shared_proto::Identifier,
+    ) -> Result<SignedStatement, ValidationProblem> {
+        self.recheck_below(statement, name).await
+    }
 }
 
 impl ValidatorService {
@@ -221,11 +230,31 @@ impl ValidatorService {
         &self,
         signed: SignedStatement,
     ) -> Result<SignedStatement, ValidationProblem> {
+        self.recheck_for(signed, None).await
+    }
+
+    /// The statement for `name`, below the identifier of `signed` (which
+    /// must cover subdomains), with a CAA check of `name` itself; see
+    /// `ValidatorRpc::caa_for_subdomain`.
+    pub async fn recheck_below(
+        &self,
+        signed: SignedStatement,
+        name: shared_proto::Identifier,
+    ) -> Result<SignedStatement, ValidationProblem> {
+        self.recheck_for(signed, Some(name)).await
+    }
+
+    async fn recheck_for(
+        &self,
+        signed: SignedStatement,
+        below: Option<shared_proto::Identifier>,
+    ) -> Result<SignedStatement, ValidationProblem> {
         let st = &signed.statement;
         let refuse = |reason| ProbeError::Recheck {
             id: st.id.clone(),
             reason,
         };
+        let target = below.as_ref().unwrap_or(&st.identifier);
         let result = async {
             let key = self
                 .statement_key
@@ -234,26 +263,34 @@ impl ValidatorService {
             if !key.signed_this(&signed) {
                 return Err(refuse("it was not signed by this validator"));
             }
-            if crate::now_unix() >= st.expires {
+            let now = crate::now_unix();
+            if now >= st.expires {
                 return Err(refuse("it has expired"));
+            }
+            if let Some(name) = &below
+                && (!st.covers_subdomains
+                    || *name == st.identifier
+                    || !st.covers(name, &st.account_uri, now))
+            {
+                return Err(refuse("it does not cover that name as a subdomain"));
             }
             let caa = tokio::time::timeout(
                 self.prober.config.probe_timeout(),
-                caa::check(
-                    &self.prober,
-                    &st.identifier,
-                    &st.account_uri,
-                    st.challenge_type,
-                ),
+                caa::check(&self.prober, target, &st.account_uri, st.challenge_type),
             )
             .await
             .map_err(|_| ProbeError::Timeout {
                 challenge: st.challenge_type,
-                identifier: st.identifier.to_string(),
+                identifier: target.to_string(),
                 after_ms: self.prober.config.probe_timeout_ms,
             })??;
             let mut statement = st.clone();
             statement.caa = Some(caa);
+            if let Some(name) = &below {
+                statement.identifier = name.clone();
+                statement.covers_subdomains = false;
+                statement.id = format!("{}/{}", st.id, name.value);
+            }
             key.sign(statement).map_err(|e| {
                 tracing::error!(error = %e, "statement signing failed");
                 ProbeError::Internal("cannot sign the validation statement")
@@ -262,10 +299,10 @@ impl ValidatorService {
         .await;
         match &result {
             Ok(_) => {
-                tracing::info!(identifier = %st.identifier, statement = %st.id, result = "valid", "CAA re-checked")
+                tracing::info!(identifier = %target, statement = %st.id, result = "valid", "CAA re-checked")
             }
             Err(e) => {
-                tracing::info!(identifier = %st.identifier, statement = %st.id, result = e.kind().acme_type(), detail = %e, "CAA re-checked")
+                tracing::info!(identifier = %target, statement = %st.id, result = e.kind().acme_type(), detail = %e, "CAA re-checked")
             }
         }
         result.map_err(ValidationProblem::from)

@@ -2,7 +2,7 @@
 //! statement from the validator covers.
 
 use shared_proto::signer::IssueRequest;
-use shared_proto::statement::Statement;
+use shared_proto::statement::{CaaCheck, Statement};
 
 use super::Issuer;
 use crate::error::{Error, PolicyRefusal};
@@ -42,8 +42,13 @@ impl Issuer {
             for st in covering {
                 if st.is_fresh(now, self.statement_max_age_secs) {
                     // RFC 8659 and the Baseline Requirements: the CAA
-                    // check behind the statement must be recent too.
-                    if st.caa_is_fresh(now, self.caa_max_age_secs) {
+                    // check behind the statement must be recent too, and
+                    // be a check of this very name: a subdomain
+                    // statement's check (RFC 9444) was of its ancestor,
+                    // whose CAA a name below may override.
+                    let caa_of_this_name =
+                        st.identifier == *id || !matches!(st.caa, Some(CaaCheck::Checked { .. }));
+                    if caa_of_this_name && st.caa_is_fresh(now, self.caa_max_age_secs) {
                         fresh = true;
                         break;
                     }
@@ -61,7 +66,8 @@ impl Issuer {
                 return Err(PolicyRefusal::StaleCaa {
                     name: id.to_string(),
                     statement: st.id.clone(),
-                    checked_at: st.caa_checked_at(),
+                    // A subdomain statement's check was of another name.
+                    checked_at: st.caa_checked_at().filter(|_| st.identifier == *id),
                     max_age_secs: self.caa_max_age_secs,
                     now,
                 }

@@ -235,3 +235,56 @@ async fn recheck_signs_a_fresh_statement_or_refuses() {
         p.detail
     );
 }
+
+/// RFC 9444: a statement covering subdomains yields, for a name below it,
+/// a statement of exactly that name with that name's own CAA check; a
+/// name whose own records forbid this CA is refused with `caa`; a name not
+/// below it, or a statement that does not cover subdomains, is refused.
+#[tokio::test]
+async fn names_below_a_subdomain_statement_get_their_own_caa_check() {
+    let dns = DnsServer::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let s = svc(&dns, &[CA], &dir);
+    dns.set_txt("_acme-challenge.example.org", &[&expected_txt(KEY_AUTH)]);
+    let mut req = request(Identifier::dns("example.org"), ChallengeType::Dns01);
+    req.authz_expires = i64::MAX;
+    req.covers_subdomains = true;
+    let ancestor = s
+        .validate(&req)
+        .await
+        .expect("valid")
+        .statement
+        .expect("statement");
+    assert!(ancestor.statement.covers_subdomains);
+
+    let own = s
+        .recheck_below(ancestor.clone(), Identifier::dns("a.b.example.org"))
+        .await
+        .expect("no records of its own: permitted");
+    assert_eq!(own.statement.identifier, Identifier::dns("a.b.example.org"));
+    assert!(!own.statement.covers_subdomains);
+    assert!(matches!(own.statement.caa, Some(CaaCheck::Checked { .. })));
+    assert_eq!(own.statement.validated_at, ancestor.statement.validated_at);
+
+    dns.set_caa("locked.example.org", &[(0, "issue", "other-ca.test")]);
+    expect_problem(
+        s.recheck_below(ancestor.clone(), Identifier::dns("locked.example.org"))
+            .await,
+        ProblemKind::Caa,
+    );
+    expect_problem(
+        s.recheck_below(ancestor.clone(), Identifier::dns("example.net"))
+            .await,
+        ProblemKind::Malformed,
+    );
+    let plain = validate(&dns, &s, "plain.example.org", ChallengeType::Dns01)
+        .await
+        .expect("valid")
+        .statement
+        .expect("statement");
+    expect_problem(
+        s.recheck_below(plain, Identifier::dns("x.plain.example.org"))
+            .await,
+        ProblemKind::Malformed,
+    );
+}
