@@ -635,7 +635,8 @@ fn wire_types(t: &mut WireTrace) {
         ValidateChallenge,
         Metrics,
         ValidatorInfo,
-        RecheckCaa
+        RecheckCaa,
+        CaaForSubdomain
     });
     t.ty::<ValidateRequest>();
     t.ty::<ChallengeType>();
