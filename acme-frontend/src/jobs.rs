@@ -263,14 +263,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
         // The validator is unavailable: the order stays `processing` and
         // the sweep asks again.
         Ok(None) => return Ok(()),
-        Err(refusal) => {
-            let problem = problem_json(&refusal);
-            let oid = order.id.clone();
-            app.store
-                .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
-                .await?;
-            return Err(refusal);
-        }
+        Err(refusal) => return Err(fail_processing(app, &order.id, refusal).await?),
     };
     // A STAR order's first certificate starts at the finalize (`updated`
     // is set then and kept while processing, so a retry asks for the same
@@ -283,12 +276,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
                 let refusal = Error::AutoRenewalExpired(
                     "the order reached its end-date before it was finalized".into(),
                 );
-                let problem = problem_json(&refusal);
-                let oid = order.id.clone();
-                app.store
-                    .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
-                    .await?;
-                return Err(refusal);
+                return Err(fail_processing(app, &order.id, refusal).await?);
             };
             Some((terms, start, window))
         }
@@ -375,12 +363,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
             return Ok(());
         }
     };
-    let problem = problem_json(&refusal);
-    let oid = order.id.clone();
-    app.store
-        .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
-        .await?;
-    Err(refusal)
+    Err(fail_processing(app, &order.id, refusal).await?)
 }
 
 /// How much younger than the signer's `caa_max_age_secs` a CAA check must
@@ -444,6 +427,17 @@ async fn recheck_caa(
         }
     }
     Ok(Some(out))
+}
+
+/// Records `refusal` as the processing order's error (the order becomes
+/// `invalid`) and hands it back for the caller to return.
+async fn fail_processing(app: &App, order_id: &str, refusal: Error) -> Result<Error, Error> {
+    let problem = problem_json(&refusal);
+    let oid = order_id.to_owned();
+    app.store
+        .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
+        .await?;
+    Ok(refusal)
 }
 
 /// RFC 9444 meets RFC 8659: an order name covered only by a statement for

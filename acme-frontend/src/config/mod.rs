@@ -134,29 +134,25 @@ impl Config {
                     .into_iter()
                     .find(|k| t.contains_key(*k))
             });
-        let persist = raw
-            .get("server")
-            .and_then(toml::Value::as_table)
-            .is_some_and(|t| t.contains_key("dns_persist_issuer_domain"));
-        if persist {
-            return Err(ConfigError::Invalid(
-                "[server] dns_persist_issuer_domain belongs in the validator's configuration \
-                 (dns_persist_issuer_domain) when [launcher] enabled = false: the validator \
-                 checks the records against it and tells the frontend"
-                    .into(),
-            ));
-        }
-        let caa = raw
-            .get("server")
-            .and_then(toml::Value::as_table)
-            .is_some_and(|t| t.contains_key("caa_identities"));
-        if caa {
-            return Err(ConfigError::Invalid(
-                "[server] caa_identities belongs in the validator's configuration \
-                 (caa_identities) when [launcher] enabled = false: the validator checks CAA \
-                 and tells the frontend its identities for the directory"
-                    .into(),
-            ));
+        // The validator's facts: the launcher's input for it, refused
+        // without the launcher (the frontend learns them over the RPC).
+        let server = raw.get("server").and_then(toml::Value::as_table);
+        for (key, why) in [
+            (
+                "caa_identities",
+                "the validator checks CAA and tells the frontend its identities for the directory",
+            ),
+            (
+                "dns_persist_issuer_domain",
+                "the validator checks the records against it and tells the frontend",
+            ),
+        ] {
+            if server.is_some_and(|t| t.contains_key(key)) {
+                return Err(ConfigError::Invalid(format!(
+                    "[server] {key} belongs in the validator's configuration ({key}) \
+                     when [launcher] enabled = false: {why}"
+                )));
+            }
         }
         let section = if raw.contains_key("ca") {
             Some("[ca]".to_owned())
