@@ -80,7 +80,7 @@ if want clients; then
     for n in 1 5 10 25 50; do run "clients-$n" --clients "$n" "$@"; done
 fi
 if want keys; then
-    for k in ec:P-256 ec:P-384 rsa:2048; do run "key-${k//:/-}" --clients 25 --key-type "$k" "$@"; done
+    for k in ec:P-256 ec:P-384 rsa:2048 ed25519 ml-dsa-44 ml-dsa-65 ml-dsa-87; do run "key-${k//:/-}" --clients 25 --key-type "$k" "$@"; done
 fi
 if want challenges; then
     for c in http-01 dns-01 tls-alpn-01; do run "challenge-$c" --clients 25 --challenge "$c" "$@"; done
@@ -89,6 +89,10 @@ if want ca; then
     run ca-p256-file --clients 25 --ca-key-type ec:P-256 "$@"
     run ca-p384-file --clients 25 --ca-key-type ec:P-384 "$@"
     run ca-rsa2048-file --clients 25 --ca-key-type rsa:2048 "$@"
+    run ca-mldsa65-file --clients 25 --ca-key-type ml-dsa-65 "$@"
+    for k in ml-dsa-44 ml-dsa-65 ml-dsa-87; do
+        run "ca-pq-$k" --clients 25 --ca-key-type "$k" --key-type "$k" --verify-cert "$@"
+    done
     run ca-p256-softhsm --clients 25 --ca-backend softhsm "$@"
     run ca-p256-memory --clients 25 --db :memory: "$@"
 fi
@@ -103,7 +107,7 @@ fi
 if want keys; then
     echo
     header "key type (25 clients)"
-    for k in ec:P-256 ec:P-384 rsa:2048; do row "$k" "key-${k//:/-}"; done
+    for k in ec:P-256 ec:P-384 rsa:2048 ed25519 ml-dsa-44 ml-dsa-65 ml-dsa-87; do row "$k" "key-${k//:/-}"; done
 fi
 if want challenges; then
     echo
@@ -116,6 +120,8 @@ if want ca; then
     row "ec:P-256, file" ca-p256-file
     row "ec:P-384, file" ca-p384-file
     row "rsa:2048, file" ca-rsa2048-file
+    row "ml-dsa-65, file (P-256 leaves)" ca-mldsa65-file
+    for k in ml-dsa-44 ml-dsa-65 ml-dsa-87; do row "$k, file, $k leaves, --verify-cert" "ca-pq-$k"; done
     row "ec:P-256, PKCS#11 (SoftHSM2)" ca-p256-softhsm
     row "ec:P-256, file, --db :memory:" ca-p256-memory
 fi
