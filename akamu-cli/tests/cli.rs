@@ -899,3 +899,69 @@ async fn cli_subdomain_authorization() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("dns-01"), "{}", run.stderr);
 }
+
+/// `issue --challenge dns-persist-01` against our CA with an issuer
+/// domain: the hook is asked to publish the reference's record
+/// (`"<issuer>; accounturi=<account URL>"` at `_validation-persist`), which
+/// the validator accepts; the certificate names the domain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_dns_persist_01() {
+    let dns = DnsServer::start().await;
+    let ca = Ca::start_with(
+        free_port(),
+        free_port(),
+        Some(dns.addr()),
+        "dns_persist_issuer_domain = \"ca.akamu.test\"\n",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    // The value has spaces: the hook writes name and value on two lines.
+    let hook = dir.path().join("persist-hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nset -e\n[ \"$1\" = present ] || exit 0\n\
+             printf '%s\\n%s\\n' \"$AKAMU_DNS_NAME\" \"$AKAMU_DNS_VALUE\" > {d}/record.tmp\n\
+             mv {d}/record.tmp {d}/record\n\
+             i=0; while [ ! -f {d}/published ]; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; done\n"
+        ),
+    )
+    .expect("write hook");
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let publish = async {
+        let path = dir.path().join("record");
+        for _ in 0..1200 {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let mut lines = text.lines();
+                let (name, value) = (lines.next().expect("name"), lines.next().expect("value"));
+                dns.set_txt(name, &[value]);
+                std::fs::write(dir.path().join("published"), b"").expect("published");
+                return value.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the hook never asked for a record");
+    };
+    let acct = dir.path().join("account.pem");
+    let cert = dir.path().join("persist.pem");
+    let args = [
+        "issue",
+        "--account-key",
+        s(&acct),
+        "-d",
+        "persist.example.org",
+        "--out",
+        s(&cert),
+        "--challenge",
+        "dns-persist-01",
+        "--dns-hook",
+        s(&hook),
+    ];
+    let (run, value) = tokio::join!(cli(&ca.directory, &ca.ca_cert, &args), publish);
+    ok(&run);
+    assert_eq!(sans(&cert), ["persist.example.org"]);
+    assert!(
+        value.starts_with("ca.akamu.test; accounturi=https://"),
+        "the reference's record format: {value}"
+    );
+}

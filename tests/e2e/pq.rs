@@ -315,6 +315,49 @@ async fn ml_dsa_hierarchy_by_ceremony_issues_revokes_and_pyca_agrees() {
     std::fs::write(f("ours-bad.csr"), &ours_bad).expect("write");
     judge(&["verify-csr", &f("ours-bad.csr")]).expect_err("a flipped CSR");
 
+    // An Ed448 subscriber key through ACME (the profile allows it): the
+    // leaf certifies it and pyca verifies the chain.
+    let name = "ed448.example.org";
+    let order = client
+        .new_order(&account, &[Identifier::dns(name)])
+        .await
+        .expect("order");
+    solve(&client, &account, &order, &solver).await;
+    let ed448 = AccountKey::generate("ed448").expect("Ed448 key");
+    let csr = build_csr(&[name], ed448.private_key()).expect("Ed448 CSR");
+    let done = client
+        .finalize(&account, &order, &csr)
+        .await
+        .expect("finalize with an Ed448 CSR");
+    let chain = client
+        .download_certificate(&account, &done.certificate.expect("certificate URL"))
+        .await
+        .expect("download");
+    std::fs::write(f("ed448.pem"), &chain).expect("write");
+    let verdict = judge(&[
+        "verify-chain",
+        &f("ed448.pem"),
+        &f("int.pem"),
+        &f("root.pem"),
+    ])
+    .unwrap_or_else(|e| panic!("pyca refuses the Ed448 leaf's chain: {e}"));
+    assert!(
+        verdict["leaf_key"]
+            .as_str()
+            .is_some_and(|k| k.contains("Ed448")),
+        "{verdict}"
+    );
+    let ed448_leaf = openssl::x509::X509::from_der(&pem_to_der(&chain)[0]).expect("leaf");
+    assert_eq!(
+        ed448_leaf
+            .public_key()
+            .expect("pk")
+            .raw_public_key()
+            .expect("raw"),
+        ed448.private_key().raw_public_key().expect("raw"),
+        "the leaf certifies the Ed448 key"
+    );
+
     // Revoke; the CRL the frontend serves lists the serial, is signed with
     // ML-DSA-65 by the intermediate, and a flipped bit breaks it.
     client
