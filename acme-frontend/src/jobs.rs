@@ -255,7 +255,10 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
         })
         .await?;
     let checked = match recheck_caa(app, statements).await {
-        Ok(Some(statements)) => subdomain_caa(app, &order.identifiers()?, statements).await,
+        // Only orders under an ancestor's authorization need more.
+        Ok(Some(statements)) if statements.iter().any(|s| s.statement.covers_subdomains) => {
+            subdomain_caa(app, &order.identifiers()?, statements).await
+        }
         other => other,
     };
     let statements = match checked {

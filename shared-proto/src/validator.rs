@@ -196,6 +196,23 @@ pub struct ValidationRecord {
     pub persist_until: Option<i64>,
 }
 
+impl ValidationRecord {
+    /// The record of a validation that connected to nothing (DNS methods,
+    /// onion-csr-01): the name checked, when, no URL, port or addresses.
+    pub fn name_only(hostname: String, validated_at: i64) -> Self {
+        Self {
+            url: None,
+            hostname,
+            port: None,
+            addresses_resolved: Vec::new(),
+            address_used: None,
+            validated_at,
+            statement: None,
+            persist_until: None,
+        }
+    }
+}
+
 /// ACME error kinds a probe can end in (RFC 8555 §6.7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProblemKind {

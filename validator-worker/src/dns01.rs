@@ -66,14 +66,9 @@ pub async fn validate_account(
     .await
 }
 
-/// The TXT check of `challenge` at `<prefix>.<base name>`.
-async fn validate_at(
-    prober: &Prober,
-    identifier: &Identifier,
-    key_authorization: &str,
-    challenge: ChallengeType,
-    prefix: &str,
-) -> Result<ValidationRecord, ProbeError> {
+/// The name a DNS method looks under for `identifier` (the wildcard label
+/// dropped); IP identifiers cannot be validated through DNS.
+pub fn dns_base(identifier: &Identifier, challenge: ChallengeType) -> Result<String, ProbeError> {
     if identifier.kind == IdentifierKind::Ip {
         return Err(RequestError::Unsupported {
             challenge,
@@ -82,10 +77,22 @@ async fn validate_at(
         }
         .into());
     }
-    let Host::Name(base) = Host::from_identifier(identifier)? else {
+    match Host::from_identifier(identifier)? {
+        Host::Name(base) => Ok(base),
         // from_identifier returns Host::Name for every DNS identifier.
-        return Err(ProbeError::Internal("DNS identifier without a name"));
-    };
+        Host::Ip(_) => Err(ProbeError::Internal("DNS identifier without a name")),
+    }
+}
+
+/// The TXT check of `challenge` at `<prefix>.<base name>`.
+async fn validate_at(
+    prober: &Prober,
+    identifier: &Identifier,
+    key_authorization: &str,
+    challenge: ChallengeType,
+    prefix: &str,
+) -> Result<ValidationRecord, ProbeError> {
+    let base = dns_base(identifier, challenge)?;
     let name = format!("{prefix}.{base}");
     let expected = expected_txt(key_authorization);
     let records = prober.resolver.lookup_txt(&name).await?;
@@ -93,16 +100,7 @@ async fn validate_at(
         .iter()
         .any(|r| r.trim_ascii() == expected.as_bytes())
     {
-        return Ok(ValidationRecord {
-            url: None,
-            hostname: base,
-            port: None,
-            addresses_resolved: Vec::new(),
-            address_used: None,
-            validated_at: crate::now_unix(),
-            statement: None,
-            persist_until: None,
-        });
+        return Ok(ValidationRecord::name_only(base, crate::now_unix()));
     }
     Err(ProbeError::TxtMismatch {
         name,

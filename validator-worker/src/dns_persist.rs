@@ -12,11 +12,11 @@
 //! `dns_persist_issuer_domain` (one owner: the frontend learns it over the
 //! RPC), so a frontend cannot borrow another CA's records.
 
+use shared_proto::Identifier;
 use shared_proto::validator::{ChallengeType, ValidationRecord};
-use shared_proto::{Identifier, IdentifierKind};
 
 use crate::error::{ProbeError, RequestError};
-use crate::probe::{Host, Prober};
+use crate::probe::Prober;
 
 /// The label prepended to the validated name.
 pub const LABEL: &str = "_validation-persist";
@@ -127,18 +127,7 @@ pub async fn validate(
         }
         .into());
     };
-    if identifier.kind == IdentifierKind::Ip {
-        return Err(RequestError::Unsupported {
-            challenge: ChallengeType::DnsPersist01,
-            identifier: identifier.to_string(),
-            reason: "IP identifiers cannot be validated through DNS (RFC 8738 §7)",
-        }
-        .into());
-    }
-    let Host::Name(base) = Host::from_identifier(identifier)? else {
-        // from_identifier returns Host::Name for every DNS identifier.
-        return Err(ProbeError::Internal("DNS identifier without a name"));
-    };
+    let base = crate::dns01::dns_base(identifier, ChallengeType::DnsPersist01)?;
     let name = format!("{LABEL}.{base}");
     let records = prober.resolver.lookup_txt(&name).await?;
     let now = crate::now_unix();
@@ -148,14 +137,8 @@ pub async fn validate(
         match check(&txt, issuer, account_uri, identifier.is_wildcard(), now) {
             Ok(grant) => {
                 return Ok(ValidationRecord {
-                    url: None,
-                    hostname: base,
-                    port: None,
-                    addresses_resolved: Vec::new(),
-                    address_used: None,
-                    validated_at: now,
-                    statement: None,
                     persist_until: grant.persist_until,
+                    ..ValidationRecord::name_only(base, now)
                 });
             }
             Err(m) => why.push(m.describe()),

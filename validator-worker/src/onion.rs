@@ -111,14 +111,8 @@ pub fn validate(
             "the CSR needs an applicantSigningNonce of at least {MIN_APPLICANT_NONCE} bytes"
         )));
     }
-    Ok(ValidationRecord {
-        url: None,
-        hostname: identifier.base_name().to_owned(),
-        port: None,
-        addresses_resolved: Vec::new(),
-        address_used: None,
-        validated_at: crate::now_unix(),
-        statement: None,
-        persist_until: None,
-    })
+    Ok(ValidationRecord::name_only(
+        identifier.base_name().to_owned(),
+        crate::now_unix(),
+    ))
 }

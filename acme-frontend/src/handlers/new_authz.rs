@@ -4,13 +4,12 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Deserialize;
-use shared_proto::IdentifierKind;
 
 use super::{new_order::new_authz, views};
 use crate::auth::KeyRef;
 use crate::error::Error;
 use crate::http::{Reply, Request};
-use crate::protocol::identifier::{WireIdentifier, parse, refuse_public_suffix};
+use crate::protocol::identifier::{WireIdentifier, parse, subdomain_root};
 use crate::{App, now, rate_limits, store};
 
 #[derive(Deserialize)]
@@ -42,19 +41,11 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
     }
     let subdomains = payload.subdomain_auth_allowed;
     if subdomains {
-        if !app.config.server.allow_subdomain_auth {
-            return Err(Error::Malformed(
-                "this server does not offer subdomain authorization (RFC 9444): subdomainAuthAllowed is refused"
-                    .into(),
-            ));
-        }
-        if id.kind != IdentifierKind::Dns || shared_proto::identifier::is_onion(&id.value) {
-            return Err(Error::Malformed(
-                "subdomainAuthAllowed applies to dns identifiers other than .onion names only"
-                    .into(),
-            ));
-        }
-        refuse_public_suffix(&id)?;
+        subdomain_root(
+            &id,
+            app.config.server.allow_subdomain_auth,
+            "subdomainAuthAllowed",
+        )?;
     }
     let t = now();
     let (authz, challenges) = new_authz(

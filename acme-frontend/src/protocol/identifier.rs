@@ -113,12 +113,6 @@ pub fn ancestors(
 
 /// Checks one `ancestorDomain` (see [`ancestors`]).
 fn ancestor_of(id: &Identifier, text: &str, allowed: bool) -> Result<Identifier, Error> {
-    if !allowed {
-        return Err(Error::Malformed(
-            "this server does not offer subdomain authorization (RFC 9444): ancestorDomain is refused"
-                .into(),
-        ));
-    }
     if id.kind != IdentifierKind::Dns {
         return Err(Error::Malformed(format!(
             "ancestorDomain applies to dns identifiers only, not to {}",
@@ -126,11 +120,6 @@ fn ancestor_of(id: &Identifier, text: &str, allowed: bool) -> Result<Identifier,
         )));
     }
     let ancestor = Identifier::dns(text);
-    if is_onion(&ancestor.value) {
-        return Err(Error::Malformed(
-            "a .onion name cannot be authorized for its subdomains (RFC 9799 allows no DNS-based method)".into(),
-        ));
-    }
     if ancestor.is_wildcard() || !is_valid_dns_name(&ancestor.value) {
         return Err(Error::Malformed(format!(
             "ancestorDomain {text:?} is not a DNS name without a wildcard label"
@@ -142,17 +131,32 @@ fn ancestor_of(id: &Identifier, text: &str, allowed: bool) -> Result<Identifier,
             ancestor.value, id.value
         )));
     }
-    refuse_public_suffix(&ancestor)?;
+    subdomain_root(&ancestor, allowed, "ancestorDomain")?;
     Ok(ancestor)
 }
 
-/// RFC 9444 §8: nobody is authorized for every name below a public suffix
-/// (`com`, `co.uk`, `github.io`).
-pub fn refuse_public_suffix(ancestor: &Identifier) -> Result<(), Error> {
-    if is_public_suffix(&ancestor.value) {
+/// Whether `root` may be authorized for the names below it (RFC 9444),
+/// asked for by request member `member`: the server must offer it
+/// (`allowed`, `[server] allow_subdomain_auth`), `root` must be a DNS name
+/// without a wildcard label that is not a `.onion` name (RFC 9799 allows
+/// no DNS-based method) — `malformed` otherwise — and not a public suffix
+/// (RFC 9444 §8: `com`, `co.uk`, `github.io`), `rejectedIdentifier`.
+pub fn subdomain_root(root: &Identifier, allowed: bool, member: &str) -> Result<(), Error> {
+    if !allowed {
+        return Err(Error::Malformed(format!(
+            "this server does not offer subdomain authorization (RFC 9444): {member} is refused"
+        )));
+    }
+    if root.kind != IdentifierKind::Dns || root.is_wildcard() || is_onion(&root.value) {
+        return Err(Error::Malformed(format!(
+            "{member} applies to DNS names without a wildcard label other than .onion names, not to {}",
+            root.value
+        )));
+    }
+    if is_public_suffix(&root.value) {
         return Err(Error::RejectedIdentifier(format!(
             "{} is a public suffix: its subdomains belong to different owners, so no authorization covers them",
-            ancestor.value
+            root.value
         )));
     }
     Ok(())
