@@ -364,8 +364,14 @@ impl From<&Error> for Problem {
             },
             Error::Signer(refusal) => signer_problem(refusal, e),
             // RFC 8555 §6.7 and RFC 8659: CAA forbids issuance, 403.
-            Error::Validation(p) if p.kind == shared_proto::validator::ProblemKind::Caa => {
-                Problem::acme("caa", S::FORBIDDEN, &p.detail)
+            Error::Validation(p)
+                if matches!(
+                    p.kind,
+                    shared_proto::validator::ProblemKind::Caa
+                        | shared_proto::validator::ProblemKind::Unauthorized
+                ) =>
+            {
+                Problem::acme(p.kind.acme_type(), S::FORBIDDEN, &p.detail)
             }
             Error::Validation(p) => Problem::acme(p.kind.acme_type(), S::BAD_REQUEST, &p.detail),
             Error::Peer(_) | Error::NotYetAvailable(_) => {

@@ -19,7 +19,9 @@ use std::time::Duration;
 use serde_json::json;
 use shared_proto::signer::{IssueRequest, SignerError, StarTerms};
 use shared_proto::statement::{CaaCheck, SignedStatement};
-use shared_proto::validator::{ChallengeType, ValidateRequest};
+use shared_proto::validator::{
+    ChallengeType, MAX_PERSIST_RETAINED, PersistAccount, ValidateRequest,
+};
 use shared_proto::{Identifier, IdentifierKind};
 
 use crate::error::{DatabaseError, Error, problem_json};
@@ -94,9 +96,9 @@ pub fn dispatch_probe(
 }
 
 async fn run_probe(app: &App, challenge: ChallengeRow, authz: AuthzRow) {
-    let outcome = match probe(app, &challenge, &authz).await {
+    let (outcome, persist_hash) = match probe(app, &challenge, &authz).await {
         Ok(o) => o,
-        Err(e) => Outcome::Invalid(problem_json(&e)),
+        Err(e) => (Outcome::Invalid(problem_json(&e)), None),
     };
     let valid = matches!(outcome, Outcome::Valid(..));
     let cid = challenge.id.clone();
@@ -106,7 +108,13 @@ async fn run_probe(app: &App, challenge: ChallengeRow, authz: AuthzRow) {
     let result = app
         .store
         .run(move |c| {
-            let recorded = store::authzs::record_validation(c, &cid, outcome, now())?;
+            let t = now();
+            let recorded = store::authzs::record_validation(c, &cid, outcome, t)?;
+            // draft-ietf-acme-dns-persist-02 §4.2: keep the hashed URI
+            // that passed, so that a key rollover does not orphan it.
+            if recorded && let Some(hash) = &persist_hash {
+                store::accounts::keep_persist_hash(c, &account_id, hash, t)?;
+            }
             // The failed-validations limit counts (and pauses) in the same
             // transaction as the result it counts.
             if recorded && !limits.is_empty() {
@@ -148,7 +156,14 @@ fn authz_identifier(authz: &AuthzRow) -> Result<Identifier, Error> {
     Ok(Identifier { kind, value })
 }
 
-async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<Outcome, Error> {
+/// Probes `challenge`: the outcome to record and, for a dns-persist-01
+/// record in the draft-02 form made with the account's current key, the
+/// hashed URI to keep.
+async fn probe(
+    app: &App,
+    challenge: &ChallengeRow,
+    authz: &AuthzRow,
+) -> Result<(Outcome, Option<store::accounts::PersistHash>), Error> {
     let account_id = authz.account_id.clone();
     let account = app
         .store
@@ -161,6 +176,36 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
             what: "challenge type",
             value: challenge.kind.clone(),
         })?;
+    // draft-ietf-acme-dns-persist-02: the account's current key and the
+    // hashes of earlier keys it may still be named by here.
+    let persist = if challenge_type == ChallengeType::DnsPersist01 {
+        let (aid, domain) = (account.id.clone(), identifier.base_name().to_owned());
+        let rotation = app
+            .config
+            .server
+            .dns_persist_key_rotation_secs
+            .map(i64::from);
+        let retained = app
+            .store
+            .read(move |c| {
+                store::accounts::retained_persist_hashes(
+                    c,
+                    &aid,
+                    &domain,
+                    rotation,
+                    now(),
+                    MAX_PERSIST_RETAINED,
+                )
+            })
+            .await?;
+        Some(PersistAccount {
+            account_hash_prefix: app.urls.account_hash_prefix(),
+            key_thumbprint: account.jwk_thumbprint.clone(),
+            retained,
+        })
+    } else {
+        None
+    };
     let request = ValidateRequest {
         identifier,
         challenge_type,
@@ -173,6 +218,7 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
             .response
             .as_deref()
             .and_then(|b64| akamu_jose::b64_decode(b64).ok()),
+        persist,
     };
     let result = app.peers.validate(request).await;
     let counted = match &result {
@@ -181,7 +227,19 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
         Err(_) => "unavailable",
     };
     crate::metrics::validation(challenge_type.as_str(), counted);
-    Ok(match result {
+    let keep = match &result {
+        Ok(Ok(record)) => record
+            .persist_hash
+            .as_ref()
+            .filter(|h| h.current_key)
+            .map(|h| store::accounts::PersistHash {
+                uri: h.uri.clone(),
+                domain: h.domain.clone(),
+                thumbprint: account.jwk_thumbprint.clone(),
+            }),
+        _ => None,
+    };
+    let outcome = match result {
         Ok(Ok(record)) => Outcome::Valid(
             json!({
                 "url": record.url,
@@ -199,7 +257,8 @@ async fn probe(app: &App, challenge: &ChallengeRow, authz: &AuthzRow) -> Result<
         ),
         Ok(Err(p)) => Outcome::Invalid(problem_json(&Error::Validation(p))),
         Err(e) => Outcome::Invalid(problem_json(&Error::Peer(e))),
-    })
+    };
+    Ok((outcome, keep))
 }
 
 /// The longest a dns-persist-01 authorization is reused: ten days, as the

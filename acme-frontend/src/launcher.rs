@@ -325,6 +325,9 @@ pub fn validator_config(c: &Config, uid: u32) -> String {
             toml_str(issuer)
         ));
     }
+    if let Some(form) = s.dns_persist_form {
+        out.push_str(&format!("dns_persist_form = {}\n", toml_str(form.as_str())));
+    }
     out
 }
 

@@ -78,11 +78,14 @@ impl App {
         }
     }
 
-    /// dns-persist-01's issuer domain, as the validator last told it.
-    pub fn persist_issuer(&self) -> Option<String> {
-        self.validator_facts
-            .cached()
-            .and_then(|i| i.dns_persist_issuer_domain.clone())
+    /// dns-persist-01's issuer domain and record form, as the validator
+    /// last told them.
+    pub fn persist_issuer(&self) -> Option<(String, shared_proto::validator::PersistForm)> {
+        self.validator_facts.cached().and_then(|i| {
+            i.dns_persist_issuer_domain
+                .clone()
+                .map(|d| (d, i.dns_persist_form))
+        })
     }
 
     /// Builds the shared state: opens the database and prepares the links.

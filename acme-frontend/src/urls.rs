@@ -39,6 +39,12 @@ impl Urls {
     pub fn account_prefix(&self) -> String {
         self.of(Resource::Account(""))
     }
+    /// draft-ietf-acme-dns-persist-02's `accountHashPrefix`: hashed
+    /// account URIs are this, the algorithm, `/` and the hash. Nothing is
+    /// served there; the URI only names the account under this CA.
+    pub fn account_hash_prefix(&self) -> String {
+        self.absolute("/acme/account-hash/")
+    }
     /// An account.
     pub fn account(&self, id: &str) -> String {
         self.of(Resource::Account(id))

@@ -906,12 +906,40 @@ async fn cli_subdomain_authorization() {
 /// the validator accepts; the certificate names the domain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_dns_persist_01() {
+    let value = cli_dns_persist(false).await;
+    assert!(
+        value.starts_with("ca.akamu.test; accounturi=https://") && !value.contains("account-hash"),
+        "the reference's record format: {value}"
+    );
+}
+
+/// The same with `dns_persist_form = "draft-02"`: the CLI sees
+/// `issuerDomainNames` and `accountHashPrefix` and publishes the hashed
+/// account URI, which the validator accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_dns_persist_01_draft_02() {
+    let value = cli_dns_persist(true).await;
+    assert!(
+        value.starts_with("ca.akamu.test; accounturi=https://")
+            && value.contains("/acme/account-hash/sha-256/"),
+        "draft-02's hashed account URI: {value}"
+    );
+}
+
+/// Issues `persist.example.org` with `issue --challenge dns-persist-01`;
+/// returns the record value the hook published.
+async fn cli_dns_persist(draft_02: bool) -> String {
     let dns = DnsServer::start().await;
+    let form = if draft_02 {
+        "dns_persist_form = \"draft-02\"\n"
+    } else {
+        ""
+    };
     let ca = Ca::start_with(
         free_port(),
         free_port(),
         Some(dns.addr()),
-        "dns_persist_issuer_domain = \"ca.akamu.test\"\n",
+        &format!("dns_persist_issuer_domain = \"ca.akamu.test\"\n{form}"),
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().display();
@@ -960,8 +988,5 @@ async fn cli_dns_persist_01() {
     let (run, value) = tokio::join!(cli(&ca.directory, &ca.ca_cert, &args), publish);
     ok(&run);
     assert_eq!(sans(&cert), ["persist.example.org"]);
-    assert!(
-        value.starts_with("ca.akamu.test; accounturi=https://"),
-        "the reference's record format: {value}"
-    );
+    value
 }

@@ -66,6 +66,19 @@ pub struct DirectoryMeta {
     /// RFC 8739 §3.3 `auto-renewal`: present when the server does STAR.
     #[serde(default, rename = "auto-renewal")]
     pub auto_renewal: Option<Value>,
+    /// draft-ietf-acme-dns-persist-02 §4.1: the prefix of hashed account
+    /// URIs (present when the server checks dns-persist-01 records in the
+    /// draft-02 form).
+    #[serde(default)]
+    pub account_hash_prefix: Option<String>,
+    /// draft-ietf-acme-dns-persist-02 §3.2: issuer domain names a record
+    /// may name before any challenge was seen.
+    #[serde(default)]
+    pub issuer_domain_names: Vec<String>,
+    /// draft-ietf-acme-dns-persist-02 §4.3: how long records made with a
+    /// replaced account key keep validating, seconds.
+    #[serde(default)]
+    pub key_rotation_period: Option<u64>,
 }
 
 /// Builds an [`AcmeClient`] with non-default trust or timeouts.

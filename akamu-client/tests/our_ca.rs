@@ -995,3 +995,232 @@ async fn dns_persist_01() {
         assert!(err.is_acme("incorrectResponse"), "{name}: {err}");
     }
 }
+
+/// dns-persist-01 in draft-ietf-acme-dns-persist-02's form
+/// (`dns_persist_form = "draft-02"`): the directory shows
+/// `accountHashPrefix`, `issuerDomainNames` and `keyRotationPeriod`, the
+/// challenge `issuerDomainNames`; a record with the hashed account URI for
+/// the name (or the domain-less form) validates, and after a key rollover
+/// a record made with the old key keeps validating for the name it passed
+/// for (not for another) until a revocation with a certificate key prunes
+/// it. Another issuer, another account, an expired `persistUntil` and a
+/// wildcard without the policy are `unauthorized`; a draft-01 record (the
+/// account URL) is `malformed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_persist_01_draft_02() {
+    let dns = DnsServer::start().await;
+    let ca = Ca::start_with(
+        free_port(),
+        free_port(),
+        Some(dns.addr()),
+        "dns_persist_issuer_domain = \"CA.akamu.test.\"\ndns_persist_form = \"draft-02\"\n\
+         dns_persist_key_rotation_secs = 86400\n",
+    );
+    let client = client(&ca).await;
+    let meta = &client.directory().meta;
+    let prefix = meta.account_hash_prefix.clone().expect("accountHashPrefix");
+    let base = ca.directory.trim_end_matches("/acme/directory");
+    assert_eq!(prefix, format!("{base}/acme/account-hash/"));
+    assert_eq!(meta.issuer_domain_names, ["ca.akamu.test"]);
+    assert_eq!(meta.key_rotation_period, Some(86400));
+    let account = register(&client, "ec:P-256").await;
+    let other = register(&client, "ec:P-256").await;
+    let later = time::OffsetDateTime::now_utc().unix_timestamp() + 3 * 3600;
+    let hashed = |acct: &Account, domain: Option<&str>| {
+        DnsPersist01Helper::hashed_account_uri(&prefix, domain, acct.key.thumbprint(), &acct.url)
+            .expect("hashed uri")
+    };
+
+    // Publishes `value` for `name` (`*.name` when `wildcard`), answers
+    // dns-persist-01 as `acct` and waits for the authorization.
+    let attempt = |acct: Account, name: &'static str, wildcard: bool, value: String| {
+        let (client, dns) = (&client, &dns);
+        async move {
+            let asked = if wildcard {
+                format!("*.{name}")
+            } else {
+                name.to_owned()
+            };
+            let order = client
+                .new_order(&acct, &[Identifier::dns(&asked)])
+                .await
+                .expect("order");
+            let authz = client
+                .get_authorization(&acct, &order.authorizations[0])
+                .await
+                .expect("authz");
+            let chall = authz.find_challenge("dns-persist-01").expect("offered");
+            assert_eq!(chall.token, None, "no token for dns-persist-01");
+            assert_eq!(
+                chall.extra["issuerDomainNames"],
+                serde_json::json!(["ca.akamu.test"])
+            );
+            dns.set_txt(&DnsPersist01Helper::record_name(name), &[&value]);
+            client
+                .trigger_challenge(&acct, chall)
+                .await
+                .expect("trigger");
+            let result = client.poll_authorization(&acct, &authz.url, &POLL).await;
+            (order, authz.url, result)
+        }
+    };
+    let record = |uri: &str, wildcard, until| {
+        DnsPersist01Helper::txt_value_draft02("ca.akamu.test", uri, wildcard, until)
+    };
+
+    // Valid, bounded by persistUntil, and a certificate for it.
+    let (order, _, result) = attempt(
+        account.clone(),
+        "persist2.example.org",
+        false,
+        record(
+            &hashed(&account, Some("persist2.example.org")),
+            false,
+            Some(later),
+        ),
+    )
+    .await;
+    let authz = result.expect("the hashed URI for the name validates");
+    let expires = time::OffsetDateTime::parse(
+        authz.expires.as_deref().expect("expires"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339")
+    .unix_timestamp();
+    assert!(expires <= later, "the authorization ends by persistUntil");
+    let order = client
+        .poll_order(&account, &order.url)
+        .await
+        .expect("ready");
+    let cert_key = AccountKey::generate("ec:P-256").expect("key");
+    let csr = build_csr(&["persist2.example.org"], cert_key.private_key()).expect("csr");
+    let done = client
+        .finalize_with(&account, &order, &csr, &POLL)
+        .await
+        .expect("finalize");
+    let pem = client
+        .download_certificate(&account, done.certificate.as_deref().expect("url"))
+        .await
+        .expect("download");
+    verify_chain(&ca.root_pem(), &pem);
+
+    // The domain-less form, with policy=wildcard, for a wildcard.
+    let (_, _, result) = attempt(
+        account.clone(),
+        "wild2.example.org",
+        true,
+        record(&hashed(&account, None), true, None),
+    )
+    .await;
+    result.expect("the domain-less hashed URI with policy=wildcard validates a wildcard");
+
+    // Refusals, each on its own name, with draft-02 §6.2's types.
+    let mine = |name: &str| hashed(&account, Some(name));
+    let cases: [(&'static str, bool, String, &str); 6] = [
+        (
+            "issuer2.example.org",
+            false,
+            format!("other-ca.test; accounturi={}", mine("issuer2.example.org")),
+            "unauthorized",
+        ),
+        (
+            "account2.example.org",
+            false,
+            record(&hashed(&other, Some("account2.example.org")), false, None),
+            "unauthorized",
+        ),
+        (
+            "moved2.example.org",
+            false,
+            // This account's hash, made for another name.
+            record(&mine("elsewhere.example.org"), false, None),
+            "unauthorized",
+        ),
+        (
+            "expired2.example.org",
+            false,
+            record(&mine("expired2.example.org"), false, Some(1_767_225_600)),
+            "unauthorized",
+        ),
+        (
+            "nopolicy2.example.org",
+            true,
+            record(&mine("nopolicy2.example.org"), false, None),
+            "unauthorized",
+        ),
+        (
+            "draft01.example.org",
+            false,
+            format!("ca.akamu.test; accounturi={}", account.url),
+            "malformed",
+        ),
+    ];
+    for (name, wildcard, value, kind) in cases {
+        let (_, _, result) = attempt(account.clone(), name, wildcard, value).await;
+        let err = result.expect_err(name);
+        assert!(err.is_acme(kind), "{name}: {kind} expected, got {err}");
+    }
+
+    // Key rollover: the record made with the old key keeps validating for
+    // the name it passed for, not for a name it never passed for.
+    let old_hash = mine("persist2.example.org");
+    let never = mine("never2.example.org");
+    client
+        .deactivate_authorization(&account, &done.authorizations[0])
+        .await
+        .expect("deactivate, so the next order validates again");
+    let rolled = client
+        .key_change(
+            &account,
+            Arc::new(AccountKey::generate("ec:P-256").expect("new key")),
+        )
+        .await
+        .expect("key change");
+    assert_ne!(hashed(&rolled, Some("persist2.example.org")), old_hash);
+    let (_, retained_authz, result) = attempt(
+        rolled.clone(),
+        "persist2.example.org",
+        false,
+        record(&old_hash, false, None),
+    )
+    .await;
+    result.expect("a hash that passed under the old key is retained");
+    let (_, _, result) = attempt(
+        rolled.clone(),
+        "never2.example.org",
+        false,
+        record(&never, false, None),
+    )
+    .await;
+    let err = result.expect_err("an old-key hash that never passed");
+    assert!(err.is_acme("unauthorized"), "{err}");
+
+    // A revocation with the certificate's key prunes the retained hashes.
+    let der = pem_to_der(&pem).remove(0);
+    client
+        .revoke_certificate_with_cert_key(&cert_key, &der, Some(1))
+        .await
+        .expect("revoke with the certificate key");
+    client
+        .deactivate_authorization(&rolled, &retained_authz)
+        .await
+        .expect("deactivate");
+    let (_, _, result) = attempt(
+        rolled.clone(),
+        "persist2.example.org",
+        false,
+        record(&old_hash, false, None),
+    )
+    .await;
+    let err = result.expect_err("pruned by the revocation");
+    assert!(err.is_acme("unauthorized"), "{err}");
+    // The current key's record still validates.
+    let (_, _, result) = attempt(
+        rolled.clone(),
+        "persist2.example.org",
+        false,
+        record(&hashed(&rolled, Some("persist2.example.org")), false, None),
+    )
+    .await;
+    result.expect("the current key's hash");
+}

@@ -59,6 +59,73 @@ pub struct ValidatorInfo {
     /// validator does not do dns-persist-01, and the frontend does not
     /// offer it.
     pub dns_persist_issuer_domain: Option<String>,
+    /// dns-persist-01: which record form the validator checks, so the
+    /// frontend shows the matching directory and challenge fields
+    /// (protocol version 16).
+    pub dns_persist_form: PersistForm,
+}
+
+/// The form of dns-persist-01 records a validator accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PersistForm {
+    /// The reference's (and draft-ietf-acme-dns-persist-01's) form: the
+    /// record's `accounturi` is the account URL, `persistUntil` an RFC 3339
+    /// UTC time; the challenge carries `issuer-domain-names`.
+    #[default]
+    #[serde(rename = "draft-01")]
+    Draft01,
+    /// draft-ietf-acme-dns-persist-02: `accounturi` is a hashed URI,
+    /// `<accountHashPrefix>sha-256/<base64url SHA-256(len ‖ domain ‖
+    /// thumbprint ‖ account URL)>`, over any key the account holds or held
+    /// (within the retention rules); `persistUntil` is Unix seconds; the
+    /// directory's meta carries `accountHashPrefix` and
+    /// `issuerDomainNames`, the challenge `issuerDomainNames`.
+    #[serde(rename = "draft-02")]
+    Draft02,
+}
+
+impl PersistForm {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft01 => "draft-01",
+            Self::Draft02 => "draft-02",
+        }
+    }
+}
+
+/// What a draft-02 dns-persist-01 check needs to know of the account
+/// (draft-ietf-acme-dns-persist-02 §4.1 and §4.2); the frontend owns the
+/// account, its keys and the hashes that passed before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistAccount {
+    /// The directory's `accountHashPrefix`.
+    pub account_hash_prefix: String,
+    /// The unpadded base64url SHA-256 JWK thumbprint of the account's
+    /// current key (43 characters).
+    pub key_thumbprint: String,
+    /// Hashed URIs that passed a validation of this account before, for
+    /// this domain or in the domain-less (`*`) form, made with keys the
+    /// account has since replaced and that are still retained (§4.2: not
+    /// past `keyRotationPeriod`, not pruned by a revocation with a
+    /// certificate key). At most [`MAX_PERSIST_RETAINED`].
+    pub retained: Vec<String>,
+}
+
+/// The most retained hashed URIs passed in one request.
+pub const MAX_PERSIST_RETAINED: usize = 64;
+
+/// The hashed URI of a draft-02 record that granted a validation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistHash {
+    /// The record's `accounturi`.
+    pub uri: String,
+    /// The `domain_name` it was computed over: the validated name, or `*`
+    /// for the domain-less form.
+    pub domain: String,
+    /// Whether it was computed with the account's current key (else it was
+    /// one of the retained hashes).
+    pub current_key: bool,
 }
 
 /// The validator's figures since it started, for the frontend's `/metrics`.
@@ -168,6 +235,10 @@ pub struct ValidateRequest {
     /// onion-csr-01: the DER CSR the client posted (RFC 9799 §3.2), at
     /// most [`MAX_ONION_CSR`] bytes.
     pub onion_csr: Option<Vec<u8>>,
+    /// dns-persist-01: the account's facts for the draft-02 form (the
+    /// frontend sends them for every dns-persist-01 challenge; a draft-01
+    /// validator ignores them) (protocol version 16).
+    pub persist: Option<PersistAccount>,
 }
 
 /// The largest onion-csr-01 CSR passed to the validator, bytes.
@@ -194,6 +265,10 @@ pub struct ValidationRecord {
     /// dns-persist-01: the record's `persistUntil` (Unix seconds); the
     /// authorization and the statement never outlive it.
     pub persist_until: Option<i64>,
+    /// dns-persist-01, draft-02 form: the hashed URI that granted it, which
+    /// the frontend keeps so that a later key rollover does not orphan the
+    /// record (protocol version 16).
+    pub persist_hash: Option<PersistHash>,
 }
 
 impl ValidationRecord {
@@ -209,6 +284,7 @@ impl ValidationRecord {
             validated_at,
             statement: None,
             persist_until: None,
+            persist_hash: None,
         }
     }
 }
@@ -234,6 +310,10 @@ pub enum ProblemKind {
     /// CAA records forbid issuance, or could not be looked up (RFC 8659;
     /// protocol version 8).
     Caa,
+    /// A record names another issuer or account, or is past its
+    /// `persistUntil` (dns-persist-01 in the draft-02 form, whose §6.2 asks
+    /// for `unauthorized`; protocol version 16).
+    Unauthorized,
 }
 
 impl ProblemKind {
@@ -248,6 +328,7 @@ impl ProblemKind {
             Self::Malformed => "malformed",
             Self::ServerInternal => "serverInternal",
             Self::Caa => "caa",
+            Self::Unauthorized => "unauthorized",
         }
     }
 }

@@ -596,9 +596,9 @@ fn wire_types(t: &mut WireTrace) {
     };
     use shared_proto::statement::{CaaCheck, SignedStatement, Statement};
     use shared_proto::validator::{
-        ChallengeType, ProbeCount, ProblemKind, ValidateRequest, ValidationProblem,
-        ValidationRecord, ValidatorInfo, ValidatorMetrics, ValidatorRpcRequest,
-        ValidatorRpcResponse,
+        ChallengeType, PersistAccount, PersistForm, PersistHash, ProbeCount, ProblemKind,
+        ValidateRequest, ValidationProblem, ValidationRecord, ValidatorInfo, ValidatorMetrics,
+        ValidatorRpcRequest, ValidatorRpcResponse,
     };
     use shared_proto::{Identifier, IdentifierKind};
 
@@ -646,6 +646,9 @@ fn wire_types(t: &mut WireTrace) {
     t.ty::<ValidatorMetrics>();
     t.ty::<ProbeCount>();
     t.ty::<ValidatorInfo>();
+    t.ty::<PersistForm>();
+    t.ty::<PersistAccount>();
+    t.ty::<PersistHash>();
 
     // Figures of the metrics RPCs.
     t.ty::<Histogram>();

@@ -63,6 +63,13 @@ pub struct Config {
     /// over the RPC).
     #[serde(default)]
     pub dns_persist_issuer_domain: Option<String>,
+    /// dns-persist-01's record form: `"draft-01"` (the default; the
+    /// reference's, with the account URL in `accounturi`) or `"draft-02"`
+    /// (draft-ietf-acme-dns-persist-02's hashed account URI, bound to the
+    /// account key and the name). The frontend learns it over the RPC and
+    /// shows the matching directory and challenge fields.
+    #[serde(default)]
+    pub dns_persist_form: shared_proto::validator::PersistForm,
     /// The CA's domain names for CAA (RFC 8659 §4.2), e.g.
     /// `["acme.example.com"]`: every validation of a DNS name checks the
     /// relevant CAA record set, whose `issue` (or, for a wildcard,
@@ -132,6 +139,7 @@ impl Config {
             statement_key_file: None,
             statement_max_age_secs: default_statement_max_age_secs(),
             dns_persist_issuer_domain: None,
+            dns_persist_form: Default::default(),
             caa_identities: Vec::new(),
             user: None,
             group: None,
@@ -203,6 +211,23 @@ impl Config {
                 "statement_max_age_secs must be positive",
             ));
         }
+        if let Some(issuer) = &self.dns_persist_issuer_domain {
+            if !crate::caa::is_issuer_domain_name(issuer.trim_end_matches('.')) {
+                return Err(Error::InvalidConfig(
+                    "dns_persist_issuer_domain must be a domain name (letters, digits, hyphens, dots)",
+                ));
+            }
+            // draft-ietf-acme-dns-persist-02 §3.2: a CA that advertises
+            // caaIdentities offers no issuer domain name outside them.
+            let norm = |d: &str| d.trim_end_matches('.').to_ascii_lowercase();
+            if !self.caa_identities.is_empty()
+                && !self.caa_identities.iter().any(|d| norm(d) == norm(issuer))
+            {
+                return Err(Error::InvalidConfig(
+                    "dns_persist_issuer_domain must be one of caa_identities when both are set",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -262,6 +287,38 @@ mod tests {
         let c = Config::parse(&format!("{base}statement_max_age_secs = 600\n")).expect("parse");
         assert_eq!(c.statement_max_age_secs, 600);
         assert!(Config::parse(&format!("{base}statement_max_age_secs = 0\n")).is_err());
+    }
+
+    #[test]
+    fn persist_settings() {
+        let base = "socket_path = \"/run/v.sock\"\nallowed_uids = [1]\n";
+        let c = Config::parse(base).expect("defaults");
+        assert_eq!(
+            c.dns_persist_form,
+            shared_proto::validator::PersistForm::Draft01
+        );
+        let c = Config::parse(&format!(
+            "{base}dns_persist_issuer_domain = \"ca.example\"\ndns_persist_form = \"draft-02\"\n"
+        ))
+        .expect("draft-02");
+        assert_eq!(
+            c.dns_persist_form,
+            shared_proto::validator::PersistForm::Draft02
+        );
+        assert!(Config::parse(&format!("{base}dns_persist_form = \"draft-03\"\n")).is_err());
+        // The issuer must be among the CAA identities when both are set.
+        assert!(
+            Config::parse(&format!(
+                "{base}dns_persist_issuer_domain = \"ca.example\"\ncaa_identities = [\"other.example\"]\n"
+            ))
+            .is_err()
+        );
+        assert!(
+            Config::parse(&format!(
+                "{base}dns_persist_issuer_domain = \"CA.example.\"\ncaa_identities = [\"ca.example\"]\n"
+            ))
+            .is_ok()
+        );
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub enum ProbeError {
         seen: usize,
         /// What was wrong with them.
         why: String,
+        /// The record form checked.
+        form: shared_proto::validator::PersistForm,
+        /// Whether a record for this CA was malformed (draft-02 §6.2).
+        syntax: bool,
     },
     /// An onion-csr-01 CSR that does not prove control of the hidden
     /// service (RFC 9799 §3.2).
@@ -438,6 +442,19 @@ impl ProbeError {
             ) => ProblemKind::Connection,
             Self::Tls(TlsError::Certificate { .. }) => ProblemKind::IncorrectResponse,
             Self::Tls(_) => ProblemKind::Tls,
+            // draft-02 §6.2 asks for `malformed` and `unauthorized`; the
+            // reference's form keeps dns-01's `incorrectResponse`.
+            Self::PersistMismatch {
+                form: shared_proto::validator::PersistForm::Draft02,
+                syntax,
+                ..
+            } => {
+                if *syntax {
+                    ProblemKind::Malformed
+                } else {
+                    ProblemKind::Unauthorized
+                }
+            }
             Self::TxtMismatch { .. } | Self::PersistMismatch { .. } | Self::OnionCsr(_) => {
                 ProblemKind::IncorrectResponse
             }

@@ -129,6 +129,7 @@ pub async fn validate(
             validated_at: crate::now_unix(),
             statement: None,
             persist_until: None,
+            persist_hash: None,
         });
     }
 }

@@ -21,7 +21,7 @@ const CHALLENGES: [ChallengeType; 6] = [
 
 /// Every result, in the order of the table's columns: success, then each
 /// problem kind.
-const RESULTS: [Option<ProblemKind>; 9] = [
+const RESULTS: [Option<ProblemKind>; 10] = [
     None,
     Some(ProblemKind::Connection),
     Some(ProblemKind::Dns),
@@ -31,6 +31,7 @@ const RESULTS: [Option<ProblemKind>; 9] = [
     Some(ProblemKind::Malformed),
     Some(ProblemKind::ServerInternal),
     Some(ProblemKind::Caa),
+    Some(ProblemKind::Unauthorized),
 ];
 
 struct Figures {
@@ -65,6 +66,7 @@ fn column(problem: Option<ProblemKind>) -> usize {
         Some(ProblemKind::Malformed) => 6,
         Some(ProblemKind::ServerInternal) => 7,
         Some(ProblemKind::Caa) => 8,
+        Some(ProblemKind::Unauthorized) => 9,
     }
 }
 

@@ -156,7 +156,7 @@ impl ValidatorService {
                         prober,
                         id,
                         &request.account_uri,
-                        prober.config.dns_persist_issuer_domain.as_deref(),
+                        request.persist.as_ref(),
                     )
                     .await
                 }
@@ -200,6 +200,7 @@ impl ValidatorRpc for ValidatorService {
         ValidatorInfo {
             caa_identities: self.prober.config.caa_identities.clone(),
             dns_persist_issuer_domain: self.prober.config.dns_persist_issuer_domain.clone(),
+            dns_persist_form: self.prober.config.dns_persist_form,
         }
     }
 
@@ -366,6 +367,7 @@ mod tests {
             authz_expires: 0,
             covers_subdomains: false,
             onion_csr: None,
+            persist: None,
         }
     }
 

@@ -146,6 +146,10 @@ impl Config {
                 "dns_persist_issuer_domain",
                 "the validator checks the records against it and tells the frontend",
             ),
+            (
+                "dns_persist_form",
+                "the validator checks the records in that form and tells the frontend",
+            ),
         ] {
             if server.is_some_and(|t| t.contains_key(key)) {
                 return Err(ConfigError::Invalid(format!(

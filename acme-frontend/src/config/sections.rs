@@ -258,6 +258,19 @@ pub struct Server {
     /// in the validator's configuration. Default none (not offered).
     #[serde(default)]
     pub dns_persist_issuer_domain: Option<String>,
+    /// dns-persist-01's record form, `"draft-01"` (the reference's) or
+    /// `"draft-02"` (draft-ietf-acme-dns-persist-02's hashed account
+    /// URI): the launcher's input for the validator, which owns it.
+    /// Refused when the launcher is off: set `dns_persist_form` in the
+    /// validator's configuration. Default `"draft-01"`.
+    #[serde(default)]
+    pub dns_persist_form: Option<shared_proto::validator::PersistForm>,
+    /// dns-persist-01, draft-02 form: how long after a key-change a
+    /// record made with the replaced key keeps validating (the directory's
+    /// `meta.keyRotationPeriod`), seconds. Default none: such records keep
+    /// validating until a revocation with a certificate key prunes them.
+    #[serde(default)]
+    pub dns_persist_key_rotation_secs: Option<u32>,
     /// At finalize, a CAA check older than this many hours is made again
     /// (the validator re-checks and signs a fresh statement) before the
     /// signer is asked; fractions are allowed (`0.01` is 36 s, `0` re-checks
@@ -313,6 +326,8 @@ impl Default for Server {
             website_url: None,
             caa_identities: Vec::new(),
             dns_persist_issuer_domain: None,
+            dns_persist_form: None,
+            dns_persist_key_rotation_secs: None,
             caa_recheck_hours: default_caa_recheck_hours(),
             profiles: Default::default(),
             external_account_required: false,

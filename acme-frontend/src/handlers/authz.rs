@@ -69,7 +69,7 @@ pub async fn post(app: &Arc<App>, req: &Request, id: &str) -> Result<Reply, Erro
         &authz,
         &challenges,
         now(),
-        app.persist_issuer().as_deref(),
+        app.persist_issuer().as_ref(),
     )?;
     let mut reply = Reply::json(StatusCode::OK, &body);
     if challenges

@@ -78,12 +78,7 @@ pub async fn post(
     };
     let mut reply = Reply::json(
         StatusCode::OK,
-        &views::challenge(
-            &app.urls,
-            &authz,
-            &challenge,
-            app.persist_issuer().as_deref(),
-        ),
+        &views::challenge(&app.urls, &authz, &challenge, app.persist_issuer().as_ref()),
     )
     .link(&app.urls.authz(&authz.id), "up");
     if challenge.status == ChallengeStatus::Processing {

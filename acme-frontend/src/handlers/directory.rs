@@ -35,6 +35,18 @@ pub fn get(app: &App) -> Result<Reply, Error> {
     {
         meta.insert("caaIdentities".into(), info.caa_identities.clone().into());
     }
+    // draft-ietf-acme-dns-persist-02 §3.2 and §4.1: what a client needs to
+    // publish a record before it has an authorization.
+    if let Some((issuer, shared_proto::validator::PersistForm::Draft02)) = app.persist_issuer() {
+        meta.insert(
+            "issuerDomainNames".into(),
+            vec![super::views::persist_issuer_name(&issuer)].into(),
+        );
+        meta.insert("accountHashPrefix".into(), u.account_hash_prefix().into());
+        if let Some(period) = s.dns_persist_key_rotation_secs {
+            meta.insert("keyRotationPeriod".into(), period.into());
+        }
+    }
     // draft-ietf-acme-profiles: every profile the signer offers, with the
     // description or URL [server.profiles] gives it, else one made from
     // the signer's facts.

@@ -61,7 +61,7 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
         &authz,
         &challenges,
         t,
-        app.persist_issuer().as_deref(),
+        app.persist_issuer().as_ref(),
     )?;
     let authz_id = authz.id.clone();
     let limits = app.rate_limits.clone();

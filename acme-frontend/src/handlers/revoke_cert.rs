@@ -107,10 +107,24 @@ pub async fn post(app: &Arc<App>, req: &Request) -> Result<Reply, Error> {
             }
         }
     }
+    // draft-ietf-acme-dns-persist-02 §4.2: a revocation signed with the
+    // certificate's key is the emergency stop for a compromised account,
+    // so the hashed URIs its owner passed stop being accepted (first, so
+    // that even a certificate revoked before still stops them).
+    let prune = matches!(auth.requester, Requester::Key { .. }).then(|| row.account_id.clone());
     let (id, t) = (row.id.clone(), now());
     let revoked = app
         .store
-        .run_durable(move |c| store::certificates::revoke(c, &id, reason, t))
+        .run_durable(move |c| {
+            if let Some(owner) = &prune {
+                let n = store::accounts::prune_persist_hashes(c, owner)?;
+                if n > 0 {
+                    tracing::info!(target: "frontend", account = %owner, hashes = n,
+                        "dns-persist-01 hashes forgotten after a revocation with the certificate key");
+                }
+            }
+            store::certificates::revoke(c, &id, reason, t)
+        })
         .await?;
     if !revoked {
         return Err(Error::AlreadyRevoked(

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 use shared_proto::Identifier;
+use shared_proto::validator::PersistForm;
 
 use crate::error::{Error, problem_value};
 use crate::protocol::OrderStatus;
@@ -125,13 +126,28 @@ pub fn order(
     Ok(v)
 }
 
+/// The challenge field listing dns-persist-01's issuer domain names: the
+/// reference's `issuer-domain-names`, draft-02's `issuerDomainNames`.
+fn persist_field(form: PersistForm) -> &'static str {
+    match form {
+        PersistForm::Draft01 => "issuer-domain-names",
+        PersistForm::Draft02 => "issuerDomainNames",
+    }
+}
+
+/// An issuer domain name as draft-02 §3.1 writes it: lowercase, no
+/// trailing dot.
+pub fn persist_issuer_name(issuer: &str) -> String {
+    issuer.trim_end_matches('.').to_ascii_lowercase()
+}
+
 /// A challenge object; `persist_issuer` is dns-persist-01's issuer domain
-/// (the validator's).
+/// and record form (the validator's).
 pub fn challenge(
     urls: &Urls,
     authz: &AuthzRow,
     c: &ChallengeRow,
-    persist_issuer: Option<&str>,
+    persist_issuer: Option<&(String, PersistForm)>,
 ) -> Value {
     let mut v = json!({
         "type": c.kind,
@@ -139,9 +155,13 @@ pub fn challenge(
         "status": c.status,
     });
     // dns-persist-01 has no token: the record names the issuer and the
-    // account (the reference's form).
+    // account, under the field name of the form the validator checks.
     if c.kind == "dns-persist-01" {
-        v["issuer-domain-names"] = json!(persist_issuer.into_iter().collect::<Vec<_>>());
+        let (names, field) = match persist_issuer {
+            Some((issuer, form)) => (vec![persist_issuer_name(issuer)], persist_field(*form)),
+            None => (Vec::new(), persist_field(PersistForm::default())),
+        };
+        v[field] = json!(names);
     } else {
         v["token"] = authz.token.clone().into();
     }
@@ -173,7 +193,7 @@ pub fn authz(
     a: &AuthzRow,
     challenges: &[ChallengeRow],
     now: i64,
-    persist_issuer: Option<&str>,
+    persist_issuer: Option<&(String, PersistForm)>,
 ) -> Result<Value, Error> {
     let status = a.status_at(now);
     let mut v = json!({

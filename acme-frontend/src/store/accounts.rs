@@ -5,8 +5,8 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 
 use super::models::AccountRow;
-use super::schema::account_keys;
 use super::schema::accounts::dsl;
+use super::schema::{account_keys, persist_hashes};
 use crate::error::Error;
 
 /// The account whose key has this thumbprint.
@@ -179,4 +179,139 @@ pub fn key_history(conn: &mut SqliteConnection, id: &str) -> Result<Vec<Historic
             retired,
         })
         .collect())
+}
+
+/// A hashed account URI that passed a dns-persist-01 validation
+/// (draft-ietf-acme-dns-persist-02 §4.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersistHash {
+    /// The record's `accounturi`.
+    pub uri: String,
+    /// The name it was computed over, or `*`.
+    pub domain: String,
+    /// The thumbprint of the key it was computed with.
+    pub thumbprint: String,
+}
+
+/// Keeps a hashed URI that granted account `id` a validation (once: a
+/// later pass of the same URI keeps the first key and time).
+pub fn keep_persist_hash(
+    conn: &mut SqliteConnection,
+    id: &str,
+    hash: &PersistHash,
+    now: i64,
+) -> Result<(), Error> {
+    diesel::insert_or_ignore_into(persist_hashes::table)
+        .values((
+            persist_hashes::account_id.eq(id),
+            persist_hashes::hashed_uri.eq(&hash.uri),
+            persist_hashes::domain.eq(&hash.domain),
+            persist_hashes::jwk_thumbprint.eq(&hash.thumbprint),
+            persist_hashes::validated.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The hashed URIs of account `id` still accepted at `domain` although
+/// made with a key the account has since replaced: those that passed for
+/// `domain` or in the domain-less form, whose key was retired less than
+/// `rotation_secs` ago (any time when `None`), at most `limit`, newest
+/// first. Hashes of the current key are not listed (the validator
+/// recomputes them).
+pub fn retained_persist_hashes(
+    conn: &mut SqliteConnection,
+    id: &str,
+    domain: &str,
+    rotation_secs: Option<i64>,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<String>, Error> {
+    let keys = key_history(conn, id)?;
+    let rows: Vec<(String, String)> = persist_hashes::table
+        .filter(persist_hashes::account_id.eq(id))
+        .filter(persist_hashes::domain.eq_any([domain, "*"]))
+        .order(persist_hashes::validated.desc())
+        .select((persist_hashes::hashed_uri, persist_hashes::jwk_thumbprint))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, tp)| {
+            keys.iter().any(|k| {
+                &k.thumbprint == tp
+                    && k.retired
+                        .is_some_and(|r| rotation_secs.is_none_or(|p| r.saturating_add(p) > now))
+            })
+        })
+        .map(|(uri, _)| uri)
+        .take(limit)
+        .collect())
+}
+
+/// Forgets every hashed URI account `id` passed (draft-02 §4.2 rule 1: a
+/// revocation with a certificate key is the emergency stop). Returns how
+/// many were forgotten.
+pub fn prune_persist_hashes(conn: &mut SqliteConnection, id: &str) -> Result<usize, Error> {
+    Ok(
+        diesel::delete(persist_hashes::table.filter(persist_hashes::account_id.eq(id)))
+            .execute(conn)?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// draft-ietf-acme-dns-persist-02 §4.2 and §4.3: a hash made with a
+    /// replaced key is offered for its own name and the domain-less form
+    /// only, until `keyRotationPeriod` has run from the key-change; the
+    /// current key's hashes are not listed; pruning forgets them all.
+    #[test]
+    fn retained_hashes_follow_the_rotation_period() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        crate::store::Store::open(&path).expect("migrate");
+        let mut c = SqliteConnection::establish(&path.to_string_lossy()).expect("open");
+        diesel::sql_query("PRAGMA foreign_keys = OFF")
+            .execute(&mut c)
+            .expect("pragma");
+        for (tp, retired) in [("old", Some(1_000)), ("cur", None)] {
+            diesel::insert_into(account_keys::table)
+                .values((
+                    account_keys::account_id.eq("a"),
+                    account_keys::jwk_thumbprint.eq(tp),
+                    account_keys::added.eq(0),
+                    account_keys::retired.eq(retired),
+                ))
+                .execute(&mut c)
+                .expect("key");
+        }
+        for (uri, domain, tp) in [
+            ("h-old-name", "example.com", "old"),
+            ("h-old-star", "*", "old"),
+            ("h-old-other", "example.net", "old"),
+            ("h-cur-name", "example.com", "cur"),
+        ] {
+            let hash = PersistHash {
+                uri: uri.into(),
+                domain: domain.into(),
+                thumbprint: tp.into(),
+            };
+            keep_persist_hash(&mut c, "a", &hash, 500).expect("keep");
+        }
+        let got = |c: &mut SqliteConnection, rotation, now| {
+            let mut v = retained_persist_hashes(c, "a", "example.com", rotation, now, 64)
+                .expect("retained");
+            v.sort();
+            v
+        };
+        assert_eq!(got(&mut c, None, 1_000_000), ["h-old-name", "h-old-star"]);
+        assert_eq!(got(&mut c, Some(100), 1_099), ["h-old-name", "h-old-star"]);
+        assert!(
+            got(&mut c, Some(100), 1_100).is_empty(),
+            "the period has run"
+        );
+        assert_eq!(prune_persist_hashes(&mut c, "a").expect("prune"), 4);
+        assert!(got(&mut c, None, 1_000_000).is_empty());
+    }
 }

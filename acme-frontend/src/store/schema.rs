@@ -187,3 +187,16 @@ diesel::table! {
 
 diesel::joinable!(account_keys -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(account_keys, accounts);
+
+diesel::table! {
+    persist_hashes (account_id, hashed_uri) {
+        account_id -> Text,
+        hashed_uri -> Text,
+        domain -> Text,
+        jwk_thumbprint -> Text,
+        validated -> BigInt,
+    }
+}
+
+diesel::joinable!(persist_hashes -> accounts (account_id));
+diesel::allow_tables_to_appear_in_same_query!(persist_hashes, accounts);

@@ -488,20 +488,48 @@ async fn solve_one(
                     DnsAccount01Helper::txt_value(&key_auth)?,
                 ),
                 _ => {
-                    let issuer = chall
-                        .extra
-                        .get("issuer-domain-names")
-                        .and_then(|v| v.get(0))
-                        .and_then(|v| v.as_str())
-                        .ok_or_else(|| {
-                            CliError::Client(akamu_client::ClientError::Http(
-                                "the dns-persist-01 challenge names no issuer-domain-names".into(),
-                            ))
-                        })?;
-                    (
-                        DnsPersist01Helper::record_name(domain),
-                        DnsPersist01Helper::txt_value(issuer, &account.url, authz.wildcard, None)?,
-                    )
+                    // draft-02 (`issuerDomainNames` and the directory's
+                    // `accountHashPrefix`) when the server shows it, else
+                    // the reference's form (`issuer-domain-names`).
+                    let first = |field: &str| {
+                        chall
+                            .extra
+                            .get(field)
+                            .and_then(|v| v.get(0))
+                            .and_then(|v| v.as_str())
+                    };
+                    let prefix = client.directory().meta.account_hash_prefix.as_deref();
+                    let value = match (first("issuerDomainNames"), prefix) {
+                        (Some(issuer), Some(prefix)) => {
+                            let uri = DnsPersist01Helper::hashed_account_uri(
+                                prefix,
+                                Some(domain),
+                                account.key.thumbprint(),
+                                &account.url,
+                            )?;
+                            DnsPersist01Helper::txt_value_draft02(
+                                issuer,
+                                &uri,
+                                authz.wildcard,
+                                None,
+                            )
+                        }
+                        _ => {
+                            let issuer = first("issuer-domain-names").ok_or_else(|| {
+                                CliError::Client(akamu_client::ClientError::Http(
+                                    "the dns-persist-01 challenge names no issuer domain names"
+                                        .into(),
+                                ))
+                            })?;
+                            DnsPersist01Helper::txt_value(
+                                issuer,
+                                &account.url,
+                                authz.wildcard,
+                                None,
+                            )?
+                        }
+                    };
+                    (DnsPersist01Helper::record_name(domain), value)
                 }
             };
             let shown = if authz.wildcard {

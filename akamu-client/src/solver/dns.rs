@@ -86,6 +86,56 @@ impl DnsPersist01Helper {
     pub fn record_name(domain: &str) -> String {
         format!("_validation-persist.{}.", base_domain(domain))
     }
+
+    /// draft-ietf-acme-dns-persist-02 §4.1: the hashed account URI,
+    /// `<account_hash_prefix>sha-256/<base64url(SHA-256(len ‖ domain ‖
+    /// thumbprint ‖ account URL))>`, for a record at `domain` (a wildcard's
+    /// `*.` is dropped; the name is lower-cased without a trailing dot), or
+    /// for any domain when `domain` is `None` (the domain-less `*` form,
+    /// which lets one record value serve several names at the cost of
+    /// linking them). `key_thumbprint` is the account key's RFC 7638
+    /// thumbprint, base64url ([`crate::AccountKey::thumbprint`]).
+    pub fn hashed_account_uri(
+        account_hash_prefix: &str,
+        domain: Option<&str>,
+        key_thumbprint: &str,
+        account_url: &str,
+    ) -> Result<String, ClientError> {
+        let domain = domain.map_or_else(|| "*".to_owned(), |d| base_domain(d).to_ascii_lowercase());
+        let len = u8::try_from(domain.len())
+            .map_err(|_| ClientError::InvalidArgument("domain longer than 255 octets".into()))?;
+        let mut input =
+            Vec::with_capacity(1 + domain.len() + key_thumbprint.len() + account_url.len());
+        input.push(len);
+        input.extend_from_slice(domain.as_bytes());
+        input.extend_from_slice(key_thumbprint.as_bytes());
+        input.extend_from_slice(account_url.as_bytes());
+        Ok(format!(
+            "{account_hash_prefix}sha-256/{}",
+            b64(&sha256(&input))
+        ))
+    }
+
+    /// draft-ietf-acme-dns-persist-02's TXT value: `"<issuer-domain>;
+    /// accounturi=<hashed URI>"`, with `; policy=wildcard` when it must
+    /// also cover `*.<domain>` and `; persistUntil=<Unix seconds>` when
+    /// `persist_until` is given. `hashed_uri` comes from
+    /// [`DnsPersist01Helper::hashed_account_uri`].
+    pub fn txt_value_draft02(
+        issuer_domain: &str,
+        hashed_uri: &str,
+        wildcard: bool,
+        persist_until: Option<i64>,
+    ) -> String {
+        let mut value = format!("{issuer_domain}; accounturi={hashed_uri}");
+        if wildcard {
+            value.push_str("; policy=wildcard");
+        }
+        if let Some(t) = persist_until {
+            value.push_str(&format!("; persistUntil={t}"));
+        }
+        value
+    }
 }
 
 fn base_domain(domain: &str) -> &str {
@@ -98,6 +148,35 @@ fn base_domain(domain: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// draft-ietf-acme-dns-persist-02 §8.2's test vectors.
+    #[test]
+    fn persist_hashed_uri_vectors() {
+        let prefix = "https://ca.example/account-hash/";
+        let key = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        let acct = "https://ca.example/acct/123";
+        let uri = DnsPersist01Helper::hashed_account_uri(prefix, Some("Example.com."), key, acct)
+            .expect("uri");
+        assert_eq!(
+            uri,
+            "https://ca.example/account-hash/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw"
+        );
+        assert_eq!(
+            DnsPersist01Helper::hashed_account_uri(prefix, None, key, acct).expect("uri"),
+            "https://ca.example/account-hash/sha-256/NpDnSwUthQK8zCgFdefYxAdAVPnygMLbs9US6oO-5ug"
+        );
+        assert_eq!(
+            DnsPersist01Helper::txt_value_draft02(
+                "authority.example",
+                &uri,
+                true,
+                Some(1_767_225_600)
+            ),
+            format!(
+                "authority.example; accounturi={uri}; policy=wildcard; persistUntil=1767225600"
+            )
+        );
+    }
 
     #[test]
     fn dns_account_names() {

@@ -47,6 +47,7 @@ pub(crate) fn request(identifier: Identifier, challenge_type: ChallengeType) -> 
         authz_expires: 0,
         covers_subdomains: false,
         onion_csr: None,
+        persist: None,
     }
 }
 
