@@ -325,6 +325,15 @@ pub fn validator_config(c: &Config, uid: u32) -> String {
             toml_str(issuer)
         ));
     }
+    if s.tor_connectivity_enabled {
+        let proxy = s
+            .tor_socks_proxy
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9050)));
+        out.push_str(&format!(
+            "tor_socks_proxy = {}\n",
+            toml_str(&proxy.to_string())
+        ));
+    }
     if let Some(form) = s.dns_persist_form {
         out.push_str(&format!("dns_persist_form = {}\n", toml_str(form.as_str())));
     }

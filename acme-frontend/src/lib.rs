@@ -75,6 +75,10 @@ impl App {
         protocol::identifier::Offers {
             dns_account_01: self.config.server.dns_account_01_enabled,
             dns_persist_01: self.persist_issuer().is_some(),
+            tor: self
+                .validator_facts
+                .cached()
+                .is_some_and(|i| i.tor_connectivity),
         }
     }
 

@@ -1224,3 +1224,131 @@ async fn dns_persist_01_draft_02() {
     .await;
     result.expect("the current key's hash");
 }
+
+/// RFC 9799 §4 with `tor_connectivity_enabled` and a SOCKS5 proxy standing
+/// in for Tor: `.onion` authorizations also offer http-01 and tls-alpn-01
+/// (not dns-01; a wildcard still only onion-csr-01), the validator reaches
+/// the service through the proxy by name (never through the DNS, which
+/// here has no answer for it), and the certificate names the address; a
+/// service the proxy cannot reach is a `connection` problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onion_through_tor() {
+    let proxy = test_kit::socks::SocksProxy::start().await.expect("proxy");
+    let dns = DnsServer::start().await;
+    let ca = Ca::start_with(
+        free_port(),
+        free_port(),
+        Some(dns.addr()),
+        &format!(
+            "tor_connectivity_enabled = true\ntor_socks_proxy = \"{}\"\n",
+            proxy.addr()
+        ),
+    );
+    let client = client(&ca).await;
+    let account = register(&client, "ec:P-256").await;
+    let (_, http_onion) = hidden_service();
+    let (_, tls_onion) = hidden_service();
+    let (_, gone_onion) = hidden_service();
+    for name in [&http_onion, &tls_onion] {
+        proxy.route(name, Ipv4Addr::LOCALHOST.into());
+    }
+
+    // The wildcard of a hidden service: onion-csr-01 only.
+    let order = client
+        .new_order(&account, &[Identifier::onion(format!("*.{http_onion}"))])
+        .await
+        .expect("a wildcard onion order");
+    let authz = client
+        .get_authorization(&account, &order.authorizations[0])
+        .await
+        .expect("authz");
+    let offered: Vec<&str> = authz.challenges.iter().map(|c| c.r#type.as_str()).collect();
+    assert_eq!(offered, ["onion-csr-01"]);
+
+    // http-01 through the proxy.
+    let order = client
+        .new_order(&account, &[Identifier::onion(http_onion.clone())])
+        .await
+        .expect("order");
+    let authz = client
+        .get_authorization(&account, &order.authorizations[0])
+        .await
+        .expect("authz");
+    let mut offered: Vec<&str> = authz.challenges.iter().map(|c| c.r#type.as_str()).collect();
+    offered.sort_unstable();
+    assert_eq!(offered, ["http-01", "onion-csr-01", "tls-alpn-01"]);
+    let solver = Http01Solver::with_addr(SocketAddr::from((Ipv4Addr::LOCALHOST, ca.http_port)));
+    solver.start().await.expect("solver");
+    solve_http01(&client, &account, &order, &solver).await;
+    assert!(
+        proxy.asked().contains(&(http_onion.clone(), ca.http_port)),
+        "the validator went through the proxy by name: {:?}",
+        proxy.asked()
+    );
+    let order = client
+        .poll_order(&account, &order.url)
+        .await
+        .expect("ready");
+    let key = AccountKey::generate("ec:P-256").expect("key");
+    let csr = build_csr(&[http_onion.as_str()], key.private_key()).expect("csr");
+    let done = client
+        .finalize_with(&account, &order, &csr, &POLL)
+        .await
+        .expect("the signer takes an http-01 statement reached through Tor");
+    let pem = client
+        .download_certificate(&account, done.certificate.as_deref().expect("url"))
+        .await
+        .expect("download");
+    let leaf = verify_chain(&ca.root_pem(), &pem);
+    assert_eq!(dns_sans(&leaf), [http_onion.as_str()]);
+
+    // tls-alpn-01 through the proxy.
+    let mut tls = TlsAlpn01Solver::with_addr(SocketAddr::from((Ipv4Addr::LOCALHOST, ca.tls_port)));
+    tls.start().await.expect("tls solver");
+    let order = client
+        .new_order(&account, &[Identifier::onion(tls_onion.clone())])
+        .await
+        .expect("order");
+    let authz = client
+        .get_authorization(&account, &order.authorizations[0])
+        .await
+        .expect("authz");
+    let chall = authz.find_challenge("tls-alpn-01").expect("offered");
+    let token = chall.token.as_deref().expect("token");
+    tls.present(
+        &authz.identifier.value,
+        &authz.identifier.r#type,
+        &account.key_authorization(token),
+    )
+    .await
+    .expect("present");
+    client
+        .trigger_challenge(&account, chall)
+        .await
+        .expect("trigger");
+    client
+        .poll_authorization(&account, &authz.url, &POLL)
+        .await
+        .expect("tls-alpn-01 through Tor validates");
+    assert!(proxy.asked().contains(&(tls_onion.clone(), ca.tls_port)));
+
+    // A service the proxy cannot reach.
+    let order = client
+        .new_order(&account, &[Identifier::onion(gone_onion.clone())])
+        .await
+        .expect("order");
+    let authz = client
+        .get_authorization(&account, &order.authorizations[0])
+        .await
+        .expect("authz");
+    let chall = authz.find_challenge("http-01").expect("offered");
+    client
+        .trigger_challenge(&account, chall)
+        .await
+        .expect("trigger");
+    let err = client
+        .poll_authorization(&account, &authz.url, &POLL)
+        .await
+        .expect_err("unreachable hidden service");
+    assert!(err.is_acme("connection"), "{err}");
+}

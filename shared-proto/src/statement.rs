@@ -187,14 +187,20 @@ impl Statement {
         if self.account_uri != account_uri || now >= self.expires {
             return false;
         }
-        // RFC 9799: a `.onion` name only by onion-csr-01 (a DNS or network
-        // method proves nothing about a hidden service), and onion-csr-01
-        // nothing but that name (a wildcard included: the service's key
-        // controls every name below its address).
+        // RFC 9799: a `.onion` name only by onion-csr-01 (a wildcard
+        // included: the service's key controls every name below its
+        // address) or by http-01 / tls-alpn-01 reached through Tor (§4;
+        // the validator has no other path to a hidden service, and never
+        // resolves `.onion` in the DNS), never by a DNS method; and
+        // onion-csr-01 proves nothing but that name.
         let onion = san.kind == IdentifierKind::Dns && crate::identifier::is_onion(&san.value);
         if onion || self.challenge_type == ChallengeType::OnionCsr01 {
+            let by_tor = matches!(
+                self.challenge_type,
+                ChallengeType::Http01 | ChallengeType::TlsAlpn01
+            ) && !san.is_wildcard();
             return onion
-                && self.challenge_type == ChallengeType::OnionCsr01
+                && (self.challenge_type == ChallengeType::OnionCsr01 || by_tor)
                 && self.identifier == *san;
         }
         if self.identifier == *san {
@@ -418,7 +424,7 @@ mod tests {
     }
 
     #[test]
-    fn onion_names_only_by_onion_csr_01() {
+    fn onion_names_by_onion_csr_01_or_through_tor() {
         let acct = "https://ca/acme/account/a";
         let name = "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion";
         let onion = Identifier::dns(name);
@@ -427,13 +433,25 @@ mod tests {
         assert!(!ok.covers(&Identifier::dns("example.org"), acct, 150));
         assert!(!ok.covers(&Identifier::dns(&format!("www.{name}")), acct, 150));
         for ct in [
-            ChallengeType::Http01,
             ChallengeType::Dns01,
-            ChallengeType::TlsAlpn01,
+            ChallengeType::DnsAccount01,
+            ChallengeType::DnsPersist01,
         ] {
             let mut st = statement(onion.clone(), ct);
+            assert!(!st.covers(&onion, acct, 150), "{ct:?}");
             st.covers_subdomains = true;
             assert!(!st.covers(&onion, acct, 150), "{ct:?}");
+        }
+        // http-01 and tls-alpn-01 through Tor (RFC 9799 §4): the name
+        // itself, not a wildcard of it nor a name below it.
+        for ct in [ChallengeType::Http01, ChallengeType::TlsAlpn01] {
+            let mut st = statement(onion.clone(), ct);
+            assert!(st.covers(&onion, acct, 150), "{ct:?}");
+            st.covers_subdomains = true;
+            assert!(!st.covers(&Identifier::dns(&format!("www.{name}")), acct, 150));
+            let wild = Identifier::dns(&format!("*.{name}"));
+            let st = statement(wild.clone(), ct);
+            assert!(!st.covers(&wild, acct, 150), "{ct:?}");
         }
         let mut parent = statement(Identifier::dns("onion.example.org"), ChallengeType::Dns01);
         parent.covers_subdomains = true;

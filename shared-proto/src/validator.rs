@@ -63,6 +63,10 @@ pub struct ValidatorInfo {
     /// frontend shows the matching directory and challenge fields
     /// (protocol version 16).
     pub dns_persist_form: PersistForm,
+    /// RFC 9799 §4: the validator reaches hidden services through a Tor
+    /// SOCKS5 proxy (its `tor_socks_proxy`), so http-01 and tls-alpn-01
+    /// may be offered for `.onion` names (protocol version 17).
+    pub tor_connectivity: bool,
 }
 
 /// The form of dns-persist-01 records a validator accepts.

@@ -11,5 +11,6 @@
 
 pub mod dns;
 pub mod ports;
+pub mod socks;
 pub mod softhsm;
 pub mod unix_peers;

@@ -70,6 +70,13 @@ pub struct Config {
     /// shows the matching directory and challenge fields.
     #[serde(default)]
     pub dns_persist_form: shared_proto::validator::PersistForm,
+    /// RFC 9799 §4: a Tor SOCKS5 proxy (e.g. `"127.0.0.1:9050"`) through
+    /// which http-01 and tls-alpn-01 reach `.onion` names; the proxy
+    /// resolves the name (the validator never looks `.onion` up in the
+    /// DNS). Absent (the default): `.onion` names are validated by
+    /// onion-csr-01 only, and the frontend offers nothing else for them.
+    #[serde(default)]
+    pub tor_socks_proxy: Option<std::net::SocketAddr>,
     /// The CA's domain names for CAA (RFC 8659 §4.2), e.g.
     /// `["acme.example.com"]`: every validation of a DNS name checks the
     /// relevant CAA record set, whose `issue` (or, for a wildcard,
@@ -140,6 +147,7 @@ impl Config {
             statement_max_age_secs: default_statement_max_age_secs(),
             dns_persist_issuer_domain: None,
             dns_persist_form: Default::default(),
+            tor_socks_proxy: None,
             caa_identities: Vec::new(),
             user: None,
             group: None,

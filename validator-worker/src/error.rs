@@ -235,6 +235,15 @@ pub enum PolicyError {
         /// The reserved addresses.
         addrs: Vec<IpAddr>,
     },
+    /// A `.onion` name, and no Tor proxy to reach it through (RFC 9799
+    /// §4; `.onion` is never resolved in the DNS, RFC 7686 §2).
+    #[error(
+        "{host} is a Tor hidden service and this validator has no tor_socks_proxy; use onion-csr-01"
+    )]
+    NoTor {
+        /// The name.
+        host: String,
+    },
 }
 
 /// A TCP connect that did not succeed.
@@ -260,6 +269,9 @@ pub enum ConnectCause {
     /// The OS reported an error (refused, unreachable, reset…).
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// The Tor SOCKS5 proxy refused or could not reach the target.
+    #[error("through Tor: {0}")]
+    Tor(String),
 }
 
 /// http-01 failures after a connection was made.
@@ -428,7 +440,9 @@ impl ProbeError {
             Self::Request(_) => ProblemKind::Malformed,
             Self::Dns(_) => ProblemKind::Dns,
             Self::Policy(PolicyError::ReservedIdentifier { .. }) => ProblemKind::RejectedIdentifier,
-            Self::Policy(PolicyError::OnlyReserved { .. }) => ProblemKind::Connection,
+            Self::Policy(PolicyError::OnlyReserved { .. } | PolicyError::NoTor { .. }) => {
+                ProblemKind::Connection
+            }
             Self::Connect(_) => ProblemKind::Connection,
             Self::Http(
                 HttpError::Status { .. }

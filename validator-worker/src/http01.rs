@@ -66,13 +66,13 @@ pub async fn validate(
     let first_url = first.url();
 
     let mut target = first;
-    let mut first_hop: Option<(Vec<IpAddr>, IpAddr)> = None;
+    let mut first_hop: Option<(Vec<IpAddr>, Option<IpAddr>)> = None;
     let mut redirects = 0;
     loop {
         let resolved = prober.resolve(&target.host, first_hop.is_none()).await?;
         let (stream, addr) = prober.connect(&target.host, target.port, &resolved).await?;
         let hop0 = first_hop
-            .get_or_insert_with(|| (resolved.all.clone(), addr))
+            .get_or_insert_with(|| (resolved.all.clone(), resolved.address_used(addr)))
             .clone();
         let url = target.url();
         let exchange = fetch(prober, stream, &target, addr).await?;
@@ -125,7 +125,7 @@ pub async fn validate(
             hostname: host.to_string(),
             port: Some(port),
             addresses_resolved,
-            address_used: Some(address_used),
+            address_used,
             validated_at: crate::now_unix(),
             statement: None,
             persist_until: None,

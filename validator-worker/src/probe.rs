@@ -6,7 +6,7 @@
 //! second resolution can happen behind the policy's back (DNS rebinding).
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rustls::ClientConfig;
@@ -71,13 +71,25 @@ impl fmt::Display for Host {
 }
 
 /// The addresses of a host: everything it resolved to, and the subset the
-/// policy allows.
+/// policy allows; or, for a `.onion` name, the Tor proxy that reaches it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolved {
-    /// All addresses (for the validation record).
+    /// All addresses (for the validation record; none for `.onion`).
     pub all: Vec<IpAddr>,
-    /// The addresses that may be probed, never empty.
+    /// The addresses that may be probed, never empty (the proxy's for
+    /// `.onion`).
     pub allowed: Vec<IpAddr>,
+    /// RFC 9799 §4: the Tor SOCKS5 proxy to connect through, for a
+    /// `.onion` name.
+    pub tor: Option<SocketAddr>,
+}
+
+impl Resolved {
+    /// The address a connection to `addr` shows in a validation record:
+    /// none through Tor (the proxy is not the service).
+    pub fn address_used(&self, addr: IpAddr) -> Option<IpAddr> {
+        self.tor.is_none().then_some(addr)
+    }
 }
 
 /// The state shared by all probes of one validator process.
@@ -120,6 +132,22 @@ impl Prober {
     /// the identifier itself is a `rejectedIdentifier` when reserved; any other
     /// host with only reserved addresses is a `connection` problem.
     pub async fn resolve(&self, host: &Host, is_identifier: bool) -> Result<Resolved, ProbeError> {
+        // RFC 7686 §2: `.onion` is never looked up in the DNS; RFC 9799 §4:
+        // it is reached through Tor, when the validator has a proxy.
+        if let Host::Name(name) = host
+            && shared_proto::identifier::is_onion(name)
+        {
+            let Some(proxy) = self.config.tor_socks_proxy else {
+                return Err(ProbeError::Policy(crate::error::PolicyError::NoTor {
+                    host: name.clone(),
+                }));
+            };
+            return Ok(Resolved {
+                all: Vec::new(),
+                allowed: vec![proxy.ip()],
+                tor: Some(proxy),
+            });
+        }
         let all = match host {
             Host::Ip(addr) => {
                 if is_identifier {
@@ -130,7 +158,11 @@ impl Prober {
             Host::Name(name) => self.resolver.lookup_ip(name).await?,
         };
         let allowed = self.policy.filter(&host.to_string(), &all)?;
-        Ok(Resolved { all, allowed })
+        Ok(Resolved {
+            all,
+            allowed,
+            tor: None,
+        })
     }
 
     /// Connects to `port` on the first allowed IPv6 address, falling back to
@@ -141,6 +173,9 @@ impl Prober {
         port: u16,
         resolved: &Resolved,
     ) -> Result<(TcpStream, IpAddr), ProbeError> {
+        if let Some(proxy) = resolved.tor {
+            return self.connect_tor(proxy, host, port).await;
+        }
         let v6 = resolved.allowed.iter().find(|a| a.is_ipv6());
         let v4 = resolved.allowed.iter().find(|a| a.is_ipv4());
         let mut last = None;
@@ -169,5 +204,37 @@ impl Prober {
             // at least one attempt was made; this arm is defensive.
             None => Err(ProbeError::Internal("no address to connect to")),
         }
+    }
+
+    /// Connects to `host:port` through the Tor SOCKS5 proxy at `proxy`
+    /// (RFC 1928 CONNECT with the name, so the proxy resolves it), the
+    /// proxy's handshake included under the connect timeout. Returns the
+    /// stream and the proxy's address.
+    async fn connect_tor(
+        &self,
+        proxy: SocketAddr,
+        host: &Host,
+        port: u16,
+    ) -> Result<(TcpStream, IpAddr), ProbeError> {
+        let name = host.to_string();
+        let attempt = tokio::time::timeout(
+            self.config.connect_timeout(),
+            tokio_socks::tcp::Socks5Stream::connect(proxy, (name.as_str(), port)),
+        )
+        .await;
+        let cause = match attempt {
+            Ok(Ok(stream)) => return Ok((stream.into_inner(), proxy.ip())),
+            Ok(Err(tokio_socks::Error::Io(e))) => ConnectCause::Io(e),
+            Ok(Err(e)) => ConnectCause::Tor(e.to_string()),
+            Err(_) => ConnectCause::Timeout(self.config.connect_timeout_ms),
+        };
+        tracing::debug!(%host, port, %proxy, %cause, "connect through Tor failed");
+        Err(ConnectError {
+            host: name,
+            port,
+            addr: proxy.ip(),
+            cause,
+        }
+        .into())
     }
 }

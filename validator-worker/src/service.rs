@@ -201,6 +201,7 @@ impl ValidatorRpc for ValidatorService {
             caa_identities: self.prober.config.caa_identities.clone(),
             dns_persist_issuer_domain: self.prober.config.dns_persist_issuer_domain.clone(),
             dns_persist_form: self.prober.config.dns_persist_form,
+            tor_connectivity: self.prober.config.tor_socks_proxy.is_some(),
         }
     }
 

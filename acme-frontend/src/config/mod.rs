@@ -150,8 +150,22 @@ impl Config {
                 "dns_persist_form",
                 "the validator checks the records in that form and tells the frontend",
             ),
+            (
+                "tor_socks_proxy",
+                "the validator connects through it and tells the frontend",
+            ),
+            (
+                "tor_connectivity_enabled",
+                "the validator reaches .onion names through its tor_socks_proxy and tells the frontend",
+            ),
         ] {
-            if server.is_some_and(|t| t.contains_key(key)) {
+            // `tor_connectivity_enabled = false` (the reference's default)
+            // asks nothing of the validator.
+            let off = key == "tor_connectivity_enabled"
+                && server
+                    .and_then(|t| t.get(key))
+                    .is_some_and(|v| v.as_bool() == Some(false));
+            if !off && server.is_some_and(|t| t.contains_key(key)) {
                 return Err(ConfigError::Invalid(format!(
                     "[server] {key} belongs in the validator's configuration ({key}) \
                      when [launcher] enabled = false: {why}"

@@ -271,6 +271,18 @@ pub struct Server {
     /// validating until a revocation with a certificate key prunes them.
     #[serde(default)]
     pub dns_persist_key_rotation_secs: Option<u32>,
+    /// RFC 9799 §4 (the reference's key): offer http-01 and tls-alpn-01
+    /// for `.onion` names, validated through a Tor SOCKS5 proxy. The
+    /// launcher's input for the validator, which owns the proxy (it writes
+    /// `tor_socks_proxy` into the validator's configuration, and the
+    /// frontend offers the methods once the validator says it has one).
+    /// `true` is refused when the launcher is off: set `tor_socks_proxy`
+    /// in the validator's configuration. Default false (onion-csr-01 only).
+    #[serde(default)]
+    pub tor_connectivity_enabled: bool,
+    /// The Tor SOCKS5 proxy for `tor_connectivity_enabled`. Default
+    /// `127.0.0.1:9050` (Tor's). Launcher input like it.
+    pub tor_socks_proxy: Option<SocketAddr>,
     /// At finalize, a CAA check older than this many hours is made again
     /// (the validator re-checks and signs a fresh statement) before the
     /// signer is asked; fractions are allowed (`0.01` is 36 s, `0` re-checks
@@ -328,6 +340,8 @@ impl Default for Server {
             dns_persist_issuer_domain: None,
             dns_persist_form: None,
             dns_persist_key_rotation_secs: None,
+            tor_connectivity_enabled: false,
+            tor_socks_proxy: None,
             caa_recheck_hours: default_caa_recheck_hours(),
             profiles: Default::default(),
             external_account_required: false,

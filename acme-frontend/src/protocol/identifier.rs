@@ -175,6 +175,8 @@ pub struct Offers {
     pub dns_account_01: bool,
     /// The validator does dns-persist-01 (it has an issuer domain).
     pub dns_persist_01: bool,
+    /// The validator reaches `.onion` names through Tor (RFC 9799 §4).
+    pub tor: bool,
 }
 
 /// The challenge types offered for an identifier: wildcards only DNS
@@ -185,9 +187,14 @@ pub struct Offers {
 /// control of names below the one validated.
 pub fn offered_challenges(id: &Identifier, subdomains: bool, offers: Offers) -> Vec<ChallengeType> {
     // RFC 9799 §4: never a DNS method for a hidden service; http-01 and
-    // tls-alpn-01 would need a path to Tor, which this CA does not have.
+    // tls-alpn-01 (not for a wildcard) only when the validator reaches
+    // Tor.
     if id.kind == IdentifierKind::Dns && is_onion(&id.value) {
-        return vec![ChallengeType::OnionCsr01];
+        let mut out = vec![ChallengeType::OnionCsr01];
+        if offers.tor && !id.is_wildcard() && !subdomains {
+            out.extend([ChallengeType::Http01, ChallengeType::TlsAlpn01]);
+        }
+        return out;
     }
     let mut out = match id.kind {
         IdentifierKind::Ip => return vec![ChallengeType::Http01, ChallengeType::TlsAlpn01],
@@ -346,6 +353,22 @@ mod tests {
                 offered_challenges(&id, false, Offers::default()),
                 [ChallengeType::OnionCsr01]
             );
+            // Through Tor, http-01 and tls-alpn-01 too, not for a wildcard.
+            let tor = Offers {
+                tor: true,
+                dns_persist_01: true,
+                dns_account_01: true,
+            };
+            let expected: &[ChallengeType] = if id.is_wildcard() {
+                &[ChallengeType::OnionCsr01]
+            } else {
+                &[
+                    ChallengeType::OnionCsr01,
+                    ChallengeType::Http01,
+                    ChallengeType::TlsAlpn01,
+                ]
+            };
+            assert_eq!(offered_challenges(&id, false, tor), expected);
         }
         for bad in [
             "www.duskgytldkxiuqc6.ONION",
@@ -363,11 +386,11 @@ mod tests {
         let none = Offers::default();
         let account = Offers {
             dns_account_01: true,
-            dns_persist_01: false,
+            ..Offers::default()
         };
         let persist = Offers {
-            dns_account_01: false,
             dns_persist_01: true,
+            ..Offers::default()
         };
         assert_eq!(
             offered_challenges(&Identifier::dns("*.example.org"), false, persist),

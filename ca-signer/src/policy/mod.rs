@@ -277,7 +277,8 @@ fn check_identifiers(
         match id.kind {
             IdentifierKind::Dns => {
                 // .onion names: version 3 addresses only (RFC 9799 §2);
-                // only an onion-csr-01 statement covers them.
+                // only an onion-csr-01 statement, or one of http-01 or
+                // tls-alpn-01 (reached through Tor), covers them.
                 if !dns_ok(&id.value)
                     || id.value != id.value.to_ascii_lowercase()
                     || (shared_proto::identifier::is_onion(&id.value)
