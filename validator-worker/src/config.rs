@@ -77,6 +77,17 @@ pub struct Config {
     /// onion-csr-01 only, and the frontend offers nothing else for them.
     #[serde(default)]
     pub tor_socks_proxy: Option<std::net::SocketAddr>,
+    /// Validates every DNS answer the validator uses (TXT of the DNS
+    /// methods, CAA, the addresses http-01 and tls-alpn-01 connect to) with
+    /// DNSSEC: a bogus or unprovable answer is a `dns` problem, an answer
+    /// proven unsigned passes. Default false.
+    #[serde(default)]
+    pub dnssec_validation: bool,
+    /// The trust anchors for `dnssec_validation`: a file of DNSKEY records
+    /// in zone-file syntax (e.g. a private tree's key). Default: the IANA
+    /// root zone's keys, built in.
+    #[serde(default)]
+    pub dnssec_trust_anchor_file: Option<PathBuf>,
     /// The CA's domain names for CAA (RFC 8659 §4.2), e.g.
     /// `["acme.example.com"]`: every validation of a DNS name checks the
     /// relevant CAA record set, whose `issue` (or, for a wildcard,
@@ -148,6 +159,8 @@ impl Config {
             dns_persist_issuer_domain: None,
             dns_persist_form: Default::default(),
             tor_socks_proxy: None,
+            dnssec_validation: false,
+            dnssec_trust_anchor_file: None,
             caa_identities: Vec::new(),
             user: None,
             group: None,
@@ -217,6 +230,11 @@ impl Config {
         if self.statement_max_age_secs == 0 {
             return Err(Error::InvalidConfig(
                 "statement_max_age_secs must be positive",
+            ));
+        }
+        if self.dnssec_trust_anchor_file.is_some() && !self.dnssec_validation {
+            return Err(Error::InvalidConfig(
+                "dnssec_trust_anchor_file needs dnssec_validation = true",
             ));
         }
         if let Some(issuer) = &self.dns_persist_issuer_domain {

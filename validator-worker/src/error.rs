@@ -211,6 +211,17 @@ pub enum DnsError {
         /// The resolver's description.
         cause: String,
     },
+    /// DNSSEC validation is on and the answer did not validate (a bogus or
+    /// unprovable signature chain); an answer proven unsigned passes.
+    #[error("DNS problem: DNSSEC validation of {rtype} for {name} failed ({proof})")]
+    Dnssec {
+        /// The name.
+        name: String,
+        /// The record type queried.
+        rtype: &'static str,
+        /// What the validating resolver concluded.
+        proof: String,
+    },
 }
 
 /// Reserved-address refusals (see [`crate::address_policy`]).

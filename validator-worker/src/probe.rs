@@ -110,11 +110,23 @@ pub struct Prober {
 impl Prober {
     /// Sets up resolver, policy and TLS clients from `config`.
     pub fn new(config: Config) -> Result<Self, Error> {
-        let resolver = DnsResolver::new(
+        let mut resolver = DnsResolver::new(
             config.dns_resolver_addr,
             config.allow_private_targets,
             config.connect_timeout(),
         );
+        if config.dnssec_validation {
+            let anchors = match &config.dnssec_trust_anchor_file {
+                Some(path) => hickory_resolver::proto::dnssec::TrustAnchors::from_file(path)
+                    .map_err(|_| {
+                        Error::InvalidConfig(
+                            "dnssec_trust_anchor_file is not a readable file of DNSKEY records",
+                        )
+                    })?,
+                None => hickory_resolver::proto::dnssec::TrustAnchors::default(),
+            };
+            resolver = resolver.with_dnssec(anchors);
+        }
         let https_tls = danger::client_config(b"http/1.1")
             .map_err(|_| Error::InvalidConfig("cannot build the TLS client configuration"))?;
         let acme_tls = danger::client_config(ACME_TLS_ALPN)

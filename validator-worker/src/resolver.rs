@@ -11,6 +11,7 @@
 //! development launcher validates `*.localhost` names without a DNS server.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::config::{
@@ -18,17 +19,30 @@ use hickory_resolver::config::{
 };
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
 use crate::error::{DnsError, ProbeError};
 
 /// Builds fresh, cache-less resolvers for each probe.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DnsResolver {
     config: ResolverConfig,
     opts: ResolverOpts,
     localhost: bool,
+    /// DNSSEC validation against these trust anchors, when on.
+    dnssec: Option<Arc<TrustAnchors>>,
+}
+
+impl std::fmt::Debug for DnsResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsResolver")
+            .field("config", &self.config)
+            .field("localhost", &self.localhost)
+            .field("dnssec", &self.dnssec.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DnsResolver {
@@ -74,16 +88,55 @@ impl DnsResolver {
             config,
             opts,
             localhost: allow_localhost,
+            dnssec: None,
         }
+    }
+
+    /// Validates every answer with DNSSEC from `anchors` (the IANA root's
+    /// keys, or an operator's for a private tree): an answer whose
+    /// signature chain is bogus or cannot be established is refused as a
+    /// `dns` problem; an answer proven unsigned (an insecure delegation)
+    /// is taken as it is.
+    pub fn with_dnssec(mut self, anchors: TrustAnchors) -> Self {
+        self.opts.edns0 = true;
+        self.dnssec = Some(Arc::new(anchors));
+        self
     }
 
     fn build(&self) -> Result<TokioResolver, ProbeError> {
         let mut builder =
             Resolver::builder_with_config(self.config.clone(), TokioRuntimeProvider::default());
         *builder.options_mut() = self.opts.clone();
+        if let Some(anchors) = &self.dnssec {
+            builder = builder.with_trust_anchor(Arc::clone(anchors));
+        }
         builder
             .build()
             .map_err(|_| ProbeError::Internal("cannot build the DNS resolver"))
+    }
+
+    /// With DNSSEC on, refuses answers (of `rtype`) that did not validate.
+    fn check_proofs(
+        &self,
+        name: &str,
+        rtype: &'static str,
+        records: &[Record],
+    ) -> Result<(), DnsError> {
+        if self.dnssec.is_none() {
+            return Ok(());
+        }
+        match records
+            .iter()
+            .map(|r| r.proof)
+            .find(|p| !matches!(p, Proof::Secure | Proof::Insecure))
+        {
+            None => Ok(()),
+            Some(proof) => Err(DnsError::Dnssec {
+                name: name.to_owned(),
+                rtype,
+                proof: proof.to_string(),
+            }),
+        }
     }
 
     /// The A and AAAA addresses of `host` (IPv6 first). Fails with a `dns`
@@ -106,11 +159,14 @@ impl DnsResolver {
         let mut errors = Vec::new();
         for (result, rtype) in [(v6, "AAAA"), (v4, "A")] {
             match result {
-                Ok(lookup) => addrs.extend(lookup.answers().iter().filter_map(|r| match &r.data {
-                    RData::A(a) => Some(IpAddr::V4(a.0)),
-                    RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-                    _ => None,
-                })),
+                Ok(lookup) => {
+                    self.check_proofs(&host, rtype, lookup.answers())?;
+                    addrs.extend(lookup.answers().iter().filter_map(|r| match &r.data {
+                        RData::A(a) => Some(IpAddr::V4(a.0)),
+                        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                        _ => None,
+                    }));
+                }
                 Err(e) => errors.push((e, rtype)),
             }
         }
@@ -145,6 +201,7 @@ impl DnsResolver {
             .lookup(fq, RecordType::TXT)
             .await
             .map_err(|e| map_error(&name_str, "TXT", &e))?;
+        self.check_proofs(&name_str, "TXT", lookup.answers())?;
         let records: Vec<Vec<u8>> = lookup
             .answers()
             .iter()
@@ -197,18 +254,21 @@ impl DnsResolver {
             cause: "cannot build the DNS resolver".into(),
         })?;
         match resolver.lookup(fq, RecordType::CAA).await {
-            Ok(lookup) => Ok(lookup
-                .answers()
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::CAA(caa) => Some(CaaRecord {
-                        critical: caa.issuer_critical,
-                        tag: caa.tag.clone(),
-                        value: caa.value.clone(),
-                    }),
-                    _ => None,
-                })
-                .collect()),
+            Ok(lookup) => {
+                self.check_proofs(&name_str, "CAA", lookup.answers())?;
+                Ok(lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::CAA(caa) => Some(CaaRecord {
+                            critical: caa.issuer_critical,
+                            tag: caa.tag.clone(),
+                            value: caa.value.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect())
+            }
             Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
             Err(e) => Err(map_error(&name_str, "CAA", &e)),
         }

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use shared_proto::Identifier;
 use shared_proto::validator::{ChallengeType, ProblemKind};
 use validator_worker::dns01::expected_txt;
+use validator_worker::service::ValidatorService;
 
 use crate::support::{DnsServer, KEY_AUTH, Rr, config, expect_problem, lo4, request, service};
 
@@ -165,4 +166,74 @@ async fn unreachable_nameserver_is_dns_problem() {
         ProblemKind::Dns,
     );
     assert!(p.detail.contains("_acme-challenge.ok.test"), "{}", p.detail);
+}
+
+/// A validator with `dnssec_validation` and the zone's key as its trust
+/// anchor, against `dns`.
+fn dnssec_svc(dns: &DnsServer, anchor: &str) -> (tempfile::TempDir, ValidatorService) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("anchor.keys");
+    std::fs::write(&path, anchor).expect("anchor");
+    let mut c = config();
+    c.dns_resolver_addr = Some(dns.addr);
+    c.allow_private_targets = false;
+    c.dnssec_validation = true;
+    c.dnssec_trust_anchor_file = Some(path);
+    (dir, service(c))
+}
+
+/// DNSSEC on: the record of a signed zone validates, with the zone's key as
+/// the trust anchor.
+#[tokio::test]
+async fn dnssec_signed_answer_validates() {
+    let expected = expected_txt(KEY_AUTH);
+    let (dns, anchor) =
+        DnsServer::start_signed("test.", vec![Rr::Txt("_acme-challenge.ok", vec![expected])]).await;
+    let (_dir, svc) = dnssec_svc(&dns, &anchor);
+    let record = svc
+        .validate(&request(Identifier::dns("ok.test"), ChallengeType::Dns01))
+        .await
+        .expect("a signed record validates");
+    assert_eq!(record.hostname, "ok.test");
+}
+
+/// DNSSEC on: the same record served unsigned for a zone whose key is a
+/// trust anchor (a forged or stripped answer) is a `dns` problem naming
+/// DNSSEC; with validation off it passes.
+#[tokio::test]
+async fn dnssec_unsigned_answer_is_refused() {
+    let expected = expected_txt(KEY_AUTH);
+    let (signed, anchor) = DnsServer::start_signed("test.", vec![]).await;
+    drop(signed);
+    let dns = DnsServer::start("test.", vec![Rr::Txt("_acme-challenge.ok", vec![expected])]).await;
+    let (_dir, strict) = dnssec_svc(&dns, &anchor);
+    let problem = expect_problem(
+        strict
+            .validate(&request(Identifier::dns("ok.test"), ChallengeType::Dns01))
+            .await,
+        ProblemKind::Dns,
+    );
+    assert!(problem.detail.contains("DNSSEC"), "{problem}");
+    svc(&dns)
+        .validate(&request(Identifier::dns("ok.test"), ChallengeType::Dns01))
+        .await
+        .expect("without validation the unsigned record passes");
+}
+
+/// DNSSEC on: a zone signed by a key other than the trust anchor's (a
+/// forger with its own key) is a `dns` problem.
+#[tokio::test]
+async fn dnssec_answer_signed_by_another_key_is_refused() {
+    let expected = expected_txt(KEY_AUTH);
+    let (_, anchor) = DnsServer::start_signed("test.", vec![]).await;
+    let (dns, _) =
+        DnsServer::start_signed("test.", vec![Rr::Txt("_acme-challenge.ok", vec![expected])]).await;
+    let (_dir, strict) = dnssec_svc(&dns, &anchor);
+    let problem = expect_problem(
+        strict
+            .validate(&request(Identifier::dns("ok.test"), ChallengeType::Dns01))
+            .await,
+        ProblemKind::Dns,
+    );
+    assert!(problem.detail.contains("DNSSEC"), "{problem}");
 }

@@ -291,12 +291,28 @@ impl DnsServer {
     /// Serves `origin` (for example `"test."`) with `records` (names relative
     /// to the origin).
     pub(crate) async fn start(origin: &str, records: Vec<Rr>) -> Self {
+        Self::start_zone(origin, records, false).await.0
+    }
+
+    /// [`DnsServer::start`] with the zone signed (DNSSEC, Ed25519, NSEC) by
+    /// a new key; also returns that key as a trust-anchor file's text (one
+    /// DNSKEY record in zone-file syntax).
+    pub(crate) async fn start_signed(origin: &str, records: Vec<Rr>) -> (Self, String) {
+        let (server, anchor) = Self::start_zone(origin, records, true).await;
+        (server, anchor.expect("signed"))
+    }
+
+    async fn start_zone(origin: &str, records: Vec<Rr>, signed: bool) -> (Self, Option<String>) {
+        use hickory_server::proto::dnssec::crypto::Ed25519SigningKey;
+        use hickory_server::proto::dnssec::rdata::{DNSKEY, DNSSECRData};
+        use hickory_server::proto::dnssec::{DnssecSigner, SigningKey};
         let origin = Name::from_ascii(origin).expect("origin");
         let mut zone =
             InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::empty(
                 origin.clone(),
                 ZoneType::Primary,
                 AxfrPolicy::Deny,
+                signed.then_some(hickory_server::dnssec::NxProofKind::Nsec),
             );
         let soa = SOA::new(
             Name::from_ascii("ns.test.").expect("mname"),
@@ -319,6 +335,28 @@ impl DnsServer {
                 .expect("fqdn");
             assert!(zone.upsert_mut(Record::from_rdata(name, 0, data), 1));
         }
+        let mut anchor = None;
+        if signed {
+            let pkcs8 = Ed25519SigningKey::generate_pkcs8().expect("key");
+            let key = Ed25519SigningKey::from_pkcs8(&pkcs8).expect("key");
+            let dnskey = DNSKEY::from_key(&key.to_public_key().expect("public key"));
+            anchor = Some(
+                Record::from_rdata(
+                    origin.clone(),
+                    3600,
+                    RData::DNSSEC(DNSSECRData::DNSKEY(dnskey.clone())),
+                )
+                .to_string(),
+            );
+            let signer = DnssecSigner::new(
+                dnskey,
+                Box::new(key),
+                origin.clone(),
+                Duration::from_secs(86_400),
+            );
+            zone.add_zone_signing_key_mut(signer).expect("zone key");
+            zone.secure_zone_mut().expect("sign the zone");
+        }
         let mut catalog = Catalog::new();
         let handler: Arc<dyn ZoneHandler> = Arc::new(zone);
         catalog.upsert(LowerName::new(&origin), vec![handler]);
@@ -340,7 +378,7 @@ impl DnsServer {
         let task = tokio::spawn(async move {
             let _ = server.block_until_done().await;
         });
-        Self { addr, task }
+        (Self { addr, task }, anchor)
     }
 }
 
