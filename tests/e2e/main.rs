@@ -58,6 +58,8 @@ mod caa;
 /// record, bad `auto-renewal` members.
 mod star;
 
+/// dns-persist-01 in both record forms by raw JWS.
+mod persist;
 /// Post-quantum: an ML-DSA hierarchy by ceremony, ML-DSA subscriber and
 /// account keys, judged by pyca/cryptography.
 mod pq;
