@@ -163,9 +163,12 @@ pub fn database_serials(db_path: &Path) -> Result<BTreeSet<String>, Error> {
         .collect())
 }
 
+/// A certificate's DER and its index in the transparency log, if any.
+pub type LoggedCertificate = (Vec<u8>, Option<u64>);
+
 /// Every certificate in the database at `db_path` (opened read-only) with
 /// its transparency-log index, for `akamu-cli log verify --config`.
-pub fn logged_certificates(db_path: &Path) -> Result<Vec<(Vec<u8>, Option<u64>)>, Error> {
+pub fn logged_certificates(db_path: &Path) -> Result<Vec<LoggedCertificate>, Error> {
     let mut conn = store::Store::open_read_only(db_path)?;
     Ok(store::certificates::all_logged(&mut conn)?
         .into_iter()

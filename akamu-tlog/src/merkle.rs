@@ -113,7 +113,7 @@ impl Tree {
     /// MTH(D[a:b]) for `a < b ≤ size`, from the complete subtrees.
     fn range(&self, a: u64, b: u64) -> Hash {
         let n = b - a;
-        if n.is_power_of_two() && a % n == 0 {
+        if n.is_power_of_two() && a.is_multiple_of(n) {
             let h = n.trailing_zeros() as usize;
             return self.levels[h][(a >> h) as usize];
         }

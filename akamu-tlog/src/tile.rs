@@ -175,7 +175,7 @@ pub fn hash_tile(tree: &Tree, path: &TilePath) -> Option<Vec<u8>> {
 
 /// The hashes of a hash tile's bytes (`None` if not a whole number).
 pub fn split_hashes(bytes: &[u8]) -> Option<Vec<Hash>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return None;
     }
     Some(

@@ -187,8 +187,7 @@ impl Recovery {
         }
         let signer = NoteSigner::new(origin, key)?;
         let checkpoint_path = checkpoint_path(&path);
-        check_published(&checkpoint_path, &signer, &self.entries.tree)
-            .map_err(|reason| inconsistent(reason))?;
+        check_published(&checkpoint_path, &signer, &self.entries.tree).map_err(inconsistent)?;
         let reader = file.try_clone().map_err(io)?;
         let log = MtcLog {
             path: path.clone(),
