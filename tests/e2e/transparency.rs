@@ -200,7 +200,9 @@ async fn issued_certificates_are_in_the_signed_log_and_the_monitor_follows_it() 
     let size = v["size"].as_u64().expect("size");
     assert_eq!(v["root"], judged["root"], "the monitor and the judge agree");
     assert_eq!(size, 3, "{v}");
+    // Both at the index the frontend stored with them.
     assert_eq!(v["certificates_checked"].as_u64(), Some(2), "{v}");
+    assert_eq!(v["certificates_unindexed"].as_u64(), Some(0), "{v}");
     let old: Checkpoint = {
         let note = std::fs::read_to_string(&state).expect("state written");
         akamu_tlog::NoteVerifier::parse(&vkey)
@@ -341,7 +343,8 @@ async fn a_signer_killed_between_signature_and_reply_loses_no_entry() {
     );
     assert_ne!(ca.signer_pid(), Some(before), "the signer was restarted");
 
-    let judged = judged_at_least(&ca, &vkey, 1).await;
+    // The frontend's HTTPS certificate, then this one.
+    let judged = judged_at_least(&ca, &vkey, 2).await;
     let h = sha256_hex(&leaf_der(&issued.chain_pem));
     let entries = judged["entry_sha256"].as_array().expect("entries");
     assert!(
@@ -356,4 +359,30 @@ async fn a_signer_killed_between_signature_and_reply_loses_no_entry() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(json_of(&out)["certificates_checked"].as_u64(), Some(1));
+}
+
+/// Without `[mtc] enabled` there is no log: `/log/` paths are 404s, and the
+/// monitor says so as "unreachable", not as a fork.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_log_its_paths_are_not_found() {
+    let ca = Ca::start_async(CaOptions::default()).await;
+    let pem = std::fs::read(ca.ca_cert()).expect("CA PEM");
+    let fetcher = akamu_client::AcmeClient::builder(&log_url(&ca))
+        .add_root_pem(&pem)
+        .expect("root")
+        .build_fetcher()
+        .expect("fetcher");
+    for path in [
+        "checkpoint",
+        "key",
+        "tile/0/000.p/1",
+        "tile/entries/000.p/1",
+    ] {
+        let got = fetcher
+            .get(&format!("{}/{path}", log_url(&ca)))
+            .await
+            .expect("GET");
+        assert!(got.is_none(), "{path} is not found");
+    }
+    assert!(!ca.state_dir().join("mtc.log").exists(), "nothing written");
 }

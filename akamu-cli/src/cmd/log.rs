@@ -133,10 +133,20 @@ async fn verify(a: VerifyArgs, out: &Output) -> Result<(), CliError> {
         })?;
     }
     if let Some(config) = &a.config {
-        let (checked, unlogged, pending) = check_database(config, &f.tree, out)?;
+        let DbCheck {
+            checked,
+            unindexed,
+            unlogged,
+            pending,
+        } = check_database(config, &f.tree, out)?;
         lines.push(format!(
             "{checked} certificates of the database are in the log at their index"
         ));
+        if unindexed > 0 {
+            lines.push(format!(
+                "{unindexed} certificates without a recorded index are in the log"
+            ));
+        }
         if pending > 0 {
             lines.push(format!(
                 "{pending} certificates are newer than the checkpoint (not yet covered)"
@@ -148,6 +158,7 @@ async fn verify(a: VerifyArgs, out: &Output) -> Result<(), CliError> {
             ));
         }
         report["certificates_checked"] = checked.into();
+        report["certificates_unindexed"] = unindexed.into();
         report["certificates_pending"] = pending.into();
         report["certificates_unlogged"] = unlogged.into();
     }
@@ -350,22 +361,40 @@ fn consistent(old: &Checkpoint, new: &Checkpoint, tree: &Tree) -> Result<Vec<Has
     Ok(proof)
 }
 
+/// What `--config` found.
+struct DbCheck {
+    /// Certificates that are the entry at their recorded index.
+    checked: u64,
+    /// Certificates without an index that are in the log anyway.
+    unindexed: u64,
+    /// Certificates without an index that are not in the log (issued
+    /// while the log was off).
+    unlogged: u64,
+    /// Certificates whose index is beyond the checkpoint (newer than it).
+    pending: u64,
+}
+
 /// Checks the database's certificates against the tree: each with an
 /// index must be that entry; one without, issued while the log was off, is
-/// counted. Returns (checked, unlogged, pending).
-fn check_database(config: &Path, tree: &Tree, out: &Output) -> Result<(u64, u64, u64), CliError> {
+/// counted.
+fn check_database(config: &Path, tree: &Tree, out: &Output) -> Result<DbCheck, CliError> {
     let bad_db = |e: acme_frontend::error::Error| CliError::BadFile {
         path: config.to_owned(),
         reason: e.to_string(),
     };
     let db = acme_frontend::admin::database_path(Some(config)).map_err(bad_db)?;
     let certs = acme_frontend::admin::logged_certificates(&db).map_err(bad_db)?;
-    let (mut checked, mut unlogged, mut pending) = (0, 0, 0);
+    let mut c = DbCheck {
+        checked: 0,
+        unindexed: 0,
+        unlogged: 0,
+        pending: 0,
+    };
     for (der, index) in certs {
         let h = leaf_hash(&der);
         match index {
-            Some(i) if i >= tree.size() => pending += 1,
-            Some(i) if tree.leaf(i) == Some(h) => checked += 1,
+            Some(i) if i >= tree.size() => c.pending += 1,
+            Some(i) if tree.leaf(i) == Some(h) => c.checked += 1,
             Some(i) => {
                 return Err(CliError::LogBroken(format!(
                     "missing certificate: entry {i} of the log is not the database's certificate \
@@ -374,19 +403,20 @@ fn check_database(config: &Path, tree: &Tree, out: &Output) -> Result<(u64, u64,
             }
             None => {
                 if tree.level(0).contains(&h) {
-                    checked += 1;
+                    c.unindexed += 1;
                 } else {
-                    unlogged += 1;
+                    c.unlogged += 1;
                 }
             }
         }
     }
-    if unlogged > 0 {
+    if c.unlogged > 0 {
         out.warn(&format!(
-            "{unlogged} certificates of the database have no log index and are not in the log"
+            "{} certificates of the database have no log index and are not in the log",
+            c.unlogged
         ));
     }
-    Ok((checked, unlogged, pending))
+    Ok(c)
 }
 
 /// The DER of the first certificate in `path` (PEM or DER).
