@@ -508,7 +508,14 @@ mod tests {
         );
         assert_eq!(
             keys(&v["target"]),
-            ["ca_backend", "ca_key_type", "db", "directory", "managed", "mtc"]
+            [
+                "ca_backend",
+                "ca_key_type",
+                "db",
+                "directory",
+                "managed",
+                "mtc"
+            ]
         );
         assert_eq!(v["errors"]["badNonce"], 1);
         assert!(v["summary"]["throughput_per_sec"].is_f64());

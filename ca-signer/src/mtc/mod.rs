@@ -212,13 +212,13 @@ impl MtcLog {
         }
         let (start, end) = {
             let entries = self.read_tree();
-            let Some(first) = index
-                .checked_mul(tile::TILE_WIDTH)
-                .and_then(|b| b.checked_add(u64::from(from)))
-            else {
+            let base = index.checked_mul(tile::TILE_WIDTH);
+            let (Some(first), Some(last)) = (
+                base.and_then(|b| b.checked_add(u64::from(from))),
+                base.and_then(|b| b.checked_add(u64::from(width))),
+            ) else {
                 return Ok(None);
             };
-            let last = index * tile::TILE_WIDTH + u64::from(width);
             if last > entries.tree.size() {
                 return Ok(None);
             }

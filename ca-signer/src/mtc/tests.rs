@@ -84,6 +84,16 @@ fn appends_are_served_as_tiles_and_checkpoints() {
     assert_eq!(entries.len(), 44);
     assert_eq!(entries[0], cert(256).as_slice());
     assert!(log.entries(1, 45, 0).expect("read").is_none());
+    assert!(log.entries(u64::MAX, 1, 0).expect("read").is_none());
+    assert!(log.entries(0, 3, 3).expect("read").is_none());
+    let rest = log
+        .entries(0, 256, 255)
+        .expect("read")
+        .expect("the last one");
+    assert_eq!(
+        akamu_tlog::tile::split_entries(&rest).expect("parses"),
+        [cert(255).as_slice()]
+    );
 }
 
 #[test]
@@ -177,4 +187,32 @@ fn a_published_checkpoint_the_entries_do_not_reach_stops_the_log() {
     std::fs::write(&audit_path, format!("{}\n", kept.join("\n"))).expect("write");
     let e = open(dir.path()).err().expect("refused");
     assert!(e.to_string().contains("only 2 are left"), "{e}");
+}
+
+/// A bundle larger than one RPC answer is read in parts, each at most
+/// `MAX_ENTRIES_BYTES` (the frontend asks again from the next entry).
+#[test]
+fn large_bundles_are_read_in_parts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, audit) = open(dir.path()).expect("open");
+    let big = |i: u32| {
+        let mut v = cert(i);
+        v.resize(6000, b'x');
+        v
+    };
+    for i in 0..200 {
+        issue(&log, &audit, &big(i), true);
+    }
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut parts = 0;
+    while got.len() < 200 {
+        let from = u16::try_from(got.len()).expect("small");
+        let part = log.entries(0, 200, from).expect("read").expect("part");
+        assert!(part.len() <= MAX_ENTRIES_BYTES, "{}", part.len());
+        let entries = akamu_tlog::tile::split_entries(&part).expect("parses");
+        got.extend(entries.into_iter().map(<[u8]>::to_vec));
+        parts += 1;
+    }
+    assert!(parts > 1, "read in one part");
+    assert_eq!(got, (0..200).map(big).collect::<Vec<_>>());
 }
