@@ -114,7 +114,15 @@ impl ManagedCa {
             &db,
             opts.ca_key_type,
             targets,
-            &format!("{signer_key}{}", leaf_profile(opts.key_type)),
+            &format!(
+                "{signer_key}{}{}",
+                leaf_profile(opts.key_type),
+                if opts.mtc {
+                    "\n[mtc]\nenabled = true\n"
+                } else {
+                    ""
+                }
+            ),
         );
         let config_path = dir.path().join("akamu.toml");
         std::fs::write(&config_path, config)?;

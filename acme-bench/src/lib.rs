@@ -228,6 +228,7 @@ fn build_report(
             ca_key_type: managed.map(|_| opts.ca_key_type.to_string()),
             ca_backend: managed.map(|_| opts.ca_backend.to_string()),
             db: managed.map(|ca| ca.db.clone()),
+            mtc: managed.map(|_| opts.mtc),
         },
         config: RunConfig {
             clients: opts.clients,

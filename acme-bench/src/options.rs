@@ -72,6 +72,12 @@ pub struct Options {
     #[arg(long)]
     pub verify_cert: bool,
 
+    /// Turn the transparency log on in the CA the bench starts (`[mtc]
+    /// enabled = true`): every certificate is appended to it before it
+    /// leaves the signer.
+    #[arg(long)]
+    pub mtc: bool,
+
     /// Benchmark this ACME directory instead of starting Akāmu.
     #[arg(long, value_name = "URL", requires = "ca_bundle")]
     pub directory: Option<String>,
@@ -144,6 +150,9 @@ impl Options {
             }
             if self.ca_backend != CaBackend::File {
                 return Err("--ca-backend only applies when the bench starts Akāmu".into());
+            }
+            if self.mtc {
+                return Err("--mtc only applies when the bench starts Akāmu".into());
             }
         }
         if self.max_secs == 0 || self.poll_timeout_secs == 0 || self.issuance_timeout_secs == 0 {

@@ -13,7 +13,8 @@
 //!     "managed": true,                               the bench started Akāmu
 //!     "ca_key_type": "ec:P-256" | null,              null when not managed
 //!     "ca_backend": "file" | "pkcs11-softhsm2" | null,
-//!     "db": "/tmp/…/akamu.db" | ":memory:" | null
+//!     "db": "/tmp/…/akamu.db" | ":memory:" | null,
+//!     "mtc": false | true | null                      transparency log on
 //!   },
 //!   "config": { "clients": 25, "requests": 200, "warmup": 20, "poll_ms": 5,
 //!               "challenge": "http-01", "key_type": "ec:P-256",
@@ -119,6 +120,10 @@ pub struct Target {
     pub ca_backend: Option<String>,
     /// Database of a started Akāmu.
     pub db: Option<String>,
+    /// Whether a started Akāmu had its transparency log on (`--mtc`);
+    /// absent in reports from before it existed.
+    #[serde(default)]
+    pub mtc: Option<bool>,
 }
 
 /// The load's shape.
@@ -239,10 +244,15 @@ impl Report {
             self.target.directory,
             if self.target.managed {
                 format!(
-                    " (started by the bench; CA key {} in {}, db {})",
+                    " (started by the bench; CA key {} in {}, db {}{})",
                     self.target.ca_key_type.as_deref().unwrap_or("?"),
                     self.target.ca_backend.as_deref().unwrap_or("?"),
-                    self.target.db.as_deref().unwrap_or("?")
+                    self.target.db.as_deref().unwrap_or("?"),
+                    if self.target.mtc == Some(true) {
+                        ", transparency log on"
+                    } else {
+                        ""
+                    }
                 )
             } else {
                 String::new()
@@ -381,6 +391,7 @@ mod tests {
                 ca_key_type: Some("ec:P-256".into()),
                 ca_backend: Some("file".into()),
                 db: Some(":memory:".into()),
+                mtc: Some(false),
             },
             config: RunConfig {
                 clients: 2,
@@ -497,7 +508,14 @@ mod tests {
         );
         assert_eq!(
             keys(&v["target"]),
-            ["ca_backend", "ca_key_type", "db", "directory", "managed"]
+            [
+                "ca_backend",
+                "ca_key_type",
+                "db",
+                "directory",
+                "managed",
+                "mtc"
+            ]
         );
         assert_eq!(v["errors"]["badNonce"], 1);
         assert!(v["summary"]["throughput_per_sec"].is_f64());
@@ -521,6 +539,7 @@ mod tests {
             ca_key_type: None,
             ca_backend: None,
             db: None,
+            mtc: None,
         };
         let v = serde_json::to_value(&r).expect("serialize");
         assert!(v["target"]["ca_key_type"].is_null());

@@ -163,6 +163,19 @@ pub fn database_serials(db_path: &Path) -> Result<BTreeSet<String>, Error> {
         .collect())
 }
 
+/// A certificate's DER and its index in the transparency log, if any.
+pub type LoggedCertificate = (Vec<u8>, Option<u64>);
+
+/// Every certificate in the database at `db_path` (opened read-only) with
+/// its transparency-log index, for `akamu-cli log verify --config`.
+pub fn logged_certificates(db_path: &Path) -> Result<Vec<LoggedCertificate>, Error> {
+    let mut conn = store::Store::open_read_only(db_path)?;
+    Ok(store::certificates::all_logged(&mut conn)?
+        .into_iter()
+        .map(|(der, index)| (der, index.and_then(|i| u64::try_from(i).ok())))
+        .collect())
+}
+
 /// A certificate the signer's audit log holds but the database does not.
 #[derive(Clone, Debug)]
 pub struct AuditOnly {
@@ -259,6 +272,7 @@ pub fn import_certificate(
             revoked_at: None,
             revocation_reason: None,
             created: t,
+            mtc_log_index: None,
         };
         store::certificates::import(c, row, stand_in, t)
     })

@@ -387,6 +387,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
                 revoked_at: None,
                 revocation_reason: None,
                 created: t,
+                mtc_log_index: cert.mtc_log_index.and_then(|i| i64::try_from(i).ok()),
             };
             let limits = app.rate_limits.clone();
             let (account_id, identifiers) = (order.account_id.clone(), order.identifiers()?);

@@ -263,6 +263,19 @@ pub fn signer_config(c: &Config, uid: u32, server_cert: Option<ServerCertSource>
         s.push('\n');
         s.push_str(&top.to_string());
     }
+    if c.mtc.enabled {
+        let m = &c.mtc;
+        let origin = m
+            .origin
+            .clone()
+            .unwrap_or_else(|| akamu_tlog::default_origin(&c.base_url));
+        s.push_str(&format!(
+            "\n[mtc]\nenabled = true\nlog_path = {}\norigin = {}\nkey_file = {}\ngenerate_key = true\n",
+            toml_path(&m.log_path.clone().unwrap_or_else(|| c.state_dir.join("mtc.log"))),
+            toml_str(&origin),
+            toml_path(&m.key_file.clone().unwrap_or_else(|| c.state_dir.join("mtc-log.key"))),
+        ));
+    }
     if let Some(key) = &c.signer.key {
         let mut outer = toml::Table::new();
         let mut signer = toml::Table::new();

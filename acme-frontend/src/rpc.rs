@@ -136,6 +136,21 @@ impl Peers {
         .await
     }
 
+    /// Reads the signer's transparency log (checkpoint, key, tiles).
+    pub async fn log_read(
+        &self,
+        request: shared_proto::signer::LogRead,
+    ) -> Result<Result<Vec<u8>, shared_proto::signer::LogReadError>, CallError> {
+        retry(&self.signer, "log_read", |c| {
+            let request = request.clone();
+            async move {
+                c.log_read(context_with(deadline::SIGNER_CALL), request)
+                    .await
+            }
+        })
+        .await
+    }
+
     /// The signer's figures for `/metrics`: one attempt within `deadline`
     /// (connection included), `None` if the signer did not answer.
     pub async fn signer_metrics(&self, deadline: Duration) -> Option<SignerMetrics> {

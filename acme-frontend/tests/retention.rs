@@ -154,6 +154,7 @@ async fn issue(db: &Db, id: &str, serial: &str) {
         revoked_at: None,
         revocation_reason: None,
         created: T0 + 4,
+        mtc_log_index: None,
     };
     db.store
         .run_durable(move |c| store::orders::complete_issuance(c, cert, T0 + 4))

@@ -267,6 +267,7 @@ fn certificate(id: &str, order_id: &str, serial: &str) -> CertRow {
         revoked_at: None,
         revocation_reason: None,
         created: T0,
+        mtc_log_index: None,
     }
 }
 

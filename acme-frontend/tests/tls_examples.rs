@@ -11,7 +11,7 @@ fn parse(text: &str) -> Config {
 }
 
 /// Mode 1 without its `[mtc]` table, which belongs to the transparency-log
-/// chapter (our signer owns that log); it stays an unknown section here.
+/// chapter (the launcher passes it to the signer, which owns that log).
 const MODE_1: &str = r#"
 listen_addr = "127.0.0.1:8080"
 base_url    = "https://acme.example.com"
@@ -150,8 +150,11 @@ fn mode_1_is_plain_http_with_the_proxys_base_url() {
     assert_eq!(c.base_url, "https://acme.example.com");
     let with_mtc =
         format!("{MODE_1}\n[mtc]\nlog_path = \"/var/lib/akamu/mtc.log\"\nenabled = false\n");
-    let refused = Config::parse(&with_mtc, "t").expect_err("[mtc] is not ours");
-    assert!(refused.to_string().contains("mtc"), "{refused}");
+    let c = parse(&with_mtc);
+    assert!(!c.mtc.enabled);
+    let alone = "[launcher]\nenabled = false\n[mtc]\nlog_path = \"/var/lib/akamu/mtc.log\"\n";
+    let refused = Config::parse(alone, "t").expect_err("[mtc] is the signer's");
+    assert!(refused.to_string().contains("[mtc]"), "{refused}");
 }
 
 #[test]

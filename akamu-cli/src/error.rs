@@ -33,13 +33,23 @@ pub(crate) enum CliError {
     /// The `--dns-hook` script or the interactive prompt failed.
     #[error("DNS step failed: {0}")]
     Dns(String),
+    /// The transparency log is not what its signed checkpoint says, forked,
+    /// or lacks a certificate (`log verify`, `log prove`).
+    #[error("transparency log: {0}")]
+    LogBroken(String),
+    /// The transparency log could not be reached or did not answer.
+    #[error("transparency log unreachable: {0}")]
+    Unreachable(String),
 }
 
 impl CliError {
     /// The process exit code: 1 ACME or server error, 2 usage error,
-    /// 3 I/O error.
+    /// 3 I/O error, 4 a broken, forked or incomplete transparency log, 5 a
+    /// transparency log that cannot be reached.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
+            Self::LogBroken(_) => 4,
+            Self::Unreachable(_) => 5,
             Self::Client(ClientError::InvalidArgument(_)) | Self::Usage(_) => 2,
             Self::Client(ClientError::Io(_)) | Self::Io { .. } | Self::BadFile { .. } => 3,
             Self::Dns(_) => 3,
@@ -75,6 +85,8 @@ mod tests {
             2
         );
         assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
+        assert_eq!(CliError::LogBroken("fork".into()).exit_code(), 4);
+        assert_eq!(CliError::Unreachable("down".into()).exit_code(), 5);
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
         assert_eq!(CliError::io("/x", io).exit_code(), 3);
         assert_eq!(

@@ -2,7 +2,8 @@
 //!
 //! `main` parses the command line, runs one subcommand and turns the outcome
 //! into the exit code, in one place: 0 success, 1 ACME or server error,
-//! 2 usage error, 3 I/O error. Each top-level command is one variant of
+//! 2 usage error, 3 I/O error, 4 a broken, forked or incomplete
+//! transparency log, 5 a transparency log that cannot be reached. Each top-level command is one variant of
 //! [`Command`] delegating to `cmd::<name>::run`.
 
 mod cmd;
@@ -49,6 +50,9 @@ enum Command {
     Audit(cmd::audit::Args),
     /// Operator: revoke as the operator, block subscriber keys.
     Admin(cmd::admin::Args),
+    /// Monitor the CA's transparency log: verify checkpoints, tiles,
+    /// consistency and the database's certificates; prove inclusion.
+    Log(cmd::log::Args),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +99,7 @@ async fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::Ceremony(args) => cmd::ceremony::run(args, out),
         Command::Audit(args) => cmd::audit::run(args, out),
         Command::Admin(args) => cmd::admin::run(args, out),
+        Command::Log(args) => cmd::log::run(args, out).await,
     }
 }
 

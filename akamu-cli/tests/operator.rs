@@ -156,3 +156,43 @@ fn ceremony_show_audit_verify_and_block_key() {
     let listed = std::fs::read_to_string(&blocklist).expect("blocklist");
     assert_eq!(listed.lines().count(), 1, "{listed}");
 }
+
+/// `ceremony log-key` writes an Ed25519 key readable only by its owner,
+/// prints the verifier key of that key under the origin, and never
+/// overwrites a key.
+#[test]
+fn ceremony_log_key_makes_the_log_key_and_its_verifier_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("mtc-log.key");
+    let key_s = key.to_string_lossy().into_owned();
+    let args = [
+        "--json",
+        "ceremony",
+        "log-key",
+        "--out",
+        key_s.as_str(),
+        "--origin",
+        "acme.example.com/log",
+    ];
+    let o = cli(dir.path(), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let vkey = v["verifier_key"].as_str().expect("verifier key");
+    assert!(vkey.starts_with("acme.example.com/log+"), "{vkey}");
+    let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let pkey = openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&key).expect("read"))
+        .expect("PEM");
+    assert_eq!(pkey.id(), openssl::pkey::Id::ED25519);
+    let signer = akamu_tlog::NoteSigner::new("acme.example.com/log", pkey).expect("signer");
+    assert_eq!(signer.verifier_key(), vkey, "the printed key is the file's");
+
+    let again = cli(dir.path(), &args);
+    assert_eq!(again.status.code(), Some(3), "{}", text(&again));
+    assert!(
+        text(&again).contains("refusing to overwrite"),
+        "{}",
+        text(&again)
+    );
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Method;
+use http::{Method, StatusCode};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
@@ -133,6 +133,15 @@ impl ClientBuilder {
         crate::danger::DangerousClientBuilder { inner: self }
     }
 
+    /// A plain HTTP(S) getter with this builder's trust and deadline, for
+    /// resources outside ACME (a transparency log's tiles); no directory
+    /// is fetched. Bodies are read up to [`Fetcher::MAX_BODY`].
+    pub fn build_fetcher(self) -> Result<Fetcher, ClientError> {
+        let transport =
+            Transport::new(&self.tls, self.request_timeout)?.with_max_body(Fetcher::MAX_BODY);
+        Ok(Fetcher { transport })
+    }
+
     /// Fetches the directory and returns the client.
     pub async fn build(self) -> Result<AcmeClient, ClientError> {
         let scheme_ok = self.directory_url.starts_with("https://")
@@ -157,6 +166,32 @@ impl ClientBuilder {
                 poll_timeout: self.poll_timeout,
             }),
         })
+    }
+}
+
+/// Unauthenticated GETs with the trust, deadline and body cap of a
+/// [`ClientBuilder`] ([`ClientBuilder::build_fetcher`]).
+pub struct Fetcher {
+    transport: Transport,
+}
+
+impl Fetcher {
+    /// The largest body read: a full C2SP entry bundle of the longest
+    /// entries (256 × (2 + 65535) bytes).
+    pub const MAX_BODY: usize = 256 * 65_537;
+
+    /// GETs `url`: `Ok(Some(body))` for a 200, `Ok(None)` for a 404, an
+    /// error for anything else or a failed exchange.
+    pub async fn get(&self, url: &str) -> Result<Option<Bytes>, ClientError> {
+        let resp = self
+            .transport
+            .request(Method::GET, url, None, Bytes::new())
+            .await?;
+        match resp.status {
+            StatusCode::OK => Ok(Some(resp.body)),
+            StatusCode::NOT_FOUND => Ok(None),
+            s => Err(ClientError::Http(format!("GET {url}: HTTP {s}"))),
+        }
     }
 }
 

@@ -111,7 +111,9 @@ mod transport;
 pub use account::{Account, AccountOptions, EabOptions};
 pub use akamu_jose::KeyType;
 pub use ari::{RenewalInfo, cert_id_from_parts, renewal_cert_id};
-pub use client::{AcmeClient, ClientBuilder, DEFAULT_POLL_TIMEOUT, Directory, DirectoryMeta};
+pub use client::{
+    AcmeClient, ClientBuilder, DEFAULT_POLL_TIMEOUT, Directory, DirectoryMeta, Fetcher,
+};
 pub use csr::{build_csr, build_onion_csr, pem_to_der};
 pub use error::{ACME_ERROR_PREFIX, ClientError, Problem, Subproblem};
 pub use key::AccountKey;

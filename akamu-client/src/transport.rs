@@ -127,6 +127,8 @@ pub(crate) struct Transport {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     nonces: Mutex<Vec<String>>,
+    /// The largest response body read ([`MAX_RESPONSE_BYTES`] unless set).
+    max_body: usize,
 }
 
 impl Transport {
@@ -160,7 +162,14 @@ impl Transport {
             client,
             timeout,
             nonces: Mutex::new(Vec::new()),
+            max_body: MAX_RESPONSE_BYTES,
         })
+    }
+
+    /// Reads response bodies up to `max` bytes.
+    pub(crate) fn with_max_body(mut self, max: usize) -> Self {
+        self.max_body = max;
+        self
     }
 
     /// One HTTP exchange with the deadline and body cap applied. Any
@@ -189,7 +198,7 @@ impl Transport {
                     ClientError::Http(format!("{method} {url}: {}", error_chain(&e)))
                 })?;
             let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+            let body = Limited::new(body, self.max_body)
                 .collect()
                 .await
                 .map_err(|e| ClientError::Http(format!("reading the response from {url}: {e}")))?

@@ -130,6 +130,9 @@ pub enum Error {
     /// The audit log could not be written or does not verify.
     #[error("audit log: {0}")]
     Audit(#[from] crate::audit::AuditError),
+    /// The transparency log could not be appended to, opened or trusted.
+    #[error("transparency log: {0}")]
+    Mtc(#[from] crate::mtc::MtcError),
     /// A blocking signing task panicked or was cancelled.
     #[error("signing task failed: {0}")]
     Join(#[from] tokio::task::JoinError),

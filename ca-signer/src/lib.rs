@@ -23,6 +23,7 @@ pub mod files;
 pub mod inflight;
 pub mod keys;
 pub mod metrics;
+pub mod mtc;
 pub mod policy;
 pub mod recent;
 pub mod server;

@@ -131,7 +131,10 @@ impl RecentIssues {
                 continue;
             };
             match decode(cert, serial) {
-                Some(signed) => table.insert(digest.to_owned(), signed, r.time),
+                Some(mut signed) => {
+                    signed.mtc_log_index = r.mtc_log_index;
+                    table.insert(digest.to_owned(), signed, r.time);
+                }
                 None => {
                     tracing::warn!(
                         target: "signer",
@@ -222,7 +225,10 @@ pub fn find_in_log(
             && digest == request_sha256
         {
             match decode(cert, serial) {
-                Some(signed) => found = Some((signed, record.time)),
+                Some(mut signed) => {
+                    signed.mtc_log_index = record.mtc_log_index;
+                    found = Some((signed, record.time));
+                }
                 None => tracing::warn!(
                     target: "signer",
                     seq = record.seq,
@@ -248,6 +254,7 @@ fn decode(b64: &str, serial: &str) -> Option<SignedCertificate> {
         not_after: secs(&validity.not_after)?,
         serial_hex: serial.to_owned(),
         der,
+        mtc_log_index: None,
     })
 }
 
@@ -261,6 +268,7 @@ mod tests {
             serial_hex: serial.to_owned(),
             not_before: 0,
             not_after: 1,
+            mtc_log_index: None,
         }
     }
 

@@ -61,6 +61,7 @@ fn full_config(dir: &Path, ca: config::Ca) -> Config {
             path: Some(dir.join("audit/audit.log")),
             ..config::Audit::default()
         },
+        mtc: config::Mtc::default(),
         policy: config::Policy::default(),
         profiles: Default::default(),
         server_certificate: None,

@@ -22,6 +22,11 @@ pub trait SignerRpc {
     /// The signer's own figures (signatures, latencies, errors, CPU and
     /// memory) for the frontend's `/metrics` (protocol version 6).
     async fn metrics() -> SignerMetrics;
+    /// Reads the transparency log: its newest signed checkpoint, its
+    /// verifier key, a hash tile or part of an entry bundle (protocol
+    /// version 16). Everything it returns is checkable against the
+    /// signed checkpoint, so the frontend serves it without being trusted.
+    async fn log_read(request: LogRead) -> Result<Vec<u8>, LogReadError>;
 }
 
 /// A request to issue one leaf certificate.
@@ -92,6 +97,9 @@ pub struct IssuedCertificate {
     pub not_after: i64,
     /// The PEM chain served to the subscriber: leaf, then the CA chain.
     pub chain_pem: String,
+    /// The certificate's index in the signer's transparency log, `None`
+    /// when the log is off (protocol version 16).
+    pub mtc_log_index: Option<u64>,
 }
 
 /// What the CA is, as the signer owns it. The frontend asks for it when it
@@ -197,6 +205,49 @@ pub struct SignerMetrics {
     pub audit_append_seconds: crate::metrics::Histogram,
     /// The signer process's CPU and memory.
     pub process: crate::metrics::ProcessFigures,
+}
+
+/// What to read from the transparency log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogRead {
+    /// The newest signed checkpoint (a C2SP signed note).
+    Checkpoint,
+    /// The log key's note verifier key.
+    VerifierKey,
+    /// Hash tile `level`/`index` of `width` hashes (1–256).
+    HashTile {
+        /// Tile level.
+        level: u8,
+        /// Tile index.
+        index: u64,
+        /// Number of hashes (256: a full tile).
+        width: u16,
+    },
+    /// Entries `from ..` of entry bundle `index` of `width` entries, as
+    /// many as fit in one answer (at least one): the caller asks again
+    /// from the next entry until it has `width`.
+    Entries {
+        /// Bundle index.
+        index: u64,
+        /// Number of entries in the bundle (256: a full bundle).
+        width: u16,
+        /// The first entry wanted, 0 ≤ from < width.
+        from: u16,
+    },
+}
+
+/// Why a log read has no answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum LogReadError {
+    /// The signer's `[mtc] enabled` is false.
+    #[error("the transparency log is not enabled")]
+    Disabled,
+    /// The log has no such tile (yet).
+    #[error("no such tile")]
+    NotFound,
+    /// Reading failed; details are in the signer's log.
+    #[error("signer internal error")]
+    Internal,
 }
 
 /// Why the signer refused or failed a request.

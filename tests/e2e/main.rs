@@ -74,6 +74,10 @@ mod revocation;
 /// it, and no order or challenge is left stuck.
 mod restart;
 
+/// The transparency log (issue 16): entries, signed checkpoints judged by
+/// pyca, `akamu-cli log verify|prove`, forks, tampering, a signer crash.
+mod transparency;
+
 /// Hand-built bad requests get precise RFC 8555 problem documents, never 500.
 mod bad_input;
 

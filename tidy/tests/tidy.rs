@@ -591,8 +591,9 @@ const PROTOCOL_VERSION: u16 = shared_proto::PROTOCOL_VERSION;
 fn wire_types(t: &mut WireTrace) {
     use shared_proto::metrics::{Histogram, ProcessFigures};
     use shared_proto::signer::{
-        CaInfo, CrlRequest, IssueRequest, IssuedCertificate, ProfileInfo, RevokedEntry, SignedCrl,
-        SignerError, SignerMetrics, SignerRpcRequest, SignerRpcResponse, StarTerms,
+        CaInfo, CrlRequest, IssueRequest, IssuedCertificate, LogRead, LogReadError, ProfileInfo,
+        RevokedEntry, SignedCrl, SignerError, SignerMetrics, SignerRpcRequest, SignerRpcResponse,
+        StarTerms,
     };
     use shared_proto::statement::{CaaCheck, SignedStatement, Statement};
     use shared_proto::validator::{
@@ -616,7 +617,8 @@ fn wire_types(t: &mut WireTrace) {
         IssueCertificate,
         CaInfo,
         GenerateCrl,
-        Metrics
+        Metrics,
+        LogRead
     });
     t.ty::<IssueRequest>();
     t.ty::<IssuedCertificate>();
@@ -628,6 +630,8 @@ fn wire_types(t: &mut WireTrace) {
     t.ty::<SignerError>();
     t.ty::<SignerMetrics>();
     t.ty::<StarTerms>();
+    t.ty::<LogRead>();
+    t.ty::<LogReadError>();
 
     // ValidatorRpc.
     t.ty::<ValidatorRpcRequest>();

@@ -37,6 +37,9 @@ pub struct Config {
     /// `[ca]`: passed to the signer by the launcher.
     #[serde(default)]
     pub ca: Ca,
+    /// `[mtc]`: the transparency log; passed to the signer by the launcher.
+    #[serde(default)]
+    pub mtc: Mtc,
     /// `[tls]`: HTTPS for ACME clients.
     #[serde(default)]
     pub tls: Tls,
@@ -174,6 +177,8 @@ impl Config {
         }
         let section = if raw.contains_key("ca") {
             Some("[ca]".to_owned())
+        } else if raw.contains_key("mtc") {
+            Some("[mtc]".to_owned())
         } else {
             signer_only.map(|k| format!("[signer.{k}]"))
         };

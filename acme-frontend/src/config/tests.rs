@@ -184,8 +184,7 @@ fn caa_identities_belong_to_the_validator_without_the_launcher() {
 /// the issue that owns each: (`table`, `key`), where `key` is `None` for a
 /// whole table. When an issue lands a key, this test fails until the key
 /// leaves the list, so the list is always exactly what is missing.
-const REFERENCE_KEYS_NOT_YET_SUPPORTED: &[(&str, Option<&str>, &str)] =
-    &[("mtc", None, "issue 16 (transparency log)")];
+const REFERENCE_KEYS_NOT_YET_SUPPORTED: &[(&str, Option<&str>, &str)] = &[];
 
 /// `example` without the lines of `skip` (a whole table when its key is
 /// `None`).

@@ -10,6 +10,7 @@ pub mod directory;
 pub mod finalize;
 pub mod issuer;
 pub mod key_change;
+pub mod log;
 pub mod new_account;
 pub mod new_authz;
 pub mod new_nonce;

@@ -140,7 +140,17 @@ resources! {
     /// RFC 9773 §4: the renewal information of a certificate, by its ARI
     /// certificate identifier. Unauthenticated GET (§4.1).
     RenewalInfo(cert_id) => ["acme", "renewal-info", cert_id], allow "GET, HEAD";
+    /// The transparency log's newest signed checkpoint (C2SP
+    /// tlog-checkpoint as a signed note); its tiles are under
+    /// `/log/tile/` ([`LOG_TILE_PREFIX`]).
+    LogCheckpoint => ["log", "checkpoint"], allow "GET, HEAD";
+    /// The transparency log's note verifier key.
+    LogKey => ["log", "key"], allow "GET, HEAD";
 }
+
+/// The prefix of the transparency log's tiles (C2SP tlog-tiles paths of
+/// variable depth, so not rows of the table).
+pub const LOG_TILE_PREFIX: &str = "/log/tile/";
 
 impl Resource<'_> {
     /// Whether this resource answers `method`.

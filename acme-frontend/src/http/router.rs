@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::resource::Resource;
+use super::resource::{LOG_TILE_PREFIX, Resource};
 use super::{Reply, Request};
 use crate::App;
 use crate::error::Error;
 use crate::handlers;
 
-/// The methods the CRL distribution point answers.
+/// The methods the CRL distribution point and the log's tiles answer.
 const CRL_ALLOW: &str = "GET, HEAD";
 
 /// Dispatches one request.
@@ -20,6 +20,12 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
     if is_crl_path(app, &req.path) {
         return match *m {
             Method::GET | Method::HEAD => handlers::crl::get(app),
+            _ => Err(Error::MethodNotAllowed(CRL_ALLOW)),
+        };
+    }
+    if let Some(rest) = req.path.strip_prefix(LOG_TILE_PREFIX) {
+        return match *m {
+            Method::GET | Method::HEAD => handlers::log::tile(app, rest).await,
             _ => Err(Error::MethodNotAllowed(CRL_ALLOW)),
         };
     }
@@ -51,6 +57,8 @@ pub async fn route(app: &Arc<App>, req: Request) -> Result<Reply, Error> {
         Resource::Issuer(n) if *m == Method::POST => handlers::issuer::post(app, &req, n).await,
         Resource::Issuer(n) => handlers::issuer::get(app, n).await,
         Resource::RenewalInfo(id) => handlers::renewal_info::get(app, id).await,
+        Resource::LogCheckpoint => handlers::log::checkpoint(app).await,
+        Resource::LogKey => handlers::log::key(app).await,
     }
 }
 
@@ -60,6 +68,7 @@ pub fn endpoint(app: &App, path: &str) -> &'static str {
     match Resource::parse(path) {
         Some(r) => r.name(),
         None if is_crl_path(app, path) => "crl",
+        None if path.starts_with(LOG_TILE_PREFIX) => "tile",
         None => "unknown",
     }
 }

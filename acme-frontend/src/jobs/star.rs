@@ -128,6 +128,7 @@ async fn reissue(app: &Arc<App>, row: StarRow) -> Result<(), Error> {
                 revoked_at: None,
                 revocation_reason: None,
                 created: t,
+                mtc_log_index: cert.mtc_log_index.and_then(|i| i64::try_from(i).ok()),
             };
             let next = star::next_due(&terms, start);
             app.store

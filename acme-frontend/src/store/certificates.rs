@@ -78,6 +78,18 @@ pub fn all_serials(conn: &mut SqliteConnection) -> Result<Vec<String>, Error> {
     Ok(dsl::certificates.select(dsl::serial_number).load(conn)?)
 }
 
+/// A certificate's DER and its transparency-log index.
+pub type Logged = (Vec<u8>, Option<i64>);
+
+/// Every certificate's DER and transparency-log index, in creation order,
+/// for `akamu-cli log verify --config`.
+pub fn all_logged(conn: &mut SqliteConnection) -> Result<Vec<Logged>, Error> {
+    Ok(dsl::certificates
+        .order(dsl::created.asc())
+        .select((dsl::der, dsl::mtc_log_index))
+        .load(conn)?)
+}
+
 /// Stores a certificate found only in the signer's audit log (a crash
 /// between the signature and its commit, or a restored backup older than
 /// the signature): inserts its row and, if its order still waits in

@@ -171,6 +171,8 @@ pub struct CertRow {
     pub revocation_reason: Option<i32>,
     /// Created, Unix seconds.
     pub created: i64,
+    /// Index in the signer's transparency log; `None` when it was off.
+    pub mtc_log_index: Option<i64>,
 }
 
 impl OrderRow {

@@ -90,6 +90,7 @@ diesel::table! {
         revoked_at -> Nullable<BigInt>,
         revocation_reason -> Nullable<Integer>,
         created -> BigInt,
+        mtc_log_index -> Nullable<BigInt>,
     }
 }
 

@@ -28,6 +28,23 @@ enum Step {
     /// List keys and certificates on the token with labels, ids and SPKI
     /// SHA-256 fingerprints.
     Show(TokenArgs),
+    /// Generate the transparency log's Ed25519 key (not the CA key) and
+    /// print its note verifier key, which relying parties and monitors
+    /// need (`akamu-cli log verify --key`).
+    LogKey(LogKey),
+}
+
+/// `ceremony log-key` flags.
+#[derive(clap::Args, Clone, Debug)]
+struct LogKey {
+    /// Where to write the key (PKCS#8 PEM, mode 0600; must not exist): the
+    /// signer's `[mtc] key_file`.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// The log's origin, the signer's `[mtc] origin` (e.g.
+    /// `acme.example.com/log`): the name in the verifier key.
+    #[arg(long, value_name = "NAME")]
+    origin: String,
 }
 
 /// Which token to use.
@@ -139,6 +156,24 @@ pub(crate) fn run(args: Args, out: &Output) -> Result<(), CliError> {
     let now = ca_signer::unix_now();
     let mut say = |s: &str| out.progress(s);
     match args.step {
+        Step::LogKey(a) => {
+            let key =
+                ca_signer::mtc::key::generate_file(&a.out).map_err(|e| CliError::BadFile {
+                    path: a.out.clone(),
+                    reason: e.to_string(),
+                })?;
+            let signer = akamu_tlog::NoteSigner::new(&a.origin, key)
+                .map_err(|e| CliError::Usage(format!("--origin: {e}")))?;
+            let vkey = signer.verifier_key();
+            out.result(
+                &format!(
+                    "log key written to {}
+verifier key: {vkey}",
+                    a.out.display()
+                ),
+                json!({"key_file": a.out, "verifier_key": vkey}),
+            );
+        }
         Step::InitRoot(a) => {
             let key_type = a.key_type;
             let params = RootParams {

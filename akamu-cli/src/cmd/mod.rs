@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod ceremony;
 pub(crate) mod issue;
+pub(crate) mod log;
 pub(crate) mod renew;
 pub(crate) mod revoke;
 pub(crate) mod star;

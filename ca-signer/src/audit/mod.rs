@@ -86,6 +86,11 @@ pub struct Record {
     /// (issue): what every reissue of the order is checked against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub star: Option<crate::star::StarRecord>,
+    /// The certificate's index in the transparency log (issue, while
+    /// `[mtc] enabled`): written before the entry goes into the log, so
+    /// the log is rebuilt from these records after a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtc_log_index: Option<u64>,
     /// The previous record's `hash`.
     pub prev_hash: String,
     /// This record's hash (see the module docs).
@@ -119,6 +124,8 @@ pub struct Entry {
     pub certificate_der: Option<Vec<u8>>,
     /// The STAR terms of an auto-renewed order's first issuance.
     pub star: Option<crate::star::StarRecord>,
+    /// The certificate's index in the transparency log.
+    pub mtc_log_index: Option<u64>,
 }
 
 /// Why the log cannot be read, written or trusted.
@@ -285,6 +292,7 @@ impl AuditLog {
                 .certificate_der
                 .map(|d| openssl::base64::encode_block(&d)),
             star: entry.star,
+            mtc_log_index: entry.mtc_log_index,
             prev_hash: state.head.clone(),
             hash: String::new(),
         };

@@ -150,6 +150,22 @@ impl Config {
         {
             return bad("server_certificate.names", "must name at least one name");
         }
+        if self.mtc.enabled {
+            match &self.mtc.origin {
+                None => return bad("mtc.origin", "required when [mtc] enabled = true"),
+                Some(o)
+                    if o.is_empty()
+                        || o.contains('+')
+                        || o.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    return bad(
+                        "mtc.origin",
+                        "must be non-empty, without spaces, control characters or '+'",
+                    );
+                }
+                Some(_) => {}
+            }
+        }
         Ok(())
     }
 }
@@ -182,14 +198,34 @@ impl Config {
             .unwrap_or_else(|| self.state_dir().join("blocked-keys.txt"))
     }
 
+    /// The transparency log's entries file.
+    pub fn mtc_log_path(&self) -> PathBuf {
+        self.mtc
+            .log_path
+            .clone()
+            .unwrap_or_else(|| self.state_dir().join("mtc.log"))
+    }
+
+    /// The transparency log's key file.
+    pub fn mtc_key_path(&self) -> PathBuf {
+        self.mtc
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir().join("mtc-log.key"))
+    }
+
     /// Files that must not be readable by anyone but the signer: the key
-    /// file or the PIN file.
+    /// file or the PIN file, and the log key when the log is on.
     pub fn secret_files(&self) -> Vec<PathBuf> {
-        match self.key_config() {
+        let mut files = match self.key_config() {
             Some(KeyConfig::File { key_file }) => vec![key_file],
             Some(KeyConfig::Pkcs11(p)) => vec![p.pin_file],
             None => Vec::new(),
+        };
+        if self.mtc.enabled {
+            files.push(self.mtc_key_path());
         }
+        files
     }
 
     /// The key backend, with `[ca] key_file` as the default.

@@ -39,6 +39,9 @@ pub struct Config {
     /// `[audit]`: the hash-chained audit log.
     #[serde(default)]
     pub audit: Audit,
+    /// `[mtc]`: the transparency log of every certificate signed.
+    #[serde(default)]
+    pub mtc: Mtc,
     /// `[policy]`: limits no profile may exceed, and the subscriber key policy.
     #[serde(default)]
     pub policy: Policy,
@@ -138,6 +141,36 @@ impl Default for Audit {
             recent_issuances: default_recent_issuances(),
         }
     }
+}
+
+/// `[mtc]`: the transparency log (a Merkle tree of every certificate
+/// signed, with signed checkpoints; `docs/src/transparency-log.md`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mtc {
+    /// Append every signed certificate to the log before it leaves the
+    /// signer. Default false.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The log's entries (the reference's key). Default
+    /// `<state dir>/mtc.log`; its last signed checkpoint is kept beside it
+    /// (`<log_path>.checkpoint`).
+    #[serde(default)]
+    pub log_path: Option<PathBuf>,
+    /// The log's name, the first line of every checkpoint and the name of
+    /// its key (a schema-less URL such as `acme.example.com/log`).
+    /// Required when enabled.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// The log's Ed25519 private key, PEM (made by `akamu-cli ceremony
+    /// log-key`). Default `<state dir>/mtc-log.key`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Generate `key_file` when it does not exist (the one-command start
+    /// sets it, as the CA key is generated there). Default false: a
+    /// missing key is an error.
+    #[serde(default)]
+    pub generate_key: bool,
 }
 
 /// `[policy]`.

@@ -12,7 +12,7 @@
 //! Files: this one issues leaves; `statements` checks validator
 //! statements, `crls` signs CRLs, `rpc` is the tarpc handler.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 use shared_proto::signer::{CaInfo, IssueRequest, IssuedCertificate, ProfileInfo};
@@ -24,6 +24,7 @@ use crate::ca::{self, Ca};
 use crate::config::{self, Config};
 use crate::error::{Error, PolicyRefusal};
 use crate::inflight::InFlight;
+use crate::mtc::{self, MtcLog};
 use crate::policy::{self, Checked, KeyPolicy, Profile};
 use crate::recent::{self, RecentIssues};
 use crate::star::{StarBook, StarRecord};
@@ -53,6 +54,8 @@ pub struct Issuer {
     allow_ed25519: bool,
     blocklist: Blocklist,
     audit: AuditLog,
+    /// The transparency log, when `[mtc] enabled`.
+    mtc: Option<Arc<MtcLog>>,
     crl: Mutex<CrlCounter>,
     crl_validity_secs: i64,
     /// Certificates issued recently, for repeated requests.
@@ -120,10 +123,30 @@ impl Issuer {
         let audit_path = config.audit_path();
         let mut tail = recent::Tail::new(config.audit.recent_issuances);
         let mut star = StarBook::new();
+        let mut log = if config.mtc.enabled {
+            Some(mtc::Recovery::read(&config.mtc_log_path())?)
+        } else {
+            None
+        };
         let (audit, summary) = AuditLog::open_observing(&audit_path, |r| {
             tail.observe(r);
             star.observe(r);
+            if let Some(log) = &mut log {
+                log.observe(r);
+            }
         })?;
+        let mtc = match log {
+            Some(log) => {
+                let key =
+                    mtc::key::load_or_generate(&config.mtc_key_path(), config.mtc.generate_key)?;
+                // validate() made sure it is there.
+                let origin = config.mtc.origin.as_deref().unwrap_or_default();
+                let log = Arc::new(log.finish(origin, key)?);
+                log.spawn_checkpointer()?;
+                Some(log)
+            }
+            None => None,
+        };
         let crl = CrlCounter::restore(&audit_path, &summary)?;
         let make_profile = |name: &str| {
             let settings = config.profiles.get(name);
@@ -201,6 +224,7 @@ impl Issuer {
             allow_ed25519: config.policy.allow_ed25519,
             blocklist: Blocklist::new(&config.blocked_keys_path()),
             audit,
+            mtc,
             crl: Mutex::new(crl),
             crl_validity_secs: i64::from(config.ca.crl_validity_hours) * 3600,
             recent: Mutex::new(RecentIssues::from_tail(tail)),
@@ -217,6 +241,11 @@ impl Issuer {
     /// The audit log.
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// The transparency log, when `[mtc] enabled`.
+    pub fn mtc(&self) -> Option<&Arc<MtcLog>> {
+        self.mtc.as_ref()
     }
 
     /// The profile leaves are checked against.
@@ -445,6 +474,7 @@ impl Issuer {
             not_before: signed.not_before,
             not_after: signed.not_after,
             chain_pem,
+            mtc_log_index: signed.mtc_log_index,
         })
     }
 
@@ -475,7 +505,13 @@ impl Issuer {
         let profile = checked.profile().to_owned();
         let linted = tbs::build_leaf(checked, self.ca.issuer(), &self.urls, rng)?;
         let tbs_der = linted.tbs_der().to_vec();
-        let signed = linted.sign(self.ca.key())?;
+        let mut signed = linted.sign(self.ca.key())?;
+        // The log's index is reserved first and recorded in the audit
+        // record, which is the log's write-ahead record (`mtc`).
+        let reservation = match &self.mtc {
+            Some(log) => Some(log.reserve(&signed.der)?),
+            None => None,
+        };
         self.audit.append(
             Operation::Issue,
             audit::Entry {
@@ -489,10 +525,18 @@ impl Issuer {
                 request_sha256: origin.map(|o| o.request_sha256.to_owned()),
                 certificate_der: Some(signed.der.clone()),
                 star: origin.and_then(|o| o.star.cloned()),
+                mtc_log_index: reservation.as_ref().map(mtc::Reservation::index),
                 ..audit::Entry::default()
             },
             now,
         )?;
+        if let Some(r) = reservation {
+            // Crash tests aim at an RPC's issuance, not the start-up's.
+            if let (Some(log), Some(_)) = (&self.mtc, origin) {
+                mtc::fault(mtc::FAULT_AFTER_AUDIT, &log.fault_marker());
+            }
+            signed.mtc_log_index = Some(r.commit()?);
+        }
         Ok(signed)
     }
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use shared_proto::peer::PeerCred;
 use shared_proto::signer::{
-    CaInfo, CrlRequest, IssueRequest, IssuedCertificate, SignedCrl, SignerError, SignerMetrics,
-    SignerRpc,
+    CaInfo, CrlRequest, IssueRequest, IssuedCertificate, LogRead, LogReadError, SignedCrl,
+    SignerError, SignerMetrics, SignerRpc,
 };
 use tarpc::context::Context;
 
@@ -103,6 +103,38 @@ impl SignerRpc for SignerService {
     async fn metrics(self, _ctx: Context) -> SignerMetrics {
         // Reads a few atomics and two small files under /proc/self.
         crate::metrics::snapshot()
+    }
+
+    async fn log_read(self, _ctx: Context, request: LogRead) -> Result<Vec<u8>, LogReadError> {
+        let log = self.issuer.mtc().ok_or(LogReadError::Disabled)?;
+        let path = |kind, index, width| akamu_tlog::TilePath { kind, index, width };
+        match request {
+            LogRead::Checkpoint => Ok(log.checkpoint().as_bytes().to_vec()),
+            LogRead::VerifierKey => Ok(format!("{}\n", log.verifier_key()).into_bytes()),
+            LogRead::HashTile {
+                level,
+                index,
+                width,
+            } => {
+                if level > akamu_tlog::tile::MAX_LEVEL || width == 0 || width > 256 {
+                    return Err(LogReadError::NotFound);
+                }
+                log.hash_tile(&path(akamu_tlog::TileKind::Hash(level), index, width))
+                    .ok_or(LogReadError::NotFound)
+            }
+            LogRead::Entries { index, width, from } => {
+                let log = Arc::clone(log);
+                // A file read: off the async workers.
+                tokio::task::spawn_blocking(move || log.entries(index, width, from))
+                    .await
+                    .map_err(|_| LogReadError::Internal)?
+                    .map_err(|e| {
+                        tracing::error!(target: "signer", error = %e, "reading log entries");
+                        LogReadError::Internal
+                    })?
+                    .ok_or(LogReadError::NotFound)
+            }
+        }
     }
 
     async fn generate_crl(

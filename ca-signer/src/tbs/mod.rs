@@ -119,6 +119,9 @@ pub struct SignedCertificate {
     pub not_before: i64,
     /// `notAfter`, Unix seconds.
     pub not_after: i64,
+    /// Its index in the transparency log, once appended (`None` while
+    /// `[mtc]` is off).
+    pub mtc_log_index: Option<u64>,
 }
 
 impl LintedTbs {
@@ -192,6 +195,7 @@ impl LintedTbs {
             serial_hex: self.serial_hex,
             not_before: self.not_before,
             not_after: self.not_after,
+            mtc_log_index: None,
         })
     }
 }
