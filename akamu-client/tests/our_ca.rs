@@ -847,6 +847,49 @@ async fn key_change_to_and_from_ml_dsa() {
     }
 }
 
+/// Orders `name` (`*.name` when `wildcard`) as `account`, checks the
+/// dns-persist-01 challenge has no token and lists `ca.akamu.test` under
+/// `field` (the record form's name for it), publishes `value` at the
+/// name's `_validation-persist` record, answers and waits: the order, the
+/// authorization's URL and how the authorization ended.
+async fn persist_attempt(
+    client: &AcmeClient,
+    account: &Account,
+    dns: &DnsServer,
+    field: &str,
+    name: &str,
+    wildcard: bool,
+    value: &str,
+) -> (
+    akamu_client::Order,
+    String,
+    Result<akamu_client::Authorization, ClientError>,
+) {
+    let asked = if wildcard {
+        format!("*.{name}")
+    } else {
+        name.to_owned()
+    };
+    let order = client
+        .new_order(account, &[Identifier::dns(&asked)])
+        .await
+        .expect("order");
+    let authz = client
+        .get_authorization(account, &order.authorizations[0])
+        .await
+        .expect("authz");
+    let chall = authz.find_challenge("dns-persist-01").expect("offered");
+    assert_eq!(chall.token, None, "no token for dns-persist-01");
+    assert_eq!(chall.extra[field], serde_json::json!(["ca.akamu.test"]));
+    dns.set_txt(&DnsPersist01Helper::record_name(name), &[value]);
+    client
+        .trigger_challenge(account, chall)
+        .await
+        .expect("trigger");
+    let result = client.poll_authorization(account, &authz.url, &POLL).await;
+    (order, authz.url, result)
+}
+
 /// dns-persist-01 (the reference's record format) with
 /// `dns_persist_issuer_domain`: offered with the issuer domain and no
 /// token; a record naming the issuer and the account validates (a
@@ -867,33 +910,20 @@ async fn dns_persist_01() {
     let other = register(&client, "ec:P-256").await;
     let later = time::OffsetDateTime::now_utc().unix_timestamp() + 3 * 3600;
 
-    // Publishes `value` for `name`, answers dns-persist-01 and waits.
     let attempt = |name: &'static str, value: String| {
         let (client, account, dns) = (&client, &account, &dns);
         async move {
-            let order = client
-                .new_order(account, &[Identifier::dns(name)])
-                .await
-                .expect("order");
-            let authz = client
-                .get_authorization(account, &order.authorizations[0])
-                .await
-                .expect("authz");
-            let chall = authz.find_challenge("dns-persist-01").expect("offered");
-            assert_eq!(chall.token, None, "no token for dns-persist-01");
-            assert_eq!(
-                chall.extra["issuer-domain-names"],
-                serde_json::json!(["ca.akamu.test"])
-            );
-            dns.set_txt(&DnsPersist01Helper::record_name(name), &[&value]);
-            client
-                .trigger_challenge(account, chall)
-                .await
-                .expect("trigger");
-            (
-                order,
-                client.poll_authorization(account, &authz.url, &POLL).await,
+            let (order, _, result) = persist_attempt(
+                client,
+                account,
+                dns,
+                "issuer-domain-names",
+                name,
+                false,
+                &value,
             )
+            .await;
+            (order, result)
         }
     };
     let record = |acct: &str, wildcard, until| {
@@ -927,29 +957,17 @@ async fn dns_persist_01() {
     assert!(done.certificate.is_some());
 
     // A wildcard with policy=wildcard.
-    let order = client
-        .new_order(&account, &[Identifier::dns("*.wild.example.org")])
-        .await
-        .expect("order");
-    let authz = client
-        .get_authorization(&account, &order.authorizations[0])
-        .await
-        .expect("authz");
-    let chall = authz
-        .find_challenge("dns-persist-01")
-        .expect("offered for wildcards");
-    dns.set_txt(
-        &DnsPersist01Helper::record_name("wild.example.org"),
-        &[&record(&account.url, true, None)],
-    );
-    client
-        .trigger_challenge(&account, chall)
-        .await
-        .expect("trigger");
-    client
-        .poll_authorization(&account, &authz.url, &POLL)
-        .await
-        .expect("a wildcard with policy=wildcard validates");
+    let (_, _, result) = persist_attempt(
+        &client,
+        &account,
+        &dns,
+        "issuer-domain-names",
+        "wild.example.org",
+        true,
+        &record(&account.url, true, None),
+    )
+    .await;
+    result.expect("a wildcard with policy=wildcard validates");
 
     // Refusals, each on its own name.
     let cases: [(&'static str, String); 4] = [
@@ -968,29 +986,16 @@ async fn dns_persist_01() {
         ("nopolicy.example.org", record(&account.url, false, None)),
     ];
     for (name, value) in cases {
-        if name == "nopolicy.example.org" {
-            let order = client
-                .new_order(&account, &[Identifier::dns("*.nopolicy.example.org")])
-                .await
-                .expect("order");
-            let authz = client
-                .get_authorization(&account, &order.authorizations[0])
-                .await
-                .expect("authz");
-            let chall = authz.find_challenge("dns-persist-01").expect("offered");
-            dns.set_txt(&DnsPersist01Helper::record_name(name), &[&value]);
-            client
-                .trigger_challenge(&account, chall)
-                .await
-                .expect("trigger");
-            let err = client
-                .poll_authorization(&account, &authz.url, &POLL)
-                .await
-                .expect_err("a wildcard without policy=wildcard");
-            assert!(err.is_acme("incorrectResponse"), "{name}: {err}");
-            continue;
-        }
-        let (_, result) = attempt(name, value).await;
+        let (_, _, result) = persist_attempt(
+            &client,
+            &account,
+            &dns,
+            "issuer-domain-names",
+            name,
+            name == "nopolicy.example.org",
+            &value,
+        )
+        .await;
         let err = result.expect_err(name);
         assert!(err.is_acme("incorrectResponse"), "{name}: {err}");
     }
@@ -1031,37 +1036,19 @@ async fn dns_persist_01_draft_02() {
             .expect("hashed uri")
     };
 
-    // Publishes `value` for `name` (`*.name` when `wildcard`), answers
-    // dns-persist-01 as `acct` and waits for the authorization.
     let attempt = |acct: Account, name: &'static str, wildcard: bool, value: String| {
         let (client, dns) = (&client, &dns);
         async move {
-            let asked = if wildcard {
-                format!("*.{name}")
-            } else {
-                name.to_owned()
-            };
-            let order = client
-                .new_order(&acct, &[Identifier::dns(&asked)])
-                .await
-                .expect("order");
-            let authz = client
-                .get_authorization(&acct, &order.authorizations[0])
-                .await
-                .expect("authz");
-            let chall = authz.find_challenge("dns-persist-01").expect("offered");
-            assert_eq!(chall.token, None, "no token for dns-persist-01");
-            assert_eq!(
-                chall.extra["issuerDomainNames"],
-                serde_json::json!(["ca.akamu.test"])
-            );
-            dns.set_txt(&DnsPersist01Helper::record_name(name), &[&value]);
-            client
-                .trigger_challenge(&acct, chall)
-                .await
-                .expect("trigger");
-            let result = client.poll_authorization(&acct, &authz.url, &POLL).await;
-            (order, authz.url, result)
+            persist_attempt(
+                client,
+                &acct,
+                dns,
+                "issuerDomainNames",
+                name,
+                wildcard,
+                &value,
+            )
+            .await
         }
     };
     let record = |uri: &str, wildcard, until| {
