@@ -186,6 +186,8 @@ pub struct AuditOnly {
     /// The requesting account's URL, from the audit record; used when the
     /// order row is gone.
     pub account_uri: Option<String>,
+    /// Its index in the transparency log, from the audit record.
+    pub mtc_log_index: Option<u64>,
 }
 
 /// Brings an audit-only certificate into the database at `db_path`, with
@@ -221,6 +223,14 @@ pub fn import_certificate(
         cert.account_uri.clone(),
         cert.der.clone(),
     );
+    let mtc_log_index = cert
+        .mtc_log_index
+        .map(|i| {
+            i64::try_from(i).map_err(|_| {
+                Error::Malformed(format!("audit record log index {i} is out of range"))
+            })
+        })
+        .transpose()?;
     db.run_blocking(move |c| {
         let account_id = match store::orders::by_id(c, &order_id)? {
             Some(order) => order.account_id,
@@ -272,7 +282,7 @@ pub fn import_certificate(
             revoked_at: None,
             revocation_reason: None,
             created: t,
-            mtc_log_index: None,
+            mtc_log_index,
         };
         store::certificates::import(c, row, stand_in, t)
     })

@@ -194,5 +194,6 @@ fn audit_only(r: &Record) -> Option<AuditOnly> {
         der,
         order_id: r.order_id.clone()?,
         account_uri,
+        mtc_log_index: r.mtc_log_index,
     })
 }
