@@ -97,5 +97,6 @@ pub fn snapshot() -> SignerMetrics {
         sign_seconds: f.sign_seconds.snapshot(),
         audit_append_seconds: f.audit_append_seconds.snapshot(),
         process: process_figures(),
+        log: None,
     }
 }

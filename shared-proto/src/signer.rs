@@ -205,6 +205,21 @@ pub struct SignerMetrics {
     pub audit_append_seconds: crate::metrics::Histogram,
     /// The signer process's CPU and memory.
     pub process: crate::metrics::ProcessFigures,
+    /// The transparency log's figures; `None` when the log is off
+    /// (protocol version 19).
+    pub log: Option<LogFigures>,
+}
+
+/// The transparency log as the signer sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogFigures {
+    /// Entries appended.
+    pub entries: u64,
+    /// Entries the newest signed checkpoint covers.
+    pub checkpoint_entries: u64,
+    /// When the newest checkpoint was signed, Unix seconds (0 before the
+    /// first).
+    pub checkpoint_time: i64,
 }
 
 /// What to read from the transparency log.

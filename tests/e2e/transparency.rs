@@ -22,10 +22,14 @@ use crate::support::procs::{Ca, CaOptions, binary_path};
 /// How long a checkpoint may take to cover a new certificate.
 const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A CA with the log on and a metrics listener of its own.
 async fn start(dns: &DnsServer, env: Vec<(String, PathBuf)>) -> Ca {
+    let metrics_port = crate::support::procs::free_port();
     Ca::start_async(CaOptions {
         dns_resolver_addr: Some(dns.addr()),
-        extra_toml: "[mtc]\nenabled = true\n".into(),
+        extra_toml: format!(
+            "[mtc]\nenabled = true\n[metrics]\nlisten_addr = \"127.0.0.1:{metrics_port}\"\n"
+        ),
         env,
         ..CaOptions::default()
     })
@@ -213,6 +217,17 @@ async fn issued_certificates_are_in_the_signed_log_and_the_monitor_follows_it() 
 
     let third = issue_http01(&account, &http, &["log-three.example.org"]).await;
     judged_at_least(&ca, &vkey, old.size + 1).await;
+    // /metrics shows the log's size and its newest checkpoint.
+    let text = metrics_text(&ca);
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
+    };
+    assert!(gauge("akamu_log_entries") >= 4.0, "{text}");
+    assert!(gauge("akamu_log_checkpoint_entries") >= 4.0, "{text}");
+    assert!(gauge("akamu_log_checkpoint_timestamp_seconds") > 1_767_225_600.0);
     let out = verify(&ca, &vkey, &state);
     assert!(
         out.status.success(),
@@ -385,4 +400,28 @@ async fn without_the_log_its_paths_are_not_found() {
         assert!(got.is_none(), "{path} is not found");
     }
     assert!(!ca.state_dir().join("mtc.log").exists(), "nothing written");
+}
+
+/// The text of the CA's `/metrics` (plain HTTP on its metrics listener).
+fn metrics_text(ca: &Ca) -> String {
+    use std::io::{Read, Write};
+    let config = std::fs::read_to_string(ca.config_path()).expect("config");
+    let addr = config
+        .split("[metrics]")
+        .nth(1)
+        .and_then(|t| t.split('"').nth(1))
+        .expect("metrics listen_addr")
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect to /metrics");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("response");
+    body
 }

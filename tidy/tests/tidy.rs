@@ -629,6 +629,7 @@ fn wire_types(t: &mut WireTrace) {
     t.ty::<SignedCrl>();
     t.ty::<SignerError>();
     t.ty::<SignerMetrics>();
+    t.ty::<shared_proto::signer::LogFigures>();
     t.ty::<StarTerms>();
     t.ty::<LogRead>();
     t.ty::<LogReadError>();

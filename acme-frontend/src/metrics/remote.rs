@@ -196,7 +196,28 @@ fn encode_signer(e: &mut DescriptorEncoder, s: &SignerMetrics) -> Fmt {
         "akamu_signer_audit_append_duration_seconds",
         "Duration of each audit-log append, fsync included.",
         &s.audit_append_seconds,
-    )
+    )?;
+    if let Some(log) = &s.log {
+        gauge(
+            e,
+            "akamu_log_entries",
+            "Entries in the transparency log.",
+            i64::try_from(log.entries).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            e,
+            "akamu_log_checkpoint_entries",
+            "Entries the newest signed checkpoint of the transparency log covers.",
+            i64::try_from(log.checkpoint_entries).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            e,
+            "akamu_log_checkpoint_timestamp_seconds",
+            "When the newest checkpoint of the transparency log was signed (Unix seconds).",
+            log.checkpoint_time,
+        )?;
+    }
+    Ok(())
 }
 
 fn encode_validator(e: &mut DescriptorEncoder, v: &ValidatorMetrics) -> Fmt {

@@ -127,6 +127,8 @@ struct Entries {
 struct Published {
     size: u64,
     note: Arc<String>,
+    /// When it was signed, Unix seconds (0: read back at start).
+    signed_at: i64,
 }
 
 /// An index reserved for one certificate; the append lock is held until
@@ -163,6 +165,16 @@ impl MtcLog {
     /// The size of the newest signed checkpoint.
     pub fn checkpoint_size(&self) -> u64 {
         self.read_published().size
+    }
+
+    /// The log's figures for `/metrics`.
+    pub fn figures(&self) -> shared_proto::signer::LogFigures {
+        let published = self.read_published().clone();
+        shared_proto::signer::LogFigures {
+            entries: self.size(),
+            checkpoint_entries: published.size,
+            checkpoint_time: published.signed_at,
+        }
     }
 
     fn read_tree(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
@@ -272,6 +284,7 @@ impl MtcLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Published {
             size,
             note: Arc::new(note),
+            signed_at: daemon_kit::clock::unix_now(),
         };
         Ok(size)
     }

@@ -206,6 +206,7 @@ impl Recovery {
             published: RwLock::new(Published {
                 size: 0,
                 note: Arc::new(String::new()),
+                signed_at: 0,
             }),
         };
         let size = log.sign_checkpoint()?;

@@ -102,7 +102,10 @@ impl SignerRpc for SignerService {
 
     async fn metrics(self, _ctx: Context) -> SignerMetrics {
         // Reads a few atomics and two small files under /proc/self.
-        crate::metrics::snapshot()
+        SignerMetrics {
+            log: self.issuer.mtc().map(|log| log.figures()),
+            ..crate::metrics::snapshot()
+        }
     }
 
     async fn log_read(self, _ctx: Context, request: LogRead) -> Result<Vec<u8>, LogReadError> {
