@@ -54,6 +54,10 @@ mod profiles;
 /// challenge attempt per authorization.
 mod caa;
 
+/// The test clock: expiry, statement age, CRL renewal and the STAR
+/// schedule reached by moving the clock of a debug build (issue 18).
+mod clock;
+
 /// STAR (RFC 8739): rolling certificates, catch-up, cancel, the signer's
 /// record, bad `auto-renewal` members.
 mod star;
