@@ -58,6 +58,10 @@ mod caa;
 /// schedule reached by moving the clock of a debug build (issue 18).
 mod clock;
 
+/// Upgrades: the current binaries on the records of an earlier commit;
+/// downgrades refused (issue 18).
+mod upgrade;
+
 /// STAR (RFC 8739): rolling certificates, catch-up, cancel, the signer's
 /// record, bad `auto-renewal` members.
 mod star;
