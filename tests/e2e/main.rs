@@ -58,6 +58,10 @@ mod caa;
 /// schedule reached by moving the clock of a debug build (issue 18).
 mod clock;
 
+/// Chaos drill: kill -9 of random processes under load; nothing lost,
+/// nothing stuck (issue 18).
+mod chaos;
+
 /// Upgrades: the current binaries on the records of an earlier commit;
 /// downgrades refused (issue 18).
 mod upgrade;
