@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use validator_worker::caa::{self, IssueValue};
 use validator_worker::resolver::DnsResolver;
 
-use crate::harness::{run, runtime};
+use crate::harness::{run, run_deep, runtime};
 
 const ACCOUNT: &str = "https://ca.test/acme/acct/1";
 const NOW: i64 = 1_800_000_000;
@@ -127,16 +127,17 @@ fn txt_answers() {
         *answer.lock().unwrap() = seeds[0].clone();
         assert_eq!(resolver.lookup_txt(name).await.unwrap().len(), 1);
     });
-    run("dns-txt", &seeds, 60, |input| {
+    run_deep("dns-txt", &seeds, 60, 1, |input| {
         *answer.lock().unwrap() = input.to_vec();
         let Ok(records) = rt.block_on(resolver.lookup_txt(name)) else {
-            return;
+            return false;
         };
         for record in records {
             if let Ok(text) = std::str::from_utf8(&record) {
                 let _ = validator_worker::dns_persist::check(text, "ca.test", ACCOUNT, true, NOW);
             }
         }
+        true
     });
 }
 

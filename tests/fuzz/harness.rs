@@ -176,7 +176,25 @@ pub(crate) fn run(
     default_cases: u64,
     mut target: impl FnMut(&[u8]),
 ) {
+    run_deep(name, seeds, default_cases, 0, |input| {
+        target(input);
+        false
+    });
+}
+
+/// [`run`] for a target that tells whether a case got through its parser
+/// to the deepest check (`true`); at least `min_percent` of the mutants
+/// must, or the mutations never reach what the target is about and the
+/// run fails as vacuous.
+pub(crate) fn run_deep(
+    name: &str,
+    seeds: &[Vec<u8>],
+    default_cases: u64,
+    min_percent: u64,
+    mut target: impl FnMut(&[u8]) -> bool,
+) {
     assert!(!seeds.is_empty(), "{name}: no seeds");
+    let mut deep = 0u64;
     let seed = seed();
     let mut rng = Rng::new(seed ^ fnv(name.as_bytes()));
     let total = cases(default_cases);
@@ -190,10 +208,15 @@ pub(crate) fn run(
         let largest = alloc::largest();
         let failure = match outcome {
             Err(_) => Some("panicked".to_owned()),
-            Ok(()) if largest > ALLOCATION_LIMIT => {
+            Ok(_) if largest > ALLOCATION_LIMIT => {
                 Some(format!("allocated {largest} bytes at once"))
             }
-            Ok(()) => None,
+            Ok(reached) => {
+                if reached && case >= seeds.len() as u64 {
+                    deep += 1;
+                }
+                None
+            }
         };
         if let Some(why) = failure {
             // The harness's own checks (names ending in `-check`) save nothing.
@@ -210,9 +233,17 @@ pub(crate) fn run(
             );
         }
     }
-    eprintln!(
-        "fuzz target {name}: {} cases, seed {seed}",
-        seeds.len() as u64 + total
+    let cases = seeds.len() as u64 + total;
+    if min_percent > 0 {
+        eprintln!(
+            "fuzz target {name}: {cases} cases, seed {seed}, {deep} mutants reached the deepest check"
+        );
+    } else {
+        eprintln!("fuzz target {name}: {cases} cases, seed {seed}");
+    }
+    assert!(
+        deep * 100 >= total * min_percent,
+        "fuzz target {name}: only {deep} of {total} mutants got through the parser"
     );
 }
 

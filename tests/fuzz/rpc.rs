@@ -25,7 +25,7 @@ use tarpc::tokio_serde::{Deserializer, Serializer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::harness::{run, runtime};
+use crate::harness::{run, run_deep, runtime};
 
 const ACCOUNT: &str = "https://ca.test/acme/acct/1";
 
@@ -183,8 +183,9 @@ fn signer_request_frames() {
                 .is_empty()
         );
     }
-    run("signer-frames", &seeds, 500, |input| {
+    run_deep("signer-frames", &seeds, 500, 5, |input| {
         let items = rt.block_on(decode::<tarpc::ClientMessage<SignerRpcRequest>>(input));
+        let decoded = !items.is_empty();
         for item in items {
             if let tarpc::ClientMessage::Request(tarpc::Request {
                 message: SignerRpcRequest::IssueCertificate { request },
@@ -201,6 +202,7 @@ fn signer_request_frames() {
                 }
             }
         }
+        decoded
     });
 }
 
@@ -297,10 +299,10 @@ fn statements_on_the_wire() {
             Pin::new(&mut codec).serialize(s).unwrap().to_vec()
         })
         .collect();
-    run("statement", &seeds, 1000, |input| {
+    run_deep("statement", &seeds, 1000, 2, |input| {
         let mut codec = Bincode::<SignedStatement, SignedStatement>::default();
         let Ok(decoded) = Pin::new(&mut codec).deserialize(&BytesMut::from(input)) else {
-            return;
+            return false;
         };
         let _ = decoded.statement.signing_bytes();
         let _ = decoded.statement.caa_is_fresh(1_800_000_100, 3600);
@@ -311,6 +313,7 @@ fn statements_on_the_wire() {
                 "a mutated statement verified: {decoded:?}"
             );
         }
+        true
     });
 }
 
