@@ -12,8 +12,8 @@
 # Usage: scripts/make-upgrade-fixture.sh <commit> [<bin dir>]
 #   <commit>   the earlier version (e.g. 61d64c9)
 #   <bin dir>  that commit's acme-frontend and akamu-cli, already built; by
-#              default the commit is checked out in a temporary worktree and
-#              built there (several minutes: vendored OpenSSL).
+#              default the commit is exported to a temporary directory and
+#              built there (several minutes; about 10 GB while it runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -33,7 +33,6 @@ cleanup() {
         kill -TERM "$frontend_pid" 2>/dev/null || true
         wait "$frontend_pid" 2>/dev/null || true
     fi
-    if [ -d "$tmp/src" ]; then git worktree remove --force "$tmp/src" || true; fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -41,7 +40,9 @@ trap cleanup EXIT
 if [ $# -ge 2 ]; then
     bins=$(cd "$2" && pwd)
 else
-    git worktree add --detach "$tmp/src" "$commit"
+    # An export, not a worktree: nothing is registered in the repository.
+    mkdir -p "$tmp/src"
+    git archive "$commit" | tar -x -C "$tmp/src"
     (cd "$tmp/src" && CARGO_INCREMENTAL=0 cargo build --workspace --bins)
     bins="$tmp/src/target/debug"
 fi

@@ -1,7 +1,9 @@
 //! Upgrades keep every record (issue 18): the current binaries start on the
 //! database, audit log, CRL number and CA certificate that the binaries of
 //! an earlier commit made (`tests/fixtures/upgrade-<commit>`, written by
-//! `scripts/make-upgrade-fixture.sh`). Migrations apply; the account, the
+//! `scripts/make-upgrade-fixture.sh`) for two earlier commits: this round's
+//! start (the same schema) and one before the last schema changes.
+//! Migrations apply; the account, the
 //! orders and the certificates are served; the revocation is on the new
 //! CRL; the audit chain verifies and reconciles with the database, and
 //! goes on with a new issuance. A database carrying a migration the binary
@@ -27,16 +29,18 @@ use crate::support::http01::Http01Server;
 use crate::support::operator::akamu_cli;
 use crate::support::procs::{Ca, CaOptions, free_port};
 
-/// The earlier version: this round's starting commit.
-const FIXTURE: &str = "upgrade-61d64c9";
+/// The earlier versions: this round's starting commit, and the last
+/// commit before the round's previous schema changes (CAA, account keys,
+/// one attempt per authorization), whose database gets migrations applied.
+const FIXTURES: [&str; 2] = ["upgrade-61d64c9", "upgrade-956fa5c"];
 /// Seeds of `scripts/make-upgrade-fixture.sh`.
 const CA_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 const ACCOUNT_SEED: &str = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb";
 
-fn fixture(name: &str) -> PathBuf {
+fn fixture(fixture: &str, name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
-        .join(FIXTURE)
+        .join(fixture)
         .join(name)
 }
 
@@ -48,14 +52,19 @@ fn ed25519_pem(seed_hex: &str) -> Vec<u8> {
         .expect("PEM")
 }
 
-/// The fixture's SQL dump loaded into a new SQLite file.
-fn database_from_dump(dir: &Path) -> Vec<u8> {
+/// The fixture's SQL dump loaded into a new SQLite file, and the number
+/// of migrations the earlier version had applied.
+fn database_from_dump(fixture_name: &str, dir: &Path) -> (Vec<u8>, i64) {
     let path = dir.join("restored.db");
-    let sql = std::fs::read_to_string(fixture("akamu.sql")).expect("read the dump");
+    let sql = std::fs::read_to_string(fixture(fixture_name, "akamu.sql")).expect("read the dump");
     let mut conn = SqliteConnection::establish(&path.to_string_lossy()).expect("create");
     conn.batch_execute(&sql).expect("load the dump");
+    let applied = count(&mut conn, "SELECT COUNT(*) FROM __diesel_schema_migrations");
     drop(conn);
-    std::fs::read(&path).expect("read the restored database")
+    (
+        std::fs::read(&path).expect("read the restored database"),
+        applied,
+    )
 }
 
 fn count(conn: &mut SqliteConnection, query: &str) -> i64 {
@@ -94,31 +103,33 @@ fn rebased(url: &str, base: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_current_binaries_keep_every_record_of_the_earlier_version() {
+async fn the_current_binaries_keep_every_record_of_this_rounds_start() {
+    upgrade_from(FIXTURES[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_to_the_records_of_an_older_schema() {
+    upgrade_from(FIXTURES[1]).await;
+}
+
+async fn upgrade_from(fixture_name: &str) {
+    let fixture = |name: &str| fixture(fixture_name, name);
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(fixture("manifest.json")).expect("manifest"))
             .expect("manifest JSON");
     let work = tempfile::tempdir().expect("tempdir");
+    let (database, applied_before) = database_from_dump(fixture_name, work.path());
     let mut files = vec![
-        (
-            "akamu.db".to_owned(),
-            database_from_dump(work.path()),
-            0o600,
-        ),
+        ("akamu.db".to_owned(), database, 0o600),
         ("ca.key.pem".to_owned(), ed25519_pem(CA_SEED), 0o600),
     ];
     for name in ["audit.log", "ca.cert.pem", "crl-number"] {
-        files.push((
-            name.to_owned(),
-            std::fs::read(fixture(name)).expect(name),
-            0o600,
-        ));
+        if let Ok(bytes) = std::fs::read(fixture(name)) {
+            files.push((name.to_owned(), bytes, 0o600));
+        }
     }
     let old_crl_number: u64 = std::fs::read_to_string(fixture("crl-number"))
-        .expect("crl-number")
-        .trim()
-        .parse()
-        .expect("a number");
+        .map_or(0, |n| n.trim().parse().expect("a number"));
     let port = free_port();
     let base = format!("https://localhost:{port}");
     let crl_url = format!("{base}/crl/ca.crl");
@@ -132,11 +143,16 @@ async fn the_current_binaries_keep_every_record_of_the_earlier_version() {
     let db = ca.db_path();
     let audit_log = ca.state_dir().join("audit.log");
 
-    // Every migration of this version is recorded.
+    // Every migration of this version is recorded: the missing ones ran.
     let mut conn = SqliteConnection::establish(&format!("file:{}?mode=ro", db.display()))
         .expect("open read-only");
     assert_eq!(
         count(&mut conn, "SELECT COUNT(*) FROM __diesel_schema_migrations"),
+        migrations_in_source()
+    );
+    assert!(applied_before <= migrations_in_source());
+    eprintln!(
+        "{fixture_name}: {applied_before} migrations before, {} after",
         migrations_in_source()
     );
     drop(conn);
