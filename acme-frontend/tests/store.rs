@@ -565,3 +565,34 @@ async fn one_attempt_per_authorization() {
         "{refused:?}"
     );
 }
+
+/// A database that holds a migration this binary does not know (written
+/// by a newer version) is refused with a message saying so, and is left
+/// as it was.
+#[test]
+fn a_database_from_a_newer_version_is_refused() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, SqliteConnection};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("akamu.db");
+    drop(Store::open(&path).expect("create"));
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy()).expect("connect");
+    conn.batch_execute(
+        "INSERT INTO __diesel_schema_migrations (version) VALUES ('20991231000060');",
+    )
+    .expect("add a future migration");
+    drop(conn);
+    let before = std::fs::read(&path).expect("read");
+    let err = match Store::open(&path) {
+        Ok(_) => panic!("a newer database was opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("newer than this binary"), "{err}");
+    assert!(err.contains("20991231000060"), "{err}");
+    assert!(err.contains("downgrades are not supported"), "{err}");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        before,
+        "the file changed"
+    );
+}

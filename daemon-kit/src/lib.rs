@@ -15,7 +15,7 @@ pub mod logging;
 pub mod privileges;
 pub mod ready;
 
-pub use clock::{unix_now, unix_now_ms};
+pub use clock::{TEST_CLOCK_ENV, unix_now, unix_now_ms};
 
 /// A daemon served through [`accept`] and announced by [`ready`]: its name is
 /// the `service` of the `READY` line and the tracing target of its logs.

@@ -54,6 +54,18 @@ mod profiles;
 /// challenge attempt per authorization.
 mod caa;
 
+/// The test clock: expiry, statement age, CRL renewal and the STAR
+/// schedule reached by moving the clock of a debug build (issue 18).
+mod clock;
+
+/// Chaos drill: kill -9 of random processes under load; nothing lost,
+/// nothing stuck (issue 18).
+mod chaos;
+
+/// Upgrades: the current binaries on the records of an earlier commit;
+/// downgrades refused (issue 18).
+mod upgrade;
+
 /// STAR (RFC 8739): rolling certificates, catch-up, cancel, the signer's
 /// record, bad `auto-renewal` members.
 mod star;

@@ -114,6 +114,43 @@ fn connect(url: &str, pragmas: &str) -> Result<SqliteConnection, Error> {
     Ok(conn)
 }
 
+/// Refuses a database written by a newer Akāmu: one holding a migration
+/// this binary does not know. Running on it could corrupt rows the newer
+/// schema gives a meaning this binary ignores, so the start fails and says
+/// what to do instead (no downgrade path exists).
+fn refuse_newer_schema(conn: &mut SqliteConnection, url: &str) -> Result<(), Error> {
+    use diesel::migration::MigrationSource;
+    let open = |detail: String| DatabaseError::Open {
+        path: url.to_owned(),
+        detail,
+    };
+    let known: Vec<String> = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
+        .map_err(|e| open(format!("migrations: {e}")))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let applied = conn
+        .applied_migrations()
+        .map_err(|e| open(format!("migrations: {e}")))?;
+    let unknown: Vec<String> = applied
+        .iter()
+        .map(ToString::to_string)
+        .filter(|v| !known.contains(v))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let newest = known.iter().max().map_or("none", String::as_str);
+    Err(open(format!(
+        "the database schema is newer than this binary: migration(s) {} are not known \
+         to it (its newest is {newest}); it was written by a newer Akāmu. Refusing to \
+         start: downgrades are not supported. Run the newer version, or restore a \
+         backup taken before the upgrade",
+        unknown.join(", ")
+    ))
+    .into())
+}
+
 /// Every diesel failure is a [`DatabaseError::Query`].
 impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Self {
@@ -143,6 +180,7 @@ impl Store {
         }
         let url = path.to_string_lossy();
         let mut writer = connect(&url, WRITER_PRAGMAS)?;
+        refuse_newer_schema(&mut writer, &url)?;
         writer
             .run_pending_migrations(MIGRATIONS)
             .map_err(|e| DatabaseError::Open {

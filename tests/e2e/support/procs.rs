@@ -73,6 +73,9 @@ pub(crate) struct CaOptions {
     /// Delete the state dir even when the test fails (by default it is kept
     /// for a post-mortem and its path printed).
     pub discard_on_failure: bool,
+    /// Files written into the state dir before the start: (name, contents,
+    /// mode), e.g. the database and audit log of an earlier version.
+    pub state_files: Vec<(String, Vec<u8>, u32)>,
 }
 
 /// The machine-readable line the launcher prints once everything is up.
@@ -131,6 +134,13 @@ impl Ca {
             .dns_resolver_addr
             .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())));
 
+        for (name, contents, mode) in &opts.state_files {
+            use std::os::unix::fs::PermissionsExt;
+            let path = state_dir.join(name);
+            std::fs::write(&path, contents).expect("write a state file");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+                .expect("chmod a state file");
+        }
         if let Some(key) = &opts.ca_key_file {
             std::fs::copy(key, state_dir.join("ca.key.pem")).expect("copy the CA key");
         }
@@ -284,6 +294,41 @@ impl Ca {
     pub(crate) async fn restart(&mut self, timeout: Duration) {
         let _ = kill(Pid::from_raw(self.ready.frontend_pid), Signal::SIGTERM);
         self.restart_after_crash(Vec::new(), timeout).await;
+    }
+
+    /// Stops the frontend and its children (SIGTERM), keeping the state.
+    pub(crate) fn stop(&mut self) {
+        self.shutdown();
+    }
+
+    /// Runs the frontend on this CA's configuration and state once more,
+    /// expecting it to exit by itself within `timeout` (e.g. a refusal at
+    /// start); returns its exit code and everything it printed. Killed if
+    /// it is still running at the deadline.
+    pub(crate) fn run_to_exit(&self, timeout: Duration) -> (Option<i32>, String) {
+        let mut child = Command::new(&self.frontend)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.frontend.display()));
+        let deadline = Instant::now() + timeout;
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().expect("wait for acme-frontend");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
     }
 
     /// An empty `Ca` that owns nothing (moved out of while restarting).
