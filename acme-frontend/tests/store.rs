@@ -577,8 +577,11 @@ fn a_database_from_a_newer_version_is_refused() {
     let path = dir.path().join("akamu.db");
     drop(Store::open(&path).expect("create"));
     let mut conn = SqliteConnection::establish(&path.to_string_lossy()).expect("connect");
+    // The dropped store's writer thread may still be closing its
+    // connection: wait for its lock rather than fail.
     conn.batch_execute(
-        "INSERT INTO __diesel_schema_migrations (version) VALUES ('20991231000060');",
+        "PRAGMA busy_timeout = 10000; \
+         INSERT INTO __diesel_schema_migrations (version) VALUES ('20991231000060');",
     )
     .expect("add a future migration");
     drop(conn);

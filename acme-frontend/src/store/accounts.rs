@@ -272,9 +272,13 @@ mod tests {
         let path = dir.path().join("t.db");
         crate::store::Store::open(&path).expect("migrate");
         let mut c = SqliteConnection::establish(&path.to_string_lossy()).expect("open");
-        diesel::sql_query("PRAGMA foreign_keys = OFF")
-            .execute(&mut c)
-            .expect("pragma");
+        // The dropped store's writer thread may still be closing its
+        // connection: wait for its lock rather than fail.
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut c,
+            "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = OFF;",
+        )
+        .expect("pragmas");
         for (tp, retired) in [("old", Some(1_000)), ("cur", None)] {
             diesel::insert_into(account_keys::table)
                 .values((
