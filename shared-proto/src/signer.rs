@@ -24,7 +24,7 @@ pub trait SignerRpc {
     async fn metrics() -> SignerMetrics;
     /// Reads the transparency log: its newest signed checkpoint, its
     /// verifier key, a hash tile or part of an entry bundle (protocol
-    /// version 16). Everything it returns is checkable against the
+    /// version 18). Everything it returns is checkable against the
     /// signed checkpoint, so the frontend serves it without being trusted.
     async fn log_read(request: LogRead) -> Result<Vec<u8>, LogReadError>;
 }
@@ -98,7 +98,7 @@ pub struct IssuedCertificate {
     /// The PEM chain served to the subscriber: leaf, then the CA chain.
     pub chain_pem: String,
     /// The certificate's index in the signer's transparency log, `None`
-    /// when the log is off (protocol version 16).
+    /// when the log is off (protocol version 18).
     pub mtc_log_index: Option<u64>,
 }
 
