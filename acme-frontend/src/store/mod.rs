@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod authzs;
 pub mod certificates;
 pub mod eab;
+pub mod fleet;
 pub mod maintenance;
 pub mod models;
 pub mod orders;
