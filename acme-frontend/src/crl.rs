@@ -1,7 +1,8 @@
 //! CRLs: the holder of the jobs lease ([`crate::leader`]; the only front
 //! end, without `[fleet] enabled`) asks the signer for a new CRL after
-//! every revocation (ACME or operator, at any front end) and before the
-//! current one is half-way to its nextUpdate, and stores it in the database
+//! every revocation (ACME or operator, at any front end), before the
+//! current one is half-way to its nextUpdate and once after its start (the
+//! CA may have changed since the stored one was made), and stores it in the database
 //! (`current_crl`); every front end keeps the stored CRL in memory, follows
 //! the database within [`CHECK_EVERY`], and serves it at the path of the
 //! signer's `crl_url` (learned over the RPC, see [`crate::ca`]) as
@@ -27,6 +28,10 @@ const CHECK_EVERY: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct CrlCache {
     current: RwLock<Option<(SignedCrl, (i64, i64))>>,
+    /// Whether this process has made a CRL since it started: the first
+    /// holder pass of a process makes one even if the stored one looks
+    /// current (the CA may have changed since it was stored).
+    made_here: std::sync::atomic::AtomicBool,
 }
 
 impl CrlCache {
@@ -95,7 +100,8 @@ async fn refresh(app: &App) -> Result<(), Error> {
     }
     let t = now();
     let mark = app.store.read(store::certificates::revocation_mark).await?;
-    if !app.crl.needs_refresh(mark, t) {
+    let made_here = app.crl.made_here.load(std::sync::atomic::Ordering::Relaxed);
+    if made_here && !app.crl.needs_refresh(mark, t) {
         return Ok(());
     }
     let revoked = app
@@ -119,12 +125,18 @@ async fn refresh(app: &App) -> Result<(), Error> {
     };
     let stored = app
         .store
-        .run(move |c| store::fleet::store_crl(c, &row))
+        .run(move |c| store::fleet::store_crl(c, &row, !made_here))
         .await?;
     if !stored {
         // Another holder stored a newer one meanwhile: serve that.
+        app.crl
+            .made_here
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         return follow(app).await;
     }
+    app.crl
+        .made_here
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(target: "frontend", number = crl.number, entries = mark.0, "CRL updated");
     if let Ok(mut current) = app.crl.current.write() {
         *current = Some((crl, mark));

@@ -105,3 +105,36 @@ async fn one_nonce_redeemed_at_two_front_ends_at_once_is_accepted_once() {
         assert!(ra ^ rb, "round {round}: accepted at A {ra}, at B {rb}");
     }
 }
+
+#[tokio::test]
+async fn a_late_crl_never_replaces_a_newer_one_unless_told_to() {
+    use acme_frontend::store::fleet::{CrlRow, current_crl, store_crl};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("akamu.db")).expect("open");
+    let crl = |number: i64| CrlRow {
+        der: vec![u8::try_from(number).expect("small"); 4],
+        number,
+        this_update: 100 + number,
+        next_update: 1_000,
+        mark: (number, 7),
+    };
+    let put = |row: CrlRow, replace: bool| {
+        let store = store.clone();
+        async move {
+            store
+                .run(move |c| store_crl(c, &row, replace))
+                .await
+                .expect("store")
+        }
+    };
+    assert!(put(crl(5), false).await, "the first CRL");
+    assert!(!put(crl(4), false).await, "an older number is refused");
+    assert!(!put(crl(5), false).await, "the same number too");
+    assert_eq!(store.read(current_crl).await.expect("read"), Some(crl(5)));
+    assert!(put(crl(6), false).await, "a newer one replaces it");
+    assert!(
+        put(crl(1), true).await,
+        "a restarted front end's first CRL replaces it whatever its number"
+    );
+    assert_eq!(store.read(current_crl).await.expect("read"), Some(crl(1)));
+}

@@ -177,16 +177,18 @@ pub fn current_crl_version(conn: &mut SqliteConnection) -> Result<Option<(i64, i
 }
 
 /// Stores `crl` as the one to serve, unless the stored one has a higher or
-/// equal number (a late writer never replaces a newer CRL). True when
-/// stored.
-pub fn store_crl(conn: &mut SqliteConnection, crl: &CrlRow) -> Result<bool, Error> {
+/// equal number (a late writer never replaces a newer CRL) and `replace`
+/// is false (`replace`: a front end's first CRL after its start, made by
+/// a signer whose CRL Numbers may have restarted with a new CA). True
+/// when stored.
+pub fn store_crl(conn: &mut SqliteConnection, crl: &CrlRow, replace: bool) -> Result<bool, Error> {
     write_tx(conn, |conn| {
         let stored: Option<i64> = current_crl::table
             .find(1)
             .select(current_crl::number)
             .first(conn)
             .optional()?;
-        if stored.is_some_and(|n| n >= crl.number) {
+        if !replace && stored.is_some_and(|n| n >= crl.number) {
             return Ok(false);
         }
         let values = (
