@@ -275,6 +275,28 @@ fn serial_of(chain_pem: &str) -> String {
     leaf.trim_start_matches('0').to_owned()
 }
 
+/// `akamu_fleet_jobs_lease_held` on front end `i`'s metrics listener.
+async fn lease_gauge(fleet: &Fleet, i: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", fleet.frontends[i].metrics_port))
+        .await
+        .expect("connect to the metrics listener");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut text))
+        .await
+        .expect("the scrape answers within 10 s")
+        .expect("read");
+    text.lines()
+        .find_map(|l| l.strip_prefix("akamu_fleet_jobs_lease_held "))
+        .unwrap_or_else(|| panic!("no akamu_fleet_jobs_lease_held in:\n{text}"))
+        .trim()
+        .to_owned()
+}
+
 fn lease_holder(fleet: &Fleet) -> Option<(String, i64)> {
     let mut conn = SqliteConnection::establish(&fleet.db_path().display().to_string())
         .expect("open the database");
@@ -304,6 +326,16 @@ async fn one_crl_for_the_fleet_and_the_jobs_survive_their_leader() {
         lease_holder(&fleet).map(|(h, _)| h).as_deref(),
         Some("fe-a"),
         "the first front end holds the jobs lease"
+    );
+    assert_eq!(
+        lease_gauge(&fleet, 0).await,
+        "1",
+        "A's metrics say it holds the lease"
+    );
+    assert_eq!(
+        lease_gauge(&fleet, 1).await,
+        "0",
+        "B's metrics say it does not"
     );
 
     // A certificate revoked at B is in the CRL A serves; both serve the
@@ -355,6 +387,11 @@ async fn one_crl_for_the_fleet_and_the_jobs_survive_their_leader() {
         lease_holder(&fleet).map(|(h, _)| h).as_deref(),
         Some("fe-b"),
         "B holds the jobs lease"
+    );
+    assert_eq!(
+        lease_gauge(&fleet, 1).await,
+        "1",
+        "B's metrics say it holds the lease"
     );
 
     // A comes back: it does not take the lease back, and serves B's CRL.

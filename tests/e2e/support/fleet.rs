@@ -131,6 +131,8 @@ pub(crate) struct Frontend {
     pub name: String,
     /// The port it listens on.
     pub port: u16,
+    /// The port of its `[metrics]` listener (plain HTTP).
+    pub metrics_port: u16,
     config: PathBuf,
 }
 
@@ -263,6 +265,7 @@ impl Fleet {
             let key = state.join("server.key");
             std::fs::copy(root.join("signer/server.key"), &key).expect("copy key");
             let config = root.join(format!("{name}.toml"));
+            let metrics_port = free_port();
             std::fs::write(
                 &config,
                 format!(
@@ -274,6 +277,7 @@ impl Fleet {
                      allow_private_targets = true\n\
                      [signer]\nsocket_path = {:?}\n[validator]\nsocket_path = {:?}\n\
                      [launcher]\nenabled = false\n\
+                     [metrics]\nlisten_addr = \"127.0.0.1:{metrics_port}\"\n\
                      [fleet]\nenabled = true\nlease_secs = {}\ninstance_name = \"{name}\"\n",
                     fleet.base_url,
                     state,
@@ -290,6 +294,7 @@ impl Fleet {
                 proc_: None,
                 name,
                 port,
+                metrics_port,
                 config,
             });
             fleet.start_frontend(i);
