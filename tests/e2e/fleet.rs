@@ -41,6 +41,7 @@ async fn start(dns: &DnsServer) -> (Fleet, RawClient, RawClient) {
         frontends: 2,
         dns: dns.addr(),
         lease_secs: LEASE_SECS,
+        enabled: true,
     })
     .await;
     let a = RawClient::connect(fleet.ca_cert(), &fleet.directory()).await;
@@ -405,4 +406,47 @@ async fn one_crl_for_the_fleet_and_the_jobs_survive_their_leader() {
         "B keeps the lease while it renews it"
     );
     assert!(fleet.frontends[0].pid() > 0);
+}
+
+/// What `[fleet] enabled` costs one client's requests: the mean latency of
+/// a POST-as-GET of the account (JWS check, account row, nonce
+/// redemption) at one front end, with the key off and on. A measurement,
+/// not a check: `cargo test -p tests --test e2e fleet::cost -- --ignored
+/// --nocapture` (figures in docs/src/fleet.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn cost_of_the_fleet_mode_per_request() {
+    const ROUNDS: u32 = 400;
+    let dns = DnsServer::start().await;
+    let mut lines = Vec::new();
+    for enabled in [false, true, false, true] {
+        let fleet = Fleet::start_async(FleetOptions {
+            frontends: 1,
+            dns: dns.addr(),
+            lease_secs: LEASE_SECS,
+            enabled,
+        })
+        .await;
+        let raw = RawClient::connect(fleet.ca_cert(), &fleet.directory()).await;
+        let account = JwsAccount::create(&raw).await;
+        let mut nonces = Vec::new();
+        for _ in 0..ROUNDS + 20 {
+            nonces.push(raw.nonce().await);
+        }
+        let mut total = Duration::ZERO;
+        for (i, nonce) in nonces.iter().enumerate() {
+            let body = account.sign(nonce, &account.kid, None);
+            let started = Instant::now();
+            let rsp = raw.post_jose(&account.kid, &body).await;
+            if i >= 20 {
+                total += started.elapsed();
+            }
+            assert_eq!(rsp.status, StatusCode::OK, "{rsp:?}");
+        }
+        lines.push(format!(
+            "[fleet] enabled = {enabled}: POST-as-GET of the account, mean {:.0} µs over {ROUNDS}",
+            total.as_secs_f64() * 1e6 / f64::from(ROUNDS)
+        ));
+    }
+    println!("{}", lines.join("\n"));
 }

@@ -170,6 +170,8 @@ pub(crate) struct FleetOptions {
     pub dns: SocketAddr,
     /// `[fleet] lease_secs`.
     pub lease_secs: u32,
+    /// `[fleet] enabled` (false only to measure what it costs).
+    pub enabled: bool,
 }
 
 impl Fleet {
@@ -278,7 +280,7 @@ impl Fleet {
                      [signer]\nsocket_path = {:?}\n[validator]\nsocket_path = {:?}\n\
                      [launcher]\nenabled = false\n\
                      [metrics]\nlisten_addr = \"127.0.0.1:{metrics_port}\"\n\
-                     [fleet]\nenabled = true\nlease_secs = {}\ninstance_name = \"{name}\"\n",
+                     [fleet]\nenabled = {}\nlease_secs = {}\ninstance_name = \"{name}\"\n",
                     fleet.base_url,
                     state,
                     fleet.db,
@@ -286,6 +288,7 @@ impl Fleet {
                     key,
                     root.join("run/signer.sock"),
                     root.join("run/validator.sock"),
+                    opts.enabled,
                     opts.lease_secs,
                 ),
             )
