@@ -11,7 +11,9 @@
 //!   at A makes B refuse the account at once;
 //! - the same order finalized at A and B at the same moment gets one
 //!   certificate, and both front ends tell the same one;
-//! - a revocation at B is in the CRL A serves (the same bytes as B's);
+//! - a certificate revoked at A and B at once is revoked once (the other
+//!   answer is `alreadyRevoked`), and the revocation is in the CRL both
+//!   serve (the same bytes);
 //! - kill -9 of A, the holder of the jobs lease: B takes the lease over
 //!   within the lease time and the CRL job runs there (a revocation made
 //!   after the kill reaches the CRL).
@@ -344,11 +346,23 @@ async fn one_crl_for_the_fleet_and_the_jobs_survive_their_leader() {
     let at_b = Session::new(&b).await;
     let first = at_b.issue_http01(&http, &["one.example.org"]).await;
     let first_serial = serial_of(&first.chain_pem);
+    // Revoked at A and at B at the same moment: one revocation.
     let url = b.url("revokeCert");
-    let rsp = at_b
-        .post(&url, Some(&revocation(&first.leaf_der(), None)))
-        .await;
-    assert_eq!(rsp.status, StatusCode::OK, "revocation at B: {rsp:?}");
+    let payload = revocation(&first.leaf_der(), None);
+    let via_a = at_b.account.sign(&a.nonce().await, &url, Some(&payload));
+    let via_b = at_b.account.sign(&b.nonce().await, &url, Some(&payload));
+    let (ra, rb) = tokio::join!(a.post_jose(&url, &via_a), b.post_jose(&url, &via_b));
+    let ok: Vec<_> = [&ra, &rb]
+        .into_iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .collect();
+    assert_eq!(ok.len(), 1, "one revocation wins: A {ra:?}, B {rb:?}");
+    for r in [&ra, &rb]
+        .into_iter()
+        .filter(|r| r.status != StatusCode::OK)
+    {
+        r.assert_problem("the second revocation", &["alreadyRevoked"]);
+    }
     let (der_a, took) = wait_listed(&a, &base, &first_serial, Duration::from_secs(15)).await;
     eprintln!("[e2e] revocation at B listed in A's CRL after {took:?}");
     let (der_b, _) = wait_listed(&b, &base, &first_serial, Duration::from_secs(10)).await;
