@@ -34,12 +34,9 @@ use crate::{App, now, random_id, store};
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Work younger than this is assumed to be in flight elsewhere in this process.
 const GRACE_SECS: i64 = 5;
-/// With several front ends, work younger than this may be in flight at
-/// another one (a probe waits up to 40 s for the validator, an issuance
-/// up to 40 s for a CAA re-check and 10 s for the signer): the sweep leaves
-/// it alone. A repeat would be harmless (conditional updates, and the
-/// signer answers a repeated issuance with the certificate it signed),
-/// only wasted work.
+/// With `[fleet]`, work younger than this may be in flight at another front
+/// end (validator calls last up to 40 s, signer calls 10 s); a repeat would
+/// be harmless (conditional updates, the signer's repeats), only wasted.
 const FLEET_GRACE_SECS: i64 = 60;
 
 /// Keys (challenge or order ids) of work running in this process.
