@@ -103,6 +103,81 @@ pub struct Config {
     /// Group to become when started as root (default: as `user`).
     #[serde(default)]
     pub group: Option<String>,
+    /// This validator is a remote network perspective (BR §3.2.2.9): its
+    /// statements carry this name and RIR label, signed with its own
+    /// `statement_key_file`. A primary asks it over its socket. Absent
+    /// (the default): an ordinary (primary) validator.
+    #[serde(default)]
+    pub remote_perspective: Option<RemotePerspective>,
+    /// The remote perspectives this (primary) validator asks to
+    /// corroborate each validation (`[[perspectives]]`). Empty (the
+    /// default): no corroboration, as before multi-perspective validation.
+    #[serde(default)]
+    pub perspectives: Vec<PerspectiveConfig>,
+    /// Deadline for one remote perspective's answer, in milliseconds
+    /// (connection included; default 25000, the probe deadline's default
+    /// plus five seconds). A perspective that does not answer in time does
+    /// not corroborate.
+    #[serde(default = "default_perspective_timeout_ms")]
+    pub perspective_timeout_ms: u64,
+}
+
+/// `[remote_perspective]`: who this validator is as a perspective.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemotePerspective {
+    /// Its name, unique among the CA's perspectives (the primary's and the
+    /// signer's `[[perspectives]]` entries use the same).
+    pub name: String,
+    /// The RIR label of its network location (e.g. `"ARIN"`, `"RIPE"`).
+    pub rir: String,
+}
+
+/// One `[[perspectives]]` entry of a primary validator.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerspectiveConfig {
+    /// The perspective's name (its `[remote_perspective] name`).
+    pub name: String,
+    /// Its RIR label (its `[remote_perspective] rir`).
+    pub rir: String,
+    /// Where to reach it: `"unix:/path/to/socket"`.
+    pub address: PerspectiveAddress,
+}
+
+/// How a perspective is reached. Only Unix sockets for now; the string
+/// form leaves room for `tcp:host:port` (with TLS settings beside it).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum PerspectiveAddress {
+    /// `unix:<path>`: a Unix socket served by a `validator-worker`.
+    Unix(PathBuf),
+}
+
+impl TryFrom<String> for PerspectiveAddress {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("unix", path)) if path.starts_with('/') => Ok(Self::Unix(PathBuf::from(path))),
+            _ => Err(format!(
+                "perspective address {s:?} must be \"unix:/absolute/path\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for PerspectiveAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Default for [`Config::perspective_timeout_ms`].
+pub fn default_perspective_timeout_ms() -> u64 {
+    25_000
 }
 
 /// Default for [`Config::socket_mode`].
@@ -164,6 +239,9 @@ impl Config {
             caa_identities: Vec::new(),
             user: None,
             group: None,
+            remote_perspective: None,
+            perspectives: Vec::new(),
+            perspective_timeout_ms: default_perspective_timeout_ms(),
         }
     }
 
@@ -236,6 +314,32 @@ impl Config {
             return Err(Error::InvalidConfig(
                 "dnssec_trust_anchor_file needs dnssec_validation = true",
             ));
+        }
+        if self.remote_perspective.is_some() && !self.perspectives.is_empty() {
+            return Err(Error::InvalidConfig(
+                "a remote perspective asks no perspectives: set remote_perspective or perspectives, not both",
+            ));
+        }
+        if let Some(p) = &self.remote_perspective
+            && (p.name.trim().is_empty() || p.rir.trim().is_empty())
+        {
+            return Err(Error::InvalidConfig(
+                "remote_perspective needs a name and an rir",
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.perspectives {
+            if p.name.trim().is_empty() || p.rir.trim().is_empty() {
+                return Err(Error::InvalidConfig(
+                    "every perspectives entry needs a name and an rir",
+                ));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(Error::InvalidConfig("perspective names must be unique"));
+            }
+        }
+        if self.perspective_timeout_ms == 0 {
+            return Err(Error::InvalidConfig("timeouts must be positive"));
         }
         if let Some(issuer) = &self.dns_persist_issuer_domain {
             if !crate::caa::is_issuer_domain_name(issuer.trim_end_matches('.')) {
