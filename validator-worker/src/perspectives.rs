@@ -199,8 +199,7 @@ fn corroboration_of(
     Ok(signed.into())
 }
 
-/// `name (RIR): why` for each perspective that did not corroborate, then
-/// those that never answered.
+/// `name (RIR): why` for each perspective that did not corroborate.
 fn describe(
     list: &[PerspectiveConfig],
     outcomes: &[Outcome],
@@ -216,20 +215,19 @@ fn describe(
             format!("{} ({}): {why}", p.name, p.rir)
         })
         .collect::<Vec<_>>();
-    let corroborated = outcomes
-        .iter()
-        .filter(|o| **o == Outcome::Corroborated)
-        .count();
+    let n = list.len();
+    if failed.is_empty() {
+        return format!(
+            "the {n} remote perspectives cannot give corroboration from {} distinct RIRs",
+            quorum::distinct_rirs_required(n)
+        );
+    }
     format!(
-        "{corroborated} of {} remote perspectives corroborated (the quorum allows at most {} to fail, \
-         and needs corroboration from {} distinct RIRs); {}",
-        list.len(),
-        quorum::max_non_corroborating(list.len()),
-        quorum::distinct_rirs_required(list.len()),
-        if failed.is_empty() {
-            "the corroborating ones are all in one RIR".to_owned()
-        } else {
-            format!("not corroborated by {}", failed.join("; "))
-        }
+        "{} of {n} remote perspectives did not corroborate (the quorum allows at most {}, \
+         and needs corroboration from {} distinct RIRs): {}",
+        failed.len(),
+        quorum::max_non_corroborating(n),
+        quorum::distinct_rirs_required(n),
+        failed.join("; ")
     )
 }
