@@ -156,6 +156,8 @@ async fn issuance_needs_a_quorum_of_trusted_perspectives() {
     other_name.id = "other".into();
     let mut stale = statement(NAME, Some(PERSPECTIVES[3]));
     stale.validated_at = now() - 2 * 86_400;
+    let mut old_caa = statement(NAME, Some(PERSPECTIVES[3]));
+    old_caa.caa = Some(CaaCheck::Checked { at: now() - 86_000 });
     let refusals: Vec<(&str, Vec<Corroboration>, Vec<&str>)> = vec![
         (
             "three of five",
@@ -207,6 +209,15 @@ async fn issuance_needs_a_quorum_of_trusted_perspectives() {
             "p4's statement too old",
             [honest_of(&[0, 1, 2]), vec![corroboration(&keys[3], stale)]].concat(),
             vec!["p4 (LACNIC): a stale statement"],
+        ),
+        (
+            "p4's CAA check too old",
+            [
+                honest_of(&[0, 1, 2]),
+                vec![corroboration(&keys[3], old_caa)],
+            ]
+            .concat(),
+            vec!["p4 (LACNIC): a statement without a recent CAA check of this name"],
         ),
         (
             // One perspective's key signing for all the others.

@@ -10,6 +10,8 @@
 //!   problem names both.
 //! * A perspective that hangs is cancelled once four have corroborated;
 //!   the order does not wait for its timeout.
+//! * Every finalize re-checks CAA (`caa_recheck_hours = 0`), through the
+//!   perspectives too.
 //! * A lying perspective (a fake speaking the RPC, signing "valid" with
 //!   its own trusted key whatever it is asked) is outvoted.
 
@@ -157,11 +159,14 @@ fn entry(name: &str, rir: &str, socket: &Path, key: &Path) -> String {
 }
 
 /// The CA, its primary validator asking the perspectives `entries`.
+/// `caa_recheck_hours = 0`: every finalize has the primary, and through
+/// it the perspectives, look CAA up again (`recheck_caa`), and the signer
+/// takes only the re-checked statements.
 async fn start_ca(dns: &DnsServer, http_port: u16, entries: &str, timeout_ms: u64) -> Ca {
     Ca::start_async(CaOptions {
         dns_resolver_addr: Some(dns.addr()),
         http_validation_port: Some(http_port),
-        server_toml: "caa_identities = [\"akamu.test\"]\n".into(),
+        server_toml: "caa_identities = [\"akamu.test\"]\ncaa_recheck_hours = 0\n".into(),
         extra_toml: format!("[validator]\nperspective_timeout_ms = {timeout_ms}\n{entries}"),
         ..CaOptions::default()
     })

@@ -402,6 +402,65 @@ mod tests {
     }
 
     #[test]
+    fn perspectives_parse_and_are_checked() {
+        let base = "socket_path = \"v.sock\"\nallowed_uids = [7]\n";
+        let entry = |name: &str, address: &str| {
+            format!(
+                "[[perspectives]]\nname = \"{name}\"\nrir = \"ARIN\"\naddress = \"{address}\"\n"
+            )
+        };
+        let c = Config::parse(&format!(
+            "{base}perspective_timeout_ms = 900\n{}{}",
+            entry("p1", "unix:/run/p1.sock"),
+            entry("p2", "unix:/run/p2.sock")
+        ))
+        .expect("parse");
+        assert_eq!(c.perspectives.len(), 2);
+        assert_eq!(
+            c.perspectives[0].address,
+            PerspectiveAddress::Unix(PathBuf::from("/run/p1.sock"))
+        );
+        assert_eq!(c.perspectives[1].address.to_string(), "unix:/run/p2.sock");
+        assert_eq!(c.perspective_timeout_ms, 900);
+        let me = "[remote_perspective]\nname = \"p1\"\nrir = \"RIPE\"\n";
+        let c = Config::parse(&format!("{base}{me}")).expect("perspective");
+        assert_eq!(c.remote_perspective.expect("set").rir, "RIPE");
+
+        for (what, text) in [
+            (
+                "relative path",
+                format!("{base}{}", entry("p1", "unix:run/p1.sock")),
+            ),
+            (
+                "tcp not yet",
+                format!("{base}{}", entry("p1", "tcp:10.0.0.1:4000")),
+            ),
+            (
+                "no scheme",
+                format!("{base}{}", entry("p1", "/run/p1.sock")),
+            ),
+            (
+                "duplicate name",
+                format!("{base}{}{}", entry("p1", "unix:/a"), entry("p1", "unix:/b")),
+            ),
+            (
+                "both roles",
+                format!("{base}{}{me}", entry("p2", "unix:/a")),
+            ),
+            (
+                "empty rir",
+                format!("{base}[remote_perspective]\nname = \"p1\"\nrir = \" \"\n"),
+            ),
+            (
+                "unknown key",
+                format!("{base}{}weight = 2\n", entry("p1", "unix:/a")),
+            ),
+        ] {
+            assert!(Config::parse(&text).is_err(), "{what}");
+        }
+    }
+
+    #[test]
     fn defaults_match_new() {
         let c = Config::parse("socket_path = \"v.sock\"\nallowed_uids = [7]\n").expect("parse");
         assert_eq!(c, Config::new("v.sock", vec![7]));

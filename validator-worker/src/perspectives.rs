@@ -12,13 +12,15 @@
 //! claims the expected perspective and validation, so that a mismatch is
 //! reported here rather than as a refusal at finalize.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use shared_proto::Identifier;
 use shared_proto::deadline;
 use shared_proto::quorum::{self, Decision, Outcome, Vote};
-use shared_proto::statement::Corroboration;
+use shared_proto::statement::{Corroboration, SignedStatement};
 use shared_proto::transport;
 use shared_proto::validator::{
     ProblemKind, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorRpcClient,
@@ -109,6 +111,101 @@ impl Perspectives {
         &self,
         request: &ValidateRequest,
     ) -> Result<Vec<Corroboration>, ProbeError> {
+        self.gather(&request.identifier, |p| self.ask(p, request))
+            .await
+    }
+
+    /// Has every perspective look CAA up again for its statement among
+    /// `signed`'s corroborations (`recheck_caa`), or, with `below`, sign a
+    /// statement for that name below the identifier with a CAA check of it
+    /// (`caa_for_subdomain`); the same quorum, the same early end.
+    pub async fn recheck(
+        &self,
+        signed: &SignedStatement,
+        below: Option<&Identifier>,
+    ) -> Result<Vec<Corroboration>, ProbeError> {
+        let target = below.unwrap_or(&signed.statement.identifier);
+        self.gather(target, |p| self.ask_recheck(p, signed, below))
+            .await
+    }
+
+    /// Asks one perspective to re-check CAA for its own statement.
+    async fn ask_recheck(
+        &self,
+        p: &PerspectiveConfig,
+        signed: &SignedStatement,
+        below: Option<&Identifier>,
+    ) -> Result<Corroboration, Failure> {
+        let theirs = signed
+            .corroborations
+            .iter()
+            .find(|c| {
+                c.statement
+                    .perspective
+                    .as_ref()
+                    .is_some_and(|q| q.name == p.name)
+            })
+            .ok_or_else(|| Failure {
+                kind: None,
+                detail: "no statement of this validation to re-check".into(),
+            })?;
+        let theirs = SignedStatement {
+            statement: theirs.statement.clone(),
+            signature: theirs.signature.clone(),
+            corroborations: Vec::new(),
+        };
+        let call = async {
+            let client = connect(&p.address)
+                .await
+                .map_err(|detail| Failure { kind: None, detail })?;
+            let ctx = deadline::context_with(self.timeout);
+            match below {
+                None => client.recheck_caa(ctx, theirs).await,
+                Some(name) => client.caa_for_subdomain(ctx, theirs, name.clone()).await,
+            }
+            .map_err(|e| Failure {
+                kind: None,
+                detail: format!("no answer: {e}"),
+            })
+        };
+        let answer = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| Failure {
+                kind: None,
+                detail: format!("no answer within {} ms", self.timeout.as_millis()),
+            })??;
+        match answer {
+            Ok(new) => {
+                let target = below.unwrap_or(&signed.statement.identifier);
+                if new.statement.perspective.as_ref().map(|q| q.name.as_str())
+                    != Some(p.name.as_str())
+                    || new.statement.identifier != *target
+                {
+                    return Err(Failure {
+                        kind: None,
+                        detail: "its answer is not a re-check of its statement".into(),
+                    });
+                }
+                Ok(new.into())
+            }
+            Err(ValidationProblem { kind, detail }) => Err(Failure {
+                kind: Some(kind),
+                detail: format!("{}: {detail}", kind.acme_type()),
+            }),
+        }
+    }
+
+    /// Runs `ask` for every perspective concurrently and decides the
+    /// quorum as the answers arrive.
+    async fn gather<'a, F, Fut>(
+        &'a self,
+        identifier: &Identifier,
+        ask: F,
+    ) -> Result<Vec<Corroboration>, ProbeError>
+    where
+        F: Fn(&'a PerspectiveConfig) -> Fut,
+        Fut: Future<Output = Result<Corroboration, Failure>>,
+    {
         let mut outcomes = vec![Outcome::Pending; self.list.len()];
         let mut failures: Vec<Option<Failure>> = self.list.iter().map(|_| None).collect();
         let mut got = Vec::new();
@@ -116,7 +213,10 @@ impl Perspectives {
             .list
             .iter()
             .enumerate()
-            .map(|(i, p)| async move { (i, self.ask(p, request).await) })
+            .map(|(i, p)| {
+                let answer = ask(p);
+                async move { (i, answer.await) }
+            })
             .collect();
         loop {
             let votes: Vec<Vote<'_>> = self
@@ -133,7 +233,7 @@ impl Perspectives {
                     let asked = self.list.len();
                     let answered = outcomes.iter().filter(|o| **o != Outcome::Pending).count();
                     tracing::info!(
-                        identifier = %request.identifier,
+                        identifier = %identifier,
                         corroborated = got.len(),
                         asked,
                         cancelled = asked - answered,
@@ -143,7 +243,7 @@ impl Perspectives {
                 }
                 Decision::Failed => {
                     let detail = describe(&self.list, &outcomes, &failures);
-                    tracing::info!(identifier = %request.identifier, %detail, "multi-perspective quorum failed");
+                    tracing::info!(identifier = %identifier, %detail, "multi-perspective quorum failed");
                     let kind = failures
                         .iter()
                         .flatten()

@@ -347,9 +347,12 @@ impl ValidatorService {
                 tracing::error!(error = %e, "statement signing failed");
                 ProbeError::Internal("cannot sign the validation statement")
             })?;
-            // The perspectives' word on the validation stands; the signer
-            // judges their age.
-            resigned.corroborations = signed.corroborations.clone();
+            // BR §3.2.2.9: the remote perspectives check CAA again too,
+            // under the same quorum.
+            resigned.corroborations = match &self.perspectives {
+                Some(perspectives) => perspectives.recheck(&signed, below.as_ref()).await?,
+                None => signed.corroborations.clone(),
+            };
             Ok(resigned)
         }
         .await;

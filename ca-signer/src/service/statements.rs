@@ -25,7 +25,8 @@ impl Issuer {
     /// every trusted perspective for name `id`: each perspective counts
     /// when a statement carries its name, verifies with its key, covers
     /// `id` for the account by the same method, and is fresh by the
-    /// signer's measure. Else why not, naming each perspective that did
+    /// signer's measure, its CAA check too (`caa_max_age_secs`, of `id`
+    /// itself). Else why not, naming each perspective that did
     /// not corroborate.
     fn corroborated(
         &self,
@@ -58,6 +59,13 @@ impl Issuer {
                     reason = "a statement of another validation";
                 } else if !st.is_fresh(now, self.statement_max_age_secs) {
                     reason = "a stale statement";
+                } else if !((st.identifier == *id
+                    || !matches!(st.caa, Some(CaaCheck::Checked { .. })))
+                    && st.caa_is_fresh(now, self.caa_max_age_secs))
+                {
+                    // The perspectives' CAA checks count like the
+                    // primary's: recent, and of this very name.
+                    reason = "a statement without a recent CAA check of this name";
                 } else {
                     ok = true;
                     break;
