@@ -117,7 +117,8 @@ pub struct Config {
     /// Deadline for one remote perspective's answer, in milliseconds
     /// (connection included; default 25000, the probe deadline's default
     /// plus five seconds). A perspective that does not answer in time does
-    /// not corroborate.
+    /// not corroborate. At most 35000: the frontend waits 40 s for a
+    /// validation.
     #[serde(default = "default_perspective_timeout_ms")]
     pub perspective_timeout_ms: u64,
 }
@@ -174,6 +175,10 @@ impl std::fmt::Display for PerspectiveAddress {
         }
     }
 }
+
+/// The largest [`Config::perspective_timeout_ms`]: below the frontend's
+/// deadline for a validation, with room for the signing and the answer.
+pub const MAX_PERSPECTIVE_TIMEOUT_MS: u64 = 35_000;
 
 /// Default for [`Config::perspective_timeout_ms`].
 pub fn default_perspective_timeout_ms() -> u64 {
@@ -341,6 +346,13 @@ impl Config {
         if self.perspective_timeout_ms == 0 {
             return Err(Error::InvalidConfig("timeouts must be positive"));
         }
+        // The frontend gives a validation 40 s (`deadline::VALIDATOR_CALL`);
+        // the primary must have decided well before.
+        if self.perspective_timeout_ms > MAX_PERSPECTIVE_TIMEOUT_MS {
+            return Err(Error::InvalidConfig(
+                "perspective_timeout_ms must be at most 35000 (the frontend waits 40 s for a validation)",
+            ));
+        }
         if let Some(issuer) = &self.dns_persist_issuer_domain {
             if !crate::caa::is_issuer_domain_name(issuer.trim_end_matches('.')) {
                 return Err(Error::InvalidConfig(
@@ -450,6 +462,10 @@ mod tests {
             (
                 "empty rir",
                 format!("{base}[remote_perspective]\nname = \"p1\"\nrir = \" \"\n"),
+            ),
+            (
+                "timeout beyond the frontend's deadline",
+                format!("{base}perspective_timeout_ms = 60000\n"),
             ),
             (
                 "unknown key",
