@@ -66,6 +66,7 @@ fn full_config(dir: &Path, ca: config::Ca) -> Config {
         profiles: Default::default(),
         server_certificate: None,
         validator_public_key_file: None,
+        perspectives: Vec::new(),
         // These tests are about the policy, the TBS and the audit log, not
         // the statements (tests/statements.rs).
         insecure_issue_without_statements: true,

@@ -6,6 +6,7 @@
 //!   length cap.
 //! * [`deadline`] builds tarpc contexts with an explicit deadline.
 //! * [`statement`] is the validator-signed statement of what it validated.
+//! * [`quorum`] is the multi-perspective quorum rule (BR §3.2.2.9).
 //! * [`metrics`] holds the figures the daemons report to the frontend's
 //!   `/metrics`.
 //!
@@ -16,6 +17,7 @@ pub mod deadline;
 pub mod identifier;
 pub mod metrics;
 pub mod peer;
+pub mod quorum;
 pub mod signer;
 pub mod statement;
 pub mod transport;
@@ -25,4 +27,4 @@ pub use identifier::{Identifier, IdentifierKind};
 
 /// Version of the wire types in this crate. Both ends send it in the connection
 /// preamble and refuse to talk to a different version.
-pub const PROTOCOL_VERSION: u16 = 19;
+pub const PROTOCOL_VERSION: u16 = 20;

@@ -50,6 +50,10 @@ mod ari;
 /// Certificate profiles: advertised from the signer, chosen, withdrawn.
 mod profiles;
 
+/// Multi-perspective validation (BR §3.2.2.9): five perspective processes,
+/// one or two down, a hanging one cancelled, a lying one outvoted.
+mod mpic;
+
 /// CAA (RFC 8659, RFC 8657) at validation and re-checked at finalize; one
 /// challenge attempt per authorization.
 mod caa;

@@ -58,6 +58,7 @@ fn statements(key: &StatementKey) -> Vec<SignedStatement> {
         expires: now + 3600,
         covers_subdomains: false,
         caa: Some(CaaCheck::Checked { at: now }),
+        perspective: None,
     };
     let variants = [
         base.clone(),

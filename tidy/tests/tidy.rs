@@ -595,7 +595,9 @@ fn wire_types(t: &mut WireTrace) {
         RevokedEntry, SignedCrl, SignerError, SignerMetrics, SignerRpcRequest, SignerRpcResponse,
         StarTerms,
     };
-    use shared_proto::statement::{CaaCheck, SignedStatement, Statement};
+    use shared_proto::statement::{
+        CaaCheck, Corroboration, Perspective, SignedStatement, Statement,
+    };
     use shared_proto::validator::{
         ChallengeType, PersistAccount, PersistForm, PersistHash, ProbeCount, ProblemKind,
         ValidateRequest, ValidationProblem, ValidationRecord, ValidatorInfo, ValidatorMetrics,
@@ -663,6 +665,8 @@ fn wire_types(t: &mut WireTrace) {
     t.ty::<Statement>();
     t.ty::<SignedStatement>();
     t.ty::<CaaCheck>();
+    t.ty::<Perspective>();
+    t.ty::<Corroboration>();
 
     t.ty::<Identifier>();
     t.ty::<IdentifierKind>();

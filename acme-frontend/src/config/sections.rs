@@ -466,6 +466,31 @@ pub struct SignerLink {
 pub struct ValidatorLink {
     /// The validator's socket. Default `<state_dir>/validator.sock`.
     pub socket_path: Option<PathBuf>,
+    /// Launcher only: the remote perspectives (BR §3.2.2.9) the validator
+    /// it starts asks to corroborate every validation, and the signer it
+    /// starts trusts. Default none.
+    #[serde(default)]
+    pub perspectives: Vec<LauncherPerspective>,
+    /// Launcher only: the validator's `perspective_timeout_ms`. Default:
+    /// the validator's (25000).
+    #[serde(default)]
+    pub perspective_timeout_ms: Option<u64>,
+}
+
+/// One `[[validator.perspectives]]` entry: a remote perspective, as the
+/// launcher passes it to the validator (`name`, `rir`, `address`) and to
+/// the signer (`name`, `rir`, `public_key_file`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LauncherPerspective {
+    /// The perspective's name.
+    pub name: String,
+    /// Its RIR label.
+    pub rir: String,
+    /// Where the validator reaches it, e.g. `"unix:/run/akamu/p1.sock"`.
+    pub address: String,
+    /// Its statement public key (PEM), for the signer.
+    pub public_key_file: PathBuf,
 }
 
 /// `[metrics]`: the Prometheus listener, off unless `listen_addr` is set.

@@ -63,6 +63,21 @@ impl Config {
         if self.policy.statement_max_age_secs == 0 {
             return bad("policy.statement_max_age_secs", "must be positive");
         }
+        if !self.perspectives.is_empty() && self.validator_public_key_file.is_none() {
+            return bad(
+                "perspectives",
+                "needs validator_public_key_file (perspectives corroborate the validator's statements)",
+            );
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.perspectives {
+            if p.name.trim().is_empty() || p.rir.trim().is_empty() {
+                return bad("perspectives", "every entry needs a name and an rir");
+            }
+            if !names.insert(p.name.as_str()) {
+                return bad("perspectives", "names must be unique");
+            }
+        }
         if self.insecure_issue_without_statements && self.validator_public_key_file.is_some() {
             return bad(
                 "insecure_issue_without_statements",

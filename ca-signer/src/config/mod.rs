@@ -56,6 +56,15 @@ pub struct Config {
     /// `insecure_issue_without_statements` is set.
     #[serde(default)]
     pub validator_public_key_file: Option<PathBuf>,
+    /// The remote network perspectives whose statements the signer trusts
+    /// (`[[perspectives]]`; BR §3.2.2.9 multi-perspective issuance
+    /// corroboration). With any configured, every name needs, besides the
+    /// validator's statement, corroborating statements from these
+    /// perspectives meeting the BR quorum over all of them (see
+    /// `shared_proto::quorum`). Empty (the default): none required.
+    /// Needs `validator_public_key_file`.
+    #[serde(default)]
+    pub perspectives: Vec<TrustedPerspective>,
     /// Start without `validator_public_key_file` and issue on the
     /// frontend's word alone: any caller allowed on the socket gets any
     /// name. For tests and labs only; the signer logs a warning at every
@@ -70,6 +79,22 @@ pub struct Config {
     /// Group to become when started as root (default: as `user`).
     #[serde(default)]
     pub group: Option<String>,
+}
+
+/// One `[[perspectives]]` entry: a remote perspective the signer trusts.
+/// Its public key is a trust anchor held by the signer, like
+/// `validator_public_key_file`, not a copy of the validator's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedPerspective {
+    /// The name the perspective signs (its `[remote_perspective] name`).
+    pub name: String,
+    /// Its RIR label, as the signer counts it for the quorum (the label in
+    /// the perspective's statement is not relied on).
+    pub rir: String,
+    /// Its Ed25519 statement public key (PEM; the perspective writes it
+    /// at `<statement_key_file>.pub`).
+    pub public_key_file: PathBuf,
 }
 
 /// `[signer]`.

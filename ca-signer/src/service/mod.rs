@@ -43,6 +43,9 @@ pub struct Issuer {
     profile: Profile,
     profiles: std::collections::BTreeMap<String, Profile>,
     statements: Option<StatementVerifier>,
+    /// `[[perspectives]]`: the remote perspectives whose corroboration each
+    /// name needs, with their keys.
+    perspectives: Vec<statements::TrustedKey>,
     /// `[policy] statement_max_age_secs`.
     statement_max_age_secs: i64,
     /// `[policy] caa_max_age_secs`.
@@ -199,6 +202,30 @@ impl Issuer {
                 });
             }
         };
+        let perspectives = config
+            .perspectives
+            .iter()
+            .map(|p| {
+                Ok(statements::TrustedKey {
+                    name: p.name.clone(),
+                    rir: p.rir.clone(),
+                    key: StatementVerifier::from_file(&p.public_key_file).map_err(|e| {
+                        Error::ConfigValue {
+                            field: "perspectives",
+                            problem: format!("{}: {e}", p.name),
+                        }
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if !perspectives.is_empty() {
+            tracing::info!(
+                target: "signer",
+                perspectives = perspectives.len(),
+                max_non_corroborating = shared_proto::quorum::max_non_corroborating(perspectives.len()),
+                "issuance needs multi-perspective corroboration"
+            );
+        }
         tracing::info!(
             target: "signer",
             audit = %audit_path.display(),
@@ -212,6 +239,7 @@ impl Issuer {
             profile,
             profiles,
             statements,
+            perspectives,
             statement_max_age_secs: i64::from(config.policy.statement_max_age_secs),
             caa_max_age_secs: i64::from(config.policy.caa_max_age_secs),
             max_validity_secs: i64::from(config.policy.max_validity_days) * 86_400,
