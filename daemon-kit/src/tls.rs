@@ -1,0 +1,205 @@
+//! The server side of the mutual-TLS transport: a TCP listener whose
+//! connections pass a TLS 1.3 handshake that verifies the client's
+//! certificate against the client CA, then the client-name allow-list
+//! ([`ClientNames`]), then the version preamble, all under
+//! [`deadline::CONNECT`]; [`crate::accept::Acceptor`] serves what passes.
+//! The client side is `shared_proto::transport::connect_tls`.
+//!
+//! **Invariant:** a TCP peer reaches a service only after mutual TLS and the
+//! allow-list; every refusal is logged with its reason ([`Refusal`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use shared_proto::deadline;
+use shared_proto::peer::{ClientNames, Peer, TlsClient};
+use shared_proto::tls::{self as proto_tls, TlsError};
+use shared_proto::transport::{self, TransportError};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+/// A TLS stream over TCP, server side.
+pub type TlsServerStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The files of a mutual-TLS server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerFiles {
+    /// The server's certificate chain (leaf first).
+    pub cert_file: PathBuf,
+    /// The server's private key.
+    pub key_file: PathBuf,
+    /// The CA certificate(s) client certificates must chain to.
+    pub client_ca_file: PathBuf,
+}
+
+/// Why the listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A file or the TLS configuration is wrong.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Why a TCP connection was refused: the reason logged for it.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The client presented no certificate.
+    #[error("no client certificate")]
+    NoCertificate,
+    /// The client's certificate does not chain to the client CA.
+    #[error("client certificate from an unknown CA")]
+    UnknownCa,
+    /// The client's certificate chains to the client CA but is unusable
+    /// (expired, not for client authentication, …).
+    #[error("bad client certificate: {0}")]
+    BadCertificate(rustls::CertificateError),
+    /// The client's certificate is valid, but none of its DNS names is on
+    /// the allow-list.
+    #[error("client name not allowed (certificate names {names:?})")]
+    NameNotAllowed {
+        /// The certificate's DNS names.
+        names: Vec<String>,
+    },
+    /// The handshake failed for another reason (a client that is not ours,
+    /// a broken connection, the deadline).
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    /// The handshake took longer than [`deadline::CONNECT`].
+    #[error("TLS handshake or preamble timed out")]
+    Timeout,
+    /// The preamble after the handshake failed.
+    #[error("connection handshake failed: {0}")]
+    Preamble(TransportError),
+}
+
+impl Refusal {
+    fn from_handshake(e: std::io::Error) -> Self {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(rustls::Error::NoCertificatesPresented) => Self::NoCertificate,
+            Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+                Self::UnknownCa
+            }
+            Some(rustls::Error::InvalidCertificate(other)) => Self::BadCertificate(other.clone()),
+            _ => Self::Handshake(e),
+        }
+    }
+}
+
+/// A bound TCP listener with its TLS configuration and client allow-list,
+/// not yet serving (give it to [`crate::accept::Acceptor`]).
+pub struct TlsListener {
+    pub(crate) listener: TcpListener,
+    acceptor: TlsAcceptor,
+    names: ClientNames,
+}
+
+impl std::fmt::Debug for TlsListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsListener")
+            .field("addr", &self.listener.local_addr().ok())
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server configuration: TLS 1.3 only, aws-lc-rs, a client certificate
+/// required and verified against `client_ca_file`.
+pub fn server_config(files: &ServerFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = proto_tls::provider();
+    let roots = proto_tls::load_roots(&files.client_ca_file)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let certs = proto_tls::load_certs(&files.cert_file)?;
+    let key = proto_tls::load_key(&files.key_file)?;
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(proto_tls::VERSIONS)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+impl TlsListener {
+    /// Reads the files and binds `addr`. Must be called inside a tokio
+    /// runtime.
+    pub fn bind(
+        addr: SocketAddr,
+        files: &ServerFiles,
+        names: ClientNames,
+    ) -> Result<Self, SetupError> {
+        let config = server_config(files)?;
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|l| {
+                l.set_nonblocking(true)?;
+                TcpListener::from_std(l)
+            })
+            .map_err(|source| SetupError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            acceptor: TlsAcceptor::from(config),
+            names,
+        })
+    }
+
+    /// The address bound (the port chosen, when asked for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The names on the allow-list.
+    pub fn names(&self) -> &ClientNames {
+        &self.names
+    }
+
+    /// Runs the handshake of one accepted connection: TLS (client
+    /// certificate verified), allow-list, preamble, under
+    /// [`deadline::CONNECT`].
+    pub(crate) async fn handshake(
+        &self,
+        tcp: TcpStream,
+        addr: SocketAddr,
+    ) -> Result<(TlsServerStream, Peer), Refusal> {
+        tokio::time::timeout(deadline::CONNECT, async {
+            let _ = tcp.set_nodelay(true);
+            let mut stream = self
+                .acceptor
+                .accept(tcp)
+                .await
+                .map_err(Refusal::from_handshake)?;
+            let names = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(proto_tls::dns_names)
+                .unwrap_or_default();
+            let admitted = self
+                .names
+                .admit(names.iter().map(String::as_str))
+                .map(str::to_owned);
+            match transport::server_preamble(&mut stream, admitted.is_some()).await {
+                Ok(()) => {}
+                Err(TransportError::Refused) => return Err(Refusal::NameNotAllowed { names }),
+                Err(e) => return Err(Refusal::Preamble(e)),
+            }
+            let name = admitted.ok_or(Refusal::NameNotAllowed { names })?;
+            Ok((stream, Peer::Tls(TlsClient { name, addr })))
+        })
+        .await
+        .map_err(|_| Refusal::Timeout)?
+    }
+}
