@@ -490,6 +490,44 @@ mod tests {
     }
 
     #[test]
+    fn records_name_the_requester_by_uid_or_by_tls_client_name() {
+        use shared_proto::peer::{Peer, PeerCred, TlsClient};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        let (log, _) = AuditLog::open(&path).expect("open");
+        let unix = Peer::Unix(PeerCred {
+            uid: 1000,
+            gid: 1000,
+            pid: Some(42),
+        });
+        let tls = Peer::Tls(TlsClient {
+            name: "frontend-1.ca.internal".into(),
+            addr: "10.0.0.7:50000".parse().expect("addr"),
+        });
+        let by_uid = log
+            .append(Operation::Crl, Entry::from_requester(Some(&unix)), 1)
+            .expect("append");
+        let by_name = log
+            .append(Operation::Crl, Entry::from_requester(Some(&tls)), 2)
+            .expect("append");
+        assert_eq!(
+            (by_uid.requester_uid, by_uid.requester_client),
+            (Some(1000), None)
+        );
+        assert_eq!(
+            (by_name.requester_uid, by_name.requester_client.as_deref()),
+            (None, Some("frontend-1.ca.internal"))
+        );
+        // A record without a client name is written as before the field
+        // existed, so older logs keep verifying.
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines[0].contains("requester_client"), "{}", lines[0]);
+        assert!(lines[1].contains(r#""requester_client":"frontend-1.ca.internal""#));
+        assert_eq!(verify(&path).expect("verify"), by_name.hash);
+    }
+
+    #[test]
     fn any_flipped_byte_names_the_record() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("audit.log");
