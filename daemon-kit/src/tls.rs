@@ -18,7 +18,7 @@ use shared_proto::deadline;
 use shared_proto::peer::{ClientNames, Peer, TlsClient};
 use shared_proto::tls::{self as proto_tls, TlsError};
 use shared_proto::transport::{self, TransportError};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 /// A TLS stream over TCP, server side.
@@ -142,12 +142,19 @@ impl TlsListener {
         names: ClientNames,
     ) -> Result<Self, SetupError> {
         let config = server_config(files)?;
-        let listener = std::net::TcpListener::bind(addr)
-            .and_then(|l| {
-                l.set_nonblocking(true)?;
-                TcpListener::from_std(l)
-            })
-            .map_err(|source| SetupError::Bind { addr, source })?;
+        // SO_REUSEADDR, as servers do: a restarted daemon binds its port at
+        // once even while the connections it closed sit in TIME_WAIT.
+        let listener = (|| {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(1024)
+        })()
+        .map_err(|source| SetupError::Bind { addr, source })?;
         Ok(Self {
             listener,
             acceptor: TlsAcceptor::from(config),

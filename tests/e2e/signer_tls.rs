@@ -7,7 +7,9 @@
 //! - a client without a certificate, one with a certificate from another
 //!   CA, and one whose name is not in `client_names` are refused, and the
 //!   signer's log names each reason;
-//! - the Unix socket keeps serving beside TCP.
+//! - the Unix socket keeps serving beside TCP;
+//! - a restarted signer binds its port again at once and the frontend
+//!   redials it.
 //!
 //! The links' PKI (a CA, the signer's certificate, client certificates) is
 //! made with rcgen; none of it is the ACME CA.
@@ -420,6 +422,22 @@ async fn a_frontend_reaches_the_signer_over_mutual_tls_and_strangers_are_refused
         .expect("rpc over the socket")
         .expect("ca_info");
     assert_eq!(info.chain_pem, over_unix.chain_pem);
+
+    // The signer restarts on the same port at once (its closed connections
+    // in TIME_WAIT do not hold the port), and the frontend redials it.
+    drop(signer);
+    let signer = Daemon::start("signer", &signer_toml, dir);
+    let names = ["after-restart.example.org"];
+    let issued = issue_http01(&account, &http, &names).await;
+    let leaf = verify_chain(work.path(), &ca_cert, &issued.chain_pem);
+    assert_eq!(dns_sans(&leaf), vec!["after-restart.example.org"]);
+    signer
+        .wait_for_line(&[
+            "issued certificate",
+            "after-restart.example.org",
+            FRONTEND_NAME,
+        ])
+        .await;
 
     drop(frontend_proc);
 }

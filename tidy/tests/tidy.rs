@@ -299,13 +299,13 @@ const SIGNER_PACKAGE: &str = "ca-signer";
 /// neither the signer nor the server code it links may name. Listening is
 /// allowed (`[tcp]`: `TcpListener` in `daemon_kit::tls`, the accepted
 /// `TcpStream`s), dialling is not: no `connect` of any kind (`TcpStream`,
-/// `UnixStream`, `transport::connect`, `connect_tls`), no outbound TLS
+/// `UnixStream`, `TcpSocket`, `transport::connect`, `connect_tls`; the
+/// listener's `TcpSocket` only binds and listens), no outbound TLS
 /// (`TlsConnector`, `ClientConfig`, `ClientTls`), no UDP, no resolver.
 fn is_outbound_identifier(id: &str) -> bool {
     const EXACT: &[&str] = &[
         "connect",
         "connect_tls",
-        "TcpSocket",
         "TlsConnector",
         "ClientConfig",
         "ClientTls",
