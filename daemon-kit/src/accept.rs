@@ -3,7 +3,8 @@
 //! ([`crate::tls`]); check each peer (on the Unix socket the `SO_PEERCRED`
 //! allow-list, [`shared_proto::transport::accept_handshake`]; on TCP the TLS
 //! handshake with a verified client certificate and the client-name
-//! allow-list), exchange the version preamble, then serve its tarpc
+//! allow-list, at most [`crate::tls::MAX_PENDING_HANDSHAKES`] at once),
+//! exchange the version preamble, then serve its tarpc
 //! requests concurrently until the shutdown future completes; the socket
 //! file is removed on the way out.
 //!
@@ -144,15 +145,26 @@ impl Acceptor {
                     (Ok(_), None) => {}
                 },
                 accepted = tcp_accept => match (accepted, &self.tls) {
-                    (Ok((tcp, addr)), Some(tls)) => {
-                        tokio::spawn(serve_tls(
-                            daemon,
-                            tcp,
-                            addr,
-                            Arc::clone(tls),
-                            Arc::clone(&make_handler),
-                        ));
-                    }
+                    (Ok((tcp, addr)), Some(tls)) => match tls.handshake_slot() {
+                        Some(slot) => {
+                            tokio::spawn(serve_tls(
+                                daemon,
+                                tcp,
+                                addr,
+                                slot,
+                                Arc::clone(tls),
+                                Arc::clone(&make_handler),
+                            ));
+                        }
+                        None => {
+                            event!(
+                                daemon,
+                                warn,
+                                peer = %addr,
+                                "refused TLS connection: too many handshakes in progress"
+                            );
+                        }
+                    },
                     (Err(e), _) => {
                         event!(daemon, warn, error = %e, "tcp accept failed");
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -206,6 +218,7 @@ async fn serve_tls<Req, Resp, Make, Handler, Fut>(
     daemon: Daemon,
     tcp: tokio::net::TcpStream,
     addr: std::net::SocketAddr,
+    slot: tokio::sync::OwnedSemaphorePermit,
     tls: Arc<TlsListener>,
     make_handler: Arc<Make>,
 ) where
@@ -215,7 +228,10 @@ async fn serve_tls<Req, Resp, Make, Handler, Fut>(
     Handler: FnOnce(context::Context, Req) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<Resp, ServerError>> + Send + 'static,
 {
-    let (stream, peer) = match tls.handshake(tcp, addr).await {
+    let handshake = tls.handshake(tcp, addr).await;
+    // The slot is for the handshake only; admitted peers are trusted.
+    drop(slot);
+    let (stream, peer) = match handshake {
         Ok(admitted) => admitted,
         Err(reason) => {
             event!(daemon, warn, peer = %addr, %reason, "refused TLS connection");

@@ -21,6 +21,10 @@ use shared_proto::transport::{self, TransportError};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+/// Most connections in their handshake at once, per listener; more are
+/// closed at once (each may hold its slot for [`deadline::CONNECT`]).
+pub const MAX_PENDING_HANDSHAKES: usize = 64;
+
 /// A TLS stream over TCP, server side.
 pub type TlsServerStream = tokio_rustls::server::TlsStream<TcpStream>;
 
@@ -105,6 +109,7 @@ pub struct TlsListener {
     pub(crate) listener: TcpListener,
     acceptor: TlsAcceptor,
     names: ClientNames,
+    pending: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for TlsListener {
@@ -159,6 +164,7 @@ impl TlsListener {
             listener,
             acceptor: TlsAcceptor::from(config),
             names,
+            pending: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES)),
         })
     }
 
@@ -170,6 +176,12 @@ impl TlsListener {
     /// The names on the allow-list.
     pub fn names(&self) -> &ClientNames {
         &self.names
+    }
+
+    /// A handshake slot, or `None` when [`MAX_PENDING_HANDSHAKES`]
+    /// connections are in theirs already.
+    pub(crate) fn handshake_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.pending).try_acquire_owned().ok()
     }
 
     /// Runs the handshake of one accepted connection: TLS (client
@@ -208,5 +220,71 @@ impl TlsListener {
         })
         .await
         .map_err(|_| Refusal::Timeout)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CA, a server certificate from it, written under `dir`.
+    fn files(dir: &std::path::Path) -> ServerFiles {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let ca_pem = ca.self_signed(&ca_key).expect("ca").pem();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf = rcgen::CertificateParams::new(vec!["signer.test".to_owned()]).expect("params");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = leaf.signed_by(&key, &issuer).expect("leaf");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        ServerFiles {
+            cert_file: write("server.crt", &cert.pem()),
+            key_file: write("server.key", &key.serialize_pem()),
+            client_ca_file: write("ca.pem", &ca_pem),
+        }
+    }
+
+    #[tokio::test]
+    async fn handshakes_are_capped_and_a_silent_peer_times_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = TlsListener::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            &files(dir.path()),
+            ClientNames::new(["frontend.test"]),
+        )
+        .expect("bind");
+        let slots: Vec<_> = (0..MAX_PENDING_HANDSHAKES)
+            .map(|_| listener.handshake_slot().expect("a free slot"))
+            .collect();
+        assert!(listener.handshake_slot().is_none(), "the cap holds");
+        drop(slots);
+        assert!(listener.handshake_slot().is_some(), "slots come back");
+
+        // A peer that connects and says nothing is dropped at the deadline.
+        let addr = listener.local_addr().expect("addr");
+        let _silent = TcpStream::connect(addr).await.expect("connect");
+        let (tcp, peer) = listener.listener.accept().await.expect("accept");
+        let started = tokio::time::Instant::now();
+        let refused = listener.handshake(tcp, peer).await;
+        assert!(matches!(refused, Err(Refusal::Timeout)), "{refused:?}");
+        assert!(started.elapsed() >= deadline::CONNECT);
+    }
+
+    #[test]
+    fn unreadable_files_are_reported_with_their_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut f = files(dir.path());
+        f.client_ca_file = dir.path().join("missing.pem");
+        let err = server_config(&f).expect_err("missing CA file");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        let mut f = files(dir.path());
+        std::fs::write(&f.key_file, "not a key").expect("write");
+        f.key_file = f.key_file.clone();
+        assert!(server_config(&f).is_err());
     }
 }
