@@ -131,6 +131,9 @@ fn drop_privileges(config: &Config) -> Result<(), Error> {
     if config.tls.enabled {
         secrets.push(config.tls_key_file());
     }
+    if let crate::config::SignerEndpoint::Tls { files, .. } = config.signer_endpoint() {
+        secrets.push(files.key_file);
+    }
     for secret in secrets.iter().filter(|p| p.exists()) {
         daemon_kit::privileges::check_private_file(secret)
             .map_err(|e| Error::Startup(format!("refusing to start: {e}")))?;

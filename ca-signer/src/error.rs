@@ -113,6 +113,9 @@ pub enum Error {
         /// The I/O error.
         source: io::Error,
     },
+    /// The `[tcp]` listener could not be set up (its files or its address).
+    #[error("[tcp] listener: {0}")]
+    Tcp(#[from] daemon_kit::tls::SetupError),
     /// Installing signal handlers or a blocking task failed.
     #[error("runtime: {0}")]
     Runtime(io::Error),

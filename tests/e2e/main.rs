@@ -144,3 +144,9 @@ mod tls;
 
 /// TLS mode 1: plain HTTP behind Debian's nginx, every URL the proxy's.
 mod proxy;
+
+/// The signer over the network (issue 17): a separately started frontend
+/// reaches `ca-signer` over TCP with mutual TLS; clients without a
+/// certificate, from another CA or with a name not allowed are refused and
+/// logged; the Unix socket keeps serving.
+mod signer_tls;

@@ -445,8 +445,23 @@ pub struct LimitOverride {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignerLink {
-    /// The signer's socket. Default `<state_dir>/signer.sock`.
+    /// The signer's socket. Default `<state_dir>/signer.sock`. Not with
+    /// `address`.
     pub socket_path: Option<PathBuf>,
+    /// A signer on another host: `host:port` of its mutual-TLS listener
+    /// (its `[tcp] listen_addr`). Needs `ca_file`, `cert_file`, `key_file`
+    /// and `server_name`; not with `socket_path` nor the launcher. Default:
+    /// none, the Unix socket.
+    pub address: Option<String>,
+    /// CA certificate(s) (PEM) the signer's TLS certificate must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// This front end's client certificate chain (PEM), whose DNS name is
+    /// in the signer's `[tcp] client_names`.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM), readable by the frontend's user only.
+    pub key_file: Option<PathBuf>,
+    /// The name the signer's certificate must carry.
+    pub server_name: Option<String>,
     /// `[signer.key]`: the CA key backend (`file` or `pkcs11`), passed to the
     /// signer verbatim by the launcher, which checks it strictly. Default:
     /// `[ca] key_file`.

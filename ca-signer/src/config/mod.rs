@@ -1,5 +1,5 @@
 //! The signer's TOML configuration. `[ca]` mirrors the reference's `[ca]`
-//! section; the socket keys, `[signer.key]`, `[audit]`, `[policy]`,
+//! section; the socket keys, `[tcp]`, `[signer.key]`, `[audit]`, `[policy]`,
 //! `[profiles.<name>]` and `[server_certificate]` are ours.
 //!
 //! Unknown keys are errors (`deny_unknown_fields`); defaults come from the
@@ -9,6 +9,7 @@
 //! digest.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -31,6 +32,10 @@ pub struct Config {
     pub socket_mode: u32,
     /// Uids allowed to connect (`SO_PEERCRED`). Required, non-empty.
     pub allowed_uids: Vec<u32>,
+    /// `[tcp]`: also listen on TCP with mutual TLS, for front ends on other
+    /// hosts. Default: the Unix socket only.
+    #[serde(default)]
+    pub tcp: Option<Tcp>,
     /// The CA key, certificate and leaf profile.
     pub ca: Ca,
     /// `[signer]`: where the CA key lives (`[signer.key]`).
@@ -95,6 +100,29 @@ pub struct TrustedPerspective {
     /// Its Ed25519 statement public key (PEM; the perspective writes it
     /// at `<statement_key_file>.pub`).
     pub public_key_file: PathBuf,
+}
+
+/// `[tcp]`: the mutual-TLS listener. A TCP peer is served only after the
+/// TLS 1.3 handshake verified its certificate against `client_ca_file` and
+/// one of the certificate's DNS names is in `client_names`; the signer still
+/// opens no connection of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tcp {
+    /// Address and port to listen on, e.g. `10.0.0.5:4701`. Required. A
+    /// port of 1024 or more: the signer binds it after dropping every
+    /// capability.
+    pub listen_addr: SocketAddr,
+    /// The signer's TLS certificate chain (PEM, leaf first). Required.
+    pub cert_file: PathBuf,
+    /// Its private key (PEM); readable by the signer's user only. Required.
+    pub key_file: PathBuf,
+    /// The CA certificate(s) (PEM) the front ends' client certificates must
+    /// chain to. Required; use a CA made for these links, not the ACME CA.
+    pub client_ca_file: PathBuf,
+    /// DNS names of the client certificates allowed to call (Boulder's
+    /// `clientNames`): exact names, no wildcards. Required, non-empty.
+    pub client_names: Vec<String>,
 }
 
 /// `[signer]`.

@@ -15,6 +15,7 @@
 use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
+use shared_proto::peer::Peer;
 use shared_proto::signer::{CaInfo, IssueRequest, IssuedCertificate, ProfileInfo};
 use shared_proto::statement::StatementVerifier;
 
@@ -292,7 +293,7 @@ impl Issuer {
     }
 
     /// Checks `request`, builds the leaf, signs it and audits it. A refusal
-    /// is audited too. `now` is Unix seconds; `uid` is the requester's.
+    /// is audited too. `now` is Unix seconds; `requester` is the peer that asked.
     ///
     /// A request equal to one this signer has issued for (same order,
     /// account, CSR, identifiers, validity and profile) is answered with that
@@ -302,7 +303,7 @@ impl Issuer {
     pub fn issue(
         &self,
         request: &IssueRequest,
-        uid: Option<u32>,
+        requester: Option<&Peer>,
         now: i64,
         rng: &mut dyn RngCore,
     ) -> Result<IssuedCertificate, Error> {
@@ -337,7 +338,8 @@ impl Issuer {
                     request_sha256: &digest,
                     star: star.as_ref(),
                 };
-                let signed = self.sign_checked(checked, uid, &detail, Some(origin), now, rng)?;
+                let signed =
+                    self.sign_checked(checked, requester, &detail, Some(origin), now, rng)?;
                 if let Some(star) = star {
                     let mut book = self
                         .star
@@ -370,9 +372,9 @@ impl Issuer {
                         audit::Entry {
                             names,
                             profile: Some(profile),
-                            requester_uid: uid,
+
                             detail: Some(format!("{detail} reason={e}")),
-                            ..audit::Entry::default()
+                            ..audit::Entry::from_requester(requester)
                         },
                         now,
                     )?;
@@ -523,7 +525,7 @@ impl Issuer {
     pub fn sign_checked(
         &self,
         checked: Checked,
-        uid: Option<u32>,
+        requester: Option<&Peer>,
         detail: &str,
         origin: Option<Origin<'_>>,
         now: i64,
@@ -546,7 +548,7 @@ impl Issuer {
                 serial: Some(signed.serial_hex.clone()),
                 names,
                 profile: Some(profile),
-                requester_uid: uid,
+
                 tbs_der: Some(tbs_der),
                 detail: Some(detail.to_owned()),
                 order_id: origin.map(|o| o.order_id.to_owned()),
@@ -554,7 +556,7 @@ impl Issuer {
                 certificate_der: Some(signed.der.clone()),
                 star: origin.and_then(|o| o.star.cloned()),
                 mtc_log_index: reservation.as_ref().map(mtc::Reservation::index),
-                ..audit::Entry::default()
+                ..audit::Entry::from_requester(requester)
             },
             now,
         )?;
