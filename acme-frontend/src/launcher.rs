@@ -138,6 +138,9 @@ fn drop_privileges(config: &Config) -> Result<(), Error> {
     if config.tls.enabled {
         secrets.push(config.tls_key_file());
     }
+    if let crate::config::SignerEndpoint::Tls { files, .. } = config.signer_endpoint() {
+        secrets.push(files.key_file);
+    }
     for secret in secrets.iter().filter(|p| p.exists()) {
         daemon_kit::privileges::check_private_file(secret)
             .map_err(|e| Error::Startup(format!("refusing to start: {e}")))?;
@@ -291,6 +294,14 @@ pub fn signer_config(c: &Config, uid: u32, server_cert: Option<ServerCertSource>
         s.push('\n');
         s.push_str(&outer.to_string());
     }
+    for p in &c.validator.perspectives {
+        s.push_str(&format!(
+            "\n[[perspectives]]\nname = {}\nrir = {}\npublic_key_file = {}\n",
+            toml_str(&p.name),
+            toml_str(&p.rir),
+            toml_path(&p.public_key_file),
+        ));
+    }
     if c.tls.enabled && server_cert == Some(ServerCertSource::OurCa) {
         let mut names = vec![toml_str(&c.tls.server_name)];
         if c.tls.server_name != "127.0.0.1" {
@@ -356,6 +367,17 @@ pub fn validator_config(c: &Config, uid: u32) -> String {
     }
     if let Some(form) = s.dns_persist_form {
         out.push_str(&format!("dns_persist_form = {}\n", toml_str(form.as_str())));
+    }
+    if let Some(ms) = c.validator.perspective_timeout_ms {
+        out.push_str(&format!("perspective_timeout_ms = {ms}\n"));
+    }
+    for p in &c.validator.perspectives {
+        out.push_str(&format!(
+            "\n[[perspectives]]\nname = {}\nrir = {}\naddress = {}\n",
+            toml_str(&p.name),
+            toml_str(&p.rir),
+            toml_str(&p.address),
+        ));
     }
     out
 }

@@ -100,7 +100,15 @@ impl App {
         let store = store::Store::open(&config.database_path())?;
         let keys = config.eab_keys();
         store.run_blocking(move |c| store::eab::seed(c, &keys, now()))?;
-        let peers = rpc::Peers::new(config.signer_socket(), config.validator_socket());
+        let signer = match config.signer_endpoint() {
+            config::SignerEndpoint::Unix(path) => rpc::Endpoint::Unix(path),
+            config::SignerEndpoint::Tls { address, files } => rpc::Endpoint::Tls {
+                tls: shared_proto::tls::ClientTls::load(&files)
+                    .map_err(|e| error::Error::Startup(format!("[signer] TLS: {e}")))?,
+                address,
+            },
+        };
+        let peers = rpc::Peers::new(signer, config.validator_socket());
         let urls = urls::Urls::new(&config.base_url);
         let rate_limits = Arc::new(
             rate_limits::Policy::from_config(&config.rate_limits)

@@ -1,5 +1,7 @@
 //! Clients for `ca-signer` and `validator-worker`: one connection each,
 //! reconnected with backoff when the peer restarts; every call has a deadline.
+//! The signer is reached on its Unix socket or, on another host, over TCP
+//! with mutual TLS (`[signer] address`); the validator on its socket.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,21 +11,43 @@ use shared_proto::signer::{
     CaInfo, IssueRequest, IssuedCertificate, SignerError, SignerMetrics, SignerRpcClient,
 };
 use shared_proto::statement::SignedStatement;
+use shared_proto::tls::ClientTls;
 use shared_proto::transport::{self, TransportError};
 use shared_proto::validator::{
     ValidateRequest, ValidationProblem, ValidationRecord, ValidatorInfo, ValidatorMetrics,
     ValidatorRpcClient,
 };
 use tarpc::client::RpcError;
-use tokio::net::UnixStream;
 use tokio::sync::{Mutex, Notify};
+
+/// Where a peer listens.
+pub enum Endpoint {
+    /// A Unix socket.
+    Unix(PathBuf),
+    /// A TCP listener with mutual TLS.
+    Tls {
+        /// `host:port`.
+        address: String,
+        /// The client configuration (CA, server name, our certificate).
+        tls: ClientTls,
+    },
+}
+
+impl Endpoint {
+    async fn connect(&self) -> Result<transport::Stream, TransportError> {
+        Ok(match self {
+            Self::Unix(path) => Box::new(transport::connect(path).await?),
+            Self::Tls { address, tls } => Box::new(transport::connect_tls(address, tls).await?),
+        })
+    }
+}
 
 /// A reconnecting link to one peer.
 struct Link<C> {
     name: &'static str,
-    path: PathBuf,
+    endpoint: Endpoint,
     client: Mutex<Option<C>>,
-    make: fn(UnixStream) -> C,
+    make: fn(transport::Stream) -> C,
     /// Notified after each new connection (the first, and every one after
     /// the peer restarted).
     connected: Notify,
@@ -35,7 +59,7 @@ impl<C: Clone> Link<C> {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let stream = transport::connect(&self.path).await?;
+        let stream = self.endpoint.connect().await?;
         let client = (self.make)(stream);
         *slot = Some(client.clone());
         self.connected.notify_one();
@@ -72,19 +96,19 @@ pub struct Peers {
 const RETRY_BUDGET: Duration = Duration::from_secs(15);
 
 impl Peers {
-    /// Links to the two sockets; nothing connects until the first call.
-    pub fn new(signer_socket: PathBuf, validator_socket: PathBuf) -> Self {
+    /// Links to the two peers; nothing connects until the first call.
+    pub fn new(signer: Endpoint, validator_socket: PathBuf) -> Self {
         Self {
             signer: Link {
                 name: "signer",
-                path: signer_socket,
+                endpoint: signer,
                 client: Mutex::new(None),
                 make: |s| SignerRpcClient::new(Default::default(), transport::framed(s)).spawn(),
                 connected: Notify::new(),
             },
             validator: Link {
                 name: "validator",
-                path: validator_socket,
+                endpoint: Endpoint::Unix(validator_socket),
                 client: Mutex::new(None),
                 make: |s| ValidatorRpcClient::new(Default::default(), transport::framed(s)).spawn(),
                 connected: Notify::new(),

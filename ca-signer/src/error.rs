@@ -113,6 +113,9 @@ pub enum Error {
         /// The I/O error.
         source: io::Error,
     },
+    /// The `[tcp]` listener could not be set up (its files or its address).
+    #[error("[tcp] listener: {0}")]
+    Tcp(#[from] daemon_kit::tls::SetupError),
     /// Installing signal handlers or a blocking task failed.
     #[error("runtime: {0}")]
     Runtime(io::Error),
@@ -220,6 +223,15 @@ pub enum PolicyRefusal {
     /// No valid validator statement covers this name for the account.
     #[error("no valid validation statement covers {0}")]
     Unvalidated(String),
+    /// A fresh validator statement covers this name, but too few of the
+    /// trusted remote perspectives corroborate it (BR §3.2.2.9).
+    #[error("multi-perspective corroboration of {name} not met: {detail}")]
+    Uncorroborated {
+        /// The name.
+        name: String,
+        /// Which perspectives did not corroborate, and why.
+        detail: String,
+    },
     /// The statements covering this name all verify but are older than the
     /// signer's `[policy] statement_max_age_secs` (or validated in the
     /// future beyond the allowed clock skew): the name must be validated
@@ -293,6 +305,13 @@ impl Error {
             Self::PublicKey(e) => SignerError::BadPublicKey(e.to_string()),
             Self::Policy(PolicyRefusal::Unvalidated(name)) => {
                 SignerError::Unvalidated(name.clone())
+            }
+            // Not validated to the CA's standard: the name needs a new
+            // validation.
+            Self::Policy(PolicyRefusal::Uncorroborated { name, detail }) => {
+                SignerError::Unvalidated(format!(
+                    "{name} (multi-perspective corroboration not met: {detail})"
+                ))
             }
             // Like an expired statement: the name needs a new validation.
             Self::Policy(PolicyRefusal::StaleStatement {

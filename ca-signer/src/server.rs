@@ -1,5 +1,7 @@
-//! The signer's server: load the CA, bind the socket, then serve tarpc
-//! through the shared accept loop ([`daemon_kit::accept`]).
+//! The signer's server: load the CA, bind the socket (and, with `[tcp]`, the
+//! mutual-TLS listener, [`daemon_kit::tls`]), then serve tarpc through the
+//! shared accept loop ([`daemon_kit::accept`]). The signer only listens: it
+//! opens no connection of its own.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -7,7 +9,8 @@ use std::sync::Arc;
 
 use daemon_kit::Daemon;
 use daemon_kit::accept::Acceptor;
-use shared_proto::peer::AllowList;
+use daemon_kit::tls::{ServerFiles, TlsListener};
+use shared_proto::peer::{AllowList, ClientNames};
 use shared_proto::signer::SignerRpc;
 use shared_proto::transport;
 use tarpc::server::Serve;
@@ -23,6 +26,7 @@ pub struct Server {
     listener: UnixListener,
     socket_path: PathBuf,
     allow: AllowList,
+    tls: Option<TlsListener>,
     issuer: Arc<Issuer>,
 }
 
@@ -54,10 +58,30 @@ impl Server {
             allowed_uids = ?config.allowed_uids,
             "listening"
         );
+        let tls = match &config.tcp {
+            None => None,
+            Some(tcp) => {
+                let files = ServerFiles {
+                    cert_file: tcp.cert_file.clone(),
+                    key_file: tcp.key_file.clone(),
+                    client_ca_file: tcp.client_ca_file.clone(),
+                };
+                let names = ClientNames::new(tcp.client_names.iter().cloned());
+                let tls = TlsListener::bind(tcp.listen_addr, &files, names)?;
+                tracing::info!(
+                    target: "signer",
+                    tcp = %tcp.listen_addr,
+                    client_names = ?tcp.client_names,
+                    "listening with mutual TLS"
+                );
+                Some(tls)
+            }
+        };
         Ok(Self {
             listener,
             socket_path: config.socket_path.clone(),
             allow: AllowList::new(config.allowed_uids.iter().copied()),
+            tls,
             issuer: Arc::new(issuer),
         })
     }
@@ -67,16 +91,27 @@ impl Server {
         &self.socket_path
     }
 
+    /// The address of the mutual-TLS listener, with `[tcp]`.
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tls.as_ref().and_then(|t| t.local_addr().ok())
+    }
+
     /// The issuer shared by all connections.
     pub fn issuer(&self) -> &Arc<Issuer> {
         &self.issuer
     }
 
-    /// Serves connections until `shutdown` completes, then removes the socket
+    /// Serves connections (on the socket, and on TCP with `[tcp]`) until
+    /// `shutdown` completes, then removes the socket
     /// ([`daemon_kit::accept`]).
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let issuer = self.issuer;
-        Acceptor::new(Daemon::Signer, self.listener, self.socket_path, self.allow)
+        let mut acceptor =
+            Acceptor::new(Daemon::Signer, self.listener, self.socket_path, self.allow);
+        if let Some(tls) = self.tls {
+            acceptor = acceptor.with_tls(tls);
+        }
+        acceptor
             .serve_until(
                 move |peer| {
                     let service = SignerService::new(Arc::clone(&issuer), peer).serve();

@@ -55,6 +55,7 @@ fn full_config(dir: &Path, ca: config::Ca) -> Config {
         socket_path: dir.join("run/signer.sock"),
         socket_mode: 0o600,
         allowed_uids: vec![0],
+        tcp: None,
         ca,
         signer: config::Signer::default(),
         audit: config::Audit {
@@ -66,6 +67,7 @@ fn full_config(dir: &Path, ca: config::Ca) -> Config {
         profiles: Default::default(),
         server_certificate: None,
         validator_public_key_file: None,
+        perspectives: Vec::new(),
         // These tests are about the policy, the TBS and the audit log, not
         // the statements (tests/statements.rs).
         insecure_issue_without_statements: true,
@@ -824,14 +826,21 @@ fn crl_numbers_never_go_backwards_and_chain_file_is_served() {
         }],
     };
     let first = issuer_with(dir.path(), config.clone());
+    let frontend = shared_proto::peer::Peer::Unix(shared_proto::peer::PeerCred {
+        uid: 7,
+        gid: 7,
+        pid: None,
+    });
     assert_eq!(
         first
-            .generate_crl(&request, Some(7), now())
+            .generate_crl(&request, Some(&frontend), now())
             .expect("crl")
             .number,
         1
     );
-    let crl = first.generate_crl(&request, Some(7), now()).expect("crl");
+    let crl = first
+        .generate_crl(&request, Some(&frontend), now())
+        .expect("crl");
     assert_eq!(crl.number, 2);
     let parsed = openssl::x509::X509Crl::from_der(&crl.der).expect("crl der");
     let ca = ca_x509(&cfg);

@@ -66,6 +66,7 @@ fn statement(key: &StatementKey, name: &str) -> SignedStatement {
         expires: now() + 86_400,
         covers_subdomains: false,
         caa: Some(shared_proto::statement::CaaCheck::Checked { at: now() }),
+        perspective: None,
     })
     .expect("sign")
 }

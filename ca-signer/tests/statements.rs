@@ -68,6 +68,7 @@ fn statement(
         expires,
         covers_subdomains: false,
         caa: Some(CaaCheck::Checked { at: now() }),
+        perspective: None,
     })
     .expect("sign")
 }
@@ -84,6 +85,7 @@ fn ancestor_statement(key: &StatementKey, name: &str, ct: ChallengeType) -> Sign
         expires: now() + 3600,
         covers_subdomains: true,
         caa: Some(CaaCheck::Checked { at: now() }),
+        perspective: None,
     })
     .expect("sign")
 }
@@ -100,6 +102,7 @@ fn statement_at(key: &StatementKey, id: &str, name: &str, validated_at: i64) -> 
         expires: now() + 86_400,
         covers_subdomains: false,
         caa: Some(CaaCheck::Checked { at: validated_at }),
+        perspective: None,
     })
     .expect("sign")
 }

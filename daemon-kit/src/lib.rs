@@ -1,5 +1,6 @@
 //! Plumbing the Akāmu daemons share, written once: the accept loop of the
-//! signer and the validator ([`accept`]), the `READY` line a launcher waits
+//! signer and the validator ([`accept`], with mutual TLS over TCP in
+//! [`tls`]), the `READY` line a launcher waits
 //! for ([`ready`]), the clock ([`clock`]), atomic file writes ([`files`]),
 //! the figures reported to `/metrics` ([`figures`]),
 //! dropping privileges ([`privileges`]) and logging set-up ([`logging`]).
@@ -14,6 +15,7 @@ pub mod files;
 pub mod logging;
 pub mod privileges;
 pub mod ready;
+pub mod tls;
 
 pub use clock::{TEST_CLOCK_ENV, unix_now, unix_now_ms};
 

@@ -4,7 +4,8 @@
 //! makes for it, and each daemon's files sit where its unit lets it write
 //! (or, for keys, where only the signer can read). Each fact has one owner:
 //! the frontend's file carries none of the signer's, and every URL the
-//! signer puts in a leaf is one the frontend serves.
+//! signer puts in a leaf is one the frontend serves. The signer chapter's
+//! TCP set-up parses too and opens the port the systemd drop-in allows.
 
 use std::path::{Path, PathBuf};
 
@@ -118,4 +119,60 @@ fn the_urls_in_every_leaf_are_served_by_the_frontend() {
             panic!("signer.toml sets {key} = {url}, which the frontend does not serve");
         }
     }
+}
+
+/// The TOML blocks of the signer chapter's "on its own host" section, in
+/// order: the signer's `[tcp]`, then the frontend's `[signer]`.
+fn own_host_blocks() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/signer.md");
+    let text = std::fs::read_to_string(&path).expect("signer.md");
+    let section = text
+        .split("\n## ")
+        .find(|s| s.starts_with("The signer on its own host"))
+        .expect("the section on a signer on its own host");
+    section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The documented TCP set-up parses with the real config types, the
+/// front end's side points at the signer's port, and the systemd drop-in
+/// opens that same port.
+#[test]
+fn the_documented_tcp_setup_parses_and_matches_the_drop_in() {
+    let blocks = own_host_blocks();
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    let signer =
+        ca_signer::config::Config::from_toml(&format!("{}\n{}", example("signer.toml"), blocks[0]))
+            .expect("signer.toml with the documented [tcp]");
+    let tcp = signer.tcp.clone().expect("[tcp]");
+    assert!(
+        signer.secret_files().contains(&tcp.key_file),
+        "the TLS key is checked like the CA key"
+    );
+    let frontend = acme_frontend::config::Config::parse(&blocks[1], "signer.md")
+        .expect("the documented frontend [signer]");
+    let acme_frontend::config::SignerEndpoint::Tls { address, files } = frontend.signer_endpoint()
+    else {
+        panic!("the documented frontend does not reach the signer over TCP");
+    };
+    let port = tcp.listen_addr.port();
+    assert!(
+        address.ends_with(&format!(":{port}")),
+        "{address} vs {port}"
+    );
+    assert_eq!(files.ca_file, tcp.client_ca_file, "one CA for the links");
+    let drop_in = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/examples/signer-tcp.conf"),
+    )
+    .expect("signer-tcp.conf");
+    assert!(
+        drop_in
+            .lines()
+            .any(|l| l.trim() == format!("SocketBindAllow=tcp:{port}")),
+        "signer-tcp.conf does not open port {port}"
+    );
 }

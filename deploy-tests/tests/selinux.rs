@@ -253,7 +253,11 @@ fn planted_violations_are_caught() {
         ),
         (
             "signer-network",
-            "allow akamu_signer_t self:tcp_socket create_socket_perms;",
+            "allow akamu_signer_t self:udp_socket create;",
+        ),
+        (
+            "signer-connects",
+            "allow akamu_signer_t akamu_signer_port_t:tcp_socket name_connect;",
         ),
         ("other-writes-audit", "# (files_type above)"),
     ];

@@ -22,6 +22,7 @@ OURS = [
     "akamu_conf_t", "akamu_key_t", "akamu_frontend_tls_t", "akamu_db_t",
     "akamu_signer_var_lib_t", "akamu_audit_t", "akamu_validator_var_lib_t",
     "akamu_var_run_t", "akamu_signer_var_run_t", "akamu_validator_var_run_t",
+    "akamu_signer_port_t",
 ]
 
 READ = {"read", "map", "execute"}
@@ -86,16 +87,25 @@ def main():
         for source in sources:
             found += [(check, r) for r in matching(source, target, classes, perms)]
 
-    # The signer owns no network socket of any kind. Through attributes
-    # (`daemon`, `domain`) it keeps read/write on a socket inherited from
-    # init_t and recvfrom on peer labels, so the check is about creating and
-    # using one of its own; and no rule names akamu_signer_t itself on a
-    # network class.
-    found += [("signer-network", r) for r in matching(
-        "akamu_signer_t", classes=NET_CLASSES, perms=NET_OWN)]
+    # The signer owns one kind of network socket: a TCP socket of its own
+    # that listens on its one port (akamu_signer_port_t) and serves what it
+    # accepts. It never connects: no `connect` on any socket, no
+    # `name_connect` on any port (signer-connects). Any other network
+    # socket, or a bind to another port, is signer-network. Through
+    # attributes (`daemon`, `domain`) it keeps read/write on a socket
+    # inherited from init_t and recvfrom on peer labels, so the check is
+    # about creating and using one of its own.
+    for r in matching("akamu_signer_t", classes=NET_CLASSES, perms=NET_OWN):
+        perms = set(r.perms)
+        if perms & {"connect", "name_connect"}:
+            found.append(("signer-connects", r))
+        if str(r.tclass) != "tcp_socket":
+            found.append(("signer-network", r))
+        elif "name_bind" in perms and str(r.target) != "akamu_signer_port_t":
+            found.append(("signer-network", r))
     found += [("signer-network", r) for r in rules
               if str(r.source) == "akamu_signer_t" and str(r.tclass) in NET_CLASSES
-              and not NET_OWN & set(r.perms)]
+              and not NET_OWN & set(r.perms) and str(r.target) != "akamu_signer_t"]
 
     # Nobody but the signer modifies the audit log, except the domains the
     # policy declares unconfined (init, kernel, dpkg, unconfined_t…), which

@@ -181,6 +181,44 @@ fn signer_with_the_hsm_drop_in_stays_within_budget() {
     );
 }
 
+/// The documented TCP drop-in (`examples/signer-tcp.conf`) is valid, is
+/// read, opens only the one port (SocketBindAllow=/SocketBindDeny=, the
+/// unit's IPAddressDeny=any kept) and keeps the signer within the budget of
+/// a daemon with a network, the validator's 2.0.
+#[test]
+fn signer_with_the_tcp_drop_in_opens_one_port() {
+    let text = read(&systemd_dir().join("examples/signer-tcp.conf"));
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    for expected in ["SocketBindAllow=tcp:4701", "SocketBindDeny=any"] {
+        assert!(
+            lines.contains(&expected),
+            "signer-tcp.conf lacks {expected}"
+        );
+    }
+    assert!(
+        !lines.iter().any(|l| l.starts_with("IPAddressDeny=")),
+        "the drop-in must not reset the unit's IPAddressDeny=any"
+    );
+    let (dir, _units) = copies();
+    let drop_ins = dir.path().join("akamu-signer.service.d");
+    fs::create_dir(&drop_ins).expect("mkdir drop-in dir");
+    fs::copy(
+        systemd_dir().join("examples/signer-tcp.conf"),
+        drop_ins.join("tcp.conf"),
+    )
+    .expect("copy drop-in");
+    let unit = dir.path().join(unit_name("signer"));
+    verify(&unit).expect("verify with the drop-in");
+    let score = within_budget(&unit, 2.0).expect("within budget");
+    eprintln!("akamu-signer.service with signer-tcp.conf: exposure {score}");
+    let (plain_dir, _) = copies();
+    let plain = exposure(&plain_dir.path().join(unit_name("signer"))).expect("score");
+    assert!(
+        score > plain,
+        "the drop-in was ignored ({score} vs {plain})"
+    );
+}
+
 /// The units start the right binary with the right config as the right user.
 #[test]
 fn each_service_runs_its_binary_as_its_user() {

@@ -59,6 +59,23 @@ pub struct Statement {
     /// re-check CAA (`recheck_caa`) to get a statement that has one.
     #[serde(default)]
     pub caa: Option<CaaCheck>,
+    /// The remote network perspective that made this validation (BR
+    /// §3.2.2.9; protocol version 20); `None` in a primary validator's
+    /// statement. A perspective's statement is signed with the
+    /// perspective's own key and travels in the primary's
+    /// [`SignedStatement::corroborations`].
+    #[serde(default)]
+    pub perspective: Option<Perspective>,
+}
+
+/// A remote network perspective's name and RIR label, as it signs them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Perspective {
+    /// The perspective's name (unique in a deployment), e.g. `"ap-1"`.
+    pub name: String,
+    /// The Regional Internet Registry whose service region it is in, e.g.
+    /// `"APNIC"`.
+    pub rir: String,
 }
 
 /// What the validator knows about CAA for a statement's identifier.
@@ -94,6 +111,8 @@ struct SigningView<'a> {
     covers_subdomains: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     caa: Option<&'a CaaCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    perspective: Option<&'a Perspective>,
 }
 
 /// A statement with the validator's Ed25519 signature.
@@ -103,6 +122,33 @@ pub struct SignedStatement {
     pub statement: Statement,
     /// Ed25519 signature over [`DOMAIN`] ‖ JSON(statement).
     pub signature: Vec<u8>,
+    /// The remote perspectives' statements of the same validation (BR
+    /// §3.2.2.9; protocol version 20), each signed with its perspective's
+    /// key; empty without remote perspectives. Not covered by
+    /// [`Self::signature`]: the signer verifies each with the key it trusts
+    /// for that perspective, so whoever carries them can drop some but
+    /// forge none.
+    #[serde(default)]
+    pub corroborations: Vec<Corroboration>,
+}
+
+/// A remote perspective's signed statement (its `perspective` set).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corroboration {
+    /// The perspective's statement.
+    pub statement: Statement,
+    /// The perspective's Ed25519 signature over [`DOMAIN`] ‖
+    /// JSON(statement).
+    pub signature: Vec<u8>,
+}
+
+impl From<SignedStatement> for Corroboration {
+    fn from(s: SignedStatement) -> Self {
+        Self {
+            statement: s.statement,
+            signature: s.signature,
+        }
+    }
 }
 
 /// Why a statement key could not be used or a statement was refused.
@@ -137,6 +183,7 @@ impl Statement {
             expires: self.expires,
             covers_subdomains: self.covers_subdomains,
             caa: self.caa.as_ref(),
+            perspective: self.perspective.as_ref(),
         };
         // Serialising plain strings and integers cannot fail.
         out.extend(serde_json::to_vec(&view).unwrap_or_default());
@@ -321,6 +368,7 @@ impl StatementKey {
         Ok(SignedStatement {
             statement,
             signature,
+            corroborations: Vec::new(),
         })
     }
 }
@@ -382,6 +430,13 @@ impl StatementVerifier {
             Err(StatementError::BadSignature(signed.statement.id.clone()))
         }
     }
+
+    /// Whether `c` carries this key's signature.
+    pub fn verifies(&self, c: &Corroboration) -> bool {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &self.key)
+            .verify(&c.statement.signing_bytes(), &c.signature)
+            .is_ok()
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +453,7 @@ mod tests {
             expires: 200,
             covers_subdomains: false,
             caa: Some(CaaCheck::Checked { at: 100 }),
+            perspective: None,
         }
     }
 

@@ -1,10 +1,15 @@
-//! The Unix-socket transport shared by both services.
+//! The transport shared by both services: a Unix socket, or TCP with mutual
+//! TLS ([`connect_tls`]; the server side is `daemon_kit::tls`).
 //!
 //! A connection is set up in three steps, all under [`deadline::CONNECT`]:
-//! 1. the server reads the peer's uid with `SO_PEERCRED` and checks it against
-//!    its [`AllowList`];
+//! 1. the server identifies the peer: on a Unix socket it reads the peer's
+//!    uid with `SO_PEERCRED` and checks it against its [`AllowList`]; on TCP
+//!    the TLS 1.3 handshake verifies the client's certificate against the
+//!    client CA and the server checks its names against its
+//!    [`ClientNames`](crate::peer::ClientNames);
 //! 2. the client sends a preamble (`AKAMU\0` + [`PROTOCOL_VERSION`]) and the
-//!    server answers with its own version and a status byte;
+//!    server answers with its own version and a status byte (refused when
+//!    step 1 did not admit the peer);
 //! 3. both sides wrap the stream in length-delimited bincode frames capped at
 //!    [`MAX_FRAME_BYTES`] and hand it to tarpc.
 
@@ -14,13 +19,14 @@ use std::path::Path;
 
 use tarpc::serde_transport::{self, Transport};
 use tarpc::tokio_serde::formats::Bincode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::PROTOCOL_VERSION;
 use crate::deadline;
 use crate::peer::{AllowList, PeerCred, peer_cred};
+use crate::tls::ClientTls;
 
 /// Largest frame either side accepts (1 MiB: a CSR, a chain or a CRL fits).
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -30,9 +36,23 @@ const STATUS_OK: u8 = 0;
 const STATUS_VERSION: u8 = 1;
 const STATUS_REFUSED: u8 = 2;
 
+/// A bincode transport over a stream.
+pub type FramedTransport<S, Item, SinkItem> = Transport<S, Item, SinkItem, Bincode<Item, SinkItem>>;
+
 /// A bincode transport over a Unix stream.
-pub type UnixTransport<Item, SinkItem> =
-    Transport<UnixStream, Item, SinkItem, Bincode<Item, SinkItem>>;
+pub type UnixTransport<Item, SinkItem> = FramedTransport<UnixStream, Item, SinkItem>;
+
+/// A byte stream a connection can run on: a Unix stream or a TLS stream
+/// over TCP, boxed by clients that dial either ([`Stream`]).
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A connected stream of either kind.
+pub type Stream = Box<dyn Io>;
+
+/// A TLS stream over TCP, client side.
+pub type TlsClientStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// Why a connection could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +83,16 @@ pub enum TransportError {
     /// The peer sent something that is not our preamble.
     #[error("peer sent an invalid protocol preamble")]
     BadPreamble,
+    /// The TLS handshake failed, or the server refused our certificate
+    /// (TLS 1.3 servers say so in an alert after the client's handshake).
+    #[error("TLS: {0}")]
+    Tls(#[source] io::Error),
 }
 
 /// Wraps a connected stream in capped, length-delimited bincode frames.
-pub fn framed<Item, SinkItem>(stream: UnixStream) -> UnixTransport<Item, SinkItem>
+pub fn framed<S, Item, SinkItem>(stream: S) -> FramedTransport<S, Item, SinkItem>
 where
+    S: AsyncRead + AsyncWrite,
     Item: for<'de> serde::Deserialize<'de>,
     SinkItem: serde::Serialize,
 {
@@ -103,21 +128,58 @@ pub fn bind(path: &Path, mode: u32) -> io::Result<UnixListener> {
 pub async fn connect(path: &Path) -> Result<UnixStream, TransportError> {
     tokio::time::timeout(deadline::CONNECT, async {
         let mut stream = UnixStream::connect(path).await?;
-        stream.write_all(&preamble(PROTOCOL_VERSION, None)).await?;
-        let mut reply = [0u8; 9];
-        stream.read_exact(&mut reply).await?;
-        let theirs = parse_preamble(&reply[..8])?;
-        match reply[8] {
-            STATUS_OK if theirs == PROTOCOL_VERSION => Ok(stream),
-            STATUS_REFUSED => Err(TransportError::Refused),
-            _ => Err(TransportError::VersionMismatch {
-                ours: PROTOCOL_VERSION,
-                theirs,
-            }),
-        }
+        client_preamble(&mut stream).await?;
+        Ok(stream)
     })
     .await
     .map_err(|_| TransportError::Timeout)?
+}
+
+/// Client side over TCP: connects to `addr` (`host:port`), runs the TLS 1.3
+/// handshake with `tls` (verifying the server's certificate and name,
+/// presenting ours) and exchanges the preamble, all within
+/// [`deadline::CONNECT`]. A server that refuses our certificate or its name
+/// is reported as [`TransportError::Tls`] or [`TransportError::Refused`].
+pub async fn connect_tls(addr: &str, tls: &ClientTls) -> Result<TlsClientStream, TransportError> {
+    tokio::time::timeout(deadline::CONNECT, async {
+        let tcp = TcpStream::connect(addr).await?;
+        // Small request/response frames: no Nagle delay.
+        tcp.set_nodelay(true)?;
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&tls.config));
+        let mut stream = connector
+            .connect(tls.server_name.clone(), tcp)
+            .await
+            .map_err(TransportError::Tls)?;
+        client_preamble(&mut stream).await.map_err(|e| match e {
+            // The server's verdict on our certificate arrives as an alert
+            // on the first read.
+            TransportError::Io(io) if io.get_ref().is_some() => TransportError::Tls(io),
+            other => other,
+        })?;
+        Ok(stream)
+    })
+    .await
+    .map_err(|_| TransportError::Timeout)?
+}
+
+/// Client side of the preamble, on a connected stream.
+pub async fn client_preamble<S>(stream: &mut S) -> Result<(), TransportError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    stream.write_all(&preamble(PROTOCOL_VERSION, None)).await?;
+    stream.flush().await?;
+    let mut reply = [0u8; 9];
+    stream.read_exact(&mut reply).await?;
+    let theirs = parse_preamble(&reply[..8])?;
+    match reply[8] {
+        STATUS_OK if theirs == PROTOCOL_VERSION => Ok(()),
+        STATUS_REFUSED => Err(TransportError::Refused),
+        _ => Err(TransportError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs,
+        }),
+    }
 }
 
 /// Server side: checks the peer's uid against `allow` and exchanges the
@@ -127,35 +189,55 @@ pub async fn accept_handshake(
     allow: &AllowList,
 ) -> Result<PeerCred, TransportError> {
     let peer = peer_cred(stream)?;
-    tokio::time::timeout(deadline::CONNECT, async {
-        // Read the client's preamble first, even from a peer we will refuse:
-        // answering before the client has written would make its write fail
-        // with EPIPE and hide the reason. Eight bytes under a deadline.
-        let mut hello = [0u8; 8];
-        stream.read_exact(&mut hello).await?;
-        if !allow.permits(&peer) {
-            let _ = stream
-                .write_all(&preamble(PROTOCOL_VERSION, Some(STATUS_REFUSED)))
-                .await;
-            return Err(TransportError::PeerNotAllowed { uid: peer.uid });
-        }
-        let theirs = parse_preamble(&hello)?;
-        if theirs != PROTOCOL_VERSION {
-            stream
-                .write_all(&preamble(PROTOCOL_VERSION, Some(STATUS_VERSION)))
-                .await?;
-            return Err(TransportError::VersionMismatch {
-                ours: PROTOCOL_VERSION,
-                theirs,
-            });
-        }
-        stream
-            .write_all(&preamble(PROTOCOL_VERSION, Some(STATUS_OK)))
-            .await?;
-        Ok(peer)
-    })
+    tokio::time::timeout(
+        deadline::CONNECT,
+        server_preamble(stream, allow.permits(&peer)),
+    )
     .await
     .map_err(|_| TransportError::Timeout)?
+    .map_err(|e| match e {
+        TransportError::Refused => TransportError::PeerNotAllowed { uid: peer.uid },
+        other => other,
+    })?;
+    Ok(peer)
+}
+
+/// Server side of the preamble, on a stream whose peer was identified:
+/// `admitted` says whether it passed the allow-list. A peer that did not is
+/// answered "refused" and reported as [`TransportError::Refused`]. The
+/// caller puts it under [`deadline::CONNECT`].
+pub async fn server_preamble<S>(stream: &mut S, admitted: bool) -> Result<(), TransportError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Read the client's preamble first, even from a peer we will refuse:
+    // answering before the client has written would make its write fail
+    // with EPIPE and hide the reason. Eight bytes under a deadline.
+    let mut hello = [0u8; 8];
+    stream.read_exact(&mut hello).await?;
+    if !admitted {
+        let _ = stream
+            .write_all(&preamble(PROTOCOL_VERSION, Some(STATUS_REFUSED)))
+            .await;
+        let _ = stream.flush().await;
+        return Err(TransportError::Refused);
+    }
+    let theirs = parse_preamble(&hello)?;
+    if theirs != PROTOCOL_VERSION {
+        stream
+            .write_all(&preamble(PROTOCOL_VERSION, Some(STATUS_VERSION)))
+            .await?;
+        stream.flush().await?;
+        return Err(TransportError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs,
+        });
+    }
+    stream
+        .write_all(&preamble(PROTOCOL_VERSION, Some(STATUS_OK)))
+        .await?;
+    stream.flush().await?;
+    Ok(())
 }
 
 fn preamble(version: u16, status: Option<u8>) -> Vec<u8> {

@@ -264,7 +264,10 @@ pub struct ValidationRecord {
     /// When the probe finished (Unix seconds).
     pub validated_at: i64,
     /// The validator's signed statement of this validation, which the signer
-    /// requires before it issues for the identifier.
+    /// requires before it issues for the identifier; from a primary with
+    /// remote perspectives, carrying their statements
+    /// ([`crate::statement::SignedStatement::corroborations`]), and from a
+    /// remote perspective, naming it.
     pub statement: Option<crate::statement::SignedStatement>,
     /// dns-persist-01: the record's `persistUntil` (Unix seconds); the
     /// authorization and the statement never outlive it.

@@ -50,6 +50,10 @@ mod ari;
 /// Certificate profiles: advertised from the signer, chosen, withdrawn.
 mod profiles;
 
+/// Multi-perspective validation (BR §3.2.2.9): five perspective processes,
+/// one or two down, a hanging one cancelled, a lying one outvoted.
+mod mpic;
+
 /// CAA (RFC 8659, RFC 8657) at validation and re-checked at finalize; one
 /// challenge attempt per authorization.
 mod caa;
@@ -144,3 +148,9 @@ mod tls;
 
 /// TLS mode 1: plain HTTP behind Debian's nginx, every URL the proxy's.
 mod proxy;
+
+/// The signer over the network (issue 17): a separately started frontend
+/// reaches `ca-signer` over TCP with mutual TLS; clients without a
+/// certificate, from another CA or with a name not allowed are refused and
+/// logged; the Unix socket keeps serving.
+mod signer_tls;

@@ -58,6 +58,7 @@ fn statements(key: &StatementKey) -> Vec<SignedStatement> {
         expires: now + 3600,
         covers_subdomains: false,
         caa: Some(CaaCheck::Checked { at: now }),
+        perspective: None,
     };
     let variants = [
         base.clone(),
@@ -82,7 +83,7 @@ fn statements(key: &StatementKey) -> Vec<SignedStatement> {
 /// The bytes `framed` puts on the wire for `items`.
 async fn frames<T: Serialize + DeserializeOwned + Unpin>(items: Vec<T>) -> Vec<u8> {
     let (a, mut b) = UnixStream::pair().unwrap();
-    let mut sink = framed::<(), T>(a);
+    let mut sink = framed::<_, (), T>(a);
     for item in items {
         sink.send(item).await.unwrap();
     }
@@ -96,7 +97,7 @@ async fn frames<T: Serialize + DeserializeOwned + Unpin>(items: Vec<T>) -> Vec<u
 /// before the end of the stream or its first error.
 async fn decode<T: DeserializeOwned + Unpin>(input: &[u8]) -> Vec<T> {
     let (mut a, b) = UnixStream::pair().unwrap();
-    let mut stream = framed::<T, ()>(b);
+    let mut stream = framed::<_, T, ()>(b);
     let writer = async {
         a.write_all(input).await.unwrap();
         a.shutdown().await.unwrap();

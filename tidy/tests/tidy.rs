@@ -285,16 +285,30 @@ fn only_the_store_has_sql() {
 }
 
 // ---------------------------------------------------------------------------
-// 3. The signer has no network.
+// 3. The signer listens but never connects.
 
 /// The signer's sources and its package.
 const SIGNER_SRC: &str = "ca-signer/src";
+/// The accept loop and the mutual-TLS server the signer links
+/// (`daemon_kit::accept`, `daemon_kit::tls`).
+const SIGNER_SERVER_SRC: &str = "daemon-kit/src";
 /// The signer's package name.
 const SIGNER_PACKAGE: &str = "ca-signer";
 
-/// Socket and resolver types other than Unix sockets, and network clients.
-fn is_network_identifier(id: &str) -> bool {
+/// Ways to open a connection or resolve a name, and network clients: what
+/// neither the signer nor the server code it links may name. Listening is
+/// allowed (`[tcp]`: `TcpListener` in `daemon_kit::tls`, the accepted
+/// `TcpStream`s), dialling is not: no `connect` of any kind (`TcpStream`,
+/// `UnixStream`, `TcpSocket`, `transport::connect`, `connect_tls`; the
+/// listener's `TcpSocket` only binds and listens), no outbound TLS
+/// (`TlsConnector`, `ClientConfig`, `ClientTls`), no UDP, no resolver.
+fn is_outbound_identifier(id: &str) -> bool {
     const EXACT: &[&str] = &[
+        "connect",
+        "connect_tls",
+        "TlsConnector",
+        "ClientConfig",
+        "ClientTls",
         "ToSocketAddrs",
         "lookup_host",
         "socket2",
@@ -310,15 +324,25 @@ fn is_network_identifier(id: &str) -> bool {
         "quinn",
         "tonic",
     ];
-    id.starts_with("Tcp")
-        || id.starts_with("Udp")
+    id.starts_with("Udp")
         || id.starts_with("hickory")
         || id.starts_with("trust_dns")
         || EXACT.contains(&id)
 }
 
-/// Crates that talk to the network (clients, servers, resolvers). `socket2`
-/// is banned only as a direct dependency: tokio pulls it in for every user.
+/// In the signer's own sources, no TCP socket type at all: the listener and
+/// its streams live in `daemon_kit::tls` (the signer's `[tcp]` section is
+/// the struct `config::Tcp`, which is no socket).
+fn is_signer_network_identifier(id: &str) -> bool {
+    is_outbound_identifier(id) || ["TcpListener", "TcpStream", "TcpSocket"].contains(&id)
+}
+
+/// Crates that talk to the network as clients or servers of their own
+/// (HTTP, DNS, QUIC, gRPC, WebSocket), and the public trust stores only a
+/// client that dials the internet needs. `socket2` is banned only as a
+/// direct dependency: tokio pulls it in for every user. rustls and
+/// tokio-rustls are not here: the `[tcp]` listener is TLS over tokio's own
+/// `TcpListener`.
 fn is_network_crate(name: &str, direct: bool) -> bool {
     const NETWORK: &[&str] = &[
         "hyper",
@@ -340,6 +364,9 @@ fn is_network_crate(name: &str, direct: bool) -> bool {
         "warp",
         "actix-web",
         "instant-acme",
+        "webpki-roots",
+        "rustls-native-certs",
+        "rustls-platform-verifier",
     ];
     NETWORK.contains(&name)
         || name.starts_with("hickory-")
@@ -348,28 +375,67 @@ fn is_network_crate(name: &str, direct: bool) -> bool {
 }
 
 #[test]
-fn signer_uses_no_socket_but_unix() {
+fn signer_listens_but_never_connects() {
     let root = workspace_root();
     let mut violations = Vec::new();
-    for path in rust_files_under(&root, SIGNER_SRC) {
-        // Test modules too: nothing in the signer needs a network socket.
-        let (toks, _) = read_tokens(&path, false);
-        violations.extend(banned_uses(
-            &root,
-            &path,
-            &toks,
-            &is_network_identifier,
-            &[],
-        ));
+    // The signer's test modules too: nothing in the signer dials anything.
+    // daemon-kit's unit tests are clients of its listener, so only its
+    // production code is checked there.
+    for (dir, banned, without_tests) in [
+        (
+            SIGNER_SRC,
+            &is_signer_network_identifier as &dyn Fn(&str) -> bool,
+            false,
+        ),
+        (SIGNER_SERVER_SRC, &is_outbound_identifier, true),
+    ] {
+        let files = rust_files_under(&root, dir);
+        let mut test_files = BTreeSet::new();
+        let mut found = Vec::new();
+        for path in &files {
+            let (toks, tests) = read_tokens(path, without_tests);
+            test_files.extend(tests);
+            found.push((path.clone(), toks));
+        }
+        for (path, toks) in found {
+            if !test_files.contains(&path) {
+                violations.extend(banned_uses(&root, &path, &toks, banned, &[]));
+            }
+        }
     }
     assert_none(
-        "ca-signer uses no socket other than Unix sockets (no TCP/UDP types, no resolver, no HTTP client)",
+        "the signer listens (its Unix socket, and with [tcp] one TCP port through daemon_kit::tls) \
+         but never connects: no connect, no outbound TLS, no UDP, no resolver, no network client \
+         in ca-signer/src or daemon-kit/src; ca-signer/src names no TCP type itself",
         &violations,
     );
 }
 
 #[test]
-fn signer_has_no_network_dependency() {
+fn the_outbound_ban_catches_what_it_should() {
+    for id in [
+        "connect",
+        "connect_tls",
+        "TlsConnector",
+        "ClientTls",
+        "UdpSocket",
+        "lookup_host",
+        "hickory_resolver",
+        "reqwest",
+    ] {
+        assert!(is_outbound_identifier(id), "{id}");
+    }
+    for id in ["TcpListener", "TcpStream", "TlsAcceptor", "accept", "bind"] {
+        assert!(!is_outbound_identifier(id), "{id}");
+    }
+    assert!(is_signer_network_identifier("TcpStream"));
+    assert!(is_network_crate("webpki-roots", false));
+    assert!(!is_network_crate("tokio-rustls", false));
+    assert!(!is_network_crate("socket2", false) && is_network_crate("socket2", true));
+}
+
+#[test]
+fn signer_has_no_network_client_dependency() {
     let root = workspace_root();
     let mut members = BTreeMap::new();
     let mut signer_manifest = None;
@@ -407,7 +473,9 @@ fn signer_has_no_network_dependency() {
             }),
     );
     assert_none(
-        "ca-signer has no network dependency, direct or transitive (dev-dependencies excepted)",
+        "ca-signer has no network client or server framework (HTTP, DNS, QUIC, gRPC, WebSocket, \
+         public trust stores) among its dependencies, direct or transitive (dev-dependencies \
+         excepted); its TCP listener is tokio's, with rustls",
         &violations,
     );
 }
@@ -595,7 +663,9 @@ fn wire_types(t: &mut WireTrace) {
         RevokedEntry, SignedCrl, SignerError, SignerMetrics, SignerRpcRequest, SignerRpcResponse,
         StarTerms,
     };
-    use shared_proto::statement::{CaaCheck, SignedStatement, Statement};
+    use shared_proto::statement::{
+        CaaCheck, Corroboration, Perspective, SignedStatement, Statement,
+    };
     use shared_proto::validator::{
         ChallengeType, PersistAccount, PersistForm, PersistHash, ProbeCount, ProblemKind,
         ValidateRequest, ValidationProblem, ValidationRecord, ValidatorInfo, ValidatorMetrics,
@@ -663,6 +733,8 @@ fn wire_types(t: &mut WireTrace) {
     t.ty::<Statement>();
     t.ty::<SignedStatement>();
     t.ty::<CaaCheck>();
+    t.ty::<Perspective>();
+    t.ty::<Corroboration>();
 
     t.ty::<Identifier>();
     t.ty::<IdentifierKind>();

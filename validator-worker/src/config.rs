@@ -103,6 +103,86 @@ pub struct Config {
     /// Group to become when started as root (default: as `user`).
     #[serde(default)]
     pub group: Option<String>,
+    /// This validator is a remote network perspective (BR §3.2.2.9): its
+    /// statements carry this name and RIR label, signed with its own
+    /// `statement_key_file`. A primary asks it over its socket. Absent
+    /// (the default): an ordinary (primary) validator.
+    #[serde(default)]
+    pub remote_perspective: Option<RemotePerspective>,
+    /// The remote perspectives this (primary) validator asks to
+    /// corroborate each validation (`[[perspectives]]`). Empty (the
+    /// default): no corroboration, as before multi-perspective validation.
+    #[serde(default)]
+    pub perspectives: Vec<PerspectiveConfig>,
+    /// Deadline for one remote perspective's answer, in milliseconds
+    /// (connection included; default 25000, the probe deadline's default
+    /// plus five seconds). A perspective that does not answer in time does
+    /// not corroborate. At most 35000: the frontend waits 40 s for a
+    /// validation.
+    #[serde(default = "default_perspective_timeout_ms")]
+    pub perspective_timeout_ms: u64,
+}
+
+/// `[remote_perspective]`: who this validator is as a perspective.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemotePerspective {
+    /// Its name, unique among the CA's perspectives (the primary's and the
+    /// signer's `[[perspectives]]` entries use the same).
+    pub name: String,
+    /// The RIR label of its network location (e.g. `"ARIN"`, `"RIPE"`).
+    pub rir: String,
+}
+
+/// One `[[perspectives]]` entry of a primary validator.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerspectiveConfig {
+    /// The perspective's name (its `[remote_perspective] name`).
+    pub name: String,
+    /// Its RIR label (its `[remote_perspective] rir`).
+    pub rir: String,
+    /// Where to reach it: `"unix:/path/to/socket"`.
+    pub address: PerspectiveAddress,
+}
+
+/// How a perspective is reached. Only Unix sockets for now; the string
+/// form leaves room for `tcp:host:port` (with TLS settings beside it).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum PerspectiveAddress {
+    /// `unix:<path>`: a Unix socket served by a `validator-worker`.
+    Unix(PathBuf),
+}
+
+impl TryFrom<String> for PerspectiveAddress {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("unix", path)) if path.starts_with('/') => Ok(Self::Unix(PathBuf::from(path))),
+            _ => Err(format!(
+                "perspective address {s:?} must be \"unix:/absolute/path\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for PerspectiveAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// The largest [`Config::perspective_timeout_ms`]: below the frontend's
+/// deadline for a validation, with room for the signing and the answer.
+pub const MAX_PERSPECTIVE_TIMEOUT_MS: u64 = 35_000;
+
+/// Default for [`Config::perspective_timeout_ms`].
+pub fn default_perspective_timeout_ms() -> u64 {
+    25_000
 }
 
 /// Default for [`Config::socket_mode`].
@@ -164,6 +244,9 @@ impl Config {
             caa_identities: Vec::new(),
             user: None,
             group: None,
+            remote_perspective: None,
+            perspectives: Vec::new(),
+            perspective_timeout_ms: default_perspective_timeout_ms(),
         }
     }
 
@@ -237,6 +320,39 @@ impl Config {
                 "dnssec_trust_anchor_file needs dnssec_validation = true",
             ));
         }
+        if self.remote_perspective.is_some() && !self.perspectives.is_empty() {
+            return Err(Error::InvalidConfig(
+                "a remote perspective asks no perspectives: set remote_perspective or perspectives, not both",
+            ));
+        }
+        if let Some(p) = &self.remote_perspective
+            && (p.name.trim().is_empty() || p.rir.trim().is_empty())
+        {
+            return Err(Error::InvalidConfig(
+                "remote_perspective needs a name and an rir",
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.perspectives {
+            if p.name.trim().is_empty() || p.rir.trim().is_empty() {
+                return Err(Error::InvalidConfig(
+                    "every perspectives entry needs a name and an rir",
+                ));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(Error::InvalidConfig("perspective names must be unique"));
+            }
+        }
+        if self.perspective_timeout_ms == 0 {
+            return Err(Error::InvalidConfig("timeouts must be positive"));
+        }
+        // The frontend gives a validation 40 s (`deadline::VALIDATOR_CALL`);
+        // the primary must have decided well before.
+        if self.perspective_timeout_ms > MAX_PERSPECTIVE_TIMEOUT_MS {
+            return Err(Error::InvalidConfig(
+                "perspective_timeout_ms must be at most 35000 (the frontend waits 40 s for a validation)",
+            ));
+        }
         if let Some(issuer) = &self.dns_persist_issuer_domain {
             if !crate::caa::is_issuer_domain_name(issuer.trim_end_matches('.')) {
                 return Err(Error::InvalidConfig(
@@ -295,6 +411,69 @@ mod tests {
             Some("127.0.0.1:8053".parse().expect("addr"))
         );
         assert!(c.allow_private_targets);
+    }
+
+    #[test]
+    fn perspectives_parse_and_are_checked() {
+        let base = "socket_path = \"v.sock\"\nallowed_uids = [7]\n";
+        let entry = |name: &str, address: &str| {
+            format!(
+                "[[perspectives]]\nname = \"{name}\"\nrir = \"ARIN\"\naddress = \"{address}\"\n"
+            )
+        };
+        let c = Config::parse(&format!(
+            "{base}perspective_timeout_ms = 900\n{}{}",
+            entry("p1", "unix:/run/p1.sock"),
+            entry("p2", "unix:/run/p2.sock")
+        ))
+        .expect("parse");
+        assert_eq!(c.perspectives.len(), 2);
+        assert_eq!(
+            c.perspectives[0].address,
+            PerspectiveAddress::Unix(PathBuf::from("/run/p1.sock"))
+        );
+        assert_eq!(c.perspectives[1].address.to_string(), "unix:/run/p2.sock");
+        assert_eq!(c.perspective_timeout_ms, 900);
+        let me = "[remote_perspective]\nname = \"p1\"\nrir = \"RIPE\"\n";
+        let c = Config::parse(&format!("{base}{me}")).expect("perspective");
+        assert_eq!(c.remote_perspective.expect("set").rir, "RIPE");
+
+        for (what, text) in [
+            (
+                "relative path",
+                format!("{base}{}", entry("p1", "unix:run/p1.sock")),
+            ),
+            (
+                "tcp not yet",
+                format!("{base}{}", entry("p1", "tcp:10.0.0.1:4000")),
+            ),
+            (
+                "no scheme",
+                format!("{base}{}", entry("p1", "/run/p1.sock")),
+            ),
+            (
+                "duplicate name",
+                format!("{base}{}{}", entry("p1", "unix:/a"), entry("p1", "unix:/b")),
+            ),
+            (
+                "both roles",
+                format!("{base}{}{me}", entry("p2", "unix:/a")),
+            ),
+            (
+                "empty rir",
+                format!("{base}[remote_perspective]\nname = \"p1\"\nrir = \" \"\n"),
+            ),
+            (
+                "timeout beyond the frontend's deadline",
+                format!("{base}perspective_timeout_ms = 60000\n"),
+            ),
+            (
+                "unknown key",
+                format!("{base}{}weight = 2\n", entry("p1", "unix:/a")),
+            ),
+        ] {
+            assert!(Config::parse(&text).is_err(), "{what}");
+        }
     }
 
     #[test]

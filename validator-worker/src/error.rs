@@ -133,6 +133,17 @@ pub enum ProbeError {
         /// Why (a fixed explanation).
         reason: &'static str,
     },
+    /// Too few remote perspectives corroborated the validation (BR
+    /// §3.2.2.9): the detail names each one that did not, and why.
+    #[error("multi-perspective validation failed: {detail}")]
+    Uncorroborated {
+        /// The kind of the first failing perspective's problem (by
+        /// configuration order), `serverInternal` when none answered with
+        /// one (all unreachable).
+        kind: ProblemKind,
+        /// Which perspectives did not corroborate, and why.
+        detail: String,
+    },
 }
 
 /// Request fields the validator refuses.
@@ -492,6 +503,7 @@ impl ProbeError {
             Self::Internal(_) => ProblemKind::ServerInternal,
             Self::Caa(_) => ProblemKind::Caa,
             Self::Recheck { .. } => ProblemKind::Malformed,
+            Self::Uncorroborated { kind, .. } => *kind,
         }
     }
 }

@@ -7,6 +7,11 @@
 //! problem whose kind is decided in one place ([`error`]). It has no database
 //! and no CA key.
 //!
+//! The same binary serves as a remote network perspective
+//! (`[remote_perspective]`: its statements name it) or as a primary that
+//! has every validation corroborated by remote perspectives
+//! ([`perspectives`], BR §3.2.2.9).
+//!
 //! Entry point: [`run`].
 
 pub mod address_policy;
@@ -19,6 +24,7 @@ pub mod error;
 pub mod http01;
 pub mod metrics;
 pub mod onion;
+pub mod perspectives;
 pub mod probe;
 pub mod resolver;
 pub mod server;
@@ -54,7 +60,25 @@ pub async fn run(config: Config) -> Result<(), Error> {
     )?);
     daemon_kit::privileges::check_private_file(&key_path)?;
     let prober = Arc::new(Prober::new(config.clone())?);
-    let service = ValidatorService::new(prober).with_statement_key(key);
+    let mut service = ValidatorService::new(prober)
+        .with_statement_key(key)
+        .with_perspectives(perspectives::Perspectives::new(
+            config.perspectives.clone(),
+            std::time::Duration::from_millis(config.perspective_timeout_ms),
+        ));
+    if let Some(me) = &config.remote_perspective {
+        tracing::info!(name = %me.name, rir = %me.rir, "serving as a remote perspective");
+        service = service.as_perspective(shared_proto::statement::Perspective {
+            name: me.name.clone(),
+            rir: me.rir.clone(),
+        });
+    }
+    if !config.perspectives.is_empty() {
+        tracing::info!(
+            perspectives = config.perspectives.len(),
+            "primary: validations need multi-perspective corroboration"
+        );
+    }
 
     let io = |context| move |source| Error::Io { context, source };
     let mut sigterm = signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use shared_proto::IdentifierKind;
-use shared_proto::statement::{CaaCheck, SignedStatement, Statement, StatementKey, capped_expiry};
+use shared_proto::statement::{
+    CaaCheck, Perspective, SignedStatement, Statement, StatementKey, capped_expiry,
+};
 use shared_proto::validator::{
     ChallengeType, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorInfo,
     ValidatorMetrics, ValidatorRpc,
@@ -12,6 +14,7 @@ use shared_proto::validator::{
 use tarpc::context;
 
 use crate::error::{ProbeError, RequestError};
+use crate::perspectives::Perspectives;
 use crate::probe::Prober;
 use crate::{caa, dns01, http01, tls_alpn01};
 
@@ -26,6 +29,10 @@ pub const MAX_FIELD_LEN: usize = 512;
 pub struct ValidatorService {
     prober: Arc<Prober>,
     statement_key: Option<Arc<StatementKey>>,
+    /// As a remote perspective: the name and RIR label its statements carry.
+    identity: Option<Perspective>,
+    /// As a primary: the remote perspectives that must corroborate.
+    perspectives: Option<Arc<Perspectives>>,
 }
 
 impl std::fmt::Debug for ValidatorService {
@@ -43,7 +50,22 @@ impl ValidatorService {
         Self {
             prober,
             statement_key: None,
+            identity: None,
+            perspectives: None,
         }
+    }
+
+    /// Serves as the remote perspective `identity`: its statements name it.
+    pub fn as_perspective(mut self, identity: Perspective) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Has every validation corroborated by `perspectives` (none: no
+    /// corroboration).
+    pub fn with_perspectives(mut self, perspectives: Perspectives) -> Self {
+        self.perspectives = (!perspectives.is_empty()).then(|| Arc::new(perspectives));
+        self
     }
 
     /// Signs a statement with `key` after every successful probe.
@@ -83,6 +105,7 @@ impl ValidatorService {
             // `check_request` allowed it: dns-01, a registrable DNS name.
             covers_subdomains: request.covers_subdomains,
             caa: Some(caa),
+            perspective: self.identity.clone(),
         };
         let signed = key.sign(statement).map_err(|e| {
             tracing::error!(error = %e, "statement signing failed");
@@ -99,10 +122,7 @@ impl ValidatorService {
     ) -> Result<ValidationRecord, ValidationProblem> {
         let started = std::time::Instant::now();
         let result = match check_request(request) {
-            Ok(()) => self
-                .probe(request)
-                .await
-                .and_then(|record| self.attach_statement(request, record)),
+            Ok(()) => self.probe_corroborated(request).await,
             Err(e) => Err(e.into()),
         };
         match &result {
@@ -127,6 +147,36 @@ impl ValidatorService {
             started.elapsed(),
         );
         result
+    }
+
+    /// The probe and, on a primary with remote perspectives, their
+    /// corroboration, side by side: whichever fails first ends both; the
+    /// statement carries the perspectives' statements.
+    async fn probe_corroborated(
+        &self,
+        request: &ValidateRequest,
+    ) -> Result<ValidationRecord, ProbeError> {
+        let Some(perspectives) = &self.perspectives else {
+            return self
+                .probe(request)
+                .await
+                .and_then(|record| self.attach_statement(request, record));
+        };
+        let own = self.probe(request);
+        let remote = perspectives.corroborate(request);
+        tokio::pin!(own, remote);
+        let (own, corroborations) = tokio::select! {
+            own = &mut own => (own?, remote.await?),
+            remote = &mut remote => {
+                let corroborations = remote?;
+                (own.await?, corroborations)
+            }
+        };
+        let mut record = self.attach_statement(request, own)?;
+        if let Some(signed) = &mut record.statement {
+            signed.corroborations = corroborations;
+        }
+        Ok(record)
     }
 
     /// The probe and the CAA check (RFC 8659), side by side under the
@@ -293,10 +343,17 @@ impl ValidatorService {
                 statement.covers_subdomains = false;
                 statement.id = format!("{}/{}", st.id, name.value);
             }
-            key.sign(statement).map_err(|e| {
+            let mut resigned = key.sign(statement).map_err(|e| {
                 tracing::error!(error = %e, "statement signing failed");
                 ProbeError::Internal("cannot sign the validation statement")
-            })
+            })?;
+            // BR §3.2.2.9: the remote perspectives check CAA again too,
+            // under the same quorum.
+            resigned.corroborations = match &self.perspectives {
+                Some(perspectives) => perspectives.recheck(&signed, below.as_ref()).await?,
+                None => signed.corroborations.clone(),
+            };
+            Ok(resigned)
         }
         .await;
         match &result {

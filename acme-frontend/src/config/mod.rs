@@ -98,6 +98,20 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Where the frontend reaches the signer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignerEndpoint {
+    /// Its Unix socket (`[signer] socket_path`).
+    Unix(PathBuf),
+    /// Its mutual-TLS listener (`[signer] address`).
+    Tls {
+        /// `host:port`.
+        address: String,
+        /// The CA to trust, the name to expect, our certificate and key.
+        files: shared_proto::tls::ClientFiles,
+    },
+}
+
 impl Config {
     /// Loads `path`, or the embedded default when `None`.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -222,6 +236,7 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.check_tls()?;
+        self.signer_tls()?;
         if self.base_url.ends_with('/') {
             return Err(ConfigError::Invalid(
                 "base_url must not end with '/'".into(),
@@ -449,6 +464,83 @@ impl Config {
     pub fn tls_key_file(&self) -> PathBuf {
         self.in_state(&self.tls.key_file, "server.key")
     }
+    /// Where the signer is: its Unix socket, or with `[signer] address` its
+    /// mutual-TLS listener and the files to reach it with.
+    pub fn signer_endpoint(&self) -> SignerEndpoint {
+        match self.signer_tls() {
+            Ok(Some((address, files))) => SignerEndpoint::Tls { address, files },
+            // `Config::parse` refused the errors.
+            _ => SignerEndpoint::Unix(self.signer_socket()),
+        }
+    }
+
+    /// `[signer] address` with its TLS files, checked: all or nothing, not
+    /// with `socket_path`, not with the launcher.
+    fn signer_tls(&self) -> Result<Option<(String, shared_proto::tls::ClientFiles)>, ConfigError> {
+        let s = &self.signer;
+        let tls_keys = [
+            ("ca_file", s.ca_file.is_some()),
+            ("cert_file", s.cert_file.is_some()),
+            ("key_file", s.key_file.is_some()),
+            ("server_name", s.server_name.is_some()),
+        ];
+        let Some(address) = &s.address else {
+            if let Some((key, _)) = tls_keys.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::Invalid(format!(
+                    "[signer] {key} is only for a signer reached over TCP: set [signer] address too"
+                )));
+            }
+            return Ok(None);
+        };
+        if s.socket_path.is_some() {
+            return Err(ConfigError::Invalid(
+                "[signer] address and socket_path are exclusive: the signer is reached either over \
+                 TCP with mutual TLS or on its Unix socket"
+                    .into(),
+            ));
+        }
+        if self.launcher.enabled {
+            return Err(ConfigError::Invalid(
+                "[signer] address needs [launcher] enabled = false: the launcher starts its own \
+                 signer on a Unix socket; a signer on another host is started on its own"
+                    .into(),
+            ));
+        }
+        if let Some((key, _)) = tls_keys.iter().find(|(_, set)| !*set) {
+            return Err(ConfigError::Invalid(format!(
+                "[signer] address needs {key} (ca_file, cert_file, key_file and server_name \
+                 set up the mutual TLS)"
+            )));
+        }
+        match address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "[signer] address {address:?} must be host:port"
+                )));
+            }
+        }
+        let (Some(ca_file), Some(cert_file), Some(key_file), Some(server_name)) =
+            (&s.ca_file, &s.cert_file, &s.key_file, &s.server_name)
+        else {
+            return Ok(None);
+        };
+        if rustls::pki_types::ServerName::try_from(server_name.as_str()).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "[signer] server_name {server_name:?} is not a DNS name or an IP address"
+            )));
+        }
+        Ok(Some((
+            address.clone(),
+            shared_proto::tls::ClientFiles {
+                ca_file: ca_file.clone(),
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+                server_name: server_name.clone(),
+            },
+        )))
+    }
+
     /// The signer's socket.
     pub fn signer_socket(&self) -> PathBuf {
         self.in_state(&self.signer.socket_path, "signer.sock")

@@ -445,8 +445,23 @@ pub struct LimitOverride {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignerLink {
-    /// The signer's socket. Default `<state_dir>/signer.sock`.
+    /// The signer's socket. Default `<state_dir>/signer.sock`. Not with
+    /// `address`.
     pub socket_path: Option<PathBuf>,
+    /// A signer on another host: `host:port` of its mutual-TLS listener
+    /// (its `[tcp] listen_addr`). Needs `ca_file`, `cert_file`, `key_file`
+    /// and `server_name`; not with `socket_path` nor the launcher. Default:
+    /// none, the Unix socket.
+    pub address: Option<String>,
+    /// CA certificate(s) (PEM) the signer's TLS certificate must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// This front end's client certificate chain (PEM), whose DNS name is
+    /// in the signer's `[tcp] client_names`.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM), readable by the frontend's user only.
+    pub key_file: Option<PathBuf>,
+    /// The name the signer's certificate must carry.
+    pub server_name: Option<String>,
     /// `[signer.key]`: the CA key backend (`file` or `pkcs11`), passed to the
     /// signer verbatim by the launcher, which checks it strictly. Default:
     /// `[ca] key_file`.
@@ -466,6 +481,31 @@ pub struct SignerLink {
 pub struct ValidatorLink {
     /// The validator's socket. Default `<state_dir>/validator.sock`.
     pub socket_path: Option<PathBuf>,
+    /// Launcher only: the remote perspectives (BR §3.2.2.9) the validator
+    /// it starts asks to corroborate every validation, and the signer it
+    /// starts trusts. Default none.
+    #[serde(default)]
+    pub perspectives: Vec<LauncherPerspective>,
+    /// Launcher only: the validator's `perspective_timeout_ms`. Default:
+    /// the validator's (25000).
+    #[serde(default)]
+    pub perspective_timeout_ms: Option<u64>,
+}
+
+/// One `[[validator.perspectives]]` entry: a remote perspective, as the
+/// launcher passes it to the validator (`name`, `rir`, `address`) and to
+/// the signer (`name`, `rir`, `public_key_file`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LauncherPerspective {
+    /// The perspective's name.
+    pub name: String,
+    /// Its RIR label.
+    pub rir: String,
+    /// Where the validator reaches it, e.g. `"unix:/run/akamu/p1.sock"`.
+    pub address: String,
+    /// Its statement public key (PEM), for the signer.
+    pub public_key_file: PathBuf,
 }
 
 /// `[metrics]`: the Prometheus listener, off unless `listen_addr` is set.

@@ -303,3 +303,67 @@ fn rate_limits_trusted_proxies_and_identifier_caps_are_checked() {
         );
     }
 }
+
+#[test]
+fn a_signer_over_tcp_needs_its_tls_files_and_no_socket() {
+    let off = "[launcher]\nenabled = false\n";
+    let tls = "[signer]\naddress = \"signer.ca.internal:4701\"\nca_file = \"/etc/akamu/links-ca.pem\"\n\
+               cert_file = \"/etc/akamu/fe.pem\"\nkey_file = \"/etc/akamu/fe.key\"\n\
+               server_name = \"signer.ca.internal\"\n";
+    let c = Config::parse(&format!("{off}{tls}"), "t").expect("a signer over TCP");
+    match c.signer_endpoint() {
+        SignerEndpoint::Tls { address, files } => {
+            assert_eq!(address, "signer.ca.internal:4701");
+            assert_eq!(files.server_name, "signer.ca.internal");
+            assert_eq!(files.key_file, PathBuf::from("/etc/akamu/fe.key"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let refused = |text: String, needle: &str| {
+        let r = Config::parse(&text, "t");
+        assert!(
+            matches!(&r, Err(ConfigError::Invalid(d)) if d.contains(needle)),
+            "{text}: {r:?}"
+        );
+    };
+    refused(tls.to_owned(), "[launcher] enabled = false");
+    refused(
+        format!("{off}{tls}socket_path = \"/run/s.sock\"\n"),
+        "exclusive",
+    );
+    for key in ["ca_file", "cert_file", "key_file", "server_name"] {
+        let without: String = tls
+            .lines()
+            .filter(|l| !l.starts_with(key))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        refused(format!("{off}{without}"), &format!("needs {key}"));
+        // A TLS key without the address is a mistake too.
+        let alone: String = tls
+            .lines()
+            .filter(|l| l.starts_with('[') || l.starts_with(key))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        refused(format!("{off}{alone}"), "set [signer] address too");
+    }
+    for bad in ["signer.ca.internal", ":4701", "signer:0", "signer:http"] {
+        refused(
+            format!("{off}{}", tls.replace("signer.ca.internal:4701", bad)),
+            "must be host:port",
+        );
+    }
+    refused(
+        format!(
+            "{off}{}",
+            tls.replace(
+                "server_name = \"signer.ca.internal\"",
+                "server_name = \"not a name\""
+            )
+        ),
+        "not a DNS name",
+    );
+    assert_eq!(
+        Config::parse(off, "t").expect("defaults").signer_endpoint(),
+        SignerEndpoint::Unix(PathBuf::from("akamu-data/signer.sock"))
+    );
+}

@@ -60,7 +60,8 @@ pub struct Record {
     pub subject: Option<String>,
     /// The leaf profile (issue, refusal).
     pub profile: Option<String>,
-    /// The uid of the process that asked (`SO_PEERCRED`).
+    /// The uid of the process that asked over the Unix socket
+    /// (`SO_PEERCRED`).
     pub requester_uid: Option<u32>,
     /// SHA-256 of the signed TBS (certificate or CRL), hex.
     pub tbs_sha256: Option<String>,
@@ -91,6 +92,11 @@ pub struct Record {
     /// the log is rebuilt from these records after a crash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtc_log_index: Option<u64>,
+    /// The client name of the front end that asked over TCP with mutual
+    /// TLS (the allowed DNS name of its certificate). Absent for requests
+    /// over the Unix socket, and in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_client: Option<String>,
     /// The previous record's `hash`.
     pub prev_hash: String,
     /// This record's hash (see the module docs).
@@ -108,8 +114,10 @@ pub struct Entry {
     pub subject: Option<String>,
     /// Profile name.
     pub profile: Option<String>,
-    /// Requester uid.
+    /// Requester uid (Unix socket).
     pub requester_uid: Option<u32>,
+    /// Requester client name (TCP with mutual TLS).
+    pub requester_client: Option<String>,
     /// The TBS that was (or is about to be) signed.
     pub tbs_der: Option<Vec<u8>>,
     /// CRL Number.
@@ -126,6 +134,18 @@ pub struct Entry {
     pub star: Option<crate::star::StarRecord>,
     /// The certificate's index in the transparency log.
     pub mtc_log_index: Option<u64>,
+}
+
+impl Entry {
+    /// An entry that names `requester` (its uid on the Unix socket, its
+    /// client name over mutual TLS), the rest empty.
+    pub fn from_requester(requester: Option<&shared_proto::peer::Peer>) -> Self {
+        Self {
+            requester_uid: requester.and_then(shared_proto::peer::Peer::uid),
+            requester_client: requester.and_then(|p| p.client_name().map(str::to_owned)),
+            ..Self::default()
+        }
+    }
 }
 
 /// Why the log cannot be read, written or trusted.
@@ -293,6 +313,7 @@ impl AuditLog {
                 .map(|d| openssl::base64::encode_block(&d)),
             star: entry.star,
             mtc_log_index: entry.mtc_log_index,
+            requester_client: entry.requester_client,
             prev_hash: state.head.clone(),
             hash: String::new(),
         };
@@ -466,6 +487,44 @@ mod tests {
         assert_eq!((c.seq, c.prev_hash.as_str()), (2, b.hash.as_str()));
         let (_, s) = AuditLog::open(&path).expect("reopen");
         assert_eq!(s.max_crl_number, Some(7));
+    }
+
+    #[test]
+    fn records_name_the_requester_by_uid_or_by_tls_client_name() {
+        use shared_proto::peer::{Peer, PeerCred, TlsClient};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        let (log, _) = AuditLog::open(&path).expect("open");
+        let unix = Peer::Unix(PeerCred {
+            uid: 1000,
+            gid: 1000,
+            pid: Some(42),
+        });
+        let tls = Peer::Tls(TlsClient {
+            name: "frontend-1.ca.internal".into(),
+            addr: "10.0.0.7:50000".parse().expect("addr"),
+        });
+        let by_uid = log
+            .append(Operation::Crl, Entry::from_requester(Some(&unix)), 1)
+            .expect("append");
+        let by_name = log
+            .append(Operation::Crl, Entry::from_requester(Some(&tls)), 2)
+            .expect("append");
+        assert_eq!(
+            (by_uid.requester_uid, by_uid.requester_client),
+            (Some(1000), None)
+        );
+        assert_eq!(
+            (by_name.requester_uid, by_name.requester_client.as_deref()),
+            (None, Some("frontend-1.ca.internal"))
+        );
+        // A record without a client name is written as before the field
+        // existed, so older logs keep verifying.
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines[0].contains("requester_client"), "{}", lines[0]);
+        assert!(lines[1].contains(r#""requester_client":"frontend-1.ca.internal""#));
+        assert_eq!(verify(&path).expect("verify"), by_name.hash);
     }
 
     #[test]

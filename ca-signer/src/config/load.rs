@@ -42,6 +42,20 @@ impl Config {
         if self.allowed_uids.is_empty() {
             return bad("allowed_uids", "must name at least one uid");
         }
+        if let Some(tcp) = &self.tcp {
+            if tcp.client_names.is_empty() {
+                return bad("tcp.client_names", "must name at least one client");
+            }
+            if let Some(name) = tcp.client_names.iter().find(|n| !is_client_name(n)) {
+                return bad(
+                    "tcp.client_names",
+                    &format!("{name:?} is not a DNS name (exact names only, no wildcards)"),
+                );
+            }
+            if tcp.listen_addr.port() == 0 {
+                return bad("tcp.listen_addr", "needs a port");
+            }
+        }
         if self.socket_mode > 0o777 {
             return bad("socket_mode", "must be a permission mode (at most 0o777)");
         }
@@ -62,6 +76,21 @@ impl Config {
         }
         if self.policy.statement_max_age_secs == 0 {
             return bad("policy.statement_max_age_secs", "must be positive");
+        }
+        if !self.perspectives.is_empty() && self.validator_public_key_file.is_none() {
+            return bad(
+                "perspectives",
+                "needs validator_public_key_file (perspectives corroborate the validator's statements)",
+            );
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.perspectives {
+            if p.name.trim().is_empty() || p.rir.trim().is_empty() {
+                return bad("perspectives", "every entry needs a name and an rir");
+            }
+            if !names.insert(p.name.as_str()) {
+                return bad("perspectives", "names must be unique");
+            }
         }
         if self.insecure_issue_without_statements && self.validator_public_key_file.is_some() {
             return bad(
@@ -215,7 +244,8 @@ impl Config {
     }
 
     /// Files that must not be readable by anyone but the signer: the key
-    /// file or the PIN file, and the log key when the log is on.
+    /// file or the PIN file, the log key when the log is on, and the TLS
+    /// key of `[tcp]`.
     pub fn secret_files(&self) -> Vec<PathBuf> {
         let mut files = match self.key_config() {
             Some(KeyConfig::File { key_file }) => vec![key_file],
@@ -224,6 +254,9 @@ impl Config {
         };
         if self.mtc.enabled {
             files.push(self.mtc_key_path());
+        }
+        if let Some(tcp) = &self.tcp {
+            files.push(tcp.key_file.clone());
         }
         files
     }
@@ -239,4 +272,18 @@ impl Config {
                 .map(|key_file| KeyConfig::File { key_file }),
         }
     }
+}
+
+/// Whether `name` can be an exact client-certificate DNS name: ASCII
+/// letters, digits, `-` and `.`, labels of 1 to 63 characters, no wildcard.
+fn is_client_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }

@@ -1,5 +1,5 @@
 //! The signer's TOML configuration. `[ca]` mirrors the reference's `[ca]`
-//! section; the socket keys, `[signer.key]`, `[audit]`, `[policy]`,
+//! section; the socket keys, `[tcp]`, `[signer.key]`, `[audit]`, `[policy]`,
 //! `[profiles.<name>]` and `[server_certificate]` are ours.
 //!
 //! Unknown keys are errors (`deny_unknown_fields`); defaults come from the
@@ -9,6 +9,7 @@
 //! digest.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -31,6 +32,10 @@ pub struct Config {
     pub socket_mode: u32,
     /// Uids allowed to connect (`SO_PEERCRED`). Required, non-empty.
     pub allowed_uids: Vec<u32>,
+    /// `[tcp]`: also listen on TCP with mutual TLS, for front ends on other
+    /// hosts. Default: the Unix socket only.
+    #[serde(default)]
+    pub tcp: Option<Tcp>,
     /// The CA key, certificate and leaf profile.
     pub ca: Ca,
     /// `[signer]`: where the CA key lives (`[signer.key]`).
@@ -56,6 +61,15 @@ pub struct Config {
     /// `insecure_issue_without_statements` is set.
     #[serde(default)]
     pub validator_public_key_file: Option<PathBuf>,
+    /// The remote network perspectives whose statements the signer trusts
+    /// (`[[perspectives]]`; BR §3.2.2.9 multi-perspective issuance
+    /// corroboration). With any configured, every name needs, besides the
+    /// validator's statement, corroborating statements from these
+    /// perspectives meeting the BR quorum over all of them (see
+    /// `shared_proto::quorum`). Empty (the default): none required.
+    /// Needs `validator_public_key_file`.
+    #[serde(default)]
+    pub perspectives: Vec<TrustedPerspective>,
     /// Start without `validator_public_key_file` and issue on the
     /// frontend's word alone: any caller allowed on the socket gets any
     /// name. For tests and labs only; the signer logs a warning at every
@@ -70,6 +84,45 @@ pub struct Config {
     /// Group to become when started as root (default: as `user`).
     #[serde(default)]
     pub group: Option<String>,
+}
+
+/// One `[[perspectives]]` entry: a remote perspective the signer trusts.
+/// Its public key is a trust anchor held by the signer, like
+/// `validator_public_key_file`, not a copy of the validator's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedPerspective {
+    /// The name the perspective signs (its `[remote_perspective] name`).
+    pub name: String,
+    /// Its RIR label, as the signer counts it for the quorum (the label in
+    /// the perspective's statement is not relied on).
+    pub rir: String,
+    /// Its Ed25519 statement public key (PEM; the perspective writes it
+    /// at `<statement_key_file>.pub`).
+    pub public_key_file: PathBuf,
+}
+
+/// `[tcp]`: the mutual-TLS listener. A TCP peer is served only after the
+/// TLS 1.3 handshake verified its certificate against `client_ca_file` and
+/// one of the certificate's DNS names is in `client_names`; the signer still
+/// opens no connection of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tcp {
+    /// Address and port to listen on, e.g. `10.0.0.5:4701`. Required. A
+    /// port of 1024 or more: the signer binds it after dropping every
+    /// capability.
+    pub listen_addr: SocketAddr,
+    /// The signer's TLS certificate chain (PEM, leaf first). Required.
+    pub cert_file: PathBuf,
+    /// Its private key (PEM); readable by the signer's user only. Required.
+    pub key_file: PathBuf,
+    /// The CA certificate(s) (PEM) the front ends' client certificates must
+    /// chain to. Required; use a CA made for these links, not the ACME CA.
+    pub client_ca_file: PathBuf,
+    /// DNS names of the client certificates allowed to call (Boulder's
+    /// `clientNames`): exact names, no wildcards. Required, non-empty.
+    pub client_names: Vec<String>,
 }
 
 /// `[signer]`.

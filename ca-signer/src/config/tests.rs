@@ -76,3 +76,61 @@ fn bad_configs_are_refused() {
         })
     ));
 }
+
+const TCP: &str = r#"
+    [tcp]
+    listen_addr = "127.0.0.1:4701"
+    cert_file = "signer.crt"
+    key_file = "signer.key"
+    client_ca_file = "clients-ca.crt"
+    client_names = ["frontend-1.ca.internal", "frontend-2.ca.internal"]
+"#;
+
+#[test]
+fn tcp_section_parses_and_its_key_is_a_secret() {
+    let c = Config::from_toml(&format!("{MINIMAL}{TCP}")).expect("parse");
+    let tcp = c.tcp.as_ref().expect("[tcp]");
+    assert_eq!(tcp.listen_addr, "127.0.0.1:4701".parse().expect("addr"));
+    assert_eq!(tcp.client_names.len(), 2);
+    assert!(c.secret_files().contains(&PathBuf::from("signer.key")));
+    assert!(Config::from_toml(MINIMAL).expect("parse").tcp.is_none());
+}
+
+#[test]
+fn bad_tcp_sections_are_refused() {
+    let refused = |text: String, field: &str| match Config::from_toml(&text) {
+        Err(Error::ConfigValue { field: f, problem }) => {
+            assert_eq!(f, field, "{problem}");
+            problem
+        }
+        other => panic!("{text}: {other:?}"),
+    };
+    let with = |from: &str, to: &str| format!("{MINIMAL}{}", TCP.replace(from, to));
+    refused(
+        with(
+            "[\"frontend-1.ca.internal\", \"frontend-2.ca.internal\"]",
+            "[]",
+        ),
+        "tcp.client_names",
+    );
+    for bad in ["*.ca.internal", "", "a..b", "fe 1.example", "fe_1.example"] {
+        let problem = refused(
+            with("\"frontend-2.ca.internal\"", &format!("{bad:?}")),
+            "tcp.client_names",
+        );
+        assert!(problem.contains("no wildcards"), "{problem}");
+    }
+    refused(with("127.0.0.1:4701", "127.0.0.1:0"), "tcp.listen_addr");
+    // Syntax: a missing required key, an unknown key, a bad address.
+    for text in [
+        with("client_ca_file = \"clients-ca.crt\"\n", ""),
+        with("listen_addr", "listen_address"),
+        with("127.0.0.1:4701", "signer.internal"),
+        format!("{MINIMAL}{TCP}    surprise = true\n"),
+    ] {
+        assert!(
+            matches!(Config::from_toml(&text), Err(Error::ConfigSyntax { .. })),
+            "{text}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use shared_proto::peer::Peer;
 use shared_proto::signer::{CrlRequest, SignedCrl};
 
 use super::Issuer;
@@ -42,7 +43,7 @@ impl Issuer {
     pub fn generate_crl(
         &self,
         request: &CrlRequest,
-        uid: Option<u32>,
+        requester: Option<&Peer>,
         now: i64,
     ) -> Result<SignedCrl, Error> {
         let mut counter = self
@@ -59,9 +60,8 @@ impl Issuer {
                     self.audit.append(
                         Operation::Refusal,
                         audit::Entry {
-                            requester_uid: uid,
                             detail: Some(format!("crl reason={e}")),
-                            ..audit::Entry::default()
+                            ..audit::Entry::from_requester(requester)
                         },
                         now,
                     )?;
@@ -77,11 +77,11 @@ impl Issuer {
             Operation::Crl,
             audit::Entry {
                 subject: Some(self.ca.issuer().name.to_string()),
-                requester_uid: uid,
+
                 tbs_der: Some(tbs_der),
                 crl_number: Some(number),
                 detail: Some(format!("entries={}", signed.entries)),
-                ..audit::Entry::default()
+                ..audit::Entry::from_requester(requester)
             },
             now,
         )?;

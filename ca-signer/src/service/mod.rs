@@ -15,6 +15,7 @@
 use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
+use shared_proto::peer::Peer;
 use shared_proto::signer::{CaInfo, IssueRequest, IssuedCertificate, ProfileInfo};
 use shared_proto::statement::StatementVerifier;
 
@@ -43,6 +44,9 @@ pub struct Issuer {
     profile: Profile,
     profiles: std::collections::BTreeMap<String, Profile>,
     statements: Option<StatementVerifier>,
+    /// `[[perspectives]]`: the remote perspectives whose corroboration each
+    /// name needs, with their keys.
+    perspectives: Vec<statements::TrustedKey>,
     /// `[policy] statement_max_age_secs`.
     statement_max_age_secs: i64,
     /// `[policy] caa_max_age_secs`.
@@ -199,6 +203,30 @@ impl Issuer {
                 });
             }
         };
+        let perspectives = config
+            .perspectives
+            .iter()
+            .map(|p| {
+                Ok(statements::TrustedKey {
+                    name: p.name.clone(),
+                    rir: p.rir.clone(),
+                    key: StatementVerifier::from_file(&p.public_key_file).map_err(|e| {
+                        Error::ConfigValue {
+                            field: "perspectives",
+                            problem: format!("{}: {e}", p.name),
+                        }
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if !perspectives.is_empty() {
+            tracing::info!(
+                target: "signer",
+                perspectives = perspectives.len(),
+                max_non_corroborating = shared_proto::quorum::max_non_corroborating(perspectives.len()),
+                "issuance needs multi-perspective corroboration"
+            );
+        }
         tracing::info!(
             target: "signer",
             audit = %audit_path.display(),
@@ -212,6 +240,7 @@ impl Issuer {
             profile,
             profiles,
             statements,
+            perspectives,
             statement_max_age_secs: i64::from(config.policy.statement_max_age_secs),
             caa_max_age_secs: i64::from(config.policy.caa_max_age_secs),
             max_validity_secs: i64::from(config.policy.max_validity_days) * 86_400,
@@ -264,7 +293,7 @@ impl Issuer {
     }
 
     /// Checks `request`, builds the leaf, signs it and audits it. A refusal
-    /// is audited too. `now` is Unix seconds; `uid` is the requester's.
+    /// is audited too. `now` is Unix seconds; `requester` is the peer that asked.
     ///
     /// A request equal to one this signer has issued for (same order,
     /// account, CSR, identifiers, validity and profile) is answered with that
@@ -274,7 +303,7 @@ impl Issuer {
     pub fn issue(
         &self,
         request: &IssueRequest,
-        uid: Option<u32>,
+        requester: Option<&Peer>,
         now: i64,
         rng: &mut dyn RngCore,
     ) -> Result<IssuedCertificate, Error> {
@@ -309,7 +338,8 @@ impl Issuer {
                     request_sha256: &digest,
                     star: star.as_ref(),
                 };
-                let signed = self.sign_checked(checked, uid, &detail, Some(origin), now, rng)?;
+                let signed =
+                    self.sign_checked(checked, requester, &detail, Some(origin), now, rng)?;
                 if let Some(star) = star {
                     let mut book = self
                         .star
@@ -342,9 +372,9 @@ impl Issuer {
                         audit::Entry {
                             names,
                             profile: Some(profile),
-                            requester_uid: uid,
+
                             detail: Some(format!("{detail} reason={e}")),
-                            ..audit::Entry::default()
+                            ..audit::Entry::from_requester(requester)
                         },
                         now,
                     )?;
@@ -495,7 +525,7 @@ impl Issuer {
     pub fn sign_checked(
         &self,
         checked: Checked,
-        uid: Option<u32>,
+        requester: Option<&Peer>,
         detail: &str,
         origin: Option<Origin<'_>>,
         now: i64,
@@ -518,7 +548,7 @@ impl Issuer {
                 serial: Some(signed.serial_hex.clone()),
                 names,
                 profile: Some(profile),
-                requester_uid: uid,
+
                 tbs_der: Some(tbs_der),
                 detail: Some(detail.to_owned()),
                 order_id: origin.map(|o| o.order_id.to_owned()),
@@ -526,7 +556,7 @@ impl Issuer {
                 certificate_der: Some(signed.der.clone()),
                 star: origin.and_then(|o| o.star.cloned()),
                 mtc_log_index: reservation.as_ref().map(mtc::Reservation::index),
-                ..audit::Entry::default()
+                ..audit::Entry::from_requester(requester)
             },
             now,
         )?;

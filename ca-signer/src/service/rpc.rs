@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use shared_proto::peer::PeerCred;
+use shared_proto::peer::Peer;
 use shared_proto::signer::{
     CaInfo, CrlRequest, IssueRequest, IssuedCertificate, LogRead, LogReadError, SignedCrl,
     SignerError, SignerMetrics, SignerRpc,
@@ -18,18 +18,19 @@ use crate::error::Error;
 #[derive(Clone)]
 pub struct SignerService {
     issuer: Arc<Issuer>,
-    peer: PeerCred,
+    peer: Peer,
 }
 
 impl SignerService {
-    /// A handler for a connection from `peer`.
-    pub fn new(issuer: Arc<Issuer>, peer: PeerCred) -> Self {
+    /// A handler for a connection from `peer` (a uid on the Unix socket, a
+    /// client name over mutual TLS).
+    pub fn new(issuer: Arc<Issuer>, peer: Peer) -> Self {
         Self { issuer, peer }
     }
 
     fn expired(&self, ctx: &Context) -> bool {
         if ctx.deadline <= Instant::now() {
-            tracing::warn!(target: "signer", uid = self.peer.uid, "request arrived after its deadline");
+            tracing::warn!(target: "signer", peer = %self.peer, "request arrived after its deadline");
             return true;
         }
         false
@@ -45,7 +46,8 @@ impl SignerRpc for SignerService {
         if self.expired(&ctx) {
             return Err(SignerError::Internal);
         }
-        let uid = self.peer.uid;
+        let peer = self.peer.clone();
+        let requester = self.peer.clone();
         let account = request.account_uri.clone();
         let order = request.order_id.clone();
         let sans: Vec<String> = request
@@ -58,7 +60,12 @@ impl SignerRpc for SignerService {
         // async workers. If the deadline passes, tarpc drops this future and
         // the result is discarded.
         let result = tokio::task::spawn_blocking(move || {
-            issuer.issue(&request, Some(uid), crate::unix_now(), &mut rand::rng())
+            issuer.issue(
+                &request,
+                Some(&requester),
+                crate::unix_now(),
+                &mut rand::rng(),
+            )
         })
         .await
         .map_err(Error::from)
@@ -69,7 +76,7 @@ impl SignerRpc for SignerService {
                     target: "signer",
                     serial = %cert.serial_hex,
                     sans = ?sans,
-                    uid,
+                    peer = %peer,
                     account = %account,
                     order = %order,
                     not_before = cert.not_before,
@@ -84,7 +91,7 @@ impl SignerRpc for SignerService {
                     tracing::warn!(
                         target: "signer",
                         sans = ?sans,
-                        uid,
+                        peer = %peer,
                         account = %account,
                         order = %order,
                         reason = %e,
@@ -148,10 +155,11 @@ impl SignerRpc for SignerService {
         if self.expired(&ctx) {
             return Err(SignerError::Internal);
         }
-        let uid = self.peer.uid;
+        let peer = self.peer.clone();
+        let requester = self.peer.clone();
         let issuer = Arc::clone(&self.issuer);
         let result = tokio::task::spawn_blocking(move || {
-            issuer.generate_crl(&request, Some(uid), crate::unix_now())
+            issuer.generate_crl(&request, Some(&requester), crate::unix_now())
         })
         .await
         .map_err(Error::from)
@@ -161,7 +169,7 @@ impl SignerRpc for SignerService {
                 tracing::info!(
                     target: "signer",
                     number = crl.number,
-                    uid,
+                    peer = %peer,
                     next_update = crl.next_update,
                     "signed CRL"
                 );

@@ -1,0 +1,461 @@
+//! Multi-perspective validation (BR §3.2.2.9) with real processes: five
+//! remote perspectives, each its own `validator-worker` process with its
+//! own socket, RIR label and statement key, and the CA's primary validator
+//! fanning out to them; the signer trusts the perspectives' keys and checks
+//! the quorum itself. The applicant answers http-01 from a real HTTP
+//! server on loopback.
+//!
+//! * All five corroborate: a certificate that verifies against the root.
+//! * One down: still issued (four of five); two down: refused, and the
+//!   problem names both.
+//! * A perspective that hangs is cancelled once four have corroborated;
+//!   the order does not wait for its timeout.
+//! * Every finalize re-checks CAA (`caa_recheck_hours = 0`), through the
+//!   perspectives too.
+//! * A lying perspective (a fake speaking the RPC, signing "valid" with
+//!   its own trusted key whatever it is asked) is outvoted.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+use shared_proto::statement::{
+    CaaCheck, Perspective as Who, SignedStatement, Statement, StatementKey,
+};
+use shared_proto::validator::{
+    ValidateRequest, ValidationProblem, ValidationRecord, ValidatorInfo, ValidatorMetrics,
+    ValidatorRpc,
+};
+use tarpc::context;
+use tarpc::server::{BaseChannel, Channel};
+
+use crate::support::acme::{Session, challenge, identifier};
+use crate::support::certs::{dns_sans, verify_chain};
+use crate::support::client::{RawClient, acme_account, issue_http01};
+use crate::support::dns::DnsServer;
+use crate::support::http01::Http01Server;
+use crate::support::procs::{Ca, CaOptions, binary_path};
+
+/// The five perspectives: name and RIR label.
+const FIVE: [(&str, &str); 5] = [
+    ("p1", "ARIN"),
+    ("p2", "RIPE"),
+    ("p3", "APNIC"),
+    ("p4", "LACNIC"),
+    ("p5", "AFRINIC"),
+];
+
+/// A remote perspective: a `validator-worker` process with a
+/// `[remote_perspective]`, stopped on drop.
+struct Perspective {
+    name: &'static str,
+    rir: &'static str,
+    socket: PathBuf,
+    key: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Perspective {
+    /// Writes its config under `dir` and starts it.
+    fn start(
+        dir: &Path,
+        (name, rir): (&'static str, &'static str),
+        http_port: u16,
+        dns: &DnsServer,
+    ) -> Self {
+        let uid = nix::unistd::geteuid().as_raw();
+        let socket = dir.join(format!("{name}.sock"));
+        let key = dir.join(format!("{name}.key"));
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "socket_path = {socket:?}\nallowed_uids = [{uid}]\nstatement_key_file = {key:?}\n\
+                 http_validation_port = {http_port}\nallow_private_targets = true\n\
+                 dns_resolver_addr = \"{}\"\ncaa_identities = [\"akamu.test\"]\n\
+                 [remote_perspective]\nname = {name:?}\nrir = {rir:?}\n",
+                dns.addr()
+            ),
+        )
+        .expect("write perspective config");
+        let mut p = Self {
+            name,
+            rir,
+            socket,
+            key,
+            config,
+            child: None,
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(binary_path("validator-worker"))
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn validator-worker");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("READY") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("perspective {} never said READY", self.name));
+        self.child = Some(child);
+    }
+
+    /// SIGTERM, then wait: the perspective is down, its socket gone.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+            let _ = kill(pid, Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Its `[[validator.perspectives]]` entry for the launcher.
+    fn entry(&self) -> String {
+        entry(self.name, self.rir, &self.socket, &self.key)
+    }
+}
+
+impl Drop for Perspective {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn entry(name: &str, rir: &str, socket: &Path, key: &Path) -> String {
+    format!(
+        "[[validator.perspectives]]\nname = {name:?}\nrir = {rir:?}\naddress = \"unix:{}\"\n\
+         public_key_file = {:?}\n",
+        socket.display(),
+        shared_proto::statement::public_path(key)
+    )
+}
+
+/// The CA, its primary validator asking the perspectives `entries`.
+/// `caa_recheck_hours = 0`: every finalize has the primary, and through
+/// it the perspectives, look CAA up again (`recheck_caa`), and the signer
+/// takes only the re-checked statements.
+async fn start_ca(dns: &DnsServer, http_port: u16, entries: &str, timeout_ms: u64) -> Ca {
+    Ca::start_async(CaOptions {
+        dns_resolver_addr: Some(dns.addr()),
+        http_validation_port: Some(http_port),
+        server_toml: "caa_identities = [\"akamu.test\"]\ncaa_recheck_hours = 0\n".into(),
+        extra_toml: format!("[validator]\nperspective_timeout_ms = {timeout_ms}\n{entries}"),
+        ..CaOptions::default()
+    })
+    .await
+}
+
+/// Five perspectives up → issued; one down → issued; two down → the
+/// challenge fails with a problem naming the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_perspectives_then_one_then_two_down() {
+    let dns = DnsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http_port = test_kit::ports::free_port();
+    let mut perspectives: Vec<Perspective> = FIVE
+        .iter()
+        .map(|&p| Perspective::start(dir.path(), p, http_port, &dns))
+        .collect();
+    let entries: String = perspectives.iter().map(Perspective::entry).collect();
+    let ca = start_ca(&dns, http_port, &entries, 20_000).await;
+    let http = Http01Server::start(http_port).await;
+    let account = acme_account(&ca).await;
+
+    let issued = issue_http01(&account, &http, &["all.example.org"]).await;
+    let certs = tempfile::tempdir().expect("tempdir");
+    let leaf = verify_chain(certs.path(), ca.ca_cert(), &issued.chain_pem);
+    assert_eq!(dns_sans(&leaf), vec!["all.example.org"]);
+    // The primary and at least four perspectives fetched the token.
+    assert!(http.hits() >= 5, "hits: {}", http.hits());
+
+    perspectives[4].stop();
+    let issued = issue_http01(&account, &http, &["four.example.org"]).await;
+    let leaf = verify_chain(certs.path(), ca.ca_cert(), &issued.chain_pem);
+    assert_eq!(dns_sans(&leaf), vec!["four.example.org"]);
+
+    perspectives[3].stop();
+    let raw = RawClient::new(&ca).await;
+    let s = Session::new(&raw).await;
+    let (order_url, order) = s.new_order(&[identifier("three.example.org")]).await;
+    let authz_url = Session::authz_urls(&order)[0].clone();
+    let authz = s.authz(&authz_url).await;
+    let ch = challenge(&authz, "http-01");
+    let token = ch["token"].as_str().expect("token");
+    http.set(token, &s.key_authorization(token));
+    s.post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
+        .await;
+    let authz = s.settle(&authz_url).await;
+    assert_eq!(authz["status"], "invalid", "{authz}");
+    let problem = &challenge(&authz, "http-01")["error"];
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    for needle in [
+        "multi-perspective validation failed",
+        "2 of 5 remote perspectives did not corroborate",
+        "p4 (LACNIC)",
+        "p5 (AFRINIC)",
+    ] {
+        assert!(detail.contains(needle), "{needle:?} in {problem}");
+    }
+    assert!(
+        !detail.contains("p1 (ARIN)"),
+        "only the failed ones: {problem}"
+    );
+    // Both unreachable: the CA's own fault, not the applicant's.
+    assert_eq!(
+        problem["type"], "urn:ietf:params:acme:error:serverInternal",
+        "{problem}"
+    );
+    let order = s.settle(&order_url).await;
+    assert_eq!(order["status"], "invalid", "{order}");
+    drop(perspectives);
+}
+
+/// How a fake perspective answers.
+#[derive(Clone, Copy)]
+enum Fake {
+    /// Signs a successful validation of whatever it is asked.
+    Lie,
+    /// Never answers.
+    Hang,
+}
+
+/// A test-only perspective speaking the validator RPC on a Unix socket.
+#[derive(Clone)]
+struct FakePerspective {
+    how: Fake,
+    who: Who,
+    key: Arc<StatementKey>,
+    /// Requests received.
+    asked: Arc<AtomicUsize>,
+    /// Requests whose handler was dropped before it finished (cancelled).
+    cancelled: Arc<AtomicUsize>,
+}
+
+/// Counts a handler dropped before it finished.
+struct CancelGuard(Arc<AtomicUsize>, bool);
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl ValidatorRpc for FakePerspective {
+    async fn validate_challenge(
+        self,
+        _: context::Context,
+        request: ValidateRequest,
+    ) -> Result<ValidationRecord, ValidationProblem> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let mut guard = CancelGuard(self.cancelled.clone(), false);
+        if let Fake::Hang = self.how {
+            std::future::pending::<()>().await;
+        }
+        guard.1 = true;
+        let now = daemon_now();
+        let signed = self
+            .key
+            .sign(Statement {
+                id: "lie".into(),
+                account_uri: request.account_uri.clone(),
+                identifier: request.identifier.clone(),
+                challenge_type: request.challenge_type,
+                validated_at: now,
+                expires: request.authz_expires,
+                covers_subdomains: request.covers_subdomains,
+                caa: Some(CaaCheck::Checked { at: now }),
+                perspective: Some(self.who.clone()),
+            })
+            .expect("sign");
+        let mut record = ValidationRecord::name_only(request.identifier.value.clone(), now);
+        record.statement = Some(signed);
+        Ok(record)
+    }
+
+    async fn metrics(self, _: context::Context) -> ValidatorMetrics {
+        ValidatorMetrics::default()
+    }
+
+    async fn validator_info(self, _: context::Context) -> ValidatorInfo {
+        ValidatorInfo::default()
+    }
+
+    async fn recheck_caa(
+        self,
+        _: context::Context,
+        statement: SignedStatement,
+    ) -> Result<SignedStatement, ValidationProblem> {
+        Ok(statement)
+    }
+
+    async fn caa_for_subdomain(
+        self,
+        _: context::Context,
+        statement: SignedStatement,
+        _: shared_proto::Identifier,
+    ) -> Result<SignedStatement, ValidationProblem> {
+        Ok(statement)
+    }
+}
+
+fn daemon_now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+    )
+    .expect("time")
+}
+
+impl FakePerspective {
+    /// Serves on `socket` (the real transport: preamble, frames) until the
+    /// test ends; the key is created at `key` (public half beside it).
+    fn start(how: Fake, (name, rir): (&str, &str), socket: &Path, key: &Path) -> Self {
+        let fake = Self {
+            how,
+            who: Who {
+                name: name.into(),
+                rir: rir.into(),
+            },
+            key: Arc::new(StatementKey::load_or_create(key).expect("key")),
+            asked: Arc::default(),
+            cancelled: Arc::default(),
+        };
+        let listener = shared_proto::transport::bind(socket, 0o600).expect("bind");
+        let allow = shared_proto::peer::AllowList::new([nix::unistd::geteuid().as_raw()]);
+        let serving = fake.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                if shared_proto::transport::accept_handshake(&mut stream, &allow)
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                let channel = BaseChannel::with_defaults(shared_proto::transport::framed(stream));
+                tokio::spawn(
+                    channel
+                        .execute(serving.clone().serve())
+                        .for_each(|f| async move {
+                            tokio::spawn(f);
+                        }),
+                );
+            }
+        });
+        fake
+    }
+}
+
+/// A perspective that never answers is cancelled once the other four have
+/// corroborated: the order is valid long before the perspective timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_perspective_is_cancelled_once_the_quorum_is_met() {
+    let dns = DnsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http_port = test_kit::ports::free_port();
+    let (hang_socket, hang_key) = (dir.path().join("p1.sock"), dir.path().join("p1.key"));
+    let hanging = FakePerspective::start(Fake::Hang, FIVE[0], &hang_socket, &hang_key);
+    let real: Vec<Perspective> = FIVE[1..]
+        .iter()
+        .map(|&p| Perspective::start(dir.path(), p, http_port, &dns))
+        .collect();
+    let entries = entry(FIVE[0].0, FIVE[0].1, &hang_socket, &hang_key)
+        + &real.iter().map(Perspective::entry).collect::<String>();
+    let timeout_ms = 30_000;
+    let ca = start_ca(&dns, http_port, &entries, timeout_ms).await;
+    let http = Http01Server::start(http_port).await;
+    let account = acme_account(&ca).await;
+
+    let started = Instant::now();
+    let issued = issue_http01(&account, &http, &["quick.example.org"]).await;
+    let took = started.elapsed();
+    let certs = tempfile::tempdir().expect("tempdir");
+    verify_chain(certs.path(), ca.ca_cert(), &issued.chain_pem);
+    assert!(
+        took < Duration::from_millis(timeout_ms / 2),
+        "issued in {took:?}, not after the hanging perspective's timeout"
+    );
+    assert_eq!(hanging.asked.load(Ordering::SeqCst), 1);
+    // tarpc carried the cancellation to the perspective, which dropped the
+    // request's handler.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while hanging.cancelled.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hanging.cancelled.load(Ordering::SeqCst), 1, "cancelled");
+    drop(real);
+}
+
+/// A lying perspective, signing "valid" with its own trusted key for a
+/// challenge the applicant answered wrongly, is outvoted: the other four
+/// and the primary fail, the order is invalid, no certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_perspective_is_outvoted() {
+    let dns = DnsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http_port = test_kit::ports::free_port();
+    let (liar_socket, liar_key) = (dir.path().join("p1.sock"), dir.path().join("p1.key"));
+    let liar = FakePerspective::start(Fake::Lie, FIVE[0], &liar_socket, &liar_key);
+    let real: Vec<Perspective> = FIVE[1..]
+        .iter()
+        .map(|&p| Perspective::start(dir.path(), p, http_port, &dns))
+        .collect();
+    let entries = entry(FIVE[0].0, FIVE[0].1, &liar_socket, &liar_key)
+        + &real.iter().map(Perspective::entry).collect::<String>();
+    let ca = start_ca(&dns, http_port, &entries, 20_000).await;
+    let http = Http01Server::start(http_port).await;
+    let raw = RawClient::new(&ca).await;
+    let s = Session::new(&raw).await;
+
+    let (order_url, order) = s.new_order(&[identifier("liar.example.org")]).await;
+    let authz_url = Session::authz_urls(&order)[0].clone();
+    let authz = s.authz(&authz_url).await;
+    let ch = challenge(&authz, "http-01");
+    let token = ch["token"].as_str().expect("token");
+    // The wrong key authorization: only the liar says it matched.
+    http.set(token, &format!("{token}.not-the-account-thumbprint"));
+    s.post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
+        .await;
+    let authz = s.settle(&authz_url).await;
+    assert_eq!(authz["status"], "invalid", "{authz}");
+    let problem = &challenge(&authz, "http-01")["error"];
+    assert_eq!(
+        problem["type"], "urn:ietf:params:acme:error:incorrectResponse",
+        "{problem}"
+    );
+    let order = s.settle(&order_url).await;
+    assert_eq!(order["status"], "invalid", "{order}");
+    assert!(order.get("certificate").is_none(), "{order}");
+    drop((liar, real));
+}

@@ -1,0 +1,333 @@
+//! Multi-perspective issuance corroboration (BR §3.2.2.9), the primary's
+//! side: every validation is also asked of the configured remote
+//! perspectives (other `validator-worker` processes with a
+//! `[remote_perspective]`), concurrently with the primary's own probe; the
+//! answers are counted with [`shared_proto::quorum::decide`] as they
+//! arrive, and the outstanding requests are dropped (tarpc cancels them on
+//! the perspective) as soon as the outcome is decided.
+//!
+//! The primary does not verify the perspectives' signatures: it holds no
+//! trust anchors for them. The signer does ([`Corroboration`]s travel in
+//! the primary's statement); the primary only checks that each statement
+//! claims the expected perspective and validation, so that a mismatch is
+//! reported here rather than as a refusal at finalize.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use shared_proto::Identifier;
+use shared_proto::deadline;
+use shared_proto::quorum::{self, Decision, Outcome, Vote};
+use shared_proto::statement::{Corroboration, SignedStatement};
+use shared_proto::transport;
+use shared_proto::validator::{
+    ProblemKind, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorRpcClient,
+};
+
+use crate::config::{PerspectiveAddress, PerspectiveConfig};
+use crate::error::ProbeError;
+
+/// The remote perspectives a primary asks, and how long it waits.
+#[derive(Clone, Debug)]
+pub struct Perspectives {
+    list: Vec<PerspectiveConfig>,
+    timeout: Duration,
+}
+
+/// Why one perspective did not corroborate.
+#[derive(Debug)]
+struct Failure {
+    /// Its problem kind, when it answered with one.
+    kind: Option<ProblemKind>,
+    /// What went wrong.
+    detail: String,
+}
+
+/// Connects to a perspective: the one place that knows how perspectives
+/// are reached (a Unix socket today; TCP with mutual TLS plugs in here).
+pub async fn connect(address: &PerspectiveAddress) -> Result<ValidatorRpcClient, String> {
+    match address {
+        PerspectiveAddress::Unix(path) => {
+            let stream = transport::connect(path)
+                .await
+                .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+            Ok(ValidatorRpcClient::new(Default::default(), transport::framed(stream)).spawn())
+        }
+    }
+}
+
+impl Perspectives {
+    /// The perspectives of `list`, each given `timeout` to answer.
+    pub fn new(list: Vec<PerspectiveConfig>, timeout: Duration) -> Self {
+        Self { list, timeout }
+    }
+
+    /// Whether any perspective is configured.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Asks one perspective to validate `request`.
+    async fn ask(
+        &self,
+        p: &PerspectiveConfig,
+        request: &ValidateRequest,
+    ) -> Result<Corroboration, Failure> {
+        let call = async {
+            let client = connect(&p.address)
+                .await
+                .map_err(|detail| Failure { kind: None, detail })?;
+            client
+                .validate_challenge(deadline::context_with(self.timeout), request.clone())
+                .await
+                .map_err(|e| Failure {
+                    kind: None,
+                    detail: format!("no answer: {e}"),
+                })
+        };
+        let answer = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| Failure {
+                kind: None,
+                detail: format!("no answer within {} ms", self.timeout.as_millis()),
+            })??;
+        match answer {
+            Ok(record) => corroboration_of(p, request, record),
+            Err(ValidationProblem { kind, detail }) => Err(Failure {
+                kind: Some(kind),
+                detail: format!("{}: {detail}", kind.acme_type()),
+            }),
+        }
+    }
+
+    /// Asks every perspective to validate `request` and waits until the
+    /// quorum is decided: the corroborations received when it is met,
+    /// else an [`ProbeError::Uncorroborated`] naming every perspective
+    /// that did not corroborate. Requests still running then are
+    /// cancelled.
+    pub async fn corroborate(
+        &self,
+        request: &ValidateRequest,
+    ) -> Result<Vec<Corroboration>, ProbeError> {
+        self.gather(&request.identifier, |p| self.ask(p, request))
+            .await
+    }
+
+    /// Has every perspective look CAA up again for its statement among
+    /// `signed`'s corroborations (`recheck_caa`), or, with `below`, sign a
+    /// statement for that name below the identifier with a CAA check of it
+    /// (`caa_for_subdomain`); the same quorum, the same early end.
+    pub async fn recheck(
+        &self,
+        signed: &SignedStatement,
+        below: Option<&Identifier>,
+    ) -> Result<Vec<Corroboration>, ProbeError> {
+        let target = below.unwrap_or(&signed.statement.identifier);
+        self.gather(target, |p| self.ask_recheck(p, signed, below))
+            .await
+    }
+
+    /// Asks one perspective to re-check CAA for its own statement.
+    async fn ask_recheck(
+        &self,
+        p: &PerspectiveConfig,
+        signed: &SignedStatement,
+        below: Option<&Identifier>,
+    ) -> Result<Corroboration, Failure> {
+        let theirs = signed
+            .corroborations
+            .iter()
+            .find(|c| {
+                c.statement
+                    .perspective
+                    .as_ref()
+                    .is_some_and(|q| q.name == p.name)
+            })
+            .ok_or_else(|| Failure {
+                kind: None,
+                detail: "no statement of this validation to re-check".into(),
+            })?;
+        let theirs = SignedStatement {
+            statement: theirs.statement.clone(),
+            signature: theirs.signature.clone(),
+            corroborations: Vec::new(),
+        };
+        let call = async {
+            let client = connect(&p.address)
+                .await
+                .map_err(|detail| Failure { kind: None, detail })?;
+            let ctx = deadline::context_with(self.timeout);
+            match below {
+                None => client.recheck_caa(ctx, theirs).await,
+                Some(name) => client.caa_for_subdomain(ctx, theirs, name.clone()).await,
+            }
+            .map_err(|e| Failure {
+                kind: None,
+                detail: format!("no answer: {e}"),
+            })
+        };
+        let answer = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| Failure {
+                kind: None,
+                detail: format!("no answer within {} ms", self.timeout.as_millis()),
+            })??;
+        match answer {
+            Ok(new) => {
+                let target = below.unwrap_or(&signed.statement.identifier);
+                if new.statement.perspective.as_ref().map(|q| q.name.as_str())
+                    != Some(p.name.as_str())
+                    || new.statement.identifier != *target
+                {
+                    return Err(Failure {
+                        kind: None,
+                        detail: "its answer is not a re-check of its statement".into(),
+                    });
+                }
+                Ok(new.into())
+            }
+            Err(ValidationProblem { kind, detail }) => Err(Failure {
+                kind: Some(kind),
+                detail: format!("{}: {detail}", kind.acme_type()),
+            }),
+        }
+    }
+
+    /// Runs `ask` for every perspective concurrently and decides the
+    /// quorum as the answers arrive.
+    async fn gather<'a, F, Fut>(
+        &'a self,
+        identifier: &Identifier,
+        ask: F,
+    ) -> Result<Vec<Corroboration>, ProbeError>
+    where
+        F: Fn(&'a PerspectiveConfig) -> Fut,
+        Fut: Future<Output = Result<Corroboration, Failure>>,
+    {
+        let mut outcomes = vec![Outcome::Pending; self.list.len()];
+        let mut failures: Vec<Option<Failure>> = self.list.iter().map(|_| None).collect();
+        let mut got = Vec::new();
+        let mut pending: FuturesUnordered<_> = self
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let answer = ask(p);
+                async move { (i, answer.await) }
+            })
+            .collect();
+        loop {
+            let votes: Vec<Vote<'_>> = self
+                .list
+                .iter()
+                .zip(&outcomes)
+                .map(|(p, &outcome)| Vote {
+                    rir: &p.rir,
+                    outcome,
+                })
+                .collect();
+            match quorum::decide(&votes) {
+                Decision::Met => {
+                    let asked = self.list.len();
+                    let answered = outcomes.iter().filter(|o| **o != Outcome::Pending).count();
+                    tracing::info!(
+                        identifier = %identifier,
+                        corroborated = got.len(),
+                        asked,
+                        cancelled = asked - answered,
+                        "multi-perspective quorum met"
+                    );
+                    return Ok(got);
+                }
+                Decision::Failed => {
+                    let detail = describe(&self.list, &outcomes, &failures);
+                    tracing::info!(identifier = %identifier, %detail, "multi-perspective quorum failed");
+                    let kind = failures
+                        .iter()
+                        .flatten()
+                        .find_map(|f| f.kind)
+                        .unwrap_or(ProblemKind::ServerInternal);
+                    return Err(ProbeError::Uncorroborated { kind, detail });
+                }
+                Decision::Undecided => {}
+            }
+            // Undecided means some perspective is still pending.
+            let Some((i, result)) = pending.next().await else {
+                return Err(ProbeError::Internal("multi-perspective quorum undecided"));
+            };
+            match result {
+                Ok(c) => {
+                    outcomes[i] = Outcome::Corroborated;
+                    got.push(c);
+                }
+                Err(f) => {
+                    tracing::info!(perspective = %self.list[i].name, detail = %f.detail, "perspective did not corroborate");
+                    outcomes[i] = Outcome::NotCorroborated;
+                    failures[i] = Some(f);
+                }
+            }
+        }
+    }
+}
+
+/// The perspective's statement from its record, if it claims the
+/// perspective and the validation asked for.
+fn corroboration_of(
+    p: &PerspectiveConfig,
+    request: &ValidateRequest,
+    record: ValidationRecord,
+) -> Result<Corroboration, Failure> {
+    let bad = |why: &str| Failure {
+        kind: None,
+        detail: format!("its answer {why}"),
+    };
+    let signed = record
+        .statement
+        .ok_or_else(|| bad("carries no signed statement"))?;
+    let st = &signed.statement;
+    if st.perspective.as_ref().map(|q| q.name.as_str()) != Some(p.name.as_str()) {
+        return Err(bad("is not signed as this perspective"));
+    }
+    if st.identifier != request.identifier
+        || st.account_uri != request.account_uri
+        || st.challenge_type != request.challenge_type
+    {
+        return Err(bad("is a statement of another validation"));
+    }
+    Ok(signed.into())
+}
+
+/// `name (RIR): why` for each perspective that did not corroborate.
+fn describe(
+    list: &[PerspectiveConfig],
+    outcomes: &[Outcome],
+    failures: &[Option<Failure>],
+) -> String {
+    let failed = list
+        .iter()
+        .zip(outcomes)
+        .zip(failures)
+        .filter(|((_, o), _)| **o == Outcome::NotCorroborated)
+        .map(|((p, _), f)| {
+            let why = f.as_ref().map_or("failed", |f| f.detail.as_str());
+            format!("{} ({}): {why}", p.name, p.rir)
+        })
+        .collect::<Vec<_>>();
+    let n = list.len();
+    if failed.is_empty() {
+        return format!(
+            "the {n} remote perspectives cannot give corroboration from {} distinct RIRs",
+            quorum::distinct_rirs_required(n)
+        );
+    }
+    format!(
+        "{} of {n} remote perspectives did not corroborate (the quorum allows at most {}, \
+         and needs corroboration from {} distinct RIRs): {}",
+        failed.len(),
+        quorum::max_non_corroborating(n),
+        quorum::distinct_rirs_required(n),
+        failed.join("; ")
+    )
+}
