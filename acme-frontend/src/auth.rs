@@ -126,7 +126,7 @@ pub async fn authenticate(
     };
     jws.verify_with(alg, &public)?;
     let nonce = header.nonce.as_deref().ok_or(JwsError::NoNonce)?;
-    if !app.nonces.consume(nonce, crate::now()) {
+    if !app.nonces.consume(&app.store, nonce, crate::now()).await? {
         return Err(JwsError::BadNonce.into());
     }
     let payload = jws.payload_bytes()?;
@@ -270,7 +270,15 @@ async fn account_for_kid(app: &App, kid: &str) -> Result<AccountRow, Error> {
             "{kid:?} is not an account URL of this server"
         )));
     };
-    let account = match app.accounts.get(id) {
+    // Several front ends: another may have changed the row, so it is read
+    // per request (one primary-key read; parsed keys stay cached by
+    // thumbprint, which names one key forever).
+    let cached = if app.config.fleet.enabled {
+        None
+    } else {
+        app.accounts.get(id)
+    };
+    let account = match cached {
         Some(account) => account,
         None => {
             let generation = app.accounts.generation();

@@ -34,6 +34,10 @@ use crate::{App, now, random_id, store};
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Work younger than this is assumed to be in flight elsewhere in this process.
 const GRACE_SECS: i64 = 5;
+/// With `[fleet]`, work younger than this may be in flight at another front
+/// end (validator calls last up to 40 s, signer calls 10 s); a repeat would
+/// be harmless (conditional updates, the signer's repeats), only wasted.
+const FLEET_GRACE_SECS: i64 = 60;
 
 /// Keys (challenge or order ids) of work running in this process.
 ///
@@ -543,11 +547,17 @@ async fn subdomain_caa(
 }
 
 /// Runs the recovery sweep forever, and starts the retention clean-up
-/// beside it.
+/// beside it. Each pass runs only on the holder of the jobs lease
+/// ([`crate::leader`]).
 pub async fn sweep_forever(app: Arc<App>) {
     tokio::spawn(retention::prune_forever(app.clone()));
+    tokio::spawn(retention::prune_nonces_forever(app.clone()));
     tokio::spawn(star::reissue_forever(app.clone()));
     loop {
+        if !app.leader.is_leader() {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            continue;
+        }
         if let Err(e) = sweep(&app).await {
             tracing::warn!(target: "frontend", error = %e, "recovery sweep failed");
         }
@@ -557,15 +567,20 @@ pub async fn sweep_forever(app: Arc<App>) {
 
 async fn sweep(app: &Arc<App>) -> Result<(), Error> {
     let t = now();
+    let grace = if app.leader.fleet() {
+        FLEET_GRACE_SECS
+    } else {
+        GRACE_SECS
+    };
     let probes = app.store.read(store::authzs::processing).await?;
     for p in probes {
-        if p.challenge.updated <= t - GRACE_SECS {
+        if p.challenge.updated <= t - grace {
             let _ = dispatch_probe(app.clone(), p.challenge, p.authz);
         }
     }
     let orders = app.store.read(store::orders::processing).await?;
     for order in orders {
-        if order.updated > t - GRACE_SECS {
+        if order.updated > t - grace {
             continue;
         }
         if t >= order.expires {

@@ -84,6 +84,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
     if let Err(e) = crate::ca::facts(&app).await {
         tracing::warn!(target: "frontend", error = %e, "the signer did not tell the CA's facts yet");
     }
+    // Several front ends: try the jobs lease once before the jobs start,
+    // so a restarted holder takes its lease back at once.
+    if let Err(e) = app.leader.try_take(&app.store).await {
+        tracing::warn!(target: "frontend", error = %e, "jobs lease: first try failed; will retry");
+    }
+    tokio::spawn(crate::leader::hold_forever(app.clone()));
     tokio::spawn(crate::ca::refresh_forever(app.clone()));
     tokio::spawn(crate::validator_facts::refresh_forever(app.clone()));
     tokio::spawn(jobs::sweep_forever(app.clone()));
@@ -106,7 +112,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
         }
         tracing::info!(target: "frontend", "shutting down");
     };
-    http::server::serve(app, listener, tls, shutdown).await;
+    http::server::serve(app.clone(), listener, tls, shutdown).await;
+    app.leader.release(&app.store).await;
     let _ = stop_tx.send(true);
     for child in children {
         child.stopped().await;

@@ -20,6 +20,7 @@ pub mod handlers;
 pub mod http;
 pub mod jobs;
 pub mod launcher;
+pub mod leader;
 pub mod metrics;
 pub mod nonces;
 pub mod protocol;
@@ -40,8 +41,10 @@ pub struct App {
     pub config: Config,
     /// The database.
     pub store: store::Store,
-    /// Issued, unused nonces.
-    pub nonces: nonces::NonceBook,
+    /// Nonces: in memory, or through the database (`[fleet] enabled`).
+    pub nonces: nonces::Nonces,
+    /// Whether this front end runs the background jobs (the jobs lease).
+    pub leader: leader::Leadership,
     /// The signer and the validator.
     pub peers: rpc::Peers,
     /// URL construction.
@@ -114,10 +117,24 @@ impl App {
         let trusted_proxies = config
             .trusted_proxies()
             .map_err(|e| error::Error::Startup(e.to_string()))?;
+        let nonces = if config.fleet.enabled {
+            let mut fresh = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut fresh);
+            let key = store.run_blocking(move |c| store::fleet::nonce_key(c, &fresh))?;
+            nonces::Nonces::Database(nonces::SharedNonces::new(key))
+        } else {
+            nonces::Nonces::Memory(nonces::NonceBook::default())
+        };
+        let leader = leader::Leadership::new(
+            config.fleet.enabled,
+            config.instance_name(),
+            std::time::Duration::from_secs(u64::from(config.fleet.lease_secs)),
+        );
         Ok(Arc::new(Self {
             config,
             store,
-            nonces: nonces::NonceBook::default(),
+            nonces,
+            leader,
             peers,
             urls,
             probes_in_flight: Arc::default(),

@@ -74,6 +74,10 @@ mod upgrade;
 /// record, bad `auto-renewal` members.
 mod star;
 
+/// Several front ends on one database (issue 17): nonces, account changes,
+/// a finalize race, one CRL, the jobs lease surviving a kill -9.
+mod fleet;
+
 /// dns-persist-01 in both record forms by raw JWS.
 mod persist;
 /// Post-quantum: an ML-DSA hierarchy by ceremony, ML-DSA subscriber and

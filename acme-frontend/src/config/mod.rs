@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod fleet;
 mod sections;
 
+pub use fleet::Fleet;
 pub use sections::*;
 use sections::{default_base_url, default_listen_addr, default_state_dir};
 
@@ -61,6 +63,9 @@ pub struct Config {
     /// `[metrics]`: the Prometheus listener (off by default).
     #[serde(default)]
     pub metrics: Metrics,
+    /// `[fleet]`: several front ends on one database (off by default).
+    #[serde(default)]
+    pub fleet: Fleet,
     /// User to switch to when started as root. Default `akamu-frontend`, or
     /// no switch when the launcher is enabled (development runs everything
     /// as the invoking user).
@@ -285,6 +290,21 @@ impl Config {
                 "[server] ari_retry_after_secs must be between 60 and 604800".into(),
             ));
         }
+        if !(3..=600).contains(&self.fleet.lease_secs) {
+            return Err(ConfigError::Invalid(
+                "[fleet] lease_secs must be between 3 and 600".into(),
+            ));
+        }
+        if self
+            .fleet
+            .instance_name
+            .as_deref()
+            .is_some_and(|n| n.is_empty() || n.len() > 200)
+        {
+            return Err(ConfigError::Invalid(
+                "[fleet] instance_name must be 1 to 200 characters".into(),
+            ));
+        }
         if !(1..=3650).contains(&self.server.retention_days) {
             return Err(ConfigError::Invalid(
                 "[server] retention_days must be between 1 and 3650".into(),
@@ -408,6 +428,20 @@ impl Config {
                 })
             })
             .collect()
+    }
+
+    /// This front end's name in the fleet's lease row: `[fleet]
+    /// instance_name`, or `<hostname>/<listen_addr>`.
+    pub fn instance_name(&self) -> String {
+        if let Some(name) = &self.fleet.instance_name {
+            return name.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("{host}/{}", self.listen_addr)
     }
 
     /// The SQLite file.

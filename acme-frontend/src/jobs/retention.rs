@@ -21,6 +21,11 @@ use crate::{App, now};
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Delay before the first run, so start-up work goes first.
 pub const FIRST_RUN_AFTER: Duration = Duration::from_secs(60);
+/// How often a front end that does not hold the jobs lease (or pruned
+/// less than [`PRUNE_EVERY`] ago) looks again.
+pub const LEADER_CHECK: Duration = Duration::from_secs(60);
+/// How often redeemed nonces are pruned.
+pub const NONCE_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Most orders, and most authorizations, deleted by one batch.
 pub const BATCH: i64 = 500;
 /// Pause between two batches.
@@ -32,10 +37,18 @@ pub fn cutoff(now: i64, retention_days: u32) -> i64 {
 }
 
 /// Runs the clean-up forever, with the configured retention.
+/// Only the holder of the jobs lease prunes ([`crate::leader`]); a front
+/// end that takes the lease over prunes within [`LEADER_CHECK`] of that.
 pub async fn prune_forever(app: Arc<App>) {
     let days = app.config.server.retention_days;
     tokio::time::sleep(FIRST_RUN_AFTER).await;
+    let mut last: Option<tokio::time::Instant> = None;
     loop {
+        if !app.leader.is_leader() || last.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+            tokio::time::sleep(LEADER_CHECK).await;
+            continue;
+        }
+        last = Some(tokio::time::Instant::now());
         match prune(&app.store, cutoff(now(), days), BATCH, PAUSE).await {
             Ok(done) if done.is_empty() => {}
             Ok(done) => tracing::info!(
@@ -59,7 +72,37 @@ pub async fn prune_forever(app: Arc<App>) {
                 tracing::warn!(target: "frontend", error = %e, "rate-limit bucket clean-up failed; retrying later")
             }
         }
-        tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+/// Deletes redeemed nonces that are too old to be accepted anyway (with a
+/// margin for clock differences), every [`NONCE_PRUNE_EVERY`], on the
+/// holder of the jobs lease; idle without `[fleet] enabled` (nonces are in
+/// memory then).
+pub async fn prune_nonces_forever(app: Arc<App>) {
+    if !app.config.fleet.enabled {
+        return;
+    }
+    loop {
+        tokio::time::sleep(NONCE_PRUNE_EVERY).await;
+        if !app.leader.is_leader() {
+            continue;
+        }
+        let before = now() - crate::nonces::PRUNE_MARGIN_SECS;
+        loop {
+            match app
+                .store
+                .run(move |c| crate::store::fleet::prune_nonces(c, before, BATCH))
+                .await
+            {
+                Ok(n) if n < usize::try_from(BATCH).unwrap_or(usize::MAX) => break,
+                Ok(_) => tokio::time::sleep(PAUSE).await,
+                Err(e) => {
+                    tracing::warn!(target: "frontend", error = %e, "pruning redeemed nonces failed; retrying later");
+                    break;
+                }
+            }
+        }
     }
 }
 

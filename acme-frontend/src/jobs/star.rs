@@ -12,7 +12,8 @@
 //! A refusal (the signer's record of the order says no) ends the order's
 //! reissues; an unavailable signer is retried at the next check.
 //!
-//! Runs only when STAR is on (`[server] star_min_lifetime_secs`).
+//! Runs only when STAR is on (`[server] star_min_lifetime_secs`), and only
+//! on the holder of the jobs lease ([`crate::leader`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +37,9 @@ pub async fn reissue_forever(app: Arc<App>) {
         return;
     }
     loop {
-        if let Err(e) = reissue_due(&app).await {
+        if app.leader.is_leader()
+            && let Err(e) = reissue_due(&app).await
+        {
             tracing::warn!(target: "frontend", error = %e, "STAR reissue check failed; retrying");
         }
         tokio::time::sleep(CHECK_EVERY).await;

@@ -317,6 +317,7 @@ pub async fn scrape(app: &App) -> Result<String, std::fmt::Error> {
         validator,
         crl_this_update: app.crl.this_update(),
         now: crate::now(),
+        jobs_lease_held: app.leader.fleet().then(|| app.leader.is_leader()),
     }));
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, &METRICS.registry)?;

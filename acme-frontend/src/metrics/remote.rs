@@ -24,6 +24,8 @@ pub struct Figures {
     pub crl_this_update: Option<i64>,
     /// Now, Unix seconds.
     pub now: i64,
+    /// With `[fleet] enabled`: whether this front end holds the jobs lease.
+    pub jobs_lease_held: Option<bool>,
 }
 
 type Fmt = Result<(), std::fmt::Error>;
@@ -93,6 +95,14 @@ impl Collector for Figures {
                 "akamu_crl_age_seconds",
                 "Seconds since thisUpdate of the CRL being served.",
                 (self.now - this_update).max(0),
+            )?;
+        }
+        if let Some(held) = self.jobs_lease_held {
+            gauge(
+                &mut e,
+                "akamu_fleet_jobs_lease_held",
+                "1 while this front end holds the jobs lease and runs the background jobs.",
+                i64::from(held),
             )?;
         }
         Ok(())

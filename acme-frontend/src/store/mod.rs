@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod authzs;
 pub mod certificates;
 pub mod eab;
+pub mod fleet;
 pub mod maintenance;
 pub mod models;
 pub mod orders;
@@ -180,13 +181,19 @@ impl Store {
         }
         let url = path.to_string_lossy();
         let mut writer = connect(&url, WRITER_PRAGMAS)?;
-        refuse_newer_schema(&mut writer, &url)?;
-        writer
-            .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| DatabaseError::Open {
-                path: url.to_string(),
-                detail: format!("migrations: {e}"),
-            })?;
+        // Under the write lock: front ends starting together on one
+        // database (`[fleet]`) apply each migration once, the others wait
+        // (busy timeout) and then find nothing pending.
+        writer.immediate_transaction(|writer| {
+            refuse_newer_schema(writer, &url)?;
+            writer
+                .run_pending_migrations(MIGRATIONS)
+                .map_err(|e| DatabaseError::Open {
+                    path: url.to_string(),
+                    detail: format!("migrations: {e}"),
+                })?;
+            Ok::<_, Error>(())
+        })?;
         let in_memory = path == Path::new(":memory:");
         if !in_memory {
             use std::os::unix::fs::PermissionsExt;

@@ -201,3 +201,37 @@ diesel::table! {
 
 diesel::joinable!(persist_hashes -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(persist_hashes, accounts);
+
+diesel::table! {
+    fleet_secrets (name) {
+        name -> Text,
+        value -> Binary,
+    }
+}
+
+diesel::table! {
+    used_nonces (nonce) {
+        nonce -> Binary,
+        expires -> BigInt,
+    }
+}
+
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        holder -> Text,
+        expires_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    current_crl (id) {
+        id -> Integer,
+        der -> Binary,
+        number -> BigInt,
+        this_update -> BigInt,
+        next_update -> BigInt,
+        mark_count -> BigInt,
+        mark_latest -> BigInt,
+    }
+}

@@ -339,6 +339,10 @@ impl RawResponse {
 pub(crate) struct RawClient {
     client: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     directory: Value,
+    /// Requests to URLs under `.0` are sent under `.1` instead (one front
+    /// end of several serving the same `base_url`); JWS `url`s are not
+    /// changed.
+    route: Option<(String, String)>,
 }
 
 impl RawClient {
@@ -349,11 +353,48 @@ impl RawClient {
         let mut raw = RawClient {
             client,
             directory: Value::Null,
+            route: None,
         };
         let rsp = raw.get(ca.directory()).await;
         assert_eq!(rsp.status, StatusCode::OK, "GET directory: {rsp:?}");
         raw.directory = rsp.json();
         raw
+    }
+
+    /// Connects to the CA whose certificate is `ca_cert` and fetches the
+    /// directory at `directory` (a CA the harness did not start as [`Ca`]).
+    /// Its TCP connections set `TCP_NODELAY` (a POST's headers and body
+    /// are two writes: without it, latencies measured through this client
+    /// would be the peer's 40 ms delayed ACK).
+    pub(crate) async fn connect(ca_cert: &Path, directory: &str) -> RawClient {
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(ca_cert))
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp);
+        let client = HyperClient::builder(TokioExecutor::new()).build(connector);
+        let mut raw = RawClient {
+            client,
+            directory: Value::Null,
+            route: None,
+        };
+        let rsp = raw.get(directory).await;
+        assert_eq!(rsp.status, StatusCode::OK, "GET directory: {rsp:?}");
+        raw.directory = rsp.json();
+        raw
+    }
+
+    /// This client, sending every request for a URL under `base_url` to
+    /// `origin` instead (a load balancer's choice, made by the test).
+    pub(crate) fn routed(&self, base_url: &str, origin: &str) -> RawClient {
+        RawClient {
+            route: Some((base_url.to_owned(), origin.to_owned())),
+            ..self.clone()
+        }
     }
 
     /// The directory object.
@@ -390,7 +431,13 @@ impl RawClient {
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> RawResponse {
-        let mut req = Request::builder().method(method).uri(url);
+        let routed = match &self.route {
+            Some((from, to)) if url.starts_with(from.as_str()) => {
+                format!("{to}{}", &url[from.len()..])
+            }
+            _ => url.to_owned(),
+        };
+        let mut req = Request::builder().method(method).uri(&routed);
         if let Some(ct) = content_type {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }

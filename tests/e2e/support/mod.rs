@@ -13,6 +13,8 @@ pub(crate) mod client;
 pub(crate) mod dns;
 /// An HTTP endpoint through which hook scripts publish TXT records.
 pub(crate) mod dns_control;
+/// Several front ends on one database, with one signer and one validator.
+pub(crate) mod fleet;
 /// The applicant's http-01 token server.
 pub(crate) mod http01;
 /// The operator's tools: `akamu-cli` and the `openssl` CLI.
