@@ -94,6 +94,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
     tokio::spawn(crate::validator_facts::refresh_forever(app.clone()));
     tokio::spawn(jobs::sweep_forever(app.clone()));
     tokio::spawn(crate::crl::refresh_forever(app.clone()));
+    // Resident memory follows the heap in use, not what malloc keeps
+    // (docs/src/reliability.md, the soak).
+    tokio::spawn(daemon_kit::memory::release_forever(
+        std::time::Duration::from_secs(30),
+    ));
     announce(&app, &children);
 
     let shutdown = async {

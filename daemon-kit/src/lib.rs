@@ -3,7 +3,8 @@
 //! [`tls`]), the `READY` line a launcher waits
 //! for ([`ready`]), the clock ([`clock`]), atomic file writes ([`files`]),
 //! the figures reported to `/metrics` ([`figures`]),
-//! dropping privileges ([`privileges`]) and logging set-up ([`logging`]).
+//! dropping privileges ([`privileges`]), logging set-up ([`logging`]) and
+//! handing freed heap back to the system ([`memory`]).
 //!
 //! Arrows point down: this crate uses `shared-proto`'s transport and
 //! allow-list; `shared-proto` (the contract) never depends on it.
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod figures;
 pub mod files;
 pub mod logging;
+pub mod memory;
 pub mod privileges;
 pub mod ready;
 pub mod tls;
