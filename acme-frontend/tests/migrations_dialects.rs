@@ -6,7 +6,9 @@
 //! `information_schema` and `pg_catalog`) into one neutral form — tables,
 //! columns with their diesel type and nullability, primary keys, unique
 //! constraints, named indexes with their uniqueness, columns and
-//! partial-ness, foreign keys — and every difference is named.
+//! predicate (tokenised, so SQLite's `IN (…)` and PostgreSQL's
+//! `= ANY (ARRAY[…])` compare equal), foreign keys — and every difference is
+//! named.
 //!
 //! Also: both directories hold the same migration versions (so
 //! `refuse_newer_schema` and upgrades mean the same on both), the
@@ -50,8 +52,9 @@ struct Column {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Index {
     unique: bool,
-    partial: bool,
     columns: Vec<String>,
+    /// The `WHERE` of a partial index, as [`predicate_tokens`] gives it.
+    predicate: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -87,6 +90,71 @@ fn ty(engine: &str, table: &str, column: &str, declared: &str) -> Ty {
              both backends (use TEXT, BOOLEAN, INTEGER, BIGINT, BLOB/BYTEA)"
         ),
     }
+}
+
+/// A partial index's predicate as comparable tokens: lower-case words and
+/// operators in order, string literals as written; casts (`::text`), `IS`,
+/// `ANY` and `ARRAY` dropped and `IN` read as `=`, so that SQLite's
+/// `status IN ('a', 'b')` and PostgreSQL's rendering of the same index,
+/// `(status = ANY (ARRAY['a'::text, 'b'::text]))`, give the same tokens.
+fn predicate_tokens(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            let mut lit = String::from("'");
+            while let Some(d) = chars.next() {
+                lit.push(d);
+                if d == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+            }
+            out.push(lit);
+        } else if c.is_alphanumeric() || c == '_' {
+            let mut word = c.to_ascii_lowercase().to_string();
+            while let Some(&d) = chars.peek().filter(|d| d.is_alphanumeric() || **d == '_') {
+                word.push(d.to_ascii_lowercase());
+                chars.next();
+            }
+            match word.as_str() {
+                "is" | "any" | "array" | "text" | "bigint" | "integer" | "boolean" => {}
+                "in" => out.push("=".to_owned()),
+                _ => out.push(word),
+            }
+        } else if "<>=!".contains(c) {
+            let mut op = c.to_string();
+            while let Some(&d) = chars.peek().filter(|d| "<>=".contains(**d)) {
+                op.push(d);
+                chars.next();
+            }
+            out.push(op);
+        }
+    }
+    out
+}
+
+/// The predicate of SQLite's partial index `index`: the tokens after
+/// `WHERE` in its `CREATE INDEX` statement.
+fn sqlite_predicate(conn: &mut SqliteConnection, index: &str) -> Vec<String> {
+    let sql: Vec<Name> =
+        sql_query("SELECT sql AS name FROM sqlite_master WHERE type = 'index' AND name = ?")
+            .bind::<Text, _>(index)
+            .load(conn)
+            .expect("sqlite_master");
+    let tokens = predicate_tokens(
+        &sql.first()
+            .unwrap_or_else(|| panic!("no SQL for {index}"))
+            .name,
+    );
+    let at = tokens
+        .iter()
+        .position(|t| t == "where")
+        .unwrap_or_else(|| panic!("partial index {index} without WHERE"));
+    tokens[at + 1..].to_vec()
 }
 
 // --- SQLite -----------------------------------------------------------------
@@ -181,12 +249,13 @@ fn sqlite_schema(conn: &mut SqliteConnection) -> Schema {
                     t.unique.insert(columns);
                 }
                 _ => {
+                    let predicate = (i.partial != 0).then(|| sqlite_predicate(conn, &i.name));
                     t.indexes.insert(
                         i.name,
                         Index {
                             unique: i.uniq != 0,
-                            partial: i.partial != 0,
                             columns,
+                            predicate,
                         },
                     );
                 }
@@ -248,8 +317,8 @@ struct PgIndex {
     is_primary: bool,
     #[diesel(sql_type = Bool)]
     is_constraint: bool,
-    #[diesel(sql_type = Bool)]
-    partial: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    predicate: Option<String>,
     #[diesel(sql_type = Text)]
     columns: String,
 }
@@ -287,7 +356,7 @@ fn pg_schema(conn: &mut PgConnection) -> Schema {
             "SELECT i.relname::text AS name, ix.indisunique AS uniq, ix.indisprimary AS is_primary, \
                     EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = ix.indexrelid \
                             AND c.conrelid = ix.indrelid) AS is_constraint, \
-                    (ix.indpred IS NOT NULL) AS partial, \
+                    pg_get_expr(ix.indpred, ix.indrelid) AS predicate, \
                     array_to_string(ARRAY( \
                         SELECT a.attname FROM unnest(ix.indkey) WITH ORDINALITY AS k(attnum, ord) \
                         JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = k.attnum \
@@ -317,7 +386,7 @@ fn pg_schema(conn: &mut PgConnection) -> Schema {
                     i.name,
                     Index {
                         unique: i.uniq,
-                        partial: i.partial,
+                        predicate: i.predicate.as_deref().map(predicate_tokens),
                         columns,
                     },
                 );
@@ -513,8 +582,8 @@ fn sqlite_and_postgres_migrations_give_the_same_schema() {
     assert_eq!(sqlite.migrations.len(), 15, "{:?}", sqlite.migrations);
     let one_attempt = Index {
         unique: true,
-        partial: true,
         columns: vec!["authz_id".to_owned()],
+        predicate: Some(vec!["status".into(), "=".into(), "'processing'".into()]),
     };
     for (engine, schema) in [("SQLite", &sqlite), ("PostgreSQL", &postgres)] {
         assert_eq!(
