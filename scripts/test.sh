@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 need_pkgs=()
 # perl and make build the vendored OpenSSL (openssl-src, docs/src/cryptography.md).
-for pkg in perl make gcc pkg-config libssl-dev certbot lego openssl systemd selinux-policy-dev selinux-policy-default semodule-utils policycoreutils selinux-utils setools softhsm2 opensc python3-venv pebble prometheus nginx; do
+for pkg in perl make gcc pkg-config libssl-dev certbot lego openssl systemd selinux-policy-dev selinux-policy-default semodule-utils policycoreutils selinux-utils setools softhsm2 opensc python3-venv pebble prometheus nginx postgresql libpq-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

@@ -1,0 +1,2 @@
+DROP INDEX star_orders_due;
+DROP TABLE star_orders;

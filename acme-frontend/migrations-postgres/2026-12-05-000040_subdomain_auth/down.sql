@@ -1,0 +1,1 @@
+ALTER TABLE authorizations DROP COLUMN subdomain_auth_allowed;

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS idx_challenges_one_attempt;

@@ -1,0 +1,1 @@
+DROP TABLE persist_hashes;
