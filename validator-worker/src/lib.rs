@@ -65,7 +65,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .with_perspectives(perspectives::Perspectives::new(
             config.perspectives.clone(),
             std::time::Duration::from_millis(config.perspective_timeout_ms),
-        ));
+            config.perspective_client.as_ref(),
+        )?);
     if let Some(me) = &config.remote_perspective {
         tracing::info!(name = %me.name, rir = %me.rir, "serving as a remote perspective");
         service = service.as_perspective(shared_proto::statement::Perspective {
@@ -103,6 +104,18 @@ pub async fn run(config: Config) -> Result<(), Error> {
         allow_private_targets = config.allow_private_targets,
         "validator listening"
     );
+    let tls = match &config.tcp {
+        None => None,
+        Some(tcp) => {
+            let tls = tcp.bind()?;
+            tracing::info!(
+                tcp = %tcp.listen_addr,
+                client_names = ?tcp.client_names,
+                "listening with mutual TLS"
+            );
+            Some(tls)
+        }
+    };
     daemon_kit::ready::print(Daemon::Validator, &path).map_err(io("writing the READY line"))?;
 
     let shutdown = async move {
@@ -111,12 +124,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
             _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
         }
     };
-    server::serve_until(
-        Acceptor::new(Daemon::Validator, listener, path, allow),
-        service,
-        shutdown,
-    )
-    .await;
+    let mut acceptor = Acceptor::new(Daemon::Validator, listener, path, allow);
+    if let Some(tls) = tls {
+        acceptor = acceptor.with_tls(tls);
+    }
+    server::serve_until(acceptor, service, shutdown).await;
     Ok(())
 }
 
