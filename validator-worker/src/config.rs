@@ -678,6 +678,33 @@ mod tests {
     }
 
     #[test]
+    fn tcp_errors_name_the_key() {
+        let base = "socket_path = \"v\"\nallowed_uids = [1]\n\
+                    [remote_perspective]\nname = \"p1\"\nrir = \"ARIN\"\n\
+                    [tcp]\ncert_file = \"/s.crt\"\nkey_file = \"/s.key\"\n\
+                    client_ca_file = \"/ca.pem\"\n";
+        for (rest, key) in [
+            (
+                "listen_addr = \"127.0.0.1:4710\"\nclient_names = []\n",
+                "tcp.client_names",
+            ),
+            (
+                "listen_addr = \"127.0.0.1:0\"\nclient_names = [\"p.example\"]\n",
+                "tcp.listen_addr",
+            ),
+        ] {
+            let err = Config::parse(&format!("{base}{rest}")).expect_err(key);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let err = Config::parse(
+            "socket_path = \"v\"\nallowed_uids = [1]\n[[perspectives]]\nname = \"p\"\n\
+             rir = \"ARIN\"\naddress = \"tcp:[::1:4710\"\n",
+        )
+        .expect_err("unclosed bracket");
+        assert!(err.to_string().contains("tcp:host:port"), "{err}");
+    }
+
+    #[test]
     fn defaults_match_new() {
         let c = Config::parse("socket_path = \"v.sock\"\nallowed_uids = [7]\n").expect("parse");
         assert_eq!(c, Config::new("v.sock", vec![7]));

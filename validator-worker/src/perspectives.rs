@@ -433,3 +433,88 @@ fn describe(list: &[Remote], outcomes: &[Outcome], failures: &[Option<Failure>])
         failed.join("; ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp_entry(name: &str, server_name: &str) -> PerspectiveConfig {
+        PerspectiveConfig {
+            name: name.into(),
+            rir: "ARIN".into(),
+            address: PerspectiveAddress::Tcp(format!("{name}.ca.internal:4710")),
+            server_name: Some(server_name.into()),
+        }
+    }
+
+    /// The client files are read once, at start-up: a missing one stops
+    /// the validator with its path; readable ones give each `tcp:` entry
+    /// its own expected name.
+    #[test]
+    fn client_files_are_loaded_once_and_named_when_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client = PerspectiveClient {
+            ca_file: dir.path().join("missing-ca.pem"),
+            cert_file: dir.path().join("primary.crt"),
+            key_file: dir.path().join("primary.key"),
+        };
+        let err = Perspectives::new(
+            vec![tcp_entry("p1", "p1.ca.internal")],
+            Duration::from_secs(1),
+            Some(&client),
+        )
+        .expect_err("missing CA file");
+        assert!(err.to_string().contains("missing-ca.pem"), "{err}");
+
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let ca_pem = ca.self_signed(&ca_key).expect("ca").pem();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf =
+            rcgen::CertificateParams::new(vec!["primary.ca.internal".to_owned()]).expect("params");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = leaf.signed_by(&key, &issuer).expect("leaf");
+        std::fs::write(dir.path().join("ca.pem"), ca_pem).expect("write");
+        std::fs::write(&client.cert_file, cert.pem()).expect("write");
+        std::fs::write(&client.key_file, key.serialize_pem()).expect("write");
+        let client = PerspectiveClient {
+            ca_file: dir.path().join("ca.pem"),
+            ..client
+        };
+        let unix = PerspectiveConfig {
+            name: "p3".into(),
+            rir: "RIPE".into(),
+            address: PerspectiveAddress::Unix("/run/p3.sock".into()),
+            server_name: None,
+        };
+        let ps = Perspectives::new(
+            vec![
+                tcp_entry("p1", "p1.ca.internal"),
+                tcp_entry("p2", "10.0.0.2"),
+                unix,
+            ],
+            Duration::from_secs(1),
+            Some(&client),
+        )
+        .expect("loaded");
+        let links: Vec<String> = ps.list.iter().map(|r| r.link.to_string()).collect();
+        assert_eq!(
+            links,
+            [
+                "tcp:p1.ca.internal:4710",
+                "tcp:p2.ca.internal:4710",
+                "unix:/run/p3.sock"
+            ]
+        );
+        // A tcp: entry without the client settings is refused.
+        assert!(
+            Perspectives::new(
+                vec![tcp_entry("p1", "p1.ca.internal")],
+                Duration::from_secs(1),
+                None
+            )
+            .is_err()
+        );
+    }
+}
