@@ -34,14 +34,14 @@ fn examples_parse_and_match_the_units() {
         Some(("akamu-frontend".to_owned(), "akamu-frontend".to_owned()))
     );
     assert_eq!(frontend.signer_socket(), signer.socket_path);
-    assert_eq!(frontend.validator_socket(), validator.socket_path);
+    assert_eq!(Some(frontend.validator_socket()), validator.socket_path);
     assert_eq!(
         signer.socket_path,
         PathBuf::from("/run/akamu/signer/signer.sock")
     );
     assert_eq!(
         validator.socket_path,
-        PathBuf::from("/run/akamu/validator/validator.sock")
+        Some(PathBuf::from("/run/akamu/validator/validator.sock"))
     );
     // The socket directories are setgid akamu-frontend: group access is the
     // frontend's, nobody else gets any.

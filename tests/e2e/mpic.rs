@@ -116,12 +116,17 @@ impl Perspective {
             log: dir.join(format!("{name}.log")),
             child: None,
         };
+        // p1 over TCP listens on TCP only (no socket, no uid allow-list).
+        let unix = if p.tcp.is_some() && name == "p1" {
+            String::new()
+        } else {
+            format!("socket_path = {:?}\nallowed_uids = [{uid}]\n", p.socket)
+        };
         let mut text = format!(
-            "socket_path = {:?}\nallowed_uids = [{uid}]\nstatement_key_file = {:?}\n\
+            "{unix}statement_key_file = {:?}\n\
              http_validation_port = {http_port}\nallow_private_targets = true\n\
              dns_resolver_addr = \"{}\"\ncaa_identities = [\"akamu.test\"]\n\
              [remote_perspective]\nname = {name:?}\nrir = {rir:?}\n",
-            p.socket,
             p.key,
             dns.addr()
         );
@@ -532,7 +537,8 @@ const PRIMARY_NAME: &str = "primary.ca.internal";
 
 /// Five perspectives as `validator-worker` processes on
 /// `tcp:127.0.0.1:<port>` with mutual TLS (an rcgen links CA, one server
-/// certificate per perspective, the primary's client certificate): issued
+/// certificate per perspective, the primary's client certificate; p1 on
+/// TCP only, without a Unix socket): issued
 /// and verified; one down, issued. Then p4's certificate carries the wrong
 /// name and p5 comes back with a `client_names` that lacks the primary: it
 /// refuses the primary and logs why; neither corroborates, the order fails
@@ -585,6 +591,7 @@ async fn five_perspectives_over_mutual_tls() {
     let http = Http01Server::start(http_port).await;
     let account = acme_account(&ca).await;
     let certs = tempfile::tempdir().expect("tempdir");
+    assert!(!perspectives[0].socket.exists(), "p1 listens on TCP only");
 
     let issued = issue_http01(&account, &http, &["tls.example.org"]).await;
     let leaf = verify_chain(certs.path(), ca.ca_cert(), &issued.chain_pem);

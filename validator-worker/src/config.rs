@@ -15,12 +15,17 @@ use crate::error::Error;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Path of the Unix socket the validator listens on (required).
-    pub socket_path: PathBuf,
+    /// Path of the Unix socket the validator listens on. Required, except
+    /// for a remote perspective with `[tcp]`, which may listen on TCP only
+    /// (then `statement_key_file` is required).
+    #[serde(default)]
+    pub socket_path: Option<PathBuf>,
     /// Permission bits of the socket file (default `0o600`).
     #[serde(default = "default_socket_mode")]
     pub socket_mode: u32,
-    /// Uids allowed to connect (`SO_PEERCRED`); must not be empty.
+    /// Uids allowed to connect (`SO_PEERCRED`); must not be empty with a
+    /// socket, must be empty without one.
+    #[serde(default)]
     pub allowed_uids: Vec<u32>,
     /// Port probed for http-01 (default 80; tests use another).
     #[serde(default = "default_http_validation_port")]
@@ -284,7 +289,7 @@ impl Config {
     /// allow-list.
     pub fn new(socket_path: impl Into<PathBuf>, allowed_uids: Vec<u32>) -> Self {
         Self {
-            socket_path: socket_path.into(),
+            socket_path: Some(socket_path.into()),
             socket_mode: default_socket_mode(),
             allowed_uids,
             http_validation_port: default_http_validation_port(),
@@ -311,11 +316,15 @@ impl Config {
         }
     }
 
-    /// Where the statement key lives.
+    /// Where the statement key lives: `statement_key_file`, else next to
+    /// the socket (a configuration without a socket names the file;
+    /// [`Config::validate`] checks it).
     pub fn statement_key_path(&self) -> PathBuf {
-        self.statement_key_file
-            .clone()
-            .unwrap_or_else(|| self.socket_path.with_file_name("validator-statement.key"))
+        match (&self.statement_key_file, &self.socket_path) {
+            (Some(file), _) => file.clone(),
+            (None, Some(socket)) => socket.with_file_name("validator-statement.key"),
+            (None, None) => PathBuf::from("validator-statement.key"),
+        }
     }
 
     /// Reads and validates a TOML file.
@@ -345,13 +354,34 @@ impl Config {
 
     /// Checks the values serde cannot check.
     pub fn validate(&self) -> Result<(), Error> {
-        if self.allowed_uids.is_empty() {
-            return Err(Error::InvalidConfig(
-                "allowed_uids must name at least one uid",
-            ));
-        }
-        if self.socket_path.as_os_str().is_empty() {
-            return Err(Error::InvalidConfig("socket_path must not be empty"));
+        match &self.socket_path {
+            Some(path) => {
+                if path.as_os_str().is_empty() {
+                    return Err(Error::InvalidConfig("socket_path must not be empty"));
+                }
+                if self.allowed_uids.is_empty() {
+                    return Err(Error::InvalidConfig(
+                        "allowed_uids must name at least one uid",
+                    ));
+                }
+            }
+            None => {
+                if self.tcp.is_none() {
+                    return Err(Error::InvalidConfig(
+                        "socket_path is required (only a remote perspective with [tcp] may go without)",
+                    ));
+                }
+                if !self.allowed_uids.is_empty() {
+                    return Err(Error::InvalidConfig(
+                        "allowed_uids is for the Unix socket; without socket_path leave it out",
+                    ));
+                }
+                if self.statement_key_file.is_none() {
+                    return Err(Error::InvalidConfig(
+                        "without socket_path, statement_key_file is required",
+                    ));
+                }
+            }
         }
         if self.socket_mode > 0o777 {
             return Err(Error::InvalidConfig("socket_mode must be at most 0o777"));
@@ -778,5 +808,32 @@ mod tests {
         assert!(Config::parse("socket_path = \"v\"\nallowed_uids = [1]\nbogus = 1\n").is_err());
         assert!(Config::parse("socket_path = \"v\"\nallowed_uids = []\n").is_err());
         assert!(Config::parse("allowed_uids = [1]\n").is_err());
+    }
+
+    /// A remote perspective may listen on TCP only; nothing else may go
+    /// without its socket.
+    #[test]
+    fn a_perspective_may_listen_on_tcp_only() {
+        let me = "[remote_perspective]\nname = \"p1\"\nrir = \"ARIN\"\n";
+        let tcp = "[tcp]\nlisten_addr = \"0.0.0.0:4710\"\ncert_file = \"/s.crt\"\n\
+                   key_file = \"/s.key\"\nclient_ca_file = \"/ca.pem\"\n\
+                   client_names = [\"primary.ca.internal\"]\n";
+        let key = "statement_key_file = \"/var/lib/p1/statement.key\"\n";
+        let c = Config::parse(&format!("{key}{me}{tcp}")).expect("TCP only");
+        assert_eq!(c.socket_path, None);
+        assert_eq!(
+            c.statement_key_path(),
+            PathBuf::from("/var/lib/p1/statement.key")
+        );
+        for (what, text) in [
+            ("no statement_key_file", format!("{me}{tcp}")),
+            (
+                "allowed_uids without a socket",
+                format!("allowed_uids = [1]\n{key}{me}{tcp}"),
+            ),
+            ("no socket and no [tcp]", format!("{key}{me}")),
+        ] {
+            assert!(Config::parse(&text).is_err(), "{what}");
+        }
     }
 }
