@@ -383,6 +383,19 @@ pub fn validator_config(c: &Config, uid: u32) -> String {
             toml_str(&p.rir),
             toml_str(&p.address),
         ));
+        if let Some(name) = &p.server_name {
+            out.push_str(&format!("server_name = {}\n", toml_str(name)));
+        }
+    }
+    if let Some(client) = &c.validator.perspective_client {
+        // Passed verbatim: the validator checks its keys strictly.
+        let mut outer = toml::Table::new();
+        outer.insert(
+            "perspective_client".into(),
+            toml::Value::Table(client.clone()),
+        );
+        out.push('\n');
+        out.push_str(&outer.to_string());
     }
     out
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use daemon_kit::Daemon;
 use daemon_kit::accept::Acceptor;
-use daemon_kit::tls::{ServerFiles, TlsListener};
-use shared_proto::peer::{AllowList, ClientNames};
+use daemon_kit::tls::TlsListener;
+use shared_proto::peer::AllowList;
 use shared_proto::signer::SignerRpc;
 use shared_proto::transport;
 use tarpc::server::Serve;
@@ -61,13 +61,7 @@ impl Server {
         let tls = match &config.tcp {
             None => None,
             Some(tcp) => {
-                let files = ServerFiles {
-                    cert_file: tcp.cert_file.clone(),
-                    key_file: tcp.key_file.clone(),
-                    client_ca_file: tcp.client_ca_file.clone(),
-                };
-                let names = ClientNames::new(tcp.client_names.iter().cloned());
-                let tls = TlsListener::bind(tcp.listen_addr, &files, names)?;
+                let tls = tcp.bind()?;
                 tracing::info!(
                     target: "signer",
                     tcp = %tcp.listen_addr,

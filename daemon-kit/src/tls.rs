@@ -39,6 +39,81 @@ pub struct ServerFiles {
     pub client_ca_file: PathBuf,
 }
 
+/// `[tcp]` of the signer and of a remote perspective: the mutual-TLS
+/// listener, one shape and one check for both. A TCP peer is served only
+/// after the TLS 1.3 handshake verified its certificate against
+/// `client_ca_file` and one of the certificate's DNS names is in
+/// `client_names`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpConfig {
+    /// Address and port to listen on, e.g. `10.0.0.5:4701`. Required. A
+    /// port of 1024 or more: the daemon binds it after dropping every
+    /// capability.
+    pub listen_addr: SocketAddr,
+    /// The server's TLS certificate chain (PEM, leaf first). Required.
+    pub cert_file: PathBuf,
+    /// Its private key (PEM); readable by the daemon's user only. Required.
+    pub key_file: PathBuf,
+    /// The CA certificate(s) (PEM) the clients' certificates must chain
+    /// to. Required; use a CA made for these links, not the ACME CA.
+    pub client_ca_file: PathBuf,
+    /// DNS names of the client certificates allowed to call (Boulder's
+    /// `clientNames`): exact names, no wildcards. Required, non-empty.
+    pub client_names: Vec<String>,
+}
+
+impl TcpConfig {
+    /// Checks what serde cannot: the key (`tcp.<key>`) at fault and why.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.client_names.is_empty() {
+            return Err(("tcp.client_names", "must name at least one client".into()));
+        }
+        if let Some(name) = self.client_names.iter().find(|n| !is_client_name(n)) {
+            return Err((
+                "tcp.client_names",
+                format!("{name:?} is not a DNS name (exact names only, no wildcards)"),
+            ));
+        }
+        if self.listen_addr.port() == 0 {
+            return Err(("tcp.listen_addr", "needs a port".into()));
+        }
+        Ok(())
+    }
+
+    /// The certificate files of the listener.
+    pub fn files(&self) -> ServerFiles {
+        ServerFiles {
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            client_ca_file: self.client_ca_file.clone(),
+        }
+    }
+
+    /// Reads the files and binds the listener.
+    pub fn bind(&self) -> Result<TlsListener, SetupError> {
+        TlsListener::bind(
+            self.listen_addr,
+            &self.files(),
+            ClientNames::new(self.client_names.iter().cloned()),
+        )
+    }
+}
+
+/// Whether `name` is an exact DNS name fit for a client-name allow-list
+/// (letters, digits, hyphens, dots; no wildcard, no empty label).
+pub fn is_client_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Why the listener could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {

@@ -34,14 +34,14 @@ fn examples_parse_and_match_the_units() {
         Some(("akamu-frontend".to_owned(), "akamu-frontend".to_owned()))
     );
     assert_eq!(frontend.signer_socket(), signer.socket_path);
-    assert_eq!(frontend.validator_socket(), validator.socket_path);
+    assert_eq!(Some(frontend.validator_socket()), validator.socket_path);
     assert_eq!(
         signer.socket_path,
         PathBuf::from("/run/akamu/signer/signer.sock")
     );
     assert_eq!(
         validator.socket_path,
-        PathBuf::from("/run/akamu/validator/validator.sock")
+        Some(PathBuf::from("/run/akamu/validator/validator.sock"))
     );
     // The socket directories are setgid akamu-frontend: group access is the
     // frontend's, nobody else gets any.
@@ -175,4 +175,26 @@ fn the_documented_tcp_setup_parses_and_matches_the_drop_in() {
             .any(|l| l.trim() == format!("SocketBindAllow=tcp:{port}")),
         "signer-tcp.conf does not open port {port}"
     );
+}
+
+/// The remote-perspective example parses as a validator configuration with
+/// `[remote_perspective]` and `[tcp]`, and listens on the port the SELinux
+/// example labels (`akamu_perspective_port_t`, 4710).
+#[test]
+fn the_perspective_example_listens_with_mutual_tls() {
+    let text = example("perspective.toml");
+    let p = validator_worker::config::Config::parse(&text).expect("perspective.toml parses");
+    let me = p.remote_perspective.expect("[remote_perspective]");
+    let tcp = p.tcp.expect("[tcp]");
+    assert_eq!(tcp.listen_addr.port(), 4710);
+    assert!(
+        text.contains("akamu_perspective_port_t -p tcp 4710"),
+        "the SELinux step names the port"
+    );
+    assert!(
+        text.contains(&format!("server_name = \"{}.ca.internal\"", me.name)),
+        "the primary's entry is shown"
+    );
+    assert_eq!(tcp.client_names, ["primary.ca.internal"]);
+    assert!(p.perspectives.is_empty(), "a perspective asks nobody");
 }

@@ -259,6 +259,10 @@ fn planted_violations_are_caught() {
             "signer-connects",
             "allow akamu_signer_t akamu_signer_port_t:tcp_socket name_connect;",
         ),
+        (
+            "validator-binds",
+            "allow akamu_validator_t akamu_signer_port_t:tcp_socket name_bind;",
+        ),
         ("other-writes-audit", "# (files_type above)"),
     ];
     te.push_str("\n# Planted by deploy-tests: every line below breaks a rule.\n");

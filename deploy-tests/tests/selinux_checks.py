@@ -22,7 +22,7 @@ OURS = [
     "akamu_conf_t", "akamu_key_t", "akamu_frontend_tls_t", "akamu_db_t",
     "akamu_signer_var_lib_t", "akamu_audit_t", "akamu_validator_var_lib_t",
     "akamu_var_run_t", "akamu_signer_var_run_t", "akamu_validator_var_run_t",
-    "akamu_signer_port_t",
+    "akamu_signer_port_t", "akamu_perspective_port_t",
 ]
 
 READ = {"read", "map", "execute"}
@@ -106,6 +106,12 @@ def main():
     found += [("signer-network", r) for r in rules
               if str(r.source) == "akamu_signer_t" and str(r.tclass) in NET_CLASSES
               and not NET_OWN & set(r.perms) and str(r.target) != "akamu_signer_t"]
+
+    # The validator binds one kind of TCP port: a remote perspective's
+    # (akamu_perspective_port_t). Any other TCP port is validator-binds.
+    for r in matching("akamu_validator_t", classes={"tcp_socket"}, perms={"name_bind"}):
+        if str(r.target) != "akamu_perspective_port_t":
+            found.append(("validator-binds", r))
 
     # Nobody but the signer modifies the audit log, except the domains the
     # policy declares unconfined (init, kernel, dpkg, unconfined_t…), which

@@ -369,3 +369,29 @@ fn sysusers_and_tmpfiles_create_the_layout() {
         assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{path} owner");
     }
 }
+
+/// A remote perspective listens on its `[tcp]` port with the unit as it
+/// is: the validator's unit keeps IPv4/IPv6, restricts no `bind()` and
+/// denies no address but link-local and multicast, so it needs no drop-in
+/// (unlike the signer's, `examples/signer-tcp.conf`). Its resolver binds
+/// random UDP ports, so a SocketBindDeny=any drop-in would break DNS.
+#[test]
+fn a_perspective_needs_no_drop_in_to_listen() {
+    let text = read(&systemd_dir().join(unit_name("validator")));
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(&"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"),
+        "the validator unit lost IPv4/IPv6"
+    );
+    for forbidden in [
+        "SocketBindDeny=",
+        "SocketBindAllow=",
+        "PrivateNetwork=yes",
+        "IPAddressDeny=any",
+    ] {
+        assert!(
+            !lines.iter().any(|l| l.starts_with(forbidden)),
+            "akamu-validator.service has {forbidden}: a perspective's [tcp] port needs a drop-in now"
+        );
+    }
+}

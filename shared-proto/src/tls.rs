@@ -153,6 +153,19 @@ impl ClientTls {
         })
     }
 
+    /// The same trust anchors and client identity, expecting another
+    /// server name (a primary's one identity toward each perspective).
+    pub fn for_server(&self, name: &str) -> Result<Self, TlsError> {
+        let server_name =
+            ServerName::try_from(name.to_owned()).map_err(|_| TlsError::ServerName {
+                name: name.to_owned(),
+            })?;
+        Ok(Self {
+            config: Arc::clone(&self.config),
+            server_name,
+        })
+    }
+
     /// A configuration from parts (tests build clients that present no
     /// certificate, or one from another CA, this way).
     pub fn from_config(config: Arc<ClientConfig>, server_name: ServerName<'static>) -> Self {

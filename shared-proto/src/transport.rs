@@ -71,8 +71,11 @@ pub enum TransportError {
         /// The peer's.
         theirs: u16,
     },
-    /// The server refused our uid (not on its allow-list).
-    #[error("the server refused this process (uid not on its allow-list)")]
+    /// The server refused us: our uid, or over TLS our certificate's name,
+    /// is not on its allow-list.
+    #[error(
+        "the server refused this process (not on its allow-list: our uid, or over TLS our certificate's name)"
+    )]
     Refused,
     /// The peer's uid is not on our allow-list.
     #[error("peer uid {uid} is not on the allow-list")]

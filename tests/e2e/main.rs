@@ -51,7 +51,9 @@ mod ari;
 mod profiles;
 
 /// Multi-perspective validation (BR §3.2.2.9): five perspective processes,
-/// one or two down, a hanging one cancelled, a lying one outvoted.
+/// one or two down, a hanging one cancelled, a lying one outvoted; five
+/// over TCP with mutual TLS, with a wrong name, another CA, a refused
+/// primary.
 mod mpic;
 
 /// CAA (RFC 8659, RFC 8657) at validation and re-checked at finalize; one

@@ -14,6 +14,11 @@
 //!   perspectives too.
 //! * A lying perspective (a fake speaking the RPC, signing "valid" with
 //!   its own trusted key whatever it is asked) is outvoted.
+//! * Over TCP with mutual TLS (`tcp:127.0.0.1:port`): five perspectives
+//!   issue, one down still issues; a perspective that does not list the
+//!   primary's client name refuses it (and logs why), and one whose
+//!   certificate has the wrong name or comes from another CA does not
+//!   corroborate: the problem names each.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -41,6 +46,7 @@ use crate::support::certs::{dns_sans, verify_chain};
 use crate::support::client::{RawClient, acme_account, issue_http01};
 use crate::support::dns::DnsServer;
 use crate::support::http01::Http01Server;
+use crate::support::link_pki::{LinkCa, write_file};
 use crate::support::procs::{Ca, CaOptions, binary_path};
 
 /// The five perspectives: name and RIR label.
@@ -60,40 +66,78 @@ struct Perspective {
     socket: PathBuf,
     key: PathBuf,
     config: PathBuf,
+    /// Its `[tcp]` listener, when reached over TCP with mutual TLS.
+    tcp: Option<TcpSide>,
+    /// Its stderr.
+    log: PathBuf,
     child: Option<Child>,
+}
+
+/// A perspective's mutual-TLS listener.
+#[derive(Clone)]
+struct TcpSide {
+    port: u16,
+    /// The name the primary expects (`server_name`).
+    server_name: String,
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: PathBuf,
+    client_names: Vec<String>,
 }
 
 impl Perspective {
     /// Writes its config under `dir` and starts it.
     fn start(
         dir: &Path,
-        (name, rir): (&'static str, &'static str),
+        who: (&'static str, &'static str),
         http_port: u16,
         dns: &DnsServer,
     ) -> Self {
+        Self::start_with(dir, who, http_port, dns, None)
+    }
+
+    /// Writes its config under `dir` (with `[tcp]` when given) and starts
+    /// it.
+    fn start_with(
+        dir: &Path,
+        (name, rir): (&'static str, &'static str),
+        http_port: u16,
+        dns: &DnsServer,
+        tcp: Option<TcpSide>,
+    ) -> Self {
         let uid = nix::unistd::geteuid().as_raw();
-        let socket = dir.join(format!("{name}.sock"));
-        let key = dir.join(format!("{name}.key"));
-        let config = dir.join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "socket_path = {socket:?}\nallowed_uids = [{uid}]\nstatement_key_file = {key:?}\n\
-                 http_validation_port = {http_port}\nallow_private_targets = true\n\
-                 dns_resolver_addr = \"{}\"\ncaa_identities = [\"akamu.test\"]\n\
-                 [remote_perspective]\nname = {name:?}\nrir = {rir:?}\n",
-                dns.addr()
-            ),
-        )
-        .expect("write perspective config");
         let mut p = Self {
             name,
             rir,
-            socket,
-            key,
-            config,
+            socket: dir.join(format!("{name}.sock")),
+            key: dir.join(format!("{name}.key")),
+            config: dir.join(format!("{name}.toml")),
+            tcp,
+            log: dir.join(format!("{name}.log")),
             child: None,
         };
+        // p1 over TCP listens on TCP only (no socket, no uid allow-list).
+        let unix = if p.tcp.is_some() && name == "p1" {
+            String::new()
+        } else {
+            format!("socket_path = {:?}\nallowed_uids = [{uid}]\n", p.socket)
+        };
+        let mut text = format!(
+            "{unix}statement_key_file = {:?}\n\
+             http_validation_port = {http_port}\nallow_private_targets = true\n\
+             dns_resolver_addr = \"{}\"\ncaa_identities = [\"akamu.test\"]\n\
+             [remote_perspective]\nname = {name:?}\nrir = {rir:?}\n",
+            p.key,
+            dns.addr()
+        );
+        if let Some(t) = &p.tcp {
+            text.push_str(&format!(
+                "[tcp]\nlisten_addr = \"127.0.0.1:{}\"\ncert_file = {:?}\nkey_file = {:?}\n\
+                 client_ca_file = {:?}\nclient_names = {:?}\n",
+                t.port, t.cert, t.key, t.client_ca, t.client_names
+            ));
+        }
+        std::fs::write(&p.config, text).expect("write perspective config");
         p.spawn();
         p
     }
@@ -103,7 +147,7 @@ impl Perspective {
             .arg("--config")
             .arg(&self.config)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&self.log).expect("log file"))
             .spawn()
             .expect("spawn validator-worker");
         let stdout = child.stdout.take().expect("stdout");
@@ -139,7 +183,35 @@ impl Perspective {
 
     /// Its `[[validator.perspectives]]` entry for the launcher.
     fn entry(&self) -> String {
-        entry(self.name, self.rir, &self.socket, &self.key)
+        match &self.tcp {
+            None => entry(self.name, self.rir, &self.socket, &self.key),
+            Some(t) => format!(
+                "[[validator.perspectives]]\nname = {:?}\nrir = {:?}\n\
+                 address = \"tcp:127.0.0.1:{}\"\nserver_name = {:?}\npublic_key_file = {:?}\n",
+                self.name,
+                self.rir,
+                t.port,
+                t.server_name,
+                shared_proto::statement::public_path(&self.key)
+            ),
+        }
+    }
+
+    /// Waits up to 10 s for a line of its log holding every one of
+    /// `needles`.
+    async fn wait_for_line(&self, needles: &[&str]) -> String {
+        for _ in 0..100 {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{} logged no line with {needles:?}:\n{}",
+            self.name,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 }
 
@@ -458,4 +530,196 @@ async fn a_lying_perspective_is_outvoted() {
     assert_eq!(order["status"], "invalid", "{order}");
     assert!(order.get("certificate").is_none(), "{order}");
     drop((liar, real));
+}
+
+/// The primary's client name on the links.
+const PRIMARY_NAME: &str = "primary.ca.internal";
+
+/// Five perspectives as `validator-worker` processes on
+/// `tcp:127.0.0.1:<port>` with mutual TLS (an rcgen links CA, one server
+/// certificate per perspective, the primary's client certificate; p1 on
+/// TCP only, without a Unix socket): issued
+/// and verified; one down, issued. Then p4's certificate carries the wrong
+/// name and p5 comes back with a `client_names` that lacks the primary: it
+/// refuses the primary and logs why; neither corroborates, the order fails
+/// and the problem names both. Then p5's certificate comes from another
+/// CA: the same, named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_perspectives_over_mutual_tls() {
+    let dns = DnsServer::start().await;
+    let top = tempfile::tempdir().expect("tempdir");
+    let dir = top.path();
+    let http_port = test_kit::ports::free_port();
+
+    let links = LinkCa::new("Akāmu links CA (test)");
+    let links_ca = write_file(dir, "links-ca.pem", &links.cert_pem, 0o644);
+    let other = LinkCa::new("Another CA");
+    let primary = links.leaf(&[PRIMARY_NAME], true);
+    let primary_cert = write_file(dir, "primary.crt", &primary.0, 0o644);
+    let primary_key = write_file(dir, "primary.key", &primary.1, 0o600);
+    // `names` on the certificate, signed by `ca`, allowing `clients`.
+    let side = |name: &str, ca: &LinkCa, names: &[&str], clients: &[&str], tag: &str| {
+        let (chain, key) = ca.leaf(names, false);
+        TcpSide {
+            port: test_kit::ports::free_port(),
+            server_name: format!("{name}.ca.internal"),
+            cert: write_file(dir, &format!("{name}-{tag}.crt"), &chain, 0o644),
+            key: write_file(dir, &format!("{name}-{tag}.key"), &key, 0o600),
+            client_ca: links_ca.clone(),
+            client_names: clients.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    };
+    let good = |name: &str| {
+        side(
+            name,
+            &links,
+            &[&format!("{name}.ca.internal")],
+            &[PRIMARY_NAME],
+            "good",
+        )
+    };
+    let mut perspectives: Vec<Perspective> = FIVE
+        .iter()
+        .map(|&p| Perspective::start_with(dir, p, http_port, &dns, Some(good(p.0))))
+        .collect();
+    let entries: String = perspectives.iter().map(Perspective::entry).collect();
+    let client = format!(
+        "[validator.perspective_client]\nca_file = {links_ca:?}\ncert_file = {primary_cert:?}\n\
+         key_file = {primary_key:?}\n"
+    );
+    let ca = start_ca(&dns, http_port, &format!("{entries}{client}"), 20_000).await;
+    let http = Http01Server::start(http_port).await;
+    let account = acme_account(&ca).await;
+    let certs = tempfile::tempdir().expect("tempdir");
+    assert!(!perspectives[0].socket.exists(), "p1 listens on TCP only");
+
+    let issued = issue_http01(&account, &http, &["tls.example.org"]).await;
+    let leaf = verify_chain(certs.path(), ca.ca_cert(), &issued.chain_pem);
+    assert_eq!(dns_sans(&leaf), vec!["tls.example.org"]);
+    assert!(http.hits() >= 5, "hits: {}", http.hits());
+    // At least the four the quorum needed admitted the primary by its
+    // certificate name (the fifth may have been cancelled mid-handshake).
+    let admitted = |p: &Perspective| {
+        std::fs::read_to_string(&p.log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("TLS connection accepted") && l.contains(PRIMARY_NAME))
+    };
+    assert!(
+        perspectives.iter().filter(|p| admitted(p)).count() >= 4,
+        "the perspectives admitted the primary over TLS"
+    );
+
+    // One down: four of five.
+    perspectives[4].stop();
+    let issued = issue_http01(&account, &http, &["tls-four.example.org"]).await;
+    verify_chain(certs.path(), ca.ca_cert(), &issued.chain_pem);
+
+    // p4 with a certificate for another name, and p5 back (at their old
+    // ports, where the primary's entries point) serving another primary
+    // only: neither corroborates, which five cannot afford. The primary
+    // waits for both answers, so p5's refusal is certain to be logged.
+    let p4 = perspectives[3].tcp.clone().expect("tcp");
+    perspectives[3].stop();
+    perspectives[3] = Perspective::start_with(
+        dir,
+        FIVE[3],
+        http_port,
+        &dns,
+        Some(TcpSide {
+            port: p4.port,
+            ..side(
+                "p4",
+                &links,
+                &["not-p4.ca.internal"],
+                &[PRIMARY_NAME],
+                "wrong-name",
+            )
+        }),
+    );
+    let p5 = perspectives[4].tcp.clone().expect("tcp");
+    perspectives[4] = Perspective::start_with(
+        dir,
+        FIVE[4],
+        http_port,
+        &dns,
+        Some(TcpSide {
+            client_names: vec!["another-primary.ca.internal".into()],
+            ..p5.clone()
+        }),
+    );
+    let p4_fails = format!(
+        "p4 (LACNIC): cannot connect to tcp:127.0.0.1:{}: TLS: invalid peer certificate: \
+         certificate not valid for name \"p4.ca.internal\"",
+        p4.port
+    );
+    let detail = failed_validation(&ca, &http, "tls-refused.example.org").await;
+    for needle in [
+        "2 of 5 remote perspectives did not corroborate",
+        &p4_fails,
+        &format!(
+            "p5 (AFRINIC): cannot connect to tcp:127.0.0.1:{}: the server refused this process",
+            p5.port
+        ),
+    ] {
+        assert!(detail.contains(needle), "{needle:?} in {detail}");
+    }
+    assert!(!detail.contains("p1 (ARIN)"), "{detail}");
+    let line = perspectives[4]
+        .wait_for_line(&["refused TLS connection", "client name not allowed"])
+        .await;
+    assert!(line.contains(PRIMARY_NAME), "{line}");
+
+    // p5 with a certificate from another CA, serving our primary.
+    perspectives[4].stop();
+    perspectives[4] = Perspective::start_with(
+        dir,
+        FIVE[4],
+        http_port,
+        &dns,
+        Some(TcpSide {
+            port: p5.port,
+            ..side(
+                "p5",
+                &other,
+                &["p5.ca.internal"],
+                &[PRIMARY_NAME],
+                "other-ca",
+            )
+        }),
+    );
+    let detail = failed_validation(&ca, &http, "tls-bad.example.org").await;
+    for needle in [
+        "2 of 5 remote perspectives did not corroborate",
+        &p4_fails,
+        &format!(
+            "p5 (AFRINIC): cannot connect to tcp:127.0.0.1:{}: TLS: invalid peer certificate: UnknownIssuer",
+            p5.port
+        ),
+    ] {
+        assert!(detail.contains(needle), "{needle:?} in {detail}");
+    }
+    assert!(!detail.contains("p1 (ARIN)"), "{detail}");
+    drop(perspectives);
+}
+
+/// Orders `name`, answers http-01 correctly, and returns the detail of the
+/// challenge's problem once the authorization and the order are invalid.
+async fn failed_validation(ca: &Ca, http: &Http01Server, name: &str) -> String {
+    let raw = RawClient::new(ca).await;
+    let s = Session::new(&raw).await;
+    let (order_url, order) = s.new_order(&[identifier(name)]).await;
+    let authz_url = Session::authz_urls(&order)[0].clone();
+    let authz = s.authz(&authz_url).await;
+    let ch = challenge(&authz, "http-01");
+    let token = ch["token"].as_str().expect("token");
+    http.set(token, &s.key_authorization(token));
+    s.post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
+        .await;
+    let authz = s.settle(&authz_url).await;
+    assert_eq!(authz["status"], "invalid", "{authz}");
+    let problem = &challenge(&authz, "http-01")["error"];
+    let order = s.settle(&order_url).await;
+    assert_eq!(order["status"], "invalid", "{order}");
+    problem["detail"].as_str().unwrap_or_default().to_owned()
 }

@@ -15,7 +15,6 @@
 //! made with rcgen; none of it is the ACME CA.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -30,6 +29,7 @@ use crate::support::certs::{dns_sans, verify_chain};
 use crate::support::client::{account_builder_trusting, issue_http01};
 use crate::support::dns::DnsServer;
 use crate::support::http01::Http01Server;
+use crate::support::link_pki::{LinkCa, write_file};
 use crate::support::procs::{binary_path, free_port};
 
 const FRONTEND_NAME: &str = "frontend-1.ca.internal";
@@ -114,58 +114,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A CA for the links, and certificates it (or another CA) signs.
-struct LinkCa {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    cert_pem: String,
-}
-
-impl LinkCa {
-    fn new(name: &str) -> LinkCa {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = params.self_signed(&key).expect("self-signed");
-        LinkCa {
-            cert_pem: cert.pem(),
-            issuer: rcgen::Issuer::new(params, key),
-        }
-    }
-
-    /// A leaf for `names`, for TLS clients or servers: (chain PEM, key PEM).
-    fn leaf(&self, names: &[&str], client: bool) -> (String, String) {
-        let mut params = rcgen::CertificateParams::new(
-            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
-        )
-        .expect("params");
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params.extended_key_usages = vec![if client {
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.issuer).expect("sign");
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// Writes `pem` to `dir/name` with `mode` and returns the path.
-fn write_file(dir: &Path, name: &str, pem: &str, mode: u32) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, pem).expect("write");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    path
 }
 
 /// Client files for a certificate `(chain, key)` saved under `prefix`.

@@ -15,12 +15,17 @@ use crate::error::Error;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Path of the Unix socket the validator listens on (required).
-    pub socket_path: PathBuf,
+    /// Path of the Unix socket the validator listens on. Required, except
+    /// for a remote perspective with `[tcp]`, which may listen on TCP only
+    /// (then `statement_key_file` is required).
+    #[serde(default)]
+    pub socket_path: Option<PathBuf>,
     /// Permission bits of the socket file (default `0o600`).
     #[serde(default = "default_socket_mode")]
     pub socket_mode: u32,
-    /// Uids allowed to connect (`SO_PEERCRED`); must not be empty.
+    /// Uids allowed to connect (`SO_PEERCRED`); must not be empty with a
+    /// socket, must be empty without one.
+    #[serde(default)]
     pub allowed_uids: Vec<u32>,
     /// Port probed for http-01 (default 80; tests use another).
     #[serde(default = "default_http_validation_port")]
@@ -121,6 +126,35 @@ pub struct Config {
     /// validation.
     #[serde(default = "default_perspective_timeout_ms")]
     pub perspective_timeout_ms: u64,
+    /// `[tcp]`: a remote perspective also listens on TCP with mutual TLS,
+    /// beside its Unix socket; only clients whose certificate chains to
+    /// `client_ca_file` and carries one of `client_names` (the primaries)
+    /// are served. The signer's `[tcp]`, same keys, same checks. Only with
+    /// `[remote_perspective]`. Absent (the default): the socket only.
+    #[serde(default)]
+    pub tcp: Option<daemon_kit::tls::TcpConfig>,
+    /// `[perspective_client]`: this primary's TLS client identity for the
+    /// perspectives reached at `tcp:` addresses. Required when any
+    /// `[[perspectives]]` address is `tcp:`.
+    #[serde(default)]
+    pub perspective_client: Option<PerspectiveClient>,
+}
+
+/// `[perspective_client]`: one client identity and one trust anchor for
+/// every TCP perspective (a primary is one party to all of them); each
+/// `[[perspectives]]` entry names the `server_name` its certificate must
+/// carry.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerspectiveClient {
+    /// CA certificate(s) (PEM) the perspectives' TLS certificates must
+    /// chain to: a CA made for these links, not the ACME CA.
+    pub ca_file: PathBuf,
+    /// This primary's client certificate chain (PEM, leaf first), whose
+    /// DNS name is in every perspective's `[tcp] client_names`.
+    pub cert_file: PathBuf,
+    /// Its private key (PEM), readable by the validator's user only.
+    pub key_file: PathBuf,
 }
 
 /// `[remote_perspective]`: who this validator is as a perspective.
@@ -142,28 +176,57 @@ pub struct PerspectiveConfig {
     pub name: String,
     /// Its RIR label (its `[remote_perspective] rir`).
     pub rir: String,
-    /// Where to reach it: `"unix:/path/to/socket"`.
+    /// Where to reach it: `"unix:/path/to/socket"` or `"tcp:host:port"`
+    /// (its `[tcp] listen_addr`).
     pub address: PerspectiveAddress,
+    /// With a `tcp:` address: the DNS name (or IP address) its TLS
+    /// certificate must carry. Required there, refused with `unix:`.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
-/// How a perspective is reached. Only Unix sockets for now; the string
-/// form leaves room for `tcp:host:port` (with TLS settings beside it).
+/// How a perspective is reached.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub enum PerspectiveAddress {
     /// `unix:<path>`: a Unix socket served by a `validator-worker`.
     Unix(PathBuf),
+    /// `tcp:<host>:<port>`: a `validator-worker`'s `[tcp]` listener, with
+    /// mutual TLS (`[perspective_client]`, the entry's `server_name`).
+    /// `host` is a DNS name, an IPv4 address or a bracketed IPv6 address.
+    Tcp(String),
 }
 
 impl TryFrom<String> for PerspectiveAddress {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "perspective address {s:?} must be \"unix:/absolute/path\" or \"tcp:host:port\""
+            )
+        };
         match s.split_once(':') {
             Some(("unix", path)) if path.starts_with('/') => Ok(Self::Unix(PathBuf::from(path))),
-            _ => Err(format!(
-                "perspective address {s:?} must be \"unix:/absolute/path\""
-            )),
+            Some(("tcp", hostport)) => {
+                let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
+                let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+                let host_ok = match host.strip_prefix('[') {
+                    Some(v6) => v6
+                        .strip_suffix(']')
+                        .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
+                    None => {
+                        host.parse::<std::net::Ipv4Addr>().is_ok()
+                            || daemon_kit::tls::is_client_name(host)
+                    }
+                };
+                if port_ok && host_ok {
+                    Ok(Self::Tcp(hostport.to_owned()))
+                } else {
+                    Err(bad())
+                }
+            }
+            _ => Err(bad()),
         }
     }
 }
@@ -172,6 +235,7 @@ impl std::fmt::Display for PerspectiveAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unix(p) => write!(f, "unix:{}", p.display()),
+            Self::Tcp(a) => write!(f, "tcp:{a}"),
         }
     }
 }
@@ -225,7 +289,7 @@ impl Config {
     /// allow-list.
     pub fn new(socket_path: impl Into<PathBuf>, allowed_uids: Vec<u32>) -> Self {
         Self {
-            socket_path: socket_path.into(),
+            socket_path: Some(socket_path.into()),
             socket_mode: default_socket_mode(),
             allowed_uids,
             http_validation_port: default_http_validation_port(),
@@ -247,14 +311,20 @@ impl Config {
             remote_perspective: None,
             perspectives: Vec::new(),
             perspective_timeout_ms: default_perspective_timeout_ms(),
+            tcp: None,
+            perspective_client: None,
         }
     }
 
-    /// Where the statement key lives.
+    /// Where the statement key lives: `statement_key_file`, else next to
+    /// the socket (a configuration without a socket names the file;
+    /// [`Config::validate`] checks it).
     pub fn statement_key_path(&self) -> PathBuf {
-        self.statement_key_file
-            .clone()
-            .unwrap_or_else(|| self.socket_path.with_file_name("validator-statement.key"))
+        match (&self.statement_key_file, &self.socket_path) {
+            (Some(file), _) => file.clone(),
+            (None, Some(socket)) => socket.with_file_name("validator-statement.key"),
+            (None, None) => PathBuf::from("validator-statement.key"),
+        }
     }
 
     /// Reads and validates a TOML file.
@@ -284,13 +354,34 @@ impl Config {
 
     /// Checks the values serde cannot check.
     pub fn validate(&self) -> Result<(), Error> {
-        if self.allowed_uids.is_empty() {
-            return Err(Error::InvalidConfig(
-                "allowed_uids must name at least one uid",
-            ));
-        }
-        if self.socket_path.as_os_str().is_empty() {
-            return Err(Error::InvalidConfig("socket_path must not be empty"));
+        match &self.socket_path {
+            Some(path) => {
+                if path.as_os_str().is_empty() {
+                    return Err(Error::InvalidConfig("socket_path must not be empty"));
+                }
+                if self.allowed_uids.is_empty() {
+                    return Err(Error::InvalidConfig(
+                        "allowed_uids must name at least one uid",
+                    ));
+                }
+            }
+            None => {
+                if self.tcp.is_none() {
+                    return Err(Error::InvalidConfig(
+                        "socket_path is required (only a remote perspective with [tcp] may go without)",
+                    ));
+                }
+                if !self.allowed_uids.is_empty() {
+                    return Err(Error::InvalidConfig(
+                        "allowed_uids is for the Unix socket; without socket_path leave it out",
+                    ));
+                }
+                if self.statement_key_file.is_none() {
+                    return Err(Error::InvalidConfig(
+                        "without socket_path, statement_key_file is required",
+                    ));
+                }
+            }
         }
         if self.socket_mode > 0o777 {
             return Err(Error::InvalidConfig("socket_mode must be at most 0o777"));
@@ -342,6 +433,50 @@ impl Config {
             if !names.insert(p.name.as_str()) {
                 return Err(Error::InvalidConfig("perspective names must be unique"));
             }
+            match (&p.address, &p.server_name) {
+                (PerspectiveAddress::Tcp(_), None) => {
+                    return Err(Error::InvalidConfig(
+                        "a perspective at a tcp: address needs server_name",
+                    ));
+                }
+                (PerspectiveAddress::Tcp(_), Some(name))
+                    if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() =>
+                {
+                    return Err(Error::InvalidConfig(
+                        "perspectives server_name must be a DNS name or an IP address",
+                    ));
+                }
+                (PerspectiveAddress::Tcp(_), Some(_)) if self.perspective_client.is_none() => {
+                    return Err(Error::InvalidConfig(
+                        "a perspective at a tcp: address needs [perspective_client] (ca_file, cert_file, key_file)",
+                    ));
+                }
+                (PerspectiveAddress::Unix(_), Some(_)) => {
+                    return Err(Error::InvalidConfig(
+                        "server_name is for perspectives at tcp: addresses",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if self.perspective_client.is_some()
+            && !self
+                .perspectives
+                .iter()
+                .any(|p| matches!(p.address, PerspectiveAddress::Tcp(_)))
+        {
+            return Err(Error::InvalidConfig(
+                "[perspective_client] is for perspectives at tcp: addresses; none is configured",
+            ));
+        }
+        if let Some(tcp) = &self.tcp {
+            if self.remote_perspective.is_none() {
+                return Err(Error::InvalidConfig(
+                    "[tcp] is for a remote perspective (primaries are asked over their Unix socket)",
+                ));
+            }
+            tcp.check()
+                .map_err(|(field, problem)| Error::InvalidValue { field, problem })?;
         }
         if self.perspective_timeout_ms == 0 {
             return Err(Error::InvalidConfig("timeouts must be positive"));
@@ -438,14 +573,110 @@ mod tests {
         let c = Config::parse(&format!("{base}{me}")).expect("perspective");
         assert_eq!(c.remote_perspective.expect("set").rir, "RIPE");
 
+        // TCP with mutual TLS, both sides.
+        let client = "[perspective_client]\nca_file = \"/c/ca.pem\"\ncert_file = \"/c/p.crt\"\n\
+                      key_file = \"/c/p.key\"\n";
+        let tcp = "[tcp]\nlisten_addr = \"0.0.0.0:4710\"\ncert_file = \"/c/s.crt\"\n\
+                   key_file = \"/c/s.key\"\nclient_ca_file = \"/c/ca.pem\"\n\
+                   client_names = [\"primary.ca.internal\"]\n";
+        let c = Config::parse(&format!("{base}{me}{tcp}")).expect("a perspective on TCP");
+        let t = c.tcp.expect("[tcp]");
+        assert_eq!(t.listen_addr.port(), 4710);
+        assert_eq!(t.client_names, ["primary.ca.internal"]);
+        let c = Config::parse(&format!(
+            "{base}{client}{}server_name = \"p1.ca.internal\"\n{}server_name = \"10.0.0.2\"\n{}\
+             server_name = \"p3.ca.internal\"\n{}",
+            entry("p1", "tcp:p1.ca.internal:4710"),
+            entry("p2", "tcp:10.0.0.2:4710"),
+            entry("p3", "tcp:[2001:db8::3]:4710"),
+            entry("p4", "unix:/run/p4.sock"),
+        ))
+        .expect("a primary asking over TCP");
+        assert_eq!(
+            c.perspectives[0].address,
+            PerspectiveAddress::Tcp("p1.ca.internal:4710".into())
+        );
+        assert_eq!(
+            c.perspectives[2].address.to_string(),
+            "tcp:[2001:db8::3]:4710"
+        );
+        assert_eq!(c.perspectives[1].server_name.as_deref(), Some("10.0.0.2"));
+        assert_eq!(
+            c.perspective_client.expect("client").cert_file,
+            PathBuf::from("/c/p.crt")
+        );
+
         for (what, text) in [
             (
                 "relative path",
                 format!("{base}{}", entry("p1", "unix:run/p1.sock")),
             ),
             (
-                "tcp not yet",
-                format!("{base}{}", entry("p1", "tcp:10.0.0.1:4000")),
+                "tcp without server_name",
+                format!("{base}{client}{}", entry("p1", "tcp:10.0.0.1:4000")),
+            ),
+            (
+                "tcp without [perspective_client]",
+                format!(
+                    "{base}{}server_name = \"p1.ca.internal\"\n",
+                    entry("p1", "tcp:10.0.0.1:4000")
+                ),
+            ),
+            (
+                "server_name with unix",
+                format!(
+                    "{base}{}server_name = \"p1.ca.internal\"\n",
+                    entry("p1", "unix:/a")
+                ),
+            ),
+            (
+                "bad server_name",
+                format!(
+                    "{base}{client}{}server_name = \"a b\"\n",
+                    entry("p1", "tcp:h:1")
+                ),
+            ),
+            (
+                "[perspective_client] with no tcp: perspective",
+                format!("{base}{client}{}", entry("p1", "unix:/a")),
+            ),
+            (
+                "tcp without port",
+                format!("{base}{}", entry("p1", "tcp:10.0.0.1")),
+            ),
+            (
+                "tcp port 0",
+                format!("{base}{}", entry("p1", "tcp:10.0.0.1:0")),
+            ),
+            (
+                "tcp bad host",
+                format!("{base}{}", entry("p1", "tcp:a b:4000")),
+            ),
+            (
+                "tcp unbracketed v6",
+                format!("{base}{}", entry("p1", "tcp:::1:4000")),
+            ),
+            ("[tcp] on a primary", format!("{base}{tcp}")),
+            (
+                "[tcp] without client_names",
+                format!(
+                    "{base}{me}{}",
+                    tcp.replace(
+                        "client_names = [\"primary.ca.internal\"]",
+                        "client_names = []"
+                    )
+                ),
+            ),
+            (
+                "[tcp] with a wildcard client name",
+                format!(
+                    "{base}{me}{}",
+                    tcp.replace("primary.ca.internal", "*.ca.internal")
+                ),
+            ),
+            (
+                "[tcp] unknown key",
+                format!("{base}{me}{tcp}allowed_uids = [1]\n"),
             ),
             (
                 "no scheme",
@@ -474,6 +705,33 @@ mod tests {
         ] {
             assert!(Config::parse(&text).is_err(), "{what}");
         }
+    }
+
+    #[test]
+    fn tcp_errors_name_the_key() {
+        let base = "socket_path = \"v\"\nallowed_uids = [1]\n\
+                    [remote_perspective]\nname = \"p1\"\nrir = \"ARIN\"\n\
+                    [tcp]\ncert_file = \"/s.crt\"\nkey_file = \"/s.key\"\n\
+                    client_ca_file = \"/ca.pem\"\n";
+        for (rest, key) in [
+            (
+                "listen_addr = \"127.0.0.1:4710\"\nclient_names = []\n",
+                "tcp.client_names",
+            ),
+            (
+                "listen_addr = \"127.0.0.1:0\"\nclient_names = [\"p.example\"]\n",
+                "tcp.listen_addr",
+            ),
+        ] {
+            let err = Config::parse(&format!("{base}{rest}")).expect_err(key);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let err = Config::parse(
+            "socket_path = \"v\"\nallowed_uids = [1]\n[[perspectives]]\nname = \"p\"\n\
+             rir = \"ARIN\"\naddress = \"tcp:[::1:4710\"\n",
+        )
+        .expect_err("unclosed bracket");
+        assert!(err.to_string().contains("tcp:host:port"), "{err}");
     }
 
     #[test]
@@ -550,5 +808,32 @@ mod tests {
         assert!(Config::parse("socket_path = \"v\"\nallowed_uids = [1]\nbogus = 1\n").is_err());
         assert!(Config::parse("socket_path = \"v\"\nallowed_uids = []\n").is_err());
         assert!(Config::parse("allowed_uids = [1]\n").is_err());
+    }
+
+    /// A remote perspective may listen on TCP only; nothing else may go
+    /// without its socket.
+    #[test]
+    fn a_perspective_may_listen_on_tcp_only() {
+        let me = "[remote_perspective]\nname = \"p1\"\nrir = \"ARIN\"\n";
+        let tcp = "[tcp]\nlisten_addr = \"0.0.0.0:4710\"\ncert_file = \"/s.crt\"\n\
+                   key_file = \"/s.key\"\nclient_ca_file = \"/ca.pem\"\n\
+                   client_names = [\"primary.ca.internal\"]\n";
+        let key = "statement_key_file = \"/var/lib/p1/statement.key\"\n";
+        let c = Config::parse(&format!("{key}{me}{tcp}")).expect("TCP only");
+        assert_eq!(c.socket_path, None);
+        assert_eq!(
+            c.statement_key_path(),
+            PathBuf::from("/var/lib/p1/statement.key")
+        );
+        for (what, text) in [
+            ("no statement_key_file", format!("{me}{tcp}")),
+            (
+                "allowed_uids without a socket",
+                format!("allowed_uids = [1]\n{key}{me}{tcp}"),
+            ),
+            ("no socket and no [tcp]", format!("{key}{me}")),
+        ] {
+            assert!(Config::parse(&text).is_err(), "{what}");
+        }
     }
 }

@@ -35,6 +35,25 @@ pub enum Error {
     /// A configuration value is out of range.
     #[error("invalid config: {0}")]
     InvalidConfig(&'static str),
+    /// A configuration value is wrong, with the key at fault.
+    #[error("invalid config: {field}: {problem}")]
+    InvalidValue {
+        /// The key, e.g. `tcp.client_names`.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The `[tcp]` listener could not be set up (its files, its address).
+    #[error("[tcp]: {0}")]
+    Tcp(#[from] daemon_kit::tls::SetupError),
+    /// The TLS client settings of a perspective could not be loaded.
+    #[error("perspective {name}: {source}")]
+    PerspectiveTls {
+        /// The perspective.
+        name: String,
+        /// What was wrong.
+        source: shared_proto::tls::TlsError,
+    },
     /// The socket could not be bound.
     #[error("cannot listen on {}: {source}", path.display())]
     Bind {

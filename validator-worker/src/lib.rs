@@ -43,11 +43,11 @@ pub use crate::error::Error;
 use crate::probe::Prober;
 use crate::service::ValidatorService;
 
-/// Runs the validator until SIGTERM or SIGINT: binds the socket, prints the
-/// `READY` line, serves requests, and removes the socket on the way out.
+/// Runs the validator until SIGTERM or SIGINT: binds the socket (and, with
+/// `[tcp]`, the mutual-TLS listener), prints the `READY` line, serves
+/// requests, and removes the socket on the way out.
 pub async fn run(config: Config) -> Result<(), Error> {
     config.validate()?;
-    let path = config.socket_path.clone();
     let allow = AllowList::new(config.allowed_uids.iter().copied());
     let who = daemon_kit::privileges::drop_privileges(&daemon_kit::privileges::plan(
         config.user.as_deref(),
@@ -65,7 +65,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .with_perspectives(perspectives::Perspectives::new(
             config.perspectives.clone(),
             std::time::Duration::from_millis(config.perspective_timeout_ms),
-        ));
+            config.perspective_client.as_ref(),
+        )?);
     if let Some(me) = &config.remote_perspective {
         tracing::info!(name = %me.name, rir = %me.rir, "serving as a remote perspective");
         service = service.as_perspective(shared_proto::statement::Perspective {
@@ -84,26 +85,53 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?;
 
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| Error::Bind {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    let listener =
-        shared_proto::transport::bind(&path, config.socket_mode).map_err(|source| Error::Bind {
-            path: path.clone(),
-            source,
-        })?;
+    let unix = match &config.socket_path {
+        None => None,
+        Some(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| Error::Bind {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            let listener =
+                shared_proto::transport::bind(path, config.socket_mode).map_err(|source| {
+                    Error::Bind {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+            Some((listener, path.clone()))
+        }
+    };
     tracing::info!(
-        socket = %path.display(),
+        socket = ?config.socket_path,
         http_port = config.http_validation_port,
         tls_alpn_port = config.tls_alpn_validation_port,
         resolver = ?config.dns_resolver_addr,
         allow_private_targets = config.allow_private_targets,
         "validator listening"
     );
-    daemon_kit::ready::print(Daemon::Validator, &path).map_err(io("writing the READY line"))?;
+    let tls = match &config.tcp {
+        None => None,
+        Some(tcp) => {
+            let tls = tcp.bind()?;
+            tracing::info!(
+                tcp = %tcp.listen_addr,
+                client_names = ?tcp.client_names,
+                "listening with mutual TLS"
+            );
+            Some(tls)
+        }
+    };
+    // The READY line names the socket, or for a TCP-only perspective its
+    // address (`tcp:<addr>`).
+    let ready = match (&unix, &config.tcp) {
+        (Some((_, path)), _) => path.clone(),
+        (None, Some(tcp)) => std::path::PathBuf::from(format!("tcp:{}", tcp.listen_addr)),
+        (None, None) => return Err(Error::InvalidConfig("nothing to listen on")),
+    };
+    daemon_kit::ready::print(Daemon::Validator, &ready).map_err(io("writing the READY line"))?;
 
     let shutdown = async move {
         tokio::select! {
@@ -111,12 +139,15 @@ pub async fn run(config: Config) -> Result<(), Error> {
             _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
         }
     };
-    server::serve_until(
-        Acceptor::new(Daemon::Validator, listener, path, allow),
-        service,
-        shutdown,
-    )
-    .await;
+    let acceptor = match (unix, tls) {
+        (Some((listener, path)), Some(tls)) => {
+            Acceptor::new(Daemon::Validator, listener, path, allow).with_tls(tls)
+        }
+        (Some((listener, path)), None) => Acceptor::new(Daemon::Validator, listener, path, allow),
+        (None, Some(tls)) => Acceptor::tls_only(Daemon::Validator, tls),
+        (None, None) => return Err(Error::InvalidConfig("nothing to listen on")),
+    };
+    server::serve_until(acceptor, service, shutdown).await;
     Ok(())
 }
 

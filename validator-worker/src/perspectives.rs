@@ -6,6 +6,13 @@
 //! arrive, and the outstanding requests are dropped (tarpc cancels them on
 //! the perspective) as soon as the outcome is decided.
 //!
+//! A perspective is reached at a Unix socket or, on another host, over
+//! TCP with mutual TLS ([`transport::connect_tls`]: the primary presents
+//! its `[perspective_client]` certificate and checks the perspective's
+//! certificate against the entry's `server_name`); [`connect`] is the one
+//! place that knows the difference. A perspective whose certificate fails
+//! the check does not corroborate, like one that is down.
+//!
 //! The primary does not verify the perspectives' signatures: it holds no
 //! trust anchors for them. The signer does ([`Corroboration`]s travel in
 //! the primary's statement); the primary only checks that each statement
@@ -26,14 +33,73 @@ use shared_proto::validator::{
     ProblemKind, ValidateRequest, ValidationProblem, ValidationRecord, ValidatorRpcClient,
 };
 
-use crate::config::{PerspectiveAddress, PerspectiveConfig};
-use crate::error::ProbeError;
+use shared_proto::tls::{ClientFiles, ClientTls};
+
+use crate::config::{PerspectiveAddress, PerspectiveClient, PerspectiveConfig};
+use crate::error::{Error, ProbeError};
 
 /// The remote perspectives a primary asks, and how long it waits.
 #[derive(Clone, Debug)]
 pub struct Perspectives {
-    list: Vec<PerspectiveConfig>,
+    list: Vec<Remote>,
     timeout: Duration,
+}
+
+/// One perspective and how to reach it.
+#[derive(Clone, Debug)]
+struct Remote {
+    config: PerspectiveConfig,
+    link: Link,
+}
+
+/// How a perspective is reached, its TLS settings loaded.
+#[derive(Clone, Debug)]
+pub enum Link {
+    /// Its Unix socket.
+    Unix(std::path::PathBuf),
+    /// `host:port` with mutual TLS.
+    Tls {
+        /// `host:port`.
+        addr: String,
+        /// Our identity, the anchors, its expected name.
+        tls: ClientTls,
+    },
+}
+
+impl std::fmt::Display for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+            Self::Tls { addr, .. } => write!(f, "tcp:{addr}"),
+        }
+    }
+}
+
+impl Link {
+    /// The link of `p`: a `tcp:` address takes the client identity of
+    /// `client` and the entry's `server_name`.
+    pub fn of(p: &PerspectiveConfig, client: Option<&ClientTls>) -> Result<Self, Error> {
+        match &p.address {
+            PerspectiveAddress::Unix(path) => Ok(Self::Unix(path.clone())),
+            PerspectiveAddress::Tcp(addr) => {
+                let (Some(client), Some(name)) = (client, p.server_name.as_deref()) else {
+                    return Err(Error::InvalidConfig(
+                        "a perspective at a tcp: address needs server_name and [perspective_client]",
+                    ));
+                };
+                let tls = client
+                    .for_server(name)
+                    .map_err(|source| Error::PerspectiveTls {
+                        name: p.name.clone(),
+                        source,
+                    })?;
+                Ok(Self::Tls {
+                    addr: addr.clone(),
+                    tls,
+                })
+            }
+        }
+    }
 }
 
 /// Why one perspective did not corroborate.
@@ -46,22 +112,64 @@ struct Failure {
 }
 
 /// Connects to a perspective: the one place that knows how perspectives
-/// are reached (a Unix socket today; TCP with mutual TLS plugs in here).
-pub async fn connect(address: &PerspectiveAddress) -> Result<ValidatorRpcClient, String> {
-    match address {
-        PerspectiveAddress::Unix(path) => {
+/// are reached (a Unix socket, or TCP with mutual TLS), each within
+/// [`deadline::CONNECT`].
+pub async fn connect(link: &Link) -> Result<ValidatorRpcClient, String> {
+    match link {
+        Link::Unix(path) => {
             let stream = transport::connect(path)
                 .await
-                .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+                .map_err(|e| format!("cannot connect to {link}: {e}"))?;
+            Ok(ValidatorRpcClient::new(Default::default(), transport::framed(stream)).spawn())
+        }
+        Link::Tls { addr, tls } => {
+            let stream = transport::connect_tls(addr, tls)
+                .await
+                .map_err(|e| format!("cannot connect to {link}: {e}"))?;
             Ok(ValidatorRpcClient::new(Default::default(), transport::framed(stream)).spawn())
         }
     }
 }
 
 impl Perspectives {
-    /// The perspectives of `list`, each given `timeout` to answer.
-    pub fn new(list: Vec<PerspectiveConfig>, timeout: Duration) -> Self {
-        Self { list, timeout }
+    /// The perspectives of `list`, each given `timeout` to answer; the
+    /// TLS files of `client` are read here, once, for the `tcp:` ones.
+    pub fn new(
+        list: Vec<PerspectiveConfig>,
+        timeout: Duration,
+        client: Option<&PerspectiveClient>,
+    ) -> Result<Self, Error> {
+        let client = match client {
+            None => None,
+            Some(c) => {
+                // The server name is the first tcp: entry's; each entry
+                // gets its own through `for_server`.
+                let first = list
+                    .iter()
+                    .find_map(|p| p.server_name.clone())
+                    .unwrap_or_else(|| "localhost".to_owned());
+                let files = ClientFiles {
+                    ca_file: c.ca_file.clone(),
+                    cert_file: c.cert_file.clone(),
+                    key_file: c.key_file.clone(),
+                    server_name: first,
+                };
+                Some(
+                    ClientTls::load(&files).map_err(|source| Error::PerspectiveTls {
+                        name: "[perspective_client]".into(),
+                        source,
+                    })?,
+                )
+            }
+        };
+        let list = list
+            .into_iter()
+            .map(|config| {
+                let link = Link::of(&config, client.as_ref())?;
+                Ok(Remote { config, link })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Self { list, timeout })
     }
 
     /// Whether any perspective is configured.
@@ -70,13 +178,10 @@ impl Perspectives {
     }
 
     /// Asks one perspective to validate `request`.
-    async fn ask(
-        &self,
-        p: &PerspectiveConfig,
-        request: &ValidateRequest,
-    ) -> Result<Corroboration, Failure> {
+    async fn ask(&self, r: &Remote, request: &ValidateRequest) -> Result<Corroboration, Failure> {
+        let p = &r.config;
         let call = async {
-            let client = connect(&p.address)
+            let client = connect(&r.link)
                 .await
                 .map_err(|detail| Failure { kind: None, detail })?;
             client
@@ -132,10 +237,11 @@ impl Perspectives {
     /// Asks one perspective to re-check CAA for its own statement.
     async fn ask_recheck(
         &self,
-        p: &PerspectiveConfig,
+        r: &Remote,
         signed: &SignedStatement,
         below: Option<&Identifier>,
     ) -> Result<Corroboration, Failure> {
+        let p = &r.config;
         let theirs = signed
             .corroborations
             .iter()
@@ -155,7 +261,7 @@ impl Perspectives {
             corroborations: Vec::new(),
         };
         let call = async {
-            let client = connect(&p.address)
+            let client = connect(&r.link)
                 .await
                 .map_err(|detail| Failure { kind: None, detail })?;
             let ctx = deadline::context_with(self.timeout);
@@ -203,7 +309,7 @@ impl Perspectives {
         ask: F,
     ) -> Result<Vec<Corroboration>, ProbeError>
     where
-        F: Fn(&'a PerspectiveConfig) -> Fut,
+        F: Fn(&'a Remote) -> Fut,
         Fut: Future<Output = Result<Corroboration, Failure>>,
     {
         let mut outcomes = vec![Outcome::Pending; self.list.len()];
@@ -224,7 +330,7 @@ impl Perspectives {
                 .iter()
                 .zip(&outcomes)
                 .map(|(p, &outcome)| Vote {
-                    rir: &p.rir,
+                    rir: &p.config.rir,
                     outcome,
                 })
                 .collect();
@@ -263,7 +369,7 @@ impl Perspectives {
                     got.push(c);
                 }
                 Err(f) => {
-                    tracing::info!(perspective = %self.list[i].name, detail = %f.detail, "perspective did not corroborate");
+                    tracing::info!(perspective = %self.list[i].config.name, detail = %f.detail, "perspective did not corroborate");
                     outcomes[i] = Outcome::NotCorroborated;
                     failures[i] = Some(f);
                 }
@@ -300,11 +406,7 @@ fn corroboration_of(
 }
 
 /// `name (RIR): why` for each perspective that did not corroborate.
-fn describe(
-    list: &[PerspectiveConfig],
-    outcomes: &[Outcome],
-    failures: &[Option<Failure>],
-) -> String {
+fn describe(list: &[Remote], outcomes: &[Outcome], failures: &[Option<Failure>]) -> String {
     let failed = list
         .iter()
         .zip(outcomes)
@@ -312,7 +414,7 @@ fn describe(
         .filter(|((_, o), _)| **o == Outcome::NotCorroborated)
         .map(|((p, _), f)| {
             let why = f.as_ref().map_or("failed", |f| f.detail.as_str());
-            format!("{} ({}): {why}", p.name, p.rir)
+            format!("{} ({}): {why}", p.config.name, p.config.rir)
         })
         .collect::<Vec<_>>();
     let n = list.len();
@@ -330,4 +432,89 @@ fn describe(
         quorum::distinct_rirs_required(n),
         failed.join("; ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp_entry(name: &str, server_name: &str) -> PerspectiveConfig {
+        PerspectiveConfig {
+            name: name.into(),
+            rir: "ARIN".into(),
+            address: PerspectiveAddress::Tcp(format!("{name}.ca.internal:4710")),
+            server_name: Some(server_name.into()),
+        }
+    }
+
+    /// The client files are read once, at start-up: a missing one stops
+    /// the validator with its path; readable ones give each `tcp:` entry
+    /// its own expected name.
+    #[test]
+    fn client_files_are_loaded_once_and_named_when_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client = PerspectiveClient {
+            ca_file: dir.path().join("missing-ca.pem"),
+            cert_file: dir.path().join("primary.crt"),
+            key_file: dir.path().join("primary.key"),
+        };
+        let err = Perspectives::new(
+            vec![tcp_entry("p1", "p1.ca.internal")],
+            Duration::from_secs(1),
+            Some(&client),
+        )
+        .expect_err("missing CA file");
+        assert!(err.to_string().contains("missing-ca.pem"), "{err}");
+
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let ca_pem = ca.self_signed(&ca_key).expect("ca").pem();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf =
+            rcgen::CertificateParams::new(vec!["primary.ca.internal".to_owned()]).expect("params");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = leaf.signed_by(&key, &issuer).expect("leaf");
+        std::fs::write(dir.path().join("ca.pem"), ca_pem).expect("write");
+        std::fs::write(&client.cert_file, cert.pem()).expect("write");
+        std::fs::write(&client.key_file, key.serialize_pem()).expect("write");
+        let client = PerspectiveClient {
+            ca_file: dir.path().join("ca.pem"),
+            ..client
+        };
+        let unix = PerspectiveConfig {
+            name: "p3".into(),
+            rir: "RIPE".into(),
+            address: PerspectiveAddress::Unix("/run/p3.sock".into()),
+            server_name: None,
+        };
+        let ps = Perspectives::new(
+            vec![
+                tcp_entry("p1", "p1.ca.internal"),
+                tcp_entry("p2", "10.0.0.2"),
+                unix,
+            ],
+            Duration::from_secs(1),
+            Some(&client),
+        )
+        .expect("loaded");
+        let links: Vec<String> = ps.list.iter().map(|r| r.link.to_string()).collect();
+        assert_eq!(
+            links,
+            [
+                "tcp:p1.ca.internal:4710",
+                "tcp:p2.ca.internal:4710",
+                "unix:/run/p3.sock"
+            ]
+        );
+        // A tcp: entry without the client settings is refused.
+        assert!(
+            Perspectives::new(
+                vec![tcp_entry("p1", "p1.ca.internal")],
+                Duration::from_secs(1),
+                None
+            )
+            .is_err()
+        );
+    }
 }

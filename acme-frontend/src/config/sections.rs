@@ -490,6 +490,12 @@ pub struct ValidatorLink {
     /// the validator's (25000).
     #[serde(default)]
     pub perspective_timeout_ms: Option<u64>,
+    /// Launcher only: `[validator.perspective_client]`, the validator's
+    /// `[perspective_client]` (`ca_file`, `cert_file`, `key_file`: its TLS
+    /// client identity toward perspectives at `tcp:` addresses), passed
+    /// verbatim. Default: none.
+    #[serde(default)]
+    pub perspective_client: Option<toml::Table>,
 }
 
 /// One `[[validator.perspectives]]` entry: a remote perspective, as the
@@ -502,8 +508,13 @@ pub struct LauncherPerspective {
     pub name: String,
     /// Its RIR label.
     pub rir: String,
-    /// Where the validator reaches it, e.g. `"unix:/run/akamu/p1.sock"`.
+    /// Where the validator reaches it, e.g. `"unix:/run/akamu/p1.sock"` or
+    /// `"tcp:p1.ca.internal:4710"`.
     pub address: String,
+    /// With a `tcp:` address: the name the perspective's TLS certificate
+    /// must carry. Default: none.
+    #[serde(default)]
+    pub server_name: Option<String>,
     /// Its statement public key (PEM), for the signer.
     pub public_key_file: PathBuf,
 }

@@ -367,3 +367,42 @@ fn a_signer_over_tcp_needs_its_tls_files_and_no_socket() {
         SignerEndpoint::Unix(PathBuf::from("akamu-data/signer.sock"))
     );
 }
+
+#[test]
+fn tcp_perspectives_pass_through_the_launcher() {
+    let c = Config::parse(
+        "[[validator.perspectives]]\nname = \"p1\"\nrir = \"ARIN\"\n\
+         address = \"tcp:p1.ca.internal:4710\"\nserver_name = \"p1.ca.internal\"\n\
+         public_key_file = \"/etc/akamu/p1.pub\"\n\
+         [validator.perspective_client]\nca_file = \"/etc/akamu/links-ca.pem\"\n\
+         cert_file = \"/etc/akamu/primary.crt\"\nkey_file = \"/etc/akamu/primary.key\"\n",
+        "t",
+    )
+    .expect("parse");
+    let v = crate::launcher::validator_config(&c, 1);
+    let parsed: toml::Table = v.parse().expect("the validator's config is TOML");
+    let p = &parsed["perspectives"][0];
+    assert_eq!(
+        p["address"].as_str(),
+        Some("tcp:p1.ca.internal:4710"),
+        "{v}"
+    );
+    assert_eq!(p["server_name"].as_str(), Some("p1.ca.internal"), "{v}");
+    assert_eq!(
+        parsed["perspective_client"]["cert_file"].as_str(),
+        Some("/etc/akamu/primary.crt"),
+        "{v}"
+    );
+    // A unix: perspective carries no server_name.
+    let c = Config::parse(
+        "[[validator.perspectives]]\nname = \"p1\"\nrir = \"ARIN\"\n\
+         address = \"unix:/run/p1.sock\"\npublic_key_file = \"/p1.pub\"\n",
+        "t",
+    )
+    .expect("parse");
+    let v = crate::launcher::validator_config(&c, 1);
+    assert!(
+        !v.contains("server_name") && !v.contains("perspective_client"),
+        "{v}"
+    );
+}

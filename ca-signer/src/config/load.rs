@@ -42,19 +42,10 @@ impl Config {
         if self.allowed_uids.is_empty() {
             return bad("allowed_uids", "must name at least one uid");
         }
-        if let Some(tcp) = &self.tcp {
-            if tcp.client_names.is_empty() {
-                return bad("tcp.client_names", "must name at least one client");
-            }
-            if let Some(name) = tcp.client_names.iter().find(|n| !is_client_name(n)) {
-                return bad(
-                    "tcp.client_names",
-                    &format!("{name:?} is not a DNS name (exact names only, no wildcards)"),
-                );
-            }
-            if tcp.listen_addr.port() == 0 {
-                return bad("tcp.listen_addr", "needs a port");
-            }
+        if let Some(tcp) = &self.tcp
+            && let Err((field, problem)) = tcp.check()
+        {
+            return bad(field, &problem);
         }
         if self.socket_mode > 0o777 {
             return bad("socket_mode", "must be a permission mode (at most 0o777)");
@@ -272,18 +263,4 @@ impl Config {
                 .map(|key_file| KeyConfig::File { key_file }),
         }
     }
-}
-
-/// Whether `name` can be an exact client-certificate DNS name: ASCII
-/// letters, digits, `-` and `.`, labels of 1 to 63 characters, no wildcard.
-fn is_client_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
 }

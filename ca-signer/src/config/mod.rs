@@ -9,7 +9,6 @@
 //! digest.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -102,28 +101,10 @@ pub struct TrustedPerspective {
     pub public_key_file: PathBuf,
 }
 
-/// `[tcp]`: the mutual-TLS listener. A TCP peer is served only after the
-/// TLS 1.3 handshake verified its certificate against `client_ca_file` and
-/// one of the certificate's DNS names is in `client_names`; the signer still
-/// opens no connection of its own.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tcp {
-    /// Address and port to listen on, e.g. `10.0.0.5:4701`. Required. A
-    /// port of 1024 or more: the signer binds it after dropping every
-    /// capability.
-    pub listen_addr: SocketAddr,
-    /// The signer's TLS certificate chain (PEM, leaf first). Required.
-    pub cert_file: PathBuf,
-    /// Its private key (PEM); readable by the signer's user only. Required.
-    pub key_file: PathBuf,
-    /// The CA certificate(s) (PEM) the front ends' client certificates must
-    /// chain to. Required; use a CA made for these links, not the ACME CA.
-    pub client_ca_file: PathBuf,
-    /// DNS names of the client certificates allowed to call (Boulder's
-    /// `clientNames`): exact names, no wildcards. Required, non-empty.
-    pub client_names: Vec<String>,
-}
+/// `[tcp]`: the mutual-TLS listener, the shape a remote perspective's
+/// `[tcp]` shares ([`daemon_kit::tls::TcpConfig`]); the signer still opens
+/// no connection of its own.
+pub use daemon_kit::tls::TcpConfig as Tcp;
 
 /// `[signer]`.
 #[derive(Clone, Debug, Default, Deserialize)]

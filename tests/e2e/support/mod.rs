@@ -17,6 +17,8 @@ pub(crate) mod dns_control;
 pub(crate) mod fleet;
 /// The applicant's http-01 token server.
 pub(crate) mod http01;
+/// The links' PKI (rcgen): the mutual-TLS links between our processes.
+pub(crate) mod link_pki;
 /// The operator's tools: `akamu-cli` and the `openssl` CLI.
 pub(crate) mod operator;
 /// `/proc` queries: children, states, listening sockets.
