@@ -14,10 +14,8 @@
 
 use std::sync::Mutex;
 
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::sign::Signer;
 use rand::RngCore;
+use ring::hmac;
 
 use crate::error::Error;
 use crate::store::{self, Store};
@@ -45,7 +43,7 @@ const WORD_BITS: u64 = 64;
 /// [`WINDOW`] issued, set when it is redeemed. Memory does not grow with
 /// the nonces handed out, whether or not clients use them.
 pub struct NonceBook {
-    key: PKey<Private>,
+    key: hmac::Key,
     inner: Mutex<Window>,
 }
 
@@ -64,9 +62,9 @@ impl Default for NonceBook {
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
         Self {
-            // HMAC keys of any length are accepted; this cannot fail short
-            // of an allocation failure inside openssl.
-            key: PKey::hmac(&key).expect("an HMAC key from 32 random bytes"),
+            // The key's inner and outer hash states are computed once here,
+            // so a MAC costs two SHA-256 blocks.
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
             inner: Mutex::new(Window {
                 next: 0,
                 low: 0,
@@ -78,11 +76,9 @@ impl Default for NonceBook {
 
 impl NonceBook {
     fn mac(&self, body: &[u8]) -> Option<[u8; MAC_LEN]> {
-        let mut signer = Signer::new(MessageDigest::sha256(), &self.key).ok()?;
-        signer.update(body).ok()?;
-        let full = signer.sign_to_vec().ok()?;
+        let full = hmac::sign(&self.key, body);
         let mut mac = [0u8; MAC_LEN];
-        mac.copy_from_slice(full.get(..MAC_LEN)?);
+        mac.copy_from_slice(full.as_ref().get(..MAC_LEN)?);
         Some(mac)
     }
 
@@ -177,19 +173,20 @@ const ID_LEN: usize = 16;
 
 /// Self-authenticating nonces under the fleet's shared key.
 pub struct SharedNonces {
-    key: Vec<u8>,
+    key: hmac::Key,
 }
 
 impl SharedNonces {
     /// Nonces under `key` (the fleet's, from `store::fleet::nonce_key`).
     pub fn new(key: Vec<u8>) -> Self {
-        Self { key }
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+        }
     }
 
     fn mac(&self, id: &[u8]) -> Option<Vec<u8>> {
-        let mut mac = akamu_jose::hmac_sign("HS256", &self.key, id).ok()?;
-        mac.truncate(SHARED_LEN - ID_LEN);
-        Some(mac)
+        let full = hmac::sign(&self.key, id);
+        Some(full.as_ref().get(..SHARED_LEN - ID_LEN)?.to_vec())
     }
 
     /// A fresh nonce issued at `now`.
