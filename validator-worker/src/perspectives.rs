@@ -177,6 +177,17 @@ impl Perspectives {
         self.list.is_empty()
     }
 
+    /// `call` under the perspective timeout; running out is a failure
+    /// saying so.
+    async fn bounded<T>(&self, call: impl Future<Output = T>) -> Result<T, Failure> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| Failure {
+                kind: None,
+                detail: format!("no answer within {} ms", self.timeout.as_millis()),
+            })
+    }
+
     /// Asks one perspective to validate `request`.
     async fn ask(&self, r: &Remote, request: &ValidateRequest) -> Result<Corroboration, Failure> {
         let p = &r.config;
@@ -187,17 +198,9 @@ impl Perspectives {
             client
                 .validate_challenge(deadline::context_with(self.timeout), request.clone())
                 .await
-                .map_err(|e| Failure {
-                    kind: None,
-                    detail: format!("no answer: {e}"),
-                })
+                .map_err(no_answer)
         };
-        let answer = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| Failure {
-                kind: None,
-                detail: format!("no answer within {} ms", self.timeout.as_millis()),
-            })??;
+        let answer = self.bounded(call).await??;
         match answer {
             Ok(record) => corroboration_of(p, request, record),
             Err(ValidationProblem { kind, detail }) => Err(Failure {
@@ -269,17 +272,9 @@ impl Perspectives {
                 None => client.recheck_caa(ctx, theirs).await,
                 Some(name) => client.caa_for_subdomain(ctx, theirs, name.clone()).await,
             }
-            .map_err(|e| Failure {
-                kind: None,
-                detail: format!("no answer: {e}"),
-            })
+            .map_err(no_answer)
         };
-        let answer = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| Failure {
-                kind: None,
-                detail: format!("no answer within {} ms", self.timeout.as_millis()),
-            })??;
+        let answer = self.bounded(call).await??;
         match answer {
             Ok(new) => {
                 let target = below.unwrap_or(&signed.statement.identifier);
@@ -432,6 +427,14 @@ fn describe(list: &[Remote], outcomes: &[Outcome], failures: &[Option<Failure>])
         quorum::distinct_rirs_required(n),
         failed.join("; ")
     )
+}
+
+/// A call that reached no answer (transport or RPC error).
+fn no_answer(e: impl std::fmt::Display) -> Failure {
+    Failure {
+        kind: None,
+        detail: format!("no answer: {e}"),
+    }
 }
 
 #[cfg(test)]
