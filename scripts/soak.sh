@@ -14,6 +14,9 @@
 #   SOAK_CLIENTS      clients per round (default 2)
 #   SOAK_REQUESTS     issuances per round (default 20)
 #   SOAK_PAUSE        seconds between rounds (default 10)
+#   SOAK_NEW_ACCOUNTS 1: every round registers new accounts (default: the
+#                     clients keep their accounts across rounds, as real
+#                     clients do)
 #   SOAK_PROFILE      release or debug binaries (default: release if built)
 #   SOAK_OUT          CSV of samples (default target/soak.csv)
 # Prints a summary: per process the first, last and largest RSS, open files
@@ -107,7 +110,9 @@ echo "soak: $profile binaries, $duration s, directory $directory, samples to $ou
     round=0
     while [ $SECONDS -lt $end ]; do
         round=$((round + 1))
-        "$bins/acme-bench" --directory "$directory" --ca-bundle "$state/ca.cert.pem" \
+        accounts=(--accounts "$tmp/accounts.json")
+        [ "${SOAK_NEW_ACCOUNTS:-0}" = 1 ] && accounts=()
+        "$bins/acme-bench" --directory "$directory" --ca-bundle "$state/ca.cert.pem" "${accounts[@]}" \
             --clients "$clients" --requests "$requests" --warmup 0 \
             --http-port "$http_port" --tls-port "$tls_port" --dns-port "$dns_port" \
             --max-secs $((end - SECONDS + 1)) --output json >"$tmp/bench-$round.json" 2>>"$tmp/bench.err" || true

@@ -109,7 +109,7 @@ async fn measure(
     let account_deadline = Duration::from_secs(opts.issuance_timeout_secs);
     let accounts = tokio::time::timeout(
         account_deadline,
-        load::create_accounts(&directory, &bundle, opts.clients),
+        load::create_accounts(&directory, &bundle, opts.clients, opts.accounts.as_deref()),
     )
     .await
     .map_err(|_| anyhow!("no answer from {directory} within {account_deadline:?}"))?

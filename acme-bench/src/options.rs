@@ -129,6 +129,13 @@ pub struct Options {
     #[arg(long, value_name = "FILE")]
     pub ca_log: Option<PathBuf>,
 
+    /// Keep the clients' accounts in FILE (instant-acme credentials, JSON):
+    /// the accounts saved there are used, missing ones are created and
+    /// saved. For runs in rounds against one CA (`--directory`), whose
+    /// clients should keep their accounts as real clients do.
+    #[arg(long, value_name = "FILE", requires = "directory")]
+    pub accounts: Option<PathBuf>,
+
     /// Internal: initialise a SoftHSM2 token in DIR (run as a child process).
     #[arg(long, hide = true, value_name = "DIR")]
     pub internal_hsm_init: Option<PathBuf>,

@@ -161,51 +161,69 @@ impl crate::http::Request {
 /// [`AccountCache::insert`]). So no request that starts after a change's
 /// answer sees the row from before it (a deactivated account or a replaced
 /// key stays refused).
-#[derive(Default)]
 pub struct AccountCache {
-    inner: Mutex<AccountCacheInner>,
+    /// Bumped by every change; held while inserting so that a change
+    /// cannot slip between the check and the insert.
+    generation: Mutex<u64>,
+    rows: moka::sync::Cache<String, AccountRow>,
 }
 
-#[derive(Default)]
-struct AccountCacheInner {
-    generation: u64,
-    rows: std::collections::HashMap<String, AccountRow>,
+impl Default for AccountCache {
+    fn default() -> Self {
+        Self::with_capacity(CACHE_MAX)
+    }
 }
 
 impl AccountCache {
-    fn lock(&self) -> Option<std::sync::MutexGuard<'_, AccountCacheInner>> {
-        self.inner.lock().ok()
+    /// A cache of at most `capacity` rows; past it, the least useful rows
+    /// go (moka's TinyLFU: a burst of one-time accounts does not push out
+    /// the accounts that keep coming back).
+    pub fn with_capacity(capacity: u64) -> Self {
+        AccountCache {
+            generation: Mutex::new(0),
+            rows: moka::sync::Cache::new(capacity),
+        }
     }
 
     /// The cached row of account `id`.
     pub fn get(&self, id: &str) -> Option<AccountRow> {
-        self.lock()?.rows.get(id).cloned()
+        self.rows.get(id)
     }
 
     /// The current generation; take it before reading a row to cache.
     pub fn generation(&self) -> u64 {
-        self.lock().map_or(0, |c| c.generation)
+        self.generation.lock().map_or(0, |g| *g)
     }
 
     /// Caches `row`, read after [`Self::generation`] returned `generation`,
     /// unless an account changed since.
     pub fn insert(&self, generation: u64, row: &AccountRow) {
-        if let Some(mut cache) = self.lock()
-            && cache.generation == generation
+        if let Ok(current) = self.generation.lock()
+            && *current == generation
         {
-            if cache.rows.len() >= KEY_CACHE_MAX {
-                cache.rows.clear();
-            }
-            cache.rows.insert(row.id.clone(), row.clone());
+            self.rows.insert(row.id.clone(), row.clone());
         }
     }
 
     /// Forgets account `id` and refuses rows read before now.
     pub fn invalidate(&self, id: &str) {
-        if let Some(mut cache) = self.lock() {
-            cache.generation += 1;
-            cache.rows.remove(id);
+        match self.generation.lock() {
+            Ok(mut current) => {
+                *current += 1;
+                self.rows.invalidate(id);
+            }
+            // A poisoned lock refuses every insert from now on (the
+            // generation can no longer be compared), so dropping every row
+            // keeps the invariant.
+            Err(_) => self.rows.invalidate_all(),
         }
+    }
+
+    /// Rows held now (after pending evictions are applied).
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.rows.run_pending_tasks();
+        self.rows.entry_count()
     }
 }
 
@@ -222,22 +240,24 @@ where
     result
 }
 
-/// Parsed account keys by thumbprint.
-pub type KeyCache = std::collections::HashMap<String, Arc<VerifyingKey>>;
+/// Parsed account keys by thumbprint, at most [`CACHE_MAX`] of them.
+pub type KeyCache = moka::sync::Cache<String, Arc<VerifyingKey>>;
 
-/// Most account keys kept parsed (a bound on memory, not a tuning knob).
-const KEY_CACHE_MAX: usize = 10_000;
+/// Most account rows, and most parsed account keys, kept in memory: a
+/// bound on memory (≈ 1 KB a row, ≈ 2.4 KB a parsed P-256 key), not a
+/// tuning knob. Past it the least useful entries go, not all of them.
+pub const CACHE_MAX: u64 = 10_000;
+
+/// An empty [`KeyCache`].
+pub fn key_cache() -> KeyCache {
+    moka::sync::Cache::new(CACHE_MAX)
+}
 
 /// The account's parsed public key. Parsing a JWK into a key costs more
 /// than verifying the signature (curve checks), so keys are kept by
 /// thumbprint; a thumbprint names one key forever, so nothing goes stale.
 fn account_key(app: &App, account: &AccountRow, alg: Alg) -> Result<Arc<VerifyingKey>, Error> {
-    if let Some(key) = app
-        .key_cache
-        .lock()
-        .ok()
-        .and_then(|c| c.get(&account.jwk_thumbprint).cloned())
-    {
+    if let Some(key) = app.key_cache.get(&account.jwk_thumbprint) {
         key.jwk().check_alg(alg)?;
         return Ok(key);
     }
@@ -246,12 +266,8 @@ fn account_key(app: &App, account: &AccountRow, alg: Alg) -> Result<Arc<Verifyin
         value: account.jwk.clone(),
     })?;
     let key = key_for(&jwk, alg)?;
-    if let Ok(mut cache) = app.key_cache.lock() {
-        if cache.len() >= KEY_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(account.jwk_thumbprint.clone(), key.clone());
-    }
+    app.key_cache
+        .insert(account.jwk_thumbprint.clone(), key.clone());
     Ok(key)
 }
 
@@ -339,5 +355,19 @@ mod tests {
         );
         cache.invalidate("a");
         assert!(cache.get("a").is_none());
+    }
+
+    #[test]
+    fn one_time_accounts_stay_within_the_bound_and_do_not_push_out_a_regular() {
+        let cache = AccountCache::with_capacity(100);
+        let generation = cache.generation();
+        cache.insert(generation, &row("regular", AccountStatus::Valid));
+        for i in 0..1_000 {
+            // The regular client comes back between the one-time ones.
+            assert!(cache.get("regular").is_some(), "evicted after {i}");
+            cache.insert(generation, &row(&format!("once-{i}"), AccountStatus::Valid));
+        }
+        assert!(cache.len() <= 100, "{} rows held", cache.len());
+        assert!(cache.get("regular").is_some());
     }
 }

@@ -31,7 +31,7 @@ pub mod tls;
 pub mod urls;
 pub mod validator_facts;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub use config::Config;
 
@@ -62,7 +62,7 @@ pub struct App {
     /// Woken after each revocation so the CRL follows at once.
     pub revocations: tokio::sync::Notify,
     /// Parsed account keys by thumbprint (see `auth`).
-    pub key_cache: Mutex<auth::KeyCache>,
+    pub key_cache: auth::KeyCache,
     /// Account rows by id (see `auth`).
     pub accounts: auth::AccountCache,
     /// `[rate_limits]`, resolved.
@@ -143,7 +143,7 @@ impl App {
             validator_facts: validator_facts::ValidatorFacts::default(),
             crl: crl::CrlCache::default(),
             revocations: tokio::sync::Notify::new(),
-            key_cache: Mutex::new(std::collections::HashMap::new()),
+            key_cache: auth::key_cache(),
             accounts: auth::AccountCache::default(),
             rate_limits,
             trusted_proxies,

@@ -172,7 +172,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn count(db: &std::path::Path, query: &str) -> i64 {
+pub(crate) fn count(db: &std::path::Path, query: &str) -> i64 {
     let mut conn = SqliteConnection::establish(&format!("file:{}?mode=ro", db.display()))
         .expect("open the database read-only");
     diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(

@@ -64,6 +64,9 @@ mod caa;
 /// schedule reached by moving the clock of a debug build (issue 18).
 mod clock;
 
+/// The soak's load: acme-bench rounds whose clients keep their accounts.
+mod soak;
+
 /// Chaos drill: kill -9 of random processes under load; nothing lost,
 /// nothing stuck (issue 18).
 mod chaos;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
-use instant_acme::{Account, BodyWrapper, NewAccount};
+use instant_acme::{Account, AccountCredentials, BodyWrapper, NewAccount};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -59,10 +59,35 @@ pub fn http_client(bundle: &Path) -> Result<Box<dyn instant_acme::HttpClient>> {
     Ok(Box::new(client))
 }
 
-/// Creates one account per client (not timed).
-pub async fn create_accounts(directory: &str, bundle: &Path, clients: u32) -> Result<Vec<Account>> {
+/// One account per client (not timed): the accounts saved in `saved`
+/// (instant-acme's credentials, a JSON array) when given and present,
+/// new ones for the rest, which are then saved there too. Saved accounts
+/// make a long run (the soak's rounds) behave like real clients, which
+/// keep their account, instead of registering new ones each round.
+pub async fn create_accounts(
+    directory: &str,
+    bundle: &Path,
+    clients: u32,
+    saved: Option<&Path>,
+) -> Result<Vec<Account>> {
+    let mut known: Vec<AccountCredentials> = match saved {
+        Some(path) if path.exists() => serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
+        )
+        .with_context(|| format!("parse {}", path.display()))?,
+        _ => Vec::new(),
+    };
+    let reused = known.len().min(clients as usize);
+    let mut accounts = Vec::new();
+    for credentials in known.drain(..reused) {
+        let account = Account::builder_with_http(http_client(bundle)?)
+            .from_credentials(credentials)
+            .await
+            .map_err(|e| anyhow!("load a saved account: {e}"))?;
+        accounts.push(account);
+    }
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..clients {
+    for _ in reused..clients as usize {
         let http = http_client(bundle)?;
         let directory = directory.to_owned();
         set.spawn(async move {
@@ -77,12 +102,45 @@ pub async fn create_accounts(directory: &str, bundle: &Path, clients: u32) -> Re
                     None,
                 )
                 .await
-                .map(|(account, _)| account)
         });
     }
-    let mut accounts = Vec::new();
+    let mut created = Vec::new();
     while let Some(res) = set.join_next().await {
-        accounts.push(res?.map_err(|e| anyhow!("create an account: {e}"))?);
+        let (account, credentials) = res?.map_err(|e| anyhow!("create an account: {e}"))?;
+        accounts.push(account);
+        created.push(credentials);
+    }
+    if let Some(path) = saved
+        && !created.is_empty()
+    {
+        save(path, &created)?;
     }
     Ok(accounts)
+}
+
+/// Appends `created` to the accounts saved in `path` (private keys: the
+/// file is written owner-only).
+fn save(path: &Path, created: &[AccountCredentials]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut all: Vec<serde_json::Value> = if path.exists() {
+        serde_json::from_slice(&std::fs::read(path)?)?
+    } else {
+        Vec::new()
+    };
+    for credentials in created {
+        all.push(serde_json::to_value(credentials)?);
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("write {}", tmp.display()))?;
+    file.write_all(&serde_json::to_vec(&all)?)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
+    Ok(())
 }
