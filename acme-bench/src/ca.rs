@@ -56,6 +56,8 @@ pub struct ManagedCa {
     pub log_path: PathBuf,
     /// The database given in the config.
     pub db: String,
+    /// `GET` URL of its Prometheus metrics, with `--heap-stats`.
+    pub metrics_url: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -95,6 +97,12 @@ impl ManagedCa {
         };
         let port = free_port()?;
         let mut env: Vec<(String, PathBuf)> = Vec::new();
+        let metrics_port = if opts.heap_stats {
+            env.push(("AKAMU_HEAP_STATS".into(), "1".into()));
+            Some(free_port()?)
+        } else {
+            None
+        };
         let signer_key = match opts.ca_backend {
             CaBackend::File => String::new(),
             CaBackend::SoftHsm => {
@@ -115,7 +123,10 @@ impl ManagedCa {
             opts.ca_key_type,
             targets,
             &format!(
-                "{signer_key}{}{}",
+                "{signer_key}{}{}{}",
+                metrics_port.map_or(String::new(), |p| format!(
+                    "\n[metrics]\nlisten_addr = \"127.0.0.1:{p}\"\n"
+                )),
                 leaf_profile(opts.key_type),
                 if opts.mtc {
                     "\n[mtc]\nenabled = true\n"
@@ -183,6 +194,7 @@ impl ManagedCa {
             config_path,
             log_path,
             db,
+            metrics_url: metrics_port.map(|p| format!("http://127.0.0.1:{p}/metrics")),
             _dir: dir,
         };
         let line = match rx.recv_timeout(READY_TIMEOUT) {

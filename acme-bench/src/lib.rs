@@ -7,6 +7,7 @@
 //! the measured window, sample again, and build a [`report::Report`].
 
 pub mod ca;
+pub mod heap;
 pub mod load;
 pub mod options;
 pub mod procstat;
@@ -149,6 +150,11 @@ async fn measure(
     };
 
     let csrs = load::make_csrs(cfg.key_type, &cfg.run_tag, opts.warmup, opts.requests).await;
+    let metrics_url = managed.and_then(|ca| ca.metrics_url.clone());
+    let heap_before = match &metrics_url {
+        Some(url) => Some(heap::scrape(url).await.context("heap counters before")?),
+        None => None,
+    };
     let before: Vec<Option<ProcSample>> = pids.iter().map(|(_, p)| procstat::sample(*p)).collect();
     let self_before = procstat::self_sample();
     let measured = load::run_phase(
@@ -162,6 +168,10 @@ async fn measure(
     .await;
     let after: Vec<Option<ProcSample>> = pids.iter().map(|(_, p)| procstat::sample(*p)).collect();
     let self_after = procstat::self_sample();
+    let heap_after = match &metrics_url {
+        Some(url) => Some(heap::scrape(url).await.context("heap counters after")?),
+        None => None,
+    };
     progress(&format!(
         "measured: {} ok, {} failed in {:.2} s",
         measured.ok.len(),
@@ -176,6 +186,11 @@ async fn measure(
         .filter_map(|((name, pid), (b, a))| {
             let a = (*a)?;
             let cpu = (a.cpu_secs - b.map_or(0.0, |b| b.cpu_secs)).max(0.0);
+            let heap = heap_before
+                .as_ref()
+                .zip(heap_after.as_ref())
+                .and_then(|(b, a)| Some((*b.get(name.as_str())?, *a.get(name.as_str())?)))
+                .filter(|_| succeeded > 0);
             Some(ProcessReport {
                 name: name.clone(),
                 pid: *pid,
@@ -183,6 +198,10 @@ async fn measure(
                 rss_after_bytes: a.rss_bytes,
                 cpu_secs: cpu,
                 cpu_ms_per_cert: per_cert_ms(cpu, succeeded),
+                heap_alloc_bytes_per_cert: heap
+                    .map(|(b, a)| (a.allocated_bytes - b.allocated_bytes) / succeeded as f64),
+                heap_allocations_per_cert: heap
+                    .map(|(b, a)| (a.allocations - b.allocations) / succeeded as f64),
             })
         })
         .collect();

@@ -136,6 +136,13 @@ pub struct Options {
     #[arg(long, value_name = "FILE", requires = "directory")]
     pub accounts: Option<PathBuf>,
 
+    /// Count the heap requests of the started CA's three processes
+    /// (`AKAMU_HEAP_STATS=1`, read from its `/metrics`) and report bytes
+    /// requested per issuance (incl. freed), the reference's "alloc
+    /// pressure". Counting costs CPU: measure CPU figures without it.
+    #[arg(long, conflicts_with = "directory")]
+    pub heap_stats: bool,
+
     /// Internal: initialise a SoftHSM2 token in DIR (run as a child process).
     #[arg(long, hide = true, value_name = "DIR")]
     pub internal_hsm_init: Option<PathBuf>,

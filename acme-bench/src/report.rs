@@ -37,7 +37,9 @@
 //!     "peak_rss_bytes": 20000000,                    VmHWM after the run
 //!     "rss_after_bytes": 15000000,                   VmRSS after the run
 //!     "cpu_secs": 0.8,                               utime+stime, measured window
-//!     "cpu_ms_per_cert": 4.0                         cpu_secs·1000 / succeeded
+//!     "cpu_ms_per_cert": 4.0,                        cpu_secs·1000 / succeeded
+//!     "heap_alloc_bytes_per_cert": 400000,           --heap-stats only: bytes
+//!     "heap_allocations_per_cert": 3000              requested (incl. freed), calls
 //!   } ],
 //!   "load_generator": { "cpu_secs": 0.5, "cpu_ms_per_cert": 2.5,
 //!                       "peak_rss_bytes": 30000000 }
@@ -205,6 +207,13 @@ pub struct ProcessReport {
     pub cpu_secs: f64,
     /// `cpu_secs` in ms per successful measured issuance.
     pub cpu_ms_per_cert: f64,
+    /// With `--heap-stats`: heap bytes requested (incl. freed) during the
+    /// measured window per successful issuance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_alloc_bytes_per_cert: Option<f64>,
+    /// With `--heap-stats`: heap allocation calls per successful issuance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_allocations_per_cert: Option<f64>,
 }
 
 /// The bench process itself.
@@ -232,6 +241,17 @@ fn mib(bytes: u64) -> f64 {
 }
 
 impl Report {
+    /// With `--heap-stats`: heap bytes requested per issuance by the CA's
+    /// processes together.
+    pub fn heap_alloc_bytes_per_cert(&self) -> Option<f64> {
+        let counted: Vec<f64> = self
+            .processes
+            .iter()
+            .filter_map(|p| p.heap_alloc_bytes_per_cert)
+            .collect();
+        (!counted.is_empty()).then(|| counted.iter().sum())
+    }
+
     /// Human-readable rendering.
     pub fn to_text(&self) -> String {
         let mut o = String::new();
@@ -342,6 +362,23 @@ impl Report {
                 p.cpu_ms_per_cert
             );
         }
+        if let Some(total) = self.heap_alloc_bytes_per_cert() {
+            let _ = writeln!(
+                o,
+                "  heap requested (incl. freed): {:.3} MiB/iss. ({})",
+                total / (1024.0 * 1024.0),
+                self.processes
+                    .iter()
+                    .filter_map(|p| Some(format!(
+                        "{} {:.3} MiB, {:.0} allocations",
+                        p.name,
+                        p.heap_alloc_bytes_per_cert? / (1024.0 * 1024.0),
+                        p.heap_allocations_per_cert.unwrap_or(0.0)
+                    )))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
         let g = &self.load_generator;
         let _ = writeln!(
             o,
@@ -432,6 +469,8 @@ mod tests {
                 rss_after_bytes: 15 << 20,
                 cpu_secs: 0.2,
                 cpu_ms_per_cert: 50.0,
+                heap_alloc_bytes_per_cert: None,
+                heap_allocations_per_cert: None,
             }],
             load_generator: LoadGenerator {
                 cpu_secs: 0.1,

@@ -1,7 +1,7 @@
 //! Smoke run: the bench binary starts the real Akāmu binaries (debug build,
 //! next to the bench executable: `cargo build --workspace --bins` first, as
 //! `scripts/test.sh` does), issues five certificates and reports them as
-//! JSON. No timing is asserted.
+//! JSON, with the heap counters of `--heap-stats`. No timing is asserted.
 
 use std::path::Path;
 use std::process::Command;
@@ -33,6 +33,7 @@ fn five_issuances_reported_as_json() {
             "5",
         ])
         .args(["--output", "json", "--verify-cert", "--max-secs", "120"])
+        .arg("--heap-stats")
         .arg("--bin-dir")
         .arg(bin_dir)
         .output()
@@ -61,6 +62,17 @@ fn five_issuances_reported_as_json() {
     let names: Vec<&str> = report.processes.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["acme-frontend", "ca-signer", "validator-worker"]);
     assert!(report.processes.iter().all(|p| p.peak_rss_bytes > 0));
+    // --heap-stats: every process counted its heap requests during the
+    // measured window (an issuance asks for kilobytes in many calls).
+    for p in &report.processes {
+        let bytes = p.heap_alloc_bytes_per_cert.unwrap_or(0.0);
+        let calls = p.heap_allocations_per_cert.unwrap_or(0.0);
+        assert!(
+            bytes > 1_000.0 && calls > 10.0,
+            "{}: {bytes} B, {calls} calls",
+            p.name
+        );
+    }
     // The JSON is also a plain value with the documented top-level keys.
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(v["latency"]["finalize"]["p99_ms"].is_number());

@@ -90,6 +90,7 @@ pub fn process_figures() -> ProcessFigures {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         figures.resident_memory_bytes = status_kib(&status, "VmRSS:").map_or(0, |k| k * 1024);
     }
+    figures.heap = crate::heap::figures();
     figures
 }
 

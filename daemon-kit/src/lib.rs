@@ -13,6 +13,7 @@ pub mod accept;
 pub mod clock;
 pub mod figures;
 pub mod files;
+pub mod heap;
 pub mod logging;
 pub mod memory;
 pub mod privileges;

@@ -29,4 +29,4 @@ pub use identifier::{Identifier, IdentifierKind};
 
 /// Version of the wire types in this crate. Both ends send it in the connection
 /// preamble and refuse to talk to a different version.
-pub const PROTOCOL_VERSION: u16 = 20;
+pub const PROTOCOL_VERSION: u16 = 21;

@@ -29,4 +29,19 @@ pub struct ProcessFigures {
     pub virtual_memory_bytes: u64,
     /// When the process started, Unix seconds.
     pub start_time_seconds: f64,
+    /// What the process asked of its heap, while counting is on
+    /// (`AKAMU_HEAP_STATS=1`, see `daemon_kit::heap`).
+    pub heap: Option<HeapFigures>,
+}
+
+/// A process's heap requests since counting was turned on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeapFigures {
+    /// Bytes requested (allocations and the new sizes of reallocations),
+    /// including what was freed again.
+    pub allocated_bytes: u64,
+    /// Allocation and reallocation calls.
+    pub allocations: u64,
+    /// Bytes freed (including the old sizes of reallocations).
+    pub freed_bytes: u64,
 }

@@ -657,7 +657,7 @@ const PROTOCOL_VERSION: u16 = shared_proto::PROTOCOL_VERSION;
 /// listed on its own (serde-reflection finds all variants only of the type
 /// it traces); the test names one that is missing.
 fn wire_types(t: &mut WireTrace) {
-    use shared_proto::metrics::{Histogram, ProcessFigures};
+    use shared_proto::metrics::{HeapFigures, Histogram, ProcessFigures};
     use shared_proto::signer::{
         CaInfo, CrlRequest, IssueRequest, IssuedCertificate, LogRead, LogReadError, ProfileInfo,
         RevokedEntry, SignedCrl, SignerError, SignerMetrics, SignerRpcRequest, SignerRpcResponse,
@@ -728,6 +728,7 @@ fn wire_types(t: &mut WireTrace) {
     // Figures of the metrics RPCs.
     t.ty::<Histogram>();
     t.ty::<ProcessFigures>();
+    t.ty::<HeapFigures>();
 
     // Validation statements (their JSON is what the validator signs).
     t.ty::<Statement>();

@@ -15,7 +15,13 @@ struct Args {
     config: PathBuf,
 }
 
+/// The system allocator, counting for the benchmark when
+/// `AKAMU_HEAP_STATS=1` (see `daemon_kit::heap`).
+#[global_allocator]
+static HEAP: daemon_kit::heap::Counting = daemon_kit::heap::Counting;
+
 fn main() -> ExitCode {
+    daemon_kit::heap::enable_from_env();
     let args = Args::parse();
     daemon_kit::logging::init();
 

@@ -7,7 +7,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use shared_proto::metrics::{Histogram, ProcessFigures};
+use shared_proto::metrics::{HeapFigures, Histogram, ProcessFigures};
 use shared_proto::signer::SignerMetrics;
 use shared_proto::validator::ValidatorMetrics;
 
@@ -29,6 +29,9 @@ pub struct Figures {
 }
 
 type Fmt = Result<(), std::fmt::Error>;
+
+/// A heap counter family: name, help and how to read its value.
+type HeapFamily = (&'static str, &'static str, fn(&HeapFigures) -> u64);
 
 /// A per-process family: name, help, type and how to read its value.
 type ProcessFamily = (
@@ -150,6 +153,38 @@ impl Figures {
                     MetricType::Counter => ConstCounter::new(value(figures)).encode(family)?,
                     _ => ConstGauge::new(value(figures)).encode(family)?,
                 }
+            }
+        }
+        let counted: Vec<(&str, HeapFigures)> = processes
+            .iter()
+            .filter_map(|(process, figures)| figures.heap.map(|h| (*process, h)))
+            .collect();
+        if counted.is_empty() {
+            return Ok(());
+        }
+        let heap: [HeapFamily; 3] = [
+            (
+                "akamu_process_heap_allocated_bytes",
+                "Bytes requested from the heap, including those freed again (AKAMU_HEAP_STATS=1 only).",
+                |h| h.allocated_bytes,
+            ),
+            (
+                "akamu_process_heap_allocations",
+                "Heap allocation calls (AKAMU_HEAP_STATS=1 only).",
+                |h| h.allocations,
+            ),
+            (
+                "akamu_process_heap_freed_bytes",
+                "Bytes given back to the heap (AKAMU_HEAP_STATS=1 only).",
+                |h| h.freed_bytes,
+            ),
+        ];
+        for (name, help, value) in heap {
+            let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (process, figures) in &counted {
+                let labels = [("process", *process)];
+                let family = m.encode_family(&labels)?;
+                ConstCounter::new(value(figures)).encode(family)?;
             }
         }
         Ok(())
