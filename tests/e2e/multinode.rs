@@ -7,7 +7,8 @@
 //!
 //! - Debian's certbot and lego each get a certificate through nginx that
 //!   verifies against ROOT_CERT, and nginx's log shows both A and B served
-//!   each client's requests; a nonce from A is accepted once at B and
+//!   each client's requests; with B stopped lego is served by A alone, and
+//!   after A's kill (below) by B alone; a nonce from A is accepted once at B and
 //!   refused (`badNonce`) the second time; after a key rollover at A, B
 //!   refuses the old key.
 //! - kill -9 of A while instant-acme clients issue through nginx: the
@@ -86,6 +87,44 @@ fn served_by_both(mn: &Multinode, lines: &[String], what: &str) {
     }
 }
 
+/// Asserts that every request of `lines` that reached a front end ended at
+/// front end `fe` (nginx logs `upstream=X, Y` when it moved on from X).
+fn served_only_by(mn: &Multinode, lines: &[String], fe: &str, what: &str) {
+    let origin = mn.frontend_origin(fe);
+    let port = origin.rsplit(':').next().expect("port");
+    let last: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split("upstream=").nth(1))
+        .map(|u| u.rsplit(", ").next().unwrap_or(u).trim())
+        .collect();
+    assert!(!last.is_empty(), "{what}: no request reached a front end");
+    for u in &last {
+        assert_eq!(
+            *u,
+            format!("127.0.0.1:{port}"),
+            "{what}: only front end {fe} serves:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+/// lego through nginx for `name` (http-01 on the validation port), its
+/// chain verified against ROOT_CERT; returns nginx's lines of the run.
+async fn lego_issues(mn: &Multinode, dir: &std::path::Path, name: &str) -> Vec<String> {
+    let before = mn.log("nginx-access").lines().count();
+    let lego = Lego::at(mn.directory(), mn.tls_ca(), &dir.join(name));
+    let listen = format!("127.0.0.1:{}", http_port(mn));
+    lego.ok(
+        &["--domains", name, "--http", "--http.port", &listen],
+        &["run"],
+        &[],
+    )
+    .await;
+    let leaf = verify_chain(dir, mn.root_cert(), &lego.bundle(name));
+    assert_eq!(dns_sans(&leaf), vec![name]);
+    upstreams_since(mn, before)
+}
+
 /// An instant-acme account through nginx.
 async fn account(mn: &Multinode) -> Account {
     let (account, _) = account_builder_trusting(mn.tls_ca())
@@ -136,19 +175,8 @@ async fn certbot_lego_nonces_and_key_rollover_across_front_ends() {
     served_by_both(&mn, &upstreams_since(&mn, before), "certbot");
 
     // Debian's lego, http-01 on its own server, through nginx.
-    let before = mn.log("nginx-access").lines().count();
-    let lego = Lego::at(mn.directory(), mn.tls_ca(), &dir.path().join("lego"));
-    let name = "lego.example.org";
-    let listen = format!("127.0.0.1:{port}");
-    lego.ok(
-        &["--domains", name, "--http", "--http.port", &listen],
-        &["run"],
-        &[],
-    )
-    .await;
-    let leaf = verify_chain(dir.path(), mn.root_cert(), &lego.bundle(name));
-    assert_eq!(dns_sans(&leaf), vec![name]);
-    served_by_both(&mn, &upstreams_since(&mn, before), "lego");
+    let lines = lego_issues(&mn, dir.path(), "lego.example.org").await;
+    served_by_both(&mn, &lines, "lego");
 
     // A nonce handed out by A, used at B: accepted once, refused twice.
     let raw = RawClient::connect(mn.tls_ca(), mn.directory()).await;
@@ -195,6 +223,11 @@ async fn certbot_lego_nonces_and_key_rollover_across_front_ends() {
         .post_jose(&bob.kid, &renewed.sign(&b.nonce().await, &bob.kid, None))
         .await;
     assert_eq!(rsp.status, StatusCode::OK, "the new key at B: {rsp:?}");
+
+    // B stopped: nginx sends everything to A, and lego is served there.
+    mn.signal("fe-b", Signal::SIGTERM).await;
+    let lines = lego_issues(&mn, dir.path(), "lego-at-a.example.org").await;
+    served_only_by(&mn, &lines, "a", "lego with B stopped");
 }
 
 /// One issuance for `name` with instant-acme, every failure returned.
@@ -353,6 +386,12 @@ async fn kill_9_of_a_front_end_under_load_loses_no_certificate() {
             "{name}'s certificate is not in the database"
         );
     }
+
+    // A is gone: lego through nginx is served by B alone.
+    drop(http);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = lego_issues(&mn, dir.path(), "lego-at-b.example.org").await;
+    served_only_by(&mn, &lines, "b", "lego after A's kill");
 
     // The audit log and the database agree: whatever A was signing when it
     // died is picked up by the lease holder's sweep (work older than 60 s).
