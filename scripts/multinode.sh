@@ -324,6 +324,8 @@ case "$1" in
 up)
     mkdir -p "$STATE"
     STATE=$(cd "$STATE" && pwd)
+    # Interrupted half-way: stop what was started.
+    trap 'echo "multinode: interrupted; stopping what was started" >&2; stop_all; rm -rf "$STATE/run"; exit 130' INT TERM
     up
     ;;
 down)

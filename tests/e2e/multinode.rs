@@ -10,7 +10,8 @@
 //!   each client's requests; with B stopped lego is served by A alone, and
 //!   after A's kill (below) by B alone; a nonce from A is accepted once at B and
 //!   refused (`badNonce`) the second time; after a key rollover at A, B
-//!   refuses the old key.
+//!   refuses the old key; one order finalized at A and B at once is
+//!   signed once.
 //! - kill -9 of A while instant-acme clients issue through nginx: the
 //!   clients (retrying a failed issuance from the start) all finish, every
 //!   certificate they received is in the database, and `akamu-cli audit
@@ -143,7 +144,7 @@ async fn account(mn: &Multinode) -> Account {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn certbot_lego_nonces_and_key_rollover_across_front_ends() {
+async fn certbot_lego_nonces_rollover_and_finalize_race_across_front_ends() {
     let dns = DnsServer::start().await;
     let mn = up(&dns, Vec::new()).await;
     let port = http_port(&mn).to_string();
@@ -223,6 +224,53 @@ async fn certbot_lego_nonces_and_key_rollover_across_front_ends() {
         .post_jose(&bob.kid, &renewed.sign(&b.nonce().await, &bob.kid, None))
         .await;
     assert_eq!(rsp.status, StatusCode::OK, "the new key at B: {rsp:?}");
+
+    // The same order finalized at A and at B at once: one certificate.
+    let http = Http01Server::start(http_port(&mn)).await;
+    let session = Session::with_account(&a, alice);
+    let name = "race.example.org";
+    let (order_url, order) = session.new_order(&[identifier(name)]).await;
+    session.answer_http01(&order, &http).await;
+    let order = session.settle(&order_url).await;
+    assert_eq!(order["status"], "ready", "{order}");
+    let finalize = order["finalize"].as_str().expect("finalize URL");
+    let (der, _key) = csr(&[name]);
+    let payload = json!({"csr": akamu_jose::b64(&der)});
+    let at_a = session
+        .account
+        .sign(&a.nonce().await, finalize, Some(&payload));
+    let at_b = session
+        .account
+        .sign(&b.nonce().await, finalize, Some(&payload));
+    let (ra, rb) = tokio::join!(a.post_jose(finalize, &at_a), b.post_jose(finalize, &at_b));
+    let won = [&ra, &rb].iter().filter(|r| r.status.is_success()).count();
+    assert_eq!(won, 1, "exactly one finalize wins: A {ra:?}, B {rb:?}");
+    for r in [&ra, &rb].into_iter().filter(|r| !r.status.is_success()) {
+        r.assert_problem("the losing finalize", &["orderNotReady"]);
+    }
+    let done = session.settle(&order_url).await;
+    assert_eq!(done["status"], "valid", "{done}");
+    let cert_url = done["certificate"].as_str().expect("certificate URL");
+    let from_a = session.post_ok(cert_url, None).await.body;
+    let from_b = Session::with_account(&b, session.account)
+        .post_ok(cert_url, None)
+        .await
+        .body;
+    assert_eq!(from_a, from_b, "A and B serve the same certificate");
+    let chain = String::from_utf8(from_a.to_vec()).expect("PEM");
+    verify_chain(dir.path(), mn.root_cert(), &chain);
+    let audit = std::fs::read_to_string(mn.var("AUDIT_LOG")).expect("audit log");
+    let signed = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["serial"].is_string() && r["names"] == json!([format!("dns:{name}")]))
+        .count();
+    assert_eq!(
+        signed, 1,
+        "the signer signed the raced order once:\n{audit}"
+    );
+    drop(http);
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     // B stopped: nginx sends everything to A, and lego is served there.
     mn.signal("fe-b", Signal::SIGTERM).await;
