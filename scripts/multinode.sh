@@ -179,6 +179,11 @@ fail() { # NAME WHY
     } >&2
     stop_all >&2
     rm -rf "$STATE/run"
+    # A port picked free was taken by someone else before our process bound
+    # it: the caller may try again with other ports.
+    if grep -qi "address already in use\|address in use" "$STATE/logs/$1.log" 2>/dev/null; then
+        exit 75
+    fi
     exit 1
 }
 
@@ -186,7 +191,7 @@ fail() { # NAME WHY
 # command line names this state directory (a recycled pid does not).
 ours() { # NAME PID
     [ -r "/proc/$2/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$2/cmdline" | grep -qF "$STATE/" || return 1
+    tr '\0' ' ' 2>/dev/null <"/proc/$2/cmdline" | grep -qF "$STATE/" || return 1
     # A zombie has no command line; it is gone already.
     [ "$(awk '{print $3}' "/proc/$2/stat" 2>/dev/null)" != Z ]
 }
@@ -326,7 +331,13 @@ up)
     STATE=$(cd "$STATE" && pwd)
     # Interrupted half-way: stop what was started.
     trap 'echo "multinode: interrupted; stopping what was started" >&2; stop_all; rm -rf "$STATE/run"; exit 130' INT TERM
-    up
+    for attempt in 1 2 3; do
+        rc=0
+        (up) || rc=$?
+        [ "$rc" -eq 75 ] || exit "$rc"
+        echo "multinode: a port was taken meanwhile (attempt $attempt); again with other ports" >&2
+    done
+    exit 1
     ;;
 down)
     [ -d "$STATE" ] || exit 0

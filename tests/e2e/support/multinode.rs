@@ -70,10 +70,7 @@ impl Multinode {
             );
         }
         let out = cmd.output().expect("run scripts/multinode.sh up");
-        let mut m = Multinode {
-            dir: Some(dir),
-            vars: BTreeMap::new(),
-        };
+        // A failed `up` has stopped what it started already.
         assert!(
             out.status.success(),
             "multinode.sh up failed ({}):\n{}{}",
@@ -81,6 +78,10 @@ impl Multinode {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut m = Multinode {
+            dir: Some(dir),
+            vars: BTreeMap::new(),
+        };
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             if let Some((k, v)) = line.split_once('=') {
                 m.vars.insert(k.to_owned(), v.to_owned());
@@ -156,8 +157,10 @@ impl Multinode {
 
     /// The log of `name` (`logs/<name>.log`; `nginx-access`, `nginx-error`).
     pub(crate) fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(Path::new(self.var("LOGS")).join(format!("{name}.log")))
-            .unwrap_or_default()
+        let Some(logs) = self.vars.get("LOGS") else {
+            return String::new();
+        };
+        std::fs::read_to_string(Path::new(logs).join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// Runs `scripts/multinode.sh down`; a second call does nothing.
