@@ -377,6 +377,8 @@ async fn kill_9_of_a_front_end_under_load_loses_no_certificate() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let before_kill = mn.log("nginx-access").lines().count();
+    let so_far: Vec<String> = upstreams_since(&mn, 0);
+    served_by_both(&mn, &so_far, "the load before the kill");
     mn.signal("fe-a", Signal::SIGKILL).await;
 
     let mut chains = Vec::new();
