@@ -25,8 +25,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use akamu_jose::{Alg, SigningKey};
-use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
 use http::StatusCode;
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
@@ -412,21 +410,7 @@ async fn kill_9_of_a_front_end_under_load_loses_no_certificate() {
 
     // Every certificate a client received is in the database.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut conn = SqliteConnection::establish(&mn.db_path().display().to_string())
-        .expect("open the database");
-    conn.batch_execute("PRAGMA busy_timeout = 5000")
-        .expect("busy timeout");
-    #[derive(diesel::QueryableByName)]
-    struct Der {
-        #[diesel(sql_type = diesel::sql_types::Binary)]
-        der: Vec<u8>,
-    }
-    let stored: Vec<Vec<u8>> = diesel::sql_query("SELECT der FROM certificates")
-        .load::<Der>(&mut conn)
-        .expect("certificates")
-        .into_iter()
-        .map(|d| d.der)
-        .collect();
+    let stored = mn.stored_certificates();
     for (name, chain) in &chains {
         let leaf = verify_chain(dir.path(), mn.root_cert(), chain);
         assert_eq!(dns_sans(&leaf), vec![name.as_str()]);

@@ -127,6 +127,29 @@ impl Multinode {
         Path::new(self.var("DATABASE_PATH"))
     }
 
+    /// The DER of every certificate in the front ends' database. (The one
+    /// place that opens the database: with PostgreSQL, a `PgConnection` on
+    /// `DATABASE_URL` instead.)
+    pub(crate) fn stored_certificates(&self) -> Vec<Vec<u8>> {
+        use diesel::connection::SimpleConnection;
+        use diesel::prelude::*;
+        #[derive(diesel::QueryableByName)]
+        struct Der {
+            #[diesel(sql_type = diesel::sql_types::Binary)]
+            der: Vec<u8>,
+        }
+        let mut conn = SqliteConnection::establish(&self.db_path().display().to_string())
+            .expect("open the database");
+        conn.batch_execute("PRAGMA busy_timeout = 5000")
+            .expect("busy timeout");
+        diesel::sql_query("SELECT der FROM certificates")
+            .load::<Der>(&mut conn)
+            .expect("certificates")
+            .into_iter()
+            .map(|d| d.der)
+            .collect()
+    }
+
     /// The pid `up` recorded for `name` (`p1`…`p5`, `validator`, `signer`,
     /// `fe-a`, `fe-b`, `nginx`).
     pub(crate) fn pid(&self, name: &str) -> i32 {
