@@ -159,3 +159,8 @@ mod proxy;
 /// certificate, from another CA or with a name not allowed are refused and
 /// logged; the Unix socket keeps serving.
 mod signer_tls;
+
+/// The multi-node deployment of `scripts/multinode.sh` (issue 17): certbot
+/// and lego through nginx, nonces and key rollover across front ends, kill
+/// -9 of a front end under load, perspectives down and lying.
+mod multinode;

@@ -19,6 +19,8 @@ pub(crate) mod fleet;
 pub(crate) mod http01;
 /// The links' PKI (rcgen): the mutual-TLS links between our processes.
 pub(crate) mod link_pki;
+/// `scripts/multinode.sh up|down` driven from a test.
+pub(crate) mod multinode;
 /// The operator's tools: `akamu-cli` and the `openssl` CLI.
 pub(crate) mod operator;
 /// `/proc` queries: children, states, listening sockets.

@@ -70,10 +70,16 @@ pub(crate) struct Lego {
 impl Lego {
     /// lego for `ca`, storing accounts and certificates in `path`.
     pub(crate) fn new(ca: &Ca, path: &Path) -> Lego {
+        Lego::at(ca.directory(), ca.ca_cert(), path)
+    }
+
+    /// lego for the ACME server at `directory` whose HTTPS certificate
+    /// chains to `ca_cert`, storing its state in `path`.
+    pub(crate) fn at(directory: &str, ca_cert: &Path, path: &Path) -> Lego {
         Lego {
             bin: require("lego"),
-            directory: ca.directory().to_owned(),
-            ca_cert: ca.ca_cert().to_owned(),
+            directory: directory.to_owned(),
+            ca_cert: ca_cert.to_owned(),
             path: path.to_owned(),
             email: "e2e@example.org".to_owned(),
         }
@@ -159,10 +165,16 @@ pub(crate) struct Certbot {
 impl Certbot {
     /// certbot for `ca`, with all its state in `dir`.
     pub(crate) fn new(ca: &Ca, dir: &Path) -> Certbot {
+        Certbot::at(ca.directory(), ca.ca_cert(), dir)
+    }
+
+    /// certbot for the ACME server at `directory` whose HTTPS certificate
+    /// chains to `ca_cert`, with all its state in `dir`.
+    pub(crate) fn at(directory: &str, ca_cert: &Path, dir: &Path) -> Certbot {
         Certbot {
             bin: require("certbot"),
-            directory: ca.directory().to_owned(),
-            ca_cert: ca.ca_cert().to_owned(),
+            directory: directory.to_owned(),
+            ca_cert: ca_cert.to_owned(),
             dir: dir.to_owned(),
         }
     }
