@@ -14,7 +14,7 @@ use acme_frontend::store::{self, Store};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
-fn eab(c: &mut SqliteConnection, kid: &str) -> Result<(), Error> {
+fn eab(c: &mut store::Conn, kid: &str) -> Result<(), Error> {
     store::eab::seed(c, &[(kid.to_owned(), vec![7u8; 32])], 1)
 }
 

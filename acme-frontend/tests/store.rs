@@ -553,10 +553,10 @@ async fn one_attempt_per_authorization() {
     let refused = db
         .store
         .run(move |c| {
-            use diesel::prelude::*;
-            diesel::sql_query("UPDATE challenges SET status = 'processing' WHERE id = ?")
+            use acme_frontend::store::Query;
+            diesel::sql_query("UPDATE challenges SET status = 'processing' WHERE id = $1")
                 .bind::<diesel::sql_types::Text, _>(cid)
-                .execute(c)
+                .exec(c)
                 .map_err(|e| Error::Internal(e.to_string()))
         })
         .await;

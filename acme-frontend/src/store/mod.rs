@@ -1,6 +1,11 @@
 //! The only module with SQL: diesel over one SQLite file (WAL, foreign keys,
 //! full sync so a committed certificate survives a crash).
 //!
+//! Every store function takes a [`Conn`], one of the two dialects; the
+//! queries are written once and run on either through [`Query`] (or, where
+//! a query's type depends on the backend, [`on_backend!`]); where the
+//! dialects differ, a function matches on the variant.
+//!
 //! **Invariant:** multi-row changes (an order with its authorizations and
 //! challenges, a validation result's cascade, an issued certificate with its
 //! order) happen in one transaction.
@@ -28,15 +33,172 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::query_dsl::methods::{ExecuteDsl, LoadQuery};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{DatabaseError, Error};
 
-/// The connection a store function runs on; callers outside this module
-/// name it only to pass it along.
-pub type Conn = SqliteConnection;
+/// The connection a store function runs on, in either dialect; callers
+/// outside this module name it only to pass it along.
+pub enum Conn {
+    /// An embedded SQLite database (the default).
+    Sqlite(SqliteConnection),
+    /// A PostgreSQL server (`[database] url`).
+    Pg(PgConnection),
+}
+
+/// Runs `$body` with `$c` bound to the inner connection of `$conn`,
+/// type-checked once per dialect: for queries whose type names the backend
+/// (boxed queries) or that must run on the concrete connection.
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::Conn::Sqlite($c) => $body,
+            $crate::store::Conn::Pg($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// Runs a diesel query on a [`Conn`]: the query is built once, generic over
+/// the backend, and executed on the variant's connection (one `match`, no
+/// translation layer, so SQLite runs exactly the statement it ran before).
+pub trait Query: Sized {
+    /// [`RunQueryDsl::execute`] on either dialect.
+    fn exec(self, conn: &mut Conn) -> QueryResult<usize>
+    where
+        Self: ExecuteDsl<SqliteConnection> + ExecuteDsl<PgConnection>,
+    {
+        match conn {
+            Conn::Sqlite(c) => ExecuteDsl::execute(self, c),
+            Conn::Pg(c) => ExecuteDsl::execute(self, c),
+        }
+    }
+
+    /// [`RunQueryDsl::load`] on either dialect.
+    fn fetch_all<'q, U>(self, conn: &mut Conn) -> QueryResult<Vec<U>>
+    where
+        Self: RunQueryDsl<SqliteConnection>
+            + RunQueryDsl<PgConnection>
+            + LoadQuery<'q, SqliteConnection, U>
+            + LoadQuery<'q, PgConnection, U>,
+    {
+        match conn {
+            Conn::Sqlite(c) => RunQueryDsl::<SqliteConnection>::load(self, c),
+            Conn::Pg(c) => RunQueryDsl::<PgConnection>::load(self, c),
+        }
+    }
+
+    /// [`RunQueryDsl::get_result`] on either dialect.
+    fn fetch_one<'q, U>(self, conn: &mut Conn) -> QueryResult<U>
+    where
+        Self: RunQueryDsl<SqliteConnection>
+            + RunQueryDsl<PgConnection>
+            + LoadQuery<'q, SqliteConnection, U>
+            + LoadQuery<'q, PgConnection, U>,
+    {
+        match conn {
+            Conn::Sqlite(c) => RunQueryDsl::<SqliteConnection>::get_result(self, c),
+            Conn::Pg(c) => RunQueryDsl::<PgConnection>::get_result(self, c),
+        }
+    }
+
+    /// The first row (`LIMIT 1`), as [`RunQueryDsl::first`], on either
+    /// dialect.
+    fn fetch_first<'q, U>(self, conn: &mut Conn) -> QueryResult<U>
+    where
+        Self: diesel::query_dsl::methods::LimitDsl
+            + RunQueryDsl<SqliteConnection>
+            + RunQueryDsl<PgConnection>,
+        diesel::dsl::Limit<Self>:
+            LoadQuery<'q, SqliteConnection, U> + LoadQuery<'q, PgConnection, U>,
+    {
+        match conn {
+            Conn::Sqlite(c) => RunQueryDsl::<SqliteConnection>::first(self, c),
+            Conn::Pg(c) => RunQueryDsl::<PgConnection>::first(self, c),
+        }
+    }
+}
+
+impl<T> Query for T {}
+
+impl SimpleConnection for Conn {
+    fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
+        on_backend!(self, c => c.batch_execute(query))
+    }
+}
+
+impl Conn {
+    /// Whether this is a PostgreSQL connection.
+    pub fn is_pg(&self) -> bool {
+        matches!(self, Conn::Pg(_))
+    }
+
+    /// Runs `f` in a transaction (a savepoint when one is open), as
+    /// diesel's `Connection::transaction`.
+    pub fn transaction<R, E>(&mut self, f: impl FnOnce(&mut Conn) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        on_backend!(&mut *self, c => AnsiTransactionManager::begin_transaction(c))?;
+        match f(self) {
+            Ok(value) => {
+                on_backend!(&mut *self, c => AnsiTransactionManager::commit_transaction(c))?;
+                Ok(value)
+            }
+            Err(user_error) => {
+                match on_backend!(&mut *self, c => AnsiTransactionManager::rollback_transaction(c))
+                {
+                    Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => {
+                        Err(user_error)
+                    }
+                    Err(rollback_error) => Err(rollback_error.into()),
+                }
+            }
+        }
+    }
+
+    /// Runs `f` in a transaction that holds the write lock from its start:
+    /// SQLite's `BEGIN IMMEDIATE` (concurrent writers queue instead of
+    /// failing with SQLITE_BUSY); on PostgreSQL a plain transaction (rows
+    /// are locked as they are written or read `FOR UPDATE`).
+    pub fn immediate_transaction<R, E>(
+        &mut self,
+        f: impl FnOnce(&mut Conn) -> Result<R, E>,
+    ) -> Result<R, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        let begin = match &mut *self {
+            Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+            Conn::Pg(c) => AnsiTransactionManager::begin_transaction(c),
+        };
+        begin?;
+        match f(self) {
+            Ok(value) => {
+                on_backend!(&mut *self, c => AnsiTransactionManager::commit_transaction(c))?;
+                Ok(value)
+            }
+            Err(user_error) => {
+                match on_backend!(&mut *self, c => AnsiTransactionManager::rollback_transaction(c))
+                {
+                    Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => {
+                        Err(user_error)
+                    }
+                    Err(rollback_error) => Err(rollback_error.into()),
+                }
+            }
+        }
+    }
+
+    fn transaction_depth(&mut self) -> QueryResult<Option<std::num::NonZeroU32>> {
+        on_backend!(self, c => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth())
+    }
+}
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -52,9 +214,18 @@ const MAX_BATCH: usize = 64;
 /// read-only connections.
 #[derive(Clone)]
 pub struct Store {
-    writer: mpsc::Sender<Job>,
-    readers: Arc<Vec<Mutex<SqliteConnection>>>,
-    next_reader: Arc<AtomicUsize>,
+    backend: Backend,
+}
+
+/// Where a [`Store`]'s jobs run.
+#[derive(Clone)]
+enum Backend {
+    /// SQLite: the writer thread and the read connections.
+    Sqlite {
+        writer: mpsc::Sender<Job>,
+        readers: Arc<Vec<Mutex<Conn>>>,
+        next_reader: Arc<AtomicUsize>,
+    },
 }
 
 /// What the writer thread does after the batch's commit: hands the job's
@@ -62,7 +233,7 @@ pub struct Store {
 type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// The body of a [`Job`].
-type Work = Box<dyn FnOnce(Option<&mut SqliteConnection>) -> Finish + Send>;
+type Work = Box<dyn FnOnce(Option<&mut Conn>) -> Finish + Send>;
 
 /// One unit of write work: runs inside the batch's transaction, in its own
 /// savepoint, and returns how to deliver its result once the batch commits.
@@ -77,7 +248,7 @@ impl Job {
     fn new<R, F>(f: F, durable: bool, reply: impl FnOnce(Result<R, Error>) + Send + 'static) -> Self
     where
         R: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
         Self {
             durable,
@@ -119,7 +290,7 @@ fn connect(url: &str, pragmas: &str) -> Result<SqliteConnection, Error> {
 /// this binary does not know. Running on it could corrupt rows the newer
 /// schema gives a meaning this binary ignores, so the start fails and says
 /// what to do instead (no downgrade path exists).
-fn refuse_newer_schema(conn: &mut SqliteConnection, url: &str) -> Result<(), Error> {
+fn refuse_newer_schema(conn: &mut Conn, url: &str) -> Result<(), Error> {
     use diesel::migration::MigrationSource;
     let open = |detail: String| DatabaseError::Open {
         path: url.to_owned(),
@@ -130,8 +301,7 @@ fn refuse_newer_schema(conn: &mut SqliteConnection, url: &str) -> Result<(), Err
         .iter()
         .map(|m| m.name().version().to_string())
         .collect();
-    let applied = conn
-        .applied_migrations()
+    let applied = on_backend!(conn, c => c.applied_migrations())
         .map_err(|e| open(format!("migrations: {e}")))?;
     let unknown: Vec<String> = applied
         .iter()
@@ -180,18 +350,18 @@ impl Store {
             })?;
         }
         let url = path.to_string_lossy();
-        let mut writer = connect(&url, WRITER_PRAGMAS)?;
+        let mut writer = Conn::Sqlite(connect(&url, WRITER_PRAGMAS)?);
         // Under the write lock: front ends starting together on one
         // database (`[fleet]`) apply each migration once, the others wait
         // (busy timeout) and then find nothing pending.
         writer.immediate_transaction(|writer| {
             refuse_newer_schema(writer, &url)?;
-            writer
-                .run_pending_migrations(MIGRATIONS)
-                .map_err(|e| DatabaseError::Open {
+            on_backend!(writer, c => c.run_pending_migrations(MIGRATIONS).map(|_| ())).map_err(
+                |e| DatabaseError::Open {
                     path: url.to_string(),
                     detail: format!("migrations: {e}"),
-                })?;
+                },
+            )?;
             Ok::<_, Error>(())
         })?;
         let in_memory = path == Path::new(":memory:");
@@ -203,7 +373,7 @@ impl Store {
             Vec::new()
         } else {
             (0..READERS)
-                .map(|_| connect(&url, READER_PRAGMAS).map(Mutex::new))
+                .map(|_| connect(&url, READER_PRAGMAS).map(|c| Mutex::new(Conn::Sqlite(c))))
                 .collect::<Result<_, _>>()?
         };
         let (tx, rx) = mpsc::channel();
@@ -216,16 +386,18 @@ impl Store {
                 source,
             })?;
         Ok(Self {
-            writer: tx,
-            readers: Arc::new(readers),
-            next_reader: Arc::new(AtomicUsize::new(0)),
+            backend: Backend::Sqlite {
+                writer: tx,
+                readers: Arc::new(readers),
+                next_reader: Arc::new(AtomicUsize::new(0)),
+            },
         })
     }
 
     /// Opens an existing database read-only, with no writer thread and no
     /// migrations: for operator reports on a database a running frontend
     /// owns.
-    pub fn open_read_only(path: &Path) -> Result<SqliteConnection, Error> {
+    pub fn open_read_only(path: &Path) -> Result<Conn, Error> {
         if !path.exists() {
             return Err(Error::Io {
                 context: "opening",
@@ -233,7 +405,7 @@ impl Store {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "database not found"),
             });
         }
-        connect(&format!("file:{}?mode=ro", path.display()), READER_PRAGMAS)
+        connect(&format!("file:{}?mode=ro", path.display()), READER_PRAGMAS).map(Conn::Sqlite)
     }
 
     /// Runs `f` on the writer and waits on the calling thread (start-up
@@ -241,7 +413,7 @@ impl Store {
     /// durably.
     pub fn run_blocking<R>(
         &self,
-        f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        f: impl FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     ) -> Result<R, Error>
     where
         R: Send + 'static,
@@ -263,7 +435,7 @@ impl Store {
     pub async fn run<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
         self.run_job(f, false).await
     }
@@ -275,7 +447,7 @@ impl Store {
     pub async fn run_durable<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
         self.run_job(f, true).await
     }
@@ -283,7 +455,7 @@ impl Store {
     async fn run_job<R, F>(&self, f: F, durable: bool) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(Job::new(f, durable, move |r| {
@@ -293,7 +465,9 @@ impl Store {
     }
 
     fn submit(&self, job: Job) -> Result<(), Error> {
-        self.writer.send(job).map_err(|_| writer_gone())
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.send(job).map_err(|_| writer_gone()),
+        }
     }
 
     /// Runs a read-only `f` on one of the read connections (the writer for
@@ -307,18 +481,22 @@ impl Store {
     pub async fn read<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
-        if self.readers.is_empty() {
+        let Backend::Sqlite {
+            readers,
+            next_reader,
+            ..
+        } = &self.backend;
+        if readers.is_empty() {
             return self.run(f).await;
         }
-        let n = self.readers.len();
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        if let Some(mut guard) = (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok())
-        {
+        let n = readers.len();
+        let start = next_reader.fetch_add(1, Ordering::Relaxed);
+        if let Some(mut guard) = (0..n).find_map(|i| readers[(start + i) % n].try_lock().ok()) {
             return f(&mut guard);
         }
-        let readers = self.readers.clone();
+        let readers = readers.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = readers[start % n]
                 .lock()
@@ -337,7 +515,7 @@ fn writer_gone() -> Error {
 /// The writer thread: takes every job waiting, runs them in one immediate
 /// transaction, commits once, then answers each. Ends when the last
 /// [`Store`] handle is dropped.
-fn writer_loop(mut conn: SqliteConnection, jobs: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Conn, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -350,7 +528,7 @@ fn writer_loop(mut conn: SqliteConnection, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
+fn commit_batch(conn: &mut Conn, batch: Vec<Job>) {
     let durable = batch.iter().any(|j| j.durable);
     let (finishes, outcome) = run_batch(conn, batch, durable);
     if durable && let Err(e) = conn.batch_execute("PRAGMA synchronous = NORMAL;") {
@@ -366,11 +544,7 @@ fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
 
 /// Runs the jobs of one batch in one immediate transaction; returns each
 /// job's reply path and the batch's outcome.
-fn run_batch(
-    conn: &mut SqliteConnection,
-    batch: Vec<Job>,
-    durable: bool,
-) -> (Vec<Finish>, Result<(), String>) {
+fn run_batch(conn: &mut Conn, batch: Vec<Job>, durable: bool) -> (Vec<Finish>, Result<(), String>) {
     let skip_all = |batch: Vec<Job>| -> Vec<Finish> {
         batch.into_iter().map(|job| (job.work)(None)).collect()
     };
@@ -380,7 +554,11 @@ fn run_batch(
             Err(format!("setting synchronous = FULL: {e}")),
         );
     }
-    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE") {
+    let begin = match &mut *conn {
+        Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        Conn::Pg(c) => AnsiTransactionManager::begin_transaction(c),
+    };
+    if let Err(e) = begin {
         return (
             skip_all(batch),
             Err(format!("beginning a transaction: {e}")),
@@ -409,7 +587,7 @@ fn run_batch(
         );
     }
     let committing = std::time::Instant::now();
-    match AnsiTransactionManager::commit_transaction(&mut *conn) {
+    match on_backend!(&mut *conn, c => AnsiTransactionManager::commit_transaction(c)) {
         Ok(()) => {
             crate::metrics::db_commit(committing.elapsed(), finishes.len(), durable);
             (finishes, Ok(()))
@@ -422,13 +600,13 @@ fn run_batch(
 }
 
 /// Rolls back whatever transaction and savepoints are open on `conn`.
-fn rollback_all(conn: &mut SqliteConnection) {
+fn rollback_all(conn: &mut Conn) {
     loop {
-        let depth =
-            AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).transaction_depth();
-        match depth {
+        match conn.transaction_depth() {
             Ok(Some(_)) => {
-                if AnsiTransactionManager::rollback_transaction(&mut *conn).is_err() {
+                if on_backend!(&mut *conn, c => AnsiTransactionManager::rollback_transaction(c))
+                    .is_err()
+                {
                     // Diesel marks the connection broken; the next BEGIN
                     // reports it to the jobs of the next batch.
                     return;
@@ -443,8 +621,8 @@ fn rollback_all(conn: &mut SqliteConnection) {
 /// concurrent writers queue instead of failing with SQLITE_BUSY). Inside a
 /// job of the writer thread, `f` runs in the job's savepoint.
 pub fn write_tx<R>(
-    conn: &mut SqliteConnection,
-    f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error>,
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> Result<R, Error>,
 ) -> Result<R, Error> {
     if in_transaction(conn)? {
         // Inside a writer job: the job's own savepoint already makes it
@@ -460,8 +638,8 @@ pub fn write_tx<R>(
 /// batch ([`Store::run_durable`]); anything else is refused, so a
 /// certificate can never be acknowledged from an unsynced commit.
 pub fn durable_tx<R>(
-    conn: &mut SqliteConnection,
-    f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error>,
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> Result<R, Error>,
 ) -> Result<R, Error> {
     if in_transaction(conn)? {
         if !DURABLE_BATCH.get() {
@@ -471,6 +649,10 @@ pub fn durable_tx<R>(
         }
         return f(conn);
     }
+    if conn.is_pg() {
+        // PostgreSQL's commits are synced (`synchronous_commit = on`).
+        return conn.immediate_transaction(f);
+    }
     conn.batch_execute("PRAGMA synchronous = FULL;")?;
     let result = conn.immediate_transaction(f);
     let restore = conn.batch_execute("PRAGMA synchronous = NORMAL;");
@@ -479,10 +661,8 @@ pub fn durable_tx<R>(
     Ok(value)
 }
 
-fn in_transaction(conn: &mut SqliteConnection) -> Result<bool, Error> {
-    Ok(AnsiTransactionManager::transaction_manager_status_mut(conn)
-        .transaction_depth()?
-        .is_some())
+fn in_transaction(conn: &mut Conn) -> Result<bool, Error> {
+    Ok(conn.transaction_depth()?.is_some())
 }
 
 #[cfg(test)]
@@ -495,7 +675,7 @@ mod tests {
         (dir, store)
     }
 
-    fn seed(c: &mut SqliteConnection, kid: &str) -> Result<(), Error> {
+    fn seed(c: &mut Conn, kid: &str) -> Result<(), Error> {
         eab::seed(c, &[(kid.to_owned(), vec![7u8; 32])], 1)
     }
 
