@@ -1,5 +1,6 @@
-//! In-process tests of the store's transitions against a real SQLite file in
-//! a temporary directory (no spawned binaries): the validation cascade
+//! In-process tests of the store's transitions, each run twice: against a
+//! real SQLite file in a temporary directory and against a real PostgreSQL
+//! server (`test_kit::postgres`), with no spawned binaries of ours: the validation cascade
 //! (challenge → authorization → every order that shares it), expiry as
 //! clients see it, one certificate for a finalize raced by many tasks, and
 //! in-flight claims released when a job fails or panics.
@@ -15,22 +16,79 @@ use acme_frontend::protocol::{
 use acme_frontend::store::authzs::Outcome;
 use acme_frontend::store::models::{AccountRow, AuthzRow, CertRow, ChallengeRow, OrderRow};
 use acme_frontend::store::orders::NewOrder;
+use acme_frontend::store::pg::PgOptions;
 use acme_frontend::store::{self, Store};
 use shared_proto::Identifier;
+use test_kit::postgres::PgServer;
 
 const T0: i64 = 1_800_000_000;
 const LIFETIME: i64 = 3600;
 
+/// A store and what keeps its database alive (dropped after the store).
 struct Db {
-    _dir: tempfile::TempDir,
     store: Store,
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<PgServer>,
 }
 
-fn db() -> Db {
+fn sqlite_db() -> Db {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("akamu.db")).expect("open the database");
-    Db { _dir: dir, store }
+    Db {
+        store,
+        _dir: Some(dir),
+        _pg: None,
+    }
 }
+
+fn pg_db() -> Db {
+    let server = PgServer::start().expect("start PostgreSQL (install the `postgresql` package)");
+    let store = Store::open_postgres(PgOptions {
+        url: server.url(),
+        max_connections: 8,
+        timeout: std::time::Duration::from_secs(10),
+    })
+    .expect("open the database");
+    Db {
+        store,
+        _dir: None,
+        _pg: Some(server),
+    }
+}
+
+/// Runs each named `async fn(Db)` on SQLite (`sqlite::name`) and on
+/// PostgreSQL (`postgres::name`).
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::sqlite_db()).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::pg_db()).await
+                }
+            )+
+        }
+    };
+}
+
+on_both_backends!(
+    the_cascade_makes_an_order_ready_only_when_every_authorization_is_valid,
+    an_invalid_authorization_fails_every_pending_order_that_shares_it,
+    orders_and_authorizations_expire_as_clients_see_them,
+    a_finalize_raced_by_many_tasks_issues_one_certificate,
+    a_failed_issuance_makes_the_order_invalid_once,
+    replacement_claims_and_renewal_marks,
+    account_key_history_survives_key_changes,
+    one_attempt_per_authorization,
+);
 
 fn account(id: &str) -> AccountRow {
     AccountRow {
@@ -166,9 +224,7 @@ fn invalid() -> Outcome {
     Outcome::Invalid(r#"{"type":"urn:ietf:params:acme:error:incorrectResponse"}"#.into())
 }
 
-#[tokio::test]
-async fn the_cascade_makes_an_order_ready_only_when_every_authorization_is_valid() {
-    let db = db();
+async fn the_cascade_makes_an_order_ready_only_when_every_authorization_is_valid(db: Db) {
     add_account(&db, "acct").await;
     let authzs = insert_order(&db, "o1", "acct", &["a.example", "b.example"]).await;
 
@@ -194,9 +250,7 @@ async fn the_cascade_makes_an_order_ready_only_when_every_authorization_is_valid
     assert_eq!(again.challenge.status, ChallengeStatus::Valid);
 }
 
-#[tokio::test]
-async fn an_invalid_authorization_fails_every_pending_order_that_shares_it() {
-    let db = db();
+async fn an_invalid_authorization_fails_every_pending_order_that_shares_it(db: Db) {
     add_account(&db, "acct").await;
     let authzs = insert_order(&db, "o1", "acct", &["a.example", "b.example"]).await;
     insert_order_reusing(&db, "o2", "acct", &authzs[1..]).await;
@@ -225,9 +279,7 @@ async fn an_invalid_authorization_fails_every_pending_order_that_shares_it() {
     assert_eq!(o.status, OrderStatus::Invalid);
 }
 
-#[tokio::test]
-async fn orders_and_authorizations_expire_as_clients_see_them() {
-    let db = db();
+async fn orders_and_authorizations_expire_as_clients_see_them(db: Db) {
     add_account(&db, "acct").await;
     let authzs = insert_order(&db, "o1", "acct", &["a.example"]).await;
     validate(&db, &authzs[0], valid()).await;
@@ -271,9 +323,8 @@ fn certificate(id: &str, order_id: &str, serial: &str) -> CertRow {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_finalize_raced_by_many_tasks_issues_one_certificate() {
-    let db = Arc::new(db());
+async fn a_finalize_raced_by_many_tasks_issues_one_certificate(db: Db) {
+    let db = Arc::new(db);
     add_account(&db, "acct").await;
     let authzs = insert_order(&db, "o1", "acct", &["a.example"]).await;
     validate(&db, &authzs[0], valid()).await;
@@ -320,9 +371,7 @@ async fn a_finalize_raced_by_many_tasks_issues_one_certificate() {
     assert_eq!(serials.len(), 1, "{serials:?}");
 }
 
-#[tokio::test]
-async fn a_failed_issuance_makes_the_order_invalid_once() {
-    let db = db();
+async fn a_failed_issuance_makes_the_order_invalid_once(db: Db) {
     add_account(&db, "acct").await;
     let authzs = insert_order(&db, "o1", "acct", &["a.example"]).await;
     validate(&db, &authzs[0], valid()).await;
@@ -378,9 +427,7 @@ async fn in_flight_claims_are_released_when_a_job_fails_or_panics() {
 /// RFC 9773 state: a certificate is claimed by one replacing order at a
 /// time, a failed replacement releases its claim, and early-renewal marks
 /// select by serial or by issuance time (unexpired only).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replacement_claims_and_renewal_marks() {
-    let db = db();
+async fn replacement_claims_and_renewal_marks(db: Db) {
     add_account(&db, "acct").await;
     let authzs = insert_order(&db, "o1", "acct", &["a.example"]).await;
     validate(&db, &authzs[0], valid()).await;
@@ -454,10 +501,8 @@ async fn replacement_claims_and_renewal_marks() {
 /// Every key an account has used is kept: the first at creation, each
 /// key-change retires the old one and adds the new (a key that comes back
 /// is current again); a stale or conflicting key-change adds nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn account_key_history_survives_key_changes() {
+async fn account_key_history_survives_key_changes(db: Db) {
     use store::accounts::{HistoricKey, KeySwap, key_history, swap_key};
-    let db = db();
     add_account(&db, "a").await;
     add_account(&db, "b").await;
     let history = |id: &'static str| {
@@ -523,9 +568,7 @@ async fn account_key_history_survives_key_changes() {
 /// One attempt per authorization: once one challenge is `processing`, a
 /// POST to it or to a sibling starts nothing, and the database itself (a
 /// unique partial index) refuses a second `processing` challenge.
-#[tokio::test]
-async fn one_attempt_per_authorization() {
-    let db = db();
+async fn one_attempt_per_authorization(db: Db) {
     add_account(&db, "acct").await;
     let authzs = insert_order(&db, "o1", "acct", &["a.example"]).await;
     let start = |kind: &str| {
@@ -561,7 +604,8 @@ async fn one_attempt_per_authorization() {
         })
         .await;
     assert!(
-        matches!(&refused, Err(e) if e.to_string().contains("UNIQUE")),
+        matches!(&refused, Err(e) if e.to_string().contains("UNIQUE")
+            || e.to_string().contains("idx_challenges_one_attempt")),
         "{refused:?}"
     );
 }
@@ -598,4 +642,48 @@ fn a_database_from_a_newer_version_is_refused() {
         before,
         "the file changed"
     );
+}
+
+/// PostgreSQL: the same refusal of a newer schema, with the same words, and
+/// a URL's password never in the message.
+#[test]
+fn a_postgres_database_from_a_newer_version_is_refused() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+    let server = PgServer::start().expect("start PostgreSQL");
+    // The test server trusts loopback: the password is carried, not checked.
+    let url = server
+        .url()
+        .replacen("postgres@", "postgres:hunter2-secret@", 1);
+    let options = PgOptions {
+        url: url.clone(),
+        max_connections: 2,
+        timeout: std::time::Duration::from_secs(5),
+    };
+    drop(Store::open_postgres(options.clone()).expect("create"));
+    let mut conn = PgConnection::establish(&url).expect("connect");
+    conn.batch_execute(
+        "INSERT INTO __diesel_schema_migrations (version) VALUES ('20991231000060');",
+    )
+    .expect("add a future migration");
+    let err = match Store::open_postgres(options.clone()) {
+        Ok(_) => panic!("a newer database was opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("newer than this binary"), "{err}");
+    assert!(err.contains("20991231000060"), "{err}");
+    assert!(err.contains("downgrades are not supported"), "{err}");
+    assert!(!err.contains("hunter2"), "the password leaked: {err}");
+    // A server that does not answer: refused, without the password.
+    let port = test_kit::ports::free_port();
+    let gone = PgOptions {
+        url: format!("postgres://akamu:hunter3-secret@127.0.0.1:{port}/akamu"),
+        ..options
+    };
+    let err = match Store::open_postgres(gone) {
+        Ok(_) => panic!("a server that is not there was opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(!err.contains("hunter3"), "the password leaked: {err}");
+    assert!(err.contains("akamu:***@127.0.0.1"), "{err}");
 }

@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod maintenance;
 pub mod models;
 pub mod orders;
+pub mod pg;
 pub mod rate_limits;
 pub mod renewals;
 pub mod retention;
@@ -27,7 +28,7 @@ pub mod status;
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -201,6 +202,16 @@ impl Conn {
 }
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations-postgres");
+
+/// Where the database is: `[database] path` or `[database] url`.
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// A SQLite file (the default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL server.
+    Postgres(pg::PgOptions),
+}
 
 /// Read connections kept beside the single writer (WAL lets them read
 /// while the writer writes).
@@ -226,6 +237,8 @@ enum Backend {
         readers: Arc<Vec<Mutex<Conn>>>,
         next_reader: Arc<AtomicUsize>,
     },
+    /// PostgreSQL: a pool; each job its own transaction.
+    Pg(Arc<pg::PgPool>),
 }
 
 /// What the writer thread does after the batch's commit: hands the job's
@@ -296,11 +309,13 @@ fn refuse_newer_schema(conn: &mut Conn, url: &str) -> Result<(), Error> {
         path: url.to_owned(),
         detail,
     };
-    let known: Vec<String> = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
-        .map_err(|e| open(format!("migrations: {e}")))?
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect();
+    let known = match conn {
+        Conn::Sqlite(_) => MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
+            .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect()),
+        Conn::Pg(_) => MigrationSource::<diesel::pg::Pg>::migrations(&PG_MIGRATIONS)
+            .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect()),
+    };
+    let known: Vec<String> = known.map_err(|e| open(format!("migrations: {e}")))?;
     let applied = on_backend!(conn, c => c.applied_migrations())
         .map_err(|e| open(format!("migrations: {e}")))?;
     let unknown: Vec<String> = applied
@@ -338,6 +353,46 @@ const READER_PRAGMAS: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA query_only = ON;";
 
 impl Store {
+    /// Opens the database at `location` (see [`Self::open`] and
+    /// [`Self::open_postgres`]).
+    pub fn open_at(location: &Location) -> Result<Self, Error> {
+        match location {
+            Location::Sqlite(path) => Self::open(path),
+            Location::Postgres(options) => Self::open_postgres(options.clone()),
+        }
+    }
+
+    /// Connects to PostgreSQL, refuses a schema newer than this binary,
+    /// runs pending migrations (under an advisory lock, so front ends
+    /// starting together apply each once) and keeps a pool of at most
+    /// `max_connections` connections.
+    pub fn open_postgres(options: pg::PgOptions) -> Result<Self, Error> {
+        let pool = pg::PgPool::open(options)?;
+        let shown = pool.shown_url();
+        let mut guard = pool.get()?;
+        guard.conn().transaction(|c| {
+            // Any fixed key: one migrator at a time across front ends.
+            c.batch_execute("SELECT pg_advisory_xact_lock(7236071958346072113)")?;
+            refuse_newer_schema(c, &shown)?;
+            on_backend!(c, c => c.run_pending_migrations(PG_MIGRATIONS).map(|_| ())).map_err(
+                |e| DatabaseError::Open {
+                    path: shown.clone(),
+                    detail: format!("migrations: {e}"),
+                },
+            )?;
+            Ok::<_, Error>(())
+        })?;
+        drop(guard);
+        Ok(Self {
+            backend: Backend::Pg(pool),
+        })
+    }
+
+    /// Whether the database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Pg(_))
+    }
+
     /// Opens (creating if needed) the database at `path`, runs pending
     /// migrations and starts the writer thread. `:memory:` gives a private
     /// in-memory database (one connection).
@@ -418,6 +473,9 @@ impl Store {
     where
         R: Send + 'static,
     {
+        if let Backend::Pg(pool) = &self.backend {
+            return pg_job(pool, f, true);
+        }
         let (tx, rx) = mpsc::sync_channel(1);
         self.submit(Job::new(f, true, move |r| {
             let _ = tx.send(r);
@@ -457,6 +515,12 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
+        if let Backend::Pg(pool) = &self.backend {
+            let pool = pool.clone();
+            return tokio::task::spawn_blocking(move || pg_job(&pool, f, durable))
+                .await
+                .map_err(|e| DatabaseError::Batch(format!("database task: {e}")))?;
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(Job::new(f, durable, move |r| {
             let _ = tx.send(r);
@@ -467,6 +531,9 @@ impl Store {
     fn submit(&self, job: Job) -> Result<(), Error> {
         match &self.backend {
             Backend::Sqlite { writer, .. } => writer.send(job).map_err(|_| writer_gone()),
+            Backend::Pg(_) => Err(Error::Internal(
+                "a SQLite writer job was submitted to a PostgreSQL store".into(),
+            )),
         }
     }
 
@@ -483,11 +550,26 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
-        let Backend::Sqlite {
-            readers,
-            next_reader,
-            ..
-        } = &self.backend;
+        let (readers, next_reader) = match &self.backend {
+            Backend::Sqlite {
+                readers,
+                next_reader,
+                ..
+            } => (readers, next_reader),
+            Backend::Pg(pool) => {
+                let pool = pool.clone();
+                return tokio::task::spawn_blocking(move || {
+                    let mut pooled = pool.get()?;
+                    let result = f(pooled.conn());
+                    if result.is_err() {
+                        pooled.suspect();
+                    }
+                    result
+                })
+                .await
+                .map_err(|e| DatabaseError::Batch(format!("read task: {e}")))?;
+            }
+        };
         if readers.is_empty() {
             return self.run(f).await;
         }
@@ -506,6 +588,23 @@ impl Store {
         .await
         .map_err(|e| DatabaseError::Batch(format!("read task: {e}")))?
     }
+}
+
+/// One write job on PostgreSQL: its own transaction on a pooled
+/// connection, on the calling (blocking) thread.
+fn pg_job<R>(
+    pool: &Arc<pg::PgPool>,
+    f: impl FnOnce(&mut Conn) -> Result<R, Error>,
+    durable: bool,
+) -> Result<R, Error> {
+    let mut pooled = pool.get()?;
+    DURABLE_BATCH.set(durable);
+    let result = pooled.conn().transaction(f);
+    DURABLE_BATCH.set(false);
+    if result.is_err() {
+        pooled.suspect();
+    }
+    result
 }
 
 fn writer_gone() -> Error {
