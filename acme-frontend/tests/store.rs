@@ -629,6 +629,13 @@ fn a_database_from_a_newer_version_is_refused() {
     )
     .expect("add a future migration");
     drop(conn);
+    // The last connection to close checkpoints the WAL into the file and
+    // removes it: wait for the dropped store's writer to be gone too.
+    let wal = dir.path().join("akamu.db-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let before = std::fs::read(&path).expect("read");
     let err = match Store::open(&path) {
         Ok(_) => panic!("a newer database was opened"),
@@ -686,4 +693,274 @@ fn a_postgres_database_from_a_newer_version_is_refused() {
     };
     assert!(!err.contains("hunter3"), "the password leaked: {err}");
     assert!(err.contains("akamu:***@127.0.0.1"), "{err}");
+}
+
+/// Two stores (two front ends, each with its own pool) on one PostgreSQL
+/// database racing each atomic step, many rounds: exactly one winner every
+/// time (docs/src/fleet.md, "PostgreSQL": row locks under READ COMMITTED).
+mod postgres_races {
+    use super::*;
+
+    const ROUNDS: usize = 12;
+    /// Tasks per store in a round.
+    const PER_STORE: usize = 3;
+
+    fn pair() -> (Arc<Db>, Store) {
+        let db = pg_db();
+        let url = db._pg.as_ref().expect("server").url();
+        let b = Store::open_postgres(PgOptions {
+            url,
+            max_connections: 8,
+            timeout: std::time::Duration::from_secs(10),
+        })
+        .expect("open B");
+        (Arc::new(db), b)
+    }
+
+    /// Runs `job(store, task)` on `PER_STORE` tasks of each store at once;
+    /// the results in task order.
+    async fn race<R, F, Fut>(a: &Store, b: &Store, job: F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: Fn(Store, usize) -> Fut,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+    {
+        let mut tasks = Vec::new();
+        for i in 0..PER_STORE * 2 {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(job(store, i)));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("join"));
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn finalize_of_one_order_at_two_front_ends_issues_one_certificate() {
+        let (db, b) = pair();
+        add_account(&db, "acct").await;
+        for round in 0..ROUNDS {
+            let oid = format!("o{round}");
+            let authzs = insert_order(&db, &oid, "acct", &["a.example"]).await;
+            validate(&db, &authzs[0], valid()).await;
+            let wins = race(&db.store, &b, |store, i| {
+                let oid = oid.clone();
+                async move {
+                    let o = oid.clone();
+                    let began = store
+                        .run(move |c| store::orders::begin_processing(c, &o, &[1], T0 + 5))
+                        .await
+                        .expect("begin processing");
+                    if !began {
+                        return false;
+                    }
+                    let cert = certificate(&format!("{oid}-c{i}"), &oid, &format!("{oid}{i}"));
+                    store
+                        .run_durable(move |c| store::orders::complete_issuance(c, cert, T0 + 6))
+                        .await
+                        .expect("the winner completes");
+                    true
+                }
+            })
+            .await;
+            assert_eq!(wins.iter().filter(|w| **w).count(), 1, "round {round}");
+        }
+        let serials = b
+            .read(store::certificates::all_serials)
+            .await
+            .expect("serials");
+        assert_eq!(serials.len(), ROUNDS, "one certificate per order");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replaces_revocation_and_eab_have_one_winner() {
+        let (db, b) = pair();
+        add_account(&db, "acct").await;
+        let authzs = insert_order(&db, "base", "acct", &["a.example"]).await;
+        validate(&db, &authzs[0], valid()).await;
+        let (_, authzs) = stored_order(&db, "base").await;
+        for round in 0..ROUNDS {
+            // A certificate to replace and to revoke.
+            let oid = format!("o{round}");
+            insert_order_reusing(&db, &oid, "acct", &authzs).await;
+            let o = oid.clone();
+            db.store
+                .run(move |c| store::orders::begin_processing(c, &o, &[1], T0 + 5))
+                .await
+                .expect("begin");
+            let cert_id = format!("cert{round}");
+            let cert = certificate(&cert_id, &oid, &format!("aa{round:02x}"));
+            db.store
+                .run_durable(move |c| store::orders::complete_issuance(c, cert, T0 + 6))
+                .await
+                .expect("complete");
+            // Replacing orders, one per task.
+            for i in 0..PER_STORE * 2 {
+                insert_order_reusing(&db, &format!("r{round}-{i}"), "acct", &authzs).await;
+            }
+            let claims = race(&db.store, &b, |store, i| {
+                let (cert, order) = (cert_id.clone(), format!("r{round}-{i}"));
+                async move {
+                    store
+                        .run(move |c| store::renewals::claim(c, &cert, &order, T0 + 7))
+                        .await
+                        .expect("claim")
+                }
+            })
+            .await;
+            assert_eq!(
+                claims.iter().filter(|w| **w).count(),
+                1,
+                "replaces, round {round}: {claims:?}"
+            );
+
+            let revoked = race(&db.store, &b, |store, _| {
+                let cert = cert_id.clone();
+                async move {
+                    store
+                        .run_durable(move |c| store::certificates::revoke(c, &cert, 1, T0 + 8))
+                        .await
+                        .expect("revoke")
+                }
+            })
+            .await;
+            assert_eq!(
+                revoked.iter().filter(|w| **w).count(),
+                1,
+                "revocation, round {round}"
+            );
+
+            // One EAB key, a new account (its own key) per task.
+            let kid = format!("kid{round}");
+            let k = kid.clone();
+            db.store
+                .run(move |c| store::eab::seed(c, &[(k, vec![7; 32])], T0))
+                .await
+                .expect("seed");
+            let created = race(&db.store, &b, |store, i| {
+                let (kid, row) = (kid.clone(), account(&format!("eab{round}-{i}")));
+                async move {
+                    store
+                        .run(move |c| store::eab::create_account_with_key(c, row, &kid))
+                        .await
+                }
+            })
+            .await;
+            let winners = created
+                .iter()
+                .filter(|r| matches!(r, Ok((_, true))))
+                .count();
+            assert_eq!(winners, 1, "EAB, round {round}: {created:?}");
+            assert!(
+                created
+                    .iter()
+                    .all(|r| matches!(r, Ok((_, true)) | Err(Error::Unauthorized(_)))),
+                "the losers are refused as a client would be: {created:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_rate_limit_bucket_is_spent_once_per_token() {
+        let (db, b) = pair();
+        const TOKENS: i64 = 5;
+        for round in 0..ROUNDS {
+            let key = format!("k{round}");
+            // Each task tries to spend twice; the bucket holds TOKENS.
+            let spent = race(&db.store, &b, |store, _| {
+                let key = key.clone();
+                async move {
+                    let mut n = 0;
+                    for _ in 0..2 {
+                        let key = key.clone();
+                        let ok = store
+                            .run(move |c| {
+                                let used = store::rate_limits::tat(c, "test", &key)?.unwrap_or(0);
+                                if used >= TOKENS {
+                                    return Ok(false);
+                                }
+                                store::rate_limits::set_tat(c, "test", &key, used + 1)?;
+                                Ok(true)
+                            })
+                            .await
+                            .expect("spend");
+                        n += i64::from(ok);
+                    }
+                    n
+                }
+            })
+            .await;
+            assert_eq!(
+                spent.iter().sum::<i64>(),
+                TOKENS,
+                "round {round}: {spent:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_attempt_per_authorization_across_front_ends() {
+        let (db, b) = pair();
+        add_account(&db, "acct").await;
+        for round in 0..ROUNDS {
+            let authzs = insert_order(&db, &format!("o{round}"), "acct", &["a.example"]).await;
+            let aid = authzs[0].id.clone();
+            let started = race(&db.store, &b, |store, i| {
+                let aid = aid.clone();
+                let kind = ["http-01", "dns-01", "tls-alpn-01"][i % 3];
+                async move {
+                    let cid = format!("{aid}/{kind}");
+                    store
+                        .run(move |c| store::authzs::start_challenge(c, &aid, &cid, None, T0 + 1))
+                        .await
+                        .expect("start challenge, never a database error")
+                        .map(|s| s.dispatch)
+                }
+            })
+            .await;
+            let dispatched = started.iter().filter(|s| **s == Some(true)).count();
+            assert_eq!(dispatched, 1, "round {round}: {started:?}");
+        }
+    }
+
+    /// Reuse of a valid authorization racing its deactivation at another
+    /// front end: the reusing order locks it (`FOR SHARE`), so the
+    /// deactivation commits only after the order does, never in between
+    /// the order's check and its commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn authorization_reuse_holds_off_a_concurrent_deactivation() {
+        let (db, b) = pair();
+        add_account(&db, "acct").await;
+        for round in 0..ROUNDS {
+            let name = format!("r{round}.example");
+            let authzs = insert_order(&db, &format!("o{round}"), "acct", &[&name]).await;
+            validate(&db, &authzs[0], valid()).await;
+            let (id, aid) = (Identifier::dns(&name), authzs[0].id.clone());
+            let reuse = db.store.run(move |c| {
+                let found = store::authzs::reusable(c, "acct", &id, T0 + 10)?;
+                // The order's other work, with the authorization in hand.
+                std::thread::sleep(std::time::Duration::from_millis(150));
+                Ok((found.is_some(), std::time::Instant::now()))
+            });
+            let deactivate = async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let done = b
+                    .run(move |c| store::authzs::deactivate(c, &aid, T0 + 3))
+                    .await
+                    .expect("deactivate");
+                (done, std::time::Instant::now())
+            };
+            let (reused, deactivated) = tokio::join!(reuse, deactivate);
+            let (found, reuse_done) = reused.expect("reuse");
+            let (done, deactivate_done) = deactivated;
+            assert!(found && done, "round {round}: both succeed in turn");
+            assert!(
+                deactivate_done >= reuse_done,
+                "round {round}: the deactivation committed while the reusing order held the \
+                 authorization"
+            );
+        }
+    }
 }

@@ -33,7 +33,16 @@ pub fn by_id(conn: &mut Conn, id: &str) -> Result<Option<AccountRow>, Error> {
 pub fn insert_or_existing(conn: &mut Conn, row: AccountRow) -> Result<(AccountRow, bool), Error> {
     // Callers run this in a writer job (one transaction), so the account
     // and the first row of its key history commit together.
-    match diesel::insert_into(dsl::accounts).values(&row).exec(conn) {
+    let insert = |c: &mut Conn| diesel::insert_into(dsl::accounts).values(&row).exec(c);
+    // PostgreSQL aborts the whole transaction on a failed statement: the
+    // insert gets a savepoint of its own there, so a conflict (another
+    // front end created the account) can still be answered.
+    let inserted = if conn.is_pg() {
+        conn.transaction(insert)
+    } else {
+        insert(conn)
+    };
+    match inserted {
         Ok(_) => {
             diesel::insert_into(account_keys::table)
                 .values((

@@ -87,6 +87,17 @@ pub fn start_challenge(
     now: i64,
 ) -> Result<Option<Started>, Error> {
     write_tx(conn, |conn| {
+        if let Conn::Pg(c) = conn {
+            // Across front ends: one starter per authorization at a time
+            // (SQLite's write lock does this for one file), so two
+            // challenges of it never both move to `processing`.
+            authorizations::table
+                .find(authz_id)
+                .select(authorizations::id)
+                .for_update()
+                .get_result::<String>(c)
+                .optional()?;
+        }
         let Some(authz) = by_id(conn, authz_id)? else {
             return Ok(None);
         };
@@ -290,12 +301,36 @@ pub fn reusable_since(
     validated_since: i64,
     subdomains: bool,
 ) -> Result<Option<AuthzRow>, Error> {
-    Ok(super::on_backend!(conn, conn => {
+    let conn = match conn {
+        Conn::Sqlite(c) => c,
+        Conn::Pg(conn) => {
+            // Across front ends: the row is locked `FOR SHARE` until the
+            // order that reuses it commits, so a concurrent deactivation waits
+            // for it (or, having committed first, removes the row from this
+            // result). `subdomain_auth_allowed >= subdomains` is "allowed, when
+            // subdomains are asked for" (false < true).
+            return Ok(authorizations::table
+                .filter(authorizations::subdomain_auth_allowed.ge(subdomains))
+                .filter(authorizations::account_id.eq(account_id))
+                .filter(authorizations::identifier_type.eq(identifier.kind.as_str()))
+                .filter(authorizations::identifier_value.eq(identifier.base_name()))
+                .filter(authorizations::wildcard.eq(identifier.is_wildcard()))
+                .filter(authorizations::status.eq(AuthzStatus::Valid))
+                .filter(authorizations::expires.gt(valid_until))
+                .filter(authorizations::updated.ge(validated_since))
+                .order(authorizations::expires.desc())
+                .select(columns::<AuthzRow>())
+                .limit(1)
+                .for_share()
+                .get_result::<AuthzRow>(conn)
+                .optional()?);
+        }
+    };
     let mut query = authorizations::table.into_boxed();
     if subdomains {
         query = query.filter(authorizations::subdomain_auth_allowed.eq(true));
     }
-    query
+    Ok(query
         .filter(authorizations::account_id.eq(account_id))
         .filter(authorizations::identifier_type.eq(identifier.kind.as_str()))
         .filter(authorizations::identifier_value.eq(identifier.base_name()))
@@ -307,12 +342,11 @@ pub fn reusable_since(
         .filter(authorizations::updated.ge(validated_since))
         .order(authorizations::expires.desc())
         .select(columns::<AuthzRow>())
-        // Not `.fetch_first()`: SQLite re-prepares a statement whose `LIMIT ?`
+        // Not `.first()`: SQLite re-prepares a statement whose `LIMIT ?`
         // is rebound, on every execution. Only the first row is stepped.
         .load_iter::<AuthzRow, diesel::connection::DefaultLoadingMode>(conn)?
         .next()
-        .transpose()?
-    }))
+        .transpose()?)
 }
 
 /// Deactivates a pending or valid, unexpired authorization (RFC 8555

@@ -3,7 +3,7 @@
 //!
 //! Every store function takes a [`Conn`], one of the two dialects; the
 //! queries are written once and run on either through [`Query`] (or, where
-//! a query's type depends on the backend, [`on_backend!`]); where the
+//! a query's type depends on the backend, `on_backend!`); where the
 //! dialects differ, a function matches on the variant.
 //!
 //! **Invariant:** multi-row changes (an order with its authorizations and
@@ -62,7 +62,6 @@ macro_rules! on_backend {
         }
     };
 }
-pub(crate) use on_backend;
 
 /// Runs a diesel query on a [`Conn`]: the query is built once, generic over
 /// the backend, and executed on the variant's connection (one `match`, no

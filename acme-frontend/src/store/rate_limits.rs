@@ -17,12 +17,29 @@ use crate::error::Error;
 
 /// The TAT (Unix milliseconds) of a bucket, `None` when it has no row
 /// (a full bucket).
+///
+/// On PostgreSQL the bucket is first locked until the transaction ends
+/// (`pg_advisory_xact_lock` on its name: a full bucket has no row to lock),
+/// so two front ends spending from it at once take turns and neither
+/// spends a token the other already spent.
 pub fn tat(conn: &mut Conn, limit: &str, key: &str) -> Result<Option<i64>, Error> {
+    if let Conn::Pg(c) = conn {
+        lock_named(c, &format!("bucket:{limit}:{key}"))?;
+    }
     Ok(rate_limit_buckets::table
         .find((limit, key))
         .select(rate_limit_buckets::tat)
         .fetch_one(conn)
         .optional()?)
+}
+
+/// PostgreSQL: a lock on `name` held until the end of the transaction
+/// (every front end on the database waits for it).
+fn lock_named(c: &mut diesel::PgConnection, name: &str) -> Result<(), Error> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .execute(c)?;
+    Ok(())
 }
 
 /// Stores a bucket's new TAT.
@@ -150,6 +167,10 @@ pub fn unfinished_orders(
     account_id: &str,
     now: i64,
 ) -> Result<(i64, Option<i64>), Error> {
+    if let Conn::Pg(c) = conn {
+        // Count and insert under one lock per account across front ends.
+        lock_named(c, &format!("orders:{account_id}"))?;
+    }
     Ok(unfinished_orders_query!(account_id, now).fetch_one(conn)?)
 }
 
@@ -176,6 +197,9 @@ pub fn pending_authzs(
     account_id: &str,
     now: i64,
 ) -> Result<(i64, Option<i64>), Error> {
+    if let Conn::Pg(c) = conn {
+        lock_named(c, &format!("authzs:{account_id}"))?;
+    }
     Ok(pending_authzs_query!(account_id, now).fetch_one(conn)?)
 }
 
