@@ -156,3 +156,7 @@ mod proxy;
 /// certificate, from another CA or with a name not allowed are refused and
 /// logged; the Unix socket keeps serving.
 mod signer_tls;
+
+/// PostgreSQL as the frontend's database (issue 17): issuance with
+/// instant-acme and `akamu-cli admin` against `[database] url`.
+mod postgres;

@@ -203,6 +203,16 @@ impl Conn {
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations-postgres");
 
+impl std::fmt::Display for Location {
+    /// The file, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(o) => f.write_str(&pg::redact(&o.url)),
+        }
+    }
+}
+
 /// Where the database is: `[database] path` or `[database] url`.
 #[derive(Clone, Debug)]
 pub enum Location {
@@ -460,6 +470,19 @@ impl Store {
             });
         }
         connect(&format!("file:{}?mode=ro", path.display()), READER_PRAGMAS).map(Conn::Sqlite)
+    }
+
+    /// [`Self::open_read_only`] for either dialect: a PostgreSQL
+    /// connection of its own whose transactions are read-only.
+    pub fn open_read_only_at(location: &Location) -> Result<Conn, Error> {
+        match location {
+            Location::Sqlite(path) => Self::open_read_only(path),
+            Location::Postgres(options) => {
+                let mut conn = pg::PgPool::connect(options)?;
+                conn.batch_execute("SET default_transaction_read_only = on")?;
+                Ok(conn)
+            }
+        }
     }
 
     /// Runs `f` on the writer and waits on the calling thread (start-up

@@ -121,7 +121,7 @@ impl PgPool {
     }
 
     /// Opens one connection with its deadlines set.
-    pub(super) fn connect(options: &PgOptions) -> Result<Conn, Error> {
+    pub(crate) fn connect(options: &PgOptions) -> Result<Conn, Error> {
         let secs = options.timeout.as_secs().max(1);
         let url = with_connect_timeout(&options.url, secs);
         let open = |detail: String| DatabaseError::Open {

@@ -67,6 +67,9 @@ pub(crate) struct CaOptions {
     /// after them); `None` is HTTPS with a certificate from our CA in the
     /// state dir.
     pub tls_toml: Option<String>,
+    /// The body of the `[database]` table (e.g. `url = "postgres://…"`);
+    /// a SQLite file in the state dir when `None`.
+    pub database_toml: Option<String>,
     /// `base_url`, e.g. a reverse proxy's URL; `https://localhost:<port>`
     /// when `None`.
     pub base_url: Option<String>,
@@ -160,6 +163,7 @@ impl Ca {
             extra: &opts.extra_toml,
             tls: opts.tls_toml.as_deref(),
             base_url: opts.base_url.as_deref(),
+            database: opts.database_toml.as_deref(),
         });
         let config_path = dir.path().join("akamu.toml");
         std::fs::write(&config_path, &config).expect("write config");
@@ -597,6 +601,7 @@ struct ConfigParts<'a> {
     extra: &'a str,
     tls: Option<&'a str>,
     base_url: Option<&'a str>,
+    database: Option<&'a str>,
 }
 
 /// The config the contract describes, with absolute paths under `state_dir`.
@@ -613,6 +618,9 @@ fn config_toml(p: &ConfigParts<'_>) -> String {
     } = *p;
     let s = p.state_dir.display();
     let cert = p.ca_cert_file.display();
+    let database = p
+        .database
+        .map_or_else(|| format!("path = \"{s}/akamu.db\""), str::to_owned);
     let base_url = p
         .base_url
         .map_or_else(|| format!("https://localhost:{port}"), str::to_owned);
@@ -631,7 +639,7 @@ base_url    = "{base_url}"
 state_dir   = "{s}"
 
 [database]
-path = "{s}/akamu.db"
+{database}
 
 [ca]
 key_file      = "{s}/ca.key.pem"
@@ -711,6 +719,7 @@ mod unit {
             extra: "[server.eab_keys]\nk = \"v\"",
             tls: None,
             base_url: None,
+            database: None,
         });
         assert!(text.contains("listen_addr = \"127.0.0.1:4443\""));
         assert!(text.contains("base_url    = \"https://localhost:4443\""));
