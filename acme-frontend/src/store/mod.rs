@@ -1,5 +1,6 @@
 //! The only module with SQL: diesel over one SQLite file (WAL, foreign keys,
-//! full sync so a committed certificate survives a crash).
+//! full sync so a committed certificate survives a crash), or over a
+//! PostgreSQL server with `[database] url` ([`pg`]).
 //!
 //! Every store function takes a [`Conn`], one of the two dialects; the
 //! queries are written once and run on either through [`Query`] (or, where
