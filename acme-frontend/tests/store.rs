@@ -964,3 +964,69 @@ mod postgres_races {
         }
     }
 }
+
+/// The PostgreSQL pool: bounded (a checkout waits at most the timeout,
+/// then fails with an error saying so) and maintained (a connection the
+/// server dropped is replaced: at most the call that met it fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_pool_is_bounded_and_replaces_dropped_connections() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+    use std::time::{Duration, Instant};
+    let server = PgServer::start().expect("start PostgreSQL");
+    let store = Store::open_postgres(PgOptions {
+        url: server.url(),
+        max_connections: 1,
+        timeout: Duration::from_secs(1),
+    })
+    .expect("open");
+    // One job holds the only connection for 2.5 s.
+    let holder = store.clone();
+    let held = tokio::spawn(async move {
+        holder
+            .run(|_| {
+                std::thread::sleep(Duration::from_millis(2500));
+                Ok(())
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let waited = store.read(|c| store::eab::unused_key(c, "x")).await;
+    assert!(
+        matches!(&waited, Err(e) if e.to_string().contains("no database connection free")),
+        "{waited:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900)
+            && started.elapsed() < Duration::from_secs(2),
+        "the checkout deadline: {:?}",
+        started.elapsed()
+    );
+    held.await.expect("join").expect("the holder's job");
+
+    // The server drops every connection of the pool.
+    let mut admin = PgConnection::establish(&server.url()).expect("connect");
+    admin
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .expect("terminate");
+    let mut failures = 0;
+    for _ in 0..3 {
+        if store
+            .run(|c| store::eab::seed(c, &[("after".into(), vec![1; 32])], T0))
+            .await
+            .is_err()
+        {
+            failures += 1;
+        }
+    }
+    assert!(failures <= 1, "{failures} calls failed after the drop");
+    let found = store
+        .read(|c| store::eab::unused_key(c, "after"))
+        .await
+        .expect("the pool serves again");
+    assert_eq!(found, Some(vec![1; 32]));
+}

@@ -622,10 +622,13 @@ fn pg_job<R>(
 ) -> Result<R, Error> {
     let mut pooled = pool.get()?;
     DURABLE_BATCH.set(durable);
+    let started = std::time::Instant::now();
     let result = pooled.conn().transaction(f);
     DURABLE_BATCH.set(false);
-    if result.is_err() {
-        pooled.suspect();
+    match &result {
+        // A job is its own commit here: a "batch" of one.
+        Ok(_) => crate::metrics::db_commit(started.elapsed(), 1, durable),
+        Err(_) => pooled.suspect(),
     }
     result
 }

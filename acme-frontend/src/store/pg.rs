@@ -235,17 +235,26 @@ impl Drop for Pooled {
     }
 }
 
-/// `url` with libpq's `connect_timeout` (seconds) unless it names one.
+/// `url` with libpq's `connect_timeout` (seconds) and `tcp_user_timeout`
+/// (milliseconds: a server that stops acknowledging, a network black
+/// hole, fails the call instead of hanging it) unless it names them.
 fn with_connect_timeout(url: &str, secs: u64) -> String {
-    if url.contains("connect_timeout") {
-        return url.to_owned();
+    let mut out = url.to_owned();
+    for (key, value) in [
+        ("connect_timeout", secs.to_string()),
+        ("tcp_user_timeout", (secs.saturating_mul(1000)).to_string()),
+    ] {
+        if out.contains(key) {
+            continue;
+        }
+        if out.contains("://") {
+            let sep = if out.contains('?') { '&' } else { '?' };
+            out = format!("{out}{sep}{key}={value}");
+        } else {
+            out = format!("{out} {key}={value}");
+        }
     }
-    if url.contains("://") {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}connect_timeout={secs}")
-    } else {
-        format!("{url} connect_timeout={secs}")
-    }
+    out
 }
 
 #[cfg(test)]
@@ -282,18 +291,22 @@ mod tests {
     }
 
     #[test]
-    fn a_connect_timeout_is_added_unless_given() {
+    fn connection_deadlines_are_added_unless_given() {
         assert_eq!(
             with_connect_timeout("postgres://h/d", 5),
-            "postgres://h/d?connect_timeout=5"
+            "postgres://h/d?connect_timeout=5&tcp_user_timeout=5000"
         );
         assert_eq!(
             with_connect_timeout("postgres://h/d?sslmode=disable", 5),
-            "postgres://h/d?sslmode=disable&connect_timeout=5"
+            "postgres://h/d?sslmode=disable&connect_timeout=5&tcp_user_timeout=5000"
         );
         assert_eq!(
-            with_connect_timeout("postgres://h/d?connect_timeout=2", 5),
-            "postgres://h/d?connect_timeout=2"
+            with_connect_timeout("postgres://h/d?connect_timeout=2&tcp_user_timeout=1", 5),
+            "postgres://h/d?connect_timeout=2&tcp_user_timeout=1"
+        );
+        assert_eq!(
+            with_connect_timeout("host=h dbname=d", 5),
+            "host=h dbname=d connect_timeout=5 tcp_user_timeout=5000"
         );
     }
 }
