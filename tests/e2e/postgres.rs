@@ -2,8 +2,9 @@
 //! with `[database] url` pointing at a real PostgreSQL server
 //! (`test_kit::postgres`), a certificate issued with instant-acme that
 //! verifies against the root, and `akamu-cli admin` against the same URL:
-//! `check` counts it, `revoke` revokes it in PostgreSQL, `backup` refuses
-//! and points to `pg_dump`.
+//! `admin check` counts it, `audit reconcile` lists it against the audit
+//! log, `admin revoke` revokes it in PostgreSQL, `admin backup` refuses and
+//! points to `pg_dump`.
 
 use diesel::prelude::*;
 use test_kit::postgres::PgServer;
@@ -66,6 +67,29 @@ async fn a_certificate_issued_on_postgres_and_the_admin_commands() {
         check.stdout.contains("(1 certificates)"),
         "{}",
         check.all_output()
+    );
+
+    // `audit reconcile` lists the database's serials against the audit
+    // log: the one certificate is in both.
+    let audit_log = ca.state_dir().join("audit.log");
+    let reconcile = akamu_cli(
+        &[
+            "audit".as_ref(),
+            "reconcile".as_ref(),
+            "--audit-log".as_ref(),
+            audit_log.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+        &[],
+    );
+    reconcile.assert_success();
+    let shown = format!("database {}: 1 certificates", pg.url());
+    assert!(
+        reconcile.stdout.contains(&shown)
+            && reconcile.stdout.contains("in the audit log only: none"),
+        "{}",
+        reconcile.all_output()
     );
 
     // `admin backup` refuses, pointing to pg_dump, and writes nothing.

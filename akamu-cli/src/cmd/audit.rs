@@ -34,8 +34,8 @@ enum Action {
         /// The audit log.
         #[arg(long, value_name = "PATH")]
         audit_log: PathBuf,
-        /// The frontend's configuration (for `[database] path`). Default:
-        /// the embedded default configuration.
+        /// The frontend's configuration (for `[database] path` or `url`).
+        /// Default: the embedded default configuration.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// The SQLite database, instead of the one named by --config.
