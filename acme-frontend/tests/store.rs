@@ -1005,8 +1005,28 @@ async fn the_postgres_pool_is_bounded_and_replaces_dropped_connections() {
     );
     held.await.expect("join").expect("the holder's job");
 
-    // The server drops every connection of the pool.
+    // A lock held elsewhere past the deadline fails the call in about the
+    // deadline (`statement_timeout` or `lock_timeout`), it does not hang.
     let mut admin = PgConnection::establish(&server.url()).expect("connect");
+    admin
+        .batch_execute("BEGIN; LOCK TABLE eab_keys IN ACCESS EXCLUSIVE MODE;")
+        .expect("lock");
+    let started = Instant::now();
+    let blocked = store
+        .run(|c| store::eab::seed(c, &[("blocked".into(), vec![1; 32])], T0))
+        .await;
+    assert!(
+        matches!(&blocked, Err(e) if e.to_string().contains("timeout")),
+        "{blocked:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    admin.batch_execute("ROLLBACK;").expect("unlock");
+
+    // The server drops every connection of the pool.
     admin
         .batch_execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
