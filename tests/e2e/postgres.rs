@@ -26,9 +26,12 @@ struct Row {
 async fn a_certificate_issued_on_postgres_and_the_admin_commands() {
     let pg = PgServer::start().expect("start PostgreSQL (install the `postgresql` package)");
     let dns = DnsServer::start().await;
+    // The test server trusts loopback: the password is carried, not checked,
+    // and must never be shown.
+    let url = pg.url().replacen("postgres@", "postgres:e2e-secret-pw@", 1);
     let ca = Ca::start_async(CaOptions {
         dns_resolver_addr: Some(dns.addr()),
-        database_toml: Some(format!("url = \"{}\"\nmax_connections = 4", pg.url())),
+        database_toml: Some(format!("url = \"{url}\"\nmax_connections = 4")),
         ..CaOptions::default()
     })
     .await;
@@ -84,7 +87,10 @@ async fn a_certificate_issued_on_postgres_and_the_admin_commands() {
         &[],
     );
     reconcile.assert_success();
-    let shown = format!("database {}: 1 certificates", pg.url());
+    let shown = format!(
+        "database {}: 1 certificates",
+        pg.url().replacen("postgres@", "postgres:***@", 1)
+    );
     assert!(
         reconcile.stdout.contains(&shown)
             && reconcile.stdout.contains("in the audit log only: none"),
@@ -112,6 +118,22 @@ async fn a_certificate_issued_on_postgres_and_the_admin_commands() {
         backup.all_output()
     );
     assert!(!out.exists(), "a backup file appeared");
+    for (what, text) in [
+        ("admin check", check.all_output()),
+        ("audit reconcile", reconcile.all_output()),
+        ("admin backup", backup.all_output()),
+        ("the CA's processes", ca.output()),
+    ] {
+        assert!(
+            !text.contains("e2e-secret-pw"),
+            "{what} shows the password: {text}"
+        );
+    }
+    assert!(
+        backup.all_output().contains("postgres:***@"),
+        "{}",
+        backup.all_output()
+    );
 
     // `admin revoke` on the URL: the certificate is revoked in PostgreSQL.
     let serial = leaf
