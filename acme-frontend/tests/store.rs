@@ -966,8 +966,9 @@ mod postgres_races {
 }
 
 /// The PostgreSQL pool: bounded (a checkout waits at most the timeout,
-/// then fails with an error saying so) and maintained (a connection the
-/// server dropped is replaced: at most the call that met it fails).
+/// then fails with an error saying so), every call under a deadline, and
+/// maintained (a connection the server dropped is replaced before a write
+/// job runs on it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_pool_is_bounded_and_replaces_dropped_connections() {
     use diesel::connection::SimpleConnection;
@@ -1033,17 +1034,12 @@ async fn the_postgres_pool_is_bounded_and_replaces_dropped_connections() {
              WHERE datname = current_database() AND pid <> pg_backend_pid()",
         )
         .expect("terminate");
-    let mut failures = 0;
-    for _ in 0..3 {
-        if store
-            .run(|c| store::eab::seed(c, &[("after".into(), vec![1; 32])], T0))
-            .await
-            .is_err()
-        {
-            failures += 1;
-        }
-    }
-    assert!(failures <= 1, "{failures} calls failed after the drop");
+    // A write finds the dropped connection at BEGIN, before its work: it
+    // runs on a fresh connection and succeeds.
+    store
+        .run(|c| store::eab::seed(c, &[("after".into(), vec![1; 32])], T0))
+        .await
+        .expect("a write after the server dropped the pool's connections");
     let found = store
         .read(|c| store::eab::unused_key(c, "after"))
         .await

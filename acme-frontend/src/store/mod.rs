@@ -615,16 +615,40 @@ impl Store {
 
 /// One write job on PostgreSQL: its own transaction on a pooled
 /// connection, on the calling (blocking) thread.
+///
+/// A connection the server dropped since its last use (a restart, a
+/// failover) fails at `BEGIN`, before `f` has run: it is closed and the
+/// job begins once more on a fresh connection, so such a drop costs no
+/// request.
 fn pg_job<R>(
     pool: &Arc<pg::PgPool>,
     f: impl FnOnce(&mut Conn) -> Result<R, Error>,
     durable: bool,
 ) -> Result<R, Error> {
+    let begin = |pooled: &mut pg::Pooled| on_backend!(pooled.conn(), c => AnsiTransactionManager::begin_transaction(c));
     let mut pooled = pool.get()?;
+    if begin(&mut pooled).is_err() {
+        pooled.suspect();
+        drop(pooled);
+        pooled = pool.get()?;
+        begin(&mut pooled)?;
+    }
     DURABLE_BATCH.set(durable);
     let started = std::time::Instant::now();
-    let result = pooled.conn().transaction(f);
+    let result = f(pooled.conn());
     DURABLE_BATCH.set(false);
+    let conn = pooled.conn();
+    let result = match result {
+        Ok(value) => on_backend!(&mut *conn, c => AnsiTransactionManager::commit_transaction(c))
+            .map(|()| value)
+            .map_err(Error::from),
+        Err(user_error) => {
+            match on_backend!(&mut *conn, c => AnsiTransactionManager::rollback_transaction(c)) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
+            }
+        }
+    };
     match &result {
         // A job is its own commit here: a "batch" of one.
         Ok(_) => crate::metrics::db_commit(started.elapsed(), 1, durable),
