@@ -1034,6 +1034,18 @@ async fn the_postgres_pool_is_bounded_and_replaces_dropped_connections() {
              WHERE datname = current_database() AND pid <> pg_backend_pid()",
         )
         .expect("terminate");
+    // A read that meets a dropped connection runs again on a fresh one.
+    let found = store
+        .read(|c| store::eab::unused_key(c, "blocked"))
+        .await
+        .expect("a read after the server dropped the pool's connections");
+    assert_eq!(found, None, "the timed-out write left nothing");
+    admin
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .expect("terminate again");
     // A write finds the dropped connection at BEGIN, before its work: it
     // runs on a fresh connection and succeeds.
     store

@@ -561,7 +561,9 @@ impl Store {
     }
 
     /// Runs a read-only `f` on one of the read connections (the writer for
-    /// an in-memory database). Reads see every committed write.
+    /// an in-memory database). Reads see every committed write. On
+    /// PostgreSQL a read that meets a connection the server dropped runs
+    /// once more on a fresh one (hence `Fn`).
     ///
     /// **Invariant:** reads are short, index-backed lookups that never wait
     /// for the writer (WAL), so when a read connection is idle the read runs
@@ -571,7 +573,7 @@ impl Store {
     pub async fn read<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
+        F: Fn(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
         let (readers, next_reader) = match &self.backend {
             Backend::Sqlite {
@@ -583,7 +585,16 @@ impl Store {
                 let pool = pool.clone();
                 return tokio::task::spawn_blocking(move || {
                     let mut pooled = pool.get()?;
-                    let result = f(pooled.conn());
+                    let mut result = f(pooled.conn());
+                    if result.as_ref().is_err_and(connection_lost) {
+                        // A connection the server dropped since its last
+                        // use (a restart, a failover): a read runs again on
+                        // a fresh one.
+                        pooled.suspect();
+                        drop(pooled);
+                        pooled = pool.get()?;
+                        result = f(pooled.conn());
+                    }
                     if result.is_err() {
                         pooled.suspect();
                     }
@@ -655,6 +666,21 @@ fn pg_job<R>(
         Err(_) => pooled.suspect(),
     }
     result
+}
+
+/// Whether `e` says the connection is gone (not that the query failed).
+fn connection_lost(e: &Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    let Error::Database(DatabaseError::Query(q)) = e else {
+        return false;
+    };
+    matches!(
+        q.downcast_ref::<DieselError>(),
+        Some(DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        ))
+    )
 }
 
 fn writer_gone() -> Error {
