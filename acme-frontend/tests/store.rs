@@ -863,6 +863,56 @@ mod postgres_races {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_key_change_to_one_key_at_two_front_ends_has_one_winner() {
+        let (db, b) = pair();
+        for round in 0..ROUNDS {
+            let ids: Vec<String> = (0..PER_STORE * 2)
+                .map(|i| format!("r{round}-{i}"))
+                .collect();
+            for id in &ids {
+                add_account(&db, id).await;
+            }
+            let new_tp = format!("new-key-{round}");
+            let ids = Arc::new(ids);
+            let outcomes = race(&db.store, &b, |store, i| {
+                let ids = ids.clone();
+                let new_tp = new_tp.clone();
+                async move {
+                    let id = ids[i].clone();
+                    let old = account(&id).jwk_thumbprint;
+                    store
+                        .run(move |c| {
+                            store::accounts::swap_key(c, &id, &old, "{}", &new_tp, T0 + 1).map(
+                                |swap| match swap {
+                                    store::accounts::KeySwap::Done(_) => "done",
+                                    store::accounts::KeySwap::KeyInUse(_) => "in use",
+                                    store::accounts::KeySwap::Stale => "stale",
+                                },
+                            )
+                        })
+                        .await
+                }
+            })
+            .await;
+            // Never an error (a 500 to the client): one account gets the
+            // key, every other is told it is in use.
+            let outcomes: Vec<&str> = outcomes
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|e| panic!("round {round}: {e}")))
+                .collect();
+            assert_eq!(
+                outcomes.iter().filter(|o| **o == "done").count(),
+                1,
+                "round {round}: {outcomes:?}"
+            );
+            assert!(
+                outcomes.iter().all(|o| *o == "done" || *o == "in use"),
+                "round {round}: {outcomes:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_rate_limit_bucket_is_spent_once_per_token() {
         let (db, b) = pair();
         const TOKENS: i64 = 5;

@@ -112,17 +112,41 @@ pub fn swap_key(
         if let Some(other) = by_thumbprint(conn, thumbprint)? {
             return Ok(KeySwap::KeyInUse(other.id));
         }
-        let n = diesel::update(
-            dsl::accounts
-                .find(id)
-                .filter(dsl::jwk_thumbprint.eq(old_thumbprint)),
-        )
-        .set((
-            dsl::jwk.eq(jwk),
-            dsl::jwk_thumbprint.eq(thumbprint),
-            dsl::updated.eq(now),
-        ))
-        .exec(conn)?;
+        let update = |c: &mut Conn| {
+            diesel::update(
+                dsl::accounts
+                    .find(id)
+                    .filter(dsl::jwk_thumbprint.eq(old_thumbprint)),
+            )
+            .set((
+                dsl::jwk.eq(jwk),
+                dsl::jwk_thumbprint.eq(thumbprint),
+                dsl::updated.eq(now),
+            ))
+            .exec(c)
+        };
+        // Another front end may give the key to an account between the
+        // check above and this update (PostgreSQL, READ COMMITTED): the
+        // unique index refuses it, and the answer is the same as the
+        // check's. The update gets a savepoint there so that the
+        // transaction survives the refusal.
+        let updated = if conn.is_pg() {
+            conn.transaction(update)
+        } else {
+            update(conn)
+        };
+        let n = match updated {
+            Ok(n) => n,
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                return match by_thumbprint(conn, thumbprint)? {
+                    Some(other) => Ok(KeySwap::KeyInUse(other.id)),
+                    None => Err(Error::Internal(
+                        "key-change refused by the unique index, but no account has the key".into(),
+                    )),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
         if n != 1 {
             return Ok(KeySwap::Stale);
         }
