@@ -16,7 +16,9 @@
 #                          AKAMU_DNS_RESOLVER): a test's "lying" view
 #   AKAMU_HTTP_PORT        the port http-01 is validated on (default: a free one)
 #   AKAMU_TLS_PORT         the port tls-alpn-01 is validated on (default: a free one)
-#   AKAMU_MULTINODE_DB     sqlite (default); postgres is not supported yet
+#   AKAMU_MULTINODE_DB     sqlite (default: one file shared by A and B) or
+#                          postgres (a server started here, or the one at
+#                          AKAMU_MULTINODE_DATABASE_URL)
 #   AKAMU_MULTINODE_TIMEOUT  seconds each process may take to be ready (default 60)
 #   NGINX                  the nginx binary (default: nginx on PATH, or /usr/sbin/nginx)
 #
@@ -76,9 +78,8 @@ EOF
 
 # The database the front ends share. Sets DATABASE_TOML (the front ends'
 # [database] section) and DATABASE_REPORT (the KEY=value line `up`
-# prints). PostgreSQL, when the front end accepts `[database] url`, is a
-# new branch here: start (or take) a server, set DATABASE_TOML to
-# `[database]\nurl = "postgres://…"` and DATABASE_REPORT to DATABASE_URL=….
+# prints). Called with the run/ and logs/ directories made and PG_PORT a
+# free port.
 database_setup() {
     case "${AKAMU_MULTINODE_DB:-sqlite}" in
     sqlite)
@@ -89,12 +90,50 @@ database_setup() {
         DATABASE_REPORT="DATABASE_PATH=$STATE/db/akamu.db"
         ;;
     postgres)
-        die "AKAMU_MULTINODE_DB=postgres is not supported yet: acme-frontend does not accept [database] url yet (issue 17, in progress); use sqlite"
+        local url=${AKAMU_MULTINODE_DATABASE_URL:-}
+        [ -n "$url" ] || url=$(start_postgres)
+        DATABASE_TOML=$(printf '[database]\nurl = "%s"' "$url")
+        DATABASE_REPORT="DATABASE_URL=$url"
         ;;
     *)
         die "AKAMU_MULTINODE_DB=${AKAMU_MULTINODE_DB}: expected sqlite or postgres"
         ;;
     esac
+}
+
+# A PostgreSQL server of Debian's packages for this deployment, on
+# 127.0.0.1:PG_PORT, trust authentication for its one role `akamu` (on
+# loopback, for a demonstration or a test; a real deployment brings its
+# own server and a password file, docs/src/fleet.md). Its cluster lives in
+# a directory of its own under /tmp, owned by `nobody` when we are root
+# (PostgreSQL refuses to run as root and must reach its data directory);
+# `down` stops it and removes that directory. Prints the database URL.
+start_postgres() {
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [ -x "$bin/postgres" ] || die "PostgreSQL not found (apt-get install postgresql)"
+    local dir as=()
+    dir=$(mktemp -d /tmp/akamu-multinode-pg.XXXXXX)
+    echo "$dir" >"$STATE/run/pg.dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown nobody: "$dir"
+        as=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups)
+    fi
+    "${as[@]}" "$bin/initdb" -D "$dir/data" -U akamu --auth=trust -E UTF8 --no-locale --no-sync \
+        >"$STATE/logs/pg-initdb.log" 2>&1 || { tail -n 20 "$STATE/logs/pg-initdb.log" >&2; die "initdb failed"; }
+    PORT_READY=$PG_PORT
+    # fsync off: a throwaway server on loopback (the front ends' durability
+    # is not what this deployment shows).
+    start pg "" "${as[@]}" "$bin/postgres" -D "$dir/data" -p "$PG_PORT" -k "$dir" \
+        -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=100 >&2
+    # Listening is not yet accepting sessions ("starting up"): retry.
+    local tries=0
+    until "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U akamu akamu >"$STATE/logs/pg-createdb.log" 2>&1; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 50 ] || fail pg "createdb failed: $(cat "$STATE/logs/pg-createdb.log")"
+        sleep 0.2
+    done
+    echo "postgres://akamu@127.0.0.1:$PG_PORT/akamu"
 }
 
 # PKI: a web CA for the HTTPS listeners (nginx, A, B: what clients trust)
@@ -191,7 +230,10 @@ fail() { # NAME WHY
 # command line names this state directory (a recycled pid does not).
 ours() { # NAME PID
     [ -r "/proc/$2/cmdline" ] || return 1
-    tr '\0' ' ' 2>/dev/null <"/proc/$2/cmdline" | grep -qF "$STATE/" || return 1
+    local marker=$STATE/
+    # PostgreSQL's command line names its own directory instead.
+    [ "$1" = pg ] && marker=$(cat "$STATE/run/pg.dir" 2>/dev/null || echo "$STATE/")
+    tr '\0' ' ' 2>/dev/null <"/proc/$2/cmdline" | grep -qF "$marker" || return 1
     # A zombie has no command line; it is gone already.
     [ "$(awk '{print $3}' "/proc/$2/stat" 2>/dev/null)" != Z ]
 }
@@ -222,6 +264,13 @@ stop_all() {
     for p in "${PERSPECTIVES[@]}"; do
         stop_one "${p%%:*}"
     done
+    stop_one pg
+    if [ -f "$STATE/run/pg.dir" ]; then
+        local dir
+        dir=$(<"$STATE/run/pg.dir")
+        case "$dir" in /tmp/akamu-multinode-pg.*) rm -rf "$dir" ;; esac
+        rm -f "$STATE/run/pg.dir"
+    fi
 }
 
 up() {
@@ -237,13 +286,14 @@ up() {
     command -v openssl >/dev/null || die "openssl not found"
     command -v python3 >/dev/null || die "python3 not found (picks free ports)"
 
-    database_setup
     mkdir -p "$STATE"/{run,logs,signer,validator,fe-a,fe-b,nginx/{body,proxy,fastcgi,uwsgi,scgi}}
     : >"$STATE/pids"
     make_pki
 
     local ports
-    mapfile -t ports < <(free_ports 14)
+    mapfile -t ports < <(free_ports 15)
+    PG_PORT=${ports[14]}
+    database_setup
     local signer_port=${ports[0]} port_a=${ports[1]} port_b=${ports[2]} nginx_port=${ports[3]}
     local metrics_a=${ports[4]} metrics_b=${ports[5]}
     local http_port=${AKAMU_HTTP_PORT:-${ports[6]}} tls_port=${AKAMU_TLS_PORT:-${ports[7]}}

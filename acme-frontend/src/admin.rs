@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::protocol::identifier::{self, WireIdentifier};
 use crate::protocol::revocation::check_reason;
 use crate::protocol::{CertificateStatus, OrderStatus};
+use crate::store::Location;
 use crate::store::models::{CertRow, OrderRow};
 use crate::{now, random_id, rate_limits, store};
 use akamu_pki::serial;
@@ -38,7 +39,7 @@ pub fn revoke(config_path: Option<&Path>, serial_hex: &str, reason: i64) -> Resu
     let reason = check_reason(Some(reason))?;
     let serial = serial::normalize(serial_hex)
         .map_err(|e| Error::Malformed(format!("{serial_hex:?}: {e}")))?;
-    let db = store::Store::open(&config.database_path())?;
+    let db = store::Store::open_at(&config.database())?;
     db.run_blocking(move |c| {
         let row = store::certificates::by_serial(c, &serial)?
             .ok_or_else(|| Error::Malformed(format!("no certificate with serial {serial}")))?;
@@ -88,7 +89,7 @@ pub fn renew_early(
         RenewEarly::IssuedBefore(_) => Vec::new(),
     };
     let url = explanation_url.map(str::to_owned);
-    let db = store::Store::open(&config.database_path())?;
+    let db = store::Store::open_at(&config.database())?;
     let t = now();
     db.run_blocking(move |c| {
         let ids = match which {
@@ -126,7 +127,7 @@ pub fn unpause(
         .iter()
         .map(|s| operator_identifier(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let db = store::Store::open(&config.database_path())?;
+    let db = store::Store::open_at(&config.database())?;
     db.run_blocking(move |c| {
         if store::accounts::by_id(c, &account_id)?.is_none() {
             return Err(Error::Malformed(format!("no account {account_id}")));
@@ -155,8 +156,8 @@ fn operator_identifier(s: &str) -> Result<shared_proto::Identifier, Error> {
 /// Every certificate serial in the database at `db_path`, normalised
 /// ([`serial::normalize`]); opened read-only, so a running frontend is not
 /// disturbed.
-pub fn database_serials(db_path: &Path) -> Result<BTreeSet<String>, Error> {
-    let mut conn = store::Store::open_read_only(db_path)?;
+pub fn database_serials(db: &Location) -> Result<BTreeSet<String>, Error> {
+    let mut conn = store::Store::open_read_only_at(db)?;
     Ok(store::certificates::all_serials(&mut conn)?
         .iter()
         .filter_map(|s| serial::normalize(s).ok())
@@ -168,8 +169,8 @@ pub type LoggedCertificate = (Vec<u8>, Option<u64>);
 
 /// Every certificate in the database at `db_path` (opened read-only) with
 /// its transparency-log index, for `akamu-cli log verify --config`.
-pub fn logged_certificates(db_path: &Path) -> Result<Vec<LoggedCertificate>, Error> {
-    let mut conn = store::Store::open_read_only(db_path)?;
+pub fn logged_certificates(db: &Location) -> Result<Vec<LoggedCertificate>, Error> {
+    let mut conn = store::Store::open_read_only_at(db)?;
     Ok(store::certificates::all_logged(&mut conn)?
         .into_iter()
         .map(|(der, index)| (der, index.and_then(|i| u64::try_from(i).ok())))
@@ -197,11 +198,7 @@ pub struct AuditOnly {
 /// backup older than the order), a `valid` stand-in order naming the
 /// certificate's SANs takes its place; its account must be in the database.
 /// `Ok(false)` when it is there already.
-pub fn import_certificate(
-    db_path: &Path,
-    cert: &AuditOnly,
-    chain_pem: &str,
-) -> Result<bool, Error> {
+pub fn import_certificate(db: &Location, cert: &AuditOnly, chain_pem: &str) -> Result<bool, Error> {
     let x509 = openssl::x509::X509::from_der(&cert.der)
         .map_err(|e| Error::Malformed(format!("audit record certificate: {e}")))?;
     let serial = serial::to_hex(
@@ -217,7 +214,7 @@ pub fn import_certificate(
         .map_err(|e| Error::Malformed(format!("audit record certificate: {e}")))?;
     let pem = format!("{}{chain_pem}", String::from_utf8_lossy(&leaf_pem));
     let identifiers = san_identifiers(&x509).to_string();
-    let db = store::Store::open(db_path)?;
+    let db = store::Store::open_at(db)?;
     let (order_id, uri, der) = (
         cert.order_id.clone(),
         cert.account_uri.clone(),
@@ -303,7 +300,16 @@ pub struct Backup {
 /// configuration at `config_path` (the embedded default when `None`) to
 /// `out`, while the frontend serves. See [`backup_database`].
 pub fn backup(config_path: Option<&Path>, out: &Path) -> Result<Backup, Error> {
-    backup_database(&database_path(config_path)?, out)
+    match database(config_path)? {
+        Location::Sqlite(path) => backup_database(&path, out),
+        Location::Postgres(options) => Err(Error::Malformed(format!(
+            "the database is PostgreSQL ({}): `admin backup` copies SQLite files only; \
+             take the backup with PostgreSQL's own tools, e.g. `pg_dump --format=custom \
+             --file={} <url>`, and restore it with `pg_restore` (docs: Operations, Backup)",
+            store::pg::redact(&options.url),
+            out.display()
+        ))),
+    }
 }
 
 /// Writes a consistent copy of the database at `db_path` to `out` (mode
@@ -402,11 +408,25 @@ pub struct DatabaseReport {
 /// foreign key), opened read-only: safe beside a running frontend, and on
 /// a backup before it is restored.
 pub fn check_database(db_path: &Path) -> Result<DatabaseReport, Error> {
-    let mut conn = store::Store::open_read_only(db_path)?;
+    check_location(&Location::Sqlite(db_path.to_owned()))
+}
+
+/// [`check_database`] for either dialect (PostgreSQL enforces its foreign
+/// keys itself: only the certificates are counted there).
+pub fn check_location(db: &Location) -> Result<DatabaseReport, Error> {
+    let mut conn = store::Store::open_read_only_at(db)?;
     Ok(DatabaseReport {
         problems: store::maintenance::problems(&mut conn)?,
         certificates: store::maintenance::certificate_count(&mut conn)?,
     })
+}
+
+/// The database of the frontend configuration at `config_path` (the
+/// embedded default when `None`): its SQLite file or its PostgreSQL URL.
+pub fn database(config_path: Option<&Path>) -> Result<Location, Error> {
+    Ok(Config::load(config_path)
+        .map_err(|e| Error::Startup(e.to_string()))?
+        .database())
 }
 
 /// The database path of the frontend configuration at `config_path` (the

@@ -139,7 +139,10 @@ fn drop_privileges(config: &Config) -> Result<(), Error> {
     let who =
         drop_privileges(&plan).map_err(|e| Error::Startup(format!("dropping privileges: {e}")))?;
     tracing::info!(target: "frontend", uid = who.uid, gid = who.gid, "privileges dropped");
-    let mut secrets = vec![config.database_path()];
+    let mut secrets = match config.database() {
+        crate::store::Location::Sqlite(path) => vec![path],
+        crate::store::Location::Postgres(_) => Vec::new(),
+    };
     if config.tls.enabled {
         secrets.push(config.tls_key_file());
     }

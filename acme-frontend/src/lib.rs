@@ -97,7 +97,7 @@ impl App {
 
     /// Builds the shared state: opens the database and prepares the links.
     pub fn new(config: Config) -> Result<Arc<Self>, error::Error> {
-        let store = store::Store::open(&config.database_path())?;
+        let store = store::Store::open_at(&config.database())?;
         let keys = config.eab_keys();
         store.run_blocking(move |c| store::eab::seed(c, &keys, now()))?;
         let signer = match config.signer_endpoint() {

@@ -3,7 +3,9 @@
 //! `cargo test -p acme-frontend --test fleet_cost -- --ignored --nocapture`):
 //! redeeming a nonce in memory and through the database (one caller, and
 //! 64 at once, which the writer group-commits), and an account row from
-//! the process's cache against a read per request. The figures are in
+//! the process's cache against a read per request. The same again on a
+//! PostgreSQL server started for the test (`postgres_…`: a write job is one
+//! transaction there, no group commit). The figures are in
 //! `docs/src/fleet.md`.
 
 use std::sync::Arc;
@@ -27,7 +29,23 @@ fn per_op(started: Instant, n: u32) -> f64 {
 async fn nonce_and_account_costs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("akamu.db")).expect("open");
+    measure("SQLite", store).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check; see the file's header"]
+async fn postgres_nonce_and_account_costs() {
+    let pg = test_kit::postgres::PgServer::start().expect("start PostgreSQL");
+    let store = Store::open_postgres(store::pg::PgOptions {
+        url: pg.url(),
+        max_connections: 16,
+        timeout: std::time::Duration::from_secs(10),
+    })
+    .expect("open");
+    measure("PostgreSQL", store).await;
+}
+
+async fn measure(backend: &str, store: Store) {
     let memory = Nonces::Memory(NonceBook::default());
     let started = Instant::now();
     for _ in 0..N {
@@ -97,7 +115,7 @@ async fn nonce_and_account_costs() {
     let read_us = per_op(started, N);
 
     println!(
-        "nonce redemption, memory: {memory_us:.1} µs; database, one caller: {database_us:.1} µs; \
+        "{backend}: nonce redemption, memory: {memory_us:.1} µs; database, one caller: {database_us:.1} µs; \
          database, 64 callers: {concurrent_us:.1} µs per redemption (throughput)\n\
          account row, cache: {cached_us:.2} µs; database read: {read_us:.1} µs"
     );

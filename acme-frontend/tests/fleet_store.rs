@@ -4,7 +4,8 @@
 //! writer holding the write lock makes a store's batch wait (busy timeout),
 //! not fail; a lock held past the timeout fails that batch alone, with an
 //! error, and the writer goes on; the same nonce redeemed through two stores
-//! at once is accepted once.
+//! at once is accepted once. The nonce and CRL cases also run with two
+//! stores on one PostgreSQL database (`postgres_*`).
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use acme_frontend::store::{self, Store};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
-fn eab(c: &mut SqliteConnection, kid: &str) -> Result<(), Error> {
+fn eab(c: &mut store::Conn, kid: &str) -> Result<(), Error> {
     store::eab::seed(c, &[(kid.to_owned(), vec![7u8; 32])], 1)
 }
 
@@ -80,12 +81,52 @@ async fn a_batch_waits_for_another_writer_and_fails_alone_past_the_busy_timeout(
     assert_eq!(found, (None, Some(vec![7u8; 32])));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_nonce_redeemed_at_two_front_ends_at_once_is_accepted_once() {
+/// Two stores (two front ends) on one database, and what keeps it alive.
+struct Two {
+    a: Store,
+    b: Store,
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<test_kit::postgres::PgServer>,
+}
+
+fn two_sqlite() -> Two {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("akamu.db");
-    let a = Store::open(&path).expect("open A");
-    let b = Store::open(&path).expect("open B");
+    Two {
+        a: Store::open(&path).expect("open A"),
+        b: Store::open(&path).expect("open B"),
+        _dir: Some(dir),
+        _pg: None,
+    }
+}
+
+fn two_pg() -> Two {
+    let server = test_kit::postgres::PgServer::start().expect("start PostgreSQL");
+    let options = store::pg::PgOptions {
+        url: server.url(),
+        max_connections: 8,
+        timeout: Duration::from_secs(10),
+    };
+    Two {
+        a: Store::open_postgres(options.clone()).expect("open A"),
+        b: Store::open_postgres(options).expect("open B"),
+        _dir: None,
+        _pg: Some(server),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_nonce_redeemed_at_two_front_ends_at_once_is_accepted_once() {
+    nonce_race(two_sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_one_nonce_redeemed_at_two_front_ends_at_once_is_accepted_once() {
+    nonce_race(two_pg()).await;
+}
+
+async fn nonce_race(two: Two) {
+    let (a, b) = (two.a.clone(), two.b.clone());
     let key = a
         .run(|c| store::fleet::nonce_key(c, &[3u8; 32]))
         .await
@@ -108,9 +149,17 @@ async fn one_nonce_redeemed_at_two_front_ends_at_once_is_accepted_once() {
 
 #[tokio::test]
 async fn a_late_crl_never_replaces_a_newer_one_unless_told_to() {
+    late_crl(two_sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_a_late_crl_never_replaces_a_newer_one_unless_told_to() {
+    late_crl(two_pg()).await;
+}
+
+async fn late_crl(two: Two) {
     use acme_frontend::store::fleet::{CrlRow, current_crl, store_crl};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("akamu.db")).expect("open");
+    let store = two.a.clone();
     let crl = |number: i64| CrlRow {
         der: vec![u8::try_from(number).expect("small"); 4],
         number,

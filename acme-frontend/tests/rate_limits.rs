@@ -2,7 +2,8 @@
 //! stores opened on one database file, as two front ends on one database,
 //! share every bucket; a job that fails after its spend takes the spend
 //! back; pauses and unpauses (the pending counts' query plans are checked
-//! in `store::rate_limits`).
+//! in `store::rate_limits`). Each also runs on a PostgreSQL server
+//! (`postgres_*`).
 
 use std::net::IpAddr;
 
@@ -15,6 +16,40 @@ use acme_frontend::store::{self, Store};
 use shared_proto::Identifier;
 
 const NOW_MS: i64 = 1_800_000_000_000;
+
+/// Two stores on one database, and what keeps it alive.
+struct Two {
+    a: Store,
+    b: Store,
+    _dir: tempfile::TempDir,
+    _pg: Option<test_kit::postgres::PgServer>,
+}
+
+fn two(postgres: bool) -> Two {
+    let dir = tempfile::tempdir().expect("tempdir");
+    if postgres {
+        let pg = test_kit::postgres::PgServer::start().expect("start PostgreSQL");
+        let options = store::pg::PgOptions {
+            url: pg.url(),
+            max_connections: 4,
+            timeout: std::time::Duration::from_secs(10),
+        };
+        Two {
+            a: Store::open_postgres(options.clone()).expect("first front end"),
+            b: Store::open_postgres(options).expect("second front end"),
+            _dir: dir,
+            _pg: Some(pg),
+        }
+    } else {
+        let path = dir.path().join("akamu.db");
+        Two {
+            a: Store::open(&path).expect("first front end"),
+            b: Store::open(&path).expect("second front end"),
+            _dir: dir,
+            _pg: None,
+        }
+    }
+}
 
 fn account(id: &str) -> AccountRow {
     AccountRow {
@@ -68,10 +103,16 @@ async fn admit_order(
 
 #[tokio::test]
 async fn two_stores_on_one_database_share_the_buckets() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("akamu.db");
-    let a = Store::open(&path).expect("first front end");
-    let b = Store::open(&path).expect("second front end");
+    share_the_buckets(two(false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_stores_on_one_database_share_the_buckets() {
+    share_the_buckets(two(true)).await;
+}
+
+async fn share_the_buckets(two: Two) {
+    let (a, b) = (two.a.clone(), two.b.clone());
     let policy = Policy::from_config(&RateLimits {
         new_orders_per_account: bucket(1, 2, 2),
         new_accounts_per_ip: bucket(1, 60, 1),
@@ -117,8 +158,16 @@ async fn two_stores_on_one_database_share_the_buckets() {
 
 #[tokio::test]
 async fn a_job_that_fails_after_its_spend_spends_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("akamu.db")).expect("open");
+    failed_job_spends_nothing(two(false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_job_that_fails_after_its_spend_spends_nothing() {
+    failed_job_spends_nothing(two(true)).await;
+}
+
+async fn failed_job_spends_nothing(two: Two) {
+    let store = two.a.clone();
     let policy = Policy::from_config(&RateLimits {
         new_orders_per_account: bucket(1, 3600, 1),
         ..RateLimits::default()
@@ -156,8 +205,16 @@ async fn a_job_that_fails_after_its_spend_spends_nothing() {
 
 #[tokio::test]
 async fn failures_pause_and_unpause_lifts_and_refills() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("akamu.db")).expect("open");
+    pause_and_unpause(two(false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_failures_pause_and_unpause_lifts_and_refills() {
+    pause_and_unpause(two(true)).await;
+}
+
+async fn pause_and_unpause(two: Two) {
+    let store = two.a.clone();
     store
         .run(|c| {
             store::accounts::insert_or_existing(c, account("acct"))?;

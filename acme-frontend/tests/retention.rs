@@ -25,13 +25,28 @@ const LIFETIME: i64 = 3600;
 const NOW: i64 = T0 + 40 * DAY;
 
 struct Db {
-    _dir: tempfile::TempDir,
     store: Store,
+    _dir: tempfile::TempDir,
+    _pg: Option<test_kit::postgres::PgServer>,
 }
 
-async fn db() -> Db {
+/// A database with one account: a SQLite file, or with `postgres` a
+/// PostgreSQL server of its own.
+async fn db(postgres: bool) -> Db {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("akamu.db")).expect("open the database");
+    let (store, pg) = if postgres {
+        let pg = test_kit::postgres::PgServer::start().expect("start PostgreSQL");
+        let store = Store::open_postgres(store::pg::PgOptions {
+            url: pg.url(),
+            max_connections: 4,
+            timeout: Duration::from_secs(10),
+        })
+        .expect("open the database");
+        (store, Some(pg))
+    } else {
+        let store = Store::open(&dir.path().join("akamu.db")).expect("open the database");
+        (store, None)
+    };
     let account = AccountRow {
         id: "acct".into(),
         status: AccountStatus::Valid,
@@ -46,7 +61,11 @@ async fn db() -> Db {
         .run(move |c| store::accounts::insert_or_existing(c, account).map(|_| ()))
         .await
         .expect("insert account");
-    Db { _dir: dir, store }
+    Db {
+        store,
+        _dir: dir,
+        _pg: pg,
+    }
 }
 
 fn order_row(id: &str, authzs: &[AuthzRow], expires: i64) -> OrderRow {
@@ -194,7 +213,15 @@ async fn consistency_problems(db: &Db) -> Vec<String> {
 
 #[tokio::test]
 async fn past_retention_goes_and_everything_still_needed_stays() {
-    let db = db().await;
+    retention_keeps_what_is_needed(db(false).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_past_retention_goes_and_everything_still_needed_stays() {
+    retention_keeps_what_is_needed(db(true).await).await;
+}
+
+async fn retention_keeps_what_is_needed(db: Db) {
     let old = T0 + LIFETIME;
     let recent = NOW + DAY;
 
@@ -295,7 +322,15 @@ async fn past_retention_goes_and_everything_still_needed_stays() {
 
 #[tokio::test]
 async fn the_clean_up_works_in_batches_of_the_given_size() {
-    let db = db().await;
+    batches(db(false).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_clean_up_works_in_batches_of_the_given_size() {
+    batches(db(true).await).await;
+}
+
+async fn batches(db: Db) {
     for i in 0..5 {
         let name = format!("n{i}.example");
         insert_order(&db, &format!("o{i}"), &[name.as_str()], &[], T0 + LIFETIME).await;

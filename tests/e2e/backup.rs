@@ -201,7 +201,10 @@ async fn a_backup_taken_under_load_restores_to_a_ca_serving_every_certificate_in
     );
     assert_eq!(std::fs::read(&backup).expect("read backup"), before);
 
-    let in_backup = acme_frontend::admin::database_serials(&backup).expect("serials of the backup");
+    let in_backup = acme_frontend::admin::database_serials(
+        &acme_frontend::store::Location::Sqlite(backup.clone()),
+    )
+    .expect("serials of the backup");
     assert_eq!(
         report["certificates"].as_u64(),
         Some(in_backup.len() as u64),

@@ -249,7 +249,10 @@ async fn a_full_disk_under_the_audit_log_makes_the_signer_refuse_to_sign() {
     let mut order = new_order(&account, &names).await;
     answer_http01(&mut order, &http).await;
     wait_ready(&mut order).await;
-    let issued_before = acme_frontend::admin::database_serials(&ca.db_path()).expect("serials");
+    let issued_before = acme_frontend::admin::database_serials(
+        &acme_frontend::store::Location::Sqlite(ca.db_path()),
+    )
+    .expect("serials");
 
     let filler = audit_dir.path().join("filler");
     fill(&filler);
@@ -263,7 +266,10 @@ async fn a_full_disk_under_the_audit_log_makes_the_signer_refuse_to_sign() {
     assert_eq!(state.status, OrderStatus::Processing, "{state:?}");
     assert_eq!(state.certificate, None);
     assert_eq!(
-        acme_frontend::admin::database_serials(&ca.db_path()).expect("serials"),
+        acme_frontend::admin::database_serials(&acme_frontend::store::Location::Sqlite(
+            ca.db_path()
+        ))
+        .expect("serials"),
         issued_before,
         "no certificate without its audit record"
     );

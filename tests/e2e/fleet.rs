@@ -1,5 +1,6 @@
 //! Several front ends (issue 17): two `acme-frontend`s serving one
-//! `base_url` on one SQLite file, with one signer and one validator started
+//! `base_url` on one SQLite file (and, the `postgres_` tests, on one
+//! PostgreSQL database), with one signer and one validator started
 //! on their own (production style, [`Fleet`]). A test client plays the load
 //! balancer: it signs every JWS for the shared URLs and sends each request
 //! to the front end it chooses.
@@ -20,9 +21,8 @@
 
 use std::time::{Duration, Instant};
 
+use acme_frontend::store::{self, Query, Store};
 use akamu_jose::{Alg, SigningKey};
-use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
 use http::StatusCode;
 use openssl::x509::X509Crl;
 use serde_json::{Value, json};
@@ -38,12 +38,13 @@ const LEASE_SECS: u32 = 3;
 /// The CRL's path (the signer's `crl_url`, see [`Fleet`]).
 const CRL_PATH: &str = "/crl/ca.crl";
 
-async fn start(dns: &DnsServer) -> (Fleet, RawClient, RawClient) {
+async fn start(dns: &DnsServer, postgres: bool) -> (Fleet, RawClient, RawClient) {
     let fleet = Fleet::start_async(FleetOptions {
         frontends: 2,
         dns: dns.addr(),
         lease_secs: LEASE_SECS,
         enabled: true,
+        postgres,
     })
     .await;
     let a = RawClient::connect(fleet.ca_cert(), &fleet.directory()).await;
@@ -60,8 +61,18 @@ fn account_get(key: &SigningKey, kid: &str, nonce: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nonces_account_changes_and_finalize_hold_across_front_ends() {
+    across_front_ends(false).await;
+}
+
+/// The same on one PostgreSQL database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nonces_account_changes_and_finalize_hold_across_front_ends() {
+    across_front_ends(true).await;
+}
+
+async fn across_front_ends(postgres: bool) {
     let dns = DnsServer::start().await;
-    let (mut fleet, a, b) = start(&dns).await;
+    let (mut fleet, a, b) = start(&dns, postgres).await;
     let http = Http01Server::start(fleet.http_validation_port()).await;
     let alice = JwsAccount::create(&a).await;
 
@@ -185,19 +196,9 @@ async fn nonces_account_changes_and_finalize_hold_across_front_ends() {
         .await
         .body;
     assert_eq!(from_a, from_b, "A and B serve the same certificate");
-    let mut conn = SqliteConnection::establish(&fleet.db_path().display().to_string())
-        .expect("open the database");
-    conn.batch_execute("PRAGMA busy_timeout = 5000")
-        .expect("busy timeout");
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let certs: Vec<Count> = diesel::sql_query("SELECT COUNT(*) AS n FROM certificates")
-        .load(&mut conn)
-        .expect("count");
-    assert_eq!(certs[0].n, 1, "one certificate in the database");
+    let mut conn = Store::open_read_only_at(&fleet.database()).expect("open the database");
+    let certs = store::maintenance::certificate_count(&mut conn).expect("count");
+    assert_eq!(certs, 1, "one certificate in the database");
     let audit = std::fs::read_to_string(fleet_audit_log(&fleet)).expect("audit log");
     let signed = audit
         .lines()
@@ -301,10 +302,7 @@ async fn lease_gauge(fleet: &Fleet, i: usize) -> String {
 }
 
 fn lease_holder(fleet: &Fleet) -> Option<(String, i64)> {
-    let mut conn = SqliteConnection::establish(&fleet.db_path().display().to_string())
-        .expect("open the database");
-    conn.batch_execute("PRAGMA busy_timeout = 5000")
-        .expect("busy timeout");
+    let mut conn = Store::open_read_only_at(&fleet.database()).expect("open the database");
     #[derive(diesel::QueryableByName)]
     struct Lease {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -314,15 +312,25 @@ fn lease_holder(fleet: &Fleet) -> Option<(String, i64)> {
     }
     let rows: Vec<Lease> =
         diesel::sql_query("SELECT holder, expires_ms FROM leases WHERE name = 'jobs'")
-            .load(&mut conn)
+            .fetch_all(&mut conn)
             .expect("select");
     rows.into_iter().next().map(|l| (l.holder, l.expires_ms))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_crl_for_the_fleet_and_the_jobs_survive_their_leader() {
+    one_crl_and_the_lease(false).await;
+}
+
+/// The same on one PostgreSQL database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_one_crl_for_the_fleet_and_the_jobs_survive_their_leader() {
+    one_crl_and_the_lease(true).await;
+}
+
+async fn one_crl_and_the_lease(postgres: bool) {
     let dns = DnsServer::start().await;
-    let (mut fleet, a, b) = start(&dns).await;
+    let (mut fleet, a, b) = start(&dns, postgres).await;
     let http = Http01Server::start(fleet.http_validation_port()).await;
     let base = fleet.base_url().to_owned();
     assert_eq!(
@@ -439,6 +447,7 @@ async fn cost_of_the_fleet_mode_per_request() {
             dns: dns.addr(),
             lease_secs: LEASE_SECS,
             enabled,
+            postgres: false,
         })
         .await;
         let raw = RawClient::connect(fleet.ca_cert(), &fleet.directory()).await;

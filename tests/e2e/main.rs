@@ -164,3 +164,7 @@ mod signer_tls;
 /// and lego through nginx, nonces and key rollover across front ends, kill
 /// -9 of a front end under load, perspectives down and lying.
 mod multinode;
+
+/// PostgreSQL as the frontend's database (issue 17): issuance with
+/// instant-acme and `akamu-cli admin` against `[database] url`.
+mod postgres;

@@ -42,15 +42,26 @@ use crate::support::multinode::{Multinode, MultinodeOptions};
 use crate::support::operator::akamu_cli;
 use crate::support::tools::{Certbot, Lego};
 
+/// The database the front ends share.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Db {
+    /// One SQLite file.
+    Sqlite,
+    /// A PostgreSQL server started by the script.
+    Postgres,
+}
+
 /// Starts a deployment validating against `dns` (and `perspective_dns`).
 async fn up(
     dns: &DnsServer,
     perspective_dns: Vec<(&'static str, std::net::SocketAddr)>,
+    db: Db,
 ) -> Multinode {
     Multinode::up(MultinodeOptions {
         dns: dns.addr(),
         http_port: test_kit::ports::free_port(),
         perspective_dns,
+        postgres: db == Db::Postgres,
     })
     .await
 }
@@ -143,8 +154,17 @@ async fn account(mn: &Multinode) -> Account {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certbot_lego_nonces_rollover_and_finalize_race_across_front_ends() {
+    across_front_ends(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_certbot_lego_nonces_rollover_and_finalize_race_across_front_ends() {
+    across_front_ends(Db::Postgres).await;
+}
+
+async fn across_front_ends(db: Db) {
     let dns = DnsServer::start().await;
-    let mn = up(&dns, Vec::new()).await;
+    let mn = up(&dns, Vec::new(), db).await;
     let port = http_port(&mn).to_string();
     let dir = tempfile::tempdir().expect("tempdir");
 
@@ -326,8 +346,17 @@ const ATTEMPTS: usize = 6;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_front_end_under_load_loses_no_certificate() {
+    kill_9_under_load(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_kill_9_of_a_front_end_under_load_loses_no_certificate() {
+    kill_9_under_load(Db::Postgres).await;
+}
+
+async fn kill_9_under_load(db: Db) {
     let dns = DnsServer::start().await;
-    let mn = Arc::new(up(&dns, Vec::new()).await);
+    let mn = Arc::new(up(&dns, Vec::new(), db).await);
     let http = Arc::new(Http01Server::start(http_port(&mn)).await);
     let issued = Arc::new(AtomicUsize::new(0));
 
@@ -505,7 +534,7 @@ async fn perspectives_quorum_and_a_lying_perspective() {
         liar.records()
             .set_a(name, &["127.0.0.2".parse().expect("ip")]);
     }
-    let mn = up(&dns, vec![("p5", liar.addr())]).await;
+    let mn = up(&dns, vec![("p5", liar.addr())], Db::Sqlite).await;
     let http = Http01Server::start(http_port(&mn)).await;
     let account = account(&mn).await;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -237,6 +237,7 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         self.check_tls()?;
         self.signer_tls()?;
+        self.check_database()?;
         if self.base_url.ends_with('/') {
             return Err(ConfigError::Invalid(
                 "base_url must not end with '/'".into(),
@@ -388,6 +389,44 @@ impl Config {
         Ok(())
     }
 
+    /// `[database]`: `path` (SQLite) or `url` (PostgreSQL), never both.
+    fn check_database(&self) -> Result<(), ConfigError> {
+        let db = &self.database;
+        match (&db.path, &db.url) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "[database] has both path (SQLite) and url (PostgreSQL): give one".into(),
+                ));
+            }
+            (_, Some(url)) => {
+                let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
+                if !scheme_ok {
+                    return Err(ConfigError::Invalid(format!(
+                        "[database] url {:?} is not a postgres:// or postgresql:// URL",
+                        crate::store::pg::redact(url)
+                    )));
+                }
+            }
+            (Some(path), None) if path.as_os_str().is_empty() => {
+                return Err(ConfigError::Invalid(
+                    "[database] path is empty: name a SQLite file, or give url".into(),
+                ));
+            }
+            _ => {}
+        }
+        if !(1..=1000).contains(&db.max_connections) {
+            return Err(ConfigError::Invalid(
+                "[database] max_connections must be between 1 and 1000".into(),
+            ));
+        }
+        if !(1..=3600).contains(&db.timeout_secs) {
+            return Err(ConfigError::Invalid(
+                "[database] timeout_secs must be between 1 and 3600".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn in_state(&self, explicit: &Option<PathBuf>, name: &str) -> PathBuf {
         explicit
             .clone()
@@ -444,9 +483,22 @@ impl Config {
         format!("{host}/{}", self.listen_addr)
     }
 
-    /// The SQLite file.
+    /// The SQLite file (meaningless with `[database] url`).
     pub fn database_path(&self) -> PathBuf {
         self.in_state(&self.database.path, "akamu.db")
+    }
+
+    /// Where the database is: `[database] url` (PostgreSQL), else the
+    /// SQLite file.
+    pub fn database(&self) -> crate::store::Location {
+        match &self.database.url {
+            Some(url) => crate::store::Location::Postgres(crate::store::pg::PgOptions {
+                url: url.clone(),
+                max_connections: self.database.max_connections,
+                timeout: std::time::Duration::from_secs(self.database.timeout_secs),
+            }),
+            None => crate::store::Location::Sqlite(self.database_path()),
+        }
     }
     /// The CA key file.
     pub fn ca_key_file(&self) -> PathBuf {

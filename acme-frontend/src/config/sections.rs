@@ -5,12 +5,53 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// `[database]`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+/// `[database]`: a SQLite file (`path`, the default) or a PostgreSQL
+/// server (`url`), not both.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     /// SQLite file. Default `<state_dir>/akamu.db`.
     pub path: Option<PathBuf>,
+    /// PostgreSQL URL (`postgres://user:password@host/db`); replaces
+    /// `path`. Never logged with its password.
+    pub url: Option<String>,
+    /// PostgreSQL: most connections this front end opens. Default 16.
+    #[serde(default = "default_db_max_connections")]
+    pub max_connections: usize,
+    /// PostgreSQL: deadline in seconds of a connection, a statement, a
+    /// lock wait and of waiting for a free connection. Default 10.
+    #[serde(default = "default_db_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_db_max_connections() -> usize {
+    16
+}
+
+fn default_db_timeout_secs() -> u64 {
+    10
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self {
+            path: None,
+            url: None,
+            max_connections: default_db_max_connections(),
+            timeout_secs: default_db_timeout_secs(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.path)
+            .field("url", &self.url.as_deref().map(crate::store::pg::redact))
+            .field("max_connections", &self.max_connections)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
 }
 
 /// `[ca]`: the issuing CA, owned by `ca-signer`.

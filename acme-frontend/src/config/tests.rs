@@ -406,3 +406,44 @@ fn tcp_perspectives_pass_through_the_launcher() {
         "{v}"
     );
 }
+
+#[test]
+fn the_database_is_a_sqlite_path_or_a_postgres_url_never_both() {
+    let c = Config::parse("", "t").expect("defaults");
+    assert!(matches!(c.database(), crate::store::Location::Sqlite(_)));
+    let c = Config::parse(
+        "[database]\nurl = \"postgres://akamu:pw-secret@db:5432/akamu\"\nmax_connections = 4",
+        "t",
+    )
+    .expect("a url");
+    match c.database() {
+        crate::store::Location::Postgres(o) => {
+            assert_eq!(o.url, "postgres://akamu:pw-secret@db:5432/akamu");
+            assert_eq!(o.max_connections, 4);
+            assert_eq!(o.timeout, std::time::Duration::from_secs(10));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !format!("{c:?}").contains("pw-secret"),
+        "the configuration's Debug shows the password"
+    );
+    let both = Config::parse(
+        "[database]\npath = \"a.db\"\nurl = \"postgres://db/akamu\"",
+        "t",
+    );
+    assert!(
+        matches!(&both, Err(ConfigError::Invalid(m)) if m.contains("both path") && m.contains("url")),
+        "{both:?}"
+    );
+    let wrong = Config::parse("[database]\nurl = \"mysql://u:pw-secret@db/akamu\"", "t");
+    assert!(
+        matches!(&wrong, Err(ConfigError::Invalid(m)) if m.contains("postgres://") && !m.contains("pw-secret")),
+        "{wrong:?}"
+    );
+    let empty = Config::parse("[database]\npath = \"\"", "t");
+    assert!(
+        matches!(&empty, Err(ConfigError::Invalid(m)) if m.contains("path is empty")),
+        "{empty:?}"
+    );
+}

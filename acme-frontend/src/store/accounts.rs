@@ -1,8 +1,9 @@
 //! Accounts.
 
+use super::models::columns;
+use super::{Conn, Query};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sqlite::SqliteConnection;
 
 use super::models::AccountRow;
 use super::schema::accounts::dsl;
@@ -10,35 +11,38 @@ use super::schema::{account_keys, persist_hashes};
 use crate::error::Error;
 
 /// The account whose key has this thumbprint.
-pub fn by_thumbprint(conn: &mut SqliteConnection, tp: &str) -> Result<Option<AccountRow>, Error> {
+pub fn by_thumbprint(conn: &mut Conn, tp: &str) -> Result<Option<AccountRow>, Error> {
     Ok(dsl::accounts
         .filter(dsl::jwk_thumbprint.eq(tp))
-        .select(AccountRow::as_select())
-        .get_result(conn)
+        .select(columns::<AccountRow>())
+        .fetch_one(conn)
         .optional()?)
 }
 
 /// The account with this id.
-pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<AccountRow>, Error> {
+pub fn by_id(conn: &mut Conn, id: &str) -> Result<Option<AccountRow>, Error> {
     Ok(dsl::accounts
         .find(id)
-        .select(AccountRow::as_select())
-        .get_result(conn)
+        .select(columns::<AccountRow>())
+        .fetch_one(conn)
         .optional()?)
 }
 
 /// Inserts `row`, or returns the account that already has its key (a
 /// concurrent new-account with the same key): `(account, created)`.
-pub fn insert_or_existing(
-    conn: &mut SqliteConnection,
-    row: AccountRow,
-) -> Result<(AccountRow, bool), Error> {
+pub fn insert_or_existing(conn: &mut Conn, row: AccountRow) -> Result<(AccountRow, bool), Error> {
     // Callers run this in a writer job (one transaction), so the account
     // and the first row of its key history commit together.
-    match diesel::insert_into(dsl::accounts)
-        .values(&row)
-        .execute(conn)
-    {
+    let insert = |c: &mut Conn| diesel::insert_into(dsl::accounts).values(&row).exec(c);
+    // PostgreSQL aborts the whole transaction on a failed statement: the
+    // insert gets a savepoint of its own there, so a conflict (another
+    // front end created the account) can still be answered.
+    let inserted = if conn.is_pg() {
+        conn.transaction(insert)
+    } else {
+        insert(conn)
+    };
+    match inserted {
         Ok(_) => {
             diesel::insert_into(account_keys::table)
                 .values((
@@ -46,7 +50,7 @@ pub fn insert_or_existing(
                     account_keys::jwk_thumbprint.eq(&row.jwk_thumbprint),
                     account_keys::added.eq(row.created),
                 ))
-                .execute(conn)?;
+                .exec(conn)?;
             Ok((row, true))
         }
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
@@ -60,27 +64,27 @@ pub fn insert_or_existing(
 
 /// Replaces the contact list.
 pub fn update_contact(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     contact_json: &str,
     now: i64,
 ) -> Result<(), Error> {
     diesel::update(dsl::accounts.find(id))
         .set((dsl::contact.eq(contact_json), dsl::updated.eq(now)))
-        .execute(conn)?;
+        .exec(conn)?;
     Ok(())
 }
 
 /// Sets the status (deactivation is final; callers check).
 pub fn set_status(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     status: crate::protocol::AccountStatus,
     now: i64,
 ) -> Result<(), Error> {
     diesel::update(dsl::accounts.find(id))
         .set((dsl::status.eq(status), dsl::updated.eq(now)))
-        .execute(conn)?;
+        .exec(conn)?;
     Ok(())
 }
 
@@ -97,7 +101,7 @@ pub enum KeySwap {
 /// Replaces an account's key atomically, if it still has `old_thumbprint`
 /// and no account has the new key (RFC 8555 §7.3.5).
 pub fn swap_key(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     old_thumbprint: &str,
     jwk: &str,
@@ -108,17 +112,41 @@ pub fn swap_key(
         if let Some(other) = by_thumbprint(conn, thumbprint)? {
             return Ok(KeySwap::KeyInUse(other.id));
         }
-        let n = diesel::update(
-            dsl::accounts
-                .find(id)
-                .filter(dsl::jwk_thumbprint.eq(old_thumbprint)),
-        )
-        .set((
-            dsl::jwk.eq(jwk),
-            dsl::jwk_thumbprint.eq(thumbprint),
-            dsl::updated.eq(now),
-        ))
-        .execute(conn)?;
+        let update = |c: &mut Conn| {
+            diesel::update(
+                dsl::accounts
+                    .find(id)
+                    .filter(dsl::jwk_thumbprint.eq(old_thumbprint)),
+            )
+            .set((
+                dsl::jwk.eq(jwk),
+                dsl::jwk_thumbprint.eq(thumbprint),
+                dsl::updated.eq(now),
+            ))
+            .exec(c)
+        };
+        // Another front end may give the key to an account between the
+        // check above and this update (PostgreSQL, READ COMMITTED): the
+        // unique index refuses it, and the answer is the same as the
+        // check's. The update gets a savepoint there so that the
+        // transaction survives the refusal.
+        let updated = if conn.is_pg() {
+            conn.transaction(update)
+        } else {
+            update(conn)
+        };
+        let n = match updated {
+            Ok(n) => n,
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                return match by_thumbprint(conn, thumbprint)? {
+                    Some(other) => Ok(KeySwap::KeyInUse(other.id)),
+                    None => Err(Error::Internal(
+                        "key-change refused by the unique index, but no account has the key".into(),
+                    )),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
         if n != 1 {
             return Ok(KeySwap::Stale);
         }
@@ -128,18 +156,24 @@ pub fn swap_key(
                 .filter(account_keys::jwk_thumbprint.eq(old_thumbprint)),
         )
         .set(account_keys::retired.eq(now))
-        .execute(conn)?;
+        .exec(conn)?;
         // A key the account had before is current again (its earlier
         // period is replaced: the history is the set of keys and when
         // each was last taken up).
-        diesel::replace_into(account_keys::table)
+        diesel::insert_into(account_keys::table)
             .values((
                 account_keys::account_id.eq(id),
                 account_keys::jwk_thumbprint.eq(thumbprint),
                 account_keys::added.eq(now),
                 account_keys::retired.eq(None::<i64>),
             ))
-            .execute(conn)?;
+            .on_conflict((account_keys::account_id, account_keys::jwk_thumbprint))
+            .do_update()
+            .set((
+                account_keys::added.eq(now),
+                account_keys::retired.eq(None::<i64>),
+            ))
+            .exec(conn)?;
         let row = by_id(conn, id)?.ok_or_else(|| Error::Internal("account vanished".into()))?;
         Ok(KeySwap::Done(row))
     })
@@ -158,7 +192,7 @@ pub struct HistoricKey {
 }
 
 /// Every key account `id` has used, oldest first.
-pub fn key_history(conn: &mut SqliteConnection, id: &str) -> Result<Vec<HistoricKey>, Error> {
+pub fn key_history(conn: &mut Conn, id: &str) -> Result<Vec<HistoricKey>, Error> {
     let rows: Vec<(String, i64, Option<i64>)> = account_keys::table
         .filter(account_keys::account_id.eq(id))
         .order((
@@ -170,7 +204,7 @@ pub fn key_history(conn: &mut SqliteConnection, id: &str) -> Result<Vec<Historic
             account_keys::added,
             account_keys::retired,
         ))
-        .load(conn)?;
+        .fetch_all(conn)?;
     Ok(rows
         .into_iter()
         .map(|(thumbprint, added, retired)| HistoricKey {
@@ -196,12 +230,12 @@ pub struct PersistHash {
 /// Keeps a hashed URI that granted account `id` a validation (once: a
 /// later pass of the same URI keeps the first key and time).
 pub fn keep_persist_hash(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     hash: &PersistHash,
     now: i64,
 ) -> Result<(), Error> {
-    diesel::insert_or_ignore_into(persist_hashes::table)
+    diesel::insert_into(persist_hashes::table)
         .values((
             persist_hashes::account_id.eq(id),
             persist_hashes::hashed_uri.eq(&hash.uri),
@@ -209,7 +243,8 @@ pub fn keep_persist_hash(
             persist_hashes::jwk_thumbprint.eq(&hash.thumbprint),
             persist_hashes::validated.eq(now),
         ))
-        .execute(conn)?;
+        .on_conflict_do_nothing()
+        .exec(conn)?;
     Ok(())
 }
 
@@ -220,7 +255,7 @@ pub fn keep_persist_hash(
 /// first. Hashes of the current key are not listed (the validator
 /// recomputes them).
 pub fn retained_persist_hashes(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     domain: &str,
     rotation_secs: Option<i64>,
@@ -233,7 +268,7 @@ pub fn retained_persist_hashes(
         .filter(persist_hashes::domain.eq_any([domain, "*"]))
         .order(persist_hashes::validated.desc())
         .select((persist_hashes::hashed_uri, persist_hashes::jwk_thumbprint))
-        .load(conn)?;
+        .fetch_all(conn)?;
     Ok(rows
         .into_iter()
         .filter(|(_, tp)| {
@@ -251,10 +286,10 @@ pub fn retained_persist_hashes(
 /// Forgets every hashed URI account `id` passed (draft-02 §4.2 rule 1: a
 /// revocation with a certificate key is the emergency stop). Returns how
 /// many were forgotten.
-pub fn prune_persist_hashes(conn: &mut SqliteConnection, id: &str) -> Result<usize, Error> {
+pub fn prune_persist_hashes(conn: &mut Conn, id: &str) -> Result<usize, Error> {
     Ok(
         diesel::delete(persist_hashes::table.filter(persist_hashes::account_id.eq(id)))
-            .execute(conn)?,
+            .exec(conn)?,
     )
 }
 
@@ -271,7 +306,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
         crate::store::Store::open(&path).expect("migrate");
-        let mut c = SqliteConnection::establish(&path.to_string_lossy()).expect("open");
+        let mut c = Conn::Sqlite(
+            diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("open"),
+        );
         // The dropped store's writer thread may still be closing its
         // connection: wait for its lock rather than fail.
         diesel::connection::SimpleConnection::batch_execute(
@@ -287,7 +324,7 @@ mod tests {
                     account_keys::added.eq(0),
                     account_keys::retired.eq(retired),
                 ))
-                .execute(&mut c)
+                .exec(&mut c)
                 .expect("key");
         }
         for (uri, domain, tp) in [
@@ -303,7 +340,7 @@ mod tests {
             };
             keep_persist_hash(&mut c, "a", &hash, 500).expect("keep");
         }
-        let got = |c: &mut SqliteConnection, rotation, now| {
+        let got = |c: &mut Conn, rotation, now| {
             let mut v = retained_persist_hashes(c, "a", "example.com", rotation, now, 64)
                 .expect("retained");
             v.sort();

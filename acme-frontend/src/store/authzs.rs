@@ -1,7 +1,8 @@
 //! Authorizations and challenges, and the validation cascade.
 
+use super::models::columns;
+use super::{Conn, Query};
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::models::{AuthzRow, ChallengeRow};
 use super::schema::{authorizations, challenges, order_authorizations, orders};
@@ -13,30 +14,27 @@ use crate::protocol::order::{
 use crate::protocol::{AuthzStatus, ChallengeStatus, OrderStatus};
 
 /// The authorization with this id.
-pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<AuthzRow>, Error> {
+pub fn by_id(conn: &mut Conn, id: &str) -> Result<Option<AuthzRow>, Error> {
     Ok(authorizations::table
         .find(id)
-        .select(AuthzRow::as_select())
-        .get_result(conn)
+        .select(columns::<AuthzRow>())
+        .fetch_one(conn)
         .optional()?)
 }
 
 /// An authorization's challenges, in a stable order.
-pub fn challenges_of(
-    conn: &mut SqliteConnection,
-    authz_id: &str,
-) -> Result<Vec<ChallengeRow>, Error> {
+pub fn challenges_of(conn: &mut Conn, authz_id: &str) -> Result<Vec<ChallengeRow>, Error> {
     Ok(challenges::table
         .filter(challenges::authz_id.eq(authz_id))
         .order(challenges::created.asc())
         .then_order_by(challenges::id.asc())
-        .select(ChallengeRow::as_select())
-        .load(conn)?)
+        .select(columns::<ChallengeRow>())
+        .fetch_all(conn)?)
 }
 
 /// An authorization with its challenges.
 pub fn with_challenges(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
 ) -> Result<Option<(AuthzRow, Vec<ChallengeRow>)>, Error> {
     let Some(authz) = by_id(conn, id)? else {
@@ -49,17 +47,17 @@ pub fn with_challenges(
 /// Inserts a stand-alone authorization (pre-authorization, RFC 8555
 /// §7.4.1) with its challenges in one transaction.
 pub fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     authz: AuthzRow,
     challenges: Vec<ChallengeRow>,
 ) -> Result<(), Error> {
     write_tx(conn, |conn| {
         diesel::insert_into(authorizations::table)
             .values(&authz)
-            .execute(conn)?;
+            .exec(conn)?;
         diesel::insert_into(challenges::table)
             .values(&challenges)
-            .execute(conn)?;
+            .exec(conn)?;
         Ok(())
     })
 }
@@ -82,20 +80,31 @@ pub struct Started {
 /// `response` is what the validator needs from the payload (onion-csr-01's
 /// CSR), kept with the challenge when validation starts.
 pub fn start_challenge(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     authz_id: &str,
     challenge_id: &str,
     response: Option<String>,
     now: i64,
 ) -> Result<Option<Started>, Error> {
     write_tx(conn, |conn| {
+        if let Conn::Pg(c) = conn {
+            // Across front ends: one starter per authorization at a time
+            // (SQLite's write lock does this for one file), so two
+            // challenges of it never both move to `processing`.
+            authorizations::table
+                .find(authz_id)
+                .select(authorizations::id)
+                .for_update()
+                .get_result::<String>(c)
+                .optional()?;
+        }
         let Some(authz) = by_id(conn, authz_id)? else {
             return Ok(None);
         };
         let Some(mut challenge) = challenges::table
             .find(challenge_id)
-            .select(ChallengeRow::as_select())
-            .get_result(conn)
+            .select(columns::<ChallengeRow>())
+            .fetch_one::<ChallengeRow>(conn)
             .optional()?
         else {
             return Ok(None);
@@ -113,7 +122,7 @@ pub fn start_challenge(
                 .filter(challenges::authz_id.eq(authz_id))
                 .filter(challenges::status.eq(ChallengeStatus::Processing))
                 .count()
-                .get_result(conn)?;
+                .fetch_one(conn)?;
             dispatch = attempt_running == 0
                 && diesel::update(
                     challenges::table
@@ -125,7 +134,7 @@ pub fn start_challenge(
                     challenges::updated.eq(now),
                     challenges::response.eq(&response),
                 ))
-                .execute(conn)?
+                .exec(conn)?
                     == 1;
         }
         if dispatch {
@@ -155,7 +164,7 @@ pub enum Outcome {
 /// in one transaction. A challenge no longer `processing` is left alone
 /// (`Ok(false)`: nothing recorded).
 pub fn record_validation(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     challenge_id: &str,
     outcome: Outcome,
     now: i64,
@@ -163,8 +172,8 @@ pub fn record_validation(
     write_tx(conn, |conn| {
         let Some(challenge) = challenges::table
             .find(challenge_id)
-            .select(ChallengeRow::as_select())
-            .get_result(conn)
+            .select(columns::<ChallengeRow>())
+            .fetch_one::<ChallengeRow>(conn)
             .optional()?
         else {
             return Ok(false);
@@ -186,7 +195,7 @@ pub fn record_validation(
                 challenges::validation_record.eq(record),
                 challenges::updated.eq(now),
             ))
-            .execute(conn)?;
+            .exec(conn)?;
         let authz_id = challenge.authz_id.clone();
         if let Some(until) = valid_until {
             diesel::update(
@@ -196,7 +205,7 @@ pub fn record_validation(
                     .filter(authorizations::expires.gt(until)),
             )
             .set(authorizations::expires.eq(until))
-            .execute(conn)?;
+            .exec(conn)?;
         }
         diesel::update(
             authorizations::table
@@ -209,12 +218,12 @@ pub fn record_validation(
             authorizations::statement.eq(statement),
             authorizations::updated.eq(now),
         ))
-        .execute(conn)?;
+        .exec(conn)?;
 
         let order_ids: Vec<String> = order_authorizations::table
             .filter(order_authorizations::authz_id.eq(&authz_id))
             .select(order_authorizations::order_id)
-            .load(conn)?;
+            .fetch_all(conn)?;
         for order_id in order_ids {
             let pending = orders::table
                 .find(&order_id)
@@ -226,21 +235,21 @@ pub fn record_validation(
                         orders::error.eq(error),
                         orders::updated.eq(now),
                     ))
-                    .execute(conn)?;
+                    .exec(conn)?;
                 continue;
             }
             let statuses: Vec<AuthzStatus> = order_authorizations::table
                 .inner_join(authorizations::table)
                 .filter(order_authorizations::order_id.eq(&order_id))
                 .select(authorizations::status)
-                .load(conn)?;
+                .fetch_all(conn)?;
             if stored_order_status(&statuses) == OrderStatus::Ready {
                 diesel::update(pending)
                     .set((
                         orders::status.eq(OrderStatus::Ready),
                         orders::updated.eq(now),
                     ))
-                    .execute(conn)?;
+                    .exec(conn)?;
             }
         }
         Ok(true)
@@ -257,12 +266,12 @@ pub struct PendingProbe {
 
 /// Challenges left in `processing` (the probe's result never arrived: a
 /// crash or a restart).
-pub fn processing(conn: &mut SqliteConnection) -> Result<Vec<PendingProbe>, Error> {
+pub fn processing(conn: &mut Conn) -> Result<Vec<PendingProbe>, Error> {
     let rows: Vec<(ChallengeRow, AuthzRow)> = challenges::table
         .inner_join(authorizations::table)
         .filter(challenges::status.eq(ChallengeStatus::Processing))
-        .select((ChallengeRow::as_select(), AuthzRow::as_select()))
-        .load(conn)?;
+        .select((columns::<ChallengeRow>(), columns::<AuthzRow>()))
+        .fetch_all(conn)?;
     Ok(rows
         .into_iter()
         .map(|(challenge, authz)| PendingProbe { challenge, authz })
@@ -273,7 +282,7 @@ pub fn processing(conn: &mut SqliteConnection) -> Result<Vec<PendingProbe>, Erro
 /// still valid at `valid_until`, for reuse (RFC 8555 §7.4) and revocation by
 /// a non-owner (§7.6).
 pub fn reusable(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     account_id: &str,
     identifier: &shared_proto::Identifier,
     valid_until: i64,
@@ -285,13 +294,38 @@ pub fn reusable(
 /// `validated_since` (a profile's reuse limit) and, with `subdomains`,
 /// only those that cover the names below the identifier (RFC 9444).
 pub fn reusable_since(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     account_id: &str,
     identifier: &shared_proto::Identifier,
     valid_until: i64,
     validated_since: i64,
     subdomains: bool,
 ) -> Result<Option<AuthzRow>, Error> {
+    let conn = match conn {
+        Conn::Sqlite(c) => c,
+        Conn::Pg(conn) => {
+            // Across front ends: the row is locked `FOR SHARE` until the
+            // order that reuses it commits, so a concurrent deactivation waits
+            // for it (or, having committed first, removes the row from this
+            // result). `subdomain_auth_allowed >= subdomains` is "allowed, when
+            // subdomains are asked for" (false < true).
+            return Ok(authorizations::table
+                .filter(authorizations::subdomain_auth_allowed.ge(subdomains))
+                .filter(authorizations::account_id.eq(account_id))
+                .filter(authorizations::identifier_type.eq(identifier.kind.as_str()))
+                .filter(authorizations::identifier_value.eq(identifier.base_name()))
+                .filter(authorizations::wildcard.eq(identifier.is_wildcard()))
+                .filter(authorizations::status.eq(AuthzStatus::Valid))
+                .filter(authorizations::expires.gt(valid_until))
+                .filter(authorizations::updated.ge(validated_since))
+                .order(authorizations::expires.desc())
+                .select(columns::<AuthzRow>())
+                .limit(1)
+                .for_share()
+                .get_result::<AuthzRow>(conn)
+                .optional()?);
+        }
+    };
     let mut query = authorizations::table.into_boxed();
     if subdomains {
         query = query.filter(authorizations::subdomain_auth_allowed.eq(true));
@@ -307,7 +341,7 @@ pub fn reusable_since(
         // (nothing changes it afterwards but deactivation).
         .filter(authorizations::updated.ge(validated_since))
         .order(authorizations::expires.desc())
-        .select(AuthzRow::as_select())
+        .select(columns::<AuthzRow>())
         // Not `.first()`: SQLite re-prepares a statement whose `LIMIT ?`
         // is rebound, on every execution. Only the first row is stepped.
         .load_iter::<AuthzRow, diesel::connection::DefaultLoadingMode>(conn)?
@@ -317,7 +351,7 @@ pub fn reusable_since(
 
 /// Deactivates a pending or valid, unexpired authorization (RFC 8555
 /// §7.5.2); false if it was in another state.
-pub fn deactivate(conn: &mut SqliteConnection, id: &str, now: i64) -> Result<bool, Error> {
+pub fn deactivate(conn: &mut Conn, id: &str, now: i64) -> Result<bool, Error> {
     let n = diesel::update(
         authorizations::table
             .find(id)
@@ -328,21 +362,21 @@ pub fn deactivate(conn: &mut SqliteConnection, id: &str, now: i64) -> Result<boo
         authorizations::status.eq(AuthzStatus::Deactivated),
         authorizations::updated.eq(now),
     ))
-    .execute(conn)?;
+    .exec(conn)?;
     Ok(n == 1)
 }
 
 /// The validator statements (JSON) of an order's valid authorizations,
 /// with the id of the authorization each belongs to.
 pub fn statements_of_order(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     order_id: &str,
 ) -> Result<Vec<(String, String)>, Error> {
     let rows: Vec<(String, Option<String>)> = order_authorizations::table
         .inner_join(authorizations::table)
         .filter(order_authorizations::order_id.eq(order_id))
         .select((authorizations::id, authorizations::statement))
-        .load(conn)?;
+        .fetch_all(conn)?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, st)| st.map(|st| (id, st)))
@@ -352,17 +386,13 @@ pub fn statements_of_order(
 /// Replaces the statement of a valid authorization with the validator's
 /// newer one for it (after a CAA re-check); false if the authorization is
 /// no longer valid.
-pub fn replace_statement(
-    conn: &mut SqliteConnection,
-    authz_id: &str,
-    statement: &str,
-) -> Result<bool, Error> {
+pub fn replace_statement(conn: &mut Conn, authz_id: &str, statement: &str) -> Result<bool, Error> {
     let n = diesel::update(
         authorizations::table
             .find(authz_id)
             .filter(authorizations::status.eq(AuthzStatus::Valid)),
     )
     .set(authorizations::statement.eq(statement))
-    .execute(conn)?;
+    .exec(conn)?;
     Ok(n == 1)
 }

@@ -1,7 +1,8 @@
 //! Issued certificates.
 
+use super::models::columns;
+use super::{Conn, Query};
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::models::{CertRow, OrderRow};
 use super::schema::certificates::dsl;
@@ -9,25 +10,25 @@ use crate::error::Error;
 use crate::protocol::CertificateStatus;
 
 /// The certificate with this id.
-pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<CertRow>, Error> {
+pub fn by_id(conn: &mut Conn, id: &str) -> Result<Option<CertRow>, Error> {
     Ok(dsl::certificates
         .find(id)
-        .select(CertRow::as_select())
-        .get_result(conn)
+        .select(columns::<CertRow>())
+        .fetch_one(conn)
         .optional()?)
 }
 
 /// The certificate with this serial (lower-case hex).
-pub fn by_serial(conn: &mut SqliteConnection, serial: &str) -> Result<Option<CertRow>, Error> {
+pub fn by_serial(conn: &mut Conn, serial: &str) -> Result<Option<CertRow>, Error> {
     Ok(dsl::certificates
         .filter(dsl::serial_number.eq(serial))
-        .select(CertRow::as_select())
-        .get_result(conn)
+        .select(columns::<CertRow>())
+        .fetch_one(conn)
         .optional()?)
 }
 
 /// Marks a valid certificate revoked; false if it already was.
-pub fn revoke(conn: &mut SqliteConnection, id: &str, reason: i32, now: i64) -> Result<bool, Error> {
+pub fn revoke(conn: &mut Conn, id: &str, reason: i32, now: i64) -> Result<bool, Error> {
     // A revocation is acknowledged only once it is on disk.
     let n = super::durable_tx(conn, |conn| {
         Ok(diesel::update(
@@ -40,7 +41,7 @@ pub fn revoke(conn: &mut SqliteConnection, id: &str, reason: i32, now: i64) -> R
             dsl::revoked_at.eq(Some(now)),
             dsl::revocation_reason.eq(Some(reason)),
         ))
-        .execute(conn)?)
+        .exec(conn)?)
     })?;
     Ok(n == 1)
 }
@@ -48,7 +49,7 @@ pub fn revoke(conn: &mut SqliteConnection, id: &str, reason: i32, now: i64) -> R
 /// Every revoked certificate that has not expired as of `now`:
 /// `(serial, revoked_at, reason)`.
 pub fn revoked_unexpired(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     now: i64,
 ) -> Result<Vec<(String, i64, Option<i32>)>, Error> {
     let rows: Vec<(String, Option<i64>, Option<i32>)> = dsl::certificates
@@ -56,7 +57,7 @@ pub fn revoked_unexpired(
         .filter(dsl::not_after.gt(now))
         .order(dsl::serial_number.asc())
         .select((dsl::serial_number, dsl::revoked_at, dsl::revocation_reason))
-        .load(conn)?;
+        .fetch_all(conn)?;
     Ok(rows
         .into_iter()
         .map(|(s, at, reason)| (s, at.unwrap_or(0), reason))
@@ -64,18 +65,20 @@ pub fn revoked_unexpired(
 }
 
 /// A cheap fingerprint of the revocation state: `(count, latest revocation)`.
-pub fn revocation_mark(conn: &mut SqliteConnection) -> Result<(i64, i64), Error> {
+pub fn revocation_mark(conn: &mut Conn) -> Result<(i64, i64), Error> {
     use diesel::dsl::{count_star, max};
     let (n, latest): (i64, Option<i64>) = dsl::certificates
         .filter(dsl::status.eq(CertificateStatus::Revoked))
         .select((count_star(), max(dsl::revoked_at)))
-        .first(conn)?;
+        .fetch_first(conn)?;
     Ok((n, latest.unwrap_or(0)))
 }
 
 /// Every certificate serial in the database.
-pub fn all_serials(conn: &mut SqliteConnection) -> Result<Vec<String>, Error> {
-    Ok(dsl::certificates.select(dsl::serial_number).load(conn)?)
+pub fn all_serials(conn: &mut Conn) -> Result<Vec<String>, Error> {
+    Ok(dsl::certificates
+        .select(dsl::serial_number)
+        .fetch_all(conn)?)
 }
 
 /// A certificate's DER and its transparency-log index.
@@ -83,11 +86,11 @@ pub type Logged = (Vec<u8>, Option<i64>);
 
 /// Every certificate's DER and transparency-log index, in creation order,
 /// for `akamu-cli log verify --config`.
-pub fn all_logged(conn: &mut SqliteConnection) -> Result<Vec<Logged>, Error> {
+pub fn all_logged(conn: &mut Conn) -> Result<Vec<Logged>, Error> {
     Ok(dsl::certificates
         .order(dsl::created.asc())
         .select((dsl::der, dsl::mtc_log_index))
-        .load(conn)?)
+        .fetch_all(conn)?)
 }
 
 /// Stores a certificate found only in the signer's audit log (a crash
@@ -98,12 +101,7 @@ pub fn all_logged(conn: &mut SqliteConnection) -> Result<Vec<Logged>, Error> {
 /// certificate's row needs one (`certificates.order_id` refers to it):
 /// `stand_in`, a `valid` order naming the certificate, is inserted first.
 /// False (and nothing written) when a row with its serial exists already.
-pub fn import(
-    conn: &mut SqliteConnection,
-    cert: CertRow,
-    stand_in: OrderRow,
-    now: i64,
-) -> Result<bool, Error> {
+pub fn import(conn: &mut Conn, cert: CertRow, stand_in: OrderRow, now: i64) -> Result<bool, Error> {
     use super::schema::orders;
     use crate::protocol::OrderStatus;
 
@@ -119,11 +117,11 @@ pub fn import(
                     status: OrderStatus::Valid,
                     ..stand_in
                 })
-                .execute(conn)?;
+                .exec(conn)?;
         }
         diesel::insert_into(dsl::certificates)
             .values(&cert)
-            .execute(conn)?;
+            .exec(conn)?;
         super::orders::finish_processing(conn, &cert.order_id, &cert.id, now)?;
         Ok(true)
     })

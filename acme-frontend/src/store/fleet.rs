@@ -10,8 +10,8 @@
 //! **Invariant:** a lease row changes holder only while it is expired (or
 //! to its own holder), by a conditional update on the row as it was read.
 
+use super::{Conn, Query};
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::schema::{current_crl, fleet_secrets, leases, used_nonces};
 use super::write_tx;
@@ -22,7 +22,7 @@ const NONCE_KEY: &str = "nonce-mac-key";
 
 /// The nonce key shared by every front end: `fresh` if none was stored yet
 /// (the first front end to start stores its own), else the stored one.
-pub fn nonce_key(conn: &mut SqliteConnection, fresh: &[u8]) -> Result<Vec<u8>, Error> {
+pub fn nonce_key(conn: &mut Conn, fresh: &[u8]) -> Result<Vec<u8>, Error> {
     write_tx(conn, |conn| {
         diesel::insert_into(fleet_secrets::table)
             .values((
@@ -30,37 +30,34 @@ pub fn nonce_key(conn: &mut SqliteConnection, fresh: &[u8]) -> Result<Vec<u8>, E
                 fleet_secrets::value.eq(fresh),
             ))
             .on_conflict_do_nothing()
-            .execute(conn)?;
+            .exec(conn)?;
         Ok(fleet_secrets::table
             .find(NONCE_KEY)
             .select(fleet_secrets::value)
-            .first(conn)?)
+            .fetch_first(conn)?)
     })
 }
 
 /// Redeems nonce `id`, accepted until `expires`: true the first time,
 /// false for every later attempt (whichever front end makes it).
-pub fn redeem_nonce(conn: &mut SqliteConnection, id: &[u8], expires: i64) -> Result<bool, Error> {
+pub fn redeem_nonce(conn: &mut Conn, id: &[u8], expires: i64) -> Result<bool, Error> {
     let n = diesel::insert_into(used_nonces::table)
         .values((used_nonces::nonce.eq(id), used_nonces::expires.eq(expires)))
         .on_conflict_do_nothing()
-        .execute(conn)?;
+        .exec(conn)?;
     Ok(n == 1)
 }
 
 /// Deletes at most `limit` redeemed nonces whose acceptance ended before
 /// `before`; returns how many.
-pub fn prune_nonces(conn: &mut SqliteConnection, before: i64, limit: i64) -> Result<usize, Error> {
+pub fn prune_nonces(conn: &mut Conn, before: i64, limit: i64) -> Result<usize, Error> {
     write_tx(conn, |conn| {
         let old: Vec<Vec<u8>> = used_nonces::table
             .filter(used_nonces::expires.lt(before))
             .select(used_nonces::nonce)
             .limit(limit)
-            .load(conn)?;
-        Ok(
-            diesel::delete(used_nonces::table.filter(used_nonces::nonce.eq_any(old)))
-                .execute(conn)?,
-        )
+            .fetch_all(conn)?;
+        Ok(diesel::delete(used_nonces::table.filter(used_nonces::nonce.eq_any(old))).exec(conn)?)
     })
 }
 
@@ -68,7 +65,7 @@ pub fn prune_nonces(conn: &mut SqliteConnection, before: i64, limit: i64) -> Res
 /// True when `holder` holds it now: it was free, expired at `now_ms`, or
 /// already `holder`'s.
 pub fn take_lease(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     name: &str,
     holder: &str,
     now_ms: i64,
@@ -79,7 +76,7 @@ pub fn take_lease(
         let current: Option<(String, i64)> = leases::table
             .find(name)
             .select((leases::holder, leases::expires_ms))
-            .first(conn)
+            .fetch_first(conn)
             .optional()?;
         let n = match current {
             None => diesel::insert_into(leases::table)
@@ -89,7 +86,7 @@ pub fn take_lease(
                     leases::expires_ms.eq(until),
                 ))
                 .on_conflict_do_nothing()
-                .execute(conn)?,
+                .exec(conn)?,
             Some((old_holder, old_expiry)) if old_holder == holder || old_expiry <= now_ms => {
                 // Compare-and-set on the row as read: a front end that
                 // took it meanwhile wins.
@@ -100,7 +97,7 @@ pub fn take_lease(
                         .filter(leases::expires_ms.eq(old_expiry)),
                 )
                 .set((leases::holder.eq(holder), leases::expires_ms.eq(until)))
-                .execute(conn)?
+                .exec(conn)?
             }
             Some(_) => 0,
         };
@@ -110,20 +107,17 @@ pub fn take_lease(
 
 /// Gives lease `name` up if `holder` holds it (a clean shutdown), so that
 /// another front end takes it at its next try instead of at its expiry.
-pub fn release_lease(conn: &mut SqliteConnection, name: &str, holder: &str) -> Result<(), Error> {
-    diesel::delete(leases::table.find(name).filter(leases::holder.eq(holder))).execute(conn)?;
+pub fn release_lease(conn: &mut Conn, name: &str, holder: &str) -> Result<(), Error> {
+    diesel::delete(leases::table.find(name).filter(leases::holder.eq(holder))).exec(conn)?;
     Ok(())
 }
 
 /// Who holds lease `name` and until when (Unix milliseconds).
-pub fn lease_holder(
-    conn: &mut SqliteConnection,
-    name: &str,
-) -> Result<Option<(String, i64)>, Error> {
+pub fn lease_holder(conn: &mut Conn, name: &str) -> Result<Option<(String, i64)>, Error> {
     Ok(leases::table
         .find(name)
         .select((leases::holder, leases::expires_ms))
-        .first(conn)
+        .fetch_first(conn)
         .optional()?)
 }
 
@@ -143,7 +137,7 @@ pub struct CrlRow {
 }
 
 /// The CRL every front end serves, if one was stored.
-pub fn current_crl(conn: &mut SqliteConnection) -> Result<Option<CrlRow>, Error> {
+pub fn current_crl(conn: &mut Conn) -> Result<Option<CrlRow>, Error> {
     let row: Option<(Vec<u8>, i64, i64, i64, i64, i64)> = current_crl::table
         .find(1)
         .select((
@@ -154,7 +148,7 @@ pub fn current_crl(conn: &mut SqliteConnection) -> Result<Option<CrlRow>, Error>
             current_crl::mark_count,
             current_crl::mark_latest,
         ))
-        .first(conn)
+        .fetch_first(conn)
         .optional()?;
     Ok(row.map(
         |(der, number, this_update, next_update, count, latest)| CrlRow {
@@ -168,11 +162,11 @@ pub fn current_crl(conn: &mut SqliteConnection) -> Result<Option<CrlRow>, Error>
 }
 
 /// The stored CRL's number and revocation mark, without its DER (polled).
-pub fn current_crl_version(conn: &mut SqliteConnection) -> Result<Option<(i64, i64)>, Error> {
+pub fn current_crl_version(conn: &mut Conn) -> Result<Option<(i64, i64)>, Error> {
     Ok(current_crl::table
         .find(1)
         .select((current_crl::number, current_crl::this_update))
-        .first(conn)
+        .fetch_first(conn)
         .optional()?)
 }
 
@@ -181,12 +175,12 @@ pub fn current_crl_version(conn: &mut SqliteConnection) -> Result<Option<(i64, i
 /// is false (`replace`: a front end's first CRL after its start, made by
 /// a signer whose CRL Numbers may have restarted with a new CA). True
 /// when stored.
-pub fn store_crl(conn: &mut SqliteConnection, crl: &CrlRow, replace: bool) -> Result<bool, Error> {
+pub fn store_crl(conn: &mut Conn, crl: &CrlRow, replace: bool) -> Result<bool, Error> {
     write_tx(conn, |conn| {
         let stored: Option<i64> = current_crl::table
             .find(1)
             .select(current_crl::number)
-            .first(conn)
+            .fetch_first(conn)
             .optional()?;
         if !replace && stored.is_some_and(|n| n >= crl.number) {
             return Ok(false);
@@ -202,11 +196,11 @@ pub fn store_crl(conn: &mut SqliteConnection, crl: &CrlRow, replace: bool) -> Re
         if stored.is_some() {
             diesel::update(current_crl::table.find(1))
                 .set(values)
-                .execute(conn)?;
+                .exec(conn)?;
         } else {
             diesel::insert_into(current_crl::table)
                 .values((current_crl::id.eq(1), values))
-                .execute(conn)?;
+                .exec(conn)?;
         }
         Ok(true)
     })

@@ -1,5 +1,11 @@
 //! The only module with SQL: diesel over one SQLite file (WAL, foreign keys,
-//! full sync so a committed certificate survives a crash).
+//! full sync so a committed certificate survives a crash), or over a
+//! PostgreSQL server with `[database] url` ([`pg`]).
+//!
+//! Every store function takes a [`Conn`], one of the two dialects; the
+//! queries are written once and run on either through [`Query`] (or, where
+//! a query's type depends on the backend, `on_backend!`); where the
+//! dialects differ, a function matches on the variant.
 //!
 //! **Invariant:** multi-row changes (an order with its authorizations and
 //! challenges, a validation result's cascade, an issued certificate with its
@@ -13,6 +19,7 @@ pub mod fleet;
 pub mod maintenance;
 pub mod models;
 pub mod orders;
+pub mod pg;
 pub mod rate_limits;
 pub mod renewals;
 pub mod retention;
@@ -22,23 +29,199 @@ pub mod status;
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::query_dsl::methods::{ExecuteDsl, LoadQuery};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{DatabaseError, Error};
 
-/// The connection a store function runs on; callers outside this module
-/// name it only to pass it along.
-pub type Conn = SqliteConnection;
+/// The connection a store function runs on, in either dialect; callers
+/// outside this module name it only to pass it along.
+pub enum Conn {
+    /// An embedded SQLite database (the default).
+    Sqlite(SqliteConnection),
+    /// A PostgreSQL server (`[database] url`).
+    Pg(PgConnection),
+}
+
+/// Runs `$body` with `$c` bound to the inner connection of `$conn`,
+/// type-checked once per dialect: for queries whose type names the backend
+/// (boxed queries) or that must run on the concrete connection.
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::Conn::Sqlite($c) => $body,
+            $crate::store::Conn::Pg($c) => $body,
+        }
+    };
+}
+
+/// Runs a diesel query on a [`Conn`]: the query is built once, generic over
+/// the backend, and executed on the variant's connection (one `match`, no
+/// translation layer, so SQLite runs exactly the statement it ran before).
+pub trait Query: Sized {
+    /// [`RunQueryDsl::execute`] on either dialect.
+    fn exec(self, conn: &mut Conn) -> QueryResult<usize>
+    where
+        Self: ExecuteDsl<SqliteConnection> + ExecuteDsl<PgConnection>,
+    {
+        match conn {
+            Conn::Sqlite(c) => ExecuteDsl::execute(self, c),
+            Conn::Pg(c) => ExecuteDsl::execute(self, c),
+        }
+    }
+
+    /// [`RunQueryDsl::load`] on either dialect.
+    fn fetch_all<'q, U>(self, conn: &mut Conn) -> QueryResult<Vec<U>>
+    where
+        Self: RunQueryDsl<SqliteConnection>
+            + RunQueryDsl<PgConnection>
+            + LoadQuery<'q, SqliteConnection, U>
+            + LoadQuery<'q, PgConnection, U>,
+    {
+        match conn {
+            Conn::Sqlite(c) => RunQueryDsl::<SqliteConnection>::load(self, c),
+            Conn::Pg(c) => RunQueryDsl::<PgConnection>::load(self, c),
+        }
+    }
+
+    /// [`RunQueryDsl::get_result`] on either dialect.
+    fn fetch_one<'q, U>(self, conn: &mut Conn) -> QueryResult<U>
+    where
+        Self: RunQueryDsl<SqliteConnection>
+            + RunQueryDsl<PgConnection>
+            + LoadQuery<'q, SqliteConnection, U>
+            + LoadQuery<'q, PgConnection, U>,
+    {
+        match conn {
+            Conn::Sqlite(c) => RunQueryDsl::<SqliteConnection>::get_result(self, c),
+            Conn::Pg(c) => RunQueryDsl::<PgConnection>::get_result(self, c),
+        }
+    }
+
+    /// The first row (`LIMIT 1`), as [`RunQueryDsl::first`], on either
+    /// dialect.
+    fn fetch_first<'q, U>(self, conn: &mut Conn) -> QueryResult<U>
+    where
+        Self: diesel::query_dsl::methods::LimitDsl
+            + RunQueryDsl<SqliteConnection>
+            + RunQueryDsl<PgConnection>,
+        diesel::dsl::Limit<Self>:
+            LoadQuery<'q, SqliteConnection, U> + LoadQuery<'q, PgConnection, U>,
+    {
+        match conn {
+            Conn::Sqlite(c) => RunQueryDsl::<SqliteConnection>::first(self, c),
+            Conn::Pg(c) => RunQueryDsl::<PgConnection>::first(self, c),
+        }
+    }
+}
+
+impl<T> Query for T {}
+
+impl SimpleConnection for Conn {
+    fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
+        on_backend!(self, c => c.batch_execute(query))
+    }
+}
+
+impl Conn {
+    /// Whether this is a PostgreSQL connection.
+    pub fn is_pg(&self) -> bool {
+        matches!(self, Conn::Pg(_))
+    }
+
+    /// Runs `f` in a transaction (a savepoint when one is open), as
+    /// diesel's `Connection::transaction`.
+    pub fn transaction<R, E>(&mut self, f: impl FnOnce(&mut Conn) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        on_backend!(&mut *self, c => AnsiTransactionManager::begin_transaction(c))?;
+        match f(self) {
+            Ok(value) => {
+                on_backend!(&mut *self, c => AnsiTransactionManager::commit_transaction(c))?;
+                Ok(value)
+            }
+            Err(user_error) => {
+                match on_backend!(&mut *self, c => AnsiTransactionManager::rollback_transaction(c))
+                {
+                    Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => {
+                        Err(user_error)
+                    }
+                    Err(rollback_error) => Err(rollback_error.into()),
+                }
+            }
+        }
+    }
+
+    /// Runs `f` in a transaction that holds the write lock from its start:
+    /// SQLite's `BEGIN IMMEDIATE` (concurrent writers queue instead of
+    /// failing with SQLITE_BUSY); on PostgreSQL a plain transaction (rows
+    /// are locked as they are written or read `FOR UPDATE`).
+    pub fn immediate_transaction<R, E>(
+        &mut self,
+        f: impl FnOnce(&mut Conn) -> Result<R, E>,
+    ) -> Result<R, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        let begin = match &mut *self {
+            Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+            Conn::Pg(c) => AnsiTransactionManager::begin_transaction(c),
+        };
+        begin?;
+        match f(self) {
+            Ok(value) => {
+                on_backend!(&mut *self, c => AnsiTransactionManager::commit_transaction(c))?;
+                Ok(value)
+            }
+            Err(user_error) => {
+                match on_backend!(&mut *self, c => AnsiTransactionManager::rollback_transaction(c))
+                {
+                    Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => {
+                        Err(user_error)
+                    }
+                    Err(rollback_error) => Err(rollback_error.into()),
+                }
+            }
+        }
+    }
+
+    fn transaction_depth(&mut self) -> QueryResult<Option<std::num::NonZeroU32>> {
+        on_backend!(self, c => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth())
+    }
+}
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations-postgres");
+
+impl std::fmt::Display for Location {
+    /// The file, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(o) => f.write_str(&pg::redact(&o.url)),
+        }
+    }
+}
+
+/// Where the database is: `[database] path` or `[database] url`.
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// A SQLite file (the default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL server.
+    Postgres(pg::PgOptions),
+}
 
 /// Read connections kept beside the single writer (WAL lets them read
 /// while the writer writes).
@@ -52,9 +235,20 @@ const MAX_BATCH: usize = 64;
 /// read-only connections.
 #[derive(Clone)]
 pub struct Store {
-    writer: mpsc::Sender<Job>,
-    readers: Arc<Vec<Mutex<SqliteConnection>>>,
-    next_reader: Arc<AtomicUsize>,
+    backend: Backend,
+}
+
+/// Where a [`Store`]'s jobs run.
+#[derive(Clone)]
+enum Backend {
+    /// SQLite: the writer thread and the read connections.
+    Sqlite {
+        writer: mpsc::Sender<Job>,
+        readers: Arc<Vec<Mutex<Conn>>>,
+        next_reader: Arc<AtomicUsize>,
+    },
+    /// PostgreSQL: a pool; each job its own transaction.
+    Pg(Arc<pg::PgPool>),
 }
 
 /// What the writer thread does after the batch's commit: hands the job's
@@ -62,7 +256,7 @@ pub struct Store {
 type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// The body of a [`Job`].
-type Work = Box<dyn FnOnce(Option<&mut SqliteConnection>) -> Finish + Send>;
+type Work = Box<dyn FnOnce(Option<&mut Conn>) -> Finish + Send>;
 
 /// One unit of write work: runs inside the batch's transaction, in its own
 /// savepoint, and returns how to deliver its result once the batch commits.
@@ -77,7 +271,7 @@ impl Job {
     fn new<R, F>(f: F, durable: bool, reply: impl FnOnce(Result<R, Error>) + Send + 'static) -> Self
     where
         R: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
         Self {
             durable,
@@ -119,19 +313,20 @@ fn connect(url: &str, pragmas: &str) -> Result<SqliteConnection, Error> {
 /// this binary does not know. Running on it could corrupt rows the newer
 /// schema gives a meaning this binary ignores, so the start fails and says
 /// what to do instead (no downgrade path exists).
-fn refuse_newer_schema(conn: &mut SqliteConnection, url: &str) -> Result<(), Error> {
+fn refuse_newer_schema(conn: &mut Conn, url: &str) -> Result<(), Error> {
     use diesel::migration::MigrationSource;
     let open = |detail: String| DatabaseError::Open {
         path: url.to_owned(),
         detail,
     };
-    let known: Vec<String> = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
-        .map_err(|e| open(format!("migrations: {e}")))?
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect();
-    let applied = conn
-        .applied_migrations()
+    let known = match conn {
+        Conn::Sqlite(_) => MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
+            .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect()),
+        Conn::Pg(_) => MigrationSource::<diesel::pg::Pg>::migrations(&PG_MIGRATIONS)
+            .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect()),
+    };
+    let known: Vec<String> = known.map_err(|e| open(format!("migrations: {e}")))?;
+    let applied = on_backend!(conn, c => c.applied_migrations())
         .map_err(|e| open(format!("migrations: {e}")))?;
     let unknown: Vec<String> = applied
         .iter()
@@ -168,6 +363,46 @@ const READER_PRAGMAS: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA query_only = ON;";
 
 impl Store {
+    /// Opens the database at `location` (see [`Self::open`] and
+    /// [`Self::open_postgres`]).
+    pub fn open_at(location: &Location) -> Result<Self, Error> {
+        match location {
+            Location::Sqlite(path) => Self::open(path),
+            Location::Postgres(options) => Self::open_postgres(options.clone()),
+        }
+    }
+
+    /// Connects to PostgreSQL, refuses a schema newer than this binary,
+    /// runs pending migrations (under an advisory lock, so front ends
+    /// starting together apply each once) and keeps a pool of at most
+    /// `max_connections` connections.
+    pub fn open_postgres(options: pg::PgOptions) -> Result<Self, Error> {
+        let pool = pg::PgPool::open(options)?;
+        let shown = pool.shown_url();
+        let mut guard = pool.get()?;
+        guard.conn().transaction(|c| {
+            // Any fixed key: one migrator at a time across front ends.
+            c.batch_execute("SELECT pg_advisory_xact_lock(7236071958346072113)")?;
+            refuse_newer_schema(c, &shown)?;
+            on_backend!(c, c => c.run_pending_migrations(PG_MIGRATIONS).map(|_| ())).map_err(
+                |e| DatabaseError::Open {
+                    path: shown.clone(),
+                    detail: format!("migrations: {e}"),
+                },
+            )?;
+            Ok::<_, Error>(())
+        })?;
+        drop(guard);
+        Ok(Self {
+            backend: Backend::Pg(pool),
+        })
+    }
+
+    /// Whether the database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Pg(_))
+    }
+
     /// Opens (creating if needed) the database at `path`, runs pending
     /// migrations and starts the writer thread. `:memory:` gives a private
     /// in-memory database (one connection).
@@ -180,18 +415,18 @@ impl Store {
             })?;
         }
         let url = path.to_string_lossy();
-        let mut writer = connect(&url, WRITER_PRAGMAS)?;
+        let mut writer = Conn::Sqlite(connect(&url, WRITER_PRAGMAS)?);
         // Under the write lock: front ends starting together on one
         // database (`[fleet]`) apply each migration once, the others wait
         // (busy timeout) and then find nothing pending.
         writer.immediate_transaction(|writer| {
             refuse_newer_schema(writer, &url)?;
-            writer
-                .run_pending_migrations(MIGRATIONS)
-                .map_err(|e| DatabaseError::Open {
+            on_backend!(writer, c => c.run_pending_migrations(MIGRATIONS).map(|_| ())).map_err(
+                |e| DatabaseError::Open {
                     path: url.to_string(),
                     detail: format!("migrations: {e}"),
-                })?;
+                },
+            )?;
             Ok::<_, Error>(())
         })?;
         let in_memory = path == Path::new(":memory:");
@@ -203,7 +438,7 @@ impl Store {
             Vec::new()
         } else {
             (0..READERS)
-                .map(|_| connect(&url, READER_PRAGMAS).map(Mutex::new))
+                .map(|_| connect(&url, READER_PRAGMAS).map(|c| Mutex::new(Conn::Sqlite(c))))
                 .collect::<Result<_, _>>()?
         };
         let (tx, rx) = mpsc::channel();
@@ -216,16 +451,18 @@ impl Store {
                 source,
             })?;
         Ok(Self {
-            writer: tx,
-            readers: Arc::new(readers),
-            next_reader: Arc::new(AtomicUsize::new(0)),
+            backend: Backend::Sqlite {
+                writer: tx,
+                readers: Arc::new(readers),
+                next_reader: Arc::new(AtomicUsize::new(0)),
+            },
         })
     }
 
     /// Opens an existing database read-only, with no writer thread and no
     /// migrations: for operator reports on a database a running frontend
     /// owns.
-    pub fn open_read_only(path: &Path) -> Result<SqliteConnection, Error> {
+    pub fn open_read_only(path: &Path) -> Result<Conn, Error> {
         if !path.exists() {
             return Err(Error::Io {
                 context: "opening",
@@ -233,7 +470,20 @@ impl Store {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "database not found"),
             });
         }
-        connect(&format!("file:{}?mode=ro", path.display()), READER_PRAGMAS)
+        connect(&format!("file:{}?mode=ro", path.display()), READER_PRAGMAS).map(Conn::Sqlite)
+    }
+
+    /// [`Self::open_read_only`] for either dialect: a PostgreSQL
+    /// connection of its own whose transactions are read-only.
+    pub fn open_read_only_at(location: &Location) -> Result<Conn, Error> {
+        match location {
+            Location::Sqlite(path) => Self::open_read_only(path),
+            Location::Postgres(options) => {
+                let mut conn = pg::PgPool::connect(options)?;
+                conn.batch_execute("SET default_transaction_read_only = on")?;
+                Ok(conn)
+            }
+        }
     }
 
     /// Runs `f` on the writer and waits on the calling thread (start-up
@@ -241,11 +491,14 @@ impl Store {
     /// durably.
     pub fn run_blocking<R>(
         &self,
-        f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        f: impl FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     ) -> Result<R, Error>
     where
         R: Send + 'static,
     {
+        if let Backend::Pg(pool) = &self.backend {
+            return pg_job(pool, f, true);
+        }
         let (tx, rx) = mpsc::sync_channel(1);
         self.submit(Job::new(f, true, move |r| {
             let _ = tx.send(r);
@@ -263,7 +516,7 @@ impl Store {
     pub async fn run<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
         self.run_job(f, false).await
     }
@@ -275,7 +528,7 @@ impl Store {
     pub async fn run_durable<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
         self.run_job(f, true).await
     }
@@ -283,8 +536,14 @@ impl Store {
     async fn run_job<R, F>(&self, f: F, durable: bool) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
+        if let Backend::Pg(pool) = &self.backend {
+            let pool = pool.clone();
+            return tokio::task::spawn_blocking(move || pg_job(&pool, f, durable))
+                .await
+                .map_err(|e| DatabaseError::Batch(format!("database task: {e}")))?;
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(Job::new(f, durable, move |r| {
             let _ = tx.send(r);
@@ -293,11 +552,18 @@ impl Store {
     }
 
     fn submit(&self, job: Job) -> Result<(), Error> {
-        self.writer.send(job).map_err(|_| writer_gone())
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.send(job).map_err(|_| writer_gone()),
+            Backend::Pg(_) => Err(Error::Internal(
+                "a SQLite writer job was submitted to a PostgreSQL store".into(),
+            )),
+        }
     }
 
     /// Runs a read-only `f` on one of the read connections (the writer for
-    /// an in-memory database). Reads see every committed write.
+    /// an in-memory database). Reads see every committed write. On
+    /// PostgreSQL a read that meets a connection the server dropped runs
+    /// once more on a fresh one (hence `Fn`).
     ///
     /// **Invariant:** reads are short, index-backed lookups that never wait
     /// for the writer (WAL), so when a read connection is idle the read runs
@@ -307,18 +573,46 @@ impl Store {
     pub async fn read<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<R, Error> + Send + 'static,
+        F: Fn(&mut Conn) -> Result<R, Error> + Send + 'static,
     {
-        if self.readers.is_empty() {
+        let (readers, next_reader) = match &self.backend {
+            Backend::Sqlite {
+                readers,
+                next_reader,
+                ..
+            } => (readers, next_reader),
+            Backend::Pg(pool) => {
+                let pool = pool.clone();
+                return tokio::task::spawn_blocking(move || {
+                    let mut pooled = pool.get()?;
+                    let mut result = f(pooled.conn());
+                    if result.as_ref().is_err_and(connection_lost) {
+                        // A connection the server dropped since its last
+                        // use (a restart, a failover): a read runs again on
+                        // a fresh one.
+                        pooled.suspect();
+                        drop(pooled);
+                        pooled = pool.get()?;
+                        result = f(pooled.conn());
+                    }
+                    if result.is_err() {
+                        pooled.suspect();
+                    }
+                    result
+                })
+                .await
+                .map_err(|e| DatabaseError::Batch(format!("read task: {e}")))?;
+            }
+        };
+        if readers.is_empty() {
             return self.run(f).await;
         }
-        let n = self.readers.len();
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        if let Some(mut guard) = (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok())
-        {
+        let n = readers.len();
+        let start = next_reader.fetch_add(1, Ordering::Relaxed);
+        if let Some(mut guard) = (0..n).find_map(|i| readers[(start + i) % n].try_lock().ok()) {
             return f(&mut guard);
         }
-        let readers = self.readers.clone();
+        let readers = readers.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = readers[start % n]
                 .lock()
@@ -330,6 +624,65 @@ impl Store {
     }
 }
 
+/// One write job on PostgreSQL: its own transaction on a pooled
+/// connection, on the calling (blocking) thread.
+///
+/// A connection the server dropped since its last use (a restart, a
+/// failover) fails at `BEGIN`, before `f` has run: it is closed and the
+/// job begins once more on a fresh connection, so such a drop costs no
+/// request.
+fn pg_job<R>(
+    pool: &Arc<pg::PgPool>,
+    f: impl FnOnce(&mut Conn) -> Result<R, Error>,
+    durable: bool,
+) -> Result<R, Error> {
+    let begin = |pooled: &mut pg::Pooled| on_backend!(pooled.conn(), c => AnsiTransactionManager::begin_transaction(c));
+    let mut pooled = pool.get()?;
+    if begin(&mut pooled).is_err() {
+        pooled.suspect();
+        drop(pooled);
+        pooled = pool.get()?;
+        begin(&mut pooled)?;
+    }
+    DURABLE_BATCH.set(durable);
+    let started = std::time::Instant::now();
+    let result = f(pooled.conn());
+    DURABLE_BATCH.set(false);
+    let conn = pooled.conn();
+    let result = match result {
+        Ok(value) => on_backend!(&mut *conn, c => AnsiTransactionManager::commit_transaction(c))
+            .map(|()| value)
+            .map_err(Error::from),
+        Err(user_error) => {
+            match on_backend!(&mut *conn, c => AnsiTransactionManager::rollback_transaction(c)) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
+            }
+        }
+    };
+    match &result {
+        // A job is its own commit here: a "batch" of one.
+        Ok(_) => crate::metrics::db_commit(started.elapsed(), 1, durable),
+        Err(_) => pooled.suspect(),
+    }
+    result
+}
+
+/// Whether `e` says the connection is gone (not that the query failed).
+fn connection_lost(e: &Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    let Error::Database(DatabaseError::Query(q)) = e else {
+        return false;
+    };
+    matches!(
+        q.downcast_ref::<DieselError>(),
+        Some(DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        ))
+    )
+}
+
 fn writer_gone() -> Error {
     DatabaseError::WriterGone.into()
 }
@@ -337,7 +690,7 @@ fn writer_gone() -> Error {
 /// The writer thread: takes every job waiting, runs them in one immediate
 /// transaction, commits once, then answers each. Ends when the last
 /// [`Store`] handle is dropped.
-fn writer_loop(mut conn: SqliteConnection, jobs: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Conn, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -350,7 +703,7 @@ fn writer_loop(mut conn: SqliteConnection, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
+fn commit_batch(conn: &mut Conn, batch: Vec<Job>) {
     let durable = batch.iter().any(|j| j.durable);
     let (finishes, outcome) = run_batch(conn, batch, durable);
     if durable && let Err(e) = conn.batch_execute("PRAGMA synchronous = NORMAL;") {
@@ -366,11 +719,7 @@ fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
 
 /// Runs the jobs of one batch in one immediate transaction; returns each
 /// job's reply path and the batch's outcome.
-fn run_batch(
-    conn: &mut SqliteConnection,
-    batch: Vec<Job>,
-    durable: bool,
-) -> (Vec<Finish>, Result<(), String>) {
+fn run_batch(conn: &mut Conn, batch: Vec<Job>, durable: bool) -> (Vec<Finish>, Result<(), String>) {
     let skip_all = |batch: Vec<Job>| -> Vec<Finish> {
         batch.into_iter().map(|job| (job.work)(None)).collect()
     };
@@ -380,7 +729,11 @@ fn run_batch(
             Err(format!("setting synchronous = FULL: {e}")),
         );
     }
-    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE") {
+    let begin = match &mut *conn {
+        Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        Conn::Pg(c) => AnsiTransactionManager::begin_transaction(c),
+    };
+    if let Err(e) = begin {
         return (
             skip_all(batch),
             Err(format!("beginning a transaction: {e}")),
@@ -409,7 +762,7 @@ fn run_batch(
         );
     }
     let committing = std::time::Instant::now();
-    match AnsiTransactionManager::commit_transaction(&mut *conn) {
+    match on_backend!(&mut *conn, c => AnsiTransactionManager::commit_transaction(c)) {
         Ok(()) => {
             crate::metrics::db_commit(committing.elapsed(), finishes.len(), durable);
             (finishes, Ok(()))
@@ -422,13 +775,13 @@ fn run_batch(
 }
 
 /// Rolls back whatever transaction and savepoints are open on `conn`.
-fn rollback_all(conn: &mut SqliteConnection) {
+fn rollback_all(conn: &mut Conn) {
     loop {
-        let depth =
-            AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).transaction_depth();
-        match depth {
+        match conn.transaction_depth() {
             Ok(Some(_)) => {
-                if AnsiTransactionManager::rollback_transaction(&mut *conn).is_err() {
+                if on_backend!(&mut *conn, c => AnsiTransactionManager::rollback_transaction(c))
+                    .is_err()
+                {
                     // Diesel marks the connection broken; the next BEGIN
                     // reports it to the jobs of the next batch.
                     return;
@@ -443,8 +796,8 @@ fn rollback_all(conn: &mut SqliteConnection) {
 /// concurrent writers queue instead of failing with SQLITE_BUSY). Inside a
 /// job of the writer thread, `f` runs in the job's savepoint.
 pub fn write_tx<R>(
-    conn: &mut SqliteConnection,
-    f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error>,
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> Result<R, Error>,
 ) -> Result<R, Error> {
     if in_transaction(conn)? {
         // Inside a writer job: the job's own savepoint already makes it
@@ -460,8 +813,8 @@ pub fn write_tx<R>(
 /// batch ([`Store::run_durable`]); anything else is refused, so a
 /// certificate can never be acknowledged from an unsynced commit.
 pub fn durable_tx<R>(
-    conn: &mut SqliteConnection,
-    f: impl FnOnce(&mut SqliteConnection) -> Result<R, Error>,
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> Result<R, Error>,
 ) -> Result<R, Error> {
     if in_transaction(conn)? {
         if !DURABLE_BATCH.get() {
@@ -471,6 +824,10 @@ pub fn durable_tx<R>(
         }
         return f(conn);
     }
+    if conn.is_pg() {
+        // PostgreSQL's commits are synced (`synchronous_commit = on`).
+        return conn.immediate_transaction(f);
+    }
     conn.batch_execute("PRAGMA synchronous = FULL;")?;
     let result = conn.immediate_transaction(f);
     let restore = conn.batch_execute("PRAGMA synchronous = NORMAL;");
@@ -479,10 +836,8 @@ pub fn durable_tx<R>(
     Ok(value)
 }
 
-fn in_transaction(conn: &mut SqliteConnection) -> Result<bool, Error> {
-    Ok(AnsiTransactionManager::transaction_manager_status_mut(conn)
-        .transaction_depth()?
-        .is_some())
+fn in_transaction(conn: &mut Conn) -> Result<bool, Error> {
+    Ok(conn.transaction_depth()?.is_some())
 }
 
 #[cfg(test)]
@@ -495,7 +850,7 @@ mod tests {
         (dir, store)
     }
 
-    fn seed(c: &mut SqliteConnection, kid: &str) -> Result<(), Error> {
+    fn seed(c: &mut Conn, kid: &str) -> Result<(), Error> {
         eab::seed(c, &[(kid.to_owned(), vec![7u8; 32])], 1)
     }
 

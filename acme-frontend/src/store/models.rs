@@ -10,7 +10,7 @@ use crate::protocol::{
 /// `accounts` row.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = accounts)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct AccountRow {
     /// Account id (the last segment of its URL).
     pub id: String,
@@ -33,7 +33,7 @@ pub struct AccountRow {
 /// `orders` row.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct OrderRow {
     /// Order id.
     pub id: String,
@@ -71,7 +71,7 @@ pub struct OrderRow {
 /// `authorizations` row.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = authorizations)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct AuthzRow {
     /// Authorization id.
     pub id: String,
@@ -105,7 +105,7 @@ pub struct AuthzRow {
 /// `order_authorizations` row.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = order_authorizations)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct OrderAuthzRow {
     /// Order.
     pub order_id: String,
@@ -118,7 +118,7 @@ pub struct OrderAuthzRow {
 /// `challenges` row.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = challenges)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct ChallengeRow {
     /// `<authz id>/<type>`.
     pub id: String,
@@ -145,7 +145,7 @@ pub struct ChallengeRow {
 /// `certificates` row.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = certificates)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct CertRow {
     /// Certificate id (URL segment).
     pub id: String,
@@ -209,7 +209,7 @@ impl AuthzRow {
 /// (RFC 8739).
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = star_orders)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct StarRow {
     /// The order.
     pub order_id: String,
@@ -242,4 +242,11 @@ impl StarRow {
             lifetime_adjust: self.lifetime_adjust,
         }
     }
+}
+
+/// The columns of row type `T` in its field order: a selection valid on
+/// both dialects (`T::as_select()` names one backend), read back through
+/// `T`'s `Queryable`, whose fields are in the same order.
+pub fn columns<T: Selectable<diesel::sqlite::Sqlite>>() -> T::SelectExpression {
+    T::construct_selection()
 }

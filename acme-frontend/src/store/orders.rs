@@ -1,7 +1,8 @@
 //! Orders, with their authorizations and challenges at creation.
 
+use super::models::columns;
+use super::{Conn, Query};
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::models::{AuthzRow, CertRow, ChallengeRow, OrderAuthzRow, OrderRow};
 use super::schema::{authorizations, certificates, challenges, order_authorizations, orders};
@@ -23,14 +24,14 @@ pub struct NewOrder {
 
 /// Inserts an order, its authorizations, links and challenges in one
 /// transaction.
-pub fn insert(conn: &mut SqliteConnection, new: NewOrder) -> Result<(), Error> {
+pub fn insert(conn: &mut Conn, new: NewOrder) -> Result<(), Error> {
     write_tx(conn, |conn| {
         diesel::insert_into(orders::table)
             .values(&new.order)
-            .execute(conn)?;
+            .exec(conn)?;
         diesel::insert_into(authorizations::table)
             .values(&new.new_authzs)
-            .execute(conn)?;
+            .exec(conn)?;
         let links: Vec<OrderAuthzRow> = new
             .authz_ids
             .iter()
@@ -43,38 +44,35 @@ pub fn insert(conn: &mut SqliteConnection, new: NewOrder) -> Result<(), Error> {
             .collect();
         diesel::insert_into(order_authorizations::table)
             .values(&links)
-            .execute(conn)?;
+            .exec(conn)?;
         diesel::insert_into(challenges::table)
             .values(&new.challenges)
-            .execute(conn)?;
+            .exec(conn)?;
         Ok(())
     })
 }
 
 /// The order with this id.
-pub fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<OrderRow>, Error> {
+pub fn by_id(conn: &mut Conn, id: &str) -> Result<Option<OrderRow>, Error> {
     Ok(orders::table
         .find(id)
-        .select(OrderRow::as_select())
-        .get_result(conn)
+        .select(columns::<OrderRow>())
+        .fetch_one(conn)
         .optional()?)
 }
 
 /// The order's authorizations in order.
-pub fn authzs_of(conn: &mut SqliteConnection, order_id: &str) -> Result<Vec<AuthzRow>, Error> {
+pub fn authzs_of(conn: &mut Conn, order_id: &str) -> Result<Vec<AuthzRow>, Error> {
     Ok(order_authorizations::table
         .inner_join(authorizations::table)
         .filter(order_authorizations::order_id.eq(order_id))
         .order(order_authorizations::position.asc())
-        .select(AuthzRow::as_select())
-        .load(conn)?)
+        .select(columns::<AuthzRow>())
+        .fetch_all(conn)?)
 }
 
 /// An order with its authorizations.
-pub fn with_authzs(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<(OrderRow, Vec<AuthzRow>)>, Error> {
+pub fn with_authzs(conn: &mut Conn, id: &str) -> Result<Option<(OrderRow, Vec<AuthzRow>)>, Error> {
     let Some(order) = by_id(conn, id)? else {
         return Ok(None);
     };
@@ -84,7 +82,7 @@ pub fn with_authzs(
 
 /// Ids of an account's orders, newest first, at most `limit` from `offset`.
 pub fn ids_for_account(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     account_id: &str,
     offset: i64,
     limit: i64,
@@ -95,17 +93,12 @@ pub fn ids_for_account(
         .offset(offset)
         .limit(limit)
         .select(orders::id)
-        .load(conn)?)
+        .fetch_all(conn)?)
 }
 
 /// Moves a `ready` order to `processing` and stores its CSR. Returns false
 /// if the order was not `ready` (a concurrent finalize won).
-pub fn begin_processing(
-    conn: &mut SqliteConnection,
-    id: &str,
-    csr: &[u8],
-    now: i64,
-) -> Result<bool, Error> {
+pub fn begin_processing(conn: &mut Conn, id: &str, csr: &[u8], now: i64) -> Result<bool, Error> {
     let n = diesel::update(
         orders::table
             .find(id)
@@ -116,17 +109,13 @@ pub fn begin_processing(
         orders::csr.eq(Some(csr)),
         orders::updated.eq(now),
     ))
-    .execute(conn)?;
+    .exec(conn)?;
     Ok(n == 1)
 }
 
 /// Records an issued certificate and moves its order to `valid`, in one
 /// transaction. This commit happens before the certificate is served.
-pub fn complete_issuance(
-    conn: &mut SqliteConnection,
-    cert: CertRow,
-    now: i64,
-) -> Result<(), Error> {
+pub fn complete_issuance(conn: &mut Conn, cert: CertRow, now: i64) -> Result<(), Error> {
     super::durable_tx(conn, |conn| {
         if !finish_processing(conn, &cert.order_id, &cert.id, now)? {
             return Err(Error::Internal(format!(
@@ -136,7 +125,7 @@ pub fn complete_issuance(
         }
         diesel::insert_into(certificates::table)
             .values(&cert)
-            .execute(conn)?;
+            .exec(conn)?;
         Ok(())
     })
 }
@@ -145,7 +134,7 @@ pub fn complete_issuance(
 /// row is inserted in the same transaction by the caller). False when the
 /// order was not `processing`.
 pub(super) fn finish_processing(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     order_id: &str,
     cert_id: &str,
     now: i64,
@@ -161,13 +150,13 @@ pub(super) fn finish_processing(
         orders::csr.eq(None::<Vec<u8>>),
         orders::updated.eq(now),
     ))
-    .execute(conn)?;
+    .exec(conn)?;
     Ok(n == 1)
 }
 
 /// Marks a processing order invalid with a problem document.
 pub fn fail_processing(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     problem_json: &str,
     now: i64,
@@ -183,7 +172,7 @@ pub fn fail_processing(
         orders::csr.eq(None::<Vec<u8>>),
         orders::updated.eq(now),
     ))
-    .execute(conn)?;
+    .exec(conn)?;
     if n == 1 {
         // A failed replacement no longer holds the certificate it replaces.
         super::renewals::release(conn, id)?;
@@ -192,9 +181,9 @@ pub fn fail_processing(
 }
 
 /// Orders left in `processing` (by a crash or an unavailable signer).
-pub fn processing(conn: &mut SqliteConnection) -> Result<Vec<OrderRow>, Error> {
+pub fn processing(conn: &mut Conn) -> Result<Vec<OrderRow>, Error> {
     Ok(orders::table
         .filter(orders::status.eq(OrderStatus::Processing))
-        .select(OrderRow::as_select())
-        .load(conn)?)
+        .select(columns::<OrderRow>())
+        .fetch_all(conn)?)
 }

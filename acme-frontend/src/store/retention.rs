@@ -15,9 +15,9 @@
 //! `order_authorizations` links and its STAR terms (`star_orders`), an authorization only once no link to it
 //! is left, and with its challenges; each batch is one transaction.
 
+use super::{Conn, Query};
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::schema::{
     authorizations, certificates, challenges, order_authorizations, orders, star_orders,
@@ -55,7 +55,7 @@ impl Pruned {
 /// expired before `cutoff` (Unix seconds) and that nothing kept needs (see
 /// the module's header), in one transaction. A batch that deletes fewer
 /// than `limit` of each means nothing more is due.
-pub fn prune_batch(conn: &mut SqliteConnection, cutoff: i64, limit: i64) -> Result<Pruned, Error> {
+pub fn prune_batch(conn: &mut Conn, cutoff: i64, limit: i64) -> Result<Pruned, Error> {
     write_tx(conn, |conn| {
         let order_ids: Vec<String> = orders::table
             .filter(orders::expires.lt(cutoff))
@@ -65,16 +65,16 @@ pub fn prune_batch(conn: &mut SqliteConnection, cutoff: i64, limit: i64) -> Resu
             )))
             .select(orders::id)
             .limit(limit)
-            .load(conn)?;
+            .fetch_all(conn)?;
         diesel::delete(
             order_authorizations::table.filter(order_authorizations::order_id.eq_any(&order_ids)),
         )
-        .execute(conn)?;
+        .exec(conn)?;
         // A STAR order that never got a certificate goes with its terms.
         diesel::delete(star_orders::table.filter(star_orders::order_id.eq_any(&order_ids)))
-            .execute(conn)?;
+            .exec(conn)?;
         let orders =
-            diesel::delete(orders::table.filter(orders::id.eq_any(&order_ids))).execute(conn)?;
+            diesel::delete(orders::table.filter(orders::id.eq_any(&order_ids))).exec(conn)?;
 
         // After the orders: an authorization whose last link went with them
         // is free now.
@@ -86,13 +86,13 @@ pub fn prune_batch(conn: &mut SqliteConnection, cutoff: i64, limit: i64) -> Resu
             )))
             .select(authorizations::id)
             .limit(limit)
-            .load(conn)?;
+            .fetch_all(conn)?;
         let challenges =
             diesel::delete(challenges::table.filter(challenges::authz_id.eq_any(&authz_ids)))
-                .execute(conn)?;
+                .exec(conn)?;
         let authorizations =
             diesel::delete(authorizations::table.filter(authorizations::id.eq_any(&authz_ids)))
-                .execute(conn)?;
+                .exec(conn)?;
         Ok(Pruned {
             orders,
             authorizations,

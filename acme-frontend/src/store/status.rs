@@ -3,12 +3,13 @@
 //! a deserialization error, never a status compared as a string.
 //!
 //! The enums live in `protocol/`, which must not import diesel; the diesel
-//! traits are implemented here, by hand, for each of them.
+//! traits are implemented here, by hand, for each of them and each dialect.
 
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::expression::AsExpression;
 use diesel::internal::derives::as_expression::Bound;
+use diesel::pg::Pg;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{Nullable, Text};
 use diesel::sqlite::Sqlite;
@@ -17,29 +18,40 @@ use crate::protocol::{
     AccountStatus, AuthzStatus, CertificateStatus, ChallengeStatus, OrderStatus,
 };
 
-macro_rules! text_column {
-    ($($ty:ty),+ $(,)?) => {$(
-        impl ToSql<Text, Sqlite> for $ty {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-                <str as ToSql<Text, Sqlite>>::to_sql(self.as_str(), out)
+macro_rules! text_column_on {
+    ($db:ty, $ty:ty) => {
+        impl ToSql<Text, $db> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, $db>) -> serialize::Result {
+                <str as ToSql<Text, $db>>::to_sql(self.as_str(), out)
             }
         }
 
-        impl FromSql<Text, Sqlite> for $ty {
-            fn from_sql(bytes: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-                let text = <String as FromSql<Text, Sqlite>>::from_sql(bytes)?;
+        impl FromSql<Text, $db> for $ty {
+            fn from_sql(bytes: <$db as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                let text = <String as FromSql<Text, $db>>::from_sql(bytes)?;
                 <$ty>::parse(&text).ok_or_else(|| {
-                    format!(concat!("stored ", stringify!($ty), " {:?} does not parse"), text).into()
+                    format!(
+                        concat!("stored ", stringify!($ty), " {:?} does not parse"),
+                        text
+                    )
+                    .into()
                 })
             }
         }
 
-        impl Queryable<Text, Sqlite> for $ty {
+        impl Queryable<Text, $db> for $ty {
             type Row = Self;
             fn build(row: Self) -> deserialize::Result<Self> {
                 Ok(row)
             }
         }
+    };
+}
+
+macro_rules! text_column {
+    ($($ty:ty),+ $(,)?) => {$(
+        text_column_on!(Sqlite, $ty);
+        text_column_on!(Pg, $ty);
 
         impl AsExpression<Text> for $ty {
             type Expression = Bound<Text, Self>;

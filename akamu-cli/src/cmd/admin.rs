@@ -54,7 +54,7 @@ enum Action {
     /// Write a consistent copy of the frontend's database to a new file
     /// while the CA serves (SQLite `VACUUM INTO`); never overwrites a file.
     Backup {
-        /// The frontend's configuration (for `[database] path`). Default:
+        /// The frontend's configuration (for `[database] path` or `url`). Default:
         /// the embedded default.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -65,7 +65,7 @@ enum Action {
     /// Check a database: SQLite's integrity check and every foreign key.
     /// Exits non-zero when anything is wrong.
     Check {
-        /// The frontend's configuration (for `[database] path`). Default:
+        /// The frontend's configuration (for `[database] path` or `url`). Default:
         /// the embedded default.
         #[arg(long, value_name = "FILE", conflicts_with = "database")]
         config: Option<PathBuf>,
@@ -210,17 +210,19 @@ pub(crate) fn run(args: Args, out: &Output) -> Result<(), CliError> {
             Ok(())
         }
         Action::Check { config, database } => {
-            let path = match database {
-                Some(p) => p,
-                None => acme_frontend::admin::database_path(config.as_deref())
+            let db = match database {
+                Some(p) => acme_frontend::store::Location::Sqlite(p),
+                None => acme_frontend::admin::database(config.as_deref())
                     .map_err(|e| CliError::Usage(e.to_string()))?,
             };
+            // The file, or the URL without its password.
+            let path = std::path::PathBuf::from(db.to_string());
             let bad = |reason: String| CliError::BadFile {
                 path: path.clone(),
                 reason,
             };
             let report =
-                acme_frontend::admin::check_database(&path).map_err(|e| bad(e.to_string()))?;
+                acme_frontend::admin::check_location(&db).map_err(|e| bad(e.to_string()))?;
             if !report.problems.is_empty() {
                 return Err(bad(format!(
                     "database is inconsistent: {}",

@@ -34,8 +34,8 @@ enum Action {
         /// The audit log.
         #[arg(long, value_name = "PATH")]
         audit_log: PathBuf,
-        /// The frontend's configuration (for `[database] path`). Default:
-        /// the embedded default configuration.
+        /// The frontend's configuration (for `[database] path` or `url`).
+        /// Default: the embedded default configuration.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// The SQLite database, instead of the one named by --config.
@@ -94,17 +94,18 @@ pub(crate) fn run(args: Args, out: &Output) -> Result<(), CliError> {
                 }
             })
             .map_err(|e| broken(&audit_log, &e))?;
-            let db_path = match database {
-                Some(p) => p,
+            let db = match database {
+                Some(p) => acme_frontend::store::Location::Sqlite(p),
                 None => acme_frontend::Config::load(config.as_deref())
                     .map_err(|e| CliError::Usage(e.to_string()))?
-                    .database_path(),
+                    .database(),
             };
+            let db_path = std::path::PathBuf::from(db.to_string());
             let bad_db = |e: acme_frontend::error::Error| CliError::BadFile {
                 path: db_path.clone(),
                 reason: e.to_string(),
             };
-            let stored = admin::database_serials(&db_path).map_err(bad_db)?;
+            let stored = admin::database_serials(&db).map_err(bad_db)?;
             let logged_serials: BTreeSet<String> = logged.keys().cloned().collect();
             let mut only_log: Vec<&String> = logged_serials.difference(&stored).collect();
             let only_db: Vec<&String> = stored.difference(&logged_serials).collect();
@@ -116,7 +117,7 @@ pub(crate) fn run(args: Args, out: &Output) -> Result<(), CliError> {
                     let Some(Some(cert)) = logged.get(*serial) else {
                         continue;
                     };
-                    admin::import_certificate(&db_path, cert, &chain_pem).map_err(bad_db)?;
+                    admin::import_certificate(&db, cert, &chain_pem).map_err(bad_db)?;
                     imported.push((*serial).clone());
                 }
                 only_log.retain(|s| !imported.contains(s));

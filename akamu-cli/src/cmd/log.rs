@@ -382,7 +382,7 @@ fn check_database(config: &Path, tree: &Tree, out: &Output) -> Result<DbCheck, C
         path: config.to_owned(),
         reason: e.to_string(),
     };
-    let db = acme_frontend::admin::database_path(Some(config)).map_err(bad_db)?;
+    let db = acme_frontend::admin::database(Some(config)).map_err(bad_db)?;
     let certs = acme_frontend::admin::logged_certificates(&db).map_err(bad_db)?;
     let mut c = DbCheck {
         checked: 0,

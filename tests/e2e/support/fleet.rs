@@ -160,6 +160,9 @@ pub(crate) struct Fleet {
     ca_cert: PathBuf,
     db: PathBuf,
     http_validation_port: u16,
+    /// The PostgreSQL server with `FleetOptions::postgres` (stopped after
+    /// the front ends).
+    pg: Option<test_kit::postgres::PgServer>,
 }
 
 /// What a test chooses about the fleet.
@@ -172,6 +175,9 @@ pub(crate) struct FleetOptions {
     pub lease_secs: u32,
     /// `[fleet] enabled` (false only to measure what it costs).
     pub enabled: bool,
+    /// One PostgreSQL database (`[database] url`, a server started for the
+    /// fleet) instead of one SQLite file.
+    pub postgres: bool,
 }
 
 impl Fleet {
@@ -257,6 +263,14 @@ impl Fleet {
             ca_cert,
             db: root.join("db/akamu.db"),
             http_validation_port,
+            pg: opts.postgres.then(|| {
+                test_kit::postgres::PgServer::start()
+                    .expect("start PostgreSQL (install the `postgresql` package)")
+            }),
+        };
+        let database = match &fleet.pg {
+            Some(pg) => format!("url = \"{}\"", pg.url()),
+            None => format!("path = {:?}", fleet.db),
         };
         for (i, port) in ports.into_iter().enumerate() {
             let name = format!("fe-{}", char::from(b'a' + u8::try_from(i).unwrap_or(0)));
@@ -273,7 +287,7 @@ impl Fleet {
                 format!(
                     "listen_addr = \"127.0.0.1:{port}\"\nbase_url = \"{}\"\nstate_dir = {:?}\n\
                      user = \"{user}\"\n\
-                     [database]\npath = {:?}\n\
+                     [database]\n{}\n\
                      [tls]\nenabled = true\ncert_file = {:?}\nkey_file = {:?}\n\
                      [server]\nhttp_validation_port = {http_validation_port}\n\
                      allow_private_targets = true\n\
@@ -283,7 +297,7 @@ impl Fleet {
                      [fleet]\nenabled = {}\nlease_secs = {}\ninstance_name = \"{name}\"\n",
                     fleet.base_url,
                     state,
-                    fleet.db,
+                    database,
                     root.join("signer/server.crt"),
                     key,
                     root.join("run/signer.sock"),
@@ -359,9 +373,18 @@ impl Fleet {
         &self.ca_cert
     }
 
-    /// The shared SQLite file.
-    pub(crate) fn db_path(&self) -> &Path {
-        &self.db
+    /// The shared database: the SQLite file or the PostgreSQL URL.
+    pub(crate) fn database(&self) -> acme_frontend::store::Location {
+        match &self.pg {
+            Some(pg) => {
+                acme_frontend::store::Location::Postgres(acme_frontend::store::pg::PgOptions {
+                    url: pg.url(),
+                    max_connections: 1,
+                    timeout: std::time::Duration::from_secs(10),
+                })
+            }
+            None => acme_frontend::store::Location::Sqlite(self.db.clone()),
+        }
     }
 
     /// The port the validator fetches http-01 tokens from.

@@ -22,6 +22,9 @@ pub(crate) struct MultinodeOptions {
     pub http_port: u16,
     /// Perspectives (`"p1"`…`"p5"`) that ask another DNS server.
     pub perspective_dns: Vec<(&'static str, SocketAddr)>,
+    /// The front ends share a PostgreSQL server the script starts
+    /// (`AKAMU_MULTINODE_DB=postgres`) instead of one SQLite file.
+    pub postgres: bool,
 }
 
 /// A running deployment; `down` on drop.
@@ -62,7 +65,11 @@ impl Multinode {
             .env("AKAMU_BIN_DIR", &bin_dir)
             .env("AKAMU_DNS_RESOLVER", opts.dns.to_string())
             .env("AKAMU_HTTP_PORT", opts.http_port.to_string())
-            .env_remove("AKAMU_MULTINODE_DB");
+            .env_remove("AKAMU_MULTINODE_DATABASE_URL")
+            .env(
+                "AKAMU_MULTINODE_DB",
+                if opts.postgres { "postgres" } else { "sqlite" },
+            );
         for (name, addr) in &opts.perspective_dns {
             cmd.env(
                 format!("AKAMU_DNS_RESOLVER_{}", name.to_uppercase()),
@@ -122,14 +129,8 @@ impl Multinode {
         Path::new(self.var("ROOT_CERT"))
     }
 
-    /// The shared SQLite file.
-    pub(crate) fn db_path(&self) -> &Path {
-        Path::new(self.var("DATABASE_PATH"))
-    }
-
-    /// The DER of every certificate in the front ends' database. (The one
-    /// place that opens the database: with PostgreSQL, a `PgConnection` on
-    /// `DATABASE_URL` instead.)
+    /// The DER of every certificate in the front ends' database (the
+    /// shared SQLite file, or PostgreSQL at `DATABASE_URL`).
     pub(crate) fn stored_certificates(&self) -> Vec<Vec<u8>> {
         use diesel::connection::SimpleConnection;
         use diesel::prelude::*;
@@ -138,13 +139,18 @@ impl Multinode {
             #[diesel(sql_type = diesel::sql_types::Binary)]
             der: Vec<u8>,
         }
-        let mut conn = SqliteConnection::establish(&self.db_path().display().to_string())
-            .expect("open the database");
-        conn.batch_execute("PRAGMA busy_timeout = 5000")
-            .expect("busy timeout");
-        diesel::sql_query("SELECT der FROM certificates")
-            .load::<Der>(&mut conn)
-            .expect("certificates")
+        let query = diesel::sql_query("SELECT der FROM certificates");
+        let rows = if let Some(url) = self.vars.get("DATABASE_URL") {
+            let mut conn = PgConnection::establish(url).expect("connect to PostgreSQL");
+            query.load::<Der>(&mut conn)
+        } else {
+            let path = self.var("DATABASE_PATH");
+            let mut conn = SqliteConnection::establish(path).expect("open the database");
+            conn.batch_execute("PRAGMA busy_timeout = 5000")
+                .expect("busy timeout");
+            query.load::<Der>(&mut conn)
+        };
+        rows.expect("certificates")
             .into_iter()
             .map(|d| d.der)
             .collect()

@@ -67,6 +67,9 @@ pub(crate) struct CaOptions {
     /// after them); `None` is HTTPS with a certificate from our CA in the
     /// state dir.
     pub tls_toml: Option<String>,
+    /// The body of the `[database]` table (e.g. `url = "postgres://…"`);
+    /// a SQLite file in the state dir when `None`.
+    pub database_toml: Option<String>,
     /// `base_url`, e.g. a reverse proxy's URL; `https://localhost:<port>`
     /// when `None`.
     pub base_url: Option<String>,
@@ -106,7 +109,17 @@ pub(crate) struct Ca {
     discard_on_failure: bool,
     /// The launcher binary.
     frontend: PathBuf,
+    /// With [`POSTGRES_ENV`]: the PostgreSQL server holding this CA's
+    /// database (stopped after the CA, `Drop` order).
+    pg: Option<test_kit::postgres::PgServer>,
 }
+
+/// Set to `1`, every CA a test starts without its own `[database]` uses a
+/// PostgreSQL server of its own (`[database] url`) instead of a SQLite file:
+/// `AKAMU_E2E_POSTGRES=1 cargo test -p tests --test e2e issuance::` runs
+/// those tests on PostgreSQL (tests that open the SQLite file themselves
+/// do not apply).
+pub(crate) const POSTGRES_ENV: &str = "AKAMU_E2E_POSTGRES";
 
 impl Ca {
     /// Starts a CA and waits (up to 60 s) for its READY line.
@@ -148,6 +161,13 @@ impl Ca {
             .ca_cert_file
             .clone()
             .unwrap_or_else(|| state_dir.join("ca.cert.pem"));
+        let pg = (opts.database_toml.is_none()
+            && std::env::var(POSTGRES_ENV).is_ok_and(|v| v == "1"))
+        .then(|| {
+            test_kit::postgres::PgServer::start()
+                .expect("start PostgreSQL (install the `postgresql` package)")
+        });
+        let pg_database = pg.as_ref().map(|pg| format!("url = \"{}\"", pg.url()));
         let config = config_toml(&ConfigParts {
             port,
             state_dir: &state_dir,
@@ -160,6 +180,7 @@ impl Ca {
             extra: &opts.extra_toml,
             tls: opts.tls_toml.as_deref(),
             base_url: opts.base_url.as_deref(),
+            database: opts.database_toml.as_deref().or(pg_database.as_deref()),
         });
         let config_path = dir.path().join("akamu.toml");
         std::fs::write(&config_path, &config).expect("write config");
@@ -181,8 +202,15 @@ impl Ca {
             output: Arc::new(Mutex::new(String::new())),
             discard_on_failure: opts.discard_on_failure,
             frontend,
+            pg,
         };
         ca.spawn(&opts.env);
+        if ca.pg.is_some() {
+            assert!(
+                !ca.state_dir.join("akamu.db").exists(),
+                "{POSTGRES_ENV}: the frontend made a SQLite file beside its PostgreSQL database"
+            );
+        }
         ca
     }
 
@@ -350,6 +378,7 @@ impl Ca {
             output: Arc::new(Mutex::new(String::new())),
             discard_on_failure: true,
             frontend: PathBuf::new(),
+            pg: None,
         }
     }
 
@@ -597,6 +626,7 @@ struct ConfigParts<'a> {
     extra: &'a str,
     tls: Option<&'a str>,
     base_url: Option<&'a str>,
+    database: Option<&'a str>,
 }
 
 /// The config the contract describes, with absolute paths under `state_dir`.
@@ -613,6 +643,9 @@ fn config_toml(p: &ConfigParts<'_>) -> String {
     } = *p;
     let s = p.state_dir.display();
     let cert = p.ca_cert_file.display();
+    let database = p
+        .database
+        .map_or_else(|| format!("path = \"{s}/akamu.db\""), str::to_owned);
     let base_url = p
         .base_url
         .map_or_else(|| format!("https://localhost:{port}"), str::to_owned);
@@ -631,7 +664,7 @@ base_url    = "{base_url}"
 state_dir   = "{s}"
 
 [database]
-path = "{s}/akamu.db"
+{database}
 
 [ca]
 key_file      = "{s}/ca.key.pem"
@@ -711,6 +744,7 @@ mod unit {
             extra: "[server.eab_keys]\nk = \"v\"",
             tls: None,
             base_url: None,
+            database: None,
         });
         assert!(text.contains("listen_addr = \"127.0.0.1:4443\""));
         assert!(text.contains("base_url    = \"https://localhost:4443\""));
