@@ -135,11 +135,14 @@ where
         service_fn(move |req: hyper::Request<Incoming>| {
             let app = app.clone();
             let guard = InFlight::enter(&in_flight);
-            async move {
+            // Boxed: the request's future is large (every handler's state),
+            // and hyper moves it into a task per HTTP/2 stream; moving a
+            // box costs a pointer, moving the future tens of kilobytes.
+            Box::pin(async move {
                 let rsp = handle(app, req, peer).await;
                 drop(guard);
                 Ok::<_, Infallible>(rsp)
-            }
+            })
         })
     };
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -233,7 +236,10 @@ async fn handle(
             body,
             client_ip: client_ip(peer.ip(), &parts.headers, &app.trusted_proxies),
         };
-        route(&app, request).await
+        // Boxed: the router's future holds the largest handler's state;
+        // on the heap it is written in place instead of being moved with
+        // every future that contains it.
+        Box::pin(route(&app, request)).await
     }
     .await;
     let response = finish(&app, &method, result);
