@@ -108,15 +108,7 @@ async fn key_change_to_another_accounts_key_is_409_with_its_location() {
     let b = JwsAccount::create(&raw).await;
 
     let url = raw.url("keyChange");
-    let inner = b
-        .key
-        .sign_flattened(
-            json!({"jwk": b.key.public_jwk().expect("jwk").to_json(), "url": url}),
-            json!({"account": a.kid, "oldKey": a.key.public_jwk().expect("jwk").to_json()})
-                .to_string()
-                .as_bytes(),
-        )
-        .expect("inner JWS");
+    let inner = a.key_change_inner(&b.key, &url);
     let body = a.sign(&raw.nonce().await, &url, Some(&inner));
     let rsp = raw.post_jose(&url, &body).await;
     assert_eq!(

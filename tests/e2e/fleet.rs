@@ -109,14 +109,7 @@ async fn across_front_ends(postgres: bool) {
     assert_eq!(rsp.status, StatusCode::OK, "B knows bob: {rsp:?}");
     let new_key = SigningKey::generate(Alg::Es256).expect("key");
     let url = a.url("keyChange");
-    let inner = new_key
-        .sign_flattened(
-            json!({"jwk": new_key.public_jwk().expect("jwk").to_json(), "url": url}),
-            json!({"account": bob.kid, "oldKey": bob.key.public_jwk().expect("jwk").to_json()})
-                .to_string()
-                .as_bytes(),
-        )
-        .expect("inner JWS");
+    let inner = bob.key_change_inner(&new_key, &url);
     let rsp = a
         .post_jose(&url, &bob.sign(&a.nonce().await, &url, Some(&inner)))
         .await;

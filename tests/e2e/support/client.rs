@@ -535,6 +535,20 @@ impl JwsAccount {
             )
             .expect("sign JWS")
     }
+
+    /// The inner JWS of a key-change to `new_key` (RFC 8555 §7.3.5):
+    /// signed by the new key, naming this account and its current key;
+    /// `url` is the keyChange URL.
+    pub(crate) fn key_change_inner(&self, new_key: &SigningKey, url: &str) -> Value {
+        new_key
+            .sign_flattened(
+                json!({"jwk": new_key.public_jwk().expect("jwk").to_json(), "url": url}),
+                json!({"account": self.kid, "oldKey": self.key.public_jwk().expect("jwk").to_json()})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .expect("inner JWS")
+    }
 }
 
 /// A flattened JWS with an embedded `jwk` (newAccount, revoke by cert key).
