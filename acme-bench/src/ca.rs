@@ -93,6 +93,7 @@ impl ManagedCa {
         let db = match opts.db.as_deref() {
             None => state.join("akamu.db").display().to_string(),
             Some(":memory:") => ":memory:".to_owned(),
+            Some(url) if is_postgres(url) => url.to_owned(),
             Some(p) => std::path::absolute(p)?.display().to_string(),
         };
         let port = free_port()?;
@@ -293,6 +294,11 @@ fn toml_path(p: &Path) -> String {
     format!("{:?}", p.display().to_string())
 }
 
+/// Whether `--db` names a PostgreSQL database (`[database] url`).
+pub fn is_postgres(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
 /// The launcher's configuration for a run.
 pub fn config_toml(
     port: u16,
@@ -311,7 +317,7 @@ base_url    = "https://localhost:{port}"
 state_dir   = {state}
 
 [database]
-path = {db}
+{db_key} = {db}
 
 [ca]
 key_file      = {key}
@@ -332,6 +338,7 @@ dns_resolver_addr        = "{dns}"
 allow_private_targets    = true
 {signer_key}"#,
         state = toml_path(state),
+        db_key = if is_postgres(db) { "url" } else { "path" },
         db = format_args!("{db:?}"),
         key = s("ca.key.pem"),
         cert = s("ca.cert.pem"),
@@ -438,6 +445,24 @@ mod tests {
         assert_eq!(v.get("key_type"), Some("\"rsa:2048\""));
         assert_eq!(v.get("allow_private_targets"), Some("true"));
         assert_eq!(v.get("dns_resolver_addr"), Some("\"127.0.0.1:5353\""));
+        let pg = config_toml(
+            4443,
+            Path::new("/tmp/x/state"),
+            "postgres://akamu@127.0.0.1:5432/akamu",
+            KeyType::Rsa(2048),
+            Targets {
+                http_port: 5002,
+                tls_port: 5003,
+                dns: "127.0.0.1:5353".parse().expect("addr"),
+            },
+            "",
+        );
+        let pgv: toml_like::Value = toml_like::parse(&pg);
+        assert_eq!(
+            pgv.get("url"),
+            Some("\"postgres://akamu@127.0.0.1:5432/akamu\"")
+        );
+        assert_eq!(pgv.get("path"), None);
         assert_eq!(v.get("backend"), Some("\"pkcs11\""));
     }
 

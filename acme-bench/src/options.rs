@@ -57,9 +57,11 @@ pub struct Options {
     #[arg(long, default_value = "file")]
     pub ca_backend: CaBackend,
 
-    /// SQLite database of the started CA: a path, or `:memory:`.
-    /// Default: a file in the bench's temporary state directory.
-    #[arg(long, value_name = "PATH|:memory:")]
+    /// Database of the started CA: an SQLite path, `:memory:`, or a
+    /// PostgreSQL URL (`postgres://…`, `[database] url`; an empty
+    /// database the bench's CA migrates). Default: a SQLite file in the
+    /// bench's temporary state directory.
+    #[arg(long, value_name = "PATH|:memory:|URL")]
     pub db: Option<String>,
 
     /// Report format on stdout.
