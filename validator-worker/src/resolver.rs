@@ -342,4 +342,24 @@ mod tests {
             );
         }
     }
+
+    #[tokio::test]
+    async fn a_refused_caa_query_is_a_failure_every_time_never_an_empty_set() {
+        // RFC 8659 §3: a CAA lookup that fails must stop issuance; a
+        // REFUSED answer is a failure, not "no records" (the parent of a
+        // name under a server that only answers its own zone).
+        let dns = test_kit::dns::DnsServer::builder()
+            .zones(&["example.test."])
+            .refuse_outside_zones()
+            .bind()
+            .await
+            .expect("DNS server");
+        let resolver = DnsResolver::new(Some(dns.addr()), true, Duration::from_secs(2));
+        for i in 0..30 {
+            let inside = resolver.lookup_caa("a.example.test").await;
+            assert!(matches!(&inside, Ok(r) if r.is_empty()), "{i}: {inside:?}");
+            let refused = resolver.lookup_caa("test").await;
+            assert!(refused.is_err(), "{i}: a refused query read as {refused:?}");
+        }
+    }
 }
