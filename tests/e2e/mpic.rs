@@ -707,19 +707,6 @@ async fn five_perspectives_over_mutual_tls() {
 /// challenge's problem once the authorization and the order are invalid.
 async fn failed_validation(ca: &Ca, http: &Http01Server, name: &str) -> String {
     let raw = RawClient::new(ca).await;
-    let s = Session::new(&raw).await;
-    let (order_url, order) = s.new_order(&[identifier(name)]).await;
-    let authz_url = Session::authz_urls(&order)[0].clone();
-    let authz = s.authz(&authz_url).await;
-    let ch = challenge(&authz, "http-01");
-    let token = ch["token"].as_str().expect("token");
-    http.set(token, &s.key_authorization(token));
-    s.post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
-        .await;
-    let authz = s.settle(&authz_url).await;
-    assert_eq!(authz["status"], "invalid", "{authz}");
-    let problem = &challenge(&authz, "http-01")["error"];
-    let order = s.settle(&order_url).await;
-    assert_eq!(order["status"], "invalid", "{order}");
+    let problem = Session::new(&raw).await.failed_http01(http, name).await;
     problem["detail"].as_str().unwrap_or_default().to_owned()
 }

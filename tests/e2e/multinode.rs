@@ -33,7 +33,7 @@ use instant_acme::{
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use crate::support::acme::{Session, challenge, identifier};
+use crate::support::acme::{Session, identifier};
 use crate::support::certs::{dns_sans, leaf_of, verify_chain};
 use crate::support::client::{JwsAccount, RawClient, account_builder_trusting, csr};
 use crate::support::dns::DnsServer;
@@ -480,20 +480,7 @@ async fn kill_9_under_load(db: Db) {
 /// challenge's problem once the authorization is invalid.
 async fn failed_validation(mn: &Multinode, http: &Http01Server, name: &str) -> Value {
     let raw = RawClient::connect(mn.tls_ca(), mn.directory()).await;
-    let s = Session::new(&raw).await;
-    let (order_url, order) = s.new_order(&[identifier(name)]).await;
-    let authz_url = Session::authz_urls(&order)[0].clone();
-    let authz = s.authz(&authz_url).await;
-    let ch = challenge(&authz, "http-01");
-    let token = ch["token"].as_str().expect("token");
-    http.set(token, &s.key_authorization(token));
-    s.post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
-        .await;
-    let authz = s.settle(&authz_url).await;
-    assert_eq!(authz["status"], "invalid", "{authz}");
-    let order = s.settle(&order_url).await;
-    assert_eq!(order["status"], "invalid", "{order}");
-    challenge(&authz, "http-01")["error"].clone()
+    Session::new(&raw).await.failed_http01(http, name).await
 }
 
 /// Asserts a refusal's problem names `failed` and not `fine`.

@@ -74,6 +74,25 @@ impl RawIssued {
 }
 
 impl Session {
+    /// Orders `name`, answers its http-01 challenge correctly through
+    /// `http`, waits for the authorization and the order to become invalid
+    /// (a validation the CA refused), and returns the challenge's problem.
+    pub(crate) async fn failed_http01(&self, http: &Http01Server, name: &str) -> Value {
+        let (order_url, order) = self.new_order(&[identifier(name)]).await;
+        let authz_url = Session::authz_urls(&order)[0].clone();
+        let authz = self.authz(&authz_url).await;
+        let ch = challenge(&authz, "http-01");
+        let token = ch["token"].as_str().expect("token");
+        http.set(token, &self.key_authorization(token));
+        self.post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
+            .await;
+        let authz = self.settle(&authz_url).await;
+        assert_eq!(authz["status"], "invalid", "{authz}");
+        let order = self.settle(&order_url).await;
+        assert_eq!(order["status"], "invalid", "{order}");
+        challenge(&authz, "http-01")["error"].clone()
+    }
+
     /// Registers a fresh ES256 account on `raw`'s CA.
     pub(crate) async fn new(raw: &RawClient) -> Session {
         Session {
