@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::models::{AuthzRow, ChallengeRow};
 use super::schema::{authorizations, challenges, order_authorizations, orders};
+use super::status::lit;
 use super::write_tx;
 use crate::error::Error;
 use crate::protocol::order::{
@@ -120,14 +121,14 @@ pub fn start_challenge(
             // of two requests only one wins.
             let attempt_running: i64 = challenges::table
                 .filter(challenges::authz_id.eq(authz_id))
-                .filter(challenges::status.eq(ChallengeStatus::Processing))
+                .filter(challenges::status.eq(lit(ChallengeStatus::Processing)))
                 .count()
                 .fetch_one(conn)?;
             dispatch = attempt_running == 0
                 && diesel::update(
                     challenges::table
                         .find(challenge_id)
-                        .filter(challenges::status.eq(ChallengeStatus::Pending)),
+                        .filter(challenges::status.eq(lit(ChallengeStatus::Pending))),
                 )
                 .set((
                     challenges::status.eq(ChallengeStatus::Processing),
@@ -201,7 +202,7 @@ pub fn record_validation(
             diesel::update(
                 authorizations::table
                     .find(&authz_id)
-                    .filter(authorizations::status.eq(AuthzStatus::Pending))
+                    .filter(authorizations::status.eq(lit(AuthzStatus::Pending)))
                     .filter(authorizations::expires.gt(until)),
             )
             .set(authorizations::expires.eq(until))
@@ -210,7 +211,7 @@ pub fn record_validation(
         diesel::update(
             authorizations::table
                 .find(&authz_id)
-                .filter(authorizations::status.eq(AuthzStatus::Pending)),
+                .filter(authorizations::status.eq(lit(AuthzStatus::Pending))),
         )
         .set((
             authorizations::status.eq(authz_new),
@@ -227,7 +228,7 @@ pub fn record_validation(
         for order_id in order_ids {
             let pending = orders::table
                 .find(&order_id)
-                .filter(orders::status.eq(OrderStatus::Pending));
+                .filter(orders::status.eq(lit(OrderStatus::Pending)));
             if !ok {
                 diesel::update(pending)
                     .set((
@@ -269,7 +270,7 @@ pub struct PendingProbe {
 pub fn processing(conn: &mut Conn) -> Result<Vec<PendingProbe>, Error> {
     let rows: Vec<(ChallengeRow, AuthzRow)> = challenges::table
         .inner_join(authorizations::table)
-        .filter(challenges::status.eq(ChallengeStatus::Processing))
+        .filter(challenges::status.eq(lit(ChallengeStatus::Processing)))
         .select((columns::<ChallengeRow>(), columns::<AuthzRow>()))
         .fetch_all(conn)?;
     Ok(rows
@@ -315,7 +316,7 @@ pub fn reusable_since(
                 .filter(authorizations::identifier_type.eq(identifier.kind.as_str()))
                 .filter(authorizations::identifier_value.eq(identifier.base_name()))
                 .filter(authorizations::wildcard.eq(identifier.is_wildcard()))
-                .filter(authorizations::status.eq(AuthzStatus::Valid))
+                .filter(authorizations::status.eq(lit(AuthzStatus::Valid)))
                 .filter(authorizations::expires.gt(valid_until))
                 .filter(authorizations::updated.ge(validated_since))
                 .order(authorizations::expires.desc())
@@ -335,7 +336,7 @@ pub fn reusable_since(
         .filter(authorizations::identifier_type.eq(identifier.kind.as_str()))
         .filter(authorizations::identifier_value.eq(identifier.base_name()))
         .filter(authorizations::wildcard.eq(identifier.is_wildcard()))
-        .filter(authorizations::status.eq(AuthzStatus::Valid))
+        .filter(authorizations::status.eq(lit(AuthzStatus::Valid)))
         .filter(authorizations::expires.gt(valid_until))
         // A valid authorization's `updated` is the moment it became valid
         // (nothing changes it afterwards but deactivation).
@@ -390,7 +391,7 @@ pub fn replace_statement(conn: &mut Conn, authz_id: &str, statement: &str) -> Re
     let n = diesel::update(
         authorizations::table
             .find(authz_id)
-            .filter(authorizations::status.eq(AuthzStatus::Valid)),
+            .filter(authorizations::status.eq(lit(AuthzStatus::Valid))),
     )
     .set(authorizations::statement.eq(statement))
     .exec(conn)?;

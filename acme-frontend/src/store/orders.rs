@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::models::{AuthzRow, CertRow, ChallengeRow, OrderAuthzRow, OrderRow};
 use super::schema::{authorizations, certificates, challenges, order_authorizations, orders};
+use super::status::lit;
 use super::write_tx;
 use crate::error::Error;
 use crate::protocol::OrderStatus;
@@ -102,7 +103,7 @@ pub fn begin_processing(conn: &mut Conn, id: &str, csr: &[u8], now: i64) -> Resu
     let n = diesel::update(
         orders::table
             .find(id)
-            .filter(orders::status.eq(OrderStatus::Ready)),
+            .filter(orders::status.eq(lit(OrderStatus::Ready))),
     )
     .set((
         orders::status.eq(OrderStatus::Processing),
@@ -142,7 +143,7 @@ pub(super) fn finish_processing(
     let n = diesel::update(
         orders::table
             .find(order_id)
-            .filter(orders::status.eq(OrderStatus::Processing)),
+            .filter(orders::status.eq(lit(OrderStatus::Processing))),
     )
     .set((
         orders::status.eq(OrderStatus::Valid),
@@ -164,7 +165,7 @@ pub fn fail_processing(
     let n = diesel::update(
         orders::table
             .find(id)
-            .filter(orders::status.eq(OrderStatus::Processing)),
+            .filter(orders::status.eq(lit(OrderStatus::Processing))),
     )
     .set((
         orders::status.eq(OrderStatus::Invalid),
@@ -183,7 +184,7 @@ pub fn fail_processing(
 /// Orders left in `processing` (by a crash or an unavailable signer).
 pub fn processing(conn: &mut Conn) -> Result<Vec<OrderRow>, Error> {
     Ok(orders::table
-        .filter(orders::status.eq(OrderStatus::Processing))
+        .filter(orders::status.eq(lit(OrderStatus::Processing)))
         .select(columns::<OrderRow>())
         .fetch_all(conn)?)
 }

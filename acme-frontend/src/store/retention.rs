@@ -22,6 +22,7 @@ use diesel::prelude::*;
 use super::schema::{
     authorizations, certificates, challenges, order_authorizations, orders, star_orders,
 };
+use super::status::lit;
 use super::write_tx;
 use crate::error::Error;
 use crate::protocol::OrderStatus;
@@ -59,7 +60,7 @@ pub fn prune_batch(conn: &mut Conn, cutoff: i64, limit: i64) -> Result<Pruned, E
     write_tx(conn, |conn| {
         let order_ids: Vec<String> = orders::table
             .filter(orders::expires.lt(cutoff))
-            .filter(orders::status.ne(OrderStatus::Processing))
+            .filter(orders::status.ne(lit(OrderStatus::Processing)))
             .filter(not(exists(
                 certificates::table.filter(certificates::order_id.eq(orders::id)),
             )))
