@@ -2,16 +2,19 @@
 # Runs the Performance chapter's measurement matrix with acme-bench against
 # Akāmu (three processes started by the bench for every row) and prints the
 # markdown tables of docs/src/performance.md: concurrent clients 1/5/10/25/50,
-# subscriber key types, challenge types and CA keys (file and PKCS#11 on
-# SoftHSM2, and the in-memory database), all at 25 clients unless the row
-# says otherwise.
+# subscriber key types, challenge types (dns-persist-01 included), wildcard
+# orders (--wildcard by dns-01 and dns-persist-01) and CA keys (file and
+# PKCS#11 on SoftHSM2, and the in-memory database), all at 25 clients unless
+# the row says otherwise. Extra options apply to every row (e.g. --mtc
+# --rate-limits for the production features; the started CA always checks
+# CAA).
 #
 # Usage: scripts/bench-matrix.sh [extra acme-bench options]
 #   REQUESTS=400 WARMUP=40 POLL_MS=5   load per row (defaults shown)
 #   BIN_DIR=target/release             where the four binaries are; build with
 #       cargo build --release -p acme-bench -p acme-frontend -p ca-signer -p validator-worker
 #   OUT=dir                            keep every row's JSON report in dir
-#   ONLY=clients|keys|challenges|ca    run one table only
+#   ONLY=clients|keys|challenges|wildcard|ca   run one table only
 #   REPORT_ONLY=1 OUT=dir              print the tables from an earlier run's reports
 #
 # Run it on a quiet machine: the CA and the load generator share the cores.
@@ -83,7 +86,10 @@ if want keys; then
     for k in ec:P-256 ec:P-384 rsa:2048 ed25519 ml-dsa-44 ml-dsa-65 ml-dsa-87; do run "key-${k//:/-}" --clients 25 --key-type "$k" "$@"; done
 fi
 if want challenges; then
-    for c in http-01 dns-01 tls-alpn-01; do run "challenge-$c" --clients 25 --challenge "$c" "$@"; done
+    for c in http-01 dns-01 tls-alpn-01 dns-persist-01; do run "challenge-$c" --clients 25 --challenge "$c" "$@"; done
+fi
+if want wildcard; then
+    for c in dns-01 dns-persist-01; do run "wildcard-$c" --clients 25 --challenge "$c" --wildcard "$@"; done
 fi
 if want ca; then
     run ca-p256-file --clients 25 --ca-key-type ec:P-256 "$@"
@@ -112,7 +118,12 @@ fi
 if want challenges; then
     echo
     header "challenge (25 clients)"
-    for c in http-01 dns-01 tls-alpn-01; do row "$c" "challenge-$c"; done
+    for c in http-01 dns-01 tls-alpn-01 dns-persist-01; do row "$c" "challenge-$c"; done
+fi
+if want wildcard; then
+    echo
+    header "wildcard by (25 clients)"
+    for c in dns-01 dns-persist-01; do row "*.name, $c" "wildcard-$c"; done
 fi
 if want ca; then
     echo

@@ -18,7 +18,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::Deserialize;
 
-use crate::options::{CaBackend, Options};
+use crate::options::{CaBackend, ChallengeKind, Options};
+use crate::responders::CA_IDENTITY;
 
 /// How long to wait for the READY line.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -124,7 +125,8 @@ impl ManagedCa {
             opts.ca_key_type,
             targets,
             &format!(
-                "{signer_key}{}{}{}",
+                "{}{signer_key}{}{}{}{}",
+                server_keys(opts),
                 metrics_port.map_or(String::new(), |p| format!(
                     "\n[metrics]\nlisten_addr = \"127.0.0.1:{p}\"\n"
                 )),
@@ -133,7 +135,8 @@ impl ManagedCa {
                     "\n[mtc]\nenabled = true\n"
                 } else {
                     ""
-                }
+                },
+                if opts.rate_limits { RATE_LIMITS } else { "" }
             ),
         );
         let config_path = dir.path().join("akamu.toml");
@@ -299,14 +302,15 @@ pub fn is_postgres(db: &str) -> bool {
     db.starts_with("postgres://") || db.starts_with("postgresql://")
 }
 
-/// The launcher's configuration for a run.
+/// The launcher's configuration for a run; `extra` follows the `[server]`
+/// keys (more of them first, then tables).
 pub fn config_toml(
     port: u16,
     state: &Path,
     db: &str,
     ca_key_type: KeyType,
     t: Targets,
-    signer_key: &str,
+    extra: &str,
 ) -> String {
     let s = |name: &str| toml_path(&state.join(name));
     let mut out = String::new();
@@ -336,7 +340,7 @@ http_validation_port     = {http}
 tls_alpn_validation_port = {tls}
 dns_resolver_addr        = "{dns}"
 allow_private_targets    = true
-{signer_key}"#,
+{extra}"#,
         state = toml_path(state),
         db_key = if is_postgres(db) { "url" } else { "path" },
         db = format_args!("{db:?}"),
@@ -350,6 +354,60 @@ allow_private_targets    = true
     );
     out
 }
+
+/// The started CA's `[server]` keys beyond the fixed ones: its CAA
+/// identity, always (a production CA checks CAA; the bench's DNS server
+/// publishes a record naming it at the zone's apex), and its dns-persist-01
+/// issuer domain with `--challenge dns-persist-01` (only then: the
+/// frontend offers, and stores, one more challenge per authorization when
+/// it has one).
+pub fn server_keys(opts: &Options) -> String {
+    let mut out = format!("caa_identities = [\"{CA_IDENTITY}\"]\n");
+    if opts.challenge == ChallengeKind::DnsPersist01 {
+        let _ = writeln!(out, "dns_persist_issuer_domain = \"{CA_IDENTITY}\"");
+    }
+    out
+}
+
+/// `--rate-limits`: every `[rate_limits]` table, with the periods
+/// suggested in the operations guide and counts and bursts far above what
+/// a run spends. A run is at most 10 000 clients (accounts, all from
+/// 127.0.0.1) and 10 000 000 issuances, all under the one registered
+/// domain `acme-bench.test`; 50 clients × 10 000 issuances are 500 000
+/// orders and certificates. A bucket's count is at most 1000 per second
+/// of its period (the frontend's bound).
+pub const RATE_LIMITS: &str = "
+[rate_limits.new_accounts_per_ip]
+count = 1000000
+period_secs = 10800
+burst = 1000000
+
+[rate_limits.new_accounts_per_ipv6_range]
+count = 1000000
+period_secs = 10800
+burst = 1000000
+
+[rate_limits.new_orders_per_account]
+count = 10000000
+period_secs = 10800
+burst = 10000000
+
+[rate_limits.failed_validations_per_account_identifier]
+count = 1000
+period_secs = 86400
+burst = 1000000
+
+[rate_limits.certificates_per_registered_domain]
+count = 100000000
+period_secs = 604800
+burst = 100000000
+
+[rate_limits.pending_orders_per_account]
+count = 1000000
+
+[rate_limits.pending_authorizations_per_account]
+count = 1000000
+";
 
 /// The signer's `tls-server` profile for a subscriber key type the default
 /// policy refuses (Ed25519, ML-DSA): a `key_types` list naming it. Empty for
@@ -464,6 +522,49 @@ mod tests {
         );
         assert_eq!(pgv.get("path"), None);
         assert_eq!(v.get("backend"), Some("\"pkcs11\""));
+    }
+
+    #[test]
+    fn caa_always_and_the_persist_issuer_with_its_challenge() {
+        use clap::Parser as _;
+        let opts = |args: &[&str]| {
+            Options::try_parse_from(std::iter::once("acme-bench").chain(args.iter().copied()))
+                .expect("parse")
+        };
+        let keys = server_keys(&opts(&[]));
+        assert_eq!(keys, "caa_identities = [\"ca.acme-bench.test\"]\n");
+        let keys = server_keys(&opts(&["--challenge", "dns-persist-01"]));
+        assert!(
+            keys.contains("dns_persist_issuer_domain = \"ca.acme-bench.test\""),
+            "{keys}"
+        );
+        // Every limit of docs/src/configuration.md has its table.
+        for limit in [
+            "new_accounts_per_ip",
+            "new_accounts_per_ipv6_range",
+            "new_orders_per_account",
+            "failed_validations_per_account_identifier",
+            "certificates_per_registered_domain",
+            "pending_orders_per_account",
+            "pending_authorizations_per_account",
+        ] {
+            assert!(
+                RATE_LIMITS.contains(&format!("[rate_limits.{limit}]\n")),
+                "{limit}"
+            );
+        }
+        // 50 clients x 10 000 issuances (500 000 orders, certificates and
+        // at most that many open ones) fit every table at once, and a
+        // bucket's count stays within the frontend's 1000 per second.
+        for table in RATE_LIMITS.split("\n\n") {
+            let v = toml_like::parse(table);
+            let n = |k: &str| v.get(k).map(|n| n.parse::<u64>().expect("number"));
+            let room = n("burst").or(n("count")).expect("burst or count");
+            assert!(room >= 500_000, "{table}");
+            if let Some(period) = n("period_secs") {
+                assert!(n("count").expect("count") <= period * 1000, "{table}");
+            }
+        }
     }
 
     #[test]

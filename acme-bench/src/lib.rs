@@ -15,6 +15,7 @@ pub mod report;
 pub mod responders;
 pub mod stats;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +63,9 @@ pub async fn run(opts: &Options) -> Result<Report> {
             tls_port: responders.tls_addr.port(),
             dns: responders.dns_addr,
         };
+        // The started CA checks CAA (`caa_identities`): the zone's record
+        // set names it.
+        responders.allow_ca(responders::CA_IDENTITY);
         let (opts2, bin_dir2) = (opts.clone(), bin_dir.clone());
         let ca = tokio::task::spawn_blocking(move || ManagedCa::start(&opts2, &bin_dir2, targets))
             .await??;
@@ -126,9 +130,14 @@ async fn measure(
         issuance_timeout: Duration::from_secs(opts.issuance_timeout_secs),
         verify_cert: opts.verify_cert,
         run_tag: run_tag(),
+        wildcard: opts.wildcard,
+        persist_issuer: match managed {
+            Some(_) => Some(responders::CA_IDENTITY.to_owned()),
+            None => opts.persist_issuer_domain.clone(),
+        },
     });
     let warm = if opts.warmup > 0 {
-        let csrs = load::make_csrs(cfg.key_type, &cfg.run_tag, 0, opts.warmup).await;
+        let csrs = load::make_csrs(&cfg, 0, opts.warmup).await;
         let w = load::run_phase(
             cfg.clone(),
             responders.clone(),
@@ -149,7 +158,7 @@ async fn measure(
         PhaseResult::default()
     };
 
-    let csrs = load::make_csrs(cfg.key_type, &cfg.run_tag, opts.warmup, opts.requests).await;
+    let csrs = load::make_csrs(&cfg, opts.warmup, opts.requests).await;
     let metrics_url = managed.and_then(|ca| ca.metrics_url.clone());
     let heap_before = match &metrics_url {
         Some(url) => Some(heap::scrape(url).await.context("heap counters before")?),
@@ -157,6 +166,7 @@ async fn measure(
     };
     let before: Vec<Option<ProcSample>> = pids.iter().map(|(_, p)| procstat::sample(*p)).collect();
     let self_before = procstat::self_sample();
+    let dns_before = responders.dns_queries();
     let measured = load::run_phase(
         cfg.clone(),
         responders.clone(),
@@ -168,6 +178,14 @@ async fn measure(
     .await;
     let after: Vec<Option<ProcSample>> = pids.iter().map(|(_, p)| procstat::sample(*p)).collect();
     let self_after = procstat::self_sample();
+    let dns_queries: BTreeMap<String, u64> = responders
+        .dns_queries()
+        .into_iter()
+        .map(|(t, n)| {
+            let before = dns_before.get(&t).copied().unwrap_or(0);
+            (t, n.saturating_sub(before))
+        })
+        .collect();
     let heap_after = match &metrics_url {
         Some(url) => Some(heap::scrape(url).await.context("heap counters after")?),
         None => None,
@@ -213,8 +231,8 @@ async fn measure(
         &warm,
         &measured,
         processes,
-        self_before,
-        self_after,
+        (self_before, self_after),
+        dns_queries,
     ))
 }
 
@@ -227,8 +245,8 @@ fn build_report(
     warm: &PhaseResult,
     m: &PhaseResult,
     processes: Vec<ProcessReport>,
-    self_before: SelfSample,
-    self_after: SelfSample,
+    (self_before, self_after): (SelfSample, SelfSample),
+    dns_queries: BTreeMap<String, u64>,
 ) -> Report {
     let succeeded = m.ok.len() as u64;
     let elapsed = m.elapsed.as_secs_f64();
@@ -248,6 +266,8 @@ fn build_report(
             ca_backend: managed.map(|_| opts.ca_backend.to_string()),
             db: managed.map(|ca| ca.db.clone()),
             mtc: managed.map(|_| opts.mtc),
+            caa: managed.map(|_| true),
+            rate_limits: managed.map(|_| opts.rate_limits),
         },
         config: RunConfig {
             clients: opts.clients,
@@ -257,6 +277,7 @@ fn build_report(
             challenge: opts.challenge.to_string(),
             key_type: opts.key_type.to_string(),
             verify_cert: opts.verify_cert,
+            wildcard: opts.wildcard,
         },
         summary: RunSummary {
             attempted: succeeded + m.failed(),
@@ -286,6 +307,7 @@ fn build_report(
             elapsed_secs: warm.elapsed.as_secs_f64(),
         },
         processes,
+        dns_queries,
         load_generator: LoadGenerator {
             cpu_secs: self_cpu,
             cpu_ms_per_cert: per_cert_ms(self_cpu, succeeded),

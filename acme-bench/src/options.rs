@@ -34,9 +34,23 @@ pub struct Options {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub poll_ms: u64,
 
-    /// Challenge type answered by the bench's own responders.
+    /// Challenge type answered by the bench's own responders: http-01,
+    /// dns-01, tls-alpn-01, or dns-persist-01 (a standing
+    /// `_validation-persist` TXT record naming the CA and the account,
+    /// draft-ietf-acme-dns-persist).
     #[arg(long, default_value = "http-01")]
     pub challenge: ChallengeKind,
+
+    /// Order `*.<fresh name>` (one wildcard identifier) instead of the
+    /// name itself; needs a DNS challenge (dns-01 or dns-persist-01).
+    #[arg(long)]
+    pub wildcard: bool,
+
+    /// The CA's dns-persist-01 issuer domain, named first in the records
+    /// the bench publishes: needed with `--directory` and
+    /// `--challenge dns-persist-01` (a started Akāmu has its own).
+    #[arg(long, value_name = "DOMAIN", requires = "directory")]
+    pub persist_issuer_domain: Option<String>,
 
     /// Subscriber (CSR) key type: ec:P-256, ec:P-384, rsa:2048, rsa:3072,
     /// rsa:4096, ed25519, ml-dsa-44, ml-dsa-65, ml-dsa-87 (the started CA's
@@ -79,6 +93,14 @@ pub struct Options {
     /// leaves the signer.
     #[arg(long)]
     pub mtc: bool,
+
+    /// Turn every `[rate_limits]` table on in the CA the bench starts, with
+    /// the suggested periods and counts far above what a run can spend (50
+    /// clients × 10 000 issuances under the one registered domain
+    /// `acme-bench.test` never trip them): the cost of checking and
+    /// counting, without refusals.
+    #[arg(long)]
+    pub rate_limits: bool,
 
     /// Benchmark this ACME directory instead of starting Akāmu.
     #[arg(long, value_name = "URL", requires = "ca_bundle")]
@@ -170,6 +192,35 @@ impl Options {
             if self.mtc {
                 return Err("--mtc only applies when the bench starts Akāmu".into());
             }
+            if self.rate_limits {
+                return Err("--rate-limits only applies when the bench starts Akāmu".into());
+            }
+            if self.challenge == ChallengeKind::DnsPersist01 && self.persist_issuer_domain.is_none()
+            {
+                return Err("--challenge dns-persist-01 with --directory needs \
+                            --persist-issuer-domain: the records name the CA's issuer domain, \
+                            which the bench cannot learn from the server"
+                    .into());
+            }
+        }
+        if self.wildcard && !self.challenge.is_dns() {
+            return Err(format!(
+                "--wildcard needs a DNS challenge (dns-01 or dns-persist-01): a CA validates \
+                 no wildcard name with {} (RFC 8555 §7.1.3)",
+                self.challenge
+            ));
+        }
+        if let Some(domain) = &self.persist_issuer_domain {
+            if self.challenge != ChallengeKind::DnsPersist01 {
+                return Err(
+                    "--persist-issuer-domain only applies to --challenge dns-persist-01".into(),
+                );
+            }
+            if domain.is_empty() || domain.contains([';', ' ', '\t', '"']) {
+                return Err(format!(
+                    "--persist-issuer-domain {domain:?} is not a domain name"
+                ));
+            }
         }
         if self.max_secs == 0 || self.poll_timeout_secs == 0 || self.issuance_timeout_secs == 0 {
             return Err(
@@ -196,6 +247,8 @@ pub enum ChallengeKind {
     Dns01,
     /// RFC 8737.
     TlsAlpn01,
+    /// draft-ietf-acme-dns-persist.
+    DnsPersist01,
 }
 
 impl ChallengeKind {
@@ -205,7 +258,13 @@ impl ChallengeKind {
             Self::Http01 => "http-01",
             Self::Dns01 => "dns-01",
             Self::TlsAlpn01 => "tls-alpn-01",
+            Self::DnsPersist01 => "dns-persist-01",
         }
+    }
+
+    /// Whether it is answered in DNS (and so can validate a wildcard).
+    pub fn is_dns(self) -> bool {
+        matches!(self, Self::Dns01 | Self::DnsPersist01)
     }
 }
 
@@ -217,8 +276,9 @@ impl FromStr for ChallengeKind {
             "http-01" => Ok(Self::Http01),
             "dns-01" => Ok(Self::Dns01),
             "tls-alpn-01" => Ok(Self::TlsAlpn01),
+            "dns-persist-01" => Ok(Self::DnsPersist01),
             other => Err(format!(
-                "unknown challenge {other:?} (http-01, dns-01, tls-alpn-01)"
+                "unknown challenge {other:?} (http-01, dns-01, tls-alpn-01, dns-persist-01)"
             )),
         }
     }
@@ -353,6 +413,7 @@ mod tests {
         assert!(!o.verify_cert);
         assert!(o.managed());
         assert!(o.db.is_none());
+        assert!(!o.wildcard && !o.rate_limits);
         assert_eq!(o.issuance_timeout_secs, 120);
         o.check().expect("defaults are consistent");
     }
@@ -454,7 +515,7 @@ mod tests {
             &["--clients", "0"][..],
             &["--requests", "0"],
             &["--poll-ms", "0"],
-            &["--challenge", "dns-persist-01"],
+            &["--challenge", "dns-account-01"],
             &["--key-type", "ed448"],
             &["--ca-key-type", "ec:P-999"],
             &["--output", "xml"],
@@ -469,8 +530,87 @@ mod tests {
     }
 
     #[test]
+    fn dns_persist_01_is_answered_and_needs_an_issuer_with_a_directory() {
+        let o = parse(&["--challenge", "dns-persist-01"]).expect("parse");
+        assert_eq!(o.challenge, ChallengeKind::DnsPersist01);
+        assert!(o.challenge.is_dns());
+        o.check().expect("the started CA has its own issuer domain");
+        let remote = ["--directory", "https://x/dir", "--ca-bundle", "x.pem"];
+        let o = parse(&[&remote[..], &["--challenge", "dns-persist-01"]].concat()).expect("parse");
+        let err = o.check().expect_err("no issuer domain");
+        assert!(err.contains("--persist-issuer-domain"), "{err}");
+        let o = parse(
+            &[
+                &remote[..],
+                &[
+                    "--challenge",
+                    "dns-persist-01",
+                    "--persist-issuer-domain",
+                    "ca.example",
+                ],
+            ]
+            .concat(),
+        )
+        .expect("parse");
+        assert_eq!(o.persist_issuer_domain.as_deref(), Some("ca.example"));
+        o.check().expect("issuer given");
+        // Only with --directory, only for dns-persist-01, only a name.
+        assert!(parse(&["--persist-issuer-domain", "ca.example"]).is_err());
+        let o = parse(&[&remote[..], &["--persist-issuer-domain", "ca.example"]].concat())
+            .expect("parse");
+        assert!(o.check().is_err(), "http-01 with an issuer domain");
+        let o = parse(
+            &[
+                &remote[..],
+                &[
+                    "--challenge",
+                    "dns-persist-01",
+                    "--persist-issuer-domain",
+                    "a; b",
+                ],
+            ]
+            .concat(),
+        )
+        .expect("parse");
+        assert!(o.check().is_err(), "not a domain name");
+    }
+
+    #[test]
+    fn wildcard_needs_a_dns_challenge() {
+        for ch in ["dns-01", "dns-persist-01"] {
+            let o = parse(&["--wildcard", "--challenge", ch]).expect("parse");
+            assert!(o.wildcard);
+            o.check().expect("a DNS challenge validates a wildcard");
+        }
+        for ch in ["http-01", "tls-alpn-01"] {
+            let o = parse(&["--wildcard", "--challenge", ch]).expect("parse");
+            let err = o.check().expect_err("a wildcard needs a DNS challenge");
+            assert!(err.contains("--wildcard") && err.contains(ch), "{err}");
+        }
+        let o = parse(&["--wildcard"]).expect("parse");
+        assert!(o.check().is_err(), "the default http-01");
+    }
+
+    #[test]
+    fn rate_limits_only_in_the_started_ca() {
+        let o = parse(&["--rate-limits", "--mtc"]).expect("parse");
+        assert!(o.rate_limits && o.mtc);
+        o.check().expect("managed");
+        let o = parse(&[
+            "--rate-limits",
+            "--directory",
+            "https://x/dir",
+            "--ca-bundle",
+            "x.pem",
+        ])
+        .expect("parse");
+        let err = o.check().expect_err("not managed");
+        assert!(err.contains("--rate-limits"), "{err}");
+    }
+
+    #[test]
     fn names_round_trip() {
-        for s in ["http-01", "dns-01", "tls-alpn-01"] {
+        for s in ["http-01", "dns-01", "tls-alpn-01", "dns-persist-01"] {
             assert_eq!(s.parse::<ChallengeKind>().expect("parse").to_string(), s);
         }
         for s in ["ec:P-256", "ec:P-384", "rsa:2048", "rsa:4096"] {

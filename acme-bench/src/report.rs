@@ -14,11 +14,13 @@
 //!     "ca_key_type": "ec:P-256" | null,              null when not managed
 //!     "ca_backend": "file" | "pkcs11-softhsm2" | null,
 //!     "db": "/tmp/…/akamu.db" | ":memory:" | null,
-//!     "mtc": false | true | null                      transparency log on
+//!     "mtc": false | true | null,                     transparency log on
+//!     "caa": true | null,                            CAA checked (always when managed)
+//!     "rate_limits": false | true | null              every [rate_limits] table on
 //!   },
 //!   "config": { "clients": 25, "requests": 200, "warmup": 20, "poll_ms": 5,
 //!               "challenge": "http-01", "key_type": "ec:P-256",
-//!               "verify_cert": false },
+//!               "verify_cert": false, "wildcard": false },
 //!   "summary": {
 //!     "attempted": 200, "succeeded": 200, "failed": 0, "skipped": 0,
 //!     "verified": 0,
@@ -32,6 +34,8 @@
 //!   "errors": { "badNonce": 1, "timeout": 2 },       measured window, by type
 //!   "error_samples": [ "…" ],                        up to 8 messages
 //!   "warmup": { "succeeded": 20, "failed": 0, "elapsed_secs": 0.3 },
+//!   "dns_queries": { "A": 0, "AAAA": 0,              answered by the bench's DNS
+//!                    "CAA": 600, "TXT": 0 },         server, measured window
 //!   "processes": [ {                                 empty without pids
 //!     "name": "acme-frontend", "pid": 123,
 //!     "peak_rss_bytes": 20000000,                    VmHWM after the run
@@ -92,6 +96,10 @@ pub struct Report {
     pub error_samples: Vec<String>,
     /// The warmup phase.
     pub warmup: Warmup,
+    /// Queries the bench's DNS server answered in the measured window, by
+    /// type (A, AAAA, CAA, TXT); absent in reports from before it counted.
+    #[serde(default)]
+    pub dns_queries: BTreeMap<String, u64>,
     /// Memory and CPU of the CA's processes (and `--watch-pid`s).
     pub processes: Vec<ProcessReport>,
     /// The bench's own CPU and memory.
@@ -126,6 +134,14 @@ pub struct Target {
     /// absent in reports from before it existed.
     #[serde(default)]
     pub mtc: Option<bool>,
+    /// Whether a started Akāmu checked CAA (`caa_identities`, always on);
+    /// absent in reports from before it did.
+    #[serde(default)]
+    pub caa: Option<bool>,
+    /// Whether a started Akāmu had every `[rate_limits]` table on
+    /// (`--rate-limits`); absent in reports from before it existed.
+    #[serde(default)]
+    pub rate_limits: Option<bool>,
 }
 
 /// The load's shape.
@@ -145,6 +161,9 @@ pub struct RunConfig {
     pub key_type: String,
     /// Whether certificates were checked.
     pub verify_cert: bool,
+    /// Whether each order was for a wildcard (`--wildcard`).
+    #[serde(default)]
+    pub wildcard: bool,
 }
 
 /// Counts and throughput of the measured window.
@@ -264,12 +283,22 @@ impl Report {
             self.target.directory,
             if self.target.managed {
                 format!(
-                    " (started by the bench; CA key {} in {}, db {}{})",
+                    " (started by the bench; CA key {} in {}, db {}{}{}{})",
                     self.target.ca_key_type.as_deref().unwrap_or("?"),
                     self.target.ca_backend.as_deref().unwrap_or("?"),
                     self.target.db.as_deref().unwrap_or("?"),
+                    if self.target.caa == Some(true) {
+                        ", CAA checked"
+                    } else {
+                        ""
+                    },
                     if self.target.mtc == Some(true) {
                         ", transparency log on"
+                    } else {
+                        ""
+                    },
+                    if self.target.rate_limits == Some(true) {
+                        ", rate limits on"
                     } else {
                         ""
                     }
@@ -285,10 +314,11 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  load:      {} clients, {} requests (+{} warmup), {} with {} keys, poll cap {} ms{}",
+            "  load:      {} clients, {} requests (+{} warmup), {}{} with {} keys, poll cap {} ms{}",
             c.clients,
             c.requests,
             c.warmup,
+            if c.wildcard { "wildcards by " } else { "" },
             c.challenge,
             c.key_type,
             c.poll_ms,
@@ -298,6 +328,17 @@ impl Report {
                 ""
             }
         );
+        if !self.dns_queries.is_empty() {
+            let _ = writeln!(
+                o,
+                "  dns:       {} queries answered in the measured window",
+                self.dns_queries
+                    .iter()
+                    .map(|(t, n)| format!("{t} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         let _ = writeln!(o);
         let _ = writeln!(
             o,
@@ -429,6 +470,8 @@ mod tests {
                 ca_backend: Some("file".into()),
                 db: Some(":memory:".into()),
                 mtc: Some(false),
+                caa: Some(true),
+                rate_limits: Some(true),
             },
             config: RunConfig {
                 clients: 2,
@@ -438,6 +481,7 @@ mod tests {
                 challenge: "http-01".into(),
                 key_type: "ec:P-256".into(),
                 verify_cert: true,
+                wildcard: false,
             },
             summary: RunSummary {
                 attempted: 5,
@@ -462,6 +506,7 @@ mod tests {
                 failed: 0,
                 elapsed_secs: 0.1,
             },
+            dns_queries: BTreeMap::from([("CAA".to_owned(), 12), ("TXT".to_owned(), 0)]),
             processes: vec![ProcessReport {
                 name: "acme-frontend".into(),
                 pid: 10,
@@ -492,6 +537,7 @@ mod tests {
             keys(&v),
             [
                 "config",
+                "dns_queries",
                 "error_samples",
                 "errors",
                 "latency",
@@ -550,10 +596,12 @@ mod tests {
             [
                 "ca_backend",
                 "ca_key_type",
+                "caa",
                 "db",
                 "directory",
                 "managed",
-                "mtc"
+                "mtc",
+                "rate_limits",
             ]
         );
         assert_eq!(v["errors"]["badNonce"], 1);
@@ -579,6 +627,8 @@ mod tests {
             ca_backend: None,
             db: None,
             mtc: None,
+            caa: None,
+            rate_limits: None,
         };
         let v = serde_json::to_value(&r).expect("serialize");
         assert!(v["target"]["ca_key_type"].is_null());
@@ -598,9 +648,29 @@ mod tests {
             "(load generator)",
             "badNonce",
             "8.0 issuances/s",
+            "CAA checked",
+            "rate limits on",
+            "CAA 12, TXT 0 queries",
         ] {
             assert!(t.contains(needle), "{needle} missing from:\n{t}");
         }
+    }
+
+    #[test]
+    fn reports_from_before_the_new_fields_still_parse() {
+        let mut v = serde_json::to_value(sample()).expect("serialize");
+        let o = v.as_object_mut().expect("object");
+        o.remove("dns_queries");
+        for k in ["caa", "rate_limits", "mtc"] {
+            o["target"].as_object_mut().expect("target").remove(k);
+        }
+        o["config"]
+            .as_object_mut()
+            .expect("config")
+            .remove("wildcard");
+        let old: Report = serde_json::from_value(v).expect("an older report");
+        assert_eq!((old.target.caa, old.target.rate_limits), (None, None));
+        assert!(!old.config.wildcard && old.dns_queries.is_empty());
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! The applicant's side, on 127.0.0.1: an http-01 token server, a
 //! tls-alpn-01 responder (RFC 8737 certificates made with rcgen), and a DNS
 //! server (the workspace's `test_kit::dns`) that answers `A 127.0.0.1` for
-//! every name under [`ZONE`], REFUSED outside it, and the dns-01 TXT records
-//! published at run time.
+//! every name under [`ZONE`], REFUSED outside it, and the dns-01 and
+//! dns-persist-01 TXT records published at run time. CAA queries get
+//! NOERROR everywhere a CA climbing the tree asks (RFC 8659 §3): the
+//! names in the zone have no CAA records, the apex has the one that
+//! [`Responders::allow_ca`] publishes for a started Akāmu, and the zone's
+//! parents, up to the root, have none.
 //!
 //! All three stop when dropped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -20,12 +24,24 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use test_kit::dns::{DnsServer, check_name};
+use test_kit::dns::{DnsServer, RecordType, check_name};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// The DNS zone all benchmark names live in.
 pub const ZONE: &str = "acme-bench.test.";
+/// The started Akāmu's domain name: its CAA identity (`caa_identities`)
+/// and its dns-persist-01 issuer domain.
+pub const CA_IDENTITY: &str = "ca.acme-bench.test";
+/// The label of a dns-persist-01 record (draft-ietf-acme-dns-persist).
+const PERSIST_LABEL: &str = "_validation-persist";
+/// The query types [`Responders::dns_queries`] reports.
+const REPORTED_TYPES: [RecordType; 4] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::TXT,
+    RecordType::CAA,
+];
 /// The ALPN protocol of RFC 8737.
 const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 /// Deadline of one responder connection.
@@ -76,6 +92,7 @@ impl Responders {
             .zones(&[ZONE])
             .port(dns_port)
             .refuse_outside_zones()
+            .answer_caa_above_zones()
             .bind()
             .await
             .with_context(|| format!("start the DNS server on 127.0.0.1:{dns_port}"))?;
@@ -123,6 +140,41 @@ impl Responders {
         if check_name(&owner).is_ok() {
             self.dns.clear_txt(&owner);
         }
+    }
+
+    /// Publishes the CAA record `0 issue "<identity>"` at the zone's apex,
+    /// the relevant record set of every name in it: the CA whose
+    /// `caa_identities` include `identity` may issue, any other may not.
+    pub fn allow_ca(&self, identity: &str) {
+        self.dns.set_caa(ZONE, &[(0, "issue", identity)]);
+    }
+
+    /// Publishes the dns-persist-01 record `value` at
+    /// `_validation-persist.<name>` (TXT), beside any already there.
+    pub fn set_persist(&self, name: &str, value: &str) -> Result<()> {
+        let owner = format!("{PERSIST_LABEL}.{name}");
+        // Checked first: the test-kit record methods panic on a bad name.
+        check_name(&owner).map_err(anyhow::Error::msg)?;
+        self.dns.add_txt(&owner, value);
+        Ok(())
+    }
+
+    /// Removes the TXT records of `_validation-persist.<name>`.
+    pub fn clear_persist(&self, name: &str) {
+        let owner = format!("{PERSIST_LABEL}.{name}");
+        // A bad name has nothing published (set_persist refused it).
+        if check_name(&owner).is_ok() {
+            self.dns.clear_txt(&owner);
+        }
+    }
+
+    /// How many queries of each type (A, AAAA, TXT, CAA) the DNS server
+    /// has answered so far.
+    pub fn dns_queries(&self) -> BTreeMap<String, u64> {
+        REPORTED_TYPES
+            .iter()
+            .map(|t| (t.to_string(), self.dns.queries(*t)))
+            .collect()
     }
 
     /// Presents an RFC 8737 certificate for `name` (SAN = `name`, critical

@@ -1,7 +1,10 @@
-//! Smoke run: the bench binary starts the real Akāmu binaries (debug build,
-//! next to the bench executable: `cargo build --workspace --bins` first, as
-//! `scripts/test.sh` does), issues five certificates and reports them as
-//! JSON, with the heap counters of `--heap-stats`. No timing is asserted.
+//! Smoke runs: the bench binary starts the real Akāmu binaries (debug
+//! build, next to the bench executable: `cargo build --workspace --bins`
+//! first, as `scripts/test.sh` does), issues a few certificates and reports
+//! them as JSON: with http-01 and the heap counters of `--heap-stats`, and
+//! with every production feature on (dns-persist-01 for wildcards, rate
+//! limits, the transparency log). The started CA always checks CAA. No
+//! timing is asserted.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use acme_bench::report::{Report, SCHEMA_VERSION};
 
-#[test]
-fn five_issuances_reported_as_json() {
+/// Runs the bench with `args` against a started Akāmu; its report and
+/// its stderr.
+fn run_bench(args: &[&str]) -> (Report, String) {
     let bench = Path::new(env!("CARGO_BIN_EXE_acme-bench"));
     let bin_dir = bench.parent().expect("bench has a directory");
     for bin in ["acme-frontend", "ca-signer", "validator-worker"] {
@@ -22,18 +26,8 @@ fn five_issuances_reported_as_json() {
     }
     let started = Instant::now();
     let out = Command::new(bench)
-        .args([
-            "--clients",
-            "2",
-            "--requests",
-            "5",
-            "--warmup",
-            "1",
-            "--poll-ms",
-            "5",
-        ])
+        .args(args)
         .args(["--output", "json", "--verify-cert", "--max-secs", "120"])
-        .arg("--heap-stats")
         .arg("--bin-dir")
         .arg(bin_dir)
         .output()
@@ -52,8 +46,35 @@ fn five_issuances_reported_as_json() {
             String::from_utf8_lossy(&out.stdout)
         )
     });
+    assert!(started.elapsed() < Duration::from_secs(600));
     assert_eq!(report.schema_version, SCHEMA_VERSION);
     assert!(report.target.managed);
+    // CAA is checked: each fresh name's record set is looked up, from the
+    // name up to the zone's apex (three names), where the record naming
+    // the started CA ends the climb.
+    assert_eq!(report.target.caa, Some(true));
+    let caa = report.dns_queries.get("CAA").copied().unwrap_or(0);
+    assert!(
+        caa >= 3 * report.summary.succeeded,
+        "{caa} CAA queries for {} issuances",
+        report.summary.succeeded
+    );
+    (report, stderr.into_owned())
+}
+
+#[test]
+fn five_issuances_reported_as_json() {
+    let (report, stderr) = run_bench(&[
+        "--clients",
+        "2",
+        "--requests",
+        "5",
+        "--warmup",
+        "1",
+        "--poll-ms",
+        "5",
+        "--heap-stats",
+    ]);
     assert_eq!(report.summary.succeeded, 5, "{report:#?}\n{stderr}");
     assert_eq!(report.summary.failed, 0, "{:?}", report.error_samples);
     assert_eq!(report.summary.verified, 5);
@@ -73,8 +94,44 @@ fn five_issuances_reported_as_json() {
             p.name
         );
     }
+    assert_eq!(report.target.rate_limits, Some(false));
+    assert_eq!(report.config.challenge, "http-01");
     // The JSON is also a plain value with the documented top-level keys.
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = serde_json::to_value(&report).expect("json");
     assert!(v["latency"]["finalize"]["p99_ms"].is_number());
-    assert!(started.elapsed() < Duration::from_secs(600));
+}
+
+#[test]
+fn wildcards_by_dns_persist_01_with_rate_limits_and_the_log() {
+    let (report, stderr) = run_bench(&[
+        "--clients",
+        "2",
+        "--requests",
+        "4",
+        "--warmup",
+        "1",
+        "--poll-ms",
+        "5",
+        "--challenge",
+        "dns-persist-01",
+        "--wildcard",
+        "--rate-limits",
+        "--mtc",
+    ]);
+    assert_eq!(
+        report.summary.failed, 0,
+        "{:?}\n{stderr}",
+        report.error_samples
+    );
+    assert_eq!(report.summary.succeeded, 4, "{report:#?}\n{stderr}");
+    // --verify-cert: each leaf names exactly its order's `*.` name.
+    assert_eq!(report.summary.verified, 4);
+    assert_eq!(report.warmup.succeeded, 1);
+    assert_eq!(report.config.challenge, "dns-persist-01");
+    assert!(report.config.wildcard);
+    assert_eq!(report.target.rate_limits, Some(true));
+    assert_eq!(report.target.mtc, Some(true));
+    // The validator read each `_validation-persist` record.
+    let txt = report.dns_queries.get("TXT").copied().unwrap_or(0);
+    assert!(txt >= 4, "{txt} TXT queries: {:?}", report.dns_queries);
 }

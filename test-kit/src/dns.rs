@@ -9,7 +9,11 @@
 //! and a name can be made to answer SERVFAIL ([`DnsRecords::servfail`]). Names outside the zones, or removed, get NXDOMAIN
 //! (or REFUSED, see [`DnsServerBuilder::refuse_outside_zones`]). AAAA and
 //! other types get an empty NOERROR answer with the zone's SOA, so a
-//! resolver that tries IPv6 first falls back to the A.
+//! resolver that tries IPv6 first falls back to the A. With
+//! [`DnsServerBuilder::answer_caa_above_zones`], CAA queries for the names
+//! above a zone (its parents, up to the root) get an empty NOERROR answer
+//! instead, as a CA climbing the tree (RFC 8659 §3) needs. The server
+//! counts the queries it answers by type ([`DnsRecords::queries`]).
 //!
 //! This file depends only on hickory-proto, hickory-server, tokio and
 //! async-trait, so test crates that cannot depend on `test-kit` may include
@@ -20,12 +24,14 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Deref;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use hickory_proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
+pub use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::{A, CAA, SOA, TXT};
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -114,6 +120,7 @@ pub struct DnsServerBuilder {
     zones: Vec<String>,
     port: u16,
     refuse_outside_zones: bool,
+    caa_above_zones: bool,
 }
 
 impl Default for DnsServerBuilder {
@@ -122,6 +129,7 @@ impl Default for DnsServerBuilder {
             zones: DEFAULT_ZONES.iter().map(|z| (*z).to_owned()).collect(),
             port: 0,
             refuse_outside_zones: false,
+            caa_above_zones: false,
         }
     }
 }
@@ -148,6 +156,16 @@ impl DnsServerBuilder {
         self
     }
 
+    /// Answers CAA queries for the names above a zone (`test.` and `.`
+    /// above `example.test.`) with an empty NOERROR answer rather than
+    /// NXDOMAIN or REFUSED: the parents have no CAA records, so a CA that
+    /// climbs the tree past the zone (RFC 8659 §3) finds nothing there
+    /// instead of failing its lookup.
+    pub fn answer_caa_above_zones(mut self) -> DnsServerBuilder {
+        self.caa_above_zones = true;
+        self
+    }
+
     /// Binds the sockets and starts serving. Needs a tokio runtime.
     ///
     /// # Errors
@@ -166,6 +184,7 @@ impl DnsServerBuilder {
         let records = DnsRecords(Arc::new(RwLock::new(ZoneData {
             zones,
             outside,
+            caa_above_zones: self.caa_above_zones,
             ..ZoneData::default()
         })));
         let (udp, tcp) = bind_udp_tcp(self.port).await?;
@@ -320,6 +339,26 @@ impl DnsRecords {
         self.write().removed.insert(lower(name));
     }
 
+    /// How many queries of type `rtype` the server has answered (whatever
+    /// the answer), e.g. `queries(RecordType::CAA)`.
+    pub fn queries(&self, rtype: RecordType) -> u64 {
+        let data = self.read();
+        match counter_index(rtype) {
+            Some(i) => data.queries[i].load(Ordering::Relaxed),
+            None => data.other_queries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts one answered query of type `rtype`.
+    fn count(&self, rtype: RecordType) {
+        let data = self.read();
+        let counter = match counter_index(rtype) {
+            Some(i) => &data.queries[i],
+            None => &data.other_queries,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, ZoneData> {
         self.0.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -329,11 +368,31 @@ impl DnsRecords {
     }
 }
 
+/// The record types counted one by one; the others share one counter.
+const COUNTED_TYPES: [RecordType; 6] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::TXT,
+    RecordType::CAA,
+    RecordType::SOA,
+    RecordType::NS,
+];
+
+fn counter_index(rtype: RecordType) -> Option<usize> {
+    COUNTED_TYPES.iter().position(|t| *t == rtype)
+}
+
 /// What the server knows.
 struct ZoneData {
     zones: Vec<LowerName>,
     /// The response code for names outside every zone.
     outside: ResponseCode,
+    /// Empty NOERROR answers to CAA queries for the zones' parents.
+    caa_above_zones: bool,
+    /// Queries answered, by [`COUNTED_TYPES`] index.
+    queries: [AtomicU64; COUNTED_TYPES.len()],
+    /// Queries of the other types.
+    other_queries: AtomicU64,
     a: HashMap<LowerName, Vec<Ipv4Addr>>,
     txt: HashMap<LowerName, Vec<String>>,
     /// CAA records as (flags, tag, value).
@@ -347,6 +406,9 @@ impl Default for ZoneData {
         ZoneData {
             zones: Vec::new(),
             outside: ResponseCode::NXDomain,
+            caa_above_zones: false,
+            queries: Default::default(),
+            other_queries: AtomicU64::new(0),
             a: HashMap::new(),
             txt: HashMap::new(),
             caa: HashMap::new(),
@@ -367,6 +429,12 @@ impl ZoneData {
             return (ResponseCode::ServFail, Vec::new(), Vec::new());
         }
         let Some(zone) = self.zones.iter().find(|z| z.zone_of(name)) else {
+            if rtype == RecordType::CAA
+                && self.caa_above_zones
+                && self.zones.iter().any(|z| name.zone_of(z))
+            {
+                return (ResponseCode::NoError, Vec::new(), Vec::new());
+            }
             return (self.outside, Vec::new(), Vec::new());
         };
         let soa = vec![soa_record(zone)];
@@ -443,10 +511,12 @@ impl RequestHandler for Handler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         let (code, answers, authority) = match request.request_info() {
-            Ok(info) => self
-                .records
-                .read()
-                .answer(info.query.name(), info.query.query_type()),
+            Ok(info) => {
+                self.records.count(info.query.query_type());
+                self.records
+                    .read()
+                    .answer(info.query.name(), info.query.query_type())
+            }
             Err(_) => (ResponseCode::FormErr, Vec::new(), Vec::new()),
         };
         metadata.response_code = code;

@@ -153,6 +153,53 @@ async fn builder_refuses_outside_zones_on_a_chosen_port() {
     assert_eq!(a_records(&reply), vec![Ipv4Addr::LOCALHOST]);
 }
 
+#[tokio::test]
+async fn caa_above_the_zone_is_empty_and_queries_are_counted() {
+    let dns = DnsServer::builder()
+        .zones(&["bench.test."])
+        .refuse_outside_zones()
+        .answer_caa_above_zones()
+        .bind()
+        .await
+        .expect("bind");
+    dns.set_caa("bench.test.", &[(0, "issue", "ca.bench.test")]);
+    // The parents of the zone, up to the root: no records, no failure.
+    for parent in ["test.", "."] {
+        let reply = ask_udp(dns.addr(), parent, RecordType::CAA).await;
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NoError,
+            "{parent}"
+        );
+        assert!(reply.answers.is_empty(), "{parent}: {reply:?}");
+    }
+    // The apex has its record; a sibling zone and other types stay refused.
+    let reply = ask_tcp(dns.addr(), "bench.test.", RecordType::CAA).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(reply.answers.len(), 1, "{reply:?}");
+    let reply = ask_udp(dns.addr(), "other.test.", RecordType::CAA).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+    let reply = ask_udp(dns.addr(), "test.", RecordType::A).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(dns.queries(RecordType::CAA), 4);
+    assert_eq!(dns.queries(RecordType::A), 1);
+    assert_eq!(dns.queries(RecordType::TXT), 0);
+    let _ = ask_udp(dns.addr(), "x.bench.test.", RecordType::MX).await;
+    assert_eq!(dns.queries(RecordType::MX), 1);
+}
+
+#[tokio::test]
+async fn without_the_option_caa_above_the_zone_is_refused() {
+    let dns = DnsServer::builder()
+        .zones(&["bench.test."])
+        .refuse_outside_zones()
+        .bind()
+        .await
+        .expect("bind");
+    let reply = ask_udp(dns.addr(), "test.", RecordType::CAA).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+}
+
 #[test]
 fn names_are_checked() {
     assert!(check_name("_acme-challenge.www.example.org").is_ok());

@@ -11,7 +11,7 @@ use openssl::stack::Stack;
 use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509, X509ReqBuilder};
 
-use super::name_for;
+use super::LoadConfig;
 
 /// A subscriber key and a CSR naming `name`.
 pub struct Csr {
@@ -53,22 +53,19 @@ pub type CsrSlot = Mutex<Option<Result<Csr, String>>>;
 /// threads before a phase, so that the load generator's key generation
 /// (slow for RSA) neither competes with the CA for CPU nor counts as the
 /// load generator's CPU in the measured window.
-pub async fn make_csrs(key_type: KeyType, run_tag: &str, first: u64, count: u64) -> Vec<CsrSlot> {
+pub async fn make_csrs(cfg: &LoadConfig, first: u64, count: u64) -> Vec<CsrSlot> {
+    let key_type = cfg.key_type;
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get) as u64;
     let per = count.div_ceil(workers.max(1)).max(1);
     let mut set = tokio::task::JoinSet::new();
     let mut start = first;
     while start < first + count {
         let stop = (start + per).min(first + count);
-        let tag = run_tag.to_owned();
+        let names: Vec<String> = (start..stop).map(|t| cfg.order_name(t)).collect();
         set.spawn_blocking(move || {
             let csrs: Vec<(u64, Result<Csr, String>)> = (start..stop)
-                .map(|t| {
-                    (
-                        t,
-                        make_csr(key_type, &name_for(&tag, t)).map_err(|e| e.to_string()),
-                    )
-                })
+                .zip(names)
+                .map(|(t, name)| (t, make_csr(key_type, &name).map_err(|e| e.to_string())))
                 .collect();
             csrs
         });

@@ -54,6 +54,23 @@ pub struct LoadConfig {
     pub verify_cert: bool,
     /// Random label making this run's names unique.
     pub run_tag: String,
+    /// Order `*.<name>` instead of `<name>`.
+    pub wildcard: bool,
+    /// The CA's dns-persist-01 issuer domain (with that challenge).
+    pub persist_issuer: Option<String>,
+}
+
+impl LoadConfig {
+    /// The identifier (and certificate name) of issuance number `ticket`:
+    /// its fresh name, with `*.` in front under `--wildcard`.
+    pub fn order_name(&self, ticket: u64) -> String {
+        let name = name_for(&self.run_tag, ticket);
+        if self.wildcard {
+            format!("*.{name}")
+        } else {
+            name
+        }
+    }
 }
 
 /// Durations of one successful issuance.
@@ -199,7 +216,7 @@ pub async fn run_phase(
                     lock(&result).skipped += 1;
                     continue;
                 }
-                let name = name_for(&cfg.run_tag, ticket);
+                let name = cfg.order_name(ticket);
                 let csr = usize::try_from(ticket - first)
                     .ok()
                     .and_then(|i| csrs.get(i))
@@ -262,7 +279,7 @@ pub async fn issue(
     t.new_order = t0.elapsed();
 
     let t1 = Instant::now();
-    let published = answer_challenges(cfg, responders, &mut order).await;
+    let published = answer_challenges(cfg, responders, account, &mut order).await;
     let waited = match &published {
         Ok(_) => poll_until(cfg, &mut order, OrderStatus::Ready).await,
         Err(_) => Ok(()),
@@ -303,6 +320,7 @@ enum Published {
     Http(String),
     Dns(String),
     Tls(String),
+    Persist(String),
 }
 
 impl Published {
@@ -311,6 +329,7 @@ impl Published {
             Published::Http(token) => r.clear_http01(token),
             Published::Dns(name) => r.clear_dns01(name),
             Published::Tls(name) => r.clear_tls_alpn01(name),
+            Published::Persist(name) => r.clear_persist(name),
         }
     }
 }
@@ -318,12 +337,14 @@ impl Published {
 async fn answer_challenges(
     cfg: &LoadConfig,
     responders: &Responders,
+    account: &Account,
     order: &mut Order,
 ) -> Result<Vec<Published>, FlowError> {
     let ty = match cfg.challenge {
         ChallengeKind::Http01 => ChallengeType::Http01,
         ChallengeKind::Dns01 => ChallengeType::Dns01,
         ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        ChallengeKind::DnsPersist01 => ChallengeType::Unknown(cfg.challenge.as_str().to_owned()),
     };
     let mut published = Vec::new();
     let mut authzs = order.authorizations();
@@ -347,6 +368,16 @@ async fn answer_challenges(
         })?;
         let key_auth = challenge.key_authorization();
         let ident = challenge.identifier().to_string();
+        // The name the DNS records sit at: a wildcard's base name.
+        let base = match challenge.identifier().identifier {
+            Identifier::Dns(name) => name.clone(),
+            other => {
+                return Err(FlowError::new(
+                    "client",
+                    format!("the bench orders DNS names only, not {other:?}"),
+                ));
+            }
+        };
         match cfg.challenge {
             ChallengeKind::Http01 => {
                 responders.set_http01(&challenge.token, key_auth.as_str());
@@ -354,9 +385,20 @@ async fn answer_challenges(
             }
             ChallengeKind::Dns01 => {
                 responders
-                    .set_dns01(&ident, &key_auth.dns_value())
+                    .set_dns01(&base, &key_auth.dns_value())
                     .map_err(|e| FlowError::new("client", format!("publish TXT: {e}")))?;
-                published.push(Published::Dns(ident));
+                published.push(Published::Dns(base));
+            }
+            ChallengeKind::DnsPersist01 => {
+                let record = persist_record(
+                    cfg.persist_issuer.as_deref().unwrap_or_default(),
+                    account.id(),
+                    challenge.identifier().wildcard,
+                );
+                responders
+                    .set_persist(&base, &record)
+                    .map_err(|e| FlowError::new("client", format!("publish TXT: {e}")))?;
+                published.push(Published::Persist(base));
             }
             ChallengeKind::TlsAlpn01 => {
                 responders
@@ -373,6 +415,17 @@ async fn answer_challenges(
         }
     }
     Ok(published)
+}
+
+/// The dns-persist-01 record (draft-ietf-acme-dns-persist-01 form, the one
+/// Akāmu checks by default): the CA's issuer domain, the account URL, and
+/// `policy=wildcard` when it must also cover the name's wildcard.
+pub fn persist_record(issuer: &str, account_url: &str, wildcard: bool) -> String {
+    let mut record = format!("{issuer}; accounturi={account_url}");
+    if wildcard {
+        record.push_str("; policy=wildcard");
+    }
+    record
 }
 
 /// Polls the order until `want` with adaptive backoff (1 ms doubling up to
@@ -470,6 +523,37 @@ mod tests {
         );
         assert_eq!(problem_kind(Some("about:blank")), "about:blank");
         assert_eq!(problem_kind(None), "untyped");
+    }
+
+    #[test]
+    fn persist_records_name_the_issuer_and_the_account() {
+        assert_eq!(
+            persist_record("ca.example", "https://ca.example/acct/1", false),
+            "ca.example; accounturi=https://ca.example/acct/1"
+        );
+        assert_eq!(
+            persist_record("ca.example", "https://ca.example/acct/1", true),
+            "ca.example; accounturi=https://ca.example/acct/1; policy=wildcard"
+        );
+    }
+
+    #[test]
+    fn wildcard_orders_name_the_fresh_name_s_wildcard() {
+        let mut cfg = LoadConfig {
+            directory: String::new(),
+            challenge: ChallengeKind::Dns01,
+            key_type: KeyType::EcP256,
+            poll_cap: Duration::from_millis(5),
+            poll_timeout: Duration::from_secs(1),
+            issuance_timeout: Duration::from_secs(1),
+            verify_cert: false,
+            run_tag: "r1".into(),
+            wildcard: false,
+            persist_issuer: None,
+        };
+        assert_eq!(cfg.order_name(3), "i3.r1.acme-bench.test");
+        cfg.wildcard = true;
+        assert_eq!(cfg.order_name(3), "*.i3.r1.acme-bench.test");
     }
 
     #[test]
