@@ -2,16 +2,18 @@
 //!
 //! With `dns_resolver_addr` every lookup goes to that one nameserver (UDP,
 //! falling back to TCP); otherwise the system configuration is used. Answers
-//! are never cached: each probe builds a fresh resolver with a zero-sized
-//! cache, so a validation always sees what the nameserver says now. The hosts
-//! file is never consulted.
+//! are never cached: the resolver has a zero-sized cache and clamps every
+//! TTL to zero, so a validation always sees what the nameserver says now.
+//! It is built once and shared by all probes (building and dropping one per
+//! lookup was a quarter of the validator's instructions per issuance). The
+//! hosts file is never consulted.
 //!
 //! Only `localhost` and `*.localhost` are answered locally (127.0.0.1 and ::1,
 //! RFC 6761 §6.3), and only when private targets are allowed: that is how the
 //! development launcher validates `*.localhost` names without a DNS server.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hickory_resolver::config::{
@@ -25,7 +27,7 @@ use hickory_resolver::{Resolver, TokioResolver};
 
 use crate::error::{DnsError, ProbeError};
 
-/// Builds fresh, cache-less resolvers for each probe.
+/// The validator's cache-less resolver (cheap to clone: clones share it).
 #[derive(Clone)]
 pub struct DnsResolver {
     config: ResolverConfig,
@@ -33,6 +35,8 @@ pub struct DnsResolver {
     localhost: bool,
     /// DNSSEC validation against these trust anchors, when on.
     dnssec: Option<Arc<TrustAnchors>>,
+    /// Built at the first lookup from the fields above, then shared.
+    shared: Arc<OnceLock<TokioResolver>>,
 }
 
 impl std::fmt::Debug for DnsResolver {
@@ -89,6 +93,7 @@ impl DnsResolver {
             opts,
             localhost: allow_localhost,
             dnssec: None,
+            shared: Arc::new(OnceLock::new()),
         }
     }
 
@@ -100,10 +105,21 @@ impl DnsResolver {
     pub fn with_dnssec(mut self, anchors: TrustAnchors) -> Self {
         self.opts.edns0 = true;
         self.dnssec = Some(Arc::new(anchors));
+        self.shared = Arc::new(OnceLock::new());
         self
     }
 
-    fn build(&self) -> Result<TokioResolver, ProbeError> {
+    /// The shared resolver, built on first use.
+    fn build(&self) -> Result<&TokioResolver, ProbeError> {
+        if let Some(resolver) = self.shared.get() {
+            return Ok(resolver);
+        }
+        let resolver = self.make()?;
+        // Two first lookups at once may both build one; the first stored wins.
+        Ok(self.shared.get_or_init(|| resolver))
+    }
+
+    fn make(&self) -> Result<TokioResolver, ProbeError> {
         let mut builder =
             Resolver::builder_with_config(self.config.clone(), TokioRuntimeProvider::default());
         *builder.options_mut() = self.opts.clone();
@@ -361,5 +377,31 @@ mod tests {
             let refused = resolver.lookup_caa("test").await;
             assert!(refused.is_err(), "{i}: a refused query read as {refused:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn every_lookup_asks_the_nameserver_again() {
+        // One resolver serves every probe: a changed record must be seen
+        // by the very next lookup, and every lookup must reach the server.
+        let dns = test_kit::dns::DnsServer::builder()
+            .zones(&["example.test."])
+            .bind()
+            .await
+            .expect("DNS server");
+        let resolver = DnsResolver::new(Some(dns.addr()), true, Duration::from_secs(2));
+        let name = "_acme-challenge.a.example.test";
+        for value in ["one", "two", "three"] {
+            dns.set_txt(name, &[value]);
+            let got = resolver.clone().lookup_txt(name).await.expect("TXT");
+            assert_eq!(got, vec![value.as_bytes().to_vec()]);
+        }
+        assert_eq!(dns.queries(RecordType::TXT), 3);
+
+        let caa = resolver.lookup_caa("a.example.test").await.expect("CAA");
+        assert!(caa.is_empty(), "{caa:?}");
+        dns.set_caa("a.example.test", &[(0, "issue", "ca.example")]);
+        let caa = resolver.lookup_caa("a.example.test").await.expect("CAA");
+        assert_eq!(caa.len(), 1, "{caa:?}");
+        assert_eq!(caa[0].value, b"ca.example");
     }
 }
