@@ -4,7 +4,8 @@
 # markdown tables of docs/src/performance.md: concurrent clients 1/5/10/25/50,
 # subscriber key types, challenge types (dns-persist-01 included), wildcard
 # orders (--wildcard by dns-01 and dns-persist-01) and CA keys (file and
-# PKCS#11 on SoftHSM2, and the in-memory database), all at 25 clients unless
+# PKCS#11 on SoftHSM2) and databases (SQLite file and :memory:, PostgreSQL
+# with PG_URL), all at 25 clients unless
 # the row says otherwise. Extra options apply to every row (e.g. --mtc
 # --rate-limits for the production features; the started CA always checks
 # CAA).
@@ -14,7 +15,14 @@
 #   BIN_DIR=target/release             where the four binaries are; build with
 #       cargo build --release -p acme-bench -p acme-frontend -p ca-signer -p validator-worker
 #   OUT=dir                            keep every row's JSON report in dir
-#   ONLY=clients|keys|challenges|wildcard|ca   run one table only
+#   HEAP_REQUESTS=200                  each row is run a second time with
+#       --heap-stats and this many requests for its MiB/iss column (the
+#       counting costs CPU, so the CPU columns come from the first run);
+#       HEAP_REQUESTS=0 skips it
+#   PG_URL=postgres://…                 add the database table's PostgreSQL row
+#       (an empty database the bench's CA migrates; dropped and created by
+#       the caller between runs is best)
+#   ONLY=clients|keys|challenges|wildcard|ca|db   run one table only
 #   REPORT_ONLY=1 OUT=dir              print the tables from an earlier run's reports
 #
 # Run it on a quiet machine: the CA and the load generator share the cores.
@@ -25,6 +33,8 @@ BIN_DIR=${BIN_DIR:-target/release}
 REQUESTS=${REQUESTS:-400}
 WARMUP=${WARMUP:-40}
 POLL_MS=${POLL_MS:-5}
+HEAP_REQUESTS=${HEAP_REQUESTS:-200}
+PG_URL=${PG_URL:-}
 ONLY=${ONLY:-}
 for b in acme-bench acme-frontend ca-signer validator-worker; do
     if [ ! -x "$BIN_DIR/$b" ]; then
@@ -45,11 +55,18 @@ run() {
     echo "== $name: $*" >&2
     "$BIN_DIR/acme-bench" --requests "$REQUESTS" --warmup "$WARMUP" --poll-ms "$POLL_MS" \
         --output json "$@" >"$OUT/$name.json"
+    if [ "$HEAP_REQUESTS" -gt 0 ]; then
+        echo "== $name (heap): $*" >&2
+        "$BIN_DIR/acme-bench" --requests "$HEAP_REQUESTS" --warmup "$WARMUP" --poll-ms "$POLL_MS" \
+            --output json --heap-stats "$@" >"$OUT/$name.heap.json"
+    fi
 }
 
 # row LABEL NAME: one markdown table row from $OUT/NAME.json.
 row() {
-    jq -r --arg lbl "$1" '
+    local heap="$OUT/$2.heap.json"
+    [ -f "$heap" ] || heap=/dev/null
+    jq -r --arg lbl "$1" --slurpfile heap "$heap" '
       def r1: . * 10 | round / 10;
       def r2: . * 100 | round / 100;
       def proc($n): (.processes[] | select(.name == $n));
@@ -64,7 +81,13 @@ row() {
         (.latency.finalize.p50_ms | r1 | tostring),
         (.latency.download.p50_ms | r1 | tostring),
         ([proc("acme-frontend"), proc("ca-signer"), proc("validator-worker")]
+           | map(.cpu_ms_per_cert) | add | r2 | tostring),
+        ([proc("acme-frontend"), proc("ca-signer"), proc("validator-worker")]
            | map(.cpu_ms_per_cert | r2 | tostring) | join(" / ")),
+        (if ($heap | length) > 0
+         then ([$heap[0].processes[] | .heap_alloc_bytes_per_cert // 0] | add / 1048576
+               | . * 1000 | round / 1000 | tostring)
+         else "–" end),
         (.load_generator.cpu_ms_per_cert | r2 | tostring),
         ([proc("acme-frontend"), proc("ca-signer"), proc("validator-worker")]
            | map(.peak_rss_bytes / 1048576 | r1 | tostring) | join(" / ")),
@@ -73,8 +96,8 @@ row() {
 }
 
 header() {
-    echo "| $1 | iss/s | mean ms | p50 | p95 | p99 | new-order p50 | challenge p50 | finalize p50 | download p50 | CPU ms/cert (frontend / signer / validator) | load generator CPU ms/cert | peak RSS MiB (frontend / signer / validator) | failed |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |"
+    echo "| $1 | iss/s | mean ms | p50 | p95 | p99 | new-order p50 | challenge p50 | finalize p50 | download p50 | CA CPU ms/iss | CPU ms/cert (frontend / signer / validator) | heap MiB/iss | load generator CPU ms/cert | peak RSS MiB (frontend / signer / validator) | failed |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |"
 }
 
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
@@ -100,7 +123,11 @@ if want ca; then
         run "ca-pq-$k" --clients 25 --ca-key-type "$k" --key-type "$k" --verify-cert "$@"
     done
     run ca-p256-softhsm --clients 25 --ca-backend softhsm "$@"
-    run ca-p256-memory --clients 25 --db :memory: "$@"
+fi
+if want db; then
+    run db-sqlite-file --clients 25 "$@"
+    run db-sqlite-memory --clients 25 --db :memory: "$@"
+    if [ -n "$PG_URL" ]; then run db-postgres --clients 25 --db "$PG_URL" "$@"; fi
 fi
 
 echo
@@ -134,5 +161,11 @@ if want ca; then
     row "ml-dsa-65, file (P-256 leaves)" ca-mldsa65-file
     for k in ml-dsa-44 ml-dsa-65 ml-dsa-87; do row "$k, file, $k leaves, --verify-cert" "ca-pq-$k"; done
     row "ec:P-256, PKCS#11 (SoftHSM2)" ca-p256-softhsm
-    row "ec:P-256, file, --db :memory:" ca-p256-memory
+fi
+if want db; then
+    echo
+    header "database (25 clients)"
+    row "SQLite file" db-sqlite-file
+    row "SQLite :memory:" db-sqlite-memory
+    if [ -f "$OUT/db-postgres.json" ]; then row "PostgreSQL, one front end" db-postgres; fi
 fi
