@@ -42,7 +42,7 @@ impl CaFacts {
 pub async fn facts(app: &App) -> Result<Arc<CaInfo>, Error> {
     match app.ca.cached() {
         Some(info) => Ok(info),
-        None => fetch(app).await,
+        None => Box::pin(fetch(app)).await,
     }
 }
 

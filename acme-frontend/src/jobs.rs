@@ -320,7 +320,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
     let checked = match recheck_caa(app, statements).await {
         // Only orders under an ancestor's authorization need more.
         Ok(Some(statements)) if statements.iter().any(|s| s.statement.covers_subdomains) => {
-            subdomain_caa(app, &order.identifiers()?, statements).await
+            Box::pin(subdomain_caa(app, &order.identifiers()?, statements)).await
         }
         other => other,
     };
@@ -329,7 +329,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
         // The validator is unavailable: the order stays `processing` and
         // the sweep asks again.
         Ok(None) => return Ok(()),
-        Err(refusal) => return Err(fail_processing(app, &order.id, refusal).await?),
+        Err(refusal) => return Err(Box::pin(fail_processing(app, &order.id, refusal)).await?),
     };
     // A STAR order's first certificate starts at the finalize (`updated`
     // is set then and kept while processing, so a retry asks for the same
@@ -342,7 +342,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
                 let refusal = Error::AutoRenewalExpired(
                     "the order reached its end-date before it was finalized".into(),
                 );
-                return Err(fail_processing(app, &order.id, refusal).await?);
+                return Err(Box::pin(fail_processing(app, &order.id, refusal)).await?);
             };
             Some((terms, start, window))
         }
@@ -430,7 +430,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
             return Ok(());
         }
     };
-    Err(fail_processing(app, &order.id, refusal).await?)
+    Err(Box::pin(fail_processing(app, &order.id, refusal)).await?)
 }
 
 /// How much younger than the signer's `caa_max_age_secs` a CAA check must
@@ -477,7 +477,9 @@ async fn recheck_caa(
             out.push(signed);
             continue;
         }
-        match app.peers.recheck_caa(signed).await {
+        // Boxed: a stale statement is the exception, and this call's state
+        // would otherwise be held inline by every finalize.
+        match Box::pin(app.peers.recheck_caa(signed)).await {
             Ok(Ok(fresh)) => {
                 let json = serde_json::to_string(&fresh)
                     .map_err(|e| Error::Internal(format!("statement JSON: {e}")))?;

@@ -59,7 +59,9 @@ impl<C: Clone> Link<C> {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let stream = self.endpoint.connect().await?;
+        // Boxed: connecting (TCP and TLS to a remote signer) is rare, and
+        // its state would otherwise be held inline by every call's future.
+        let stream = Box::pin(self.endpoint.connect()).await?;
         let client = (self.make)(stream);
         *slot = Some(client.clone());
         self.connected.notify_one();
