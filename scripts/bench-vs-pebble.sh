@@ -9,6 +9,9 @@
 #                  are (default target/release; build them with
 #                  cargo build --release -p acme-bench -p acme-frontend -p ca-signer -p validator-worker)
 #   KEEP=1         keep the work directory (Pebble's log, both JSON reports)
+#   AKAMU_ARGS=... options for the Akāmu run only (default "--mtc
+#                  --rate-limits": the transparency log and every rate limit
+#                  on; the started CA always checks CAA). AKAMU_ARGS= for none.
 #
 # Everything listens on 127.0.0.1 only. Pebble's random nonce rejection is
 # turned off (PEBBLE_WFE_NONCEREJECT=0) so both servers see the same number
@@ -19,6 +22,7 @@ cd "$(dirname "$0")/.."
 
 BIN_DIR=${BIN_DIR:-target/release}
 BENCH="$BIN_DIR/acme-bench"
+read -r -a AKAMU_EXTRA <<<"${AKAMU_ARGS---mtc --rate-limits}"
 if [ "$#" -eq 0 ]; then
     set -- --clients 25 --requests 300 --warmup 30 --poll-ms 5
 fi
@@ -125,8 +129,8 @@ kill "$PEBBLE_PID" 2>/dev/null || true
 wait "$PEBBLE_PID" 2>/dev/null || true
 PEBBLE_PID=""
 
-echo "== Akāmu (started by the bench)" >&2
-"$BENCH" "$@" "${PORTS[@]}" --output json >"$WORK/akamu-report.json" || true
+echo "== Akāmu (started by the bench) ${AKAMU_EXTRA[*]}" >&2
+"$BENCH" "$@" "${AKAMU_EXTRA[@]}" "${PORTS[@]}" --output json >"$WORK/akamu-report.json" || true
 
 for r in pebble akamu; do
     jq -e .summary >/dev/null <"$WORK/$r-report.json" || { echo "no report from the $r run" >&2; exit 1; }
