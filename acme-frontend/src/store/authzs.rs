@@ -4,6 +4,7 @@ use super::models::columns;
 use super::{Conn, Query};
 use diesel::prelude::*;
 
+use super::insert_rows;
 use super::models::{AuthzRow, ChallengeRow};
 use super::schema::{authorizations, challenges, order_authorizations, orders};
 use super::status::lit;
@@ -56,9 +57,7 @@ pub fn insert(
         diesel::insert_into(authorizations::table)
             .values(&authz)
             .exec(conn)?;
-        diesel::insert_into(challenges::table)
-            .values(&challenges)
-            .exec(conn)?;
+        insert_rows!(conn, challenges::table, &challenges);
         Ok(())
     })
 }

@@ -64,6 +64,30 @@ macro_rules! on_backend {
     };
 }
 
+/// Inserts the rows of the slice `$rows` into `$table`. On SQLite, one
+/// single-row statement per row: diesel does not cache a multi-row
+/// `INSERT` (its text depends on the number of rows), so it would be parsed
+/// and planned again on every call, while a single-row one stays prepared
+/// and SQLite runs in-process. On PostgreSQL, one multi-row statement: one
+/// round trip.
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        let conn: &mut $crate::store::Conn = $conn;
+        let rows = $rows;
+        match conn {
+            $crate::store::Conn::Sqlite(_) => {
+                for row in rows {
+                    $crate::store::Query::exec(diesel::insert_into($table).values(row), conn)?;
+                }
+            }
+            $crate::store::Conn::Pg(_) => {
+                $crate::store::Query::exec(diesel::insert_into($table).values(rows), conn)?;
+            }
+        }
+    }};
+}
+pub(crate) use insert_rows;
+
 /// Runs a diesel query on a [`Conn`]: the query is built once, generic over
 /// the backend, and executed on the variant's connection (one `match`, no
 /// translation layer, so SQLite runs exactly the statement it ran before).

@@ -4,6 +4,7 @@ use super::models::columns;
 use super::{Conn, Query};
 use diesel::prelude::*;
 
+use super::insert_rows;
 use super::models::{AuthzRow, CertRow, ChallengeRow, OrderAuthzRow, OrderRow};
 use super::schema::{authorizations, certificates, challenges, order_authorizations, orders};
 use super::status::lit;
@@ -30,9 +31,7 @@ pub fn insert(conn: &mut Conn, new: NewOrder) -> Result<(), Error> {
         diesel::insert_into(orders::table)
             .values(&new.order)
             .exec(conn)?;
-        diesel::insert_into(authorizations::table)
-            .values(&new.new_authzs)
-            .exec(conn)?;
+        insert_rows!(conn, authorizations::table, &new.new_authzs);
         let links: Vec<OrderAuthzRow> = new
             .authz_ids
             .iter()
@@ -43,12 +42,8 @@ pub fn insert(conn: &mut Conn, new: NewOrder) -> Result<(), Error> {
                 position: i as i32,
             })
             .collect();
-        diesel::insert_into(order_authorizations::table)
-            .values(&links)
-            .exec(conn)?;
-        diesel::insert_into(challenges::table)
-            .values(&new.challenges)
-            .exec(conn)?;
+        insert_rows!(conn, order_authorizations::table, &links);
+        insert_rows!(conn, challenges::table, &new.challenges);
         Ok(())
     })
 }

@@ -5,10 +5,11 @@
 //! so a bucket's read and update are one transaction with the change they
 //! allow (and a change that fails takes its spend back with it).
 
-use diesel::dsl::{count_star, min, sql};
+use diesel::dsl::{count_star, min};
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
+use super::status::static_sql;
 use super::{Conn, Query};
 use shared_proto::Identifier;
 
@@ -183,7 +184,7 @@ macro_rules! unfinished_orders_query {
         // parameter would not match the index's literal).
         orders::table
             .filter(orders::account_id.eq($account_id))
-            .filter(sql::<Bool>("status IN ('pending', 'ready')"))
+            .filter(static_sql::<Bool>("status IN ('pending', 'ready')"))
             .filter(orders::expires.gt($now))
             .select((count_star(), min(orders::expires)))
     };
@@ -209,7 +210,7 @@ macro_rules! pending_authzs_query {
         // Written out for the partial index `idx_authz_account_pending`.
         authorizations::table
             .filter(authorizations::account_id.eq($account_id))
-            .filter(sql::<Bool>("status = 'pending'"))
+            .filter(static_sql::<Bool>("status = 'pending'"))
             .filter(authorizations::expires.gt($now))
             .select((count_star(), min(authorizations::expires)))
     };

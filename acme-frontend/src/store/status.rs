@@ -161,6 +161,56 @@ impl<GB> diesel::expression::ValidGrouping<GB> for StatusLiteral {
     type IsAggregate = diesel::expression::is_aggregate::Never;
 }
 
+/// A fixed piece of SQL (a `&'static str` written at its call site, never
+/// built from input) as an expression of type `ST`: like diesel's
+/// `dsl::sql`, except that statements holding it stay in diesel's
+/// statement cache (`dsl::sql` marks them unsafe to cache, since its text
+/// may differ between calls; this one cannot).
+#[derive(Debug, Clone, Copy)]
+pub struct StaticSql<ST> {
+    sql: &'static str,
+    _type: std::marker::PhantomData<ST>,
+}
+
+/// `sql` as an expression of type `ST`; see [`StaticSql`].
+pub fn static_sql<ST>(sql: &'static str) -> StaticSql<ST> {
+    StaticSql {
+        sql,
+        _type: std::marker::PhantomData,
+    }
+}
+
+impl<ST: diesel::expression::TypedExpressionType> diesel::expression::Expression for StaticSql<ST> {
+    type SqlType = ST;
+}
+
+impl<ST, DB: Backend> diesel::query_builder::QueryFragment<DB> for StaticSql<ST> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        out.push_sql(self.sql);
+        Ok(())
+    }
+}
+
+impl<ST> diesel::query_builder::QueryId for StaticSql<ST> {
+    type QueryId = ();
+    // Two call sites with different text must not share a cached statement.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<ST, QS> diesel::expression::AppearsOnTable<QS> for StaticSql<ST> where Self: diesel::Expression {}
+
+impl<ST, QS> diesel::expression::SelectableExpression<QS> for StaticSql<ST> where
+    Self: diesel::Expression
+{
+}
+
+impl<ST, GB> diesel::expression::ValidGrouping<GB> for StaticSql<ST> {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
 #[cfg(test)]
 mod tests {
     use diesel::prelude::*;
