@@ -114,7 +114,13 @@ async fn measure(
     let account_deadline = Duration::from_secs(opts.issuance_timeout_secs);
     let accounts = tokio::time::timeout(
         account_deadline,
-        load::create_accounts(&directory, &bundle, opts.clients, opts.accounts.as_deref()),
+        load::create_accounts(
+            &directory,
+            &bundle,
+            opts.clients,
+            opts.accounts.as_deref(),
+            opts.http1,
+        ),
     )
     .await
     .map_err(|_| anyhow!("no answer from {directory} within {account_deadline:?}"))?
@@ -278,6 +284,7 @@ fn build_report(
             key_type: opts.key_type.to_string(),
             verify_cert: opts.verify_cert,
             wildcard: opts.wildcard,
+            http1: opts.http1,
         },
         summary: RunSummary {
             attempted: succeeded + m.failed(),

@@ -45,6 +45,11 @@ pub struct Options {
     /// name itself; needs a DNS challenge (dns-01 or dns-persist-01).
     #[arg(long)]
     pub wildcard: bool,
+    /// Offer only HTTP/1.1 to the server (ALPN `http/1.1`), as certbot
+    /// does; by default HTTP/2 is offered too and taken when the server
+    /// supports it.
+    #[arg(long)]
+    pub http1: bool,
 
     /// The CA's dns-persist-01 issuer domain, named first in the records
     /// the bench publishes: needed with `--directory` and
@@ -507,6 +512,12 @@ mod tests {
         ])
         .expect("parse");
         assert!(o.check().is_err());
+    }
+
+    #[test]
+    fn http1_is_off_unless_asked() {
+        assert!(!parse(&[]).expect("parse").http1);
+        assert!(parse(&["--http1"]).expect("parse").http1);
     }
 
     #[test]

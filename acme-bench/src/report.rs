@@ -20,7 +20,7 @@
 //!   },
 //!   "config": { "clients": 25, "requests": 200, "warmup": 20, "poll_ms": 5,
 //!               "challenge": "http-01", "key_type": "ec:P-256",
-//!               "verify_cert": false, "wildcard": false },
+//!               "verify_cert": false, "wildcard": false, "http1": false },
 //!   "summary": {
 //!     "attempted": 200, "succeeded": 200, "failed": 0, "skipped": 0,
 //!     "verified": 0,
@@ -164,6 +164,9 @@ pub struct RunConfig {
     /// Whether each order was for a wildcard (`--wildcard`).
     #[serde(default)]
     pub wildcard: bool,
+    /// Whether only HTTP/1.1 was offered to the server (`--http1`).
+    #[serde(default)]
+    pub http1: bool,
 }
 
 /// Counts and throughput of the measured window.
@@ -314,8 +317,9 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  load:      {} clients, {} requests (+{} warmup), {}{} with {} keys, poll cap {} ms{}",
+            "  load:      {} clients{}, {} requests (+{} warmup), {}{} with {} keys, poll cap {} ms{}",
             c.clients,
+            if c.http1 { " (HTTP/1.1 only)" } else { "" },
             c.requests,
             c.warmup,
             if c.wildcard { "wildcards by " } else { "" },
@@ -482,6 +486,7 @@ mod tests {
                 key_type: "ec:P-256".into(),
                 verify_cert: true,
                 wildcard: false,
+                http1: false,
             },
             summary: RunSummary {
                 attempted: 5,
@@ -668,9 +673,10 @@ mod tests {
             .as_object_mut()
             .expect("config")
             .remove("wildcard");
+        o["config"].as_object_mut().expect("config").remove("http1");
         let old: Report = serde_json::from_value(v).expect("an older report");
         assert_eq!((old.target.caa, old.target.rate_limits), (None, None));
-        assert!(!old.config.wildcard && old.dns_queries.is_empty());
+        assert!(!old.config.wildcard && !old.config.http1 && old.dns_queries.is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 /// An HTTPS client for instant-acme trusting only the roots in `bundle`.
-pub fn http_client(bundle: &Path) -> Result<Box<dyn instant_acme::HttpClient>> {
+pub fn http_client(bundle: &Path, http1_only: bool) -> Result<Box<dyn instant_acme::HttpClient>> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(bundle)
         .with_context(|| format!("read {}", bundle.display()))?
@@ -48,12 +48,17 @@ pub fn http_client(bundle: &Path) -> Result<Box<dyn instant_acme::HttpClient>> {
     let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
     tcp.set_nodelay(true);
     tcp.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(tcp);
+        .enable_http1();
+    // HTTP/2 is offered in ALPN unless asked not to (certbot speaks only
+    // HTTP/1.1; lego, Caddy and instant-acme take HTTP/2 when offered).
+    let connector = if http1_only {
+        builder.wrap_connector(tcp)
+    } else {
+        builder.enable_http2().wrap_connector(tcp)
+    };
     let client: HyperClient<_, BodyWrapper<Bytes>> =
         HyperClient::builder(TokioExecutor::new()).build(connector);
     Ok(Box::new(client))
@@ -69,6 +74,7 @@ pub async fn create_accounts(
     bundle: &Path,
     clients: u32,
     saved: Option<&Path>,
+    http1_only: bool,
 ) -> Result<Vec<Account>> {
     let mut known: Vec<AccountCredentials> = match saved {
         Some(path) if path.exists() => serde_json::from_slice(
@@ -80,7 +86,7 @@ pub async fn create_accounts(
     let reused = known.len().min(clients as usize);
     let mut accounts = Vec::new();
     for credentials in known.drain(..reused) {
-        let account = Account::builder_with_http(http_client(bundle)?)
+        let account = Account::builder_with_http(http_client(bundle, http1_only)?)
             .from_credentials(credentials)
             .await
             .map_err(|e| anyhow!("load a saved account: {e}"))?;
@@ -88,7 +94,7 @@ pub async fn create_accounts(
     }
     let mut set = tokio::task::JoinSet::new();
     for _ in reused..clients as usize {
-        let http = http_client(bundle)?;
+        let http = http_client(bundle, http1_only)?;
         let directory = directory.to_owned();
         set.spawn(async move {
             Account::builder_with_http(http)
