@@ -66,7 +66,9 @@ USED=" "
 free_port() {
     local p
     for _ in $(seq 1 200); do
-        p=$(( (RANDOM << 15 | RANDOM) % 30000 + 20000 ))
+        # Below Linux's ephemeral range (32768–60999 by default), so that an
+        # outgoing connection's local port cannot be taken meanwhile.
+        p=$(( (RANDOM << 15 | RANDOM) % 12000 + 20000 ))
         case "$USED" in *" $p "*) continue ;; esac
         if ! ss -Htuln | awk '{print $5}' | grep -qE "[:.]$p\$"; then
             USED="$USED$p "
