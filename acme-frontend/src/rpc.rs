@@ -368,11 +368,7 @@ where
 #[cfg(test)]
 mod future_sizes {
     use super::*;
-
-    /// The size of the future `f` returns, without calling it.
-    fn size<A, B, F>(_: impl FnOnce(A, B) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
+    use crate::http::router::tests::future_size as size;
 
     #[test]
     fn a_call_holds_the_rpc_future_once() {

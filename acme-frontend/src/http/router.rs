@@ -87,11 +87,11 @@ fn is_crl_path(app: &App, path: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The size of the future `f` returns, without calling it.
-    fn future_size<A, B, Fut>(_: impl FnOnce(A, B) -> Fut) -> usize {
+    pub(crate) fn future_size<A, B, Fut>(_: impl FnOnce(A, B) -> Fut) -> usize {
         std::mem::size_of::<Fut>()
     }
 
