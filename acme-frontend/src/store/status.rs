@@ -91,94 +91,64 @@ text_column!(
     CertificateStatus,
 );
 
-/// A status written into the SQL text as a literal (`'pending'`) instead of
-/// a bound parameter, for `WHERE` terms on the tables with partial indexes
-/// on `status` (`orders`, `authorizations`, `challenges`).
+/// A fixed piece of SQL text as an expression of type `ST`: like diesel's
+/// `dsl::sql`, except that statements holding it stay in diesel's
+/// statement cache (`dsl::sql` marks them unsafe to cache, since its text
+/// may differ between calls; this text is a `&'static str`, never built
+/// from input). Made by [`static_sql`] and [`lit`].
+#[derive(Debug, Clone, Copy)]
+pub struct StaticSql<ST> {
+    sql: &'static str,
+    /// Written between single quotes: a string literal.
+    quoted: bool,
+    _type: std::marker::PhantomData<ST>,
+}
+
+/// `sql`, written at its call site, as an expression of type `ST`.
+pub fn static_sql<ST>(sql: &'static str) -> StaticSql<ST> {
+    StaticSql {
+        sql,
+        quoted: false,
+        _type: std::marker::PhantomData,
+    }
+}
+
+/// A status as a literal in the SQL text (`'pending'`) instead of a bound
+/// parameter, for `WHERE` terms on the tables with partial indexes on
+/// `status` (`orders`, `authorizations`, `challenges`).
 ///
 /// Why: SQLite's planner asks whether a term such as `status = ?` implies a
 /// partial index's condition by looking at the bound value, and marks the
 /// parameter so that binding it again expires the statement. diesel binds
 /// every parameter on every execution, so such a statement was parsed and
 /// planned again each time it ran (two re-prepares per issuance, ≈ 3 % of
-/// the frontend's instructions). A literal keeps it prepared. The text comes
-/// from the enums' fixed RFC 8555 spellings (`[a-z]` only), never from
-/// input.
-#[derive(Debug, Clone, Copy)]
-pub struct StatusLiteral(&'static str);
-
-/// Statuses that can be written as a [`StatusLiteral`].
-pub trait AsStatusLiteral {
-    /// The literal for this status.
-    fn literal(self) -> StatusLiteral;
+/// the frontend's instructions). A literal keeps it prepared. The text is
+/// the enum's fixed RFC 8555 spelling (`[a-z]` only).
+pub fn lit(status: impl StatusText) -> StaticSql<Text> {
+    StaticSql {
+        sql: status.text(),
+        quoted: true,
+        _type: std::marker::PhantomData,
+    }
 }
 
-macro_rules! status_literal {
+/// Statuses [`lit`] writes as literals.
+pub trait StatusText {
+    /// The status's RFC 8555 spelling.
+    fn text(self) -> &'static str;
+}
+
+macro_rules! status_text {
     ($($ty:ty),+ $(,)?) => {$(
-        impl AsStatusLiteral for $ty {
-            fn literal(self) -> StatusLiteral {
-                StatusLiteral(self.as_str())
+        impl StatusText for $ty {
+            fn text(self) -> &'static str {
+                self.as_str()
             }
         }
     )+};
 }
 
-status_literal!(OrderStatus, AuthzStatus, ChallengeStatus);
-
-/// `status` as a literal in the SQL text; see [`StatusLiteral`].
-pub fn lit(status: impl AsStatusLiteral) -> StatusLiteral {
-    status.literal()
-}
-
-impl diesel::expression::Expression for StatusLiteral {
-    type SqlType = Text;
-}
-
-impl<DB: Backend> diesel::query_builder::QueryFragment<DB> for StatusLiteral {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
-    ) -> diesel::QueryResult<()> {
-        debug_assert!(self.0.bytes().all(|b| b.is_ascii_lowercase()));
-        out.push_sql("'");
-        out.push_sql(self.0);
-        out.push_sql("'");
-        Ok(())
-    }
-}
-
-impl diesel::query_builder::QueryId for StatusLiteral {
-    type QueryId = ();
-    // The value is part of the SQL text: statements are cached by their text,
-    // never by a type id that two values would share.
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<QS> diesel::expression::AppearsOnTable<QS> for StatusLiteral {}
-
-impl<QS> diesel::expression::SelectableExpression<QS> for StatusLiteral {}
-
-impl<GB> diesel::expression::ValidGrouping<GB> for StatusLiteral {
-    type IsAggregate = diesel::expression::is_aggregate::Never;
-}
-
-/// A fixed piece of SQL (a `&'static str` written at its call site, never
-/// built from input) as an expression of type `ST`: like diesel's
-/// `dsl::sql`, except that statements holding it stay in diesel's
-/// statement cache (`dsl::sql` marks them unsafe to cache, since its text
-/// may differ between calls; this one cannot).
-#[derive(Debug, Clone, Copy)]
-pub struct StaticSql<ST> {
-    sql: &'static str,
-    _type: std::marker::PhantomData<ST>,
-}
-
-/// `sql` as an expression of type `ST`; see [`StaticSql`].
-pub fn static_sql<ST>(sql: &'static str) -> StaticSql<ST> {
-    StaticSql {
-        sql,
-        _type: std::marker::PhantomData,
-    }
-}
+status_text!(OrderStatus, AuthzStatus, ChallengeStatus);
 
 impl<ST: diesel::expression::TypedExpressionType> diesel::expression::Expression for StaticSql<ST> {
     type SqlType = ST;
@@ -189,14 +159,22 @@ impl<ST, DB: Backend> diesel::query_builder::QueryFragment<DB> for StaticSql<ST>
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
     ) -> diesel::QueryResult<()> {
-        out.push_sql(self.sql);
+        if self.quoted {
+            debug_assert!(self.sql.bytes().all(|b| b.is_ascii_lowercase()));
+            out.push_sql("'");
+            out.push_sql(self.sql);
+            out.push_sql("'");
+        } else {
+            out.push_sql(self.sql);
+        }
         Ok(())
     }
 }
 
 impl<ST> diesel::query_builder::QueryId for StaticSql<ST> {
     type QueryId = ();
-    // Two call sites with different text must not share a cached statement.
+    // The text is part of the statement: statements are cached by their
+    // text, never by a type id that two texts would share.
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
