@@ -329,7 +329,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
         // The validator is unavailable: the order stays `processing` and
         // the sweep asks again.
         Ok(None) => return Ok(()),
-        Err(refusal) => return Err(Box::pin(fail_processing(app, &order.id, refusal)).await?),
+        Err(refusal) => return Err(fail_processing(app, &order.id, refusal).await?),
     };
     // A STAR order's first certificate starts at the finalize (`updated`
     // is set then and kept while processing, so a retry asks for the same
@@ -342,7 +342,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
                 let refusal = Error::AutoRenewalExpired(
                     "the order reached its end-date before it was finalized".into(),
                 );
-                return Err(Box::pin(fail_processing(app, &order.id, refusal)).await?);
+                return Err(fail_processing(app, &order.id, refusal).await?);
             };
             Some((terms, start, window))
         }
@@ -430,7 +430,7 @@ async fn issue_inner(app: &Arc<App>, order: &OrderRow, attempt: Attempt) -> Resu
             return Ok(());
         }
     };
-    Err(Box::pin(fail_processing(app, &order.id, refusal)).await?)
+    Err(fail_processing(app, &order.id, refusal).await?)
 }
 
 /// How much younger than the signer's `caa_max_age_secs` a CAA check must
@@ -500,13 +500,22 @@ async fn recheck_caa(
 
 /// Records `refusal` as the processing order's error (the order becomes
 /// `invalid`) and hands it back for the caller to return.
-async fn fail_processing(app: &App, order_id: &str, refusal: Error) -> Result<Error, Error> {
+///
+/// Boxed: a refusal is the exception, and its state would otherwise be held
+/// inline by every finalize's future.
+fn fail_processing<'a>(
+    app: &'a App,
+    order_id: &str,
+    refusal: Error,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Error, Error>> + Send + 'a>> {
     let problem = problem_json(&refusal);
     let oid = order_id.to_owned();
-    app.store
-        .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
-        .await?;
-    Ok(refusal)
+    Box::pin(async move {
+        app.store
+            .run(move |c| store::orders::fail_processing(c, &oid, &problem, now()))
+            .await?;
+        Ok(refusal)
+    })
 }
 
 /// RFC 9444 meets RFC 8659: an order name covered only by a statement for
