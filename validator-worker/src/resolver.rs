@@ -110,7 +110,7 @@ impl DnsResolver {
     }
 
     /// The shared resolver, built on first use.
-    fn build(&self) -> Result<&TokioResolver, ProbeError> {
+    fn resolver(&self) -> Result<&TokioResolver, ProbeError> {
         if let Some(resolver) = self.shared.get() {
             return Ok(resolver);
         }
@@ -166,7 +166,7 @@ impl DnsResolver {
             ]);
         }
         let name = fqdn(&host)?;
-        let resolver = self.build()?;
+        let resolver = self.resolver()?;
         let (v6, v4) = tokio::join!(
             resolver.lookup(name.clone(), RecordType::AAAA),
             resolver.lookup(name, RecordType::A),
@@ -212,7 +212,7 @@ impl DnsResolver {
     pub async fn lookup_txt(&self, name: &str) -> Result<Vec<Vec<u8>>, ProbeError> {
         let name_str = name.trim_end_matches('.').to_ascii_lowercase();
         let fq = fqdn(&name_str)?;
-        let resolver = self.build()?;
+        let resolver = self.resolver()?;
         let lookup = resolver
             .lookup(fq, RecordType::TXT)
             .await
@@ -264,7 +264,7 @@ impl DnsResolver {
         let fq = Name::from_ascii(format!("{name_str}.")).map_err(|_| DnsError::BadName {
             name: name_str.clone(),
         })?;
-        let resolver = self.build().map_err(|_| DnsError::Failure {
+        let resolver = self.resolver().map_err(|_| DnsError::Failure {
             name: name_str.clone(),
             rtype: "CAA",
             cause: "cannot build the DNS resolver".into(),
