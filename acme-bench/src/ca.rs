@@ -485,16 +485,17 @@ mod tests {
 
     #[test]
     fn config_is_valid_toml_with_the_options() {
+        let targets = Targets {
+            http_port: 5002,
+            tls_port: 5003,
+            dns: "127.0.0.1:5353".parse().expect("addr"),
+        };
         let text = config_toml(
             4443,
             Path::new("/tmp/x/state"),
             ":memory:",
             KeyType::Rsa(2048),
-            Targets {
-                http_port: 5002,
-                tls_port: 5003,
-                dns: "127.0.0.1:5353".parse().expect("addr"),
-            },
+            targets,
             "\n[signer.key]\nbackend = \"pkcs11\"\n",
         );
         let v: toml_like::Value = toml_like::parse(&text);
@@ -508,11 +509,7 @@ mod tests {
             Path::new("/tmp/x/state"),
             "postgres://akamu@127.0.0.1:5432/akamu",
             KeyType::Rsa(2048),
-            Targets {
-                http_port: 5002,
-                tls_port: 5003,
-                dns: "127.0.0.1:5353".parse().expect("addr"),
-            },
+            targets,
             "",
         );
         let pgv: toml_like::Value = toml_like::parse(&pg);

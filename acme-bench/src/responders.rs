@@ -126,20 +126,12 @@ impl Responders {
     /// Publishes `value` at `_acme-challenge.<name>` (TXT).
     /// A value already published there is not repeated.
     pub fn set_dns01(&self, name: &str, value: &str) -> Result<()> {
-        let owner = format!("_acme-challenge.{name}");
-        // Checked first: the test-kit record methods panic on a bad name.
-        check_name(&owner).map_err(anyhow::Error::msg)?;
-        self.dns.add_txt(&owner, value);
-        Ok(())
+        self.add_txt("_acme-challenge", name, value)
     }
 
     /// Removes the TXT records of `_acme-challenge.<name>`.
     pub fn clear_dns01(&self, name: &str) {
-        let owner = format!("_acme-challenge.{name}");
-        // A bad name has nothing published (set_dns01 refused it).
-        if check_name(&owner).is_ok() {
-            self.dns.clear_txt(&owner);
-        }
+        self.clear_txt("_acme-challenge", name);
     }
 
     /// Publishes the CAA record `0 issue "<identity>"` at the zone's apex,
@@ -152,17 +144,28 @@ impl Responders {
     /// Publishes the dns-persist-01 record `value` at
     /// `_validation-persist.<name>` (TXT), beside any already there.
     pub fn set_persist(&self, name: &str, value: &str) -> Result<()> {
-        let owner = format!("{PERSIST_LABEL}.{name}");
+        self.add_txt(PERSIST_LABEL, name, value)
+    }
+
+    /// Removes the TXT records of `_validation-persist.<name>`.
+    pub fn clear_persist(&self, name: &str) {
+        self.clear_txt(PERSIST_LABEL, name);
+    }
+
+    /// Publishes `value` at `<label>.<name>` (TXT), beside any other value
+    /// there; the same value is not repeated.
+    fn add_txt(&self, label: &str, name: &str, value: &str) -> Result<()> {
+        let owner = format!("{label}.{name}");
         // Checked first: the test-kit record methods panic on a bad name.
         check_name(&owner).map_err(anyhow::Error::msg)?;
         self.dns.add_txt(&owner, value);
         Ok(())
     }
 
-    /// Removes the TXT records of `_validation-persist.<name>`.
-    pub fn clear_persist(&self, name: &str) {
-        let owner = format!("{PERSIST_LABEL}.{name}");
-        // A bad name has nothing published (set_persist refused it).
+    /// Removes the TXT records of `<label>.<name>`.
+    fn clear_txt(&self, label: &str, name: &str) {
+        let owner = format!("{label}.{name}");
+        // A bad name has nothing published (add_txt refused it).
         if check_name(&owner).is_ok() {
             self.dns.clear_txt(&owner);
         }

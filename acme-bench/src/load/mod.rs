@@ -390,11 +390,15 @@ async fn answer_challenges(
                 published.push(Published::Dns(base));
             }
             ChallengeKind::DnsPersist01 => {
-                let record = persist_record(
+                // draft-ietf-acme-dns-persist-01's form, the one Akāmu
+                // checks by default.
+                let record = akamu_client::DnsPersist01Helper::txt_value(
                     cfg.persist_issuer.as_deref().unwrap_or_default(),
                     account.id(),
                     challenge.identifier().wildcard,
-                );
+                    None,
+                )
+                .map_err(|e| FlowError::new("client", format!("persist record: {e}")))?;
                 responders
                     .set_persist(&base, &record)
                     .map_err(|e| FlowError::new("client", format!("publish TXT: {e}")))?;
@@ -415,17 +419,6 @@ async fn answer_challenges(
         }
     }
     Ok(published)
-}
-
-/// The dns-persist-01 record (draft-ietf-acme-dns-persist-01 form, the one
-/// Akāmu checks by default): the CA's issuer domain, the account URL, and
-/// `policy=wildcard` when it must also cover the name's wildcard.
-pub fn persist_record(issuer: &str, account_url: &str, wildcard: bool) -> String {
-    let mut record = format!("{issuer}; accounturi={account_url}");
-    if wildcard {
-        record.push_str("; policy=wildcard");
-    }
-    record
 }
 
 /// Polls the order until `want` with adaptive backoff (1 ms doubling up to
@@ -523,18 +516,6 @@ mod tests {
         );
         assert_eq!(problem_kind(Some("about:blank")), "about:blank");
         assert_eq!(problem_kind(None), "untyped");
-    }
-
-    #[test]
-    fn persist_records_name_the_issuer_and_the_account() {
-        assert_eq!(
-            persist_record("ca.example", "https://ca.example/acct/1", false),
-            "ca.example; accounturi=https://ca.example/acct/1"
-        );
-        assert_eq!(
-            persist_record("ca.example", "https://ca.example/acct/1", true),
-            "ca.example; accounturi=https://ca.example/acct/1; policy=wildcard"
-        );
     }
 
     #[test]
