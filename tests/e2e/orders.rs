@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::support::acme::{Session, challenge, created, dns, links};
+use crate::support::acme::{Session, created, dns, links};
 use crate::support::certs::verify_with_sans;
 use crate::support::client::{RawClient, csr};
 use crate::support::dns::DnsServer;
@@ -80,11 +80,7 @@ async fn pre_authorize(s: &Session, http: &Http01Server, name: &str) -> String {
     let (url, authz) = created(&rsp, "newAuthz");
     assert_eq!(authz["status"], "pending", "new pre-authorization: {authz}");
     assert_eq!(authz["identifier"], dns(name));
-    let ch = challenge(&authz, "http-01");
-    let token = ch["token"].as_str().expect("token");
-    http.set(token, &s.key_authorization(token));
-    s.post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
-        .await;
+    s.respond_http01(http, &authz).await;
     let authz = s.settle(&url).await;
     assert_eq!(authz["status"], "valid", "pre-authorization {url}: {authz}");
     url

@@ -81,16 +81,22 @@ impl Session {
         let (order_url, order) = self.new_order(&[identifier(name)]).await;
         let authz_url = Session::authz_urls(&order)[0].clone();
         let authz = self.authz(&authz_url).await;
-        let ch = challenge(&authz, "http-01");
-        let token = ch["token"].as_str().expect("token");
-        http.set(token, &self.key_authorization(token));
-        self.post_ok(ch["url"].as_str().expect("url"), Some(&json!({})))
-            .await;
+        self.respond_http01(http, &authz).await;
         let authz = self.settle(&authz_url).await;
         assert_eq!(authz["status"], "invalid", "{authz}");
         let order = self.settle(&order_url).await;
         assert_eq!(order["status"], "invalid", "{order}");
         challenge(&authz, "http-01")["error"].clone()
+    }
+
+    /// Publishes the correct answer to the http-01 challenge of `authz` on
+    /// `http` and responds to the challenge.
+    pub(crate) async fn respond_http01(&self, http: &Http01Server, authz: &Value) {
+        let ch = challenge(authz, "http-01");
+        let token = ch["token"].as_str().expect("token");
+        http.set(token, &self.key_authorization(token));
+        self.post_ok(ch["url"].as_str().expect("challenge url"), Some(&json!({})))
+            .await;
     }
 
     /// Registers a fresh ES256 account on `raw`'s CA.
@@ -173,11 +179,7 @@ impl Session {
                 continue;
             }
             assert_eq!(authz["status"], "pending", "authorization {url}: {authz}");
-            let ch = challenge(&authz, "http-01");
-            let token = ch["token"].as_str().expect("token");
-            http.set(token, &self.key_authorization(token));
-            self.post_ok(ch["url"].as_str().expect("challenge url"), Some(&json!({})))
-                .await;
+            self.respond_http01(http, &authz).await;
         }
     }
 
